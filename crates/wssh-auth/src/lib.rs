@@ -1,0 +1,25 @@
+//! The auth core of wssh.
+//!
+//! * [`password`]: argon2id hashing and verification (OWASP parameters, PHC strings).
+//! * [`secret`]: random token secrets, their hashes, token identifiers, generated passwords.
+//! * [`credentials`]: what a client presents ([`Credentials`]) and how the forms it can take
+//!   (go_ws_sh's `authorization` object, `Basic`, `Bearer` with base64 JSON or an opaque token)
+//!   are read.
+//! * [`throttle`]: the failed-login lockout.
+//! * [`Authenticator`]: resolution of credentials into one [`Principal`] with its permissions,
+//!   or a precise refusal ([`AuthError`]).
+//!
+//! Nothing here knows HTTP: the transport hands in strings and maps [`AuthError`] to statuses.
+
+pub mod credentials;
+mod error;
+pub mod password;
+mod principal;
+mod resolver;
+pub mod secret;
+pub mod throttle;
+
+pub use credentials::Credentials;
+pub use error::AuthError;
+pub use principal::{AuthMethod, Principal};
+pub use resolver::{Authenticator, MintedToken};

@@ -1,0 +1,115 @@
+//! Shell sessions: go_ws_sh's named command templates (name → cmd, args, dir).
+//!
+//! A session is not a running process: every connection to it spawns a fresh one.
+
+use std::fmt;
+
+use crate::{Timestamp, ValidationError, check_name};
+
+/// A valid session name, usable as one URL path segment: 1 to 128 characters, no `/`, no
+/// control characters, not `.` or `..`, no white space at either end.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionName(String);
+
+impl SessionName {
+    /// Validates `value` as a session name; `field` names it in the refusal.
+    pub fn parse_field(field: &'static str, value: &str) -> Result<Self, ValidationError> {
+        check_name(field, value, 128)?;
+        if value.contains('/') {
+            return Err(ValidationError::new(field, "contains a slash"));
+        }
+        if value == "." || value == ".." {
+            return Err(ValidationError::new(field, "is a dot segment"));
+        }
+        Ok(SessionName(value.to_owned()))
+    }
+
+    /// Validates `value` as `session.name`.
+    pub fn parse(value: &str) -> Result<Self, ValidationError> {
+        Self::parse_field("session.name", value)
+    }
+
+    /// The name as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a session runs: a command, its arguments and a working directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSpec {
+    /// The session's name.
+    pub name: SessionName,
+    /// The program, looked up in `PATH` when it has no slash.
+    pub cmd: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// The working directory; empty means the server user's home directory.
+    pub dir: String,
+}
+
+impl SessionSpec {
+    /// The longest command, argument or directory accepted, in bytes.
+    pub const MAX_FIELD_BYTES: usize = 4096;
+    /// The most arguments accepted.
+    pub const MAX_ARGS: usize = 256;
+
+    /// Validates a session template.
+    pub fn new(name: SessionName, cmd: String, args: Vec<String>, dir: String) -> Result<Self, ValidationError> {
+        if cmd.is_empty() {
+            return Err(ValidationError::new("session.cmd", "is empty"));
+        }
+        if cmd.contains('\0') || args.iter().any(|arg| arg.contains('\0')) || dir.contains('\0') {
+            return Err(ValidationError::new("session", "contains a NUL byte"));
+        }
+        if cmd.len() > Self::MAX_FIELD_BYTES
+            || dir.len() > Self::MAX_FIELD_BYTES
+            || args.iter().any(|arg| arg.len() > Self::MAX_FIELD_BYTES)
+        {
+            return Err(ValidationError::new("session", "has a field that is too long"));
+        }
+        if args.len() > Self::MAX_ARGS {
+            return Err(ValidationError::new("session.args", "has too many elements"));
+        }
+        Ok(SessionSpec { name, cmd, args, dir })
+    }
+}
+
+/// A stored session template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Name, command, arguments and directory.
+    pub spec: SessionSpec,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was last changed.
+    pub updated_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(SessionName::parse("bash").is_ok());
+        assert!(SessionName::parse("my sh").is_ok());
+        assert!(SessionName::parse("a/b").is_err());
+        assert!(SessionName::parse("..").is_err());
+        assert!(SessionName::parse("").is_err());
+    }
+
+    #[test]
+    fn specs() {
+        let name = SessionName::parse("bash").unwrap();
+        assert!(SessionSpec::new(name.clone(), "bash".into(), vec!["-i".into()], String::new()).is_ok());
+        assert!(SessionSpec::new(name.clone(), String::new(), vec![], String::new()).is_err());
+        assert!(SessionSpec::new(name, "bash".into(), vec!["a\0b".into()], String::new()).is_err());
+    }
+}

@@ -1,0 +1,62 @@
+//! Versioned SQL migrations, embedded in the crate and applied in order.
+//!
+//! The applied version lives in SQLite's `user_version`. Each migration runs in its own
+//! transaction, so a failure leaves the database at the previous version.
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+
+/// One schema change.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Its version, counting from 1.
+    pub version: u32,
+    /// A short name, from its file name.
+    pub name: &'static str,
+    /// The SQL it runs.
+    pub sql: &'static str,
+}
+
+/// Every migration, in order.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../migrations/0001_initial.sql"),
+}];
+
+/// Where a database stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// The version the database is at.
+    pub applied: u32,
+    /// The newest version this build knows.
+    pub latest: u32,
+}
+
+pub(crate) fn applied_version(connection: &Connection) -> Result<u32, StoreError> {
+    connection
+        .query_row("PRAGMA user_version", [], |row| row.get::<_, u32>(0))
+        .map_err(StoreError::backend)
+}
+
+/// Applies every pending migration; returns the versions it applied.
+pub(crate) fn apply_pending(connection: &mut Connection) -> Result<Vec<u32>, StoreError> {
+    let applied = applied_version(connection)?;
+    let latest = MIGRATIONS.last().map_or(0, |migration| migration.version);
+    if applied > latest {
+        return Err(StoreError::Conflict("the database is newer than this build of wssh"));
+    }
+    let mut done = Vec::new();
+    for migration in MIGRATIONS.iter().filter(|migration| migration.version > applied) {
+        let transaction = connection.transaction().map_err(StoreError::backend)?;
+        transaction.execute_batch(migration.sql).map_err(StoreError::backend)?;
+        transaction
+            .pragma_update(None, "user_version", migration.version)
+            .map_err(StoreError::backend)?;
+        transaction.commit().map_err(StoreError::backend)?;
+        tracing::info!(version = migration.version, name = migration.name, "applied migration");
+        done.push(migration.version);
+    }
+    Ok(done)
+}

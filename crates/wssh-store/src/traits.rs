@@ -1,0 +1,71 @@
+//! The storage traits, one per aggregate.
+
+use wssh_domain::{
+    AccessToken, NewAccessToken, NewUser, Session, SessionName, SessionSpec, TokenIdentifier, User, UserId,
+};
+
+use crate::StoreError;
+
+/// Users, their password hashes and their roles.
+pub trait UserStore: Send + Sync {
+    /// Creates a user bound to its role. [`StoreError::Conflict`] when the name is taken.
+    fn create_user(&self, user: &NewUser) -> Result<User, StoreError>;
+    /// The user with this name, if any.
+    fn find_user(&self, username: &str) -> Result<Option<User>, StoreError>;
+    /// The user with this id, if any.
+    fn find_user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    /// Every user, by id.
+    fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// How many users there are.
+    fn count_users(&self) -> Result<u64, StoreError>;
+    /// Replaces a user's password hash and, in the same transaction, revokes every token of the
+    /// user except `keep_token`.
+    fn set_password(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        keep_token: Option<&TokenIdentifier>,
+    ) -> Result<(), StoreError>;
+    /// Deletes a user and, in the same transaction, its tokens and role bindings.
+    /// [`StoreError::Conflict`] when it is the last administrator.
+    fn delete_user(&self, id: UserId) -> Result<(), StoreError>;
+}
+
+/// Access tokens, stored by the hash of their secret.
+pub trait TokenStore: Send + Sync {
+    /// Stores a newly minted token. [`StoreError::Conflict`] when the identifier is taken.
+    fn insert_token(&self, token: &NewAccessToken) -> Result<AccessToken, StoreError>;
+    /// The token with this identifier, if any.
+    fn find_token(&self, identifier: &str) -> Result<Option<AccessToken>, StoreError>;
+    /// The token whose secret hashes to `secret_hash`, if any.
+    fn find_token_by_secret_hash(&self, secret_hash: &str) -> Result<Option<AccessToken>, StoreError>;
+    /// The tokens of one user, or of everyone, oldest first.
+    fn list_tokens(&self, owner: Option<UserId>) -> Result<Vec<AccessToken>, StoreError>;
+    /// Replaces a token's description.
+    fn update_token_description(&self, identifier: &str, description: &str) -> Result<AccessToken, StoreError>;
+    /// Revokes a token.
+    fn delete_token(&self, identifier: &str) -> Result<(), StoreError>;
+}
+
+/// Session templates.
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session. [`StoreError::Conflict`] when the name is taken.
+    fn create_session(&self, spec: &SessionSpec) -> Result<Session, StoreError>;
+    /// The session with this name, if any.
+    fn find_session(&self, name: &str) -> Result<Option<Session>, StoreError>;
+    /// Every session, by name.
+    fn list_sessions(&self) -> Result<Vec<Session>, StoreError>;
+    /// Replaces the command, arguments and directory of an existing session.
+    fn update_session(&self, spec: &SessionSpec) -> Result<Session, StoreError>;
+    /// Deletes a session.
+    fn delete_session(&self, name: &str) -> Result<(), StoreError>;
+    /// Copies `from` to the new name `to`, which must be free.
+    fn copy_session(&self, from: &SessionName, to: &SessionName) -> Result<Session, StoreError>;
+    /// Renames `from` to `to`, which must be free, in one transaction.
+    fn rename_session(&self, from: &SessionName, to: &SessionName) -> Result<Session, StoreError>;
+}
+
+/// Everything wssh stores.
+pub trait Store: UserStore + TokenStore + SessionStore {}
+
+impl<T: UserStore + TokenStore + SessionStore> Store for T {}
