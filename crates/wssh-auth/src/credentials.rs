@@ -57,7 +57,9 @@ pub struct AuthorizationObject {
     pub password: String,
     /// The token secret, in token mode.
     pub token: String,
-    /// The token identifier, in token mode.
+    /// The token identifier, in token mode (also read under the seed's misspelling
+    /// `identifer`).
+    #[serde(alias = "identifer")]
     pub identifier: String,
 }
 

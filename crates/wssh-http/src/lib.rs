@@ -1,1 +1,31 @@
-//! stub
+//! The HTTP transport of wssh, on hyper 1 and hyper-util.
+//!
+//! It owns everything that knows HTTP: the accept loop ([`serve`]), routing, go_ws_sh's
+//! `x-HTTP-method-override` rule, JSON bodies in and out, CORS, the body limit, and the one
+//! place where errors become status codes ([`error`]). Business rules stay below: permissions
+//! in `wssh-auth`, validation in `wssh-domain`, transactions in `wssh-store`.
+
+pub mod error;
+mod gows;
+mod respond;
+mod router;
+mod server;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use wssh_auth::Authenticator;
+
+pub use server::serve;
+
+/// Everything a request handler needs, shared by all connections.
+#[derive(Debug)]
+pub struct AppState {
+    /// Credential resolution, over the store.
+    pub auth: Authenticator,
+    /// Names of the sessions from the config's `initial_sessions`, which MOVE refuses.
+    pub initial_sessions: HashSet<String>,
+}
+
+/// Shared application state.
+pub type SharedState = Arc<AppState>;

@@ -1,0 +1,91 @@
+//! API errors and the one function that turns them into responses.
+
+use http::StatusCode;
+use wssh_auth::AuthError;
+use wssh_store::StoreError;
+
+/// An error on its way to the client: a status and a message. Internal causes are logged
+/// here and replaced by a generic message, never echoed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The message, without go_ws_sh's `Error: ` prefix.
+    pub message: String,
+    /// Seconds to wait, for 429.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with `status` and `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into(), retry_after: None }
+    }
+
+    /// 400 with `message`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 404 with `message`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 405.
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+    }
+
+    /// 500 for an internal failure: logs `cause`, tells the client nothing about it.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+    }
+
+    /// Maps a storage error; `what` names the resource in 404 and 409 messages
+    /// (`Session` → `Session not found`, `Session already exists`).
+    pub fn from_store(error: StoreError, what: &str) -> Self {
+        match error {
+            StoreError::NotFound => Self::not_found(format!("{what} not found")),
+            StoreError::Conflict(reason) if reason.contains("already exists") => {
+                Self::new(StatusCode::CONFLICT, format!("{what} already exists"))
+            }
+            StoreError::Conflict(reason) => Self::new(StatusCode::CONFLICT, capitalise(reason)),
+            StoreError::Backend(cause) => Self::internal(&cause),
+        }
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::MissingCredentials => Self::new(StatusCode::UNAUTHORIZED, "Missing credentials"),
+            AuthError::MalformedCredentials => Self::new(StatusCode::UNAUTHORIZED, "Invalid token"),
+            AuthError::InvalidCredentials => Self::new(StatusCode::UNAUTHORIZED, "Invalid credentials"),
+            AuthError::TooManyAttempts { retry_after_seconds } => ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: "Too many failed login attempts, try again later".into(),
+                retry_after: Some(retry_after_seconds),
+            },
+            AuthError::Forbidden(permission) => {
+                Self::new(StatusCode::FORBIDDEN, format!("Permission denied: {permission} required"))
+            }
+            AuthError::NotOwner => Self::new(StatusCode::FORBIDDEN, "Permission denied: not your resource"),
+            AuthError::Invalid(validation) => Self::bad_request(capitalise(&validation.to_string())),
+            AuthError::Hashing => Self::internal(&"password hashing failed"),
+            AuthError::Store(store) => Self::from_store(store, "Resource"),
+        }
+    }
+}
+
+impl From<wssh_domain::ValidationError> for ApiError {
+    fn from(error: wssh_domain::ValidationError) -> Self {
+        Self::bad_request(capitalise(&error.to_string()))
+    }
+}

@@ -1,0 +1,425 @@
+//! The go_ws_sh management API: `/tokens`, `/credentials` and `/sessions`.
+//!
+//! Each operation reads go_ws_sh's JSON body, resolves the caller, checks one permission,
+//! validates through the domain types, calls the store, and answers in the seed's shapes.
+//! Everything here blocks (argon2, SQLite) and runs on a blocking thread.
+
+use std::net::IpAddr;
+
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use wssh_auth::credentials::AuthorizationObject;
+use wssh_auth::{AuthError, Credentials, Principal};
+use wssh_domain::{
+    AccessToken, NewUser, Password, Permission, RoleKey, Session, SessionName, SessionSpec, User, Username,
+};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The three resources of the go_ws_sh API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resource {
+    Tokens,
+    Credentials,
+    Sessions,
+}
+
+/// What a request asks of its resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Operation {
+    Create,
+    List,
+    Update,
+    Delete,
+    Copy,
+    Move,
+}
+
+/// The longest token description accepted, in characters.
+const MAX_DESCRIPTION_CHARS: usize = 1024;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RequestBody {
+    authorization: Option<AuthorizationObject>,
+    token: Option<TokenFields>,
+    credential: Option<CredentialFields>,
+    session: Option<SessionFields>,
+    destination: Option<DestinationFields>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct TokenFields {
+    #[serde(alias = "identifer")]
+    identifier: Option<String>,
+    username: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct CredentialFields {
+    username: Option<String>,
+    password: Option<String>,
+}
+
+impl std::fmt::Debug for CredentialFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialFields").field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SessionFields {
+    name: Option<String>,
+    cmd: Option<String>,
+    args: Option<Vec<String>>,
+    dir: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct DestinationFields {
+    name: Option<String>,
+}
+
+/// A successful reply: status, JSON body, and the caller's name for the request log.
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Value,
+    pub(crate) username: String,
+}
+
+/// Parses the body; malformed JSON is a 400 before anything else is looked at.
+fn parse_body(body: &[u8]) -> Result<RequestBody, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(RequestBody::default());
+    }
+    serde_json::from_slice(body).map_err(|error| ApiError::bad_request(format!("Malformed JSON body: {error}")))
+}
+
+/// Runs one go_ws_sh API operation.
+pub(crate) fn run(
+    state: &AppState,
+    resource: Resource,
+    operation: Operation,
+    authorization_header: Option<&str>,
+    body: &[u8],
+    client: IpAddr,
+) -> Result<Reply, ApiError> {
+    let mut body = parse_body(body)?;
+    // go_ws_sh: a non-empty Authorization header alone decides; otherwise the body's object.
+    let credentials = match authorization_header {
+        Some(value) => Credentials::from_authorization_header(value)?,
+        None => body.authorization.take().ok_or(AuthError::MissingCredentials)?.into_credentials()?,
+    };
+    let principal = state.auth.authenticate(&credentials, Some(client))?;
+    let operations = Operations { state, principal: &principal };
+    let (message, mut reply) = match (resource, operation) {
+        (Resource::Tokens, Operation::Create) => operations.create_token(body.token.unwrap_or_default())?,
+        (Resource::Tokens, Operation::List) => operations.list_tokens(body.token.unwrap_or_default())?,
+        (Resource::Tokens, Operation::Update) => operations.update_token(body.token.unwrap_or_default())?,
+        (Resource::Tokens, Operation::Delete) => operations.delete_token(body.token.unwrap_or_default())?,
+        (Resource::Credentials, Operation::Create) => {
+            operations.create_credential(body.credential.unwrap_or_default())?
+        }
+        (Resource::Credentials, Operation::List) => operations.list_credentials(body.credential.unwrap_or_default())?,
+        (Resource::Credentials, Operation::Update) => {
+            operations.change_password(body.credential.unwrap_or_default())?
+        }
+        (Resource::Credentials, Operation::Delete) => {
+            operations.delete_credential(body.credential.unwrap_or_default())?
+        }
+        (Resource::Sessions, Operation::Create) => operations.create_session(body.session.unwrap_or_default())?,
+        (Resource::Sessions, Operation::List) => operations.list_sessions(body.session.unwrap_or_default())?,
+        (Resource::Sessions, Operation::Update) => operations.update_session(body.session.unwrap_or_default())?,
+        (Resource::Sessions, Operation::Delete) => operations.delete_session(body.session.unwrap_or_default())?,
+        (Resource::Sessions, Operation::Copy | Operation::Move) => operations.copy_or_move_session(
+            operation == Operation::Move,
+            body.session.unwrap_or_default(),
+            body.destination.unwrap_or_default(),
+        )?,
+        (_, Operation::Copy | Operation::Move) => return Err(ApiError::method_not_allowed()),
+    };
+    if let Value::Object(map) = &mut reply {
+        map.insert("message".into(), Value::String(message.into()));
+        map.insert("username".into(), Value::String(principal.username.to_string()));
+    }
+    Ok(Reply { status: StatusCode::OK, body: reply, username: principal.username.to_string() })
+}
+
+fn token_view(token: &AccessToken) -> Value {
+    json!({
+        "identifier": token.identifier.as_str(),
+        "username": token.username.as_str(),
+        "description": token.description,
+        "created_at": token.created_at.to_rfc3339(),
+        "updated_at": token.updated_at.to_rfc3339(),
+        "expires_at": token.expires_at.map(|expiry| expiry.to_rfc3339()),
+    })
+}
+
+fn credential_view(user: &User) -> Value {
+    json!({
+        "username": user.username.as_str(),
+        "roles": user.roles,
+        "disabled": user.disabled,
+        "created_at": user.created_at.to_rfc3339(),
+        "updated_at": user.updated_at.to_rfc3339(),
+    })
+}
+
+fn session_view(session: &Session) -> Value {
+    json!({
+        "name": session.spec.name.as_str(),
+        "cmd": session.spec.cmd,
+        "args": session.spec.args,
+        "dir": session.spec.dir,
+        "created_at": session.created_at.to_rfc3339(),
+        "updated_at": session.updated_at.to_rfc3339(),
+    })
+}
+
+/// A non-empty value, or a 400 naming the field.
+fn required(value: Option<String>, message: &str) -> Result<String, ApiError> {
+    value.filter(|value| !value.is_empty()).ok_or_else(|| ApiError::bad_request(message))
+}
+
+type Outcome = Result<(&'static str, Value), ApiError>;
+
+struct Operations<'a> {
+    state: &'a AppState,
+    principal: &'a Principal,
+}
+
+impl Operations<'_> {
+    fn store(&self) -> &dyn wssh_store::Store {
+        self.state.auth.store()
+    }
+
+    /// The user named `username`, or the caller when it is empty. Acting for another user
+    /// needs `permission`, checked before looking the user up so that existence leaks nothing.
+    fn target_user(&self, username: Option<&str>, permission: Permission) -> Result<User, ApiError> {
+        let name = username.filter(|name| !name.is_empty()).unwrap_or(self.principal.username.as_str());
+        if name != self.principal.username.as_str() {
+            self.principal.require(permission)?;
+        }
+        self.store()
+            .find_user(name)
+            .map_err(|error| ApiError::from_store(error, "User"))?
+            .ok_or_else(|| ApiError::not_found("User not found"))
+    }
+
+    fn create_token(&self, fields: TokenFields) -> Outcome {
+        self.principal.require(Permission::TokensWrite)?;
+        let owner = self.target_user(fields.username.as_deref(), Permission::UsersWrite)?;
+        let description = fields.description.unwrap_or_default();
+        if description.chars().count() > MAX_DESCRIPTION_CHARS {
+            return Err(ApiError::bad_request("Token description is too long"));
+        }
+        // A token minted with a token never carries more than the token it was minted with.
+        let permissions = self.principal.token_identifier().map(|_| self.principal.permissions);
+        let minted = self.state.auth.mint_token(&owner, &description, permissions, None)?;
+        let mut token = token_view(&minted.token);
+        token["token"] = Value::String(minted.secret);
+        Ok(("Login successful", json!({ "token": token })))
+    }
+
+    fn list_tokens(&self, fields: TokenFields) -> Outcome {
+        self.principal.require(Permission::TokensRead)?;
+        let owner = if self.principal.can(Permission::UsersRead) { None } else { Some(self.principal.user_id) };
+        let identifier = fields.identifier.filter(|identifier| !identifier.is_empty());
+        let username = fields.username.filter(|username| !username.is_empty());
+        let tokens: Vec<Value> = self
+            .store()
+            .list_tokens(owner)
+            .map_err(|error| ApiError::from_store(error, "Token"))?
+            .iter()
+            .filter(|token| identifier.as_deref().is_none_or(|wanted| token.identifier.as_str() == wanted))
+            .filter(|token| username.as_deref().is_none_or(|wanted| token.username.as_str() == wanted))
+            .map(token_view)
+            .collect();
+        Ok(("Tokens listed successfully", json!({ "tokens": tokens })))
+    }
+
+    /// The token named by `fields.identifier`, which the caller must own or manage.
+    fn owned_token(&self, fields: &TokenFields) -> Result<AccessToken, ApiError> {
+        let identifier = required(fields.identifier.clone(), "Identifier is empty")?;
+        let token = self
+            .store()
+            .find_token(&identifier)
+            .map_err(|error| ApiError::from_store(error, "Token"))?
+            .ok_or_else(|| ApiError::not_found("Token not found"))?;
+        self.principal.require_owner_or(token.user_id, Permission::UsersWrite)?;
+        Ok(token)
+    }
+
+    fn update_token(&self, fields: TokenFields) -> Outcome {
+        self.principal.require(Permission::TokensWrite)?;
+        let token = self.owned_token(&fields)?;
+        let updated = match fields.description {
+            Some(description) => {
+                if description.chars().count() > MAX_DESCRIPTION_CHARS {
+                    return Err(ApiError::bad_request("Token description is too long"));
+                }
+                self.store()
+                    .update_token_description(token.identifier.as_str(), &description)
+                    .map_err(|error| ApiError::from_store(error, "Token"))?
+            }
+            None => token,
+        };
+        Ok(("Token updated successfully", json!({ "token": token_view(&updated) })))
+    }
+
+    fn delete_token(&self, fields: TokenFields) -> Outcome {
+        self.principal.require(Permission::TokensWrite)?;
+        let token = self.owned_token(&fields)?;
+        self.store()
+            .delete_token(token.identifier.as_str())
+            .map_err(|error| ApiError::from_store(error, "Token"))?;
+        Ok(("Token deleted successfully", json!({ "token": token_view(&token) })))
+    }
+
+    fn create_credential(&self, fields: CredentialFields) -> Outcome {
+        self.principal.require(Permission::UsersWrite)?;
+        const EMPTY: &str = "New password is empty or username is empty";
+        let username = Username::parse(&required(fields.username, EMPTY)?)?;
+        let password = Password::parse(&required(fields.password, EMPTY)?)?;
+        let password_hash = self.state.auth.hash_password(&password)?;
+        let user = self
+            .store()
+            .create_user(&NewUser { username, password_hash, role: RoleKey::User })
+            .map_err(|error| ApiError::from_store(error, "User"))?;
+        Ok(("username and Password create successfully", json!({ "credential": credential_view(&user) })))
+    }
+
+    fn list_credentials(&self, fields: CredentialFields) -> Outcome {
+        let wanted = fields.username.filter(|username| !username.is_empty());
+        let users = if self.principal.can(Permission::UsersRead) {
+            self.store().list_users().map_err(|error| ApiError::from_store(error, "User"))?
+        } else {
+            // Without users:read a caller sees only itself.
+            self.store()
+                .find_user_by_id(self.principal.user_id)
+                .map_err(|error| ApiError::from_store(error, "User"))?
+                .into_iter()
+                .collect()
+        };
+        let credentials: Vec<Value> = users
+            .iter()
+            .filter(|user| wanted.as_deref().is_none_or(|wanted| user.username.as_str() == wanted))
+            .map(credential_view)
+            .collect();
+        Ok(("Credentials listed successfully", json!({ "credentials": credentials })))
+    }
+
+    fn change_password(&self, fields: CredentialFields) -> Outcome {
+        let user = self.target_user(fields.username.as_deref(), Permission::UsersWrite)?;
+        let password = Password::parse(&required(fields.password, "New password is empty or username is empty")?)?;
+        let password_hash = self.state.auth.hash_password(&password)?;
+        // Every other token of the user is revoked; the caller's own token survives so that
+        // changing one's password does not sign the current client out.
+        let keep = if user.id == self.principal.user_id { self.principal.token_identifier() } else { None };
+        self.store()
+            .set_password(user.id, &password_hash, keep)
+            .map_err(|error| ApiError::from_store(error, "User"))?;
+        Ok(("Password updated successfully", json!({ "credential": credential_view(&user) })))
+    }
+
+    fn delete_credential(&self, fields: CredentialFields) -> Outcome {
+        self.principal.require(Permission::UsersWrite)?;
+        let username = required(fields.username, "Username is empty")?;
+        let user = self.target_user(Some(&username), Permission::UsersWrite)?;
+        self.store().delete_user(user.id).map_err(|error| ApiError::from_store(error, "User"))?;
+        Ok(("Credential deleted successfully", json!({ "credential": credential_view(&user) })))
+    }
+
+    fn session_name(&self, name: Option<String>, field: &'static str) -> Result<SessionName, ApiError> {
+        Ok(SessionName::parse_field(field, &required(name, "Name is empty")?)?)
+    }
+
+    fn create_session(&self, fields: SessionFields) -> Outcome {
+        self.principal.require(Permission::SessionsWrite)?;
+        let name = self.session_name(fields.name, "session.name")?;
+        let spec = SessionSpec::new(
+            name,
+            fields.cmd.unwrap_or_default(),
+            fields.args.unwrap_or_default(),
+            fields.dir.unwrap_or_default(),
+        )?;
+        let session = self.store().create_session(&spec).map_err(|error| ApiError::from_store(error, "Session"))?;
+        Ok(("Session created successfully", json!({ "session": session_view(&session) })))
+    }
+
+    fn list_sessions(&self, fields: SessionFields) -> Outcome {
+        self.principal.require(Permission::SessionsRead)?;
+        let wanted = fields.name.filter(|name| !name.is_empty());
+        let sessions: Vec<Value> = self
+            .store()
+            .list_sessions()
+            .map_err(|error| ApiError::from_store(error, "Session"))?
+            .iter()
+            .filter(|session| wanted.as_deref().is_none_or(|wanted| session.spec.name.as_str() == wanted))
+            .map(session_view)
+            .collect();
+        Ok(("List of Sessions ok", json!({ "sessions": sessions })))
+    }
+
+    fn update_session(&self, fields: SessionFields) -> Outcome {
+        self.principal.require(Permission::SessionsWrite)?;
+        let name = self.session_name(fields.name, "session.name")?;
+        let current = self
+            .store()
+            .find_session(name.as_str())
+            .map_err(|error| ApiError::from_store(error, "Session"))?
+            .ok_or_else(|| ApiError::not_found("Session not found"))?;
+        // Fields left out keep their values (go_ws_sh blanked them).
+        let spec = SessionSpec::new(
+            name,
+            fields.cmd.unwrap_or(current.spec.cmd),
+            fields.args.unwrap_or(current.spec.args),
+            fields.dir.unwrap_or(current.spec.dir),
+        )?;
+        let session = self.store().update_session(&spec).map_err(|error| ApiError::from_store(error, "Session"))?;
+        Ok(("Session updated successfully", json!({ "session": session_view(&session) })))
+    }
+
+    fn delete_session(&self, fields: SessionFields) -> Outcome {
+        self.principal.require(Permission::SessionsWrite)?;
+        let name = self.session_name(fields.name, "session.name")?;
+        let session = self
+            .store()
+            .find_session(name.as_str())
+            .map_err(|error| ApiError::from_store(error, "Session"))?
+            .ok_or_else(|| ApiError::not_found("Session not found"))?;
+        self.store()
+            .delete_session(name.as_str())
+            .map_err(|error| ApiError::from_store(error, "Session"))?;
+        Ok(("Session deleted successfully", json!({ "session": session_view(&session) })))
+    }
+
+    fn copy_or_move_session(&self, is_move: bool, source: SessionFields, destination: DestinationFields) -> Outcome {
+        self.principal.require(Permission::SessionsWrite)?;
+        let from = self.session_name(source.name, "session.name")?;
+        let to = SessionName::parse_field(
+            "destination.name",
+            &required(destination.name, "Destination name is empty")?,
+        )?;
+        if is_move {
+            if self.state.initial_sessions.contains(from.as_str()) {
+                return Err(ApiError::bad_request("Session is an initial session and cannot be moved"));
+            }
+            let session =
+                self.store().rename_session(&from, &to).map_err(|error| ApiError::from_store(error, "Session"))?;
+            Ok(("Session moved successfully", json!({ "session": session_view(&session) })))
+        } else {
+            let session =
+                self.store().copy_session(&from, &to).map_err(|error| ApiError::from_store(error, "Session"))?;
+            Ok(("Session copied successfully", json!({ "session": session_view(&session) })))
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Building responses: JSON bodies, the go_ws_sh error envelope, CORS headers.
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::Full;
+
+use crate::error::ApiError;
+
+/// The body type of every response.
+pub(crate) type Body = Full<Bytes>;
+
+/// The name of the authenticated user, left in response extensions for the request log.
+#[derive(Debug, Clone)]
+pub(crate) struct LoggedUser(pub(crate) String);
+
+/// A JSON response.
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    response
+}
+
+/// The go_ws_sh error envelope: `{"message": "Error: …"}`.
+pub(crate) fn error(error: &ApiError) -> Response<Body> {
+    let mut response = json(error.status, &serde_json::json!({ "message": format!("Error: {}", error.message) }));
+    let headers = response.headers_mut();
+    if let Some(seconds) = error.retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if error.status == StatusCode::UNAUTHORIZED {
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"wssh\""));
+    }
+    if error.status == StatusCode::METHOD_NOT_ALLOWED {
+        headers.insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+    }
+    response
+}
+
+/// An empty response.
+pub(crate) fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = status;
+    response
+}
+
+const ALLOWED_METHODS: &str = "GET, POST, PUT, DELETE, COPY, MOVE, OPTIONS";
+
+/// Adds the CORS headers go_ws_sh's cross-origin front end relies on. They go on every
+/// response, errors included, so a browser can read error bodies too.
+pub(crate) fn add_cors(response: &mut Response<Body>) {
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Content-Type, Authorization, X-Refresh-Token, Retry-After"),
+    );
+}
+
+/// The answer to a CORS preflight.
+pub(crate) fn preflight() -> Response<Body> {
+    let mut response = empty(StatusCode::NO_CONTENT);
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(
+        "GET, POST, PUT, PATCH, DELETE, COPY, MOVE, HEAD, OPTIONS",
+    ));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Origin, Authorization, Content-Type, X-Http-Method-Override, X-Refresh-Token"),
+    );
+    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    headers.insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+    response
+}

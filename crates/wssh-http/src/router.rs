@@ -1,0 +1,119 @@
+//! Routing: one function from a request to a response, and the request log line.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use crate::SharedState;
+use crate::error::ApiError;
+use crate::gows::{self, Operation, Resource};
+use crate::respond::{self, Body, LoggedUser};
+
+/// The largest request body accepted (1 MiB); larger ones get 413.
+pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// go_ws_sh's routing discriminator for POST requests.
+const METHOD_OVERRIDE: &str = "x-http-method-override";
+
+/// Answers one request, and logs it: method, path (never the query), status, duration, user.
+pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer: SocketAddr) -> Response<Body> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let mut response = route(request, state, peer).await.unwrap_or_else(|error| respond::error(&error));
+    respond::add_cors(&mut response);
+    let user = response.extensions().get::<LoggedUser>().map(|user| user.0.clone());
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        user = user.as_deref().unwrap_or("-"),
+        "request"
+    );
+    response
+}
+
+async fn route(request: Request<Incoming>, state: SharedState, peer: SocketAddr) -> Result<Response<Body>, ApiError> {
+    if request.method() == Method::OPTIONS {
+        return Ok(respond::preflight());
+    }
+    let resource = match request.uri().path() {
+        "/healthz" => return healthz(request.method()),
+        "/tokens" => Resource::Tokens,
+        "/credentials" => Resource::Credentials,
+        "/sessions" => Resource::Sessions,
+        _ => return Err(ApiError::not_found("Not found")),
+    };
+    let operation = operation(request.method(), request.headers(), resource)?;
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|value| value.to_str().map(str::to_owned))
+        .transpose()
+        .map_err(|_| ApiError::new(StatusCode::UNAUTHORIZED, "Invalid token"))?
+        .filter(|value| !value.trim().is_empty());
+    let body = read_body(request).await?;
+    let client = peer.ip();
+    let reply = tokio::task::spawn_blocking(move || {
+        gows::run(&state, resource, operation, authorization.as_deref(), &body, client)
+    })
+    .await
+    .map_err(|join_error| ApiError::internal(&join_error))??;
+    let mut response = respond::json(reply.status, &reply.body);
+    response.extensions_mut().insert(LoggedUser(reply.username));
+    Ok(response)
+}
+
+fn healthz(method: &Method) -> Result<Response<Body>, ApiError> {
+    match *method {
+        Method::GET | Method::HEAD => Ok(respond::json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))),
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// Picks the operation as go_ws_sh does: GET lists; POST creates, or lists when
+/// `x-HTTP-method-override: GET`; PUT, DELETE, COPY and MOVE act on their real method and
+/// ignore the header. Anything else is 405.
+fn operation(method: &Method, headers: &HeaderMap, resource: Resource) -> Result<Operation, ApiError> {
+    let operation = match method.as_str() {
+        "GET" => Operation::List,
+        "POST" => match headers.get(METHOD_OVERRIDE).map(|value| value.as_bytes()) {
+            None | Some(b"" | b"POST") => Operation::Create,
+            Some(b"GET") => Operation::List,
+            Some(_) => return Err(ApiError::method_not_allowed()),
+        },
+        "PUT" => Operation::Update,
+        "DELETE" => Operation::Delete,
+        "COPY" if resource == Resource::Sessions => Operation::Copy,
+        "MOVE" if resource == Resource::Sessions => Operation::Move,
+        _ => return Err(ApiError::method_not_allowed()),
+    };
+    Ok(operation)
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
+}
+
+/// Reads the whole body, at most [`MAX_BODY_BYTES`].
+async fn read_body(request: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(request.into_body(), MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(ApiError::bad_request("Could not read the request body")),
+    }
+}

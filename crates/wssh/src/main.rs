@@ -1,0 +1,69 @@
+//! `wssh`: the server binary. It parses the command line, reads the configuration, opens the
+//! store, seeds the first users and sessions, starts the listeners and stops them on
+//! SIGTERM/SIGINT. Everything else lives in the library crates.
+
+mod config;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A self-hosted web terminal server.
+#[derive(Debug, Parser)]
+#[command(name = "wssh", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+}
+
+/// Options of `wssh serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// A go_ws_sh `server-config.json` (plus wssh's own keys). Without it: one listener on
+    /// 127.0.0.1:28080 and a generated administrator.
+    #[arg(long, short = 'c')]
+    pub(crate) config: Option<PathBuf>,
+    /// Where the database lives (default: $XDG_DATA_HOME/wssh or ~/.local/share/wssh).
+    #[arg(long, env = "WSSH_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Listen on this address instead of the configured listeners, e.g. 127.0.0.1:0.
+    #[arg(long)]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("wssh: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => runtime.block_on(serve::run(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("wssh: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! `wssh serve`: composition of store, auth and transport, seeding, listeners, shutdown.
+
+use std::collections::HashSet;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use wssh_auth::Authenticator;
+use wssh_auth::throttle::LoginThrottle;
+use wssh_domain::{NewUser, Password, RoleKey, SessionName, SessionSpec, Username};
+use wssh_http::AppState;
+use wssh_store::{SessionStore, SqliteStore, UserStore};
+
+use crate::ServeArgs;
+use crate::config::{ListenerConfig, ServerConfig, default_data_dir};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The name of the database file in the data directory.
+const DATABASE_FILE: &str = "wssh.db";
+/// Where a generated administrator password is written, readable by the owner only.
+const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+
+pub(crate) async fn run(args: ServeArgs) -> Result<(), BoxError> {
+    let mut config = match &args.config {
+        Some(path) => ServerConfig::load(path)?,
+        None => ServerConfig::default(),
+    };
+    let data_dir = args.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(default_data_dir);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&data_dir)
+        .map_err(|error| format!("cannot create the data directory {}: {error}", data_dir.display()))?;
+
+    let store = Arc::new(SqliteStore::open(&data_dir.join(DATABASE_FILE))?);
+    let throttle = LoginThrottle::new(
+        config.lockout_max_failures.unwrap_or(10),
+        Duration::from_secs(config.lockout_window_seconds.unwrap_or(15 * 60)),
+    );
+    let auth = Authenticator::new(store.clone(), throttle);
+    let seeding = {
+        let store = store.clone();
+        let data_dir = data_dir.clone();
+        let credentials = std::mem::take(&mut config.initial_credentials);
+        tokio::task::spawn_blocking(move || seed_users(&*store, &credentials, &data_dir))
+    };
+    seeding.await??;
+    seed_sessions(&*store, &config)?;
+
+    let state = Arc::new(AppState {
+        auth,
+        initial_sessions: config.initial_sessions.iter().map(|session| session.name.clone()).collect::<HashSet<_>>(),
+    });
+
+    let listeners = bind_listeners(&args, &config).await?;
+    let (stop, stopped) = watch::channel(false);
+    let mut servers = tokio::task::JoinSet::new();
+    for (listener, tls) in listeners {
+        let address = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(%address, scheme, "listening");
+        announce(&format!("listening on {scheme}://{address}"));
+        let mut stopped = stopped.clone();
+        let state = state.clone();
+        servers.spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            wssh_http::serve(listener, tls, state, shutdown).await
+        });
+    }
+    if servers.is_empty() {
+        return Err("no listener configured".into());
+    }
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+    while let Some(result) = servers.join_next().await {
+        result??;
+    }
+    Ok(())
+}
+
+/// Prints a line for operators and scripts on standard output.
+#[allow(clippy::print_stdout)]
+fn announce(line: &str) {
+    println!("{line}");
+    let _ = std::io::stdout().flush();
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+async fn bind_listeners(args: &ServeArgs, config: &ServerConfig) -> Result<Vec<(TcpListener, Option<TlsAcceptor>)>, BoxError> {
+    if let Some(address) = args.listen {
+        let tls = match config.servers.iter().find(|server| server.is_tls()) {
+            Some(server) => Some(tls_acceptor(server)?),
+            None => None,
+        };
+        return Ok(vec![(bind(address).await?, tls)]);
+    }
+    if config.servers.is_empty() {
+        let address = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 28080);
+        return Ok(vec![(bind(address).await?, None)]);
+    }
+    let mut listeners = Vec::new();
+    for (index, server) in config.servers.iter().enumerate() {
+        let port = server.port(index)?;
+        let host: IpAddr = match &server.host {
+            Some(host) => host.parse().map_err(|_| format!("server {index}: invalid host {host:?}"))?,
+            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        let tls = if server.is_tls() { Some(tls_acceptor(server)?) } else { None };
+        listeners.push((bind(SocketAddr::new(host, port)).await?, tls));
+    }
+    Ok(listeners)
+}
+
+async fn bind(address: SocketAddr) -> Result<TcpListener, BoxError> {
+    TcpListener::bind(address).await.map_err(|error| format!("cannot listen on {address}: {error}").into())
+}
+
+fn tls_acceptor(server: &ListenerConfig) -> Result<TlsAcceptor, BoxError> {
+    if server.cert.is_empty() || server.key.is_empty() {
+        return Err("an https listener needs `cert` and `key`".into());
+    }
+    let certificates = CertificateDer::pem_file_iter(&server.cert)
+        .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
+        .map_err(|error| format!("cannot read certificate {}: {error}", server.cert))?;
+    let key = PrivateKeyDer::from_pem_file(&server.key)
+        .map_err(|error| format!("cannot read private key {}: {error}", server.key))?;
+    let mut tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certificates, key)
+        .map_err(|error| format!("invalid certificate or key: {error}"))?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(tls)))
+}
+
+/// Creates the configured initial users that are missing, as administrators; with none
+/// configured and an empty database, creates `admin` with a generated password. A restart
+/// never touches an existing user, so a changed password stays changed.
+fn seed_users(
+    store: &SqliteStore,
+    credentials: &[crate::config::InitialCredential],
+    data_dir: &Path,
+) -> Result<(), BoxError> {
+    let mut wanted: Vec<(String, Option<String>)> = credentials
+        .iter()
+        .map(|credential| {
+            let username = if credential.username.is_empty() { "admin".to_owned() } else { credential.username.clone() };
+            let password = (!credential.password.is_empty()).then(|| credential.password.clone());
+            (username, password)
+        })
+        .collect();
+    if wanted.is_empty() && store.count_users()? == 0 {
+        wanted.push(("admin".to_owned(), None));
+    }
+    for (username, password) in wanted {
+        if store.find_user(&username)?.is_some() {
+            continue;
+        }
+        let username = Username::parse(&username).map_err(|error| format!("initial_credentials: {error}"))?;
+        let (password, generated) = match password {
+            Some(password) => (password, false),
+            None => (wssh_auth::secret::generate_password(), true),
+        };
+        let password = Password::parse(&password).map_err(|error| format!("initial_credentials: {error}"))?;
+        let password_hash = wssh_auth::password::hash_password(&password)?;
+        store.create_user(&NewUser { username: username.clone(), password_hash, role: RoleKey::Admin })?;
+        if generated {
+            let file = data_dir.join(INITIAL_PASSWORD_FILE);
+            let mut out = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&file)?;
+            writeln!(out, "username: {username}\npassword: {}", password.expose())?;
+            announce(&format!(
+                "created administrator {username} with password {} (also written to {}, mode 0600); change it after signing in",
+                password.expose(),
+                file.display()
+            ));
+        }
+        tracing::info!(%username, "created initial administrator");
+    }
+    Ok(())
+}
+
+/// Creates the configured initial sessions that are missing.
+fn seed_sessions(store: &SqliteStore, config: &ServerConfig) -> Result<(), BoxError> {
+    for session in &config.initial_sessions {
+        let name = SessionName::parse(&session.name).map_err(|error| format!("initial_sessions: {error}"))?;
+        if store.find_session(name.as_str())?.is_some() {
+            continue;
+        }
+        let spec = SessionSpec::new(name, session.cmd.clone(), session.args.clone().unwrap_or_default(), session.dir.clone())
+            .map_err(|error| format!("initial_sessions: {error}"))?;
+        store.create_session(&spec)?;
+        tracing::info!(name = %spec.name, "created initial session");
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! Shared helpers for the integration tests: a real `wssh` process on a loopback port with
+//! its own data directory, and a small HTTP client on hyper.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+
+/// The password of the administrator every test server is configured with.
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+/// A running `wssh serve`, killed when dropped.
+pub struct Server {
+    child: Option<Child>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its temporary folder (config and data dir), kept for restarts.
+    pub root: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    /// Everything it printed on standard output before listening.
+    pub stdout_head: Vec<String>,
+}
+
+/// The config every test server gets unless told otherwise.
+pub fn default_config() -> Value {
+    json!({
+        "initial_credentials": [{ "username": "admin", "password": ADMIN_PASSWORD }],
+        "initial_sessions": [{ "name": "bash", "cmd": "bash", "args": ["-i"], "dir": "/tmp" }],
+        "servers": [{ "port": "0", "protocol": "http" }]
+    })
+}
+
+impl Server {
+    /// Starts a server with [`default_config`].
+    pub fn start() -> Server {
+        Server::start_with(default_config())
+    }
+
+    /// Starts a server with `config` in a fresh temporary folder.
+    pub fn start_with(config: Value) -> Server {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let root = temp.path().to_owned();
+        std::fs::write(root.join("config.json"), serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        let mut server = Server::spawn(&root, &["--config", "config.json", "--data-dir", "data"]);
+        server._temp = Some(temp);
+        server
+    }
+
+    /// Starts `wssh serve` in `root` with `args`, on a free loopback port.
+    pub fn spawn(root: &Path, args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wssh"))
+            .arg("serve")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .current_dir(root)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start wssh");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut stdout_head = Vec::new();
+        let addr = loop {
+            let line = lines.next().expect("wssh exited before listening").unwrap();
+            if let Some(url) = line.strip_prefix("listening on http://") {
+                break url.parse().unwrap();
+            }
+            stdout_head.push(line);
+        };
+        // Keep draining both pipes so the server never blocks on a full one.
+        std::thread::spawn(move || for _ in lines {});
+        let stderr = child.stderr.take().unwrap();
+        let log = root.join("stderr.log");
+        std::thread::spawn(move || {
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+            let _ = std::io::copy(&mut BufReader::new(stderr), &mut file);
+        });
+        Server { child: Some(child), addr, root: root.to_owned(), _temp: None, stdout_head }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Sends SIGTERM and waits for the process.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        for _ in 0..100 {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        panic!("wssh did not exit within 5 s of SIGTERM");
+    }
+
+    /// Stops this server and starts another on the same folder and data dir.
+    pub fn restart(mut self) -> Server {
+        assert!(self.terminate().success());
+        let temp = self._temp.take();
+        let mut next = Server::spawn(&self.root, &["--config", "config.json", "--data-dir", "data"]);
+        next._temp = temp;
+        next
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("stderr.log")).unwrap_or_default()
+    }
+
+    /// A client for this server.
+    pub fn client(&self) -> Client {
+        Client { addr: self.addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A response, with its body parsed as JSON when it is JSON.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Reply {
+    /// A header's value as a string ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or("")
+    }
+}
+
+/// A one-request-per-connection HTTP/1.1 client on hyper.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    pub addr: SocketAddr,
+}
+
+impl Client {
+    /// Sends `method path` with `headers` and a raw `body`.
+    pub async fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
+        let stream = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+        tokio::spawn(connection);
+        let mut request = http::Request::builder()
+            .method(http::Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(path)
+            .header("host", self.addr.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Full::new(Bytes::from(body))).unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(30), sender.send_request(request))
+            .await
+            .expect("response within 30 s")
+            .expect("response");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply { status, headers, text, json }
+    }
+
+    /// Sends a JSON body.
+    pub async fn json(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &Value) -> Reply {
+        let mut all = vec![("content-type", "application/json")];
+        all.extend_from_slice(headers);
+        self.raw(method, path, &all, serde_json::to_vec(body).unwrap()).await
+    }
+
+    /// POST with `x-HTTP-method-override: GET`, go_ws_sh's list call.
+    pub async fn list(&self, path: &str, body: &Value) -> Reply {
+        self.json("POST", path, &[("x-HTTP-method-override", "GET")], body).await
+    }
+
+    /// POST with `x-HTTP-method-override: POST`, go_ws_sh's create call.
+    pub async fn create(&self, path: &str, body: &Value) -> Reply {
+        self.json("POST", path, &[("x-HTTP-method-override", "POST")], body).await
+    }
+}
+
+/// go_ws_sh's password `authorization` object.
+pub fn password_auth(username: &str, password: &str) -> Value {
+    json!({ "type": "password", "username": username, "password": password })
+}
+
+/// go_ws_sh's token `authorization` object.
+pub fn token_auth(identifier: &str, token: &str) -> Value {
+    json!({ "type": "token", "identifier": identifier, "token": token })
+}
+
+/// The admin's password `authorization` object.
+pub fn admin() -> Value {
+    password_auth("admin", ADMIN_PASSWORD)
+}
+
+/// Logs in with a password (POST /tokens) and returns (identifier, secret).
+pub async fn login(client: &Client, username: &str, password: &str) -> (String, String) {
+    let reply = client
+        .create("/tokens", &json!({ "authorization": password_auth(username, password), "token": { "description": "test" } }))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    (
+        reply.json["token"]["identifier"].as_str().unwrap().to_owned(),
+        reply.json["token"]["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Creates an ordinary user as the admin.
+pub async fn create_user(client: &Client, username: &str, password: &str) {
+    let reply = client
+        .create(
+            "/credentials",
+            &json!({ "authorization": admin(), "credential": { "username": username, "password": password } }),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
