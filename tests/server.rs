@@ -3,8 +3,10 @@
 
 mod support;
 
+use std::os::unix::fs::PermissionsExt;
+
 use serde_json::json;
-use support::{ADMIN_PASSWORD, Server, admin, login, password_auth};
+use support::{ADMIN_PASSWORD, Server, admin, create_user, login, password_auth, token_auth};
 
 #[tokio::test]
 async fn health_check_answers() {
@@ -12,4 +14,124 @@ async fn health_check_answers() {
     let reply = server.client().raw("GET", "/healthz", &[], Vec::new()).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.json["status"], "ok");
+}
+
+#[tokio::test]
+async fn first_start_without_config_creates_an_admin_with_a_random_password() {
+    let temp = tempfile::tempdir().unwrap();
+    let server = Server::spawn(temp.path(), &["--data-dir", "data"]);
+    let file = temp.path().join("data/initial-admin-password");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let contents = std::fs::read_to_string(&file).unwrap();
+    let password = contents.lines().find_map(|line| line.strip_prefix("password: ")).unwrap().to_owned();
+    assert!(password.len() >= 20, "a generated password, not a well-known one");
+    assert!(server.stdout_head.iter().any(|line| line.contains(&password)), "printed once on first start");
+    let client = server.client();
+    assert_eq!(client.list("/sessions", &json!({ "authorization": password_auth("admin", &password) })).await.status, 200);
+    for well_known in ["pass", "admin", "password"] {
+        assert_eq!(client.list("/sessions", &json!({ "authorization": password_auth("admin", well_known) })).await.status, 401);
+    }
+    // A second start neither prints nor changes anything.
+    let restarted = server.restart();
+    assert!(restarted.stdout_head.iter().all(|line| !line.contains(&password)));
+    let client = restarted.client();
+    assert_eq!(client.list("/sessions", &json!({ "authorization": password_auth("admin", &password) })).await.status, 200);
+}
+
+#[tokio::test]
+async fn everything_survives_a_restart_and_a_changed_password_stays_changed() {
+    let server = Server::start();
+    let client = server.client();
+    create_user(&client, "alice", "alice-pw").await;
+    let created = client
+        .create("/sessions", &json!({ "authorization": admin(), "session": { "name": "top", "cmd": "top", "args": ["-b"], "dir": "/" } }))
+        .await;
+    assert_eq!(created.status, 200);
+    let changed = client
+        .json("PUT", "/credentials", &[], &json!({ "authorization": admin(), "credential": { "username": "admin", "password": "changed-pw" } }))
+        .await;
+    assert_eq!(changed.status, 200);
+    let (identifier, secret) = login(&client, "alice", "alice-pw").await;
+
+    let server = server.restart();
+    let client = server.client();
+    // The config still says ADMIN_PASSWORD, but the change made through the API wins.
+    assert_eq!(client.list("/sessions", &json!({ "authorization": admin() })).await.status, 401);
+    let admin_now = password_auth("admin", "changed-pw");
+    let sessions = client.list("/sessions", &json!({ "authorization": admin_now })).await;
+    let names: Vec<&str> = sessions.json["sessions"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["bash", "top"]);
+    assert_eq!(client.list("/sessions", &json!({ "authorization": token_auth(&identifier, &secret) })).await.status, 200);
+    assert_eq!(client.list("/sessions", &json!({ "authorization": password_auth("alice", "alice-pw") })).await.status, 200);
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_disk_or_the_logs() {
+    let mut server = Server::start();
+    let client = server.client();
+    create_user(&client, "alice", "plain-text-password-42").await;
+    let (_, secret) = login(&client, "alice", "plain-text-password-42").await;
+    let bearer = format!("Bearer {secret}");
+    assert_eq!(client.json("GET", "/sessions", &[("authorization", &bearer)], &json!({})).await.status, 200);
+    assert!(server.terminate().success());
+    let server_root = server.root.clone();
+    let log = server.log();
+
+    let mut on_disk = Vec::new();
+    for entry in std::fs::read_dir(server_root.join("data")).unwrap() {
+        // SQLite may remove its -wal and -shm files while we look.
+        if let Ok(bytes) = std::fs::read(entry.unwrap().path()) {
+            on_disk.extend(bytes);
+        }
+    }
+    assert!(!on_disk.is_empty());
+    for needle in ["plain-text-password-42", ADMIN_PASSWORD, secret.as_str()] {
+        assert!(!contains(&on_disk, needle.as_bytes()), "{needle} found in the data dir");
+        assert!(!log.contains(needle), "{needle} found in the log");
+    }
+    assert!(contains(&on_disk, b"$argon2id$"), "passwords are stored as argon2id hashes");
+    assert!(log.contains("path=\"/sessions\""), "requests are logged: {log}");
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly() {
+    let mut server = Server::start();
+    assert_eq!(server.client().raw("GET", "/healthz", &[], Vec::new()).await.status, 200);
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    assert!(tokio::net::TcpStream::connect(server.addr).await.is_err(), "the port is closed");
+}
+
+#[tokio::test]
+async fn https_listener_serves_with_the_configured_certificate() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    let generated = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .args(["-keyout", "key.pem", "-out", "cert.pem"])
+        .current_dir(root)
+        .output()
+        .expect("openssl is installed");
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let config = json!({
+        "initial_credentials": [{ "username": "admin", "password": ADMIN_PASSWORD }],
+        "servers": [{ "port": "0", "protocol": "https", "cert": "cert.pem", "key": "key.pem" }]
+    });
+    std::fs::write(root.join("config.json"), config.to_string()).unwrap();
+    let server = Server::spawn(root, &["--config", "config.json", "--data-dir", "data"]);
+    // The test harness's `listening on http://` prefix does not match, so it saw https.
+    let output = std::process::Command::new("curl")
+        .args(["-s", "--cacert", "cert.pem", "-u", &format!("admin:{ADMIN_PASSWORD}")])
+        .arg(format!("https://127.0.0.1:{}/sessions", server.addr.port()))
+        .current_dir(root)
+        .output();
+    let Ok(output) = output else { panic!("curl is needed for this test") };
+    let body: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON over TLS");
+    assert_eq!(body["message"], "List of Sessions ok");
 }

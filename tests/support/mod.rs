@@ -27,6 +27,7 @@ pub struct Server {
     _temp: Option<tempfile::TempDir>,
     /// Everything it printed on standard output before listening.
     pub stdout_head: Vec<String>,
+    args: Vec<String>,
 }
 
 /// The config every test server gets unless told otherwise.
@@ -72,8 +73,8 @@ impl Server {
         let mut stdout_head = Vec::new();
         let addr = loop {
             let line = lines.next().expect("wssh exited before listening").unwrap();
-            if let Some(url) = line.strip_prefix("listening on http://") {
-                break url.parse().unwrap();
+            if let Some((_scheme, address)) = line.strip_prefix("listening on ").and_then(|url| url.split_once("://")) {
+                break address.parse().unwrap();
             }
             stdout_head.push(line);
         };
@@ -85,7 +86,14 @@ impl Server {
             let mut file = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
             let _ = std::io::copy(&mut BufReader::new(stderr), &mut file);
         });
-        Server { child: Some(child), addr, root: root.to_owned(), _temp: None, stdout_head }
+        Server {
+            child: Some(child),
+            addr,
+            root: root.to_owned(),
+            _temp: None,
+            stdout_head,
+            args: args.iter().map(|arg| (*arg).to_owned()).collect(),
+        }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -111,7 +119,8 @@ impl Server {
     pub fn restart(mut self) -> Server {
         assert!(self.terminate().success());
         let temp = self._temp.take();
-        let mut next = Server::spawn(&self.root, &["--config", "config.json", "--data-dir", "data"]);
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let mut next = Server::spawn(&self.root, &args);
         next._temp = temp;
         next
     }
