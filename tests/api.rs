@@ -16,9 +16,8 @@ fn bearer(authorization: &Value) -> String {
 async fn password_login_mints_a_token_shown_once() {
     let server = Server::start();
     let client = server.client();
-    let reply = client
-        .create("/tokens", &json!({ "authorization": admin(), "token": { "description": "Mozilla/5.0" } }))
-        .await;
+    let reply =
+        client.create("/tokens", &json!({ "authorization": admin(), "token": { "description": "Mozilla/5.0" } })).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.json["message"], "Login successful");
     assert_eq!(reply.json["username"], "admin");
@@ -74,7 +73,12 @@ async fn browser_style_requests_with_header_and_body() {
     // The header alone decides: a wrong header fails even with a good body.
     let wrong = bearer(&password_auth("admin", "wrong"));
     let reply = client
-        .json("POST", "/sessions", &[("authorization", &wrong), ("x-HTTP-method-override", "GET")], &json!({ "authorization": admin() }))
+        .json(
+            "POST",
+            "/sessions",
+            &[("authorization", &wrong), ("x-HTTP-method-override", "GET")],
+            &json!({ "authorization": admin() }),
+        )
         .await;
     assert_eq!(reply.status, 401);
     // Basic works too.
@@ -101,7 +105,8 @@ async fn method_override_rule() {
     let listed = client.list("/sessions", &json!({ "authorization": admin() })).await;
     assert_eq!(listed.json["sessions"].as_array().unwrap().len(), 3);
     // A real GET with a JSON body lists as well.
-    let got = client.json("GET", "/sessions", &[], &json!({ "authorization": admin(), "session": { "name": "s1" } })).await;
+    let got =
+        client.json("GET", "/sessions", &[], &json!({ "authorization": admin(), "session": { "name": "s1" } })).await;
     assert_eq!(got.status, 200);
     assert_eq!(got.json["sessions"].as_array().unwrap().len(), 1);
     // Unknown override values and unknown methods are 405.
@@ -114,7 +119,12 @@ async fn method_override_rule() {
     assert_eq!(client.json("COPY", "/tokens", &[], &body).await.status, 405);
     // PUT, DELETE, COPY and MOVE ignore the header.
     let put = client
-        .json("PUT", "/sessions", &[("x-HTTP-method-override", "GET")], &json!({ "authorization": admin(), "session": { "name": "s1", "dir": "/" } }))
+        .json(
+            "PUT",
+            "/sessions",
+            &[("x-HTTP-method-override", "GET")],
+            &json!({ "authorization": admin(), "session": { "name": "s1", "dir": "/" } }),
+        )
         .await;
     assert_eq!(put.status, 200, "{}", put.text);
     assert_eq!(put.json["session"]["cmd"], "sh", "fields left out keep their values");
@@ -133,29 +143,46 @@ async fn sessions_crud_copy_move() {
     assert_eq!(duplicate.json["message"], "Error: Session already exists");
 
     let copy = client
-        .json("COPY", "/sessions", &[("x-HTTP-method-override", "COPY")], &json!({ "authorization": auth, "session": { "name": "work" }, "destination": { "name": "work2" } }))
+        .json(
+            "COPY",
+            "/sessions",
+            &[("x-HTTP-method-override", "COPY")],
+            &json!({ "authorization": auth, "session": { "name": "work" }, "destination": { "name": "work2" } }),
+        )
         .await;
     assert_eq!(copy.status, 200, "{}", copy.text);
     assert_eq!(copy.json["session"]["name"], "work2");
     assert_eq!(copy.json["session"]["args"], json!(["-l"]));
     let copy_again = client
-        .json("COPY", "/sessions", &[], &json!({ "authorization": auth, "session": { "name": "work" }, "destination": { "name": "work2" } }))
+        .json(
+            "COPY",
+            "/sessions",
+            &[],
+            &json!({ "authorization": auth, "session": { "name": "work" }, "destination": { "name": "work2" } }),
+        )
         .await;
     assert_eq!(copy_again.status, 409);
     let copy_missing = client
-        .json("COPY", "/sessions", &[], &json!({ "authorization": auth, "session": { "name": "nope" }, "destination": { "name": "x" } }))
+        .json(
+            "COPY",
+            "/sessions",
+            &[],
+            &json!({ "authorization": auth, "session": { "name": "nope" }, "destination": { "name": "x" } }),
+        )
         .await;
     assert_eq!(copy_missing.status, 404);
 
     let moved = client
-        .json("MOVE", "/sessions", &[], &json!({ "authorization": auth, "session": { "name": "work2" }, "destination": { "name": "work3" } }))
+        .json(
+            "MOVE",
+            "/sessions",
+            &[],
+            &json!({ "authorization": auth, "session": { "name": "work2" }, "destination": { "name": "work3" } }),
+        )
         .await;
     assert_eq!(moved.status, 200, "{}", moved.text);
     assert_eq!(moved.json["message"], "Session moved successfully");
-    let names: Vec<String> = client
-        .list("/sessions", &json!({ "authorization": auth }))
-        .await
-        .json["sessions"]
+    let names: Vec<String> = client.list("/sessions", &json!({ "authorization": auth })).await.json["sessions"]
         .as_array()
         .unwrap()
         .iter()
@@ -164,21 +191,37 @@ async fn sessions_crud_copy_move() {
     assert_eq!(names, vec!["bash", "work", "work3"]);
     // MOVE refuses initial sessions, as go_ws_sh does.
     let initial = client
-        .json("MOVE", "/sessions", &[], &json!({ "authorization": auth, "session": { "name": "bash" }, "destination": { "name": "zsh" } }))
+        .json(
+            "MOVE",
+            "/sessions",
+            &[],
+            &json!({ "authorization": auth, "session": { "name": "bash" }, "destination": { "name": "zsh" } }),
+        )
         .await;
     assert_eq!(initial.status, 400);
     let empty_destination = client
-        .json("MOVE", "/sessions", &[], &json!({ "authorization": auth, "session": { "name": "work" }, "destination": { "name": "" } }))
+        .json(
+            "MOVE",
+            "/sessions",
+            &[],
+            &json!({ "authorization": auth, "session": { "name": "work" }, "destination": { "name": "" } }),
+        )
         .await;
     assert_eq!(empty_destination.status, 400);
 
-    let missing = client.json("PUT", "/sessions", &[], &json!({ "authorization": auth, "session": { "name": "ghost", "cmd": "sh" } })).await;
+    let missing = client
+        .json("PUT", "/sessions", &[], &json!({ "authorization": auth, "session": { "name": "ghost", "cmd": "sh" } }))
+        .await;
     assert_eq!(missing.status, 404);
     assert_eq!(missing.json["message"], "Error: Session not found");
-    let deleted = client.json("DELETE", "/sessions", &[], &json!({ "authorization": auth, "session": { "name": "work3" } })).await;
+    let deleted = client
+        .json("DELETE", "/sessions", &[], &json!({ "authorization": auth, "session": { "name": "work3" } }))
+        .await;
     assert_eq!(deleted.status, 200);
     assert_eq!(deleted.json["message"], "Session deleted successfully");
-    let deleted_again = client.json("DELETE", "/sessions", &[], &json!({ "authorization": auth, "session": { "name": "work3" } })).await;
+    let deleted_again = client
+        .json("DELETE", "/sessions", &[], &json!({ "authorization": auth, "session": { "name": "work3" } }))
+        .await;
     assert_eq!(deleted_again.status, 404);
 
     // Validation: no name, no cmd, a slash in the name.
@@ -198,29 +241,40 @@ async fn tokens_update_delete_and_logout() {
     let (identifier, secret) = login(&client, "admin", ADMIN_PASSWORD).await;
     let auth = token_auth(&identifier, &secret);
     let updated = client
-        .json("PUT", "/tokens", &[], &json!({ "authorization": auth, "token": { "identifier": identifier, "description": "renamed" } }))
+        .json(
+            "PUT",
+            "/tokens",
+            &[],
+            &json!({ "authorization": auth, "token": { "identifier": identifier, "description": "renamed" } }),
+        )
         .await;
     assert_eq!(updated.status, 200, "{}", updated.text);
     assert_eq!(updated.json["token"]["description"], "renamed");
     assert_eq!(updated.json["token"]["username"], "admin");
     let no_identifier = client.json("PUT", "/tokens", &[], &json!({ "authorization": auth, "token": {} })).await;
     assert_eq!(no_identifier.status, 400);
-    let unknown = client.json("PUT", "/tokens", &[], &json!({ "authorization": auth, "token": { "identifier": "1" } })).await;
+    let unknown =
+        client.json("PUT", "/tokens", &[], &json!({ "authorization": auth, "token": { "identifier": "1" } })).await;
     assert_eq!(unknown.status, 404);
     // The seed's misspelling `identifer` is understood too.
-    let filtered = client.list("/tokens", &json!({ "authorization": auth, "token": { "identifer": identifier } })).await;
+    let filtered =
+        client.list("/tokens", &json!({ "authorization": auth, "token": { "identifer": identifier } })).await;
     assert_eq!(filtered.json["tokens"].as_array().unwrap().len(), 1);
     let none = client.list("/tokens", &json!({ "authorization": auth, "token": { "identifier": "999" } })).await;
     assert_eq!(none.status, 200);
     assert_eq!(none.json["tokens"], json!([]));
 
     // Logout: DELETE of one's own token; afterwards it no longer works.
-    let logout = client.json("DELETE", "/tokens", &[], &json!({ "authorization": auth, "token": { "identifier": identifier } })).await;
+    let logout = client
+        .json("DELETE", "/tokens", &[], &json!({ "authorization": auth, "token": { "identifier": identifier } }))
+        .await;
     assert_eq!(logout.status, 200);
     assert_eq!(logout.json["message"], "Token deleted successfully");
     let after = client.list("/sessions", &json!({ "authorization": auth })).await;
     assert_eq!(after.status, 401);
-    let again = client.json("DELETE", "/tokens", &[], &json!({ "authorization": admin(), "token": { "identifier": identifier } })).await;
+    let again = client
+        .json("DELETE", "/tokens", &[], &json!({ "authorization": admin(), "token": { "identifier": identifier } }))
+        .await;
     assert_eq!(again.status, 404);
 }
 
@@ -231,7 +285,10 @@ async fn credentials_and_the_permission_model() {
     create_user(&client, "alice", "alice-pw").await;
     create_user(&client, "bob", "bob-pw").await;
     let duplicate = client
-        .create("/credentials", &json!({ "authorization": admin(), "credential": { "username": "alice", "password": "x" } }))
+        .create(
+            "/credentials",
+            &json!({ "authorization": admin(), "credential": { "username": "alice", "password": "x" } }),
+        )
         .await;
     assert_eq!(duplicate.status, 409);
     let missing_password = client
@@ -241,7 +298,8 @@ async fn credentials_and_the_permission_model() {
 
     let listed = client.list("/credentials", &json!({ "authorization": admin() })).await;
     assert_eq!(listed.status, 200);
-    let names: Vec<&str> = listed.json["credentials"].as_array().unwrap().iter().map(|c| c["username"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        listed.json["credentials"].as_array().unwrap().iter().map(|c| c["username"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["admin", "alice", "bob"]);
     assert!(!listed.text.contains("password"), "{}", listed.text);
     assert!(!listed.text.contains("argon2"), "{}", listed.text);
@@ -254,8 +312,16 @@ async fn credentials_and_the_permission_model() {
     for (method, path, body) in [
         ("POST", "/sessions", json!({ "authorization": alice, "session": { "name": "x", "cmd": "sh" } })),
         ("DELETE", "/sessions", json!({ "authorization": alice, "session": { "name": "bash" } })),
-        ("POST", "/credentials", json!({ "authorization": alice, "credential": { "username": "eve", "password": "x" } })),
-        ("PUT", "/credentials", json!({ "authorization": alice, "credential": { "username": "bob", "password": "x" } })),
+        (
+            "POST",
+            "/credentials",
+            json!({ "authorization": alice, "credential": { "username": "eve", "password": "x" } }),
+        ),
+        (
+            "PUT",
+            "/credentials",
+            json!({ "authorization": alice, "credential": { "username": "bob", "password": "x" } }),
+        ),
         ("DELETE", "/credentials", json!({ "authorization": alice, "credential": { "username": "bob" } })),
         ("POST", "/tokens", json!({ "authorization": alice, "token": { "username": "bob" } })),
     ] {
@@ -264,7 +330,9 @@ async fn credentials_and_the_permission_model() {
     }
     // Another user's token is off limits too.
     let (bob_token, _) = login(&client, "bob", "bob-pw").await;
-    let reply = client.json("DELETE", "/tokens", &[], &json!({ "authorization": alice, "token": { "identifier": bob_token } })).await;
+    let reply = client
+        .json("DELETE", "/tokens", &[], &json!({ "authorization": alice, "token": { "identifier": bob_token } }))
+        .await;
     assert_eq!(reply.status, 403);
     let alice_tokens = client.list("/tokens", &json!({ "authorization": alice })).await;
     assert_eq!(alice_tokens.json["tokens"], json!([]), "users see only their own tokens");
@@ -277,27 +345,70 @@ async fn credentials_and_the_permission_model() {
         .await;
     assert_eq!(changed.status, 200, "{}", changed.text);
     assert_eq!(changed.json["message"], "Password updated successfully");
-    assert_eq!(client.list("/sessions", &json!({ "authorization": password_auth("alice", "alice-pw") })).await.status, 401);
-    assert_eq!(client.list("/sessions", &json!({ "authorization": password_auth("alice", "new-pw") })).await.status, 200);
-    assert_eq!(client.list("/sessions", &json!({ "authorization": token_auth(&first, &first_secret) })).await.status, 401);
-    assert_eq!(client.list("/sessions", &json!({ "authorization": token_auth(&second, &second_secret) })).await.status, 200);
+    assert_eq!(
+        client.list("/sessions", &json!({ "authorization": password_auth("alice", "alice-pw") })).await.status,
+        401
+    );
+    assert_eq!(
+        client.list("/sessions", &json!({ "authorization": password_auth("alice", "new-pw") })).await.status,
+        200
+    );
+    assert_eq!(
+        client.list("/sessions", &json!({ "authorization": token_auth(&first, &first_secret) })).await.status,
+        401
+    );
+    assert_eq!(
+        client.list("/sessions", &json!({ "authorization": token_auth(&second, &second_secret) })).await.status,
+        200
+    );
 
     // The admin resets bob's password and then deletes bob: bob's tokens die with him.
     let (bob_id, bob_secret) = login(&client, "bob", "bob-pw").await;
-    let reset = client.json("PUT", "/credentials", &[], &json!({ "authorization": admin(), "credential": { "username": "bob", "password": "reset" } })).await;
+    let reset = client
+        .json(
+            "PUT",
+            "/credentials",
+            &[],
+            &json!({ "authorization": admin(), "credential": { "username": "bob", "password": "reset" } }),
+        )
+        .await;
     assert_eq!(reset.status, 200);
-    assert_eq!(client.list("/sessions", &json!({ "authorization": token_auth(&bob_id, &bob_secret) })).await.status, 401);
+    assert_eq!(
+        client.list("/sessions", &json!({ "authorization": token_auth(&bob_id, &bob_secret) })).await.status,
+        401
+    );
     let (bob_id, bob_secret) = login(&client, "bob", "reset").await;
-    let deleted = client.json("DELETE", "/credentials", &[], &json!({ "authorization": admin(), "credential": { "username": "bob" } })).await;
+    let deleted = client
+        .json("DELETE", "/credentials", &[], &json!({ "authorization": admin(), "credential": { "username": "bob" } }))
+        .await;
     assert_eq!(deleted.status, 200);
     assert_eq!(deleted.json["message"], "Credential deleted successfully");
-    assert_eq!(client.list("/sessions", &json!({ "authorization": token_auth(&bob_id, &bob_secret) })).await.status, 401);
-    let gone = client.json("DELETE", "/credentials", &[], &json!({ "authorization": admin(), "credential": { "username": "bob" } })).await;
+    assert_eq!(
+        client.list("/sessions", &json!({ "authorization": token_auth(&bob_id, &bob_secret) })).await.status,
+        401
+    );
+    let gone = client
+        .json("DELETE", "/credentials", &[], &json!({ "authorization": admin(), "credential": { "username": "bob" } }))
+        .await;
     assert_eq!(gone.status, 404);
-    let unknown_user = client.json("PUT", "/credentials", &[], &json!({ "authorization": admin(), "credential": { "username": "nobody", "password": "x" } })).await;
+    let unknown_user = client
+        .json(
+            "PUT",
+            "/credentials",
+            &[],
+            &json!({ "authorization": admin(), "credential": { "username": "nobody", "password": "x" } }),
+        )
+        .await;
     assert_eq!(unknown_user.status, 404);
     // The last administrator cannot be deleted.
-    let last = client.json("DELETE", "/credentials", &[], &json!({ "authorization": admin(), "credential": { "username": "admin" } })).await;
+    let last = client
+        .json(
+            "DELETE",
+            "/credentials",
+            &[],
+            &json!({ "authorization": admin(), "credential": { "username": "admin" } }),
+        )
+        .await;
     assert_eq!(last.status, 409);
 }
 
@@ -308,7 +419,8 @@ async fn client_errors_get_the_envelope_and_the_right_status() {
     let malformed = client.raw("POST", "/sessions", &[("x-HTTP-method-override", "GET")], b"{not json".to_vec()).await;
     assert_eq!(malformed.status, 400);
     assert!(malformed.json["message"].as_str().unwrap().starts_with("Error: "));
-    let wrong_shape = client.json("POST", "/sessions", &[], &json!({ "authorization": admin(), "session": { "name": 5 } })).await;
+    let wrong_shape =
+        client.json("POST", "/sessions", &[], &json!({ "authorization": admin(), "session": { "name": 5 } })).await;
     assert_eq!(wrong_shape.status, 400);
     let no_credentials = client.list("/sessions", &json!({})).await;
     assert_eq!(no_credentials.status, 401);

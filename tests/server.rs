@@ -28,15 +28,24 @@ async fn first_start_without_config_creates_an_admin_with_a_random_password() {
     assert!(password.len() >= 20, "a generated password, not a well-known one");
     assert!(server.stdout_head.iter().any(|line| line.contains(&password)), "printed once on first start");
     let client = server.client();
-    assert_eq!(client.list("/sessions", &json!({ "authorization": password_auth("admin", &password) })).await.status, 200);
+    assert_eq!(
+        client.list("/sessions", &json!({ "authorization": password_auth("admin", &password) })).await.status,
+        200
+    );
     for well_known in ["pass", "admin", "password"] {
-        assert_eq!(client.list("/sessions", &json!({ "authorization": password_auth("admin", well_known) })).await.status, 401);
+        assert_eq!(
+            client.list("/sessions", &json!({ "authorization": password_auth("admin", well_known) })).await.status,
+            401
+        );
     }
     // A second start neither prints nor changes anything.
     let restarted = server.restart();
     assert!(restarted.stdout_head.iter().all(|line| !line.contains(&password)));
     let client = restarted.client();
-    assert_eq!(client.list("/sessions", &json!({ "authorization": password_auth("admin", &password) })).await.status, 200);
+    assert_eq!(
+        client.list("/sessions", &json!({ "authorization": password_auth("admin", &password) })).await.status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -49,7 +58,12 @@ async fn everything_survives_a_restart_and_a_changed_password_stays_changed() {
         .await;
     assert_eq!(created.status, 200);
     let changed = client
-        .json("PUT", "/credentials", &[], &json!({ "authorization": admin(), "credential": { "username": "admin", "password": "changed-pw" } }))
+        .json(
+            "PUT",
+            "/credentials",
+            &[],
+            &json!({ "authorization": admin(), "credential": { "username": "admin", "password": "changed-pw" } }),
+        )
         .await;
     assert_eq!(changed.status, 200);
     let (identifier, secret) = login(&client, "alice", "alice-pw").await;
@@ -60,10 +74,17 @@ async fn everything_survives_a_restart_and_a_changed_password_stays_changed() {
     assert_eq!(client.list("/sessions", &json!({ "authorization": admin() })).await.status, 401);
     let admin_now = password_auth("admin", "changed-pw");
     let sessions = client.list("/sessions", &json!({ "authorization": admin_now })).await;
-    let names: Vec<&str> = sessions.json["sessions"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        sessions.json["sessions"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["bash", "top"]);
-    assert_eq!(client.list("/sessions", &json!({ "authorization": token_auth(&identifier, &secret) })).await.status, 200);
-    assert_eq!(client.list("/sessions", &json!({ "authorization": password_auth("alice", "alice-pw") })).await.status, 200);
+    assert_eq!(
+        client.list("/sessions", &json!({ "authorization": token_auth(&identifier, &secret) })).await.status,
+        200
+    );
+    assert_eq!(
+        client.list("/sessions", &json!({ "authorization": password_auth("alice", "alice-pw") })).await.status,
+        200
+    );
 }
 
 #[tokio::test]

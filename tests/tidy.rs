@@ -35,9 +35,11 @@ fn reachable_dependencies() -> HashMap<String, HashSet<String>> {
         .collect();
     let mut edges: HashMap<&str, Vec<&str>> = HashMap::new();
     for node in metadata["resolve"]["nodes"].as_array().unwrap() {
-        let normal = node["deps"].as_array().unwrap().iter().filter(|dep| {
-            dep["dep_kinds"].as_array().unwrap().iter().any(|kind| kind["kind"].is_null())
-        });
+        let normal = node["deps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|dep| dep["dep_kinds"].as_array().unwrap().iter().any(|kind| kind["kind"].is_null()));
         edges.insert(node["id"].as_str().unwrap(), normal.map(|dep| dep["pkg"].as_str().unwrap()).collect());
     }
     let mut reach = HashMap::new();

@@ -230,7 +230,10 @@ pub fn admin() -> Value {
 /// Logs in with a password (POST /tokens) and returns (identifier, secret).
 pub async fn login(client: &Client, username: &str, password: &str) -> (String, String) {
     let reply = client
-        .create("/tokens", &json!({ "authorization": password_auth(username, password), "token": { "description": "test" } }))
+        .create(
+            "/tokens",
+            &json!({ "authorization": password_auth(username, password), "token": { "description": "test" } }),
+        )
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     (

@@ -80,7 +80,7 @@ impl AuthorizationObject {
     pub fn into_credentials(self) -> Result<Credentials, AuthError> {
         let token_mode = (self.kind == "token" || self.password.is_empty()) && !self.token.is_empty();
         if token_mode {
-            let identifier = (!self.identifier.is_empty()).then(|| TokenIdentifier(self.identifier));
+            let identifier = (!self.identifier.is_empty()).then_some(TokenIdentifier(self.identifier));
             return Ok(Credentials::Token { identifier, secret: self.token });
         }
         if self.username.is_empty() && self.password.is_empty() {
@@ -156,10 +156,7 @@ mod tests {
         // go_ws_sh also accepts the base64 JSON without a scheme.
         let bare = STANDARD.encode(r#"{"username":"a","password":"b"}"#);
         assert!(matches!(Credentials::from_authorization_header(&bare), Ok(Credentials::Password { .. })));
-        assert!(matches!(
-            Credentials::from_authorization_header("Bearer !!!"),
-            Err(AuthError::MalformedCredentials)
-        ));
+        assert!(matches!(Credentials::from_authorization_header("Bearer !!!"), Err(AuthError::MalformedCredentials)));
         assert!(matches!(
             Credentials::from_authorization_header(&format!("Basic {}", STANDARD.encode("nocolon"))),
             Err(AuthError::MalformedCredentials)

@@ -23,10 +23,7 @@ fn hasher() -> Argon2<'static> {
 
 /// Hashes a password into a PHC string with a fresh random salt.
 pub fn hash_password(password: &Password) -> Result<String, AuthError> {
-    hasher()
-        .hash_password(password.expose().as_bytes())
-        .map(|hash| hash.to_string())
-        .map_err(|_| AuthError::Hashing)
+    hasher().hash_password(password.expose().as_bytes()).map(|hash| hash.to_string()).map_err(|_| AuthError::Hashing)
 }
 
 /// Whether `password` matches the PHC string `phc`. A malformed `phc` never matches.

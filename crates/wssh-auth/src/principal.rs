@@ -36,11 +36,7 @@ impl Principal {
     /// Succeeds when the principal may act on resources owned by `owner`: always for its own,
     /// and with `permission` (a `users:*` one) for anyone else's.
     pub fn require_owner_or(&self, owner: UserId, permission: Permission) -> Result<(), AuthError> {
-        if owner == self.user_id || self.permissions.contains(permission) {
-            Ok(())
-        } else {
-            Err(AuthError::NotOwner)
-        }
+        if owner == self.user_id || self.permissions.contains(permission) { Ok(()) } else { Err(AuthError::NotOwner) }
     }
 
     /// Whether the principal holds `permission`.

@@ -134,10 +134,9 @@ impl Authenticator {
         }
         let presented = hash_token_secret(secret);
         let token = match identifier {
-            Some(identifier) => self
-                .store
-                .find_token(identifier)?
-                .filter(|token| hashes_equal(&token.secret_hash, &presented)),
+            Some(identifier) => {
+                self.store.find_token(identifier)?.filter(|token| hashes_equal(&token.secret_hash, &presented))
+            }
             None => self.store.find_token_by_secret_hash(&presented)?,
         }
         .ok_or(AuthError::InvalidCredentials)?;
@@ -206,7 +205,11 @@ mod tests {
         let store = Arc::new(SqliteStore::open(&dir.path().join("auth.db")).unwrap());
         let hash = hash_password(&Password::parse("s3cret").unwrap()).unwrap();
         let user = store
-            .create_user(&NewUser { username: Username::parse("alice").unwrap(), password_hash: hash, role: RoleKey::User })
+            .create_user(&NewUser {
+                username: Username::parse("alice").unwrap(),
+                password_hash: hash,
+                role: RoleKey::User,
+            })
             .unwrap();
         let authenticator = Authenticator::new(store, LoginThrottle::new(3, Duration::from_secs(60)));
         (dir, authenticator, user)

@@ -89,10 +89,7 @@ mod tests {
         assert_eq!(hash.len(), 64);
         assert!(hashes_equal(&hash, &hash_token_secret(&secret)));
         assert!(!hashes_equal(&hash, &hash_token_secret("other")));
-        assert_eq!(
-            hash_token_secret("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hash_token_secret("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]

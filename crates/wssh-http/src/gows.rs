@@ -278,9 +278,7 @@ impl Operations<'_> {
     fn delete_token(&self, fields: TokenFields) -> Outcome {
         self.principal.require(Permission::TokensWrite)?;
         let token = self.owned_token(&fields)?;
-        self.store()
-            .delete_token(token.identifier.as_str())
-            .map_err(|error| ApiError::from_store(error, "Token"))?;
+        self.store().delete_token(token.identifier.as_str()).map_err(|error| ApiError::from_store(error, "Token"))?;
         Ok(("Token deleted successfully", json!({ "token": token_view(&token) })))
     }
 
@@ -396,19 +394,15 @@ impl Operations<'_> {
             .find_session(name.as_str())
             .map_err(|error| ApiError::from_store(error, "Session"))?
             .ok_or_else(|| ApiError::not_found("Session not found"))?;
-        self.store()
-            .delete_session(name.as_str())
-            .map_err(|error| ApiError::from_store(error, "Session"))?;
+        self.store().delete_session(name.as_str()).map_err(|error| ApiError::from_store(error, "Session"))?;
         Ok(("Session deleted successfully", json!({ "session": session_view(&session) })))
     }
 
     fn copy_or_move_session(&self, is_move: bool, source: SessionFields, destination: DestinationFields) -> Outcome {
         self.principal.require(Permission::SessionsWrite)?;
         let from = self.session_name(source.name, "session.name")?;
-        let to = SessionName::parse_field(
-            "destination.name",
-            &required(destination.name, "Destination name is empty")?,
-        )?;
+        let to =
+            SessionName::parse_field("destination.name", &required(destination.name, "Destination name is empty")?)?;
         if is_move {
             if self.state.initial_sessions.contains(from.as_str()) {
                 return Err(ApiError::bad_request("Session is an initial session and cannot be moved"));

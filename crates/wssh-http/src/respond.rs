@@ -19,9 +19,7 @@ pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Bo
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     response
 }
 
@@ -65,9 +63,10 @@ pub(crate) fn add_cors(response: &mut Response<Body>) {
 pub(crate) fn preflight() -> Response<Body> {
     let mut response = empty(StatusCode::NO_CONTENT);
     let headers = response.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(
-        "GET, POST, PUT, PATCH, DELETE, COPY, MOVE, HEAD, OPTIONS",
-    ));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, COPY, MOVE, HEAD, OPTIONS"),
+    );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("Origin, Authorization, Content-Type, X-Http-Method-Override, X-Refresh-Token"),

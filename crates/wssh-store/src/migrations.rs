@@ -19,11 +19,8 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+pub const MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, name: "initial", sql: include_str!("../migrations/0001_initial.sql") }];
 
 /// Where a database stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,9 +32,7 @@ pub struct MigrationStatus {
 }
 
 pub(crate) fn applied_version(connection: &Connection) -> Result<u32, StoreError> {
-    connection
-        .query_row("PRAGMA user_version", [], |row| row.get::<_, u32>(0))
-        .map_err(StoreError::backend)
+    connection.query_row("PRAGMA user_version", [], |row| row.get::<_, u32>(0)).map_err(StoreError::backend)
 }
 
 /// Applies every pending migration; returns the versions it applied.
@@ -51,9 +46,7 @@ pub(crate) fn apply_pending(connection: &mut Connection) -> Result<Vec<u32>, Sto
     for migration in MIGRATIONS.iter().filter(|migration| migration.version > applied) {
         let transaction = connection.transaction().map_err(StoreError::backend)?;
         transaction.execute_batch(migration.sql).map_err(StoreError::backend)?;
-        transaction
-            .pragma_update(None, "user_version", migration.version)
-            .map_err(StoreError::backend)?;
+        transaction.pragma_update(None, "user_version", migration.version).map_err(StoreError::backend)?;
         transaction.commit().map_err(StoreError::backend)?;
         tracing::info!(version = migration.version, name = migration.name, "applied migration");
         done.push(migration.version);

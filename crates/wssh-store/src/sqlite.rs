@@ -51,9 +51,7 @@ impl SqliteStore {
         // WAL is a property of the file: set it once, before the pool opens its connections.
         let mut first = Connection::open(path).map_err(StoreError::backend)?;
         configure(&mut first).map_err(StoreError::backend)?;
-        first
-            .pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
-            .map_err(StoreError::backend)?;
+        first.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(())).map_err(StoreError::backend)?;
         drop(first);
 
         let manager = SqliteConnectionManager::file(path).with_init(configure);
@@ -113,9 +111,7 @@ fn load_user(connection: &Connection, row: &Row<'_>) -> Result<User, rusqlite::E
         "SELECT roles.key FROM user_roles JOIN roles ON roles.id = user_roles.role_id \
          WHERE user_roles.user_id = ?1 ORDER BY roles.id",
     )?;
-    let roles = roles_query
-        .query_map([id.0], |row| row.get::<_, String>(0))?
-        .collect::<Result<Vec<_>, _>>()?;
+    let roles = roles_query.query_map([id.0], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
     let mut permissions_query = connection.prepare_cached(
         "SELECT DISTINCT role_permissions.permission FROM user_roles \
          JOIN role_permissions ON role_permissions.role_id = user_roles.role_id \
@@ -140,10 +136,7 @@ fn load_user(connection: &Connection, row: &Row<'_>) -> Result<User, rusqlite::E
 fn query_user(connection: &Connection, condition: &str, key: &dyn rusqlite::ToSql) -> Result<Option<User>, StoreError> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {condition}");
     let mut statement = connection.prepare_cached(&sql).map_err(backend)?;
-    statement
-        .query_row([key], |row| load_user(connection, row))
-        .optional()
-        .map_err(backend)
+    statement.query_row([key], |row| load_user(connection, row)).optional().map_err(backend)
 }
 
 impl UserStore for SqliteStore {
@@ -183,9 +176,8 @@ impl UserStore for SqliteStore {
 
     fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let connection = self.connection()?;
-        let mut statement = connection
-            .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"))
-            .map_err(backend)?;
+        let mut statement =
+            connection.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id")).map_err(backend)?;
         statement
             .query_map([], |row| load_user(&connection, row))
             .map_err(backend)?
@@ -194,10 +186,8 @@ impl UserStore for SqliteStore {
     }
 
     fn count_users(&self) -> Result<u64, StoreError> {
-        let count: i64 = self
-            .connection()?
-            .query_row("SELECT COUNT(*) FROM users", [], |row| row.get(0))
-            .map_err(backend)?;
+        let count: i64 =
+            self.connection()?.query_row("SELECT COUNT(*) FROM users", [], |row| row.get(0)).map_err(backend)?;
         Ok(count.unsigned_abs())
     }
 
@@ -251,9 +241,7 @@ impl UserStore for SqliteStore {
         }
         // Tokens and role bindings go with the user: the foreign keys cascade, and deleting
         // tokens explicitly as well keeps this true on a backend without cascades.
-        transaction
-            .execute("DELETE FROM access_tokens WHERE user_id = ?1", [id.0])
-            .map_err(backend)?;
+        transaction.execute("DELETE FROM access_tokens WHERE user_id = ?1", [id.0]).map_err(backend)?;
         let deleted = transaction.execute("DELETE FROM users WHERE id = ?1", [id.0]).map_err(backend)?;
         if deleted == 0 {
             return Err(StoreError::NotFound);
@@ -302,9 +290,7 @@ fn query_token(connection: &Connection, condition: &str, key: &str) -> Result<Op
 impl TokenStore for SqliteStore {
     fn insert_token(&self, token: &NewAccessToken) -> Result<AccessToken, StoreError> {
         let connection = self.connection()?;
-        let permissions = token
-            .permissions
-            .map(|set| set.iter().map(Permission::as_str).collect::<Vec<_>>().join(" "));
+        let permissions = token.permissions.map(|set| set.iter().map(Permission::as_str).collect::<Vec<_>>().join(" "));
         let now = Timestamp::now().0;
         connection
             .execute(
@@ -417,11 +403,7 @@ impl SessionStore for SqliteStore {
         let mut statement = connection
             .prepare_cached(&format!("SELECT {SESSION_COLUMNS} FROM sessions ORDER BY name"))
             .map_err(backend)?;
-        statement
-            .query_map([], load_session)
-            .map_err(backend)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(backend)
+        statement.query_map([], load_session).map_err(backend)?.collect::<Result<Vec<_>, _>>().map_err(backend)
     }
 
     fn update_session(&self, spec: &SessionSpec) -> Result<Session, StoreError> {
@@ -439,8 +421,7 @@ impl SessionStore for SqliteStore {
     }
 
     fn delete_session(&self, name: &str) -> Result<(), StoreError> {
-        let deleted =
-            self.connection()?.execute("DELETE FROM sessions WHERE name = ?1", [name]).map_err(backend)?;
+        let deleted = self.connection()?.execute("DELETE FROM sessions WHERE name = ?1", [name]).map_err(backend)?;
         if deleted == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
 

@@ -1,7 +1,9 @@
 //! One long storage story run against a real SQLite file: every trait method, the
 //! transactions, the conflicts and the cascades.
 
-use wssh_domain::{NewAccessToken, NewUser, PermissionSet, RoleKey, SessionName, SessionSpec, TokenIdentifier, Username};
+use wssh_domain::{
+    NewAccessToken, NewUser, PermissionSet, RoleKey, SessionName, SessionSpec, TokenIdentifier, Username,
+};
 use wssh_store::{SessionStore, SqliteStore, StoreError, TokenStore, UserStore};
 
 fn spec(name: &str, cmd: &str) -> SessionSpec {

@@ -52,10 +52,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), BoxError> {
         let store = store.clone();
         let data_dir = data_dir.clone();
         let credentials = std::mem::take(&mut config.initial_credentials);
-        tokio::task::spawn_blocking(move || seed_users(&*store, &credentials, &data_dir))
+        tokio::task::spawn_blocking(move || seed_users(&store, &credentials, &data_dir))
     };
     seeding.await??;
-    seed_sessions(&*store, &config)?;
+    seed_sessions(&store, &config)?;
 
     let state = Arc::new(AppState {
         auth,
@@ -114,7 +114,10 @@ async fn wait_for_signal() {
     }
 }
 
-async fn bind_listeners(args: &ServeArgs, config: &ServerConfig) -> Result<Vec<(TcpListener, Option<TlsAcceptor>)>, BoxError> {
+async fn bind_listeners(
+    args: &ServeArgs,
+    config: &ServerConfig,
+) -> Result<Vec<(TcpListener, Option<TlsAcceptor>)>, BoxError> {
     if let Some(address) = args.listen {
         let tls = match config.servers.iter().find(|server| server.is_tls()) {
             Some(server) => Some(tls_acceptor(server)?),
@@ -171,7 +174,8 @@ fn seed_users(
     let mut wanted: Vec<(String, Option<String>)> = credentials
         .iter()
         .map(|credential| {
-            let username = if credential.username.is_empty() { "admin".to_owned() } else { credential.username.clone() };
+            let username =
+                if credential.username.is_empty() { "admin".to_owned() } else { credential.username.clone() };
             let password = (!credential.password.is_empty()).then(|| credential.password.clone());
             (username, password)
         })
@@ -213,8 +217,9 @@ fn seed_sessions(store: &SqliteStore, config: &ServerConfig) -> Result<(), BoxEr
         if store.find_session(name.as_str())?.is_some() {
             continue;
         }
-        let spec = SessionSpec::new(name, session.cmd.clone(), session.args.clone().unwrap_or_default(), session.dir.clone())
-            .map_err(|error| format!("initial_sessions: {error}"))?;
+        let spec =
+            SessionSpec::new(name, session.cmd.clone(), session.args.clone().unwrap_or_default(), session.dir.clone())
+                .map_err(|error| format!("initial_sessions: {error}"))?;
         store.create_session(&spec)?;
         tracing::info!(name = %spec.name, "created initial session");
     }
