@@ -66,6 +66,7 @@ fn layers_depend_downward_only() {
         ("wssh-domain", &["tokio", "hyper", "rusqlite", "argon2", "nix", "wssh-store", "wssh-auth", "wssh-http"]),
         ("wssh-store", &["tokio", "hyper", "argon2", "wssh-auth", "wssh-http"]),
         ("wssh-auth", &["tokio", "hyper", "wssh-http"]),
+        ("wssh-pty", &["hyper", "rusqlite", "argon2", "wssh-store", "wssh-auth", "wssh-http"]),
         ("wssh-http", &["wssh"]),
     ];
     for (krate, banned) in forbidden {

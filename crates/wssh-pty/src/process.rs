@@ -1,0 +1,301 @@
+//! Spawning a program on a pseudo-terminal, and the handles to talk to it.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+use nix::libc;
+use nix::pty::{OpenptyResult, Winsize, openpty};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use tokio::io::unix::AsyncFd;
+
+use crate::session::{session_alive, signal_session};
+
+/// Why a program could not be started on a PTY.
+#[derive(Debug, thiserror::Error)]
+pub enum PtyError {
+    /// Opening or configuring the pseudo-terminal failed.
+    #[error("cannot open a pseudo-terminal: {0}")]
+    Open(#[source] io::Error),
+    /// Starting the program failed (not found, not executable, bad directory …).
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        /// The program that was asked for.
+        program: String,
+        /// What the OS said.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading, writing or resizing failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// A terminal size in character cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowSize {
+    /// Columns.
+    pub cols: u16,
+    /// Rows.
+    pub rows: u16,
+}
+
+impl Default for WindowSize {
+    fn default() -> Self {
+        WindowSize { cols: 80, rows: 24 }
+    }
+}
+
+impl WindowSize {
+    fn winsize(self) -> Winsize {
+        Winsize { ws_row: self.rows.max(1), ws_col: self.cols.max(1), ws_xpixel: 0, ws_ypixel: 0 }
+    }
+}
+
+/// Environment variables passed through from the server to the program; everything else in
+/// the server's environment (which may hold secrets) stays behind.
+const INHERITED_ENV: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ"];
+
+/// What to run on a PTY: a builder in the spirit of `std::process::Command`.
+#[derive(Debug, Clone)]
+pub struct PtyCommand {
+    program: String,
+    args: Vec<String>,
+    dir: Option<PathBuf>,
+    env: Vec<(OsString, OsString)>,
+    size: WindowSize,
+}
+
+impl PtyCommand {
+    /// A command running `program` (looked up in `PATH` when it has no slash).
+    pub fn new(program: impl Into<String>) -> Self {
+        PtyCommand { program: program.into(), args: Vec::new(), dir: None, env: Vec::new(), size: WindowSize::default() }
+    }
+
+    /// Adds one argument.
+    #[must_use]
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Adds arguments.
+    #[must_use]
+    pub fn args(mut self, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// The working directory; by default `$HOME`, else `/`.
+    #[must_use]
+    pub fn dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Sets an environment variable for the program.
+    #[must_use]
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The initial window size.
+    #[must_use]
+    pub fn size(mut self, size: WindowSize) -> Self {
+        self.size = size;
+        self
+    }
+
+    /// Starts the program on a fresh PTY, as the leader of a new session whose controlling
+    /// terminal is that PTY, with `TERM=xterm-256color`. Must be called inside a tokio runtime.
+    pub fn spawn(&self) -> Result<PtyProcess, PtyError> {
+        let OpenptyResult { master, slave } = openpty(Some(&self.size.winsize()), None).map_err(open_error)?;
+        set_cloexec(&master).map_err(open_error)?;
+        set_cloexec(&slave).map_err(open_error)?;
+        let flags = OFlag::from_bits_truncate(fcntl(&master, FcntlArg::F_GETFL).map_err(open_error)?);
+        fcntl(&master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map_err(open_error)?;
+
+        let home = std::env::var_os("HOME");
+        let dir = self.dir.clone().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or_else(|| {
+            home.clone().map_or_else(|| PathBuf::from("/"), PathBuf::from)
+        });
+        let mut command = tokio::process::Command::new(&self.program);
+        command.args(&self.args).current_dir(&dir).env_clear();
+        for key in INHERITED_ENV {
+            if let Some(value) = std::env::var_os(key) {
+                command.env(key, value);
+            }
+        }
+        command.env("TERM", "xterm-256color");
+        command.envs(self.env.iter().map(|(key, value)| (key, value)));
+        let stdio = |fd: &OwnedFd| fd.try_clone().map(Stdio::from);
+        command
+            .stdin(stdio(&slave).map_err(open_error)?)
+            .stdout(stdio(&slave).map_err(open_error)?)
+            .stderr(stdio(&slave).map_err(open_error)?);
+        // SAFETY: the closure runs in the forked child before exec and calls only
+        // async-signal-safe functions (setsid, ioctl).
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::ioctl(0, libc::TIOCSCTTY as _, 0) == -1 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        command.kill_on_drop(true);
+        let child = command.spawn().map_err(|source| PtyError::Spawn { program: self.program.clone(), source })?;
+        drop(slave);
+        let pid = child.id().map(|id| Pid::from_raw(id as i32)).ok_or_else(|| {
+            PtyError::Spawn { program: self.program.clone(), source: io::Error::other("exited at once") }
+        })?;
+        // SAFETY: the AsyncFd owns `master` (an OwnedFd), so the descriptor stays open and
+        // unchanged for the AsyncFd's whole life.
+        let master = unsafe { AsyncFd::register(master) }.map_err(|error| PtyError::Open(error.into()))?;
+        let master = Arc::new(master);
+        Ok(PtyProcess { master, child, pid, status: None })
+    }
+}
+
+fn open_error(error: impl Into<io::Error>) -> PtyError {
+    PtyError::Open(error.into())
+}
+
+fn set_cloexec(fd: &OwnedFd) -> Result<(), Errno> {
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map(drop)
+}
+
+nix::ioctl_write_ptr_bad!(set_window_size, libc::TIOCSWINSZ, Winsize);
+
+/// A program running on a PTY. Dropping it kills the program (SIGKILL to the direct child);
+/// call [`PtyProcess::terminate`] to end the whole session politely.
+#[derive(Debug)]
+pub struct PtyProcess {
+    master: Arc<AsyncFd<OwnedFd>>,
+    child: tokio::process::Child,
+    pid: Pid,
+    status: Option<ExitStatus>,
+}
+
+impl PtyProcess {
+    /// The program's process id, which is also its session and process-group id.
+    pub fn pid(&self) -> u32 {
+        self.pid.as_raw() as u32
+    }
+
+    /// A handle reading what the program writes to its terminal.
+    pub fn reader(&self) -> PtyReader {
+        PtyReader { master: self.master.clone() }
+    }
+
+    /// A handle writing to the program's terminal, as if typed.
+    pub fn writer(&self) -> PtyWriter {
+        PtyWriter { master: self.master.clone() }
+    }
+
+    /// Sets the terminal's size; the program gets SIGWINCH.
+    pub fn resize(&self, size: WindowSize) -> io::Result<()> {
+        // SAFETY: the fd is a valid open PTY master for as long as `self.master` lives, and the
+        // pointer is to a properly initialised winsize on the stack.
+        unsafe { set_window_size(self.master.get_ref().as_raw_fd(), &size.winsize()) }
+            .map(drop)
+            .map_err(io::Error::from)
+    }
+
+    /// Waits for the program to exit and reaps it.
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        let status = self.child.wait().await?;
+        self.status = Some(status);
+        Ok(status)
+    }
+
+    /// The exit status if the program has exited, reaping it; `None` while it runs.
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait()?;
+        }
+        Ok(self.status)
+    }
+
+    /// Ends the program's whole session: SIGHUP to every process in it, then after `grace`
+    /// SIGKILL to whatever is left, and reaps the program. Returns its exit status.
+    pub async fn terminate(&mut self, grace: Duration) -> io::Result<ExitStatus> {
+        signal_session(self.pid, Signal::SIGHUP);
+        // SIGHUP is ignored by some programs while stopped; SIGCONT lets it be delivered.
+        signal_session(self.pid, Signal::SIGCONT);
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let leader_done = self.try_wait()?.is_some();
+            if leader_done && !session_alive(self.pid) {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                signal_session(self.pid, Signal::SIGKILL);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.wait().await
+    }
+}
+
+/// Reads a PTY's output. Cloneable handles share one master.
+#[derive(Debug, Clone)]
+pub struct PtyReader {
+    master: Arc<AsyncFd<OwnedFd>>,
+}
+
+impl PtyReader {
+    /// Reads what is available into `buffer`, waiting until something is. Returns 0 once the
+    /// terminal is closed on the program's side (every process holding it has exited).
+    pub async fn read(&self, buffer: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let mut guard = self.master.readable().await?;
+            match guard.try_io(|fd| nix::unistd::read(fd.get_ref().as_fd(), buffer).map_err(io::Error::from)) {
+                Ok(Ok(count)) => return Ok(count),
+                // Linux reports a hung-up slave side as EIO on the master.
+                Ok(Err(error)) if error.raw_os_error() == Some(libc::EIO) => return Ok(0),
+                Ok(Err(error)) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Err(error)) => return Err(error),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+/// Writes to a PTY's input. Cloneable handles share one master.
+#[derive(Debug, Clone)]
+pub struct PtyWriter {
+    master: Arc<AsyncFd<OwnedFd>>,
+}
+
+impl PtyWriter {
+    /// Writes all of `data`, waiting while the terminal's input queue is full.
+    pub async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let mut guard = self.master.writable().await?;
+            match guard.try_io(|fd| nix::unistd::write(fd.get_ref(), data).map_err(io::Error::from)) {
+                Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(Ok(count)) => data = &data[count..],
+                Ok(Err(error)) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Err(error)) => return Err(error),
+                Err(_would_block) => continue,
+            }
+        }
+        Ok(())
+    }
+}

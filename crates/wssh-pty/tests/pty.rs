@@ -1,0 +1,114 @@
+//! The PTY engine on real pseudo-terminals: terminal semantics, sizes, bulk output, exit
+//! statuses, and that ending a session leaves no process behind.
+
+use std::time::Duration;
+
+use wssh_pty::{PtyCommand, PtyProcess, PtyReader, WindowSize};
+
+/// Reads until `needle` appears (or 10 s pass); returns everything read.
+async fn read_until(reader: &PtyReader, needle: &str) -> String {
+    let mut seen = Vec::new();
+    let mut buffer = vec![0; 65536];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        let read = tokio::time::timeout_at(deadline, reader.read(&mut buffer))
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {needle:?}; got {:?}", String::from_utf8_lossy(&seen)))
+            .unwrap();
+        if read == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buffer[..read]);
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+fn sh() -> PtyProcess {
+    PtyCommand::new("sh").size(WindowSize { cols: 101, rows: 33 }).dir("/tmp").spawn().unwrap()
+}
+
+#[tokio::test]
+async fn a_real_terminal_with_the_requested_size() {
+    let process = sh();
+    let writer = process.writer();
+    writer.write_all(b"tty; stty size; echo TERM=$TERM; pwd; echo done-$((40+2))\n").await.unwrap();
+    let output = read_until(&process.reader(), "done-42").await;
+    assert!(output.contains("/dev/pts/"), "{output}");
+    assert!(output.contains("33 101"), "{output}");
+    assert!(output.contains("TERM=xterm-256color"), "{output}");
+    assert!(output.contains("/tmp"), "{output}");
+
+    process.resize(WindowSize { cols: 132, rows: 50 }).unwrap();
+    writer.write_all(b"stty size; echo resized-$((1+1))\n").await.unwrap();
+    let output = read_until(&process.reader(), "resized-2").await;
+    assert!(output.contains("50 132"), "{output}");
+}
+
+#[tokio::test]
+async fn bulk_output_arrives_complete_and_in_order() {
+    let process = PtyCommand::new("seq").args(["1", "100000"]).spawn().unwrap();
+    let reader = process.reader();
+    let mut all = Vec::new();
+    let mut buffer = vec![0; 65536];
+    loop {
+        let read = reader.read(&mut buffer).await.unwrap();
+        if read == 0 {
+            break;
+        }
+        all.extend_from_slice(&buffer[..read]);
+    }
+    let text = String::from_utf8(all).unwrap();
+    let numbers: Vec<u32> = text.lines().map(|line| line.trim_end_matches('\r').parse().unwrap()).collect();
+    assert_eq!(numbers.len(), 100_000);
+    assert!(numbers.iter().enumerate().all(|(index, number)| *number == index as u32 + 1));
+}
+
+#[tokio::test]
+async fn exit_status_is_reported() {
+    let mut process = PtyCommand::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
+    let mut buffer = [0; 1024];
+    while process.reader().read(&mut buffer).await.unwrap() > 0 {}
+    assert_eq!(process.wait().await.unwrap().code(), Some(7));
+}
+
+#[tokio::test]
+async fn a_missing_program_is_an_error_not_a_panic() {
+    let error = PtyCommand::new("/definitely/not/here").spawn().unwrap_err();
+    assert!(error.to_string().contains("/definitely/not/here"), "{error}");
+    let error = PtyCommand::new("sh").dir("/definitely/not/a/dir").spawn().unwrap_err();
+    assert!(matches!(error, wssh_pty::PtyError::Spawn { .. }), "{error}");
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| !stat[stat.rfind(')').unwrap() + 1..].trim_start().starts_with('Z'))
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn terminate_leaves_no_process_behind() {
+    // An interactive shell with a background job in its own process group, and a program
+    // that ignores SIGHUP: both must be gone afterwards.
+    let mut process = PtyCommand::new("bash").args(["--norc", "-i"]).spawn().unwrap();
+    let writer = process.writer();
+    writer
+        .write_all(b"sleep 1000 & echo bg=$!; (trap '' HUP; exec sleep 1001) & echo nohup=$!; echo start$((1+1))ed\r")
+        .await
+        .unwrap();
+    let output = read_until(&process.reader(), "start2ed").await;
+    let pid_of = |key: &str| -> i32 {
+        output
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(key)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {output:?}"))
+    };
+    let (background, ignores_hup, shell) = (pid_of("bg="), pid_of("nohup="), process.pid() as i32);
+    assert!(alive(background) && alive(ignores_hup) && alive(shell));
+    process.terminate(Duration::from_millis(300)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for pid in [background, ignores_hup, shell] {
+        assert!(!alive(pid), "process {pid} survived");
+    }
+    // The shell itself was reaped: no zombie of ours.
+    assert!(std::fs::metadata(format!("/proc/{shell}")).is_err(), "the shell was not reaped");
+}
