@@ -10,6 +10,7 @@ mod gows;
 mod respond;
 mod router;
 mod server;
+mod shell;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -13,6 +13,7 @@ use crate::SharedState;
 use crate::error::ApiError;
 use crate::gows::{self, Operation, Resource};
 use crate::respond::{self, Body, LoggedUser};
+use crate::shell;
 
 /// The largest request body accepted (1 MiB); larger ones get 413.
 pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -42,6 +43,9 @@ pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer:
 async fn route(request: Request<Incoming>, state: SharedState, peer: SocketAddr) -> Result<Response<Body>, ApiError> {
     if request.method() == Method::OPTIONS {
         return Ok(respond::preflight());
+    }
+    if shell::is_upgrade(&request) {
+        return shell::open(request, state, peer).await;
     }
     let resource = match request.uri().path() {
         "/healthz" => return healthz(request.method()),

@@ -206,11 +206,7 @@ impl PtyProcess {
 
     /// Sets the terminal's size; the program gets SIGWINCH.
     pub fn resize(&self, size: WindowSize) -> io::Result<()> {
-        // SAFETY: the fd is a valid open PTY master for as long as `self.master` lives, and the
-        // pointer is to a properly initialised winsize on the stack.
-        unsafe { set_window_size(self.master.get_ref().as_raw_fd(), &size.winsize()) }
-            .map(drop)
-            .map_err(io::Error::from)
+        self.writer().resize(size)
     }
 
     /// Waits for the program to exit and reaps it.
@@ -253,6 +249,16 @@ impl PtyProcess {
     }
 }
 
+impl Drop for PtyProcess {
+    /// A process dropped without [`PtyProcess::terminate`] (a cancelled task, a shutting-down
+    /// server) takes its whole session with it, at once.
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            signal_session(self.pid, Signal::SIGKILL);
+        }
+    }
+}
+
 /// Reads a PTY's output. Cloneable handles share one master.
 #[derive(Debug, Clone)]
 pub struct PtyReader {
@@ -260,12 +266,14 @@ pub struct PtyReader {
 }
 
 impl PtyReader {
-    /// Reads what is available into `buffer`, waiting until something is. Returns 0 once the
-    /// terminal is closed on the program's side (every process holding it has exited).
+    /// Reads what is available into `buffer`, waiting until something is, and keeps reading
+    /// while more is immediately available, so bulk output arrives in few large chunks.
+    /// Returns 0 once the terminal is closed on the program's side (every process holding it
+    /// has exited).
     pub async fn read(&self, buffer: &mut [u8]) -> io::Result<usize> {
         loop {
             let mut guard = self.master.readable().await?;
-            match guard.try_io(|fd| nix::unistd::read(fd.get_ref().as_fd(), buffer).map_err(io::Error::from)) {
+            match guard.try_io(|fd| read_available(fd.get_ref(), buffer)) {
                 Ok(Ok(count)) => return Ok(count),
                 // Linux reports a hung-up slave side as EIO on the master.
                 Ok(Err(error)) if error.raw_os_error() == Some(libc::EIO) => return Ok(0),
@@ -277,6 +285,22 @@ impl PtyReader {
     }
 }
 
+/// Reads until `buffer` is full or nothing more is available; `WouldBlock` only when nothing
+/// was read at all.
+fn read_available(fd: &OwnedFd, buffer: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match nix::unistd::read(fd.as_fd(), &mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(count) => filled += count,
+            Err(Errno::EINTR) => continue,
+            Err(_) if filled > 0 => break,
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(filled)
+}
+
 /// Writes to a PTY's input. Cloneable handles share one master.
 #[derive(Debug, Clone)]
 pub struct PtyWriter {
@@ -284,6 +308,15 @@ pub struct PtyWriter {
 }
 
 impl PtyWriter {
+    /// Sets the terminal's size; the program gets SIGWINCH.
+    pub fn resize(&self, size: WindowSize) -> io::Result<()> {
+        // SAFETY: the fd is a valid open PTY master for as long as `self.master` lives, and the
+        // pointer is to a properly initialised winsize on the stack.
+        unsafe { set_window_size(self.master.get_ref().as_raw_fd(), &size.winsize()) }
+            .map(drop)
+            .map_err(io::Error::from)
+    }
+
     /// Writes all of `data`, waiting while the terminal's input queue is full.
     pub async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {

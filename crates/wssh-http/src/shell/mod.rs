@@ -1,0 +1,360 @@
+//! The shell endpoint: `GET /{session}` with a WebSocket upgrade gives a fresh program on a PTY.
+//!
+//! Before the upgrade: authentication (from `Sec-WebSocket-Protocol` as go_ws_sh's browser
+//! client sends it, or from `Authorization`), the `sessions:connect` permission, and the
+//! session lookup, each refused with its own status. After it: the first client message must
+//! be a resize, which sizes the PTY; then output flows out through a small bounded queue (when
+//! the client stops reading, the server stops reading the PTY and the program blocks) while
+//! input and resizes flow in. The connection ends with a close frame that says how the program
+//! exited; a connection that ends first takes the program's whole session down with it.
+
+pub(crate) mod framing;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use percent_encoding::percent_decode_str;
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use wssh_auth::credentials::AuthorizationObject;
+use wssh_auth::{AuthError, Credentials};
+use wssh_domain::{Permission, SessionSpec};
+use wssh_pty::{PtyCommand, WindowSize};
+
+use self::framing::{ClientMessage, Framing, MAX_MESSAGE_BYTES, NATIVE_SUBPROTOCOL};
+use crate::SharedState;
+use crate::error::ApiError;
+use crate::respond::{Body, LoggedUser, empty};
+
+/// How long a client may take to send its first resize.
+const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a disconnected client's programs get between SIGHUP and SIGKILL.
+const HANGUP_GRACE: Duration = Duration::from_secs(2);
+/// How long output may take to drain after the program exits.
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
+/// Bytes read from the PTY per frame at most.
+const OUTPUT_CHUNK: usize = 64 * 1024;
+/// Frames queued for the client at most; beyond that the PTY is not read.
+const OUTPUT_QUEUE: usize = 4;
+
+/// Whether `request` asks for a WebSocket upgrade.
+pub(crate) fn is_upgrade(request: &Request<Incoming>) -> bool {
+    let has_token = |name: header::HeaderName, token: &str| {
+        request.headers().get_all(name).iter().any(|value| {
+            value.to_str().is_ok_and(|value| value.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    request.method() == Method::GET && has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
+}
+
+/// What the `Sec-WebSocket-Protocol` header offered.
+#[derive(Default)]
+struct Offer {
+    /// The native framing was offered.
+    native: bool,
+    /// The first element that carries credentials, as offered (to echo) and as read.
+    credentials: Option<(String, AuthorizationObject)>,
+}
+
+/// Reads go_ws_sh's subprotocol credential: a URL-encoded query string
+/// (`token=…&identifier=…&type=token`, or `username=…&password=…`), percent-encoded once more.
+fn read_offer(headers: &HeaderMap) -> Offer {
+    let mut offer = Offer::default();
+    let elements = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|element| !element.is_empty());
+    for element in elements {
+        if element == NATIVE_SUBPROTOCOL {
+            offer.native = true;
+            continue;
+        }
+        if offer.credentials.is_some() {
+            continue;
+        }
+        let Ok(query) = percent_decode_str(element).decode_utf8() else { continue };
+        let mut object = AuthorizationObject::default();
+        let mut any = false;
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            let slot = match &*key {
+                "type" => &mut object.kind,
+                "username" => &mut object.username,
+                "password" => &mut object.password,
+                "token" => &mut object.token,
+                "identifier" => &mut object.identifier,
+                _ => continue,
+            };
+            *slot = value.into_owned();
+            any = true;
+        }
+        if any {
+            offer.credentials = Some((element.to_owned(), object));
+        }
+    }
+    offer
+}
+
+/// Answers an upgrade request: 101 and a shell, or a refusal before upgrading.
+pub(crate) async fn open(
+    request: Request<Incoming>,
+    state: SharedState,
+    peer: SocketAddr,
+) -> Result<Response<Body>, ApiError> {
+    let key = request
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .map(|key| derive_accept_key(key.as_bytes()))
+        .ok_or_else(|| ApiError::bad_request("Missing Sec-WebSocket-Key"))?;
+    if request.headers().get(header::SEC_WEBSOCKET_VERSION).is_none_or(|version| version != "13") {
+        return Err(ApiError::new(StatusCode::UPGRADE_REQUIRED, "Only WebSocket version 13 is supported"));
+    }
+    let path = request.uri().path();
+    let name = percent_decode_str(path.strip_prefix('/').unwrap_or(path))
+        .decode_utf8()
+        .map_err(|_| ApiError::not_found("Session not found"))?
+        .into_owned();
+    let offer = read_offer(request.headers());
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| !value.trim().is_empty())
+        .map(str::to_owned);
+    let (echo, object) = match offer.credentials {
+        Some((echo, object)) => (Some(echo), Some(object)),
+        None => (None, None),
+    };
+    let lookup_state = state.clone();
+    let (username, spec) = tokio::task::spawn_blocking(move || -> Result<(String, SessionSpec), ApiError> {
+        let credentials = match (object, authorization) {
+            (Some(object), _) => object.into_credentials()?,
+            (None, Some(header)) => Credentials::from_authorization_header(&header)?,
+            (None, None) => return Err(AuthError::MissingCredentials.into()),
+        };
+        let principal = lookup_state.auth.authenticate(&credentials, Some(peer.ip()))?;
+        principal.require(Permission::SessionsConnect)?;
+        let session = lookup_state
+            .auth
+            .store()
+            .find_session(&name)
+            .map_err(|error| ApiError::from_store(error, "Session"))?
+            .ok_or_else(|| ApiError::not_found("Session not found"))?;
+        Ok((principal.username.to_string(), session.spec))
+    })
+    .await
+    .map_err(|join_error| ApiError::internal(&join_error))??;
+
+    let framing = if offer.native { Framing::Native } else { Framing::GoWsSh };
+    let protocol = if offer.native { Some(NATIVE_SUBPROTOCOL.to_owned()) } else { echo };
+    let mut response = empty(StatusCode::SWITCHING_PROTOCOLS);
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    headers.insert(
+        header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&key).map_err(|error| ApiError::internal(&error))?,
+    );
+    if let Some(protocol) = protocol.and_then(|protocol| HeaderValue::from_str(&protocol).ok()) {
+        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
+    response.extensions_mut().insert(LoggedUser(username.clone()));
+
+    tokio::spawn(async move {
+        match hyper::upgrade::on(request).await {
+            Ok(upgraded) => {
+                let config = WebSocketConfig::default()
+                    .max_message_size(Some(2 * MAX_MESSAGE_BYTES))
+                    .max_frame_size(Some(2 * MAX_MESSAGE_BYTES))
+                    .read_buffer_size(4096)
+                    .write_buffer_size(0);
+                let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                run_shell(socket, framing, spec, &username).await;
+            }
+            Err(error) => tracing::debug!(%error, "upgrade failed"),
+        }
+    });
+    Ok(response)
+}
+
+/// How the conversation with the client ended.
+enum Ending {
+    /// The program exited (or closed its terminal).
+    Exited,
+    /// The client went away or closed.
+    ClientGone,
+    /// The client sent something malformed.
+    Rejected(String),
+}
+
+fn close(code: CloseCode, reason: String) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))
+}
+
+async fn run_shell<S>(socket: WebSocketStream<S>, framing: Framing, spec: SessionSpec, username: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sink, mut stream) = socket.split();
+
+    // 1. The first message sizes the PTY.
+    let first = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, next_message(&mut stream, framing)).await;
+    let size = match first {
+        Ok(Some(Ok(ClientMessage::Resize { cols, rows }))) => WindowSize { cols, rows },
+        Ok(None) => return,
+        other => {
+            let reason = match other {
+                Ok(Some(Ok(ClientMessage::Stdin(_)))) => "unknown recv binary,first message console size expected".into(),
+                Ok(Some(Err(error))) => format!("{error},first message console size expected"),
+                _ => "timed out waiting for the first message, console size expected".into(),
+            };
+            let _ = sink.send(Message::Binary(framing.rejected(&reason))).await;
+            let _ = sink.send(close(CloseCode::Protocol, reason)).await;
+            return;
+        }
+    };
+
+    // 2. Spawn.
+    let mut command = PtyCommand::new(spec.cmd.clone()).args(spec.args.clone()).size(size);
+    if !spec.dir.is_empty() {
+        command = command.dir(&spec.dir);
+    }
+    let mut process = match command.spawn() {
+        Ok(process) => process,
+        Err(error) => {
+            let reason = error.to_string();
+            let _ = sink.send(Message::Binary(framing.rejected(&reason))).await;
+            let _ = sink.send(close(CloseCode::Error, reason)).await;
+            return;
+        }
+    };
+    let pid = process.pid();
+    tracing::info!(session = %spec.name, user = username, pid, "shell started");
+    if let Some(started) = framing.started(&spec.cmd) {
+        if sink.send(Message::Binary(started)).await.is_err() {
+            let _ = process.terminate(HANGUP_GRACE).await;
+            return;
+        }
+    }
+
+    // 3. Output: PTY → bounded queue → socket. A full queue stops the PTY reads.
+    let (queue, mut queued) = mpsc::channel::<Message>(OUTPUT_QUEUE);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = queued.recv().await {
+            let closing = matches!(message, Message::Close(_));
+            if sink.send(message).await.is_err() || closing {
+                break;
+            }
+        }
+    });
+    let reader = process.reader();
+    let output_queue = queue.clone();
+    let mut output = tokio::spawn(async move {
+        let mut buffer = vec![0u8; OUTPUT_CHUNK];
+        loop {
+            match reader.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(count) => {
+                    if output_queue.send(Message::Binary(framing.stdout(&buffer[..count]))).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+
+    // 4. Input, until the program exits, the terminal closes, or the client leaves.
+    let terminal = process.writer();
+    let mut output_open = true;
+    let ending = {
+        let exited = process.wait();
+        tokio::pin!(exited);
+        loop {
+            tokio::select! {
+                _ = &mut exited => break Ending::Exited,
+                _ = &mut output, if output_open => output_open = false,
+                incoming = next_message(&mut stream, framing) => match incoming {
+                    Some(Ok(ClientMessage::Stdin(bytes))) => {
+                        if terminal.write_all(&bytes).await.is_err() {
+                            break Ending::Exited;
+                        }
+                    }
+                    Some(Ok(ClientMessage::Resize { cols, rows })) => {
+                        let _ = terminal.resize(WindowSize { cols, rows });
+                    }
+                    Some(Err(error)) => break Ending::Rejected(error.to_string()),
+                    None => break Ending::ClientGone,
+                },
+            }
+        }
+    };
+
+    match ending {
+        Ending::Exited => {
+            // Let the last output through, then end whatever the program left behind. (A
+            // finished JoinHandle must not be polled again.)
+            if output_open {
+                let _ = tokio::time::timeout(DRAIN_TIMEOUT, &mut output).await;
+            }
+            output.abort();
+            let status = process.terminate(Duration::from_millis(100)).await;
+            let code = status.as_ref().ok().and_then(std::process::ExitStatus::code).unwrap_or(-1);
+            tracing::info!(session = %spec.name, user = username, pid, code, "shell exited");
+            if let Some(exited) = framing.exited(code) {
+                let _ = queue.send(Message::Binary(exited)).await;
+            }
+            let _ = queue.send(close(CloseCode::Normal, format!("process exited with status {code}"))).await;
+            drop(queue);
+            let _ = writer.await;
+            // Give the client a moment to answer the close handshake.
+            let _ = tokio::time::timeout(Duration::from_secs(1), async { while stream.next().await.is_some() {} }).await;
+        }
+        Ending::ClientGone => {
+            output.abort();
+            drop(queue);
+            writer.abort();
+            let _ = process.terminate(HANGUP_GRACE).await;
+            tracing::info!(session = %spec.name, user = username, pid, "client left, shell ended");
+        }
+        Ending::Rejected(reason) => {
+            output.abort();
+            let _ = queue.send(Message::Binary(framing.rejected(&reason))).await;
+            let _ = queue.send(close(CloseCode::Protocol, reason.clone())).await;
+            drop(queue);
+            let _ = writer.await;
+            let _ = process.terminate(HANGUP_GRACE).await;
+            tracing::info!(session = %spec.name, user = username, pid, reason, "malformed frame, shell ended");
+        }
+    }
+}
+
+/// The next application message: data frames decoded, control frames skipped. `None` when the
+/// client closed or the connection broke.
+async fn next_message<S>(
+    stream: &mut futures_util::stream::SplitStream<WebSocketStream<S>>,
+    framing: Framing,
+) -> Option<Result<ClientMessage, framing::FrameError>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        match stream.next().await? {
+            Ok(Message::Binary(payload)) => return Some(framing.decode(&payload)),
+            // go_ws_sh ignores the opcode; so do we.
+            Ok(Message::Text(text)) => return Some(framing.decode(text.as_bytes())),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+        }
+    }
+}

@@ -1,0 +1,421 @@
+//! Shells over WebSocket against the real binary, with a real WebSocket client speaking both
+//! framings. The go_ws_sh codec here is written independently of the server's, from the
+//! protocol description, so that a mistake on either side shows.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use support::{ADMIN_PASSWORD, Server, create_user, login};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+// ---- go_ws_sh framing, client side ---------------------------------------------------------
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn wsmsg(kind: u8, data: &[u8]) -> Vec<u8> {
+    let mut message = vec![0x08, kind, 0x12];
+    varint(&mut message, data.len() as u64);
+    message.extend_from_slice(data);
+    gzip(&message)
+}
+
+fn avro(kind: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    varint(&mut out, (kind.len() as u64) << 1);
+    out.extend_from_slice(kind.as_bytes());
+    varint(&mut out, (body.len() as u64) << 1);
+    out.extend_from_slice(body);
+    out
+}
+
+fn read_varint(input: &mut &[u8]) -> u64 {
+    let mut value = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = input[0];
+        *input = &input[1..];
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+    }
+    value
+}
+
+/// A server message: (wsmsg type, payload) with Avro `stdout` unwrapped.
+#[derive(Debug, PartialEq)]
+enum FromServer {
+    Text(serde_json::Value),
+    Stdout(Vec<u8>),
+}
+
+fn decode_server(frame: &[u8]) -> FromServer {
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(frame).read_to_end(&mut plain).expect("every server frame is gzip");
+    let mut input = plain.as_slice();
+    let (mut kind, mut data) = (0, Vec::new());
+    while !input.is_empty() {
+        match read_varint(&mut input) {
+            0x08 => kind = read_varint(&mut input),
+            0x12 => {
+                let length = read_varint(&mut input) as usize;
+                data = input[..length].to_vec();
+                input = &input[length..];
+            }
+            other => panic!("unexpected protobuf tag {other}"),
+        }
+    }
+    match kind {
+        1 => FromServer::Text(serde_json::from_slice(&data).unwrap()),
+        2 => {
+            let mut record = data.as_slice();
+            let length = (read_varint(&mut record) >> 1) as usize;
+            assert_eq!(&record[..length], b"stdout");
+            record = &record[length..];
+            let length = (read_varint(&mut record) >> 1) as usize;
+            FromServer::Stdout(record[..length].to_vec())
+        }
+        other => panic!("unexpected wsmsg type {other}"),
+    }
+}
+
+// ---- a client ---------------------------------------------------------------------------------
+
+struct Shell {
+    socket: WebSocketStream<TcpStream>,
+    native: bool,
+    output: Vec<u8>,
+    texts: Vec<serde_json::Value>,
+    exit_code: Option<i32>,
+}
+
+/// The go_ws_sh_fe subprotocol credential for a token.
+fn token_protocol(identifier: &str, token: &str) -> String {
+    format!("token%3D{token}%26username%3Dadmin%26type%3Dtoken%26identifier%3D{identifier}")
+}
+
+async fn connect(server: &Server, path: &str, protocols: &[&str], authorization: Option<&str>) -> Result<Shell, u16> {
+    let mut request = format!("ws://{}{path}", server.addr).into_client_request().unwrap();
+    if !protocols.is_empty() {
+        request.headers_mut().insert("sec-websocket-protocol", protocols.join(", ").parse().unwrap());
+    }
+    if let Some(value) = authorization {
+        request.headers_mut().insert("authorization", value.parse().unwrap());
+    }
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    match tokio_tungstenite::client_async(request, stream).await {
+        Ok((socket, response)) => {
+            let native = protocols.contains(&"wssh.v1");
+            let echoed = response.headers().get("sec-websocket-protocol").map(|value| value.to_str().unwrap().to_owned());
+            if !protocols.is_empty() {
+                assert!(protocols.contains(&echoed.as_deref().unwrap_or("")), "echo {echoed:?} of {protocols:?}");
+            }
+            Ok(Shell { socket, native, output: Vec::new(), texts: Vec::new(), exit_code: None })
+        }
+        Err(WsError::Http(response)) => Err(response.status().as_u16()),
+        Err(other) => panic!("handshake failed: {other}"),
+    }
+}
+
+impl Shell {
+    async fn resize(&mut self, cols: u16, rows: u16) {
+        let frame = if self.native {
+            let mut frame = vec![1];
+            frame.extend_from_slice(&cols.to_be_bytes());
+            frame.extend_from_slice(&rows.to_be_bytes());
+            frame
+        } else {
+            wsmsg(1, format!("[\"resize\",{cols},{rows}]").as_bytes())
+        };
+        self.socket.send(Message::Binary(frame.into())).await.unwrap();
+    }
+
+    async fn type_text(&mut self, text: &str) {
+        let frame = if self.native {
+            let mut frame = vec![0];
+            frame.extend_from_slice(text.as_bytes());
+            frame
+        } else {
+            wsmsg(2, &avro("stdin", text.as_bytes()))
+        };
+        self.socket.send(Message::Binary(frame.into())).await.unwrap();
+    }
+
+    /// Handles one frame; returns the close frame's code when the server closes.
+    fn absorb(&mut self, message: Message) -> Option<u16> {
+        match message {
+            Message::Binary(frame) if self.native => match frame[0] {
+                0 => self.output.extend_from_slice(&frame[1..]),
+                2 => self.exit_code = Some(i32::from_be_bytes(frame[1..5].try_into().unwrap())),
+                3 => self.texts.push(json!(["rejected", String::from_utf8_lossy(&frame[1..])])),
+                other => panic!("unknown native frame {other}"),
+            },
+            Message::Binary(frame) => match decode_server(&frame) {
+                FromServer::Stdout(bytes) => self.output.extend_from_slice(&bytes),
+                FromServer::Text(value) => self.texts.push(value),
+            },
+            Message::Text(_) => panic!("the server must never send text frames"),
+            Message::Close(frame) => return Some(frame.map_or(1005, |frame| u16::from(frame.code))),
+            _ => {}
+        }
+        None
+    }
+
+    /// Reads until the output contains `needle`.
+    async fn read_until(&mut self, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !String::from_utf8_lossy(&self.output).contains(needle) {
+            let message = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {needle:?}; got {:?}", String::from_utf8_lossy(&self.output)))
+                .expect("socket open")
+                .expect("frame");
+            if let Some(code) = self.absorb(message) {
+                panic!("closed ({code}) before {needle:?}; got {:?}", String::from_utf8_lossy(&self.output));
+            }
+        }
+        String::from_utf8_lossy(&self.output).into_owned()
+    }
+
+    /// Reads until the server closes; returns the close code.
+    async fn read_to_close(&mut self) -> u16 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await.expect("closed within 20 s") {
+                Some(Ok(message)) => {
+                    if let Some(code) = self.absorb(message) {
+                        return code;
+                    }
+                }
+                Some(Err(error)) => {
+                    eprintln!("socket error before close: {error}");
+                    return 1006;
+                }
+                None => return 1006,
+            }
+        }
+    }
+}
+
+async fn token_shell(server: &Server, native: bool) -> Shell {
+    let (identifier, token) = login(&server.client(), "admin", ADMIN_PASSWORD).await;
+    let protocol = token_protocol(&identifier, &token);
+    let protocols: Vec<&str> = if native { vec!["wssh.v1", &protocol] } else { vec![&protocol] };
+    connect(server, "/bash", &protocols, None).await.unwrap()
+}
+
+fn server_with_sh() -> Server {
+    let mut config = support::default_config();
+    config["initial_sessions"] = json!([
+        { "name": "bash", "cmd": "bash", "args": ["--norc", "-i"], "dir": "/tmp" },
+        { "name": "my sh", "cmd": "sh", "args": [], "dir": "" },
+        { "name": "broken", "cmd": "/no/such/program", "args": [], "dir": "/" }
+    ]);
+    Server::start_with(config)
+}
+
+// ---- the tests ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn go_ws_sh_client_gets_a_real_terminal_of_the_size_it_asked_for() {
+    let server = server_with_sh();
+    let mut shell = token_shell(&server, false).await;
+    shell.resize(97, 31).await;
+    shell.type_text("tty; stty size; echo ok-$((6*7))\r").await;
+    let output = shell.read_until("ok-42").await;
+    assert!(output.contains("/dev/pts/"), "{output}");
+    assert!(output.contains("31 97"), "{output}");
+    assert_eq!(shell.texts.first(), Some(&json!(["resolved", "process bash started success"])));
+
+    shell.resize(120, 40).await;
+    shell.type_text("stty size; echo again-$((1+1))\r").await;
+    let output = shell.read_until("again-2").await;
+    assert!(output.contains("40 120"), "{output}");
+
+    shell.type_text("exit 3\r").await;
+    assert_eq!(shell.read_to_close().await, 1000);
+}
+
+#[tokio::test]
+async fn native_framing_reports_the_exit_code() {
+    let server = server_with_sh();
+    let mut shell = token_shell(&server, true).await;
+    shell.resize(80, 24).await;
+    shell.type_text("echo native-$((2+3)); exit 5\r").await;
+    shell.read_until("native-5").await;
+    assert_eq!(shell.read_to_close().await, 1000);
+    assert_eq!(shell.exit_code, Some(5));
+}
+
+#[tokio::test]
+async fn bulk_output_arrives_complete_and_in_order() {
+    let server = server_with_sh();
+    let mut shell = token_shell(&server, false).await;
+    shell.resize(80, 24).await;
+    shell.type_text("seq 1 300000; echo END-$((1+1))\r").await;
+    let output = shell.read_until("END-2").await;
+    let start = output.find("1\r\n2\r\n").unwrap_or_else(|| panic!("seq output starts: {:?}", &output[..output.len().min(300)]));
+    let numbers: Vec<u32> = output[start..]
+        .lines()
+        .map(|line| line.trim_end_matches('\r'))
+        .take_while(|line| !line.contains("END"))
+        .map(|line| line.parse().unwrap_or_else(|_| panic!("not a number: {line:?}")))
+        .collect();
+    assert_eq!(numbers.len(), 300_000);
+    assert!(numbers.iter().enumerate().all(|(index, number)| *number == index as u32 + 1));
+}
+
+#[tokio::test]
+async fn password_and_header_credentials_work_and_bad_ones_are_refused_before_upgrading() {
+    let server = server_with_sh();
+    let password_protocol = format!("username%3Dadmin%26password%3D{ADMIN_PASSWORD}%26type%3Dpassword");
+    let mut shell = connect(&server, "/bash", &[&password_protocol], None).await.unwrap();
+    shell.resize(80, 24).await;
+    shell.type_text("echo pw-$((3*3))\r").await;
+    shell.read_until("pw-9").await;
+
+    let basic = format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("admin:{ADMIN_PASSWORD}")));
+    let mut shell = connect(&server, "/my%20sh", &["wssh.v1"], Some(&basic)).await.unwrap();
+    shell.resize(80, 24).await;
+    shell.type_text("echo sp-$((4*4))\n").await;
+    shell.read_until("sp-16").await;
+
+    assert_eq!(connect(&server, "/bash", &[&token_protocol("1", "wssh_bad")], None).await.err(), Some(401));
+    assert_eq!(connect(&server, "/bash", &[], None).await.err(), Some(401));
+    let (identifier, token) = login(&server.client(), "admin", ADMIN_PASSWORD).await;
+    assert_eq!(connect(&server, "/nope", &[&token_protocol(&identifier, &token)], None).await.err(), Some(404));
+    create_user(&server.client(), "alice", "alice-pw").await;
+    let alice = "username%3Dalice%26password%3Dalice-pw%26type%3Dpassword";
+    assert!(connect(&server, "/bash", &[alice], None).await.is_ok(), "ordinary users may connect");
+}
+
+#[tokio::test]
+async fn a_program_that_cannot_start_is_rejected_cleanly() {
+    let server = server_with_sh();
+    let (identifier, token) = login(&server.client(), "admin", ADMIN_PASSWORD).await;
+    let mut shell = connect(&server, "/broken", &[&token_protocol(&identifier, &token)], None).await.unwrap();
+    shell.resize(80, 24).await;
+    let code = shell.read_to_close().await;
+    assert_ne!(code, 1000);
+    assert_eq!(shell.texts.first().and_then(|text| text[0].as_str()), Some("rejected"));
+}
+
+#[tokio::test]
+async fn garbage_frames_are_rejected_and_the_server_carries_on() {
+    let server = server_with_sh();
+    // Not a resize first.
+    let mut shell = token_shell(&server, false).await;
+    shell.type_text("ls\r").await;
+    assert_eq!(shell.read_to_close().await, 1002);
+    assert_eq!(shell.texts[0][0], "rejected");
+    // Garbage after a good start.
+    for garbage in [b"\x00\x01\x02garbage".to_vec(), gzip(b"\xff\xff"), wsmsg(2, &avro("stderr", b"x")), wsmsg(1, b"[1,2]")] {
+        let mut shell = token_shell(&server, false).await;
+        shell.resize(80, 24).await;
+        shell.socket.send(Message::Binary(garbage.into())).await.unwrap();
+        assert_eq!(shell.read_to_close().await, 1002);
+    }
+    // Still serving.
+    let mut shell = token_shell(&server, false).await;
+    shell.resize(80, 24).await;
+    shell.type_text("echo alive-$((5+5))\r").await;
+    shell.read_until("alive-10").await;
+    assert_eq!(server.client().raw("GET", "/healthz", &[], Vec::new()).await.status, 200);
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| !stat[stat.rfind(')').unwrap() + 1..].trim_start().starts_with('Z'))
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn a_dropped_connection_leaves_no_process_behind() {
+    let server = server_with_sh();
+    let mut shell = token_shell(&server, false).await;
+    shell.resize(80, 24).await;
+    shell.type_text("sleep 1000 & echo bg=$!; echo shell=$$; echo mark-$((7*7))\r").await;
+    let output = shell.read_until("mark-49").await;
+    let pid_of = |key: &str| -> i32 {
+        output.lines().find_map(|line| line.trim().strip_prefix(key)?.trim().parse().ok()).unwrap()
+    };
+    let (background, shell_pid) = (pid_of("bg="), pid_of("shell="));
+    assert!(alive(background) && alive(shell_pid));
+    drop(shell);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while (alive(background) || alive(shell_pid)) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!alive(background), "the background job survived");
+    assert!(!alive(shell_pid), "the shell survived");
+}
+
+#[tokio::test]
+async fn fifty_concurrent_shells_all_answer() {
+    let server = server_with_sh();
+    let (identifier, token) = login(&server.client(), "admin", ADMIN_PASSWORD).await;
+    let protocol = token_protocol(&identifier, &token);
+    let mut tasks = Vec::new();
+    for index in 0..50 {
+        let protocol = protocol.clone();
+        let addr = server.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut request = format!("ws://{addr}/my%20sh").into_client_request().unwrap();
+            request.headers_mut().insert("sec-websocket-protocol", protocol.parse().unwrap());
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let (socket, _) = tokio_tungstenite::client_async(request, stream).await.unwrap();
+            let mut shell = Shell { socket, native: false, output: Vec::new(), texts: Vec::new(), exit_code: None };
+            shell.resize(80, 24).await;
+            shell.type_text(&format!("echo shell-$(({index}*1000+1))\n")).await;
+            shell.read_until(&format!("shell-{}", index * 1000 + 1)).await;
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status.lines().find_map(|line| line.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_does_not_grow_server_memory() {
+    let server = server_with_sh();
+    let mut shell = token_shell(&server, false).await;
+    shell.resize(80, 24).await;
+    shell.type_text("echo go-$((8*8))\r").await;
+    shell.read_until("go-64").await;
+    let before = rss_kib(server.pid());
+    shell.type_text("yes\r").await;
+    // Do not read. Give `yes` every chance to flood the server.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = rss_kib(server.pid());
+    assert!(after < before + 4 * 1024, "server RSS grew from {before} KiB to {after} KiB");
+    // Reading resumes the flow.
+    let mut read = 0;
+    while read < 1_000_000 {
+        if let Some(Ok(Message::Binary(frame))) = shell.socket.next().await {
+            read += frame.len();
+        }
+    }
+}
