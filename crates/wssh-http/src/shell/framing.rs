@@ -304,8 +304,9 @@ mod tests {
         assert!(decode_go_ws_sh(&gzip(&huge_avro)).is_err());
         let bomb = gzip(&vec![0u8; MAX_MESSAGE_BYTES + 10]);
         assert_eq!(decode_go_ws_sh(&bomb), Err(FrameError::TooLarge));
-        let mut other_type = vec![0x08, 0x02, 0x12, 0x0b];
-        other_type.extend_from_slice(&avro_record("stderr", b"x"));
+        let record = avro_record("stderr", b"x");
+        let mut other_type = vec![0x08, 0x02, 0x12, record.len() as u8];
+        other_type.extend_from_slice(&record);
         assert!(matches!(decode_go_ws_sh(&gzip(&other_type)), Err(FrameError::UnknownAvroType(_))));
         assert_eq!(decode_native(&[]), Err(FrameError::Empty));
         assert!(decode_native(&[1, 0]).is_err());
