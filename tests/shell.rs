@@ -411,11 +411,14 @@ async fn a_client_that_stops_reading_does_not_grow_server_memory() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = rss_kib(server.pid());
     assert!(after < before + 4 * 1024, "server RSS grew from {before} KiB to {after} KiB");
-    // Reading resumes the flow.
-    let mut read = 0;
-    while read < 1_000_000 {
-        if let Some(Ok(Message::Binary(frame))) = shell.socket.next().await {
-            read += frame.len();
+    // Reading resumes the flow: output keeps coming, well past what was queued.
+    let mut output = 0;
+    while output < 4 * 1024 * 1024 {
+        let frame = tokio::time::timeout(Duration::from_secs(10), shell.socket.next()).await.unwrap().unwrap().unwrap();
+        if let Message::Binary(frame) = frame
+            && let FromServer::Stdout(bytes) = decode_server(&frame)
+        {
+            output += bytes.len();
         }
     }
 }
