@@ -124,7 +124,8 @@ async fn connect(server: &Server, path: &str, protocols: &[&str], authorization:
     match tokio_tungstenite::client_async(request, stream).await {
         Ok((socket, response)) => {
             let native = protocols.contains(&"wssh.v1");
-            let echoed = response.headers().get("sec-websocket-protocol").map(|value| value.to_str().unwrap().to_owned());
+            let echoed =
+                response.headers().get("sec-websocket-protocol").map(|value| value.to_str().unwrap().to_owned());
             if !protocols.is_empty() {
                 assert!(protocols.contains(&echoed.as_deref().unwrap_or("")), "echo {echoed:?} of {protocols:?}");
             }
@@ -185,7 +186,9 @@ impl Shell {
         while !String::from_utf8_lossy(&self.output).contains(needle) {
             let message = tokio::time::timeout_at(deadline, self.socket.next())
                 .await
-                .unwrap_or_else(|_| panic!("timed out waiting for {needle:?}; got {:?}", String::from_utf8_lossy(&self.output)))
+                .unwrap_or_else(|_| {
+                    panic!("timed out waiting for {needle:?}; got {:?}", String::from_utf8_lossy(&self.output))
+                })
                 .expect("socket open")
                 .expect("frame");
             if let Some(code) = self.absorb(message) {
@@ -272,7 +275,9 @@ async fn bulk_output_arrives_complete_and_in_order() {
     shell.resize(80, 24).await;
     shell.type_text("seq 1 300000; echo END-$((1+1))\r").await;
     let output = shell.read_until("END-2").await;
-    let start = output.find("1\r\n2\r\n").unwrap_or_else(|| panic!("seq output starts: {:?}", &output[..output.len().min(300)]));
+    let start = output
+        .find("1\r\n2\r\n")
+        .unwrap_or_else(|| panic!("seq output starts: {:?}", &output[..output.len().min(300)]));
     let numbers: Vec<u32> = output[start..]
         .lines()
         .map(|line| line.trim_end_matches('\r'))
@@ -292,7 +297,10 @@ async fn password_and_header_credentials_work_and_bad_ones_are_refused_before_up
     shell.type_text("echo pw-$((3*3))\r").await;
     shell.read_until("pw-9").await;
 
-    let basic = format!("Basic {}", base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("admin:{ADMIN_PASSWORD}")));
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("admin:{ADMIN_PASSWORD}"))
+    );
     let mut shell = connect(&server, "/my%20sh", &["wssh.v1"], Some(&basic)).await.unwrap();
     shell.resize(80, 24).await;
     shell.type_text("echo sp-$((4*4))\n").await;
@@ -327,7 +335,9 @@ async fn garbage_frames_are_rejected_and_the_server_carries_on() {
     assert_eq!(shell.read_to_close().await, 1002);
     assert_eq!(shell.texts[0][0], "rejected");
     // Garbage after a good start.
-    for garbage in [b"\x00\x01\x02garbage".to_vec(), gzip(b"\xff\xff"), wsmsg(2, &avro("stderr", b"x")), wsmsg(1, b"[1,2]")] {
+    for garbage in
+        [b"\x00\x01\x02garbage".to_vec(), gzip(b"\xff\xff"), wsmsg(2, &avro("stderr", b"x")), wsmsg(1, b"[1,2]")]
+    {
         let mut shell = token_shell(&server, false).await;
         shell.resize(80, 24).await;
         shell.socket.send(Message::Binary(garbage.into())).await.unwrap();
@@ -395,7 +405,15 @@ async fn fifty_concurrent_shells_all_answer() {
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status.lines().find_map(|line| line.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap()
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test]

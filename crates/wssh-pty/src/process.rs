@@ -76,7 +76,13 @@ pub struct PtyCommand {
 impl PtyCommand {
     /// A command running `program` (looked up in `PATH` when it has no slash).
     pub fn new(program: impl Into<String>) -> Self {
-        PtyCommand { program: program.into(), args: Vec::new(), dir: None, env: Vec::new(), size: WindowSize::default() }
+        PtyCommand {
+            program: program.into(),
+            args: Vec::new(),
+            dir: None,
+            env: Vec::new(),
+            size: WindowSize::default(),
+        }
     }
 
     /// Adds one argument.
@@ -124,9 +130,11 @@ impl PtyCommand {
         fcntl(&master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map_err(open_error)?;
 
         let home = std::env::var_os("HOME");
-        let dir = self.dir.clone().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or_else(|| {
-            home.clone().map_or_else(|| PathBuf::from("/"), PathBuf::from)
-        });
+        let dir = self
+            .dir
+            .clone()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or_else(|| home.clone().map_or_else(|| PathBuf::from("/"), PathBuf::from));
         let mut command = tokio::process::Command::new(&self.program);
         command.args(&self.args).current_dir(&dir).env_clear();
         for key in INHERITED_ENV {
@@ -157,8 +165,9 @@ impl PtyCommand {
         command.kill_on_drop(true);
         let child = command.spawn().map_err(|source| PtyError::Spawn { program: self.program.clone(), source })?;
         drop(slave);
-        let pid = child.id().map(|id| Pid::from_raw(id as i32)).ok_or_else(|| {
-            PtyError::Spawn { program: self.program.clone(), source: io::Error::other("exited at once") }
+        let pid = child.id().map(|id| Pid::from_raw(id as i32)).ok_or_else(|| PtyError::Spawn {
+            program: self.program.clone(),
+            source: io::Error::other("exited at once"),
         })?;
         // SAFETY: the AsyncFd owns `master` (an OwnedFd), so the descriptor stays open and
         // unchanged for the AsyncFd's whole life.

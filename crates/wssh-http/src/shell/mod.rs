@@ -53,7 +53,9 @@ pub(crate) fn is_upgrade(request: &Request<Incoming>) -> bool {
             value.to_str().is_ok_and(|value| value.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
         })
     };
-    request.method() == Method::GET && has_token(header::CONNECTION, "upgrade") && has_token(header::UPGRADE, "websocket")
+    request.method() == Method::GET
+        && has_token(header::CONNECTION, "upgrade")
+        && has_token(header::UPGRADE, "websocket")
 }
 
 /// What the `Sec-WebSocket-Protocol` header offered.
@@ -162,10 +164,8 @@ pub(crate) async fn open(
     let headers = response.headers_mut();
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    headers.insert(
-        header::SEC_WEBSOCKET_ACCEPT,
-        HeaderValue::from_str(&key).map_err(|error| ApiError::internal(&error))?,
-    );
+    headers
+        .insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&key).map_err(|error| ApiError::internal(&error))?);
     if let Some(protocol) = protocol.and_then(|protocol| HeaderValue::from_str(&protocol).ok()) {
         headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
     }
@@ -215,7 +215,9 @@ where
         Ok(None) => return,
         other => {
             let reason = match other {
-                Ok(Some(Ok(ClientMessage::Stdin(_)))) => "unknown recv binary,first message console size expected".into(),
+                Ok(Some(Ok(ClientMessage::Stdin(_)))) => {
+                    "unknown recv binary,first message console size expected".into()
+                }
                 Ok(Some(Err(error))) => format!("{error},first message console size expected"),
                 _ => "timed out waiting for the first message, console size expected".into(),
             };
@@ -241,11 +243,11 @@ where
     };
     let pid = process.pid();
     tracing::info!(session = %spec.name, user = username, pid, "shell started");
-    if let Some(started) = framing.started(&spec.cmd) {
-        if sink.send(Message::Binary(started)).await.is_err() {
-            let _ = process.terminate(HANGUP_GRACE).await;
-            return;
-        }
+    if let Some(started) = framing.started(&spec.cmd)
+        && sink.send(Message::Binary(started)).await.is_err()
+    {
+        let _ = process.terminate(HANGUP_GRACE).await;
+        return;
     }
 
     // 3. Output: PTY → bounded queue → socket. A full queue stops the PTY reads.
@@ -318,7 +320,8 @@ where
             drop(queue);
             let _ = writer.await;
             // Give the client a moment to answer the close handshake.
-            let _ = tokio::time::timeout(Duration::from_secs(1), async { while stream.next().await.is_some() {} }).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), async { while stream.next().await.is_some() {} }).await;
         }
         Ending::ClientGone => {
             output.abort();
