@@ -1,1 +1,47 @@
-fn main() {}
+//! wssh's development tasks, run as `cargo xtask <task>` (the alias is in `.cargo/config.toml`):
+//!
+//! * `cargo xtask migrate [--data-dir DIR] [--show]` applies, or only lists, the database
+//!   migrations of a data directory ([`migrate`]);
+//! * `cargo xtask conformance` runs the API conformance suite, `tests/conformance.rs`, against
+//!   the real binary ([`conformance`]).
+
+#![allow(clippy::print_stdout, reason = "a command-line tool reports on standard output")]
+
+mod conformance;
+mod migrate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The command line: one task.
+#[derive(Debug, Parser)]
+#[command(name = "xtask", bin_name = "cargo xtask", about = "wssh's development tasks")]
+struct Cli {
+    /// The task to run.
+    #[command(subcommand)]
+    task: Task,
+}
+
+/// The tasks.
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Apply the pending database migrations of a data directory, or with --show only list them.
+    Migrate(migrate::Args),
+    /// Run the API conformance suite (tests/conformance.rs) against the real wssh binary.
+    Conformance,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().task {
+        Task::Migrate(args) => migrate::run(&args),
+        Task::Conformance => conformance::run(),
+    }
+}
+
+/// The workspace root: the parent of this crate's directory.
+fn project_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().map_or(manifest_dir.clone(), PathBuf::from)
+}

@@ -1,0 +1,647 @@
+//! API conformance: drives the real `wssh` binary through a list of scenarios that together
+//! reach every (path, operation, status) documented in `docs/api/openapi.json`, and checks each
+//! reply against the document: the status is documented for the operation, the body validates
+//! against the documented schema, the documented headers are there. Run it with
+//! `cargo xtask conformance`.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use support::{ADMIN_PASSWORD, Client, Reply, Server, admin, login, password_auth, token_auth};
+
+/// The OpenAPI document under test.
+const SPEC_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api/openapi.json");
+
+/// The operation keys a path item may hold, extensions for COPY and MOVE included.
+const OPERATION_KEYS: &[&str] = &["get", "head", "post", "put", "delete", "options", "x-copy", "x-move"];
+
+/// Statuses documented but not reachable from outside: exempt from the coverage check.
+const EXEMPT_STATUSES: &[u16] = &[500];
+
+/// The largest request body the server reads (1 MiB).
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// go_ws_sh's routing header.
+const OVERRIDE: &str = "x-HTTP-method-override";
+
+/// The ordinary (non-admin) user the scenarios create.
+const ALICE: &str = "alice";
+const ALICE_PASSWORD: &str = "alice-password-1";
+
+/// Every (method, override, path) that reaches a go_ws_sh operation; both ways of listing.
+const API_CALLS: &[(&str, Option<&str>, &str)] = &[
+    ("GET", None, "/tokens"),
+    ("POST", Some("GET"), "/tokens"),
+    ("POST", None, "/tokens"),
+    ("PUT", None, "/tokens"),
+    ("DELETE", None, "/tokens"),
+    ("GET", None, "/credentials"),
+    ("POST", Some("GET"), "/credentials"),
+    ("POST", None, "/credentials"),
+    ("PUT", None, "/credentials"),
+    ("DELETE", None, "/credentials"),
+    ("GET", None, "/sessions"),
+    ("POST", Some("GET"), "/sessions"),
+    ("POST", None, "/sessions"),
+    ("PUT", None, "/sessions"),
+    ("DELETE", None, "/sessions"),
+    ("COPY", None, "/sessions"),
+    ("MOVE", None, "/sessions"),
+];
+
+// ---------------------------------------------------------------------------------------------
+// A small JSON Schema validator: type (one or several, null included), enum, required,
+// properties, items, allOf, anyOf, not, and $ref into the document. Other keywords (format,
+// pattern, maxLength, descriptions) are annotations here.
+
+/// The node `reference` (`#/components/...`) points at.
+fn resolve<'a>(spec: &'a Value, reference: &str) -> &'a Value {
+    let pointer = reference.strip_prefix('#').unwrap_or_else(|| panic!("only local references: {reference}"));
+    spec.pointer(pointer).unwrap_or_else(|| panic!("dangling reference {reference}"))
+}
+
+/// Whether `value` is of the JSON Schema type `name`.
+fn has_type(name: &str, value: &Value) -> bool {
+    match name {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "boolean" => value.is_boolean(),
+        "null" => value.is_null(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        other => panic!("unknown type {other}"),
+    }
+}
+
+/// Checks `value` against `schema`; the error names where (`at`) and why.
+fn validate(spec: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+        return validate(spec, resolve(spec, reference), value, at);
+    }
+    if let Some(types) = schema.get("type") {
+        let names: Vec<&str> = match types {
+            Value::Array(names) => names.iter().filter_map(Value::as_str).collect(),
+            name => vec![name.as_str().expect("type is a string or an array")],
+        };
+        if !names.iter().any(|name| has_type(name, value)) {
+            return Err(format!("{at}: expected {names:?}, got {value}"));
+        }
+    }
+    if let Some(options) = schema.get("enum").and_then(Value::as_array)
+        && !options.contains(value)
+    {
+        return Err(format!("{at}: {value} is not one of {options:?}"));
+    }
+    if let (Some(required), Some(object)) = (schema.get("required").and_then(Value::as_array), value.as_object()) {
+        for name in required.iter().filter_map(Value::as_str) {
+            if !object.contains_key(name) {
+                return Err(format!("{at}: missing required {name:?}"));
+            }
+        }
+    }
+    if let (Some(properties), Some(object)) = (schema.get("properties").and_then(Value::as_object), value.as_object()) {
+        for (name, property) in properties {
+            if let Some(field) = object.get(name) {
+                validate(spec, property, field, &format!("{at}/{name}"))?;
+            }
+        }
+    }
+    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+        for (index, item) in array.iter().enumerate() {
+            validate(spec, items, item, &format!("{at}/{index}"))?;
+        }
+    }
+    for sub in schema.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+        validate(spec, sub, value, at)?;
+    }
+    if let Some(choices) = schema.get("anyOf").and_then(Value::as_array)
+        && !choices.iter().any(|choice| validate(spec, choice, value, at).is_ok())
+    {
+        return Err(format!("{at}: matches none of anyOf"));
+    }
+    if let Some(forbidden) = schema.get("not")
+        && validate(spec, forbidden, value, at).is_ok()
+    {
+        return Err(format!("{at}: matches a schema it must not match: {forbidden}"));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios and the checker.
+
+/// One request and the status it must get.
+struct Scenario {
+    /// What it checks, for failure messages.
+    name: String,
+    method: &'static str,
+    path: &'static str,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+    expect: u16,
+}
+
+impl Scenario {
+    /// `method path` with a JSON body.
+    fn new(name: impl Into<String>, method: &'static str, path: &'static str, body: &Value, expect: u16) -> Self {
+        Scenario::raw(name, method, path, serde_json::to_vec(body).unwrap(), expect)
+    }
+
+    /// `method path` with raw body bytes.
+    fn raw(name: impl Into<String>, method: &'static str, path: &'static str, body: Vec<u8>, expect: u16) -> Self {
+        let headers = vec![("content-type", "application/json".to_owned())];
+        Scenario { name: name.into(), method, path, headers, body, expect }
+    }
+
+    /// go_ws_sh's browser list call: POST with the override `GET`.
+    fn list(name: impl Into<String>, path: &'static str, body: &Value, expect: u16) -> Self {
+        Scenario::new(name, "POST", path, body, expect).header(OVERRIDE, "GET")
+    }
+
+    /// Adds a request header.
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The documented operation the request reaches: the override routes POST to `get`, and
+    /// COPY and MOVE are the `x-copy` and `x-move` extensions.
+    fn operation_key(&self) -> &'static str {
+        let override_value =
+            self.headers.iter().find(|(name, _)| name.eq_ignore_ascii_case(OVERRIDE)).map(|(_, value)| value.as_str());
+        match (self.method, override_value) {
+            ("GET", _) | ("POST", Some("GET")) => "get",
+            ("POST", _) => "post",
+            ("HEAD", _) => "head",
+            ("PUT", _) => "put",
+            ("DELETE", _) => "delete",
+            ("OPTIONS", _) => "options",
+            ("COPY", _) => "x-copy",
+            ("MOVE", _) => "x-move",
+            (other, _) => panic!("no documented operation for {other}"),
+        }
+    }
+}
+
+/// The document, and which of its (path, operation, status) triples the scenarios reached.
+struct Conformance {
+    spec: Value,
+    covered: BTreeSet<(String, String, u16)>,
+    scenarios: usize,
+}
+
+impl Conformance {
+    /// Reads the document; nothing is covered yet.
+    fn load() -> Conformance {
+        let text = std::fs::read_to_string(SPEC_PATH).unwrap_or_else(|error| panic!("{SPEC_PATH}: {error}"));
+        let spec = serde_json::from_str(&text).expect("openapi.json is JSON");
+        Conformance { spec, covered: BTreeSet::new(), scenarios: 0 }
+    }
+
+    /// Every documented (path, operation, status).
+    fn documented(&self) -> BTreeSet<(String, String, u16)> {
+        let mut all = BTreeSet::new();
+        for (path, item) in self.spec["paths"].as_object().expect("paths") {
+            for key in OPERATION_KEYS {
+                for status in
+                    item.get(*key).and_then(|op| op["responses"].as_object()).into_iter().flat_map(|r| r.keys())
+                {
+                    all.insert((path.clone(), (*key).to_owned(), status.parse().expect("numeric status")));
+                }
+            }
+        }
+        all
+    }
+
+    /// Sends the scenario, asserts its status, and checks the reply against the document.
+    async fn run(&mut self, client: &Client, scenario: Scenario) -> Reply {
+        let reply = if scenario.body.len() > MAX_BODY_BYTES {
+            send_head_only(client, &scenario).await
+        } else {
+            let headers: Vec<(&str, &str)> =
+                scenario.headers.iter().map(|(name, value)| (*name, value.as_str())).collect();
+            client.raw(scenario.method, scenario.path, &headers, scenario.body.clone()).await
+        };
+        let name = &scenario.name;
+        assert_eq!(reply.status, scenario.expect, "{name}: {} {}: {}", scenario.method, scenario.path, reply.text);
+        let key = scenario.operation_key();
+        let operation = self.spec["paths"]
+            .get(scenario.path)
+            .and_then(|item| item.get(key))
+            .unwrap_or_else(|| panic!("{name}: {} {key} is not documented", scenario.path));
+        let mut response = operation["responses"]
+            .get(reply.status.to_string())
+            .unwrap_or_else(|| panic!("{name}: status {} is not documented for {} {key}", reply.status, scenario.path));
+        if let Some(reference) = response.get("$ref").and_then(Value::as_str) {
+            response = resolve(&self.spec, reference);
+        }
+        match response.pointer("/content/application~1json/schema") {
+            Some(schema) => {
+                assert!(reply.header("content-type").starts_with("application/json"), "{name}: content type");
+                let body: Value = serde_json::from_str(&reply.text)
+                    .unwrap_or_else(|error| panic!("{name}: body is not JSON ({error}): {}", reply.text));
+                if let Err(violation) = validate(&self.spec, schema, &body, "") {
+                    panic!("{name}: the reply does not match the document: {violation}\n{body:#}");
+                }
+            }
+            None => assert!(reply.text.is_empty(), "{name}: undocumented body {}", reply.text),
+        }
+        if reply.status >= 400 {
+            let message = reply.json["message"].as_str().unwrap_or_default();
+            assert!(message.starts_with("Error: "), "{name}: error message {message:?}");
+        }
+        for header in response.get("headers").and_then(Value::as_object).into_iter().flat_map(|h| h.keys()) {
+            assert!(reply.headers.contains_key(header.as_str()), "{name}: documented header {header} is missing");
+        }
+        self.covered.insert((scenario.path.to_owned(), key.to_owned(), reply.status));
+        self.scenarios += 1;
+        reply
+    }
+
+    /// Runs the scenarios in order.
+    async fn run_all(&mut self, client: &Client, scenarios: Vec<Scenario>) {
+        for scenario in scenarios {
+            self.run(client, scenario).await;
+        }
+    }
+}
+
+/// Sends only the head of a request whose body is over [`MAX_BODY_BYTES`], declaring the
+/// body's length, and reads the reply. The server answers 413 from `Content-Length` alone and
+/// closes the connection without reading the body: a client still writing the body then gets
+/// a reset instead of the reply, so this one does not write it.
+async fn send_head_only(client: &Client, scenario: &Scenario) -> Reply {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(client.addr).await.expect("connect");
+    let mut head = format!("{} {} HTTP/1.1\r\nhost: {}\r\n", scenario.method, scenario.path, client.addr);
+    head += &format!("content-length: {}\r\n", scenario.body.len());
+    for (name, value) in &scenario.headers {
+        head += &format!("{name}: {value}\r\n");
+    }
+    stream.write_all(format!("{head}\r\n").as_bytes()).await.expect("send the head");
+    let mut raw = Vec::new();
+    loop {
+        let mut buffer = [0; 4096];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut buffer))
+            .await
+            .expect("reply within 30 s")
+            .expect("read the reply");
+        raw.extend_from_slice(&buffer[..read]);
+        let Some(end) = raw.windows(4).position(|window| window == b"\r\n\r\n") else {
+            assert!(read > 0, "connection closed in the reply's head");
+            continue;
+        };
+        let text = String::from_utf8_lossy(&raw[..end]).into_owned();
+        let mut lines = text.split("\r\n");
+        let status = lines.next().and_then(|line| line.split(' ').nth(1)).and_then(|code| code.parse().ok());
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in lines.filter_map(|line| line.split_once(':')) {
+            let name = http::HeaderName::from_bytes(name.trim().as_bytes()).expect("header name");
+            headers.append(name, http::HeaderValue::from_str(value.trim()).expect("header value"));
+        }
+        let length: usize = headers.get("content-length").map_or(0, |value| value.to_str().unwrap().parse().unwrap());
+        if raw.len() >= end + 4 + length {
+            let body = &raw[end + 4..end + 4 + length];
+            let text = String::from_utf8_lossy(body).into_owned();
+            let json = serde_json::from_slice(body).unwrap_or(Value::Null);
+            return Reply { status: status.expect("a status line"), headers, text, json };
+        }
+        assert!(read > 0, "connection closed in the reply's body");
+    }
+}
+
+/// One scenario per API call in [`API_CALLS`], each with `body` and expecting `expect`.
+fn for_every_call(what: &str, body: &[u8], expect: u16) -> Vec<Scenario> {
+    API_CALLS
+        .iter()
+        .map(|&(method, override_value, path)| {
+            let name = format!("{what}: {method} {path} {}", override_value.unwrap_or(""));
+            let scenario = Scenario::raw(name, method, path, body.to_vec(), expect);
+            match override_value {
+                Some(value) => scenario.header(OVERRIDE, value),
+                None => scenario,
+            }
+        })
+        .collect()
+}
+
+fn session_body(authorization: &Value, session: Value) -> Value {
+    json!({ "authorization": authorization, "session": session })
+}
+
+fn transfer_body(authorization: &Value, from: &str, to: &str) -> Value {
+    json!({ "authorization": authorization, "session": { "name": from }, "destination": { "name": to } })
+}
+
+fn token_body(authorization: &Value, token: Value) -> Value {
+    json!({ "authorization": authorization, "token": token })
+}
+
+fn credential_body(authorization: &Value, credential: Value) -> Value {
+    json!({ "authorization": authorization, "credential": credential })
+}
+
+#[tokio::test]
+async fn every_documented_status_is_reached_and_matches_the_document() {
+    let server = Server::start();
+    let client = server.client();
+    let mut check = Conformance::load();
+    let admin = admin();
+    let alice = password_auth(ALICE, ALICE_PASSWORD);
+
+    // Setup, checked like every other request.
+    check
+        .run(
+            &client,
+            Scenario::new(
+                "admin creates an ordinary user",
+                "POST",
+                "/credentials",
+                &credential_body(&admin, json!({ "username": ALICE, "password": ALICE_PASSWORD })),
+                200,
+            ),
+        )
+        .await;
+    let (admin_token_id, admin_secret) = login(&client, "admin", ADMIN_PASSWORD).await;
+    let spare = check
+        .run(
+            &client,
+            Scenario::new("log in", "POST", "/tokens", &token_body(&admin, json!({ "description": "spare" })), 200)
+                .header(OVERRIDE, "POST"),
+        )
+        .await;
+    let spare_id = spare.json["token"]["identifier"].as_str().unwrap().to_owned();
+    let admin_token = token_auth(&admin_token_id, &admin_secret);
+    let malformed = b"{not json".to_vec();
+    let huge = vec![b' '; MAX_BODY_BYTES + 1];
+
+    let mut scenarios = vec![
+        // Health and preflights.
+        Scenario::raw("health", "GET", "/healthz", Vec::new(), 200),
+        Scenario::raw("health without a body", "HEAD", "/healthz", Vec::new(), 200),
+        Scenario::raw("preflight /healthz", "OPTIONS", "/healthz", Vec::new(), 204),
+    ];
+    for path in ["/tokens", "/credentials", "/sessions"] {
+        scenarios.push(
+            Scenario::raw(format!("preflight {path}"), "OPTIONS", path, Vec::new(), 204)
+                .header("origin", "http://localhost:60001")
+                .header("access-control-request-method", "COPY"),
+        );
+    }
+
+    // Sessions.
+    let bearer_json = format!("Bearer {}", STANDARD.encode(admin.to_string()));
+    scenarios.extend([
+        Scenario::new("list with GET and a body", "GET", "/sessions", &json!({ "authorization": admin }), 200),
+        Scenario::list("list with a token", "/sessions", &json!({ "authorization": admin_token }), 200),
+        Scenario::list("list with an opaque bearer", "/sessions", &json!({}), 200)
+            .header("authorization", format!("Bearer {admin_secret}")),
+        Scenario::list("list with go_ws_sh's bearer", "/sessions", &json!({}), 200)
+            .header("authorization", bearer_json),
+        Scenario::list("list filtered", "/sessions", &session_body(&alice, json!({ "name": "bash" })), 200),
+        Scenario::list("invalid token", "/sessions", &json!({ "authorization": token_auth("1", "wssh_x") }), 401),
+        Scenario::new("create", "POST", "/sessions", &session_body(&admin, json!({ "name": "s1", "cmd": "sh" })), 200),
+        Scenario::new(
+            "create, override POST",
+            "POST",
+            "/sessions",
+            &session_body(&admin, json!({ "name": "s2", "cmd": "sh" })),
+            200,
+        )
+        .header(OVERRIDE, "POST"),
+        Scenario::new(
+            "create a duplicate",
+            "POST",
+            "/sessions",
+            &session_body(&admin, json!({ "name": "s1", "cmd": "sh" })),
+            409,
+        ),
+        Scenario::new("create as a user", "POST", "/sessions", &session_body(&alice, json!({ "name": "s3" })), 403),
+        Scenario::new("create, empty name", "POST", "/sessions", &session_body(&admin, json!({ "name": "" })), 400),
+        Scenario::new(
+            "create, override PATCH",
+            "POST",
+            "/sessions",
+            &session_body(&admin, json!({ "name": "s3" })),
+            405,
+        )
+        .header(OVERRIDE, "PATCH"),
+        Scenario::new("update", "PUT", "/sessions", &session_body(&admin, json!({ "name": "s1", "dir": "/" })), 200),
+        Scenario::new("update unknown", "PUT", "/sessions", &session_body(&admin, json!({ "name": "nope" })), 404),
+        Scenario::new("update as a user", "PUT", "/sessions", &session_body(&alice, json!({ "name": "s1" })), 403),
+        Scenario::new("copy", "COPY", "/sessions", &transfer_body(&admin, "s1", "s1-copy"), 200),
+        Scenario::new("copy onto another", "COPY", "/sessions", &transfer_body(&admin, "s1", "s2"), 409),
+        Scenario::new("copy unknown", "COPY", "/sessions", &transfer_body(&admin, "nope", "x"), 404),
+        Scenario::new("copy as a user", "COPY", "/sessions", &transfer_body(&alice, "s1", "x"), 403),
+        Scenario::new("copy without destination", "COPY", "/sessions", &transfer_body(&admin, "s1", ""), 400),
+        Scenario::new("move", "MOVE", "/sessions", &transfer_body(&admin, "s1-copy", "s1-moved"), 200),
+        Scenario::new("move onto another", "MOVE", "/sessions", &transfer_body(&admin, "s1", "s2"), 409),
+        Scenario::new("move unknown", "MOVE", "/sessions", &transfer_body(&admin, "nope", "x"), 404),
+        Scenario::new("move as a user", "MOVE", "/sessions", &transfer_body(&alice, "s1", "x"), 403),
+        Scenario::new("move an initial session", "MOVE", "/sessions", &transfer_body(&admin, "bash", "x"), 400),
+        Scenario::new("delete", "DELETE", "/sessions", &session_body(&admin, json!({ "name": "s1-moved" })), 200),
+        Scenario::new("delete unknown", "DELETE", "/sessions", &session_body(&admin, json!({ "name": "nope" })), 404),
+        Scenario::new("delete as a user", "DELETE", "/sessions", &session_body(&alice, json!({ "name": "s1" })), 403),
+    ]);
+
+    // Tokens.
+    let long = "x".repeat(1025);
+    scenarios.extend([
+        Scenario::list("admin lists every token", "/tokens", &json!({ "authorization": admin }), 200),
+        Scenario::new("user lists own tokens", "GET", "/tokens", &json!({ "authorization": alice }), 200),
+        Scenario::list("list filtered", "/tokens", &token_body(&admin, json!({ "identifier": spare_id })), 200),
+        Scenario::new("user logs in", "POST", "/tokens", &token_body(&alice, json!({})), 200),
+        Scenario::new("token mints a token", "POST", "/tokens", &token_body(&admin_token, json!({})), 200),
+        Scenario::new("mint for another", "POST", "/tokens", &token_body(&alice, json!({ "username": "admin" })), 403),
+        Scenario::new("mint for nobody", "POST", "/tokens", &token_body(&admin, json!({ "username": "nobody" })), 404),
+        Scenario::new(
+            "description too long",
+            "POST",
+            "/tokens",
+            &token_body(&admin, json!({ "description": long })),
+            400,
+        ),
+        Scenario::new("login, override PATCH", "POST", "/tokens", &token_body(&admin, json!({})), 405)
+            .header(OVERRIDE, "PATCH"),
+        Scenario::new(
+            "update",
+            "PUT",
+            "/tokens",
+            &token_body(&admin, json!({ "identifier": spare_id, "description": "renamed" })),
+            200,
+        ),
+        Scenario::new("update unknown", "PUT", "/tokens", &token_body(&admin, json!({ "identifier": "1" })), 404),
+        Scenario::new("update, no identifier", "PUT", "/tokens", &token_body(&admin, json!({})), 400),
+        Scenario::new(
+            "update another's",
+            "PUT",
+            "/tokens",
+            &token_body(&alice, json!({ "identifier": spare_id })),
+            403,
+        ),
+        Scenario::new(
+            "delete another's",
+            "DELETE",
+            "/tokens",
+            &token_body(&alice, json!({ "identifier": spare_id })),
+            403,
+        ),
+        Scenario::new("delete", "DELETE", "/tokens", &token_body(&admin, json!({ "identifier": spare_id })), 200),
+        Scenario::new("delete again", "DELETE", "/tokens", &token_body(&admin, json!({ "identifier": spare_id })), 404),
+    ]);
+
+    // Credentials.
+    let bob = json!({ "username": "bob", "password": "bob-password-1" });
+    scenarios.extend([
+        Scenario::list("admin lists users", "/credentials", &json!({ "authorization": admin }), 200),
+        Scenario::new("user lists itself", "GET", "/credentials", &json!({ "authorization": alice }), 200),
+        Scenario::new("create", "POST", "/credentials", &credential_body(&admin, bob.clone()), 200),
+        Scenario::new("create a duplicate", "POST", "/credentials", &credential_body(&admin, bob.clone()), 409),
+        Scenario::new("create as a user", "POST", "/credentials", &credential_body(&alice, bob.clone()), 403),
+        Scenario::new(
+            "create, no password",
+            "POST",
+            "/credentials",
+            &credential_body(&admin, json!({ "username": "c" })),
+            400,
+        ),
+        Scenario::new("create, override PATCH", "POST", "/credentials", &credential_body(&admin, bob.clone()), 405)
+            .header(OVERRIDE, "PATCH"),
+        Scenario::new("change another's password", "PUT", "/credentials", &credential_body(&admin, bob.clone()), 200),
+        Scenario::new(
+            "change own password, token kept",
+            "PUT",
+            "/credentials",
+            &credential_body(&admin_token, json!({ "password": ADMIN_PASSWORD })),
+            200,
+        ),
+        Scenario::new(
+            "user changes the admin's password",
+            "PUT",
+            "/credentials",
+            &credential_body(&alice, json!({ "username": "admin", "password": "taken-over-1" })),
+            403,
+        ),
+        Scenario::new(
+            "change an unknown user's password",
+            "PUT",
+            "/credentials",
+            &credential_body(&admin, json!({ "username": "nobody", "password": "whatever-1" })),
+            404,
+        ),
+        Scenario::new(
+            "change to empty",
+            "PUT",
+            "/credentials",
+            &credential_body(&admin, json!({ "password": "" })),
+            400,
+        ),
+        Scenario::new(
+            "delete as a user",
+            "DELETE",
+            "/credentials",
+            &credential_body(&alice, json!({ "username": "bob" })),
+            403,
+        ),
+        Scenario::new("delete", "DELETE", "/credentials", &credential_body(&admin, json!({ "username": "bob" })), 200),
+        Scenario::new(
+            "delete unknown",
+            "DELETE",
+            "/credentials",
+            &credential_body(&admin, json!({ "username": "bob" })),
+            404,
+        ),
+        Scenario::new(
+            "delete the last administrator",
+            "DELETE",
+            "/credentials",
+            &credential_body(&admin, json!({ "username": "admin" })),
+            409,
+        ),
+    ]);
+
+    // The generic errors, on every operation.
+    scenarios.extend(for_every_call("malformed JSON", &malformed, 400));
+    scenarios.extend(for_every_call("no credentials", b"{}", 401));
+    scenarios.extend(for_every_call("body over 1 MiB", &huge, 413));
+    check.run_all(&client, scenarios).await;
+
+    // Last, as it locks the loopback address out of password logins: ten wrong passwords are
+    // 401, the eleventh and then every password login are 429.
+    let wrong = json!({ "authorization": password_auth("admin", "wrong-password") });
+    for attempt in 1..=10 {
+        check.run(&client, Scenario::list(format!("wrong password #{attempt}"), "/sessions", &wrong, 401)).await;
+    }
+    check.run(&client, Scenario::list("wrong password #11", "/sessions", &wrong, 429)).await;
+    let locked = serde_json::to_vec(&json!({ "authorization": admin })).unwrap();
+    check.run_all(&client, for_every_call("locked out", &locked, 429)).await;
+    // Token logins are not throttled.
+    check
+        .run(
+            &client,
+            Scenario::list("token while locked out", "/sessions", &json!({ "authorization": admin_token }), 200),
+        )
+        .await;
+
+    let missing: Vec<_> = check
+        .documented()
+        .into_iter()
+        .filter(|(_, _, status)| !EXEMPT_STATUSES.contains(status))
+        .filter(|triple| !check.covered.contains(triple))
+        .collect();
+    assert!(missing.is_empty(), "documented but never reached by a scenario: {missing:#?}");
+    assert!(check.scenarios >= 100, "only {} scenarios ran", check.scenarios);
+    eprintln!("{} scenarios reached {} documented (path, operation, status)", check.scenarios, check.covered.len());
+}
+
+#[test]
+fn every_reference_in_the_document_resolves() {
+    fn walk(spec: &Value, node: &Value) {
+        match node {
+            Value::Object(map) => {
+                if let Some(reference) = map.get("$ref").and_then(Value::as_str) {
+                    resolve(spec, reference);
+                }
+                map.values().for_each(|child| walk(spec, child));
+            }
+            Value::Array(items) => items.iter().for_each(|child| walk(spec, child)),
+            _ => {}
+        }
+    }
+    let check = Conformance::load();
+    walk(&check.spec, &check.spec);
+    assert!(check.documented().len() > 50);
+}
+
+#[test]
+fn the_validator_rejects_what_the_document_forbids() {
+    let spec = Conformance::load().spec;
+    let schema = |name: &str| json!({ "$ref": format!("#/components/schemas/{name}") });
+    let token = json!({
+        "identifier": "1", "username": "admin", "description": "", "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z", "expires_at": null
+    });
+    assert_eq!(validate(&spec, &schema("Token"), &token, ""), Ok(()));
+    let mut with_secret = token.clone();
+    with_secret["token"] = json!("wssh_secret");
+    assert!(validate(&spec, &schema("Token"), &with_secret, "").is_err(), "a listed token must not carry its secret");
+    assert_eq!(validate(&spec, &schema("NewToken"), &with_secret, ""), Ok(()));
+    assert!(validate(&spec, &schema("NewToken"), &token, "").is_err(), "a new token carries its secret");
+    let mut expiring = token.clone();
+    expiring["expires_at"] = json!(5);
+    assert!(validate(&spec, &schema("Token"), &expiring, "").is_err());
+    let list = json!({ "message": "Tokens listed successfully", "username": "admin", "tokens": [token] });
+    assert_eq!(validate(&spec, &schema("TokenList"), &list, ""), Ok(()));
+    let wrong_message = json!({ "message": "ok", "username": "admin", "tokens": [] });
+    assert!(validate(&spec, &schema("TokenList"), &wrong_message, "").is_err());
+    let credential = json!({
+        "username": "a", "roles": ["user"], "disabled": false, "created_at": "", "updated_at": "", "password_hash": "x"
+    });
+    assert!(validate(&spec, &schema("Credential"), &credential, "").is_err(), "no password hash in a view");
+    assert!(validate(&spec, &schema("Error"), &json!({}), "").is_err());
+}
