@@ -33,9 +33,6 @@ pub(crate) fn error(error: &ApiError) -> Response<Body> {
     if error.status == StatusCode::UNAUTHORIZED {
         headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"wssh\""));
     }
-    if error.status == StatusCode::METHOD_NOT_ALLOWED {
-        headers.insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
-    }
     response
 }
 

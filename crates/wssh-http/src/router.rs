@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::SharedState;
@@ -27,6 +27,9 @@ pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer:
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let mut response = route(request, state, peer).await.unwrap_or_else(|error| respond::error(&error));
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allowed_methods(&path)));
+    }
     respond::add_cors(&mut response);
     let user = response.extensions().get::<LoggedUser>().map(|user| user.0.clone());
     tracing::info!(
@@ -74,6 +77,15 @@ async fn route(request: Request<Incoming>, state: SharedState, peer: SocketAddr)
     Ok(response)
 }
 
+/// What `Allow` says on a 405 for `path`.
+fn allowed_methods(path: &str) -> &'static str {
+    match path {
+        "/healthz" => "GET, HEAD, OPTIONS",
+        "/sessions" => "GET, POST, PUT, DELETE, COPY, MOVE, OPTIONS",
+        _ => "GET, POST, PUT, DELETE, OPTIONS",
+    }
+}
+
 fn healthz(method: &Method) -> Result<Response<Body>, ApiError> {
     match *method {
         Method::GET | Method::HEAD => Ok(respond::json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))),
@@ -105,6 +117,10 @@ fn too_large() -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
 }
 
+/// How much of an oversized body is read and thrown away before answering 413, so that a
+/// client still sending gets the answer rather than a connection reset.
+const MAX_DISCARD_BYTES: usize = 16 * MAX_BODY_BYTES;
+
 /// Reads the whole body, at most [`MAX_BODY_BYTES`].
 async fn read_body(request: Request<Incoming>) -> Result<Bytes, ApiError> {
     let declared = request
@@ -112,12 +128,37 @@ async fn read_body(request: Request<Incoming>) -> Result<Bytes, ApiError> {
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
+    let mut body = request.into_body();
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        discard(&mut body).await;
         return Err(too_large());
     }
-    match Limited::new(request.into_body(), MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(_) => Err(ApiError::bad_request("Could not read the request body")),
+    let mut collected = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ApiError::bad_request("Could not read the request body"))?;
+        if let Ok(data) = frame.into_data() {
+            if collected.len() + data.len() > MAX_BODY_BYTES {
+                discard(&mut body).await;
+                return Err(too_large());
+            }
+            collected.extend_from_slice(&data);
+        }
     }
+    Ok(Bytes::from(collected))
+}
+
+/// Reads and drops what is left of `body`: up to [`MAX_DISCARD_BYTES`], for at most five
+/// seconds, and only while the client keeps sending (a quarter second of silence ends it).
+async fn discard(body: &mut Incoming) {
+    use std::time::Duration;
+    let drain = async {
+        let mut seen = 0;
+        while let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_millis(250), body.frame()).await {
+            seen += frame.data_ref().map_or(0, Bytes::len);
+            if seen > MAX_DISCARD_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
 }
