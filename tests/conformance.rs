@@ -22,6 +22,18 @@ const OPERATION_KEYS: &[&str] = &["get", "head", "post", "put", "delete", "optio
 /// Statuses documented but not reachable from outside: exempt from the coverage check.
 const EXEMPT_STATUSES: &[u16] = &[500];
 
+/// Documented (path, status) pairs no scenario can reach yet: no user lacks `sessions:connect`
+/// until custom roles exist.
+const EXEMPT_TRIPLES: &[(&str, u16)] = &[("/{session}", 403)];
+
+/// The headers of a WebSocket upgrade request.
+const UPGRADE: &[(&str, &str)] = &[
+    ("connection", "Upgrade"),
+    ("upgrade", "websocket"),
+    ("sec-websocket-version", "13"),
+    ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+];
+
 /// The largest request body the server reads (1 MiB).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -144,6 +156,8 @@ struct Scenario {
     headers: Vec<(&'static str, String)>,
     body: Vec<u8>,
     expect: u16,
+    /// The documented path, when it is a template (`/{session}`) rather than `path` itself.
+    documented_path: Option<&'static str>,
 }
 
 impl Scenario {
@@ -155,12 +169,35 @@ impl Scenario {
     /// `method path` with raw body bytes.
     fn raw(name: impl Into<String>, method: &'static str, path: &'static str, body: Vec<u8>, expect: u16) -> Self {
         let headers = vec![("content-type", "application/json".to_owned())];
-        Scenario { name: name.into(), method, path, headers, body, expect }
+        Scenario { name: name.into(), method, path, headers, body, expect, documented_path: None }
     }
 
     /// go_ws_sh's browser list call: POST with the override `GET`.
     fn list(name: impl Into<String>, path: &'static str, body: &Value, expect: u16) -> Self {
         Scenario::new(name, "POST", path, body, expect).header(OVERRIDE, "GET")
+    }
+
+    /// Checks the reply against `path`'s documentation instead of the request path's.
+    fn documented_as(mut self, path: &'static str) -> Self {
+        self.documented_path = Some(path);
+        self
+    }
+
+    /// A WebSocket upgrade of `path`, documented as `/{session}`.
+    fn upgrade(name: impl Into<String>, path: &'static str, expect: u16) -> Self {
+        let mut scenario = Scenario::raw(name, "GET", path, Vec::new(), expect);
+        scenario.headers.clear();
+        scenario.documented_path = Some("/{session}");
+        for (header, value) in UPGRADE {
+            scenario = scenario.header(header, *value);
+        }
+        scenario
+    }
+
+    /// Replaces (or adds) a request header.
+    fn set_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.retain(|(existing, _)| !existing.eq_ignore_ascii_case(name));
+        self.header(name, value)
     }
 
     /// Adds a request header.
@@ -230,8 +267,9 @@ impl Conformance {
         let name = &scenario.name;
         assert_eq!(reply.status, scenario.expect, "{name}: {} {}: {}", scenario.method, scenario.path, reply.text);
         let key = scenario.operation_key();
+        let path = scenario.documented_path.unwrap_or(scenario.path);
         let operation = self.spec["paths"]
-            .get(scenario.path)
+            .get(path)
             .and_then(|item| item.get(key))
             .unwrap_or_else(|| panic!("{name}: {} {key} is not documented", scenario.path));
         let mut response = operation["responses"]
@@ -258,7 +296,7 @@ impl Conformance {
         for header in response.get("headers").and_then(Value::as_object).into_iter().flat_map(|h| h.keys()) {
             assert!(reply.headers.contains_key(header.as_str()), "{name}: documented header {header} is missing");
         }
-        self.covered.insert((scenario.path.to_owned(), key.to_owned(), reply.status));
+        self.covered.insert((path.to_owned(), key.to_owned(), reply.status));
         self.scenarios += 1;
         reply
     }
@@ -565,6 +603,21 @@ async fn every_documented_status_is_reached_and_matches_the_document() {
         ),
     ]);
 
+    // The shell endpoint's handshake.
+    let basic = format!("Basic {}", STANDARD.encode(format!("admin:{ADMIN_PASSWORD}")));
+    scenarios.extend([
+        Scenario::upgrade("open a shell", "/bash", 101).header("authorization", basic.clone()),
+        Scenario::upgrade("open a shell without credentials", "/bash", 401),
+        Scenario::upgrade("open an unknown session", "/nope", 404).header("authorization", basic.clone()),
+        Scenario::upgrade("open without a key", "/bash", 400)
+            .header("authorization", basic.clone())
+            .set_header("sec-websocket-key", ""),
+        Scenario::upgrade("open with WebSocket version 8", "/bash", 426)
+            .header("authorization", basic.clone())
+            .set_header("sec-websocket-version", "8"),
+        Scenario::raw("a session name without an upgrade", "GET", "/bash", Vec::new(), 404).documented_as("/{session}"),
+    ]);
+
     // The generic errors, on every operation.
     scenarios.extend(for_every_call("malformed JSON", &malformed, 400));
     scenarios.extend(for_every_call("no credentials", b"{}", 401));
@@ -580,6 +633,9 @@ async fn every_documented_status_is_reached_and_matches_the_document() {
     check.run(&client, Scenario::list("wrong password #11", "/sessions", &wrong, 429)).await;
     let locked = serde_json::to_vec(&json!({ "authorization": admin })).unwrap();
     check.run_all(&client, for_every_call("locked out", &locked, 429)).await;
+    check
+        .run(&client, Scenario::upgrade("open a shell while locked out", "/bash", 429).header("authorization", basic))
+        .await;
     // Token logins are not throttled.
     check
         .run(
@@ -592,6 +648,7 @@ async fn every_documented_status_is_reached_and_matches_the_document() {
         .documented()
         .into_iter()
         .filter(|(_, _, status)| !EXEMPT_STATUSES.contains(status))
+        .filter(|(path, _, status)| !EXEMPT_TRIPLES.contains(&(path.as_str(), *status)))
         .filter(|triple| !check.covered.contains(triple))
         .collect();
     assert!(missing.is_empty(), "documented but never reached by a scenario: {missing:#?}");

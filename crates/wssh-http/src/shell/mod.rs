@@ -114,11 +114,13 @@ pub(crate) async fn open(
     state: SharedState,
     peer: SocketAddr,
 ) -> Result<Response<Body>, ApiError> {
+    // RFC 6455: the key is 16 random bytes in base64, always 24 characters ending in "==".
     let key = request
         .headers()
         .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|key| key.len() == 24 && key.as_bytes().ends_with(b"=="))
         .map(|key| derive_accept_key(key.as_bytes()))
-        .ok_or_else(|| ApiError::bad_request("Missing Sec-WebSocket-Key"))?;
+        .ok_or_else(|| ApiError::bad_request("Missing or malformed Sec-WebSocket-Key"))?;
     if request.headers().get(header::SEC_WEBSOCKET_VERSION).is_none_or(|version| version != "13") {
         return Err(ApiError::new(StatusCode::UPGRADE_REQUIRED, "Only WebSocket version 13 is supported"));
     }
