@@ -41,6 +41,10 @@ const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 const HANGUP_GRACE: Duration = Duration::from_secs(2);
 /// How long output may take to drain after the program exits.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
+/// How often the server pings an otherwise quiet client.
+const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// A client silent this long (no data, no pong) is taken for gone.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Bytes read from the PTY per frame at most.
 const OUTPUT_CHUNK: usize = 64 * 1024;
 /// Frames queued for the client at most; beyond that the PTY is not read.
@@ -211,7 +215,8 @@ where
     let (mut sink, mut stream) = socket.split();
 
     // 1. The first message sizes the PTY.
-    let first = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, next_message(&mut stream, framing)).await;
+    let mut last_heard = tokio::time::Instant::now();
+    let first = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, next_message(&mut stream, framing, &mut last_heard)).await;
     let size = match first {
         Ok(Some(Ok(ClientMessage::Resize { cols, rows }))) => WindowSize { cols, rows },
         Ok(None) => return,
@@ -281,14 +286,23 @@ where
     // 4. Input, until the program exits, the terminal closes, or the client leaves.
     let terminal = process.writer();
     let mut output_open = true;
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
     let ending = {
         let exited = process.wait();
         tokio::pin!(exited);
+        let mut last_heard = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = &mut exited => break Ending::Exited,
                 _ = &mut output, if output_open => output_open = false,
-                incoming = next_message(&mut stream, framing) => match incoming {
+                _ = pings.tick() => {
+                    if last_heard.elapsed() >= IDLE_TIMEOUT {
+                        break Ending::ClientGone;
+                    }
+                    // A full queue means the client is not reading; the ping can wait.
+                    let _ = queue.try_send(Message::Ping(Default::default()));
+                }
+                incoming = next_message(&mut stream, framing, &mut last_heard) => match incoming {
                     Some(Ok(ClientMessage::Stdin(bytes))) => {
                         if terminal.write_all(&bytes).await.is_err() {
                             break Ending::Exited;
@@ -344,17 +358,20 @@ where
     }
 }
 
-/// The next application message: data frames decoded, control frames skipped. `None` when the
-/// client closed or the connection broke.
+/// The next application message: data frames decoded, control frames skipped (but noted in
+/// `last_heard`, as every frame is). `None` when the client closed or the connection broke.
 async fn next_message<S>(
     stream: &mut futures_util::stream::SplitStream<WebSocketStream<S>>,
     framing: Framing,
+    last_heard: &mut tokio::time::Instant,
 ) -> Option<Result<ClientMessage, framing::FrameError>>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     loop {
-        match stream.next().await? {
+        let frame = stream.next().await?;
+        *last_heard = tokio::time::Instant::now();
+        match frame {
             Ok(Message::Binary(payload)) => return Some(framing.decode(&payload)),
             // go_ws_sh ignores the opcode; so do we.
             Ok(Message::Text(text)) => return Some(framing.decode(text.as_bytes())),
