@@ -3,6 +3,7 @@
 //! SIGTERM/SIGINT. Everything else lives in the library crates.
 
 mod config;
+mod connect;
 mod serve;
 
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Open a shell on a wssh server in this terminal.
+    Connect(connect::ConnectArgs),
 }
 
 /// Options of `wssh serve`.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
+        Command::Connect(args) => return runtime.block_on(connect::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

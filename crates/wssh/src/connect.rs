@@ -1,0 +1,484 @@
+//! `wssh connect`: a terminal client for the shell endpoint. It dials `ws://` or `wss://`,
+//! authenticates with an `Authorization` header, speaks the native framing (`wssh.v1`), puts
+//! the local terminal in raw mode for the session, and exits with the remote program's status.
+//!
+//! Exit status: the remote program's exit code when the server reports one; 1 when connecting
+//! or authenticating fails (one line on stderr says why); 128 + N when signal N ended the
+//! session; 255 when the connection ended without an exit code.
+
+mod credentials;
+mod target;
+mod terminal;
+mod tls;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use self::credentials::PromptError;
+use self::target::{Login, Plan};
+use self::terminal::{Signals, TermiosGuard, WindowChanges};
+
+/// The subprotocol of the native framing.
+const NATIVE_SUBPROTOCOL: &str = "wssh.v1";
+/// Native frame types (the first byte of every binary frame).
+const FRAME_DATA: u8 = 0;
+const FRAME_RESIZE: u8 = 1;
+const FRAME_EXIT: u8 = 2;
+const FRAME_ERROR: u8 = 3;
+/// How long dialing, TLS and the WebSocket handshake may take together.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the close handshake may take once the session is over.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Input bytes gathered into one frame at most (when they arrive faster than they are sent).
+const INPUT_BATCH: usize = 64 * 1024;
+/// Ctrl-D, sent when standard input is not a terminal and reaches its end.
+const END_OF_TRANSMISSION: u8 = 0x04;
+
+/// Options of `wssh connect`.
+#[derive(clap::Args)]
+pub(crate) struct ConnectArgs {
+    /// The shell to open: http://HOST:PORT/SESSION (https:// for TLS). May be left out when
+    /// --config names the server and the session.
+    pub(crate) url: Option<String>,
+    /// Log in as this user; the password comes from the --password-env variable, else the
+    /// config file, else a prompt on the terminal.
+    #[arg(long, short = 'u', value_name = "NAME")]
+    pub(crate) user: Option<String>,
+    /// The environment variable holding the password.
+    #[arg(long, value_name = "VAR", default_value = "WSSH_PASSWORD")]
+    pub(crate) password_env: String,
+    /// Log in with this access token instead of a password.
+    #[arg(long, value_name = "SECRET")]
+    pub(crate) token: Option<String>,
+    /// The token's identifier (for go_ws_sh tokens, which need one).
+    #[arg(long, value_name = "ID")]
+    pub(crate) identifier: Option<String>,
+    /// go_ws_sh's client-config.json: server, session and credentials; flags override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Trust the certificates in this PEM file (https).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ca: Option<PathBuf>,
+    /// Accept any server certificate (https). Only for testing.
+    #[arg(long)]
+    pub(crate) insecure: bool,
+}
+
+impl std::fmt::Debug for ConnectArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectArgs")
+            .field("url", &self.url)
+            .field("user", &self.user)
+            .field("password_env", &self.password_env)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("identifier", &self.identifier)
+            .field("config", &self.config)
+            .field("ca", &self.ca)
+            .field("insecure", &self.insecure)
+            .finish()
+    }
+}
+
+/// Why the session could not start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    /// Bad arguments or configuration, missing credentials.
+    #[error("{0}")]
+    Usage(String),
+    /// Setting up or performing TLS failed.
+    #[error("{0}")]
+    Tls(String),
+    /// The TCP connection failed.
+    #[error("cannot connect to {address}: {source}")]
+    Connect {
+        /// `host:port` as dialed.
+        address: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The server answered the upgrade with an HTTP error.
+    #[error("server refused: {status}{}", message.as_ref().map(|message| format!(" ({message})")).unwrap_or_default())]
+    Refused {
+        /// `401 Unauthorized` and the like.
+        status: String,
+        /// The server's message, when it sent one.
+        message: Option<String>,
+    },
+    /// The WebSocket handshake failed otherwise.
+    #[error("WebSocket handshake with {uri} failed: {reason}")]
+    Handshake {
+        /// The URI.
+        uri: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Everything took too long.
+    #[error("timed out connecting to {0}")]
+    Timeout(String),
+    /// A local failure (terminal, standard output).
+    #[error("{0}")]
+    Local(String),
+}
+
+/// What ended the session other than the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interrupted {
+    /// SIGINT, SIGTERM or SIGHUP.
+    Signal(i32),
+    /// Ctrl-C or Ctrl-D at the password prompt.
+    PromptCancelled,
+}
+
+/// How `wssh connect` ends.
+#[derive(Debug)]
+enum Outcome {
+    /// The remote program exited with this code.
+    Exited(i32),
+    /// A signal or the user ended it.
+    Interrupted(Interrupted),
+    /// The server reported an error and closed without an exit code.
+    ServerError(String),
+    /// The connection ended without an exit code; the close reason, if any.
+    Dropped(Option<String>),
+    /// It never started.
+    Failed(ConnectError),
+}
+
+/// Runs `wssh connect`; returns the process exit status. The terminal is back in its original
+/// modes before this returns and before anything is printed to stderr.
+pub(crate) async fn run(args: ConnectArgs) -> ExitCode {
+    let outcome = connect_and_run(&args).await;
+    match outcome {
+        Outcome::Exited(code) => ExitCode::from(u8::try_from(code.rem_euclid(256)).unwrap_or(u8::MAX)),
+        Outcome::Interrupted(Interrupted::Signal(signal)) => {
+            eprintln!("wssh: session ended by signal {signal}");
+            ExitCode::from(u8::try_from(128 + signal).unwrap_or(u8::MAX))
+        }
+        Outcome::Interrupted(Interrupted::PromptCancelled) => {
+            eprintln!("wssh: cancelled");
+            ExitCode::from(130)
+        }
+        Outcome::ServerError(text) => {
+            eprintln!("wssh: server error: {}", one_line(&text));
+            ExitCode::from(1)
+        }
+        Outcome::Dropped(reason) => {
+            match reason.filter(|reason| !reason.is_empty()) {
+                Some(reason) => eprintln!("wssh: connection closed without an exit status ({})", one_line(&reason)),
+                None => eprintln!("wssh: connection closed without an exit status"),
+            }
+            ExitCode::from(255)
+        }
+        Outcome::Failed(error) => {
+            eprintln!("wssh: {}", one_line(&error.to_string()));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `text` on one line, control characters replaced.
+fn one_line(text: &str) -> String {
+    text.trim().chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+async fn connect_and_run(args: &ConnectArgs) -> Outcome {
+    let mut signals = match Signals::install() {
+        Ok(signals) => signals,
+        Err(error) => return Outcome::Failed(ConnectError::Local(format!("cannot install signal handlers: {error}"))),
+    };
+    let plan = match target::plan(args, |name| std::env::var(name).ok()) {
+        Ok(plan) => plan,
+        Err(error) => return Outcome::Failed(error),
+    };
+    if plan.target.tls {
+        // Refuse a missing CA before asking for a password.
+        if let Err(error) = tls::client_config(&plan.trust) {
+            return Outcome::Failed(error);
+        }
+    }
+    let authorization = match &plan.login {
+        Login::Token { token, identifier } => credentials::bearer(token, identifier.as_deref()),
+        Login::Password { username, password: Some(password) } => credentials::basic(username, password),
+        Login::Password { username, password: None } => {
+            match credentials::prompt_password(username, &mut signals).await {
+                Ok(password) => credentials::basic(username, &password),
+                Err(PromptError::Interrupted(interrupted)) => return Outcome::Interrupted(interrupted),
+                Err(PromptError::Failed(error)) => return Outcome::Failed(error),
+            }
+        }
+    };
+    let socket = tokio::select! {
+        connected = tokio::time::timeout(CONNECT_TIMEOUT, dial(&plan, &authorization)) => match connected {
+            Ok(Ok(socket)) => socket,
+            Ok(Err(error)) => return Outcome::Failed(error),
+            Err(_) => return Outcome::Failed(ConnectError::Timeout(plan.target.uri())),
+        },
+        signal = signals.next() => return Outcome::Interrupted(Interrupted::Signal(signal)),
+    };
+
+    let raw = match TermiosGuard::raw_stdin() {
+        Ok(raw) => raw,
+        Err(error) => {
+            return Outcome::Failed(ConnectError::Local(format!("cannot put the terminal in raw mode: {error}")));
+        }
+    };
+    let interactive = raw.is_some();
+    let outcome = shell(socket, &mut signals, interactive).await;
+    // Back to the saved modes before the caller prints anything.
+    drop(raw);
+    outcome
+}
+
+/// A byte stream: TCP or TLS over TCP.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Dials, does TLS when asked, and upgrades to a WebSocket speaking `wssh.v1`.
+async fn dial(plan: &Plan, authorization: &str) -> Result<WebSocketStream<Box<dyn Io>>, ConnectError> {
+    let target = &plan.target;
+    let address = if target.dial.contains(':') {
+        format!("[{}]:{}", target.dial, target.port)
+    } else {
+        format!("{}:{}", target.dial, target.port)
+    };
+    let tcp = TcpStream::connect((target.dial.as_str(), target.port))
+        .await
+        .map_err(|source| ConnectError::Connect { address: address.clone(), source })?;
+    let _ = tcp.set_nodelay(true);
+    let stream: Box<dyn Io> = if target.tls {
+        let connector = tokio_rustls::TlsConnector::from(tls::client_config(&plan.trust)?);
+        let tls = connector
+            .connect(tls::server_name(&target.host)?, tcp)
+            .await
+            .map_err(|error| ConnectError::Tls(format!("TLS handshake with {address} failed: {error}")))?;
+        Box::new(tls)
+    } else {
+        Box::new(tcp)
+    };
+
+    let uri = target.uri();
+    let handshake_error = |reason: String| ConnectError::Handshake { uri: uri.clone(), reason };
+    let mut request = uri.as_str().into_client_request().map_err(|error| handshake_error(error.to_string()))?;
+    let mut value = HeaderValue::from_str(authorization)
+        .map_err(|_| ConnectError::Usage("the credentials hold characters not allowed in an HTTP header".into()))?;
+    value.set_sensitive(true);
+    request.headers_mut().insert(header::AUTHORIZATION, value);
+    request.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(NATIVE_SUBPROTOCOL));
+    let config = WebSocketConfig::default().write_buffer_size(0);
+    match tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await {
+        Ok((socket, _response)) => Ok(socket),
+        Err(WsError::Http(response)) => {
+            let status = response.status();
+            let status = match status.canonical_reason() {
+                Some(reason) => format!("{} {reason}", status.as_u16()),
+                None => status.as_u16().to_string(),
+            };
+            let message = response.body().as_deref().and_then(server_message);
+            Err(ConnectError::Refused { status, message })
+        }
+        Err(other) => Err(handshake_error(other.to_string())),
+    }
+}
+
+/// The message of an error body: go_ws_sh's `{"message": "Error: …"}`, or short plain text.
+fn server_message(body: &[u8]) -> Option<String> {
+    let text = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(value) => value.get("message")?.as_str()?.to_owned(),
+        Err(_) => String::from_utf8_lossy(body).trim().to_owned(),
+    };
+    let text = text.strip_prefix("Error: ").unwrap_or(&text).trim();
+    (!text.is_empty() && text.len() <= 200).then(|| one_line(text))
+}
+
+/// A resize frame.
+fn resize_frame((cols, rows): (u16, u16)) -> Message {
+    let mut frame = Vec::with_capacity(5);
+    frame.push(FRAME_RESIZE);
+    frame.extend_from_slice(&cols.to_be_bytes());
+    frame.extend_from_slice(&rows.to_be_bytes());
+    Message::Binary(frame.into())
+}
+
+/// A data frame.
+fn data_frame(bytes: &[u8]) -> Message {
+    let mut frame = Vec::with_capacity(bytes.len() + 1);
+    frame.push(FRAME_DATA);
+    frame.extend_from_slice(bytes);
+    Message::Binary(frame.into())
+}
+
+/// Why the reading loop stopped.
+enum Ending {
+    /// The server sent a close frame.
+    ServerClosed(Option<String>),
+    /// The connection broke or ended without a close frame.
+    Broken(Option<String>),
+    /// A signal.
+    Signal(i32),
+    /// Standard output failed.
+    Local(String),
+}
+
+/// The session proper: the first frame sizes the remote terminal, then input and window
+/// changes flow out (their own task, so a slow server never stops output) while output flows
+/// to standard output, until the server closes or a signal arrives.
+async fn shell<S>(socket: WebSocketStream<S>, signals: &mut Signals, interactive: bool) -> Outcome
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sink, mut stream) = socket.split();
+    let (outgoing, mut queued) = mpsc::channel::<Message>(16);
+    let writer = tokio::spawn(async move {
+        while let Some(message) = queued.recv().await {
+            let closing = matches!(message, Message::Close(_));
+            if sink.send(message).await.is_err() || closing {
+                break;
+            }
+        }
+    });
+    let mut input = tokio::spawn(forward_input(outgoing.clone(), interactive));
+    let mut input_running = true;
+
+    let mut stdout = tokio::io::stdout();
+    let mut exit_code = None;
+    let mut error_text: Option<String> = None;
+    let ending = loop {
+        tokio::select! {
+            message = stream.next() => match message {
+                Some(Ok(Message::Binary(frame))) => match frame.split_first() {
+                    Some((&FRAME_DATA, output)) => {
+                        let written = async {
+                            stdout.write_all(output).await?;
+                            stdout.flush().await
+                        };
+                        if let Err(error) = written.await {
+                            break Ending::Local(format!("cannot write to standard output: {error}"));
+                        }
+                    }
+                    Some((&FRAME_EXIT, code)) => {
+                        exit_code = <[u8; 4]>::try_from(code).ok().map(i32::from_be_bytes);
+                    }
+                    Some((&FRAME_ERROR, text)) => {
+                        error_text = Some(String::from_utf8_lossy(text).into_owned());
+                    }
+                    // Unknown frame types are for newer clients; skip them.
+                    _ => {}
+                },
+                Some(Ok(Message::Close(frame))) => {
+                    break Ending::ServerClosed(frame.map(|frame| frame.reason.to_string()));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => break Ending::Broken(Some(error.to_string())),
+                None => break Ending::Broken(None),
+            },
+            // The input task ends only when it can no longer send: the writer is gone. (A
+            // finished JoinHandle must not be polled again.)
+            _ = &mut input, if input_running => input_running = false,
+            signal = signals.next() => break Ending::Signal(signal),
+        }
+    };
+    input.abort();
+    match &ending {
+        Ending::ServerClosed(_) => {
+            // Reading on lets tungstenite send its reply to the close.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, async { while stream.next().await.is_some() {} }).await;
+        }
+        Ending::Signal(_) | Ending::Local(_) => {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, outgoing.send(Message::Close(None))).await;
+        }
+        Ending::Broken(_) => {}
+    }
+    drop(outgoing);
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer).await;
+
+    match (exit_code, ending) {
+        (Some(code), _) => Outcome::Exited(code),
+        (None, Ending::Signal(signal)) => Outcome::Interrupted(Interrupted::Signal(signal)),
+        (None, Ending::Local(reason)) => Outcome::Failed(ConnectError::Local(reason)),
+        (None, Ending::ServerClosed(reason) | Ending::Broken(reason)) => match error_text {
+            Some(text) => Outcome::ServerError(text),
+            None => Outcome::Dropped(reason),
+        },
+    }
+}
+
+/// Sends the initial size, then standard input and window changes, until the writer goes
+/// away. When standard input is not a terminal, its end is passed on as Ctrl-D, which ends
+/// a shell reading from the remote terminal (`echo ls | wssh connect …`).
+async fn forward_input(outgoing: mpsc::Sender<Message>, interactive: bool) {
+    let mut window_changes = WindowChanges::install();
+    if outgoing.send(resize_frame(terminal::window_size())).await.is_err() {
+        return;
+    }
+    // Without the reader thread there is no input, but output and resizes still flow.
+    let mut stdin = terminal::read_stdin().ok();
+    loop {
+        let chunk = async {
+            match &mut stdin {
+                Some(stdin) => stdin.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let message = tokio::select! {
+            chunk = chunk => match chunk {
+                Some(mut bytes) => {
+                    if let Some(stdin) = &mut stdin {
+                        while bytes.len() < INPUT_BATCH {
+                            match stdin.try_recv() {
+                                Ok(more) => bytes.extend_from_slice(&more),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    data_frame(&bytes)
+                }
+                None => {
+                    stdin = None;
+                    if interactive {
+                        continue;
+                    }
+                    data_frame(&[END_OF_TRANSMISSION])
+                }
+            },
+            () = window_changes.next() => resize_frame(terminal::window_size()),
+        };
+        if outgoing.send(message).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames() {
+        assert_eq!(resize_frame((120, 40)), Message::Binary(vec![1, 0, 120, 0, 40].into()));
+        assert_eq!(data_frame(b"ls"), Message::Binary(b"\0ls".to_vec().into()));
+    }
+
+    #[test]
+    fn refusals_read_the_servers_message() {
+        assert_eq!(
+            server_message(br#"{"message":"Error: Invalid credentials"}"#).as_deref(),
+            Some("Invalid credentials")
+        );
+        assert_eq!(server_message(b"Not Found\n").as_deref(), Some("Not Found"));
+        assert_eq!(server_message(b""), None);
+        let error =
+            ConnectError::Refused { status: "401 Unauthorized".into(), message: Some("Invalid credentials".into()) };
+        assert_eq!(error.to_string(), "server refused: 401 Unauthorized (Invalid credentials)");
+    }
+}

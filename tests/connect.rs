@@ -1,0 +1,343 @@
+//! `wssh connect` end to end: the real binary on a real pseudo-terminal (wssh's own PTY engine)
+//! against a real server, with password, prompted password and token logins, the remote
+//! terminal sized from the local one, exit codes passed through, refusals reported, the local
+//! terminal's modes restored after a normal exit and after SIGTERM, and TLS with go_ws_sh's
+//! client-config.json.
+
+mod support;
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::termios::{LocalFlags, tcgetattr};
+use serde_json::{Value, json};
+use support::{ADMIN_PASSWORD, Server, default_config, login};
+use wssh_pty::{PtyCommand, PtyProcess, PtyReader, PtyWriter, WindowSize};
+
+const WSSH: &str = env!("CARGO_BIN_EXE_wssh");
+
+/// The test config with a plain `sh` session.
+fn sh_config() -> Value {
+    let mut config = default_config();
+    config["initial_sessions"] = json!([{ "name": "sh", "cmd": "sh", "args": [], "dir": "/tmp" }]);
+    config
+}
+
+/// A program on a PTY, with everything it printed so far.
+struct Terminal {
+    process: PtyProcess,
+    reader: PtyReader,
+    writer: PtyWriter,
+    seen: Vec<u8>,
+}
+
+impl Terminal {
+    fn spawn(command: PtyCommand) -> Terminal {
+        let process = command.spawn().expect("spawn on a PTY");
+        let (reader, writer) = (process.reader(), process.writer());
+        Terminal { process, reader, writer, seen: Vec::new() }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
+
+    /// Reads until the output so far contains `needle`.
+    async fn read_until(&mut self, needle: &str) -> String {
+        let mut buffer = vec![0; 65536];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !self.text().contains(needle) {
+            let read = tokio::time::timeout_at(deadline, self.reader.read(&mut buffer))
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {needle:?}; got {:?}", self.text()))
+                .expect("read the PTY");
+            if read == 0 {
+                panic!("the terminal closed before {needle:?}; got {:?}", self.text());
+            }
+            self.seen.extend_from_slice(&buffer[..read]);
+        }
+        self.text()
+    }
+
+    async fn type_text(&self, text: &str) {
+        self.writer.write_all(text.as_bytes()).await.expect("write the PTY");
+    }
+
+    /// Reads everything until the program exits; returns its exit code.
+    async fn exit_code(&mut self) -> i32 {
+        let mut buffer = vec![0; 65536];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            match tokio::time::timeout_at(deadline, self.reader.read(&mut buffer)).await {
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(read)) => self.seen.extend_from_slice(&buffer[..read]),
+                Err(_) => panic!("the program did not finish; got {:?}", self.text()),
+            }
+        }
+        let status =
+            tokio::time::timeout_at(deadline, self.process.wait()).await.expect("the program exits").expect("wait");
+        status.code().unwrap_or_else(|| panic!("killed: {status:?}; got {:?}", self.text()))
+    }
+}
+
+/// `wssh connect URL ARGS…` on a fresh PTY of `size`.
+fn connect(url: &str, args: &[&str], size: WindowSize) -> PtyCommand {
+    PtyCommand::new(WSSH).arg("connect").arg(url).args(args.iter().copied()).size(size).dir("/tmp")
+}
+
+#[tokio::test]
+async fn a_password_login_runs_a_shell_and_passes_its_exit_code_through() {
+    let server = Server::start_with(sh_config());
+    let command = connect(&format!("http://{}/sh", server.addr), &["--user", "admin"], WindowSize::default())
+        .env("WSSH_PASSWORD", ADMIN_PASSWORD);
+    let mut terminal = Terminal::spawn(command);
+    terminal.type_text("echo hi-$((6*7))\r").await;
+    terminal.read_until("hi-42").await;
+    terminal.type_text("exit 3\r").await;
+    assert_eq!(terminal.exit_code().await, 3, "{}", terminal.text());
+}
+
+#[tokio::test]
+async fn a_token_login_gets_a_remote_terminal_of_the_local_size() {
+    let server = Server::start_with(sh_config());
+    let (_identifier, secret) = login(&server.client(), "admin", ADMIN_PASSWORD).await;
+    let size = WindowSize { cols: 101, rows: 33 };
+    let mut terminal = Terminal::spawn(connect(&format!("http://{}/sh", server.addr), &["--token", &secret], size));
+    terminal.type_text("stty size; echo size-$((1+1))\r").await;
+    let output = terminal.read_until("size-2").await;
+    assert!(output.contains("33 101"), "{output}");
+
+    // A local resize reaches the remote terminal (SIGWINCH → resize frame); asked until it
+    // shows, since the signal and the frame take their time.
+    terminal.process.resize(WindowSize { cols: 132, rows: 50 }).unwrap();
+    let mut attempt = 0;
+    while !terminal.text().contains("50 132") {
+        attempt += 1;
+        assert!(attempt <= 50, "the resize never arrived: {}", terminal.text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        terminal.type_text(&format!("stty size; echo resized-$(({attempt}+1000))\r")).await;
+        terminal.read_until(&format!("resized-{}", attempt + 1000)).await;
+    }
+
+    terminal.type_text("exit\r").await;
+    assert_eq!(terminal.exit_code().await, 0, "{}", terminal.text());
+}
+
+#[tokio::test]
+async fn a_token_with_its_identifier_works_too() {
+    let server = Server::start_with(sh_config());
+    let (identifier, secret) = login(&server.client(), "admin", ADMIN_PASSWORD).await;
+    let args = ["--token", secret.as_str(), "--identifier", identifier.as_str()];
+    let mut terminal = Terminal::spawn(connect(&format!("http://{}/sh", server.addr), &args, WindowSize::default()));
+    terminal.type_text("exit 7\r").await;
+    assert_eq!(terminal.exit_code().await, 7, "{}", terminal.text());
+}
+
+#[tokio::test]
+async fn a_wrong_password_exits_1_with_the_status() {
+    let server = Server::start_with(sh_config());
+    let command = connect(&format!("http://{}/sh", server.addr), &["--user", "admin"], WindowSize::default())
+        .env("WSSH_PASSWORD", "not-the-password");
+    let mut terminal = Terminal::spawn(command);
+    assert_eq!(terminal.exit_code().await, 1, "{}", terminal.text());
+    let output = terminal.text();
+    assert!(output.contains("401"), "{output}");
+    assert_eq!(output.trim().lines().count(), 1, "one line: {output:?}");
+}
+
+#[tokio::test]
+async fn a_missing_session_and_a_dead_server_exit_1() {
+    let server = Server::start_with(sh_config());
+    let command = connect(&format!("http://{}/nope", server.addr), &["--user", "admin"], WindowSize::default())
+        .env("WSSH_PASSWORD", ADMIN_PASSWORD);
+    let mut terminal = Terminal::spawn(command);
+    assert_eq!(terminal.exit_code().await, 1);
+    assert!(terminal.text().contains("404"), "{}", terminal.text());
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let command = connect(&format!("http://{closed}/sh"), &["--token", "wssh_x"], WindowSize::default());
+    let mut terminal = Terminal::spawn(command);
+    assert_eq!(terminal.exit_code().await, 1);
+    assert!(terminal.text().contains("cannot connect"), "{}", terminal.text());
+}
+
+#[tokio::test]
+async fn the_password_prompt_does_not_echo() {
+    let server = Server::start_with(sh_config());
+    let mut terminal =
+        Terminal::spawn(connect(&format!("http://{}/sh", server.addr), &["--user", "admin"], WindowSize::default()));
+    terminal.read_until("Password for admin: ").await;
+    terminal.type_text(&format!("{ADMIN_PASSWORD}\r")).await;
+    terminal.type_text("echo in-$((5*5))\r").await;
+    terminal.read_until("in-25").await;
+    terminal.type_text("exit\r").await;
+    assert_eq!(terminal.exit_code().await, 0, "{}", terminal.text());
+    assert!(!terminal.text().contains(ADMIN_PASSWORD), "the password was echoed: {}", terminal.text());
+}
+
+/// Runs `wssh connect …` from a shell script on the PTY that records the terminal's modes
+/// (`stty -g`) before and after and says whether they match. `$tty` names the terminal.
+const RECORD_MODES: &str = r#"
+echo "tty=$(tty)"
+before=$(stty -g)
+"$@" </dev/tty &
+pid=$!
+echo "wssh-pid=$pid"
+wait $pid
+code=$?
+if [ "$before" = "$(stty -g)" ]; then echo modes-restored; else echo modes-changed; fi
+echo "exit-code=$code"
+"#;
+
+fn recorded(url: &str, args: &[&str], size: WindowSize) -> PtyCommand {
+    PtyCommand::new("sh")
+        .args(["-c", RECORD_MODES, "sh", WSSH, "connect", url])
+        .args(args.iter().copied())
+        .size(size)
+        .dir("/tmp")
+}
+
+/// The value after `key=` on a line of `output`.
+fn value_of<'a>(output: &'a str, key: &str) -> &'a str {
+    output
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key}= in {output:?}"))
+        .trim()
+}
+
+/// Whether the terminal at `path` has echo and line editing on.
+fn cooked(path: &str) -> bool {
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(nix::libc::O_NOCTTY)
+        .open(path)
+        .unwrap_or_else(|error| panic!("open {path}: {error}"));
+    let flags = tcgetattr(&tty).unwrap().local_flags;
+    flags.contains(LocalFlags::ECHO | LocalFlags::ICANON)
+}
+
+#[tokio::test]
+async fn raw_mode_is_on_during_the_session_and_off_after_it() {
+    let server = Server::start_with(sh_config());
+    let command = recorded(&format!("http://{}/sh", server.addr), &["--user", "admin"], WindowSize::default())
+        .env("WSSH_PASSWORD", ADMIN_PASSWORD);
+    let mut terminal = Terminal::spawn(command);
+    let output = terminal.read_until("wssh-pid=").await;
+    let tty = value_of(&output, "tty").to_owned();
+    terminal.type_text("echo up-$((2+2))\r").await;
+    terminal.read_until("up-4").await;
+    assert!(!cooked(&tty), "raw mode during the session");
+    terminal.type_text("exit 9\r").await;
+    terminal.read_until("exit-code=").await;
+    assert_eq!(terminal.exit_code().await, 0);
+    let output = terminal.text();
+    assert_eq!(value_of(&output, "exit-code"), "9", "{output}");
+    assert!(output.contains("modes-restored"), "{output}");
+    assert!(cooked(&tty) || !Path::new(&tty).exists(), "cooked again");
+}
+
+#[tokio::test]
+async fn sigterm_ends_the_session_and_restores_the_terminal() {
+    let server = Server::start_with(sh_config());
+    let (_identifier, secret) = login(&server.client(), "admin", ADMIN_PASSWORD).await;
+    let mut terminal =
+        Terminal::spawn(recorded(&format!("http://{}/sh", server.addr), &["--token", &secret], WindowSize::default()));
+    let output = terminal.read_until("wssh-pid=").await;
+    let pid = value_of(&output, "wssh-pid").to_owned();
+    terminal.type_text("echo up-$((3+3))\r").await;
+    terminal.read_until("up-6").await;
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    terminal.read_until("exit-code=").await;
+    terminal.exit_code().await;
+    let output = terminal.text();
+    assert_eq!(value_of(&output, "exit-code"), "143", "{output}");
+    assert!(output.contains("modes-restored"), "{output}");
+}
+
+/// A self-signed certificate for localhost and 127.0.0.1 in `dir`.
+fn make_certificate(dir: &Path) {
+    let generated = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .args(["-keyout", "key.pem", "-out", "cert.pem"])
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+}
+
+/// Runs `wssh connect ARGS…` with piped standard input (not a terminal); returns the exit
+/// code, standard output and standard error.
+fn run_piped(dir: &Path, args: &[&str], env: &[(&str, &str)], input: &str) -> (i32, String, String) {
+    let mut child = Command::new(WSSH)
+        .arg("connect")
+        .args(args)
+        .env_remove("WSSH_PASSWORD")
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start wssh connect");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().expect("exited"),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn tls_with_a_go_ws_sh_client_config() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    make_certificate(root);
+    let mut config = sh_config();
+    config["servers"] = json!([{ "port": "0", "protocol": "https", "cert": "cert.pem", "key": "key.pem" }]);
+    std::fs::write(root.join("config.json"), config.to_string()).unwrap();
+    let server = Server::spawn(root, &["--config", "config.json", "--data-dir", "data"]);
+    let port = server.addr.port();
+    let client_config = json!({
+        "credentials": { "type": "password", "username": "admin", "password": ADMIN_PASSWORD },
+        "sessions": { "name": "sh" },
+        "servers": { "port": port.to_string(), "protocol": "https", "ca": "cert.pem", "insecure": false,
+                     "host": "localhost", "ip": "127.0.0.1" }
+    });
+    std::fs::write(root.join("client-config.json"), client_config.to_string()).unwrap();
+
+    // Everything from the file; piped input ends with Ctrl-D.
+    let (code, stdout, stderr) =
+        run_piped(root, &["--config", "client-config.json"], &[], "echo tls-$((2+3)); stty size\nexit 4\n");
+    assert_eq!(code, 4, "stdout {stdout:?} stderr {stderr:?}");
+    assert!(stdout.contains("tls-5"), "{stdout}");
+    assert!(stdout.contains("24 80"), "80x24 without a terminal: {stdout}");
+
+    // A shell that is left reading gets end of input.
+    let (code, stdout, stderr) = run_piped(root, &["--config", "client-config.json"], &[], "echo eof-$((1+1))\n");
+    assert_eq!(code, 0, "stdout {stdout:?} stderr {stderr:?}");
+    assert!(stdout.contains("eof-2"), "{stdout}");
+
+    // https without a CA is refused with advice; --insecure connects anyway.
+    let url = format!("https://127.0.0.1:{port}/sh");
+    let env = [("WSSH_PASSWORD", ADMIN_PASSWORD)];
+    let (code, _, stderr) = run_piped(root, &[&url, "--user", "admin"], &env, "exit 5\n");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("--ca") && stderr.contains("--insecure"), "{stderr}");
+    let (code, _, stderr) = run_piped(root, &[&url, "--user", "admin", "--insecure"], &env, "exit 5\n");
+    assert_eq!(code, 5, "{stderr}");
+    let (code, _, stderr) = run_piped(root, &[&url, "--user", "admin", "--ca", "cert.pem"], &env, "exit 6\n");
+    assert_eq!(code, 6, "{stderr}");
+
+    // The command line overrides the file: a wrong password from the environment.
+    let (code, _, stderr) =
+        run_piped(root, &["--config", "client-config.json", "--user", "admin"], &[("WSSH_PASSWORD", "wrong")], "");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("401"), "{stderr}");
+}
