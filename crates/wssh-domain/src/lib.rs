@@ -5,12 +5,14 @@
 //! these types is always well formed. This crate does no I/O and knows nothing about HTTP,
 //! SQL or PTYs.
 
+mod login;
 mod permission;
 mod session;
 mod time_format;
 mod token;
 mod user;
 
+pub use login::{Login, LoginId};
 pub use permission::{Permission, PermissionSet, RoleKey, UnknownPermission};
 pub use session::{Session, SessionName, SessionSpec};
 pub use time_format::Timestamp;

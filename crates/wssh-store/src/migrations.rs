@@ -19,8 +19,10 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "initial", sql: include_str!("../migrations/0001_initial.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "initial", sql: include_str!("../migrations/0001_initial.sql") },
+    Migration { version: 2, name: "logins", sql: include_str!("../migrations/0002_logins.sql") },
+];
 
 /// Where a database stands.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,8 @@
 //! The storage traits, one per aggregate.
 
 use wssh_domain::{
-    AccessToken, NewAccessToken, NewUser, Session, SessionName, SessionSpec, TokenIdentifier, User, UserId,
+    AccessToken, Login, LoginId, NewAccessToken, NewUser, Session, SessionName, SessionSpec, TokenIdentifier, User,
+    UserId,
 };
 
 use crate::StoreError;
@@ -65,7 +66,36 @@ pub trait SessionStore: Send + Sync {
     fn rename_session(&self, from: &SessionName, to: &SessionName) -> Result<Session, StoreError>;
 }
 
-/// Everything wssh stores.
-pub trait Store: UserStore + TokenStore + SessionStore {}
+/// What happened to a presented refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// It was the login's current one and has been replaced.
+    Rotated(Login),
+    /// It had already been rotated away: theft. The login has been revoked.
+    Replayed(LoginId),
+    /// It belongs to no login, or to one that ended or expired.
+    Unknown,
+}
 
-impl<T: UserStore + TokenStore + SessionStore> Store for T {}
+/// Logins (refresh-token families) and the server's secret settings.
+pub trait LoginStore: Send + Sync {
+    /// The value of a setting, creating it with `create()` when missing, atomically: every
+    /// server sharing the database ends up with the same value.
+    fn setting_or_create(&self, key: &str, create: &dyn Fn() -> Vec<u8>) -> Result<Vec<u8>, StoreError>;
+    /// Records a new login whose current refresh token hashes to `refresh_hash`.
+    fn create_login(&self, login: &Login, refresh_hash: &str) -> Result<(), StoreError>;
+    /// The login with this id, if any.
+    fn find_login(&self, id: &LoginId) -> Result<Option<Login>, StoreError>;
+    /// Replaces the refresh token hashing to `presented_hash` with one hashing to `new_hash`,
+    /// in one transaction; detects replays of retired tokens and revokes their login.
+    fn rotate_refresh(&self, presented_hash: &str, new_hash: &str) -> Result<Rotation, StoreError>;
+    /// The active login whose current refresh token hashes to `refresh_hash`, if any.
+    fn find_login_by_refresh(&self, refresh_hash: &str) -> Result<Option<Login>, StoreError>;
+    /// Ends a login: its refresh tokens and access tokens stop working.
+    fn revoke_login(&self, id: &LoginId) -> Result<(), StoreError>;
+}
+
+/// Everything wssh stores.
+pub trait Store: UserStore + TokenStore + SessionStore + LoginStore {}
+
+impl<T: UserStore + TokenStore + SessionStore + LoginStore> Store for T {}

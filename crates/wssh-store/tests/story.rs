@@ -1,10 +1,11 @@
 //! One long storage story run against a real SQLite file: every trait method, the
 //! transactions, the conflicts and the cascades.
 
+use wssh_domain::{Login, LoginId, Timestamp};
 use wssh_domain::{
     NewAccessToken, NewUser, PermissionSet, RoleKey, SessionName, SessionSpec, TokenIdentifier, Username,
 };
-use wssh_store::{SessionStore, SqliteStore, StoreError, TokenStore, UserStore};
+use wssh_store::{LoginStore, Rotation, SessionStore, SqliteStore, StoreError, TokenStore, UserStore};
 
 fn spec(name: &str, cmd: &str) -> SessionSpec {
     SessionSpec::new(SessionName::parse(name).unwrap(), cmd.into(), vec!["-i".into()], "/tmp".into()).unwrap()
@@ -30,7 +31,7 @@ fn storage_story() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wssh.db");
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.migration_status().unwrap().applied, 1);
+    assert_eq!(store.migration_status().unwrap().applied, 2);
 
     // Users and roles.
     let admin = store.create_user(&new_user("admin", RoleKey::Admin)).unwrap();
@@ -85,6 +86,28 @@ fn storage_story() {
     assert_eq!(names, vec!["bash".to_owned(), "moved".to_owned()]);
     store.delete_session("moved").unwrap();
     assert!(matches!(store.delete_session("moved"), Err(StoreError::NotFound)));
+
+    // Settings are created once and then kept.
+    let key = store.setting_or_create("jwt", &|| vec![1, 2, 3]).unwrap();
+    assert_eq!(store.setting_or_create("jwt", &|| vec![9]).unwrap(), key);
+
+    // Logins: rotation, replay detection revoking the family, revocation.
+    let login = Login {
+        id: LoginId("l1".into()),
+        user_id: admin.id,
+        created_at: Timestamp::now(),
+        expires_at: Timestamp::now().plus_seconds(60),
+        revoked: false,
+    };
+    store.create_login(&login, "r1").unwrap();
+    assert!(matches!(store.rotate_refresh("r1", "r2").unwrap(), Rotation::Rotated(_)));
+    assert_eq!(store.find_login_by_refresh("r2").unwrap().unwrap().id, login.id);
+    assert!(store.find_login_by_refresh("r1").unwrap().is_none());
+    assert_eq!(store.rotate_refresh("r1", "r3").unwrap(), Rotation::Replayed(login.id.clone()));
+    assert!(store.find_login(&login.id).unwrap().unwrap().revoked);
+    assert_eq!(store.rotate_refresh("r2", "r4").unwrap(), Rotation::Unknown, "the family is dead");
+    assert_eq!(store.rotate_refresh("nope", "r5").unwrap(), Rotation::Unknown);
+    assert!(matches!(store.revoke_login(&LoginId("missing".into())), Err(StoreError::NotFound)));
 
     // Everything survives reopening the file.
     drop(store);
