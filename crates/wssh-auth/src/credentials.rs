@@ -20,6 +20,8 @@ pub enum Credentials {
         /// The password as given.
         password: String,
     },
+    /// An access JWT of a login.
+    Jwt(String),
     /// An access token secret, with its identifier when the client sent one.
     Token {
         /// The token's public identifier, if given.
@@ -38,6 +40,7 @@ impl fmt::Debug for Credentials {
             Credentials::Token { identifier, .. } => {
                 f.debug_struct("Token").field("identifier", identifier).finish_non_exhaustive()
             }
+            Credentials::Jwt(_) => f.write_str("Jwt(<redacted>)"),
         }
     }
 }
@@ -95,7 +98,8 @@ impl Credentials {
     ///
     /// * `Basic base64(user:password)`;
     /// * `Bearer wssh_…`, an opaque access token;
-    /// * `Bearer base64(JSON authorization object)`, go_ws_sh's form, also without `Bearer `.
+    /// * `Bearer base64(JSON authorization object)`, go_ws_sh's form, also without `Bearer `;
+    /// * `Bearer <jwt>` or a bare JWT, an access token of a login.
     pub fn from_authorization_header(value: &str) -> Result<Credentials, AuthError> {
         let value = value.trim();
         if let Some(encoded) = strip_scheme(value, "Basic") {
@@ -105,6 +109,10 @@ impl Credentials {
             return Ok(Credentials::Password { username: username.to_owned(), password: password.to_owned() });
         }
         let bearer = strip_scheme(value, "Bearer").unwrap_or(value).trim();
+        // A JWT: three base64url parts (alist clients send it without `Bearer`).
+        if bearer.bytes().filter(|byte| *byte == b'.').count() == 2 {
+            return Ok(Credentials::Jwt(bearer.to_owned()));
+        }
         if bearer.starts_with(TOKEN_PREFIX) {
             return Ok(Credentials::Token { identifier: None, secret: bearer.to_owned() });
         }

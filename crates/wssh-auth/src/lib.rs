@@ -6,6 +6,7 @@
 //!   (go_ws_sh's `authorization` object, `Basic`, `Bearer` with base64 JSON or an opaque token)
 //!   are read.
 //! * [`throttle`]: the failed-login lockout.
+//! * [`jwt`]: short-lived access JWTs for the login API, signed with a key kept in the store.
 //! * [`Authenticator`]: resolution of credentials into one [`Principal`] with its permissions,
 //!   or a precise refusal ([`AuthError`]).
 //!
@@ -13,6 +14,7 @@
 
 pub mod credentials;
 mod error;
+pub mod jwt;
 pub mod password;
 mod principal;
 mod resolver;
@@ -22,4 +24,4 @@ pub mod throttle;
 pub use credentials::Credentials;
 pub use error::AuthError;
 pub use principal::{AuthMethod, Principal};
-pub use resolver::{Authenticator, MintedToken};
+pub use resolver::{Authenticator, LoginTokens, MintedToken};

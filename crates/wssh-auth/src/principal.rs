@@ -1,6 +1,6 @@
 //! The authenticated principal and its permission checks.
 
-use wssh_domain::{Permission, PermissionSet, TokenIdentifier, UserId, Username};
+use wssh_domain::{LoginId, Permission, PermissionSet, TokenIdentifier, UserId, Username};
 
 use crate::AuthError;
 
@@ -11,6 +11,8 @@ pub enum AuthMethod {
     Password,
     /// With an access token.
     Token(TokenIdentifier),
+    /// With an access JWT of a login.
+    Login(LoginId),
 }
 
 /// An authenticated user, with the permissions this request may use: the user's, narrowed by
@@ -48,7 +50,7 @@ impl Principal {
     pub fn token_identifier(&self) -> Option<&TokenIdentifier> {
         match &self.method {
             AuthMethod::Token(identifier) => Some(identifier),
-            AuthMethod::Password => None,
+            AuthMethod::Password | AuthMethod::Login(_) => None,
         }
     }
 }

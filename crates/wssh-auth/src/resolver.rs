@@ -3,11 +3,15 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Condvar, Mutex};
 
-use wssh_domain::{AccessToken, NewAccessToken, Password, PermissionSet, Timestamp, User};
-use wssh_store::{Store, StoreError};
+use wssh_domain::{AccessToken, Login, LoginId, NewAccessToken, Password, PermissionSet, Timestamp, User};
+use wssh_store::{Rotation, Store, StoreError};
+
+use crate::jwt::{JwtKeys, claims_for};
 
 use crate::password::{hash_password, verify_decoy, verify_password};
-use crate::secret::{generate_token_identifier, generate_token_secret, hash_token_secret, hashes_equal};
+use crate::secret::{
+    generate_password, generate_token_identifier, generate_token_secret, hash_token_secret, hashes_equal,
+};
 use crate::throttle::LoginThrottle;
 use crate::{AuthError, AuthMethod, Credentials, Principal};
 
@@ -26,6 +30,43 @@ pub struct MintedToken {
 impl std::fmt::Debug for MintedToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MintedToken").field("token", &self.token).finish_non_exhaustive()
+    }
+}
+
+/// What a login hands the client: a short-lived access JWT and a refresh token, both shown
+/// once; only the refresh token's hash is stored.
+pub struct LoginTokens {
+    /// The login.
+    pub login: Login,
+    /// The access JWT.
+    pub access: String,
+    /// The refresh token.
+    pub refresh: String,
+}
+
+impl std::fmt::Debug for LoginTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginTokens").field("login", &self.login).finish_non_exhaustive()
+    }
+}
+
+/// Refresh tokens start with this, so they are not mistaken for access tokens.
+const REFRESH_PREFIX: &str = "wsshr_";
+/// The name of the JWT signing key in the store's settings.
+const SIGNING_KEY_SETTING: &str = "jwt_signing_key";
+
+/// How long a login's tokens live.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLifetimes {
+    /// Access JWTs, in seconds (default 15 minutes).
+    pub access_seconds: i64,
+    /// Refresh tokens, in seconds (default 30 days).
+    pub refresh_seconds: i64,
+}
+
+impl Default for LoginLifetimes {
+    fn default() -> Self {
+        LoginLifetimes { access_seconds: 15 * 60, refresh_seconds: 30 * 24 * 3600 }
     }
 }
 
@@ -63,6 +104,8 @@ pub struct Authenticator {
     store: Arc<dyn Store>,
     throttle: LoginThrottle,
     hash_slots: HashSlots,
+    jwt: JwtKeys,
+    lifetimes: LoginLifetimes,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -72,10 +115,34 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    /// An authenticator over `store`, locking out as `throttle` says.
-    pub fn new(store: Arc<dyn Store>, throttle: LoginThrottle) -> Self {
+    /// An authenticator over `store`, locking out as `throttle` says. The JWT signing key is
+    /// read from the store, or generated (256 random bits) and kept there on the first start.
+    pub fn new(store: Arc<dyn Store>, throttle: LoginThrottle) -> Result<Self, AuthError> {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        Authenticator { store, throttle, hash_slots: HashSlots::new(cores) }
+        let secret = store.setting_or_create(SIGNING_KEY_SETTING, &|| {
+            let mut key = vec![0u8; 32];
+            crate::secret::fill_random(&mut key);
+            key
+        })?;
+        Ok(Authenticator {
+            store,
+            throttle,
+            hash_slots: HashSlots::new(cores),
+            jwt: JwtKeys::new(&secret),
+            lifetimes: LoginLifetimes::default(),
+        })
+    }
+
+    /// Sets how long logins' tokens live.
+    #[must_use]
+    pub fn with_login_lifetimes(mut self, lifetimes: LoginLifetimes) -> Self {
+        self.lifetimes = lifetimes;
+        self
+    }
+
+    /// How long logins' tokens live.
+    pub fn login_lifetimes(&self) -> LoginLifetimes {
+        self.lifetimes
     }
 
     /// The store behind it.
@@ -90,7 +157,94 @@ impl Authenticator {
             Credentials::Token { identifier, secret } => {
                 self.authenticate_token(identifier.as_ref().map(|id| id.as_str()), secret)
             }
+            Credentials::Jwt(token) => self.authenticate_jwt(token),
         }
+    }
+
+    fn authenticate_jwt(&self, token: &str) -> Result<Principal, AuthError> {
+        let claims = self.jwt.verify(token).ok_or(AuthError::InvalidCredentials)?;
+        let login = self
+            .store
+            .find_login(&claims.login_id())?
+            .filter(|login| login.is_active(Timestamp::now()) && Some(login.user_id) == claims.user_id())
+            .ok_or(AuthError::InvalidCredentials)?;
+        let user = self
+            .store
+            .find_user_by_id(login.user_id)?
+            .filter(|user| !user.disabled)
+            .ok_or(AuthError::InvalidCredentials)?;
+        Ok(Principal {
+            user_id: user.id,
+            username: user.username,
+            permissions: user.permissions,
+            method: AuthMethod::Login(login.id),
+        })
+    }
+
+    fn access_token(&self, user: &User, login: &Login) -> Result<String, AuthError> {
+        let claims = claims_for(user.id, user.username.as_str(), &login.id, self.lifetimes.access_seconds);
+        self.jwt.issue(&claims).ok_or(AuthError::Hashing)
+    }
+
+    fn new_refresh_token() -> String {
+        let secret = generate_token_secret();
+        format!("{REFRESH_PREFIX}{}", &secret[crate::secret::TOKEN_PREFIX.len()..])
+    }
+
+    /// Starts a login for an authenticated user: a new refresh-token family.
+    pub fn start_login(&self, principal: &Principal) -> Result<LoginTokens, AuthError> {
+        let user = self
+            .store
+            .find_user_by_id(principal.user_id)?
+            .filter(|user| !user.disabled)
+            .ok_or(AuthError::InvalidCredentials)?;
+        let now = Timestamp::now();
+        let login = Login {
+            id: LoginId(generate_password()),
+            user_id: user.id,
+            created_at: now,
+            expires_at: now.plus_seconds(self.lifetimes.refresh_seconds),
+            revoked: false,
+        };
+        let refresh = Self::new_refresh_token();
+        self.store.create_login(&login, &hash_token_secret(&refresh))?;
+        let access = self.access_token(&user, &login)?;
+        Ok(LoginTokens { login, access, refresh })
+    }
+
+    /// Rotates a refresh token: the presented one stops working, a new pair is issued. A
+    /// refresh token that was already rotated away is taken as stolen: its whole login is
+    /// revoked and the request refused.
+    pub fn refresh_login(&self, refresh: &str) -> Result<LoginTokens, AuthError> {
+        if refresh.is_empty() || refresh.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let next = Self::new_refresh_token();
+        let login = match self.store.rotate_refresh(&hash_token_secret(refresh), &hash_token_secret(&next))? {
+            Rotation::Rotated(login) => login,
+            Rotation::Replayed(login) => {
+                tracing::warn!(login = %login, "a rotated refresh token was presented again; login revoked");
+                return Err(AuthError::InvalidCredentials);
+            }
+            Rotation::Unknown => return Err(AuthError::InvalidCredentials),
+        };
+        let user = self
+            .store
+            .find_user_by_id(login.user_id)?
+            .filter(|user| !user.disabled)
+            .ok_or(AuthError::InvalidCredentials)?;
+        let access = self.access_token(&user, &login)?;
+        Ok(LoginTokens { login, access, refresh: next })
+    }
+
+    /// The active login a refresh token belongs to, without rotating it.
+    pub fn login_of_refresh(&self, refresh: &str) -> Result<Option<Login>, AuthError> {
+        Ok(self.store.find_login_by_refresh(&hash_token_secret(refresh))?)
+    }
+
+    /// Ends a login: its refresh token and its access tokens stop working at once.
+    pub fn end_login(&self, login: &LoginId) -> Result<(), AuthError> {
+        Ok(self.store.revoke_login(login)?)
     }
 
     fn authenticate_password(
@@ -211,7 +365,7 @@ mod tests {
                 role: RoleKey::User,
             })
             .unwrap();
-        let authenticator = Authenticator::new(store, LoginThrottle::new(3, Duration::from_secs(60)));
+        let authenticator = Authenticator::new(store, LoginThrottle::new(3, Duration::from_secs(60))).unwrap();
         (dir, authenticator, user)
     }
 
@@ -261,5 +415,26 @@ mod tests {
         let expired = auth.mint_token(&user, "old", None, Some(Timestamp(1))).unwrap();
         let expired = Credentials::Token { identifier: None, secret: expired.secret };
         assert!(matches!(auth.authenticate(&expired, None), Err(AuthError::InvalidCredentials)));
+    }
+
+    #[test]
+    fn logins_rotate_and_end() {
+        let (_dir, auth, _) = setup();
+        let principal = auth.authenticate(&password("alice", "s3cret"), None).unwrap();
+        let first = auth.start_login(&principal).unwrap();
+        let jwt = Credentials::Jwt(first.access.clone());
+        assert_eq!(auth.authenticate(&jwt, None).unwrap().username.as_str(), "alice");
+        let second = auth.refresh_login(&first.refresh).unwrap();
+        assert_eq!(second.login.id, first.login.id);
+        assert_ne!(second.refresh, first.refresh);
+        // Replaying the old refresh token revokes the family: the new one and the JWTs die.
+        assert!(auth.refresh_login(&first.refresh).is_err());
+        assert!(auth.refresh_login(&second.refresh).is_err());
+        assert!(auth.authenticate(&Credentials::Jwt(second.access), None).is_err());
+        // Logout ends a fresh login at once.
+        let third = auth.start_login(&principal).unwrap();
+        auth.end_login(&third.login.id).unwrap();
+        assert!(auth.authenticate(&Credentials::Jwt(third.access), None).is_err());
+        assert!(auth.refresh_login(&third.refresh).is_err());
     }
 }

@@ -17,7 +17,7 @@ pub const TOKEN_RANDOM_BYTES: usize = 32;
 ///
 /// A failing OS random source leaves nothing safe to do, so it ends the process rather than
 /// risk predictable secrets.
-fn random_bytes(buffer: &mut [u8]) {
+pub fn fill_random(buffer: &mut [u8]) {
     if getrandom::fill(buffer).is_err() {
         tracing::error!("the operating system's random source failed");
         std::process::abort();
@@ -37,7 +37,7 @@ fn to_hex(bytes: &[u8]) -> String {
 /// A fresh token secret: the prefix and 256 random bits in hex.
 pub fn generate_token_secret() -> String {
     let mut bytes = [0u8; TOKEN_RANDOM_BYTES];
-    random_bytes(&mut bytes);
+    fill_random(&mut bytes);
     format!("{TOKEN_PREFIX}{}", to_hex(&bytes))
 }
 
@@ -63,7 +63,7 @@ pub fn generate_token_identifier() -> TokenIdentifier {
         .unwrap_or(EPOCH_MILLIS)
         .saturating_sub(EPOCH_MILLIS) as u64;
     let mut random = [0u8; 4];
-    random_bytes(&mut random);
+    fill_random(&mut random);
     let random = u64::from(u32::from_le_bytes(random)) & 0x3f_ffff;
     TokenIdentifier((((millis & 0x1ff_ffff_ffff) << 22) | random).to_string())
 }
@@ -71,7 +71,7 @@ pub fn generate_token_identifier() -> TokenIdentifier {
 /// A fresh password for a generated account: 144 random bits, URL-safe base64.
 pub fn generate_password() -> String {
     let mut bytes = [0u8; 18];
-    random_bytes(&mut bytes);
+    fill_random(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 

@@ -47,7 +47,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), BoxError> {
         config.lockout_max_failures.unwrap_or(10),
         Duration::from_secs(config.lockout_window_seconds.unwrap_or(15 * 60)),
     );
-    let auth = Authenticator::new(store.clone(), throttle);
+    let auth = Authenticator::new(store.clone(), throttle)?;
     let seeding = {
         let store = store.clone();
         let data_dir = data_dir.clone();
