@@ -7,6 +7,7 @@
 
 pub mod error;
 mod gows;
+mod login_api;
 mod respond;
 mod router;
 mod server;

@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use crate::SharedState;
 use crate::error::ApiError;
 use crate::gows::{self, Operation, Resource};
+use crate::login_api;
 use crate::respond::{self, Body, LoggedUser};
 use crate::shell;
 
@@ -50,6 +51,15 @@ async fn route(request: Request<Incoming>, state: SharedState, peer: SocketAddr)
     if shell::is_upgrade(&request) {
         return shell::open(request, state, peer).await;
     }
+    if let Some(route) = login_api::Route::at(request.uri().path()) {
+        let method = request.method().clone();
+        let headers = request.headers().clone();
+        let body = match read_body(request).await {
+            Ok(body) => body,
+            Err(error) => return Ok(login_api::error(&error)),
+        };
+        return Ok(login_api::handle(route, &method, headers, body, state, peer).await);
+    }
     let resource = match request.uri().path() {
         "/healthz" => return healthz(request.method()),
         "/tokens" => Resource::Tokens,
@@ -81,6 +91,8 @@ async fn route(request: Request<Incoming>, state: SharedState, peer: SocketAddr)
 fn allowed_methods(path: &str) -> &'static str {
     match path {
         "/healthz" => "GET, HEAD, OPTIONS",
+        "/test" => "GET, OPTIONS",
+        "/auth/login" | "/auth/session" | "/auth/logout" => "POST, OPTIONS",
         "/sessions" => "GET, POST, PUT, DELETE, COPY, MOVE, OPTIONS",
         _ => "GET, POST, PUT, DELETE, OPTIONS",
     }

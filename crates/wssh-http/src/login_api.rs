@@ -1,0 +1,218 @@
+//! The login API of seed 004: `POST /auth/login`, `POST /auth/session`, `POST /auth/logout`
+//! and `GET /test`, answering in that seed's envelope `{code, message, data}`.
+//!
+//! A login returns a short-lived access JWT (`Authorization: Bearer …`, also in the body) and a
+//! refresh token (`X-Refresh-Token`, and the HttpOnly, SameSite=Strict cookie `token`, scoped to
+//! `/auth`). `/auth/session` rotates the refresh token; `/auth/logout` ends the login, so its
+//! refresh token and its access tokens stop working at once.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use wssh_auth::{AuthError, Credentials, LoginTokens};
+
+use crate::SharedState;
+use crate::error::ApiError;
+use crate::respond::{self, Body, LoggedUser};
+
+/// The header carrying the refresh token.
+const REFRESH_HEADER: &str = "x-refresh-token";
+/// The cookie carrying the refresh token.
+const REFRESH_COOKIE: &str = "token";
+
+/// The login API's routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    Login,
+    Session,
+    Logout,
+    Test,
+}
+
+impl Route {
+    /// The route at `path`, if it is one of these.
+    pub(crate) fn at(path: &str) -> Option<Route> {
+        match path {
+            "/auth/login" => Some(Route::Login),
+            "/auth/session" => Some(Route::Session),
+            "/auth/logout" => Some(Route::Logout),
+            "/test" => Some(Route::Test),
+            _ => None,
+        }
+    }
+
+    fn method(self) -> Method {
+        match self {
+            Route::Test => Method::GET,
+            _ => Method::POST,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// The seed's envelope.
+fn envelope(status: StatusCode, message: &str, data: Value) -> Response<Body> {
+    respond::json(status, &json!({ "code": status.as_u16(), "message": message, "msg": message, "data": data }))
+}
+
+/// An error in the seed's envelope: `{code, message, data: null}` with `code` = the status.
+pub(crate) fn error(error: &ApiError) -> Response<Body> {
+    let mut response = respond::json(
+        error.status,
+        &json!({ "code": error.status.as_u16(), "message": error.message, "data": Value::Null }),
+    );
+    if let Some(seconds) = error.retry_after {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
+}
+
+fn refresh_cookie(value: &str, max_age: i64) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{REFRESH_COOKIE}={value}; Path=/auth; Max-Age={max_age}; HttpOnly; SameSite=Strict"
+    ))
+    .ok()
+}
+
+/// Puts a login's tokens in the response headers.
+fn hand_out(response: &mut Response<Body>, tokens: &LoginTokens, refresh_max_age: i64) {
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {}", tokens.access)) {
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&tokens.refresh) {
+        headers.insert(REFRESH_HEADER, value);
+    }
+    if let Some(cookie) = refresh_cookie(&tokens.refresh, refresh_max_age) {
+        headers.insert(header::SET_COOKIE, cookie);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// The refresh token from `X-Refresh-Token`, else from the `token` cookie.
+fn presented_refresh(headers: &HeaderMap) -> Option<String> {
+    if let Some(value) = headers.get(REFRESH_HEADER).and_then(|value| value.to_str().ok()) {
+        let value = value.trim();
+        if !value.is_empty() {
+            return Some(value.to_owned());
+        }
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == REFRESH_COOKIE)
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+fn authorization(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| !value.trim().is_empty())
+        .map(str::to_owned)
+}
+
+/// Answers one request of the login API.
+pub(crate) async fn handle(
+    route: Route,
+    method: &Method,
+    headers: HeaderMap,
+    body: Bytes,
+    state: SharedState,
+    peer: SocketAddr,
+) -> Response<Body> {
+    if *method != route.method() {
+        return error(&ApiError::method_not_allowed());
+    }
+    let outcome = tokio::task::spawn_blocking(move || run(route, &headers, &body, &state, peer))
+        .await
+        .unwrap_or_else(|join_error| Err(ApiError::internal(&join_error)));
+    outcome.unwrap_or_else(|failure| error(&failure))
+}
+
+fn run(
+    route: Route,
+    headers: &HeaderMap,
+    body: &[u8],
+    state: &SharedState,
+    peer: SocketAddr,
+) -> Result<Response<Body>, ApiError> {
+    let auth = &state.auth;
+    let refresh_max_age = auth.login_lifetimes().refresh_seconds;
+    match route {
+        Route::Login => {
+            let login: LoginBody = serde_json::from_slice(body)
+                .map_err(|error| ApiError::bad_request(format!("Malformed JSON body: {error}")))?;
+            if login.username.is_empty() || login.password.is_empty() {
+                return Err(ApiError::bad_request("username and password are required"));
+            }
+            let credentials = Credentials::Password { username: login.username, password: login.password };
+            let principal = auth.authenticate(&credentials, Some(peer.ip()))?;
+            let tokens = auth.start_login(&principal)?;
+            let mut response = envelope(
+                StatusCode::OK,
+                "Login successful",
+                json!({ "token": tokens.access, "userId": principal.user_id.0, "username": principal.username.as_str() }),
+            );
+            hand_out(&mut response, &tokens, refresh_max_age);
+            response.extensions_mut().insert(LoggedUser(principal.username.to_string()));
+            Ok(response)
+        }
+        Route::Session => {
+            let refresh = presented_refresh(headers).ok_or(AuthError::MissingCredentials)?;
+            let tokens = auth.refresh_login(&refresh)?;
+            let mut response = respond::empty(StatusCode::NO_CONTENT);
+            hand_out(&mut response, &tokens, refresh_max_age);
+            Ok(response)
+        }
+        Route::Logout => {
+            // Either the refresh token or the access token names the login to end.
+            let login = match presented_refresh(headers) {
+                Some(refresh) => auth.login_of_refresh(&refresh)?.map(|login| login.id),
+                None => None,
+            };
+            let login = match (login, authorization(headers)) {
+                (Some(login), _) => login,
+                (None, Some(header)) => {
+                    let principal = auth.authenticate(&Credentials::from_authorization_header(&header)?, None)?;
+                    match principal.method {
+                        wssh_auth::AuthMethod::Login(login) => login,
+                        _ => return Err(AuthError::InvalidCredentials.into()),
+                    }
+                }
+                (None, None) => return Err(AuthError::MissingCredentials.into()),
+            };
+            auth.end_login(&login)?;
+            let mut response = envelope(StatusCode::OK, "Logged out", Value::Null);
+            if let Some(cookie) = refresh_cookie("", 0) {
+                response.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            Ok(response)
+        }
+        Route::Test => {
+            let header = authorization(headers).ok_or(AuthError::MissingCredentials)?;
+            let principal = auth.authenticate(&Credentials::from_authorization_header(&header)?, Some(peer.ip()))?;
+            if principal.permissions.iter().next().is_none() {
+                return Err(ApiError::new(StatusCode::FORBIDDEN, "Permission denied"));
+            }
+            let mut response = respond::empty(StatusCode::NO_CONTENT);
+            response.extensions_mut().insert(LoggedUser(principal.username.to_string()));
+            Ok(response)
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The login API of seed 004 against the real binary: login, refresh-token rotation, replay
+//! detection, logout, `GET /test`, and the access JWT working on the other surfaces.
+
+mod support;
+
+use serde_json::json;
+use support::{ADMIN_PASSWORD, Server, create_user};
+
+async fn login(server: &Server, username: &str, password: &str) -> support::Reply {
+    server.client().json("POST", "/auth/login", &[], &json!({ "username": username, "password": password })).await
+}
+
+fn bearer(reply: &support::Reply) -> String {
+    reply.header("authorization").to_owned()
+}
+
+#[tokio::test]
+async fn login_refresh_logout_lifecycle() {
+    let server = Server::start();
+    let client = server.client();
+
+    let reply = login(&server, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json["code"], 200);
+    let access = bearer(&reply);
+    assert!(access.starts_with("Bearer ey"), "{access}");
+    assert_eq!(reply.json["data"]["token"].as_str().map(|token| format!("Bearer {token}")), Some(access.clone()));
+    let refresh = reply.header("x-refresh-token").to_owned();
+    assert!(!refresh.is_empty());
+    let cookie = reply.header("set-cookie");
+    assert!(cookie.starts_with(&format!("token={refresh}")), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+
+    // The access JWT works here and on the go_ws_sh API.
+    assert_eq!(client.raw("GET", "/test", &[("authorization", &access)], Vec::new()).await.status, 204);
+    let sessions = client.json("GET", "/sessions", &[("authorization", &access)], &json!({})).await;
+    assert_eq!(sessions.status, 200, "{}", sessions.text);
+    assert_eq!(sessions.json["username"], "admin");
+
+    // Rotation: the new pair works, the old refresh token is spent.
+    let rotated = client.raw("POST", "/auth/session", &[("x-refresh-token", &refresh)], Vec::new()).await;
+    assert_eq!(rotated.status, 204, "{}", rotated.text);
+    let refresh2 = rotated.header("x-refresh-token").to_owned();
+    let access2 = bearer(&rotated);
+    assert_ne!(refresh2, refresh);
+    assert_eq!(client.raw("GET", "/test", &[("authorization", &access2)], Vec::new()).await.status, 204);
+    // The cookie alone works too.
+    let by_cookie =
+        client.raw("POST", "/auth/session", &[("cookie", &format!("other=1; token={refresh2}"))], Vec::new()).await;
+    assert_eq!(by_cookie.status, 204);
+    let refresh3 = by_cookie.header("x-refresh-token").to_owned();
+
+    // Replaying a spent refresh token is theft: refused, and the whole family is revoked.
+    let replay = client.raw("POST", "/auth/session", &[("x-refresh-token", &refresh)], Vec::new()).await;
+    assert_eq!(replay.status, 401);
+    assert_eq!(replay.json["code"], 401);
+    assert!(replay.json["data"].is_null());
+    let after_theft = client.raw("POST", "/auth/session", &[("x-refresh-token", &refresh3)], Vec::new()).await;
+    assert_eq!(after_theft.status, 401);
+    let access3 = bearer(&by_cookie);
+    assert_eq!(client.raw("GET", "/test", &[("authorization", &access3)], Vec::new()).await.status, 401);
+
+    // Logout ends a login at once: its access token and refresh token stop working.
+    let fresh = login(&server, "admin", ADMIN_PASSWORD).await;
+    let (access, refresh) = (bearer(&fresh), fresh.header("x-refresh-token").to_owned());
+    let logout = client
+        .raw("POST", "/auth/logout", &[("authorization", &access), ("x-refresh-token", &refresh)], Vec::new())
+        .await;
+    assert_eq!(logout.status, 200, "{}", logout.text);
+    assert!(logout.header("set-cookie").contains("Max-Age=0"));
+    assert_eq!(client.raw("GET", "/test", &[("authorization", &access)], Vec::new()).await.status, 401);
+    assert_eq!(client.raw("POST", "/auth/session", &[("x-refresh-token", &refresh)], Vec::new()).await.status, 401);
+    assert_eq!(client.json("GET", "/sessions", &[("authorization", &access)], &json!({})).await.status, 401);
+    // Logout with only the access token works too.
+    let fresh = login(&server, "admin", ADMIN_PASSWORD).await;
+    let access = bearer(&fresh);
+    assert_eq!(client.raw("POST", "/auth/logout", &[("authorization", &access)], Vec::new()).await.status, 200);
+    assert_eq!(client.raw("GET", "/test", &[("authorization", &access)], Vec::new()).await.status, 401);
+}
+
+#[tokio::test]
+async fn refusals_in_the_seed_envelope() {
+    let server = Server::start();
+    let client = server.client();
+    let wrong = login(&server, "admin", "wrong").await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.json["code"], 401);
+    assert!(wrong.json["message"].is_string());
+    assert!(wrong.json["data"].is_null());
+    assert_eq!(login(&server, "ghost", "x").await.text, wrong.text, "unknown user and wrong password look alike");
+    let malformed = client.raw("POST", "/auth/login", &[], b"{oops".to_vec()).await;
+    assert_eq!(malformed.status, 400);
+    assert_eq!(malformed.json["code"], 400);
+    let empty = client.json("POST", "/auth/login", &[], &json!({ "username": "admin" })).await;
+    assert_eq!(empty.status, 400);
+    assert_eq!(client.raw("GET", "/auth/login", &[], Vec::new()).await.status, 405);
+    assert_eq!(client.raw("POST", "/auth/session", &[], Vec::new()).await.status, 401);
+    assert_eq!(client.raw("POST", "/auth/session", &[("x-refresh-token", "wsshr_nope")], Vec::new()).await.status, 401);
+    assert_eq!(client.raw("POST", "/auth/logout", &[], Vec::new()).await.status, 401);
+    assert_eq!(client.raw("GET", "/test", &[], Vec::new()).await.status, 401);
+    let forged = "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIiwic2lkIjoieCIsImV4cCI6OTk5OTk5OTk5OX0.c2lnbmF0dXJl";
+    assert_eq!(client.raw("GET", "/test", &[("authorization", forged)], Vec::new()).await.status, 401);
+
+    // An ordinary user passes /test too; users created anywhere log in here.
+    create_user(&client, "alice", "alice-pw").await;
+    let alice = login(&server, "alice", "alice-pw").await;
+    assert_eq!(alice.status, 200);
+    assert_eq!(client.raw("GET", "/test", &[("authorization", &bearer(&alice))], Vec::new()).await.status, 204);
+}
+
+#[tokio::test]
+async fn the_signing_key_survives_a_restart_and_logins_too() {
+    let server = Server::start();
+    let reply = login(&server, "admin", ADMIN_PASSWORD).await;
+    let (access, refresh) = (bearer(&reply), reply.header("x-refresh-token").to_owned());
+    let server = server.restart();
+    let client = server.client();
+    assert_eq!(client.raw("GET", "/test", &[("authorization", &access)], Vec::new()).await.status, 204);
+    assert_eq!(client.raw("POST", "/auth/session", &[("x-refresh-token", &refresh)], Vec::new()).await.status, 204);
+}
