@@ -3,10 +3,13 @@
 //! * `cargo xtask migrate [--data-dir DIR] [--show]` applies, or only lists, the database
 //!   migrations of a data directory ([`migrate`]);
 //! * `cargo xtask conformance` runs the API conformance suite, `tests/conformance.rs`, against
-//!   the real binary ([`conformance`]).
+//!   the real binary ([`conformance`]);
+//! * `cargo xtask bench [--quick]` measures wssh against the raw-PTY ceiling and writes
+//!   `target/bench/report.json` ([`bench`]).
 
 #![allow(clippy::print_stdout, reason = "a command-line tool reports on standard output")]
 
+mod bench;
 mod conformance;
 mod migrate;
 
@@ -31,12 +34,15 @@ enum Task {
     Migrate(migrate::Args),
     /// Run the API conformance suite (tests/conformance.rs) against the real wssh binary.
     Conformance,
+    /// Measure throughput, echo latency, memory per shell and connect time (docs/performance.md).
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().task {
         Task::Migrate(args) => migrate::run(&args),
         Task::Conformance => conformance::run(),
+        Task::Bench(args) => bench::run(&args),
     }
 }
 

@@ -1,0 +1,216 @@
+//! `cargo xtask bench [--quick]`: wssh measured side by side with the raw-PTY ceiling (and,
+//! later, with the web terminals people use), on this machine.
+//!
+//! Builds the release server and measures four figures. Every figure starts its own instance
+//! of each target (for wssh, a new server on a loopback port with a fresh configuration and
+//! data directory), so that no figure inherits another's state, and the targets take turns
+//! (A B A B …) so that drift in the machine's state spreads evenly:
+//!
+//! 1. output throughput ([`throughput`]): MB/s, server CPU seconds per GB, frames per MB,
+//!    wire bytes per payload byte;
+//! 2. keystroke echo round trip ([`echo`]): p50 and p99;
+//! 3. server memory per idle shell ([`memory`]);
+//! 4. connect time to the first output byte ([`connect`]): p50 and p99.
+//!
+//! Prints the results as tables and writes `target/bench/report.json` ([`report`]).
+//! `docs/performance.md` explains the numbers. A target is anything implementing
+//! [`target::Target`]: wssh in each framing ([`wssh`]) and the raw PTY ([`raw_pty`]) today.
+
+mod connect;
+mod echo;
+mod framing;
+mod memory;
+mod raw_pty;
+mod report;
+mod stats;
+mod system;
+mod target;
+mod throughput;
+mod wssh;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+
+use self::framing::Framing;
+use self::raw_pty::RawPty;
+use self::report::{Parameters, Report};
+use self::system::Machine;
+use self::target::{Programs, Result, Target};
+use self::wssh::{Auth, Launch, WsshTarget};
+
+/// `cargo xtask bench`'s options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Smaller sizes and 3 runs instead of 5: about a minute.
+    #[arg(long)]
+    quick: bool,
+    /// Runs per figure, instead of 5 (3 with --quick).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=100))]
+    runs: Option<u16>,
+}
+
+impl Args {
+    /// The sizes of a run.
+    fn parameters(&self) -> Parameters {
+        let mut parameters = self.default_parameters();
+        if let Some(runs) = self.runs {
+            parameters.runs = usize::from(runs);
+        }
+        parameters
+    }
+
+    /// The sizes of a run, before `--runs`.
+    fn default_parameters(&self) -> Parameters {
+        if self.quick {
+            Parameters {
+                quick: true,
+                runs: 3,
+                file_bytes: 16 << 20,
+                echo_samples: 1_000,
+                idle_shells: 50,
+                connects: 50,
+            }
+        } else {
+            Parameters {
+                quick: false,
+                runs: 5,
+                file_bytes: 256 << 20,
+                echo_samples: 10_000,
+                idle_shells: 200,
+                connects: 50,
+            }
+        }
+    }
+}
+
+/// Runs the benchmark; reports failure on standard error.
+///
+/// `cargo xtask` builds this tool unoptimised, and an unoptimised client (gzip, WebSocket
+/// framing) would be the bottleneck of what it measures: a debug build only builds the release
+/// server and the release xtask and runs `target/release/xtask bench` in its place.
+pub(crate) fn run(args: &Args) -> ExitCode {
+    if cfg!(debug_assertions) {
+        return run_release(args);
+    }
+    match bench(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: bench: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Builds the release server and xtask, and runs the release xtask's `bench`.
+fn run_release(args: &Args) -> ExitCode {
+    let root = crate::project_root();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("bench: building the release server and bench client");
+    let built =
+        Command::new(&cargo).args(["build", "--release", "-p", "wssh", "-p", "xtask"]).current_dir(&root).status();
+    match built {
+        Ok(status) if status.success() => {}
+        Ok(status) => {
+            eprintln!("error: bench: `cargo build --release -p wssh -p xtask` failed ({status})");
+            return ExitCode::FAILURE;
+        }
+        Err(error) => {
+            eprintln!("error: bench: cannot run {}: {error}", cargo.to_string_lossy());
+            return ExitCode::FAILURE;
+        }
+    }
+    let mut release = Command::new(root.join("target/release/xtask"));
+    release.arg("bench").current_dir(&root);
+    if args.quick {
+        release.arg("--quick");
+    }
+    if let Some(runs) = args.runs {
+        release.arg("--runs").arg(runs.to_string());
+    }
+    match release.status() {
+        Ok(status) if status.success() => ExitCode::SUCCESS,
+        Ok(status) => status.code().and_then(|code| u8::try_from(code).ok()).map_or(ExitCode::FAILURE, ExitCode::from),
+        Err(error) => {
+            eprintln!("error: bench: cannot run target/release/xtask: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A scratch folder under the system's temporary folder, removed when dropped.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    /// Creates `wssh-bench-PID` in the temporary folder.
+    fn create() -> Result<WorkDir> {
+        let path = std::env::temp_dir().join(format!("wssh-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&path)?;
+        Ok(WorkDir(path))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The whole run: build, prepare, measure, report.
+fn bench(args: &Args) -> Result<()> {
+    let mut parameters = args.parameters();
+    let root = crate::project_root();
+    eprintln!("bench: building the release server (if it changed)");
+    let binary = wssh::build(&root)?;
+    let work = WorkDir::create()?;
+    let file = work.0.join("lines.txt");
+    eprintln!("bench: writing {} MiB of lines to {}", parameters.file_bytes >> 20, file.display());
+    parameters.file_bytes = throughput::generate_file(&file, parameters.file_bytes)?;
+    let programs = Arc::new(Programs { file });
+    let machine = Machine::describe();
+    let date = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let launch = Launch::new(binary, work.0.clone(), programs);
+    let report = runtime.block_on(measure(launch, parameters, machine, date))?;
+    println!("{}", report.table());
+    let path = root.join("target/bench/report.json");
+    report.write(&path)?;
+    eprintln!("bench: wrote {}", path.display());
+    Ok(())
+}
+
+/// Measures every figure. The client runs on one thread.
+async fn measure(launch: Arc<Launch>, parameters: Parameters, machine: Machine, date: String) -> Result<Report> {
+    let raw: Arc<dyn Target> = Arc::new(RawPty::new(launch.programs.clone()));
+    let wssh = |framing, auth| -> Arc<dyn Target> { Arc::new(WsshTarget::new(launch.clone(), framing, auth)) };
+    let native = wssh(Framing::Native, Auth::Basic);
+    let go_ws_sh = wssh(Framing::GoWsSh, Auth::Basic);
+    let native_token = wssh(Framing::Native, Auth::Token);
+    let go_ws_sh_token = wssh(Framing::GoWsSh, Auth::Token);
+    let ticks = system::clock_ticks();
+    let runs = parameters.runs;
+
+    eprintln!("bench: output throughput");
+    let streams = [raw.clone(), native.clone(), go_ws_sh.clone()];
+    let throughput = throughput::measure(&streams, runs, parameters.file_bytes, ticks).await?;
+    eprintln!("bench: keystroke echo");
+    let echo = echo::measure(&streams, runs, parameters.echo_samples).await?;
+    eprintln!("bench: memory per idle shell");
+    let shells = [native_token.clone(), go_ws_sh_token.clone(), native.clone()];
+    let memory = memory::measure(&shells, runs, parameters.idle_shells).await?;
+    eprintln!("bench: connect time");
+    let connects = [raw, native, go_ws_sh, native_token, go_ws_sh_token];
+    let connect = connect::measure(&connects, runs, parameters.connects).await?;
+
+    Ok(Report { machine, date, commit: commit(), parameters, throughput, echo, memory, connect })
+}
+
+/// `git describe --always --dirty` of the project, when git is there.
+fn commit() -> Option<String> {
+    let output = Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .current_dir(crate::project_root())
+        .output()
+        .ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}

@@ -1,0 +1,405 @@
+//! wssh as a bench target: building and starting the real server with a bench configuration,
+//! and [`WsshTarget`], a WebSocket client for it in either framing.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::framing::{Framing, FromServer, NATIVE_SUBPROTOCOL};
+use super::target::{BoxFuture, COLS, Instance, Program, Programs, ROWS, Result, Target, Terminal, WireCount};
+
+/// How long the server may take to print its listening address.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a handshake may take (it includes a password hash).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Builds the release server with `$CARGO build --release -p wssh` and returns its path.
+pub(crate) fn build(root: &Path) -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(&cargo).args(["build", "--release", "-p", "wssh"]).current_dir(root).status()?;
+    if !status.success() {
+        return Err(format!("`cargo build --release -p wssh` failed ({status})").into());
+    }
+    Ok(root.join("target/release/wssh"))
+}
+
+/// What starting a server needs; every server started gets a fresh folder under `work`.
+#[derive(Debug)]
+pub(crate) struct Launch {
+    /// The release binary.
+    pub(crate) binary: PathBuf,
+    /// The parent of the servers' folders.
+    pub(crate) work: PathBuf,
+    /// The programs to configure as sessions.
+    pub(crate) programs: Arc<Programs>,
+    /// Servers started so far, to name their folders.
+    started: AtomicU64,
+}
+
+impl Launch {
+    /// Servers of `binary` with folders under `work`, offering `programs`.
+    pub(crate) fn new(binary: PathBuf, work: PathBuf, programs: Arc<Programs>) -> Arc<Launch> {
+        Arc::new(Launch { binary, work, programs, started: AtomicU64::new(0) })
+    }
+}
+
+/// A running `wssh serve`, stopped (SIGTERM, then SIGKILL) when dropped.
+pub(crate) struct WsshServer {
+    /// The server process.
+    child: Child,
+    /// Where it listens.
+    addr: SocketAddr,
+    /// The configured administrator's password.
+    password: String,
+    /// `Authorization: Basic …` for the configured administrator.
+    basic: String,
+    /// `Authorization: Bearer wssh_…`, an access token of the administrator.
+    bearer: String,
+}
+
+impl WsshServer {
+    /// Starts `wssh serve` with a fresh configuration and data directory, one session per
+    /// [`Program`] (plus the `bash` session of the issue's configuration), waits for its
+    /// `listening on http://ADDR` line, and mints an access token.
+    pub(crate) async fn start(launch: &Launch) -> Result<WsshServer> {
+        let number = launch.started.fetch_add(1, Ordering::Relaxed);
+        let work = &launch.work.join(format!("wssh-{number}"));
+        let (binary, programs) = (&launch.binary, &launch.programs);
+        std::fs::create_dir_all(work)?;
+        let password = random_hex(16)?;
+        let mut sessions: Vec<_> = Program::ALL
+            .iter()
+            .map(|&program| {
+                let argv = programs.argv(program);
+                json!({ "name": program.session_name(), "cmd": argv[0], "args": argv[1..], "dir": Programs::DIR })
+            })
+            .collect();
+        sessions.push(json!({ "name": "bash", "cmd": "bash", "args": ["--norc", "-i"], "dir": Programs::DIR }));
+        let config = json!({
+            "initial_credentials": [{ "username": "admin", "password": password }],
+            "initial_sessions": sessions,
+            "servers": [{ "port": "0", "protocol": "http" }],
+        });
+        let config_path = work.join("config.json");
+        std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
+        let log = std::fs::File::create(work.join("stderr.log"))?;
+        let mut child = Command::new(binary)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--data-dir")
+            .arg(work.join("data"))
+            .args(["--listen", "127.0.0.1:0"])
+            .current_dir(work)
+            // The server's default log level, as deployed.
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(|error| format!("cannot start {}: {error}", binary.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let (found, address) = std::sync::mpsc::channel();
+        // Reads the address, then keeps draining stdout so the server never blocks on it.
+        std::thread::spawn(move || {
+            let mut found = Some(found);
+            for line in BufReader::new(stdout).lines().map_while(std::io::Result::ok) {
+                let address = line.strip_prefix("listening on http://").and_then(|address| address.parse().ok());
+                if let Some(address) = address
+                    && let Some(found) = found.take()
+                {
+                    let _ = found.send(address);
+                }
+            }
+        });
+        let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("admin:{password}")));
+        let Ok(addr) = address.recv_timeout(START_TIMEOUT) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("wssh did not start; see {}", work.join("stderr.log").display()).into());
+        };
+        let mut server = WsshServer { child, addr, password, basic, bearer: String::new() };
+        server.bearer = server.mint_token().await?;
+        Ok(server)
+    }
+
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Creates an access token (`POST /tokens` with the administrator's password) and returns
+    /// its `Authorization` value.
+    async fn mint_token(&self) -> Result<String> {
+        let password = &self.password;
+        let body = json!({
+            "authorization": { "type": "password", "username": "admin", "password": password },
+            "token": { "description": "wssh bench" },
+        })
+        .to_string();
+        // HTTP/1.0, so the reply is close-delimited and never chunked.
+        let request = format!(
+            "POST /tokens HTTP/1.0\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             x-HTTP-method-override: POST\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        let reply = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+            let mut stream = TcpStream::connect(self.addr).await?;
+            stream.write_all(request.as_bytes()).await?;
+            let mut reply = Vec::new();
+            stream.read_to_end(&mut reply).await?;
+            Ok::<_, std::io::Error>(reply)
+        })
+        .await??;
+        let reply = String::from_utf8_lossy(&reply);
+        let (head, body) = reply.split_once("\r\n\r\n").ok_or("malformed reply to POST /tokens")?;
+        if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+            return Err(format!("POST /tokens: {}", head.lines().next().unwrap_or_default()).into());
+        }
+        let reply: serde_json::Value = serde_json::from_str(body)?;
+        let secret = reply["token"]["token"].as_str().ok_or("POST /tokens: no token in the reply")?;
+        Ok(format!("Bearer {secret}"))
+    }
+}
+
+impl Drop for WsshServer {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        }
+        for _ in 0..100 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `bytes` random bytes from the kernel, in hex.
+fn random_hex(bytes: usize) -> Result<String> {
+    use std::io::Read as _;
+    let mut buffer = vec![0; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buffer)?;
+    Ok(buffer.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// How a [`WsshTarget`] authenticates on the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Auth {
+    /// `Authorization: Basic` with the password (an argon2id verification per connection).
+    Basic,
+    /// `Authorization: Bearer wssh_…` with an access token (a SHA-256 lookup), as browsers do.
+    Token,
+}
+
+/// wssh in one framing, authenticated one way.
+pub(crate) struct WsshTarget {
+    /// How to start a server.
+    launch: Arc<Launch>,
+    /// The framing spoken.
+    framing: Framing,
+    /// How it authenticates.
+    auth: Auth,
+    /// The name in the table.
+    name: String,
+}
+
+impl WsshTarget {
+    /// wssh started by `launch`, spoken to in `framing`, authenticating with `auth`.
+    pub(crate) fn new(launch: Arc<Launch>, framing: Framing, auth: Auth) -> WsshTarget {
+        let suffix = match auth {
+            Auth::Basic => "",
+            Auth::Token => ", token",
+        };
+        WsshTarget { launch, framing, auth, name: format!("wssh {}{suffix}", framing.label()) }
+    }
+}
+
+impl Target for WsshTarget {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn start(&self) -> BoxFuture<'_, Result<Box<dyn Instance>>> {
+        Box::pin(async move {
+            let server = WsshServer::start(&self.launch).await?;
+            let authorization = match self.auth {
+                Auth::Basic => server.basic.clone(),
+                Auth::Token => server.bearer.clone(),
+            };
+            let instance: Box<dyn Instance> = Box::new(WsshInstance { server, framing: self.framing, authorization });
+            Ok(instance)
+        })
+    }
+}
+
+/// A wssh server and how to speak to it.
+struct WsshInstance {
+    /// The server.
+    server: WsshServer,
+    /// The framing spoken.
+    framing: Framing,
+    /// The handshake's `Authorization` value.
+    authorization: String,
+}
+
+impl Instance for WsshInstance {
+    fn server_pid(&self) -> Option<u32> {
+        Some(self.server.pid())
+    }
+
+    fn open(&self, program: Program) -> BoxFuture<'_, Result<Box<dyn Terminal>>> {
+        Box::pin(async move {
+            let addr = self.server.addr;
+            let mut request = format!("ws://{addr}/{}", program.session_name()).into_client_request()?;
+            request.headers_mut().insert("authorization", self.authorization.parse()?);
+            if self.framing == Framing::Native {
+                request.headers_mut().insert("sec-websocket-protocol", NATIVE_SUBPROTOCOL.parse()?);
+            }
+            let received = Arc::new(AtomicU64::new(0));
+            let handshake = async {
+                let stream = TcpStream::connect(addr).await?;
+                stream.set_nodelay(true)?;
+                let stream = Counted { inner: stream, received: received.clone() };
+                match tokio_tungstenite::client_async(request, stream).await {
+                    Ok((socket, _response)) => Ok(socket),
+                    Err(WsError::Http(response)) => Err(format!("handshake refused: {}", response.status()).into()),
+                    Err(error) => Err(super::target::Error::from(error)),
+                }
+            };
+            let mut socket =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await.map_err(|_| "handshake timed out")??;
+            let base = received.load(Ordering::Relaxed);
+            socket.send(Message::Binary(self.framing.resize(COLS, ROWS).into())).await?;
+            let terminal: Box<dyn Terminal> =
+                Box::new(WsshTerminal { socket, framing: self.framing, received, base, frames: 0 });
+            Ok(terminal)
+        })
+    }
+}
+
+/// One shell WebSocket.
+struct WsshTerminal {
+    /// The connection.
+    socket: WebSocketStream<Counted>,
+    /// Its framing.
+    framing: Framing,
+    /// Bytes read from the TCP stream so far.
+    received: Arc<AtomicU64>,
+    /// `received` when the handshake was done.
+    base: u64,
+    /// Frames received since the handshake.
+    frames: u64,
+}
+
+impl Terminal for WsshTerminal {
+    fn send<'a>(&'a mut self, input: &'a [u8]) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.socket.send(Message::Binary(self.framing.stdin(input).into())).await?;
+            Ok(())
+        })
+    }
+
+    fn recv(&mut self) -> BoxFuture<'_, Result<Option<Bytes>>> {
+        Box::pin(async move {
+            loop {
+                let message = match self.socket.next().await {
+                    None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => return Ok(None),
+                    Some(Err(error)) => return Err(error.into()),
+                    Some(Ok(message)) => message,
+                };
+                self.frames += 1;
+                match message {
+                    Message::Binary(frame) => match self.framing.decode(frame)? {
+                        FromServer::Output(bytes) => return Ok(Some(bytes)),
+                        FromServer::Exit(_) | FromServer::Other => {}
+                        FromServer::Error(reason) => return Err(format!("server error: {reason}").into()),
+                    },
+                    Message::Text(_) => return Err("the server sent a text frame".into()),
+                    Message::Close(_) => return Ok(None),
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                }
+            }
+        })
+    }
+
+    fn wire(&self) -> Option<WireCount> {
+        Some(WireCount { bytes: self.received.load(Ordering::Relaxed) - self.base, frames: self.frames })
+    }
+
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        let mut socket = self.socket;
+        Box::pin(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                let _ = socket.close(None).await;
+                while let Some(Ok(_)) = socket.next().await {}
+            })
+            .await;
+        })
+    }
+}
+
+/// A TCP stream that counts the bytes read from it.
+struct Counted {
+    /// The stream.
+    inner: TcpStream,
+    /// Bytes read so far.
+    received: Arc<AtomicU64>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = poll {
+            self.received.fetch_add((buf.filled().len() - before) as u64, Ordering::Relaxed);
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
