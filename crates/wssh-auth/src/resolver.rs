@@ -1,7 +1,7 @@
 //! Resolution: credentials in, a [`Principal`] or a precise refusal out.
 
 use std::net::IpAddr;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 
 use wssh_domain::{AccessToken, Login, LoginId, NewAccessToken, Password, PermissionSet, Timestamp, User};
 use wssh_store::{Rotation, Store, StoreError};
@@ -70,31 +70,52 @@ impl Default for LoginLifetimes {
     }
 }
 
-/// A counting semaphore bounding concurrent argon2 runs, so a login storm costs bounded
-/// memory (19 MiB each) and leaves cores for everything else.
-#[derive(Debug)]
-struct HashSlots {
-    free: Mutex<usize>,
-    released: Condvar,
+/// A fixed pool of threads that run every argon2 hash and verification.
+///
+/// It bounds concurrent hashing (a login storm leaves cores for everything else) and, as
+/// important, memory: each argon2 run allocates 19 MiB, which the allocator keeps in the arena
+/// of the thread that ran it. On a few dedicated threads that memory is reused; spread over the
+/// runtime's many blocking threads it would pile up with every login.
+struct HashPool {
+    jobs: Mutex<mpsc::Sender<Box<dyn FnOnce() + Send>>>,
 }
 
-impl HashSlots {
-    fn new(slots: usize) -> Self {
-        HashSlots { free: Mutex::new(slots.max(1)), released: Condvar::new() }
+impl std::fmt::Debug for HashPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashPool").finish_non_exhaustive()
+    }
+}
+
+impl HashPool {
+    fn new(threads: usize) -> Self {
+        let (sender, receiver) = mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for index in 0..threads.max(1) {
+            let receiver = receiver.clone();
+            let spawned = std::thread::Builder::new().name(format!("wssh-argon2-{index}")).spawn(move || {
+                loop {
+                    let job = receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => break,
+                    }
+                }
+            });
+            if let Err(error) = spawned {
+                tracing::warn!(%error, "cannot start a password hashing thread");
+            }
+        }
+        HashPool { jobs: Mutex::new(sender) }
     }
 
-    fn run<T>(&self, work: impl FnOnce() -> T) -> T {
-        {
-            let mut free = self.free.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            while *free == 0 {
-                free = self.released.wait(free).unwrap_or_else(|poisoned| poisoned.into_inner());
-            }
-            *free -= 1;
-        }
-        let result = work();
-        *self.free.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) += 1;
-        self.released.notify_one();
-        result
+    /// Runs `work` on the pool and waits for it; `None` if the pool could not run it.
+    fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let (reply, result) = mpsc::sync_channel(1);
+        let job: Box<dyn FnOnce() + Send> = Box::new(move || {
+            let _ = reply.send(work());
+        });
+        self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).send(job).ok()?;
+        result.recv().ok()
     }
 }
 
@@ -103,7 +124,7 @@ impl HashSlots {
 pub struct Authenticator {
     store: Arc<dyn Store>,
     throttle: LoginThrottle,
-    hash_slots: HashSlots,
+    hash_pool: HashPool,
     jwt: JwtKeys,
     lifetimes: LoginLifetimes,
 }
@@ -127,7 +148,7 @@ impl Authenticator {
         Ok(Authenticator {
             store,
             throttle,
-            hash_slots: HashSlots::new(cores),
+            hash_pool: HashPool::new(cores),
             jwt: JwtKeys::new(&secret),
             lifetimes: LoginLifetimes::default(),
         })
@@ -258,10 +279,15 @@ impl Authenticator {
         }
         self.throttle.check(username, client)?;
         let user = self.store.find_user(username)?;
-        let matches = self.hash_slots.run(|| match &user {
-            Some(user) => verify_password(password, &user.password_hash),
-            None => verify_decoy(password),
-        });
+        let presented = password.to_owned();
+        let stored = user.as_ref().map(|user| user.password_hash.clone());
+        let matches = self
+            .hash_pool
+            .run(move || match stored {
+                Some(stored) => verify_password(&presented, &stored),
+                None => verify_decoy(&presented),
+            })
+            .ok_or(AuthError::Hashing)?;
         let user = match user {
             Some(user) if matches => user,
             _ => {
@@ -313,7 +339,8 @@ impl Authenticator {
 
     /// Hashes a new password, within the bound on concurrent hashing.
     pub fn hash_password(&self, password: &Password) -> Result<String, AuthError> {
-        self.hash_slots.run(|| hash_password(password))
+        let password = password.clone();
+        self.hash_pool.run(move || hash_password(&password)).ok_or(AuthError::Hashing)?
     }
 
     /// Mints a token for `owner`; the secret in the result is the only copy.

@@ -239,7 +239,11 @@ where
     if !spec.dir.is_empty() {
         command = command.dir(&spec.dir);
     }
-    let mut process = match command.spawn() {
+    // fork() costs time in proportion to the server's memory: keep it off the async workers.
+    let spawned = tokio::task::spawn_blocking(move || command.spawn())
+        .await
+        .unwrap_or_else(|join_error| Err(wssh_pty::PtyError::Io(std::io::Error::other(join_error.to_string()))));
+    let mut process = match spawned {
         Ok(process) => process,
         Err(error) => {
             let reason = error.to_string();
