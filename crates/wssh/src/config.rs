@@ -64,12 +64,36 @@ pub(crate) struct InitialSession {
     pub(crate) dir: String,
 }
 
-/// A port, which go_ws_sh's configs write as a string.
+/// A port, which go_ws_sh's configs write as a string (`"28080"`) and others as a number.
+/// Both the server's and `wssh connect`'s configuration files use it.
 #[derive(Debug, Deserialize, Clone)]
 #[serde(untagged)]
 pub(crate) enum Port {
     Number(u16),
     Text(String),
+}
+
+impl Port {
+    /// The port number; `None` when the text is not one.
+    pub(crate) fn number(&self) -> Option<u16> {
+        match self {
+            Port::Number(port) => Some(*port),
+            Port::Text(text) => text.trim().parse().ok(),
+        }
+    }
+
+    /// Whether it was written as an empty string.
+    pub(crate) fn is_blank(&self) -> bool {
+        matches!(self, Port::Text(text) if text.trim().is_empty())
+    }
+
+    /// The port as written, for messages.
+    pub(crate) fn as_written(&self) -> String {
+        match self {
+            Port::Number(port) => port.to_string(),
+            Port::Text(text) => text.clone(),
+        }
+    }
 }
 
 /// One `servers` entry.
@@ -91,13 +115,10 @@ pub(crate) struct ListenerConfig {
 
 impl ListenerConfig {
     pub(crate) fn port(&self, index: usize) -> Result<u16, ConfigError> {
-        match &self.port {
-            Port::Number(port) => Ok(*port),
-            Port::Text(text) => text
-                .trim()
-                .parse()
-                .map_err(|_| ConfigError::Listener { index, reason: format!("invalid port {text:?}") }),
-        }
+        self.port.number().ok_or_else(|| ConfigError::Listener {
+            index,
+            reason: format!("invalid port {:?}", self.port.as_written()),
+        })
     }
 
     /// Whether the listener speaks TLS: `protocol` https, or go_ws_sh's `alpn` h2.

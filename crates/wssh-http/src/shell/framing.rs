@@ -90,7 +90,7 @@ impl Framing {
     /// Encodes terminal output.
     pub(crate) fn stdout(self, output: &[u8]) -> Bytes {
         match self {
-            Framing::GoWsSh => envelope(BINARY, &avro_record("stdout", output)),
+            Framing::GoWsSh => envelope(BINARY, avro_record("stdout", output)),
             Framing::Native => tagged(NATIVE_DATA, output),
         }
     }
@@ -100,7 +100,7 @@ impl Framing {
         match self {
             Framing::GoWsSh => {
                 let text = serde_json::json!(["resolved", format!("process {program} started success")]).to_string();
-                Some(envelope(TEXT, text.as_bytes()))
+                Some(envelope(TEXT, text.into_bytes()))
             }
             Framing::Native => None,
         }
@@ -109,7 +109,7 @@ impl Framing {
     /// Reports an error before the connection closes.
     pub(crate) fn rejected(self, reason: &str) -> Bytes {
         match self {
-            Framing::GoWsSh => envelope(TEXT, serde_json::json!(["rejected", reason]).to_string().as_bytes()),
+            Framing::GoWsSh => envelope(TEXT, serde_json::json!(["rejected", reason]).to_string().into_bytes()),
             Framing::Native => tagged(NATIVE_ERROR, reason.as_bytes()),
         }
     }
@@ -145,8 +145,8 @@ fn decode_native(payload: &[u8]) -> Result<ClientMessage, FrameError> {
 }
 
 /// gzip(protobuf(wsmsg{kind, data})).
-fn envelope(kind: i32, data: &[u8]) -> Bytes {
-    let message = WsMsg { kind, data: data.to_vec() }.encode_to_vec();
+fn envelope(kind: i32, data: Vec<u8>) -> Bytes {
+    let message = WsMsg { kind, data }.encode_to_vec();
     let mut encoder = GzEncoder::new(Vec::with_capacity(message.len() / 2 + 32), Compression::fast());
     // Writing to a Vec cannot fail.
     let _ = encoder.write_all(&message);

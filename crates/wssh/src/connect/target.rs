@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::Deserialize;
+use wssh_auth::credentials::AuthorizationObject;
+
+use crate::config::Port;
 
 use super::{ConnectArgs, ConnectError};
 
@@ -99,29 +102,13 @@ pub(crate) struct Plan {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub(crate) struct ClientConfig {
-    /// Who to log in as.
-    pub(crate) credentials: ConfigCredentials,
+    /// Who to log in as: go_ws_sh's `authorization` object (`type`, `username`, `password`,
+    /// `token`, `identifier`), the same shape the server reads.
+    pub(crate) credentials: AuthorizationObject,
     /// Which session to open.
     pub(crate) sessions: ConfigSession,
     /// Which server to reach.
     pub(crate) servers: ConfigServer,
-}
-
-/// The `credentials` object.
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub(crate) struct ConfigCredentials {
-    /// `password` or `token`.
-    #[serde(rename = "type")]
-    pub(crate) kind: String,
-    /// The user name.
-    pub(crate) username: String,
-    /// The password (type `password`).
-    pub(crate) password: String,
-    /// The token secret (type `token`).
-    pub(crate) token: String,
-    /// The token identifier (type `token`).
-    pub(crate) identifier: String,
 }
 
 /// The `sessions` object: `name` (older go_ws_sh versions: `path`).
@@ -134,22 +121,12 @@ pub(crate) struct ConfigSession {
     pub(crate) path: String,
 }
 
-/// A port written as a string (as go_ws_sh does) or a number.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(untagged)]
-pub(crate) enum ConfigPort {
-    /// `28080`.
-    Number(u16),
-    /// `"28080"`.
-    Text(String),
-}
-
 /// The `servers` object.
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub(crate) struct ConfigServer {
     /// The port.
-    pub(crate) port: Option<ConfigPort>,
+    pub(crate) port: Option<Port>,
     /// `http` or `https`.
     pub(crate) protocol: String,
     /// A PEM file of trusted certificates.
@@ -189,12 +166,10 @@ impl ClientConfig {
         let dial = if server.ip.trim().is_empty() { host.clone() } else { server.ip.trim().to_owned() };
         let port = match &server.port {
             None => default_port(tls),
-            Some(ConfigPort::Number(port)) => *port,
-            Some(ConfigPort::Text(text)) if text.trim().is_empty() => default_port(tls),
-            Some(ConfigPort::Text(text)) => text
-                .trim()
-                .parse()
-                .map_err(|_| ConnectError::Usage(format!("bad port {text:?} in the configuration")))?,
+            Some(port) if port.is_blank() => default_port(tls),
+            Some(port) => port
+                .number()
+                .ok_or_else(|| ConnectError::Usage(format!("bad port {:?} in the configuration", port.as_written())))?,
         };
         let name = if self.sessions.name.is_empty() { &self.sessions.path } else { &self.sessions.name };
         let path = format!("/{}", utf8_percent_encode(name.trim_start_matches('/'), SEGMENT_EXTRA));
