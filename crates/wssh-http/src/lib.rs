@@ -5,13 +5,17 @@
 //! place where errors become status codes ([`error`]). Business rules stay below: permissions
 //! in `wssh-auth`, validation in `wssh-domain`, transactions in `wssh-store`.
 
+mod access_token;
+mod alist;
 pub mod error;
 mod gows;
 mod login_api;
+mod rbac;
 mod respond;
 mod router;
 mod server;
 mod shell;
+mod web;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use crate::SharedState;
 use crate::error::ApiError;
 use crate::gows::{self, Operation, Resource};
-use crate::login_api;
+use crate::{access_token, alist, login_api, rbac, web};
 use crate::respond::{self, Body, LoggedUser};
 use crate::shell;
 
@@ -50,6 +50,20 @@ async fn route(request: Request<Incoming>, state: SharedState, peer: SocketAddr)
     }
     if shell::is_upgrade(&request) {
         return shell::open(request, state, peer).await;
+    }
+    // Each further surface owns its paths and answers in its own envelope.
+    let path = request.uri().path();
+    if web::matches(path) {
+        return Ok(web::handle(request, state, peer).await);
+    }
+    if alist::matches(path) {
+        return Ok(alist::handle(request, state, peer).await);
+    }
+    if access_token::matches(path) {
+        return Ok(access_token::handle(request, state, peer).await);
+    }
+    if rbac::matches(path) {
+        return Ok(rbac::handle(request, state, peer).await);
     }
     if let Some(route) = login_api::Route::at(request.uri().path()) {
         let method = request.method().clone();
@@ -134,7 +148,7 @@ fn too_large() -> ApiError {
 const MAX_DISCARD_BYTES: usize = 16 * MAX_BODY_BYTES;
 
 /// Reads the whole body, at most [`MAX_BODY_BYTES`].
-async fn read_body(request: Request<Incoming>) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(request: Request<Incoming>) -> Result<Bytes, ApiError> {
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)

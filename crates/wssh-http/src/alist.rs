@@ -1,0 +1,21 @@
+//! The alist-style surfaces: seed 001 (`/api/auth/*`, `/api/me*`) and seed 003
+//! (`/api/admin/user/*`), answering in alist's envelope `{code, message, data}`.
+
+use std::net::SocketAddr;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+
+use crate::SharedState;
+use crate::error::ApiError;
+use crate::respond::{self, Body};
+
+/// Whether `path` belongs to this surface.
+pub(crate) fn matches(_path: &str) -> bool {
+    false
+}
+
+/// Answers one request of this surface.
+pub(crate) async fn handle(_request: Request<Incoming>, _state: SharedState, _peer: SocketAddr) -> Response<Body> {
+    respond::error(&ApiError::not_found("Not found"))
+}
