@@ -7,17 +7,21 @@
 
 mod login;
 mod permission;
+mod role;
 mod session;
+mod ssh_key;
 mod time_format;
 mod token;
 mod user;
 
 pub use login::{Login, LoginId};
 pub use permission::{Permission, PermissionSet, RoleKey, UnknownPermission};
+pub use role::{NewRole, Role, RoleId, validate_role_key, validate_role_name};
 pub use session::{Session, SessionName, SessionSpec};
+pub use ssh_key::{NewSshKey, SshKey};
 pub use time_format::Timestamp;
-pub use token::{AccessToken, NewAccessToken, TokenIdentifier};
-pub use user::{NewUser, Password, User, UserId, Username};
+pub use token::{AccessToken, NewAccessToken, TokenIdentifier, TokenSpec};
+pub use user::{NewUser, Password, User, UserId, UserProfile, Username};
 
 /// Why a value was refused by a domain constructor.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -38,6 +38,14 @@ pub struct AccessToken {
     pub permissions: Option<PermissionSet>,
     /// When it stops working; `None` means never.
     pub expires_at: Option<Timestamp>,
+    /// The application it was minted under (seed 002's `appKey`); `None` for go_ws_sh's.
+    pub app_key: Option<String>,
+    /// A short title.
+    pub title: String,
+    /// Free-form tags.
+    pub tags: String,
+    /// A disabled token is refused until enabled again.
+    pub enabled: bool,
     /// When it was minted.
     pub created_at: Timestamp,
     /// When it was last changed.
@@ -48,6 +56,11 @@ impl AccessToken {
     /// Whether the token has expired at `now`.
     pub fn is_expired(&self, now: Timestamp) -> bool {
         self.expires_at.is_some_and(|expiry| expiry <= now)
+    }
+
+    /// Whether the token may be used at `now`: enabled and not expired.
+    pub fn is_usable(&self, now: Timestamp) -> bool {
+        self.enabled && !self.is_expired(now)
     }
 }
 
@@ -68,12 +81,25 @@ pub struct NewAccessToken {
     pub identifier: TokenIdentifier,
     /// The owner.
     pub user_id: UserId,
-    /// Free text.
-    pub description: String,
     /// Hex SHA-256 of the secret.
     pub secret_hash: String,
+    /// Everything else about it.
+    pub spec: TokenSpec,
+}
+
+/// What a client chooses about a token it asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenSpec {
+    /// Free text.
+    pub description: String,
     /// The token's own permissions; `None` means all of its owner's.
     pub permissions: Option<PermissionSet>,
     /// When it stops working; `None` means never.
     pub expires_at: Option<Timestamp>,
+    /// The application it is minted under; `None` for go_ws_sh's.
+    pub app_key: Option<String>,
+    /// A short title.
+    pub title: String,
+    /// Free-form tags.
+    pub tags: String,
 }

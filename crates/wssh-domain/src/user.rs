@@ -66,6 +66,46 @@ impl fmt::Debug for Password {
     }
 }
 
+/// What other APIs keep about a user besides its name and password: alist's `base_path`,
+/// `permission` and `sso_id`, and seed 004's profile. wssh itself does not interpret them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserProfile {
+    /// alist's root directory of the user (default `/`).
+    pub base_path: String,
+    /// alist's permission bit field, stored and returned as given.
+    pub alist_permission: i64,
+    /// alist's single-sign-on id.
+    pub sso_id: String,
+    /// Display name.
+    pub nickname: String,
+    /// E-mail address.
+    pub email: String,
+    /// Phone number.
+    pub phone: String,
+    /// Avatar URL.
+    pub avatar: String,
+    /// Sex, as free text.
+    pub sex: String,
+    /// Free-text remark.
+    pub remark: String,
+}
+
+impl Default for UserProfile {
+    fn default() -> Self {
+        UserProfile {
+            base_path: "/".to_owned(),
+            alist_permission: 0,
+            sso_id: String::new(),
+            nickname: String::new(),
+            email: String::new(),
+            phone: String::new(),
+            avatar: String::new(),
+            sex: String::new(),
+            remark: String::new(),
+        }
+    }
+}
+
 /// A stored user.
 #[derive(Clone, PartialEq, Eq)]
 pub struct User {
@@ -79,8 +119,12 @@ pub struct User {
     pub disabled: bool,
     /// The keys of the roles bound to the user (`admin`, `user`, `guest` or a custom role).
     pub roles: Vec<String>,
-    /// The union of the permissions of the user's roles.
+    /// The union of the permissions of the user's enabled roles.
     pub permissions: PermissionSet,
+    /// The base32 TOTP secret when two-factor authentication is on.
+    pub otp_secret: Option<String>,
+    /// Profile fields other APIs expose.
+    pub profile: UserProfile,
     /// When the user was created.
     pub created_at: Timestamp,
     /// When the user was last changed.
@@ -92,6 +136,11 @@ impl User {
     pub fn is_admin(&self) -> bool {
         self.roles.iter().any(|role| role == RoleKey::Admin.as_str())
     }
+
+    /// Whether two-factor authentication is on.
+    pub fn has_otp(&self) -> bool {
+        self.otp_secret.is_some()
+    }
 }
 
 impl fmt::Debug for User {
@@ -101,6 +150,7 @@ impl fmt::Debug for User {
             .field("username", &self.username)
             .field("disabled", &self.disabled)
             .field("roles", &self.roles)
+            .field("otp", &self.has_otp())
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +164,17 @@ pub struct NewUser {
     pub password_hash: String,
     /// The role bound at creation.
     pub role: RoleKey,
+    /// Created disabled.
+    pub disabled: bool,
+    /// Profile fields.
+    pub profile: UserProfile,
+}
+
+impl NewUser {
+    /// An enabled user with an empty profile.
+    pub fn new(username: Username, password_hash: String, role: RoleKey) -> Self {
+        NewUser { username, password_hash, role, disabled: false, profile: UserProfile::default() }
+    }
 }
 
 #[cfg(test)]

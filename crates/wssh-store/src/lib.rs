@@ -1,6 +1,7 @@
 //! Storage for wssh: one trait per aggregate, and their SQLite implementation.
 //!
-//! The traits ([`UserStore`], [`TokenStore`], [`SessionStore`], [`LoginStore`], together [`Store`]) speak only
+//! The traits ([`UserStore`], [`RoleStore`], [`TokenStore`], [`SessionStore`], [`LoginStore`],
+//! [`SshKeyStore`], together [`Store`]) speak only
 //! domain types, and their error ([`StoreError`]) names no driver type, so a PostgreSQL backend
 //! can sit beside [`SqliteStore`] without the layers above noticing. The methods are blocking:
 //! callers on an async runtime run them on a blocking thread (the transport does this at one
@@ -14,4 +15,4 @@ mod traits;
 pub use error::StoreError;
 pub use migrations::{MIGRATIONS, Migration, MigrationStatus};
 pub use sqlite::SqliteStore;
-pub use traits::{LoginStore, Rotation, SessionStore, Store, TokenStore, UserStore};
+pub use traits::{LoginStore, RoleStore, Rotation, SessionStore, SshKeyStore, Store, TokenStore, UserStore};

@@ -8,12 +8,13 @@ use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 use wssh_domain::{
-    AccessToken, Login, LoginId, NewAccessToken, NewUser, Permission, PermissionSet, Session, SessionName, SessionSpec,
-    Timestamp, TokenIdentifier, User, UserId, Username,
+    AccessToken, Login, LoginId, NewAccessToken, NewRole, NewSshKey, NewUser, Permission, PermissionSet, Role, RoleId,
+    Session, SessionName, SessionSpec, SshKey, Timestamp, TokenIdentifier, TokenSpec, User, UserId, UserProfile,
+    Username,
 };
 
 use crate::migrations::{self, MIGRATIONS, MigrationStatus};
-use crate::{LoginStore, Rotation, SessionStore, StoreError, TokenStore, UserStore};
+use crate::{LoginStore, RoleStore, Rotation, SessionStore, SshKeyStore, StoreError, TokenStore, UserStore};
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -101,7 +102,8 @@ fn corrupt(what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(CorruptRow(what)))
 }
 
-const USER_COLUMNS: &str = "id, username, password_hash, disabled, created_at, updated_at";
+const USER_COLUMNS: &str = "id, username, password_hash, disabled, created_at, updated_at, otp_secret, \
+     base_path, alist_permission, sso_id, nickname, email, phone, avatar, sex, remark";
 
 fn load_user(connection: &Connection, row: &Row<'_>) -> Result<User, rusqlite::Error> {
     let id = UserId(row.get(0)?);
@@ -115,7 +117,8 @@ fn load_user(connection: &Connection, row: &Row<'_>) -> Result<User, rusqlite::E
     let mut permissions_query = connection.prepare_cached(
         "SELECT DISTINCT role_permissions.permission FROM user_roles \
          JOIN role_permissions ON role_permissions.role_id = user_roles.role_id \
-         WHERE user_roles.user_id = ?1",
+         JOIN roles ON roles.id = user_roles.role_id \
+         WHERE user_roles.user_id = ?1 AND roles.disabled = 0",
     )?;
     let permissions = permissions_query
         .query_map([id.0], |row| row.get::<_, String>(0))?
@@ -130,7 +133,33 @@ fn load_user(connection: &Connection, row: &Row<'_>) -> Result<User, rusqlite::E
         permissions,
         created_at: Timestamp(row.get(4)?),
         updated_at: Timestamp(row.get(5)?),
+        otp_secret: row.get(6)?,
+        profile: UserProfile {
+            base_path: row.get(7)?,
+            alist_permission: row.get(8)?,
+            sso_id: row.get(9)?,
+            nickname: row.get(10)?,
+            email: row.get(11)?,
+            phone: row.get(12)?,
+            avatar: row.get(13)?,
+            sex: row.get(14)?,
+            remark: row.get(15)?,
+        },
     })
+}
+
+/// How many users other than `except` hold the enabled `admin` role and are not disabled.
+fn other_active_admins(connection: &Connection, except: UserId) -> Result<i64, StoreError> {
+    connection
+        .query_row(
+            "SELECT COUNT(DISTINCT users.id) FROM users \
+             JOIN user_roles ON user_roles.user_id = users.id \
+             JOIN roles ON roles.id = user_roles.role_id \
+             WHERE roles.key = 'admin' AND roles.built_in = 1 AND users.disabled = 0 AND users.id != ?1",
+            [except.0],
+            |row| row.get(0),
+        )
+        .map_err(backend)
 }
 
 fn query_user(connection: &Connection, condition: &str, key: &dyn rusqlite::ToSql) -> Result<Option<User>, StoreError> {
@@ -146,9 +175,24 @@ impl UserStore for SqliteStore {
         let now = Timestamp::now().0;
         transaction
             .execute(
-                "INSERT INTO users (username, password_hash, disabled, created_at, updated_at) \
-                 VALUES (?1, ?2, 0, ?3, ?3)",
-                params![user.username.as_str(), user.password_hash, now],
+                "INSERT INTO users (username, password_hash, disabled, created_at, updated_at, \
+                 base_path, alist_permission, sso_id, nickname, email, phone, avatar, sex, remark) \
+                 VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    user.username.as_str(),
+                    user.password_hash,
+                    user.disabled,
+                    now,
+                    user.profile.base_path,
+                    user.profile.alist_permission,
+                    user.profile.sso_id,
+                    user.profile.nickname,
+                    user.profile.email,
+                    user.profile.phone,
+                    user.profile.avatar,
+                    user.profile.sex,
+                    user.profile.remark
+                ],
             )
             .map_err(|error| map_error(error, "a user with that name already exists"))?;
         let id = transaction.last_insert_rowid();
@@ -248,11 +292,259 @@ impl UserStore for SqliteStore {
         }
         transaction.commit().map_err(backend)
     }
+
+    fn update_user(&self, user: &User) -> Result<User, StoreError> {
+        let mut connection = self.connection()?;
+        let transaction = connection.transaction().map_err(backend)?;
+        let stored = query_user(&transaction, "id = ?1", &user.id.0)?.ok_or(StoreError::NotFound)?;
+        if user.disabled && !stored.disabled && stored.is_admin() && other_active_admins(&transaction, user.id)? == 0 {
+            return Err(StoreError::Conflict("the last administrator cannot be disabled"));
+        }
+        let profile = &user.profile;
+        transaction
+            .execute(
+                "UPDATE users SET username = ?2, disabled = ?3, updated_at = ?4, base_path = ?5, \
+                 alist_permission = ?6, sso_id = ?7, nickname = ?8, email = ?9, phone = ?10, avatar = ?11, \
+                 sex = ?12, remark = ?13 WHERE id = ?1",
+                params![
+                    user.id.0,
+                    user.username.as_str(),
+                    user.disabled,
+                    Timestamp::now().0,
+                    profile.base_path,
+                    profile.alist_permission,
+                    profile.sso_id,
+                    profile.nickname,
+                    profile.email,
+                    profile.phone,
+                    profile.avatar,
+                    profile.sex,
+                    profile.remark
+                ],
+            )
+            .map_err(|error| map_error(error, "a user with that name already exists"))?;
+        let updated = query_user(&transaction, "id = ?1", &user.id.0)?.ok_or(StoreError::NotFound)?;
+        transaction.commit().map_err(backend)?;
+        Ok(updated)
+    }
+
+    fn set_user_roles(&self, id: UserId, roles: &[RoleId]) -> Result<User, StoreError> {
+        let mut connection = self.connection()?;
+        let transaction = connection.transaction().map_err(backend)?;
+        let stored = query_user(&transaction, "id = ?1", &id.0)?.ok_or(StoreError::NotFound)?;
+        transaction.execute("DELETE FROM user_roles WHERE user_id = ?1", [id.0]).map_err(backend)?;
+        for role in roles {
+            let bound = transaction
+                .execute(
+                    "INSERT OR IGNORE INTO user_roles (user_id, role_id) SELECT ?1, id FROM roles WHERE id = ?2",
+                    params![id.0, role.0],
+                )
+                .map_err(backend)?;
+            let exists: bool = transaction
+                .query_row("SELECT EXISTS (SELECT 1 FROM roles WHERE id = ?1)", [role.0], |row| row.get(0))
+                .map_err(backend)?;
+            if bound == 0 && !exists {
+                return Err(StoreError::Conflict("the role does not exist"));
+            }
+        }
+        let updated = query_user(&transaction, "id = ?1", &id.0)?.ok_or(StoreError::NotFound)?;
+        if stored.is_admin() && !updated.is_admin() && other_active_admins(&transaction, id)? == 0 {
+            return Err(StoreError::Conflict("the last administrator cannot lose the admin role"));
+        }
+        transaction.commit().map_err(backend)?;
+        Ok(updated)
+    }
+
+    fn set_otp_secret(&self, id: UserId, secret: Option<&str>, accepted_step: i64) -> Result<(), StoreError> {
+        let changed = self
+            .connection()?
+            .execute(
+                "UPDATE users SET otp_secret = ?2, otp_last_step = ?3, updated_at = ?4 WHERE id = ?1",
+                params![id.0, secret, accepted_step, Timestamp::now().0],
+            )
+            .map_err(backend)?;
+        if changed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+
+    fn accept_otp_step(&self, id: UserId, step: i64) -> Result<bool, StoreError> {
+        let changed = self
+            .connection()?
+            .execute("UPDATE users SET otp_last_step = ?2 WHERE id = ?1 AND otp_last_step < ?2", params![id.0, step])
+            .map_err(backend)?;
+        Ok(changed == 1)
+    }
+}
+
+const ROLE_COLUMNS: &str = "id, key, name, sort, disabled, remark, built_in, created_at, updated_at";
+
+fn load_role(connection: &Connection, row: &Row<'_>) -> Result<Role, rusqlite::Error> {
+    let id = RoleId(row.get(0)?);
+    let mut permissions_query =
+        connection.prepare_cached("SELECT permission FROM role_permissions WHERE role_id = ?1")?;
+    let permissions = permissions_query
+        .query_map([id.0], |row| row.get::<_, String>(0))?
+        .filter_map(|name| name.map(|name| name.parse::<Permission>().ok()).transpose())
+        .collect::<Result<PermissionSet, _>>()?;
+    Ok(Role {
+        id,
+        key: row.get(1)?,
+        name: row.get(2)?,
+        sort: row.get(3)?,
+        disabled: row.get(4)?,
+        remark: row.get(5)?,
+        built_in: row.get(6)?,
+        permissions,
+        created_at: Timestamp(row.get(7)?),
+        updated_at: Timestamp(row.get(8)?),
+    })
+}
+
+fn query_role(connection: &Connection, id: RoleId) -> Result<Option<Role>, StoreError> {
+    let mut statement =
+        connection.prepare_cached(&format!("SELECT {ROLE_COLUMNS} FROM roles WHERE id = ?1")).map_err(backend)?;
+    statement.query_row([id.0], |row| load_role(connection, row)).optional().map_err(backend)
+}
+
+fn write_role_permissions(connection: &Connection, id: RoleId, permissions: PermissionSet) -> Result<(), StoreError> {
+    connection.execute("DELETE FROM role_permissions WHERE role_id = ?1", [id.0]).map_err(backend)?;
+    for permission in permissions.iter() {
+        connection
+            .execute(
+                "INSERT INTO role_permissions (role_id, permission) VALUES (?1, ?2)",
+                params![id.0, permission.as_str()],
+            )
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+const ROLE_TAKEN: &str = "a role with that key already exists";
+
+impl RoleStore for SqliteStore {
+    fn create_role(&self, role: &NewRole) -> Result<Role, StoreError> {
+        let mut connection = self.connection()?;
+        let transaction = connection.transaction().map_err(backend)?;
+        let now = Timestamp::now().0;
+        transaction
+            .execute(
+                "INSERT INTO roles (key, name, built_in, sort, disabled, remark, created_at, updated_at) \
+                 VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?6)",
+                params![role.key, role.name, role.sort, role.disabled, role.remark, now],
+            )
+            .map_err(|error| map_error(error, ROLE_TAKEN))?;
+        let id = RoleId(transaction.last_insert_rowid());
+        write_role_permissions(&transaction, id, role.permissions)?;
+        let created = query_role(&transaction, id)?.ok_or(StoreError::NotFound)?;
+        transaction.commit().map_err(backend)?;
+        Ok(created)
+    }
+
+    fn find_role(&self, id: RoleId) -> Result<Option<Role>, StoreError> {
+        query_role(&*self.connection()?, id)
+    }
+
+    fn list_roles(&self) -> Result<Vec<Role>, StoreError> {
+        let connection = self.connection()?;
+        let mut statement = connection
+            .prepare_cached(&format!("SELECT {ROLE_COLUMNS} FROM roles ORDER BY sort, id"))
+            .map_err(backend)?;
+        statement
+            .query_map([], |row| load_role(&connection, row))
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)
+    }
+
+    fn update_role(&self, role: &Role) -> Result<Role, StoreError> {
+        let mut connection = self.connection()?;
+        let transaction = connection.transaction().map_err(backend)?;
+        let stored = query_role(&transaction, role.id)?.ok_or(StoreError::NotFound)?;
+        if stored.built_in && stored.key != role.key {
+            return Err(StoreError::Conflict("a built-in role's key cannot change"));
+        }
+        if stored.is_admin() && (role.disabled || role.permissions != PermissionSet::all()) {
+            return Err(StoreError::Conflict("the admin role always holds every permission"));
+        }
+        transaction
+            .execute(
+                "UPDATE roles SET key = ?2, name = ?3, sort = ?4, disabled = ?5, remark = ?6, updated_at = ?7 \
+                 WHERE id = ?1",
+                params![role.id.0, role.key, role.name, role.sort, role.disabled, role.remark, Timestamp::now().0],
+            )
+            .map_err(|error| map_error(error, ROLE_TAKEN))?;
+        write_role_permissions(&transaction, role.id, role.permissions)?;
+        let updated = query_role(&transaction, role.id)?.ok_or(StoreError::NotFound)?;
+        transaction.commit().map_err(backend)?;
+        Ok(updated)
+    }
+
+    fn delete_role(&self, id: RoleId) -> Result<(), StoreError> {
+        let mut connection = self.connection()?;
+        let transaction = connection.transaction().map_err(backend)?;
+        let stored = query_role(&transaction, id)?.ok_or(StoreError::NotFound)?;
+        if stored.built_in {
+            return Err(StoreError::Conflict("a built-in role cannot be deleted"));
+        }
+        transaction.execute("DELETE FROM user_roles WHERE role_id = ?1", [id.0]).map_err(backend)?;
+        transaction.execute("DELETE FROM roles WHERE id = ?1", [id.0]).map_err(backend)?;
+        transaction.commit().map_err(backend)
+    }
+}
+
+const SSH_KEY_COLUMNS: &str = "id, user_id, title, public_key, fingerprint, added_at, last_used_at";
+
+fn load_ssh_key(row: &Row<'_>) -> Result<SshKey, rusqlite::Error> {
+    Ok(SshKey {
+        id: row.get(0)?,
+        user_id: UserId(row.get(1)?),
+        title: row.get(2)?,
+        public_key: row.get(3)?,
+        fingerprint: row.get(4)?,
+        added_at: Timestamp(row.get(5)?),
+        last_used_at: row.get::<_, Option<i64>>(6)?.map(Timestamp),
+    })
+}
+
+impl SshKeyStore for SqliteStore {
+    fn add_ssh_key(&self, key: &NewSshKey) -> Result<SshKey, StoreError> {
+        let connection = self.connection()?;
+        connection
+            .execute(
+                "INSERT INTO ssh_keys (user_id, title, public_key, fingerprint, added_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![key.user_id.0, key.title, key.public_key, key.fingerprint, Timestamp::now().0],
+            )
+            .map_err(|error| map_error(error, "this key is already registered"))?;
+        let id = connection.last_insert_rowid();
+        connection
+            .query_row(&format!("SELECT {SSH_KEY_COLUMNS} FROM ssh_keys WHERE id = ?1"), [id], load_ssh_key)
+            .map_err(backend)
+    }
+
+    fn list_ssh_keys(&self, owner: UserId) -> Result<Vec<SshKey>, StoreError> {
+        let connection = self.connection()?;
+        let mut statement = connection
+            .prepare_cached(&format!("SELECT {SSH_KEY_COLUMNS} FROM ssh_keys WHERE user_id = ?1 ORDER BY id"))
+            .map_err(backend)?;
+        statement.query_map([owner.0], load_ssh_key).map_err(backend)?.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn delete_ssh_key(&self, owner: UserId, id: i64) -> Result<(), StoreError> {
+        let deleted = self
+            .connection()?
+            .execute("DELETE FROM ssh_keys WHERE id = ?1 AND user_id = ?2", params![id, owner.0])
+            .map_err(backend)?;
+        if deleted == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
 }
 
 const TOKEN_COLUMNS: &str = "access_tokens.identifier, access_tokens.user_id, users.username, \
      access_tokens.description, access_tokens.secret_hash, access_tokens.permissions, \
-     access_tokens.expires_at, access_tokens.created_at, access_tokens.updated_at";
+     access_tokens.expires_at, access_tokens.created_at, access_tokens.updated_at, \
+     access_tokens.app_key, access_tokens.title, access_tokens.tags, access_tokens.enabled";
+
+fn permission_names(permissions: Option<PermissionSet>) -> Option<String> {
+    permissions.map(|set| set.iter().map(Permission::as_str).collect::<Vec<_>>().join(" "))
+}
 
 fn load_token(row: &Row<'_>) -> Result<AccessToken, rusqlite::Error> {
     let name: String = row.get(2)?;
@@ -276,6 +568,10 @@ fn load_token(row: &Row<'_>) -> Result<AccessToken, rusqlite::Error> {
         expires_at: row.get::<_, Option<i64>>(6)?.map(Timestamp),
         created_at: Timestamp(row.get(7)?),
         updated_at: Timestamp(row.get(8)?),
+        app_key: row.get(9)?,
+        title: row.get(10)?,
+        tags: row.get(11)?,
+        enabled: row.get(12)?,
     })
 }
 
@@ -290,21 +586,23 @@ fn query_token(connection: &Connection, condition: &str, key: &str) -> Result<Op
 impl TokenStore for SqliteStore {
     fn insert_token(&self, token: &NewAccessToken) -> Result<AccessToken, StoreError> {
         let connection = self.connection()?;
-        let permissions = token.permissions.map(|set| set.iter().map(Permission::as_str).collect::<Vec<_>>().join(" "));
-        let now = Timestamp::now().0;
+        let spec: &TokenSpec = &token.spec;
         connection
             .execute(
-                "INSERT INTO access_tokens \
-                 (identifier, user_id, description, secret_hash, permissions, expires_at, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                "INSERT INTO access_tokens (identifier, user_id, description, secret_hash, permissions, expires_at, \
+                 created_at, updated_at, app_key, title, tags, enabled) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, 1)",
                 params![
                     token.identifier.as_str(),
                     token.user_id.0,
-                    token.description,
+                    spec.description,
                     token.secret_hash,
-                    permissions,
-                    token.expires_at.map(|expiry| expiry.0),
-                    now
+                    permission_names(spec.permissions),
+                    spec.expires_at.map(|expiry| expiry.0),
+                    Timestamp::now().0,
+                    spec.app_key,
+                    spec.title,
+                    spec.tags
                 ],
             )
             .map_err(|error| map_error(error, "a token with that identifier already exists"))?;
@@ -347,6 +645,61 @@ impl TokenStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         query_token(&connection, "access_tokens.identifier = ?1", identifier)?.ok_or(StoreError::NotFound)
+    }
+
+    fn update_token(&self, token: &AccessToken) -> Result<AccessToken, StoreError> {
+        let connection = self.connection()?;
+        let changed = connection
+            .execute(
+                "UPDATE access_tokens SET description = ?2, title = ?3, tags = ?4, permissions = ?5, enabled = ?6, \
+                 updated_at = ?7 WHERE identifier = ?1",
+                params![
+                    token.identifier.as_str(),
+                    token.description,
+                    token.title,
+                    token.tags,
+                    permission_names(token.permissions),
+                    token.enabled,
+                    Timestamp::now().0
+                ],
+            )
+            .map_err(backend)?;
+        if changed == 0 {
+            return Err(StoreError::NotFound);
+        }
+        query_token(&connection, "access_tokens.identifier = ?1", token.identifier.as_str())?
+            .ok_or(StoreError::NotFound)
+    }
+
+    fn list_app_tokens(
+        &self,
+        app_key: &str,
+        owner: Option<UserId>,
+        skip: u64,
+        take: u64,
+    ) -> Result<(u64, Vec<AccessToken>), StoreError> {
+        let connection = self.connection()?;
+        let owner = owner.map(|id| id.0);
+        let total: i64 = connection
+            .query_row(
+                "SELECT COUNT(*) FROM access_tokens WHERE app_key = ?1 AND (?2 IS NULL OR user_id = ?2)",
+                params![app_key, owner],
+                |row| row.get(0),
+            )
+            .map_err(backend)?;
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM access_tokens JOIN users ON users.id = access_tokens.user_id \
+             WHERE access_tokens.app_key = ?1 AND (?2 IS NULL OR access_tokens.user_id = ?2) \
+             ORDER BY access_tokens.created_at, access_tokens.identifier LIMIT ?3 OFFSET ?4"
+        );
+        let mut statement = connection.prepare_cached(&sql).map_err(backend)?;
+        let clamp = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        let rows = statement
+            .query_map(params![app_key, owner, clamp(take), clamp(skip)], load_token)
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        Ok((total.unsigned_abs(), rows))
     }
 
     fn delete_token(&self, identifier: &str) -> Result<(), StoreError> {

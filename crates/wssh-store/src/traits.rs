@@ -1,8 +1,8 @@
 //! The storage traits, one per aggregate.
 
 use wssh_domain::{
-    AccessToken, Login, LoginId, NewAccessToken, NewUser, Session, SessionName, SessionSpec, TokenIdentifier, User,
-    UserId,
+    AccessToken, Login, LoginId, NewAccessToken, NewRole, NewSshKey, NewUser, Role, RoleId, Session, SessionName,
+    SessionSpec, SshKey, TokenIdentifier, User, UserId,
 };
 
 use crate::StoreError;
@@ -30,6 +30,46 @@ pub trait UserStore: Send + Sync {
     /// Deletes a user and, in the same transaction, its tokens and role bindings.
     /// [`StoreError::Conflict`] when it is the last administrator.
     fn delete_user(&self, id: UserId) -> Result<(), StoreError>;
+    /// Writes a user's name, disabled flag and profile (not its password, roles or TOTP).
+    /// [`StoreError::Conflict`] when the name is taken, or when it would disable the last
+    /// enabled administrator.
+    fn update_user(&self, user: &User) -> Result<User, StoreError>;
+    /// Replaces the roles bound to a user, in one transaction. [`StoreError::Conflict`] when a
+    /// role does not exist, or when it would leave no enabled administrator.
+    fn set_user_roles(&self, id: UserId, roles: &[RoleId]) -> Result<User, StoreError>;
+    /// Turns two-factor authentication on with `secret` (base32), accepting codes from
+    /// `accepted_step` on, or off with `None`.
+    fn set_otp_secret(&self, id: UserId, secret: Option<&str>, accepted_step: i64) -> Result<(), StoreError>;
+    /// Records that the TOTP code of time step `step` was used; `false` when that step or a
+    /// later one was already used (a replay), atomically.
+    fn accept_otp_step(&self, id: UserId, step: i64) -> Result<bool, StoreError>;
+}
+
+/// Roles and the permissions they grant.
+pub trait RoleStore: Send + Sync {
+    /// Creates a role. [`StoreError::Conflict`] when the key is taken.
+    fn create_role(&self, role: &NewRole) -> Result<Role, StoreError>;
+    /// The role with this id, if any.
+    fn find_role(&self, id: RoleId) -> Result<Option<Role>, StoreError>;
+    /// Every role, by sort order then id.
+    fn list_roles(&self) -> Result<Vec<Role>, StoreError>;
+    /// Writes a role's key, name, sort, disabled flag, remark and permissions.
+    /// [`StoreError::Conflict`] when the key is taken, when a built-in role's key would change,
+    /// or when the `admin` role would be disabled or lose a permission.
+    fn update_role(&self, role: &Role) -> Result<Role, StoreError>;
+    /// Deletes a role and its bindings. [`StoreError::Conflict`] for a built-in role.
+    fn delete_role(&self, id: RoleId) -> Result<(), StoreError>;
+}
+
+/// SSH public keys of users.
+pub trait SshKeyStore: Send + Sync {
+    /// Stores a key. [`StoreError::Conflict`] when the user already has a key with this
+    /// fingerprint.
+    fn add_ssh_key(&self, key: &NewSshKey) -> Result<SshKey, StoreError>;
+    /// The keys of a user, oldest first.
+    fn list_ssh_keys(&self, owner: UserId) -> Result<Vec<SshKey>, StoreError>;
+    /// Deletes one of `owner`'s keys. [`StoreError::NotFound`] when `owner` has no such key.
+    fn delete_ssh_key(&self, owner: UserId, id: i64) -> Result<(), StoreError>;
 }
 
 /// Access tokens, stored by the hash of their secret.
@@ -44,6 +84,17 @@ pub trait TokenStore: Send + Sync {
     fn list_tokens(&self, owner: Option<UserId>) -> Result<Vec<AccessToken>, StoreError>;
     /// Replaces a token's description.
     fn update_token_description(&self, identifier: &str, description: &str) -> Result<AccessToken, StoreError>;
+    /// Writes a token's description, title, tags, permissions and enabled flag.
+    fn update_token(&self, token: &AccessToken) -> Result<AccessToken, StoreError>;
+    /// One page of the tokens minted under `app_key`, of one user or of everyone, oldest
+    /// first, and how many there are in all.
+    fn list_app_tokens(
+        &self,
+        app_key: &str,
+        owner: Option<UserId>,
+        skip: u64,
+        take: u64,
+    ) -> Result<(u64, Vec<AccessToken>), StoreError>;
     /// Revokes a token.
     fn delete_token(&self, identifier: &str) -> Result<(), StoreError>;
 }
@@ -96,6 +147,6 @@ pub trait LoginStore: Send + Sync {
 }
 
 /// Everything wssh stores.
-pub trait Store: UserStore + TokenStore + SessionStore + LoginStore {}
+pub trait Store: UserStore + TokenStore + SessionStore + LoginStore + RoleStore + SshKeyStore {}
 
-impl<T: UserStore + TokenStore + SessionStore + LoginStore> Store for T {}
+impl<T: UserStore + TokenStore + SessionStore + LoginStore + RoleStore + SshKeyStore> Store for T {}

@@ -1,28 +1,28 @@
 //! One long storage story run against a real SQLite file: every trait method, the
 //! transactions, the conflicts and the cascades.
 
-use wssh_domain::{Login, LoginId, Timestamp};
+use wssh_domain::{Login, LoginId, NewRole, NewSshKey, Permission, RoleId, Timestamp, TokenSpec};
 use wssh_domain::{
     NewAccessToken, NewUser, PermissionSet, RoleKey, SessionName, SessionSpec, TokenIdentifier, Username,
 };
-use wssh_store::{LoginStore, Rotation, SessionStore, SqliteStore, StoreError, TokenStore, UserStore};
+use wssh_store::{
+    LoginStore, RoleStore, Rotation, SessionStore, SqliteStore, SshKeyStore, StoreError, TokenStore, UserStore,
+};
 
 fn spec(name: &str, cmd: &str) -> SessionSpec {
     SessionSpec::new(SessionName::parse(name).unwrap(), cmd.into(), vec!["-i".into()], "/tmp".into()).unwrap()
 }
 
 fn new_user(name: &str, role: RoleKey) -> NewUser {
-    NewUser { username: Username::parse(name).unwrap(), password_hash: "$argon2id$fake".into(), role }
+    NewUser::new(Username::parse(name).unwrap(), "$argon2id$fake".into(), role)
 }
 
 fn token(identifier: &str, user: &wssh_domain::User, hash: &str) -> NewAccessToken {
     NewAccessToken {
         identifier: TokenIdentifier(identifier.into()),
         user_id: user.id,
-        description: "laptop".into(),
         secret_hash: hash.into(),
-        permissions: None,
-        expires_at: None,
+        spec: TokenSpec { description: "laptop".into(), ..TokenSpec::default() },
     }
 }
 
@@ -31,7 +31,7 @@ fn storage_story() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wssh.db");
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.migration_status().unwrap().applied, 2);
+    assert_eq!(store.migration_status().unwrap().applied, 3);
 
     // Users and roles.
     let admin = store.create_user(&new_user("admin", RoleKey::Admin)).unwrap();
@@ -115,4 +115,110 @@ fn storage_story() {
     assert_eq!(reopened.find_session("bash").unwrap().unwrap().spec.cmd, "zsh");
     assert_eq!(reopened.list_tokens(None).unwrap().len(), 1);
     assert!(reopened.migrate().unwrap().is_empty());
+}
+
+#[test]
+fn roles_profiles_otp_keys_and_app_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("wssh.db")).unwrap();
+    let admin = store.create_user(&new_user("root", RoleKey::Admin)).unwrap();
+    let alice = store.create_user(&new_user("alice", RoleKey::User)).unwrap();
+    assert_eq!(alice.profile.base_path, "/");
+
+    // Custom roles grant their permissions; disabling a role takes them away.
+    let ops = store
+        .create_role(&NewRole {
+            key: "ops".into(),
+            name: "Operators".into(),
+            sort: 9,
+            disabled: false,
+            remark: String::new(),
+            permissions: PermissionSet::EMPTY.with(Permission::SessionsWrite),
+        })
+        .unwrap();
+    assert!(matches!(
+        store.create_role(&NewRole { name: "again".into(), ..new_role("ops") }),
+        Err(StoreError::Conflict(_))
+    ));
+    let user_role = store.list_roles().unwrap().into_iter().find(|role| role.key == "user").unwrap();
+    let alice = store.set_user_roles(alice.id, &[user_role.id, ops.id]).unwrap();
+    assert!(alice.permissions.contains(Permission::SessionsWrite));
+    assert_eq!(alice.roles, vec!["user".to_owned(), "ops".to_owned()]);
+    store.update_role(&wssh_domain::Role { disabled: true, ..ops.clone() }).unwrap();
+    assert!(!store.find_user_by_id(alice.id).unwrap().unwrap().permissions.contains(Permission::SessionsWrite));
+    assert!(matches!(store.set_user_roles(alice.id, &[RoleId(9999)]), Err(StoreError::Conflict(_))));
+    // The alone admin keeps its role, its rights and its ability to sign in.
+    assert!(matches!(store.set_user_roles(admin.id, &[user_role.id]), Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.update_user(&wssh_domain::User { disabled: true, ..admin.clone() }),
+        Err(StoreError::Conflict(_))
+    ));
+    let admin_role = store.list_roles().unwrap().into_iter().find(|role| role.is_admin()).unwrap();
+    assert!(matches!(
+        store.update_role(&wssh_domain::Role { permissions: PermissionSet::EMPTY, ..admin_role.clone() }),
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(store.delete_role(admin_role.id), Err(StoreError::Conflict(_))));
+    store.delete_role(ops.id).unwrap();
+    assert_eq!(store.find_user_by_id(alice.id).unwrap().unwrap().roles, vec!["user".to_owned()]);
+
+    // Profiles and the disabled flag round-trip; names stay unique.
+    let mut changed = store.find_user_by_id(alice.id).unwrap().unwrap();
+    changed.profile.base_path = "/data".into();
+    changed.profile.nickname = "Alice".into();
+    changed.disabled = true;
+    let changed = store.update_user(&changed).unwrap();
+    assert!(changed.disabled);
+    assert_eq!(changed.profile.nickname, "Alice");
+    let renamed = wssh_domain::User { username: Username::parse("root").unwrap(), ..changed.clone() };
+    assert!(matches!(store.update_user(&renamed), Err(StoreError::Conflict(_))));
+
+    // A TOTP step is accepted once.
+    store.set_otp_secret(alice.id, Some("JBSWY3DPEHPK3PXP"), 100).unwrap();
+    assert_eq!(store.find_user_by_id(alice.id).unwrap().unwrap().otp_secret.as_deref(), Some("JBSWY3DPEHPK3PXP"));
+    assert!(!store.accept_otp_step(alice.id, 100).unwrap());
+    assert!(store.accept_otp_step(alice.id, 101).unwrap());
+    assert!(!store.accept_otp_step(alice.id, 101).unwrap());
+
+    // SSH keys belong to their owner.
+    let key = NewSshKey {
+        user_id: alice.id,
+        title: "laptop".into(),
+        public_key: "ssh-ed25519 AAAA".into(),
+        fingerprint: "SHA256:x".into(),
+    };
+    let stored = store.add_ssh_key(&key).unwrap();
+    assert!(matches!(store.add_ssh_key(&key), Err(StoreError::Conflict(_))));
+    assert_eq!(store.list_ssh_keys(alice.id).unwrap(), vec![stored.clone()]);
+    assert!(matches!(store.delete_ssh_key(admin.id, stored.id), Err(StoreError::NotFound)));
+    store.delete_ssh_key(alice.id, stored.id).unwrap();
+    assert!(store.list_ssh_keys(alice.id).unwrap().is_empty());
+
+    // Tokens minted under an appKey are listed per app, paged.
+    for index in 0..5 {
+        let mut minted = token(&format!("{index}"), &alice, &format!("hash{index}"));
+        minted.spec.app_key = Some(if index < 4 { "app".into() } else { "other".into() });
+        store.insert_token(&minted).unwrap();
+    }
+    let (total, page) = store.list_app_tokens("app", Some(alice.id), 1, 2).unwrap();
+    assert_eq!(total, 4);
+    assert_eq!(page.iter().map(|token| token.identifier.as_str()).collect::<Vec<_>>(), ["1", "2"]);
+    assert_eq!(store.list_app_tokens("app", Some(admin.id), 0, 10).unwrap().0, 0);
+    let mut first = page[0].clone();
+    first.enabled = false;
+    first.title = "ci".into();
+    let first = store.update_token(&first).unwrap();
+    assert!(!first.enabled);
+    assert_eq!(first.title, "ci");
+}
+
+fn new_role(key: &str) -> NewRole {
+    NewRole {
+        key: key.into(),
+        name: key.into(),
+        sort: 0,
+        disabled: false,
+        remark: String::new(),
+        permissions: PermissionSet::EMPTY,
+    }
 }
