@@ -19,6 +19,8 @@ pub enum Credentials {
         username: String,
         /// The password as given.
         password: String,
+        /// The current TOTP code, for users with two-factor authentication on.
+        otp_code: Option<String>,
     },
     /// An access JWT of a login.
     Jwt(String),
@@ -64,6 +66,9 @@ pub struct AuthorizationObject {
     /// `identifer`).
     #[serde(alias = "identifer")]
     pub identifier: String,
+    /// The current TOTP code, in password mode, for users with two-factor authentication on.
+    #[serde(alias = "otpCode")]
+    pub otp_code: String,
 }
 
 impl fmt::Debug for AuthorizationObject {
@@ -83,14 +88,25 @@ impl AuthorizationObject {
     pub fn into_credentials(self) -> Result<Credentials, AuthError> {
         let token_mode = (self.kind == "token" || self.password.is_empty()) && !self.token.is_empty();
         if token_mode {
+            // A browser can only pass credentials in the subprotocol, so a login's access JWT
+            // travels in the `token` field too.
+            if is_jwt(&self.token) {
+                return Ok(Credentials::Jwt(self.token));
+            }
             let identifier = (!self.identifier.is_empty()).then_some(TokenIdentifier(self.identifier));
             return Ok(Credentials::Token { identifier, secret: self.token });
         }
         if self.username.is_empty() && self.password.is_empty() {
             return Err(AuthError::MissingCredentials);
         }
-        Ok(Credentials::Password { username: self.username, password: self.password })
+        let otp_code = (!self.otp_code.is_empty()).then_some(self.otp_code);
+        Ok(Credentials::Password { username: self.username, password: self.password, otp_code })
     }
+}
+
+/// Whether `token` has the shape of a JWT: three dot-separated parts, not an opaque token.
+fn is_jwt(token: &str) -> bool {
+    !token.starts_with(TOKEN_PREFIX) && token.bytes().filter(|byte| *byte == b'.').count() == 2
 }
 
 impl Credentials {
@@ -106,11 +122,15 @@ impl Credentials {
             let decoded = STANDARD.decode(encoded.trim()).map_err(|_| AuthError::MalformedCredentials)?;
             let decoded = String::from_utf8(decoded).map_err(|_| AuthError::MalformedCredentials)?;
             let (username, password) = decoded.split_once(':').ok_or(AuthError::MalformedCredentials)?;
-            return Ok(Credentials::Password { username: username.to_owned(), password: password.to_owned() });
+            return Ok(Credentials::Password {
+                username: username.to_owned(),
+                password: password.to_owned(),
+                otp_code: None,
+            });
         }
         let bearer = strip_scheme(value, "Bearer").unwrap_or(value).trim();
         // A JWT: three base64url parts (alist clients send it without `Bearer`).
-        if bearer.bytes().filter(|byte| *byte == b'.').count() == 2 {
+        if is_jwt(bearer) {
             return Ok(Credentials::Jwt(bearer.to_owned()));
         }
         if bearer.starts_with(TOKEN_PREFIX) {
@@ -141,7 +161,7 @@ mod tests {
     fn header_forms() {
         assert_eq!(
             Credentials::from_authorization_header(&format!("Basic {}", STANDARD.encode("admin:p:w"))).unwrap(),
-            Credentials::Password { username: "admin".into(), password: "p:w".into() }
+            Credentials::Password { username: "admin".into(), password: "p:w".into(), otp_code: None }
         );
         assert_eq!(
             Credentials::from_authorization_header("Bearer wssh_abc").unwrap(),
@@ -159,8 +179,18 @@ mod tests {
                 r#"{"type":"password","username":"a","password":"b"}"#
             ))
             .unwrap(),
-            Credentials::Password { username: "a".into(), password: "b".into() }
+            Credentials::Password { username: "a".into(), password: "b".into(), otp_code: None }
         );
+        assert_eq!(
+            Credentials::from_authorization_header(&bearer_json(
+                r#"{"type":"password","username":"a","password":"b","otp_code":"123456"}"#
+            ))
+            .unwrap(),
+            Credentials::Password { username: "a".into(), password: "b".into(), otp_code: Some("123456".into()) }
+        );
+        // A JWT in the token field (how a browser passes one in the WebSocket subprotocol).
+        let object = AuthorizationObject { kind: "token".into(), token: "a.b.c".into(), ..Default::default() };
+        assert_eq!(object.into_credentials().unwrap(), Credentials::Jwt("a.b.c".into()));
         // go_ws_sh also accepts the base64 JSON without a scheme.
         let bare = STANDARD.encode(r#"{"username":"a","password":"b"}"#);
         assert!(matches!(Credentials::from_authorization_header(&bare), Ok(Credentials::Password { .. })));
@@ -177,8 +207,10 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let credentials = Credentials::Password { username: "a".into(), password: "hunter2".into() };
+        let credentials =
+            Credentials::Password { username: "a".into(), password: "hunter2".into(), otp_code: Some("123456".into()) };
         assert!(!format!("{credentials:?}").contains("hunter2"));
+        assert!(!format!("{credentials:?}").contains("123456"));
         let token = Credentials::Token { identifier: None, secret: "wssh_secret".into() };
         assert!(!format!("{token:?}").contains("secret\""));
     }

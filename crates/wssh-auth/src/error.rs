@@ -16,6 +16,12 @@ pub enum AuthError {
     /// answer for all, so that a caller learns nothing about which.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// The password was right, but the user has two-factor authentication on and sent no code.
+    #[error("two-factor code required")]
+    OtpRequired,
+    /// The two-factor code was wrong, expired or already used.
+    #[error("invalid two-factor code")]
+    InvalidOtp,
     /// Too many failed logins for this user or address; try again after this many seconds.
     #[error("too many failed login attempts, try again later")]
     TooManyAttempts {

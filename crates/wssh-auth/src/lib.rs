@@ -6,6 +6,8 @@
 //!   (go_ws_sh's `authorization` object, `Basic`, `Bearer` with base64 JSON or an opaque token)
 //!   are read.
 //! * [`throttle`]: the failed-login lockout.
+//! * [`totp`]: TOTP two-factor codes and the QR code a user scans to enrol.
+//! * [`ssh_key`]: SSH public keys, validated, with `ssh-keygen -l` fingerprints.
 //! * [`jwt`]: short-lived access JWTs for the login API, signed with a key kept in the store.
 //! * [`Authenticator`]: resolution of credentials into one [`Principal`] with its permissions,
 //!   or a precise refusal ([`AuthError`]).
@@ -19,7 +21,9 @@ pub mod password;
 mod principal;
 mod resolver;
 pub mod secret;
+pub mod ssh_key;
 pub mod throttle;
+pub mod totp;
 
 pub use credentials::Credentials;
 pub use error::AuthError;

@@ -3,7 +3,10 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, mpsc};
 
-use wssh_domain::{AccessToken, Login, LoginId, NewAccessToken, Password, PermissionSet, Timestamp, User};
+use wssh_domain::{
+    AccessToken, Login, LoginId, NewAccessToken, NewSshKey, Password, PermissionSet, SshKey, Timestamp, TokenSpec,
+    User, UserId,
+};
 use wssh_store::{Rotation, Store, StoreError};
 
 use crate::jwt::{JwtKeys, claims_for};
@@ -12,7 +15,9 @@ use crate::password::{hash_password, verify_decoy, verify_password};
 use crate::secret::{
     generate_password, generate_token_identifier, generate_token_secret, hash_token_secret, hashes_equal,
 };
+use crate::ssh_key::parse_public_key;
 use crate::throttle::LoginThrottle;
+use crate::totp::{self, TotpEnrollment};
 use crate::{AuthError, AuthMethod, Credentials, Principal};
 
 /// The longest token secret looked at; anything longer is refused without hashing.
@@ -174,7 +179,9 @@ impl Authenticator {
     /// Resolves `credentials` presented from `client` into a principal.
     pub fn authenticate(&self, credentials: &Credentials, client: Option<IpAddr>) -> Result<Principal, AuthError> {
         match credentials {
-            Credentials::Password { username, password } => self.authenticate_password(username, password, client),
+            Credentials::Password { username, password, otp_code } => {
+                self.authenticate_password(username, password, otp_code.as_deref(), client)
+            }
             Credentials::Token { identifier, secret } => {
                 self.authenticate_token(identifier.as_ref().map(|id| id.as_str()), secret)
             }
@@ -214,6 +221,12 @@ impl Authenticator {
 
     /// Starts a login for an authenticated user: a new refresh-token family.
     pub fn start_login(&self, principal: &Principal) -> Result<LoginTokens, AuthError> {
+        self.start_login_lasting(principal, self.lifetimes.access_seconds)
+    }
+
+    /// Starts a login whose first access JWT lives `access_seconds` (alist's tokens last 48
+    /// hours). It is revoked like any other: by logout, or by disabling or deleting the user.
+    pub fn start_login_lasting(&self, principal: &Principal, access_seconds: i64) -> Result<LoginTokens, AuthError> {
         let user = self
             .store
             .find_user_by_id(principal.user_id)?
@@ -224,12 +237,13 @@ impl Authenticator {
             id: LoginId(generate_password()),
             user_id: user.id,
             created_at: now,
-            expires_at: now.plus_seconds(self.lifetimes.refresh_seconds),
+            expires_at: now.plus_seconds(self.lifetimes.refresh_seconds.max(access_seconds)),
             revoked: false,
         };
         let refresh = Self::new_refresh_token();
         self.store.create_login(&login, &hash_token_secret(&refresh))?;
-        let access = self.access_token(&user, &login)?;
+        let claims = claims_for(user.id, user.username.as_str(), &login.id, access_seconds);
+        let access = self.jwt.issue(&claims).ok_or(AuthError::Hashing)?;
         Ok(LoginTokens { login, access, refresh })
     }
 
@@ -272,6 +286,7 @@ impl Authenticator {
         &self,
         username: &str,
         password: &str,
+        otp_code: Option<&str>,
         client: Option<IpAddr>,
     ) -> Result<Principal, AuthError> {
         if username.is_empty() || password.is_empty() || password.len() > Password::MAX_BYTES {
@@ -299,6 +314,16 @@ impl Authenticator {
         if user.disabled {
             return Err(AuthError::InvalidCredentials);
         }
+        if let Some(secret) = &user.otp_secret {
+            let Some(code) = otp_code.filter(|code| !code.trim().is_empty()) else {
+                return Err(AuthError::OtpRequired);
+            };
+            if !self.accept_totp(user.id, secret, code)? {
+                self.throttle.record_failure(username, client);
+                tracing::info!(username, client = ?client, "wrong or replayed two-factor code");
+                return Err(AuthError::InvalidOtp);
+            }
+        }
         self.throttle.record_success(username);
         Ok(Principal {
             user_id: user.id,
@@ -306,6 +331,54 @@ impl Authenticator {
             permissions: user.permissions,
             method: AuthMethod::Password,
         })
+    }
+
+    /// Checks a TOTP code and records its time step, so that it is accepted only once.
+    fn accept_totp(&self, user: UserId, secret: &str, code: &str) -> Result<bool, AuthError> {
+        let Some(step) = totp::check(secret, code, unix_now()) else { return Ok(false) };
+        Ok(self.store.accept_otp_step(user, i64::try_from(step).unwrap_or(i64::MAX))?)
+    }
+
+    /// A fresh TOTP enrolment for the principal: shown to the user, stored only once
+    /// [`Authenticator::enable_totp`] confirms a code from it.
+    pub fn totp_enrollment(&self, principal: &Principal) -> Result<TotpEnrollment, AuthError> {
+        totp::enroll(principal.username.as_str()).ok_or(AuthError::Hashing)
+    }
+
+    /// Turns two-factor authentication on with `secret` when `code` is valid for it now.
+    pub fn enable_totp(&self, user: UserId, secret: &str, code: &str) -> Result<(), AuthError> {
+        if !totp::is_valid_secret(secret) {
+            return Err(AuthError::Invalid(wssh_domain::ValidationError::new(
+                "secret",
+                "is not a base32 secret of 128 bits or more",
+            )));
+        }
+        let step = totp::check(secret, code, unix_now()).ok_or(AuthError::InvalidOtp)?;
+        let secret = secret.trim().to_ascii_uppercase();
+        self.store.set_otp_secret(user, Some(&secret), i64::try_from(step).unwrap_or(i64::MAX))?;
+        Ok(())
+    }
+
+    /// Turns two-factor authentication off.
+    pub fn disable_totp(&self, user: UserId) -> Result<(), AuthError> {
+        Ok(self.store.set_otp_secret(user, None, 0)?)
+    }
+
+    /// Validates an SSH public key and stores it for `owner` under `title`.
+    pub fn add_ssh_key(&self, owner: UserId, title: &str, key: &str) -> Result<SshKey, AuthError> {
+        let title = title.trim();
+        if title.is_empty() || title.chars().count() > 128 || title.chars().any(char::is_control) {
+            return Err(AuthError::Invalid(wssh_domain::ValidationError::new("title", "must be 1 to 128 characters")));
+        }
+        let parsed = parse_public_key(key).map_err(|_| {
+            AuthError::Invalid(wssh_domain::ValidationError::new("key", "is not a valid OpenSSH public key"))
+        })?;
+        Ok(self.store.add_ssh_key(&NewSshKey {
+            user_id: owner,
+            title: title.to_owned(),
+            public_key: parsed.openssh,
+            fingerprint: parsed.fingerprint,
+        })?)
     }
 
     fn authenticate_token(&self, identifier: Option<&str>, secret: &str) -> Result<Principal, AuthError> {
@@ -320,7 +393,7 @@ impl Authenticator {
             None => self.store.find_token_by_secret_hash(&presented)?,
         }
         .ok_or(AuthError::InvalidCredentials)?;
-        if token.is_expired(Timestamp::now()) {
+        if !token.is_usable(Timestamp::now()) {
             return Err(AuthError::InvalidCredentials);
         }
         let owner = self
@@ -344,13 +417,7 @@ impl Authenticator {
     }
 
     /// Mints a token for `owner`; the secret in the result is the only copy.
-    pub fn mint_token(
-        &self,
-        owner: &User,
-        description: &str,
-        permissions: Option<PermissionSet>,
-        expires_at: Option<Timestamp>,
-    ) -> Result<MintedToken, AuthError> {
+    pub fn mint_token(&self, owner: &User, spec: TokenSpec) -> Result<MintedToken, AuthError> {
         // Identifiers carry 22 random bits per millisecond; a clash is rare, and retried.
         let mut attempts = 0;
         loop {
@@ -358,10 +425,8 @@ impl Authenticator {
             let new_token = NewAccessToken {
                 identifier: generate_token_identifier(),
                 user_id: owner.id,
-                description: description.to_owned(),
                 secret_hash: hash_token_secret(&secret),
-                permissions,
-                expires_at,
+                spec: spec.clone(),
             };
             match self.store.insert_token(&new_token) {
                 Ok(token) => return Ok(MintedToken { token, secret }),
@@ -370,6 +435,11 @@ impl Authenticator {
             }
         }
     }
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    u64::try_from(Timestamp::now().0).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -385,19 +455,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("auth.db")).unwrap());
         let hash = hash_password(&Password::parse("s3cret").unwrap()).unwrap();
-        let user = store
-            .create_user(&NewUser {
-                username: Username::parse("alice").unwrap(),
-                password_hash: hash,
-                role: RoleKey::User,
-            })
-            .unwrap();
+        let user = store.create_user(&NewUser::new(Username::parse("alice").unwrap(), hash, RoleKey::User)).unwrap();
         let authenticator = Authenticator::new(store, LoginThrottle::new(3, Duration::from_secs(60))).unwrap();
         (dir, authenticator, user)
     }
 
     fn password(username: &str, password: &str) -> Credentials {
-        Credentials::Password { username: username.into(), password: password.into() }
+        Credentials::Password { username: username.into(), password: password.into(), otp_code: None }
     }
 
     #[test]
@@ -427,7 +491,12 @@ mod tests {
     fn tokens() {
         let (_dir, auth, user) = setup();
         let narrow = PermissionSet::EMPTY.with(Permission::SessionsRead).with(Permission::UsersWrite);
-        let minted = auth.mint_token(&user, "laptop", Some(narrow), None).unwrap();
+        let minted = auth
+            .mint_token(
+                &user,
+                TokenSpec { description: "laptop".into(), permissions: Some(narrow), ..TokenSpec::default() },
+            )
+            .unwrap();
         let by_hash = Credentials::Token { identifier: None, secret: minted.secret.clone() };
         let principal = auth.authenticate(&by_hash, None).unwrap();
         // The token's rights are its owner's intersected with its own.
@@ -439,7 +508,8 @@ mod tests {
         let wrong = Credentials::Token { identifier: Some(minted.token.identifier.clone()), secret: "wssh_x".into() };
         assert!(matches!(auth.authenticate(&wrong, None), Err(AuthError::InvalidCredentials)));
 
-        let expired = auth.mint_token(&user, "old", None, Some(Timestamp(1))).unwrap();
+        let expired =
+            auth.mint_token(&user, TokenSpec { expires_at: Some(Timestamp(1)), ..TokenSpec::default() }).unwrap();
         let expired = Credentials::Token { identifier: None, secret: expired.secret };
         assert!(matches!(auth.authenticate(&expired, None), Err(AuthError::InvalidCredentials)));
     }
@@ -463,5 +533,57 @@ mod tests {
         auth.end_login(&third.login.id).unwrap();
         assert!(auth.authenticate(&Credentials::Jwt(third.access), None).is_err());
         assert!(auth.refresh_login(&third.refresh).is_err());
+    }
+}
+
+#[cfg(test)]
+mod two_factor_tests {
+    use std::time::Duration;
+
+    use wssh_domain::{NewUser, RoleKey, Username};
+    use wssh_store::{SqliteStore, UserStore};
+
+    use super::*;
+
+    #[test]
+    fn totp_is_needed_once_on_and_each_code_works_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("auth.db")).unwrap());
+        let hash = hash_password(&Password::parse("s3cret").unwrap()).unwrap();
+        let user = store.create_user(&NewUser::new(Username::parse("bob").unwrap(), hash, RoleKey::User)).unwrap();
+        let auth = Authenticator::new(store, LoginThrottle::new(100, Duration::from_secs(60))).unwrap();
+        let login = |otp: Option<&str>| {
+            auth.authenticate(
+                &Credentials::Password {
+                    username: "bob".into(),
+                    password: "s3cret".into(),
+                    otp_code: otp.map(Into::into),
+                },
+                None,
+            )
+        };
+        assert!(login(None).is_ok());
+        let principal = login(None).unwrap();
+        let enrollment = auth.totp_enrollment(&principal).unwrap();
+        let now = unix_now();
+        let valid: Vec<String> = (0..3)
+            .map(|step| {
+                totp::code_at(&enrollment.secret, now + step * totp::STEP_SECONDS - totp::STEP_SECONDS).unwrap()
+            })
+            .collect();
+        let wrong =
+            ["000000", "111111", "222222", "333333"].into_iter().find(|code| !valid.iter().any(|v| v == code)).unwrap();
+        assert!(matches!(auth.enable_totp(user.id, &enrollment.secret, wrong), Err(AuthError::InvalidOtp)));
+        assert!(login(None).is_ok(), "a failed confirmation leaves two-factor off");
+        let code = totp::code_at(&enrollment.secret, now).unwrap();
+        auth.enable_totp(user.id, &enrollment.secret, &code).unwrap();
+        assert!(matches!(login(None), Err(AuthError::OtpRequired)));
+        // The code used to enable is spent; the next step's code works once.
+        assert!(matches!(login(Some(&code)), Err(AuthError::InvalidOtp)));
+        let next = totp::code_at(&enrollment.secret, now + totp::STEP_SECONDS).unwrap();
+        assert!(login(Some(&next)).is_ok());
+        assert!(matches!(login(Some(&next)), Err(AuthError::InvalidOtp)));
+        auth.disable_totp(user.id).unwrap();
+        assert!(login(None).is_ok());
     }
 }

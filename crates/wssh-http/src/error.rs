@@ -68,6 +68,8 @@ impl From<AuthError> for ApiError {
             AuthError::MissingCredentials => Self::new(StatusCode::UNAUTHORIZED, "Missing credentials"),
             AuthError::MalformedCredentials => Self::new(StatusCode::UNAUTHORIZED, "Invalid token"),
             AuthError::InvalidCredentials => Self::new(StatusCode::UNAUTHORIZED, "Invalid credentials"),
+            AuthError::OtpRequired => Self::new(StatusCode::UNAUTHORIZED, "Two-factor code required"),
+            AuthError::InvalidOtp => Self::new(StatusCode::UNAUTHORIZED, "Invalid two-factor code"),
             AuthError::TooManyAttempts { retry_after_seconds } => ApiError {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 message: "Too many failed login attempts, try again later".into(),

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use wssh_auth::credentials::AuthorizationObject;
 use wssh_auth::{AuthError, Credentials, Principal};
 use wssh_domain::{
-    AccessToken, NewUser, Password, Permission, RoleKey, Session, SessionName, SessionSpec, User, Username,
+    AccessToken, NewUser, Password, Permission, RoleKey, Session, SessionName, SessionSpec, TokenSpec, User, Username,
 };
 
 use crate::AppState;
@@ -223,7 +223,8 @@ impl Operations<'_> {
         }
         // A token minted with a token never carries more than the token it was minted with.
         let permissions = self.principal.token_identifier().map(|_| self.principal.permissions);
-        let minted = self.state.auth.mint_token(&owner, &description, permissions, None)?;
+        let minted =
+            self.state.auth.mint_token(&owner, TokenSpec { description, permissions, ..TokenSpec::default() })?;
         let mut token = token_view(&minted.token);
         token["token"] = Value::String(minted.secret);
         Ok(("Login successful", json!({ "token": token })))
@@ -290,7 +291,7 @@ impl Operations<'_> {
         let password_hash = self.state.auth.hash_password(&password)?;
         let user = self
             .store()
-            .create_user(&NewUser { username, password_hash, role: RoleKey::User })
+            .create_user(&NewUser::new(username, password_hash, RoleKey::User))
             .map_err(|error| ApiError::from_store(error, "User"))?;
         Ok(("username and Password create successfully", json!({ "credential": credential_view(&user) })))
     }

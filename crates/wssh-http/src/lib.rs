@@ -31,6 +31,9 @@ pub struct AppState {
     pub auth: Authenticator,
     /// Names of the sessions from the config's `initial_sessions`, which MOVE refuses.
     pub initial_sessions: HashSet<String>,
+    /// Whether `POST /user` is open to anyone (self-registration); otherwise it needs
+    /// `users:write`.
+    pub allow_registration: bool,
 }
 
 /// Shared application state.

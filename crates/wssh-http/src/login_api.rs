@@ -59,6 +59,8 @@ struct LoginBody {
     username: String,
     #[serde(default)]
     password: String,
+    #[serde(default, alias = "otpCode")]
+    otp_code: String,
 }
 
 /// The seed's envelope.
@@ -161,7 +163,8 @@ fn run(
             if login.username.is_empty() || login.password.is_empty() {
                 return Err(ApiError::bad_request("username and password are required"));
             }
-            let credentials = Credentials::Password { username: login.username, password: login.password };
+            let otp_code = (!login.otp_code.is_empty()).then_some(login.otp_code);
+            let credentials = Credentials::Password { username: login.username, password: login.password, otp_code };
             let principal = auth.authenticate(&credentials, Some(peer.ip()))?;
             let tokens = auth.start_login(&principal)?;
             let mut response = envelope(

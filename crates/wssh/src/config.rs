@@ -38,6 +38,8 @@ pub(crate) struct ServerConfig {
     pub(crate) lockout_max_failures: Option<usize>,
     /// wssh: the lockout window in seconds (default 900).
     pub(crate) lockout_window_seconds: Option<u64>,
+    /// wssh: whether anyone may create an account with `POST /user` (default false).
+    pub(crate) allow_registration: bool,
 }
 
 /// One `initial_credentials` entry.

@@ -60,6 +60,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), BoxError> {
     let state = Arc::new(AppState {
         auth,
         initial_sessions: config.initial_sessions.iter().map(|session| session.name.clone()).collect::<HashSet<_>>(),
+        allow_registration: config.allow_registration,
     });
 
     let listeners = bind_listeners(&args, &config).await?;
@@ -194,7 +195,7 @@ fn seed_users(
         };
         let password = Password::parse(&password).map_err(|error| format!("initial_credentials: {error}"))?;
         let password_hash = wssh_auth::password::hash_password(&password)?;
-        store.create_user(&NewUser { username: username.clone(), password_hash, role: RoleKey::Admin })?;
+        store.create_user(&NewUser::new(username.clone(), password_hash, RoleKey::Admin))?;
         if generated {
             let file = data_dir.join(INITIAL_PASSWORD_FILE);
             let mut out = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&file)?;
