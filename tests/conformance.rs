@@ -680,6 +680,21 @@ async fn every_documented_status_is_reached_and_matches_the_document() {
         .await;
     let refresh2 = rotated.header("x-refresh-token").to_owned();
     let access2 = rotated.header("authorization").to_owned();
+    let elsewhere = check
+        .run(
+            &client,
+            Scenario::new("log in from a browser", "POST", "/auth/login", &login_body, 200)
+                .header("user-agent", "browser/1"),
+        )
+        .await;
+    check
+        .run(
+            &client,
+            Scenario::raw("rotate from another user agent", "POST", "/auth/session", Vec::new(), 403)
+                .header("x-refresh-token", elsewhere.header("x-refresh-token").to_owned())
+                .header("user-agent", "curl/8"),
+        )
+        .await;
     scenarios.extend([
         Scenario::raw("log in with bad JSON", "POST", "/auth/login", malformed.clone(), 400),
         Scenario::new(

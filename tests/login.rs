@@ -118,3 +118,30 @@ async fn the_signing_key_survives_a_restart_and_logins_too() {
     assert_eq!(client.raw("GET", "/test", &[("authorization", &access)], Vec::new()).await.status, 204);
     assert_eq!(client.raw("POST", "/auth/session", &[("x-refresh-token", &refresh)], Vec::new()).await.status, 204);
 }
+
+#[tokio::test]
+async fn a_refresh_token_from_another_user_agent_is_refused_and_its_login_revoked() {
+    let server = Server::start();
+    let client = server.client();
+    let body = serde_json::to_vec(&json!({ "username": "admin", "password": ADMIN_PASSWORD })).unwrap();
+    let headers = [("content-type", "application/json"), ("user-agent", "browser-a/1.0")];
+    let reply = client.raw("POST", "/auth/login", &headers, body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let access = bearer(&reply);
+    let refresh = reply.header("x-refresh-token").to_owned();
+
+    // From the same client, rotation works.
+    let same = [("x-refresh-token", refresh.as_str()), ("user-agent", "browser-a/1.0")];
+    let rotated = client.raw("POST", "/auth/session", &same, Vec::new()).await;
+    assert_eq!(rotated.status, 204, "{}", rotated.text);
+    let refresh2 = rotated.header("x-refresh-token").to_owned();
+
+    // From another user agent: 403, and the login is over for everyone.
+    let other = [("x-refresh-token", refresh2.as_str()), ("user-agent", "curl/8.0")];
+    let stolen = client.raw("POST", "/auth/session", &other, Vec::new()).await;
+    assert_eq!(stolen.status, 403, "{}", stolen.text);
+    assert_eq!(stolen.json["code"], 403);
+    let back = [("x-refresh-token", refresh2.as_str()), ("user-agent", "browser-a/1.0")];
+    assert_eq!(client.raw("POST", "/auth/session", &back, Vec::new()).await.status, 401);
+    assert_eq!(client.raw("GET", "/test", &[("authorization", &access)], Vec::new()).await.status, 401);
+}

@@ -22,6 +22,10 @@ pub enum AuthError {
     /// The two-factor code was wrong, expired or already used.
     #[error("invalid two-factor code")]
     InvalidOtp,
+    /// A refresh token was presented from another address or user agent than the login's;
+    /// the login has been revoked.
+    #[error("refresh token used from another client")]
+    ClientMismatch,
     /// Too many failed logins for this user or address; try again after this many seconds.
     #[error("too many failed login attempts, try again later")]
     TooManyAttempts {

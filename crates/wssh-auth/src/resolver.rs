@@ -4,8 +4,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, mpsc};
 
 use wssh_domain::{
-    AccessToken, Login, LoginId, NewAccessToken, NewSshKey, Password, PermissionSet, SshKey, Timestamp, TokenSpec,
-    User, UserId,
+    AccessToken, Login, LoginClient, LoginId, NewAccessToken, NewSshKey, Password, PermissionSet, SshKey, Timestamp,
+    TokenSpec, User, UserId,
 };
 use wssh_store::{Rotation, Store, StoreError};
 
@@ -227,6 +227,17 @@ impl Authenticator {
     /// Starts a login whose first access JWT lives `access_seconds` (alist's tokens last 48
     /// hours). It is revoked like any other: by logout, or by disabling or deleting the user.
     pub fn start_login_lasting(&self, principal: &Principal, access_seconds: i64) -> Result<LoginTokens, AuthError> {
+        self.start_login_from(principal, access_seconds, LoginClient::default())
+    }
+
+    /// Starts a login bound to `client`: its refresh token works only from that address and
+    /// user agent (seed 004's rule).
+    pub fn start_login_from(
+        &self,
+        principal: &Principal,
+        access_seconds: i64,
+        client: LoginClient,
+    ) -> Result<LoginTokens, AuthError> {
         let user = self
             .store
             .find_user_by_id(principal.user_id)?
@@ -239,6 +250,7 @@ impl Authenticator {
             created_at: now,
             expires_at: now.plus_seconds(self.lifetimes.refresh_seconds.max(access_seconds)),
             revoked: false,
+            client,
         };
         let refresh = Self::new_refresh_token();
         self.store.create_login(&login, &hash_token_secret(&refresh))?;
@@ -250,9 +262,23 @@ impl Authenticator {
     /// Rotates a refresh token: the presented one stops working, a new pair is issued. A
     /// refresh token that was already rotated away is taken as stolen: its whole login is
     /// revoked and the request refused.
-    pub fn refresh_login(&self, refresh: &str) -> Result<LoginTokens, AuthError> {
+    ///
+    /// A login bound to a client (see [`Authenticator::start_login_from`]) refreshed from
+    /// another address or user agent is revoked too: [`AuthError::ClientMismatch`].
+    pub fn refresh_login(&self, refresh: &str, client: &LoginClient) -> Result<LoginTokens, AuthError> {
         if refresh.is_empty() || refresh.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::InvalidCredentials);
+        }
+        if let Some(login) = self.store.find_login_by_refresh(&hash_token_secret(refresh))? {
+            let bound = &login.client;
+            let moved = (!bound.ip.is_empty() && bound.ip != client.ip)
+                || (!bound.user_agent_hash.is_empty()
+                    && !hashes_equal(&bound.user_agent_hash, &client.user_agent_hash));
+            if moved {
+                self.store.revoke_login(&login.id)?;
+                tracing::warn!(login = %login.id, "refresh token presented from another client; login revoked");
+                return Err(AuthError::ClientMismatch);
+            }
         }
         let next = Self::new_refresh_token();
         let login = match self.store.rotate_refresh(&hash_token_secret(refresh), &hash_token_secret(&next))? {
@@ -521,18 +547,18 @@ mod tests {
         let first = auth.start_login(&principal).unwrap();
         let jwt = Credentials::Jwt(first.access.clone());
         assert_eq!(auth.authenticate(&jwt, None).unwrap().username.as_str(), "alice");
-        let second = auth.refresh_login(&first.refresh).unwrap();
+        let second = auth.refresh_login(&first.refresh, &LoginClient::default()).unwrap();
         assert_eq!(second.login.id, first.login.id);
         assert_ne!(second.refresh, first.refresh);
         // Replaying the old refresh token revokes the family: the new one and the JWTs die.
-        assert!(auth.refresh_login(&first.refresh).is_err());
-        assert!(auth.refresh_login(&second.refresh).is_err());
+        assert!(auth.refresh_login(&first.refresh, &LoginClient::default()).is_err());
+        assert!(auth.refresh_login(&second.refresh, &LoginClient::default()).is_err());
         assert!(auth.authenticate(&Credentials::Jwt(second.access), None).is_err());
         // Logout ends a fresh login at once.
         let third = auth.start_login(&principal).unwrap();
         auth.end_login(&third.login.id).unwrap();
         assert!(auth.authenticate(&Credentials::Jwt(third.access), None).is_err());
-        assert!(auth.refresh_login(&third.refresh).is_err());
+        assert!(auth.refresh_login(&third.refresh, &LoginClient::default()).is_err());
     }
 }
 

@@ -14,7 +14,7 @@ mod time_format;
 mod token;
 mod user;
 
-pub use login::{Login, LoginId};
+pub use login::{Login, LoginClient, LoginId};
 pub use permission::{Permission, PermissionSet, RoleKey, UnknownPermission};
 pub use role::{NewRole, Role, RoleId, validate_role_key, validate_role_name};
 pub use session::{Session, SessionName, SessionSpec};

@@ -34,6 +34,18 @@ pub struct Login {
     pub expires_at: Timestamp,
     /// Ended by logout or by a replayed refresh token.
     pub revoked: bool,
+    /// The client the login was made from; its refresh token works only from there.
+    pub client: LoginClient,
+}
+
+/// The client a login was made from: its address and the hash of its `User-Agent`. Empty
+/// fields bind nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoginClient {
+    /// The client's IP address, as text.
+    pub ip: String,
+    /// Hex SHA-256 of the client's `User-Agent` header.
+    pub user_agent_hash: String,
 }
 
 impl Login {

@@ -68,6 +68,9 @@ impl From<AuthError> for ApiError {
             AuthError::MissingCredentials => Self::new(StatusCode::UNAUTHORIZED, "Missing credentials"),
             AuthError::MalformedCredentials => Self::new(StatusCode::UNAUTHORIZED, "Invalid token"),
             AuthError::InvalidCredentials => Self::new(StatusCode::UNAUTHORIZED, "Invalid credentials"),
+            AuthError::ClientMismatch => {
+                Self::new(StatusCode::FORBIDDEN, "Refresh token used from another client; the login has been revoked")
+            }
             AuthError::OtpRequired => Self::new(StatusCode::UNAUTHORIZED, "Two-factor code required"),
             AuthError::InvalidOtp => Self::new(StatusCode::UNAUTHORIZED, "Invalid two-factor code"),
             AuthError::TooManyAttempts { retry_after_seconds } => ApiError {

@@ -4,7 +4,9 @@
 //! A login returns a short-lived access JWT (`Authorization: Bearer …`, also in the body) and a
 //! refresh token (`X-Refresh-Token`, and the HttpOnly, SameSite=Strict cookie `token`, scoped to
 //! `/auth`). `/auth/session` rotates the refresh token; `/auth/logout` ends the login, so its
-//! refresh token and its access tokens stop working at once.
+//! refresh token and its access tokens stop working at once. A refresh token works only from
+//! the address and `User-Agent` that logged in: presented from elsewhere, it is refused (403)
+//! and its login revoked, as the seed demands.
 
 use std::net::SocketAddr;
 
@@ -13,7 +15,9 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use wssh_auth::secret::hash_token_secret;
 use wssh_auth::{AuthError, Credentials, LoginTokens};
+use wssh_domain::LoginClient;
 
 use crate::SharedState;
 use crate::error::ApiError;
@@ -121,6 +125,13 @@ fn presented_refresh(headers: &HeaderMap) -> Option<String> {
         .filter(|value| !value.is_empty())
 }
 
+/// The client a request comes from, as logins are bound to it: its address and the hash of
+/// its `User-Agent`.
+fn login_client(headers: &HeaderMap, peer: SocketAddr) -> LoginClient {
+    let user_agent = headers.get(header::USER_AGENT).map(HeaderValue::as_bytes).unwrap_or_default();
+    LoginClient { ip: peer.ip().to_string(), user_agent_hash: hash_token_secret(&String::from_utf8_lossy(user_agent)) }
+}
+
 fn authorization(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::AUTHORIZATION)
@@ -166,7 +177,8 @@ fn run(
             let otp_code = (!login.otp_code.is_empty()).then_some(login.otp_code);
             let credentials = Credentials::Password { username: login.username, password: login.password, otp_code };
             let principal = auth.authenticate(&credentials, Some(peer.ip()))?;
-            let tokens = auth.start_login(&principal)?;
+            let tokens =
+                auth.start_login_from(&principal, auth.login_lifetimes().access_seconds, login_client(headers, peer))?;
             let mut response = envelope(
                 StatusCode::OK,
                 "Login successful",
@@ -178,7 +190,7 @@ fn run(
         }
         Route::Session => {
             let refresh = presented_refresh(headers).ok_or(AuthError::MissingCredentials)?;
-            let tokens = auth.refresh_login(&refresh)?;
+            let tokens = auth.refresh_login(&refresh, &login_client(headers, peer))?;
             let mut response = respond::empty(StatusCode::NO_CONTENT);
             hand_out(&mut response, &tokens, refresh_max_age);
             Ok(response)

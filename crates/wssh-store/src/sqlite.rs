@@ -8,9 +8,9 @@ use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, params};
 use wssh_domain::{
-    AccessToken, Login, LoginId, NewAccessToken, NewRole, NewSshKey, NewUser, Permission, PermissionSet, Role, RoleId,
-    Session, SessionName, SessionSpec, SshKey, Timestamp, TokenIdentifier, TokenSpec, User, UserId, UserProfile,
-    Username,
+    AccessToken, Login, LoginClient, LoginId, NewAccessToken, NewRole, NewSshKey, NewUser, Permission, PermissionSet,
+    Role, RoleId, Session, SessionName, SessionSpec, SshKey, Timestamp, TokenIdentifier, TokenSpec, User, UserId,
+    UserProfile, Username,
 };
 
 use crate::migrations::{self, MIGRATIONS, MigrationStatus};
@@ -817,7 +817,7 @@ impl SessionStore for SqliteStore {
     }
 }
 
-const LOGIN_COLUMNS: &str = "id, user_id, created_at, expires_at, revoked";
+const LOGIN_COLUMNS: &str = "id, user_id, created_at, expires_at, revoked, client_ip, client_agent_hash";
 
 fn load_login(row: &Row<'_>) -> Result<Login, rusqlite::Error> {
     Ok(Login {
@@ -826,6 +826,7 @@ fn load_login(row: &Row<'_>) -> Result<Login, rusqlite::Error> {
         created_at: Timestamp(row.get(2)?),
         expires_at: Timestamp(row.get(3)?),
         revoked: row.get(4)?,
+        client: LoginClient { ip: row.get(5)?, user_agent_hash: row.get(6)? },
     })
 }
 
@@ -861,15 +862,17 @@ impl LoginStore for SqliteStore {
     fn create_login(&self, login: &Login, refresh_hash: &str) -> Result<(), StoreError> {
         self.connection()?
             .execute(
-                "INSERT INTO logins (id, user_id, refresh_hash, created_at, expires_at, revoked) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO logins (id, user_id, refresh_hash, created_at, expires_at, revoked, client_ip, \
+                 client_agent_hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     login.id.as_str(),
                     login.user_id.0,
                     refresh_hash,
                     login.created_at.0,
                     login.expires_at.0,
-                    login.revoked
+                    login.revoked,
+                    login.client.ip,
+                    login.client.user_agent_hash
                 ],
             )
             .map_err(|error| map_error(error, "a login with that id already exists"))

@@ -1,7 +1,7 @@
 //! One long storage story run against a real SQLite file: every trait method, the
 //! transactions, the conflicts and the cascades.
 
-use wssh_domain::{Login, LoginId, NewRole, NewSshKey, Permission, RoleId, Timestamp, TokenSpec};
+use wssh_domain::{Login, LoginClient, LoginId, NewRole, NewSshKey, Permission, RoleId, Timestamp, TokenSpec};
 use wssh_domain::{
     NewAccessToken, NewUser, PermissionSet, RoleKey, SessionName, SessionSpec, TokenIdentifier, Username,
 };
@@ -31,7 +31,7 @@ fn storage_story() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wssh.db");
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.migration_status().unwrap().applied, 3);
+    assert_eq!(store.migration_status().unwrap().applied, 4);
 
     // Users and roles.
     let admin = store.create_user(&new_user("admin", RoleKey::Admin)).unwrap();
@@ -98,8 +98,10 @@ fn storage_story() {
         created_at: Timestamp::now(),
         expires_at: Timestamp::now().plus_seconds(60),
         revoked: false,
+        client: LoginClient { ip: "127.0.0.1".into(), user_agent_hash: "ua".into() },
     };
     store.create_login(&login, "r1").unwrap();
+    assert_eq!(store.find_login(&login.id).unwrap().unwrap().client, login.client);
     assert!(matches!(store.rotate_refresh("r1", "r2").unwrap(), Rotation::Rotated(_)));
     assert_eq!(store.find_login_by_refresh("r2").unwrap().unwrap().id, login.id);
     assert!(store.find_login_by_refresh("r1").unwrap().is_none());
