@@ -100,6 +100,7 @@ fn read_offer(headers: &HeaderMap) -> Offer {
                 "password" => &mut object.password,
                 "token" => &mut object.token,
                 "identifier" => &mut object.identifier,
+                "otp_code" => &mut object.otp_code,
                 _ => continue,
             };
             *slot = value.into_owned();
