@@ -79,9 +79,14 @@ impl fmt::Debug for AuthorizationObject {
 impl AuthorizationObject {
     /// The credentials this object carries, following go_ws_sh: token mode when `type` is
     /// `token` and a token is given; a bare token without a type is token mode too; otherwise
-    /// password mode. An object with nothing in it is [`AuthError::MissingCredentials`].
+    /// password mode. A token of three dot-separated parts that is not a `wssh_` secret is a
+    /// login's access JWT (browsers can send nothing else in `Sec-WebSocket-Protocol`). An
+    /// object with nothing in it is [`AuthError::MissingCredentials`].
     pub fn into_credentials(self) -> Result<Credentials, AuthError> {
         let token_mode = (self.kind == "token" || self.password.is_empty()) && !self.token.is_empty();
+        if token_mode && is_jwt_shaped(&self.token) {
+            return Ok(Credentials::Jwt(self.token));
+        }
         if token_mode {
             let identifier = (!self.identifier.is_empty()).then_some(TokenIdentifier(self.identifier));
             return Ok(Credentials::Token { identifier, secret: self.token });
@@ -121,6 +126,11 @@ impl Credentials {
             serde_json::from_slice(&decoded).map_err(|_| AuthError::MalformedCredentials)?;
         object.into_credentials()
     }
+}
+
+/// Whether `token` looks like a JWT (exactly two dots) rather than an access token secret.
+fn is_jwt_shaped(token: &str) -> bool {
+    !token.starts_with(TOKEN_PREFIX) && token.bytes().filter(|byte| *byte == b'.').count() == 2
 }
 
 /// The rest of `value` after `scheme` and a space, the scheme matched case-insensitively.
@@ -173,6 +183,22 @@ mod tests {
             Credentials::from_authorization_header(&bearer_json("{}")),
             Err(AuthError::MissingCredentials)
         ));
+    }
+
+    #[test]
+    fn token_mode_carries_a_jwt() {
+        let object = |token: &str| AuthorizationObject { kind: "token".into(), token: token.into(), ..Default::default() };
+        assert_eq!(object("aaa.bbb.ccc").into_credentials().unwrap(), Credentials::Jwt("aaa.bbb.ccc".into()));
+        // A bare token without a type is token mode too.
+        let bare = AuthorizationObject { token: "x.y.z".into(), ..Default::default() };
+        assert_eq!(bare.into_credentials().unwrap(), Credentials::Jwt("x.y.z".into()));
+        // Access token secrets stay tokens, whatever their dots.
+        assert_eq!(
+            object("wssh_a.b.c").into_credentials().unwrap(),
+            Credentials::Token { identifier: None, secret: "wssh_a.b.c".into() }
+        );
+        assert!(matches!(object("a.b").into_credentials().unwrap(), Credentials::Token { .. }));
+        assert!(matches!(object("a.b.c.d").into_credentials().unwrap(), Credentials::Token { .. }));
     }
 
     #[test]
