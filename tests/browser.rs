@@ -100,7 +100,10 @@ async fn sign_in_type_resize_sign_out_in_chromium() {
         .expect("run node");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    eprintln!("--- web/e2e/terminal.mjs stdout\n{stdout}--- stderr\n{stderr}--- screenshots in {}", screenshots.display());
+    eprintln!(
+        "--- web/e2e/terminal.mjs stdout\n{stdout}--- stderr\n{stderr}--- screenshots in {}",
+        screenshots.display()
+    );
     assert!(output.status.success(), "the browser test failed ({}); server log:\n{}", output.status, server.log());
     assert!(stdout.contains("e2e: all steps passed"));
     assert!(screenshots.join("03-hello.png").is_file() && screenshots.join("04-resized.png").is_file());

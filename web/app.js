@@ -388,7 +388,8 @@
   }
 
   // ---- Users and roles (administrators).
-  /** Seed 004's role API, when this server has it: {code, msg, data: {total, list}}. */
+  /** Seed 004's role API, when this server has it: {code, msg, data: {total, list}}. Without
+   * it (404) the roles still show, from /credentials, but cannot be edited here. */
   async function roleList() {
     if (rolesApi !== null) return rolesApi;
     try {
@@ -397,7 +398,6 @@
     } catch {
       rolesApi = false;
     }
-    document.body.classList.toggle('no-roles', rolesApi === false);
     return rolesApi;
   }
 

@@ -187,7 +187,8 @@ mod tests {
 
     #[test]
     fn token_mode_carries_a_jwt() {
-        let object = |token: &str| AuthorizationObject { kind: "token".into(), token: token.into(), ..Default::default() };
+        let object =
+            |token: &str| AuthorizationObject { kind: "token".into(), token: token.into(), ..Default::default() };
         assert_eq!(object("aaa.bbb.ccc").into_credentials().unwrap(), Credentials::Jwt("aaa.bbb.ccc".into()));
         // A bare token without a type is token mode too.
         let bare = AuthorizationObject { token: "x.y.z".into(), ..Default::default() };

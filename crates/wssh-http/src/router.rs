@@ -12,9 +12,9 @@ use hyper::body::Incoming;
 use crate::SharedState;
 use crate::error::ApiError;
 use crate::gows::{self, Operation, Resource};
-use crate::{access_token, alist, login_api, rbac, web};
 use crate::respond::{self, Body, LoggedUser};
 use crate::shell;
+use crate::{access_token, alist, login_api, rbac, web};
 
 /// The largest request body accepted (1 MiB); larger ones get 413.
 pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
