@@ -66,7 +66,16 @@
     auth.expires = jwtExpiry(jwt);
     clearTimeout(auth.timer);
     // Refresh a minute before expiry (at least 5 s from now).
-    auth.timer = setTimeout(() => refresh().catch(() => {}), Math.max(5_000, auth.expires - Date.now() - 60_000));
+    auth.timer = setTimeout(backgroundRefresh, Math.max(5_000, auth.expires - Date.now() - 60_000));
+  }
+
+  /** The timed refresh: a refused one ends the sign-in; a network failure is retried. */
+  function backgroundRefresh() {
+    refresh().catch((error) => {
+      if (auth.kind !== 'jwt') return;
+      if (error.message === 'signed out') signedOut('Your sign-in has ended. Please sign in again.');
+      else auth.timer = setTimeout(backgroundRefresh, 30_000);
+    });
   }
 
   /** Rotates the refresh cookie for a fresh access JWT. One at a time, across tabs too: a
@@ -87,7 +96,14 @@
 
   /** The current secret, refreshed first when it is about to expire. */
   async function currentSecret() {
-    if (auth.kind === 'jwt' && auth.expires - Date.now() < 30_000) await refresh();
+    if (auth.kind === 'jwt' && auth.expires - Date.now() < 30_000) {
+      try {
+        await refresh();
+      } catch (error) {
+        if (error.message === 'signed out') signedOut('Your sign-in has ended. Please sign in again.');
+        throw error;
+      }
+    }
     return auth.secret;
   }
 
@@ -536,6 +552,7 @@
         resolve(values);
       }, { once: true });
       dialog.returnValue = '';
+      $('#ask-cancel').onclick = () => dialog.close('cancel');
       dialog.showModal();
       const first = $('#ask-fields input');
       (first || $('#ask-ok')).focus();
@@ -620,7 +637,8 @@
     try {
       secret = await currentSecret();
     } catch {
-      signedOut('Your sign-in has ended. Please sign in again.');
+      termStatus('could not refresh the sign-in: press Enter or Reconnect to try again', true);
+      $('#term-reconnect').hidden = false;
       return;
     }
     // Browsers cannot set Authorization on a WebSocket: the credential travels as a second
@@ -658,7 +676,11 @@
       terminal.socket = null;
       if (!terminal.opened) {
         termStatus('could not connect: the session may be gone, or your sign-in may have ended', true);
-        if (auth.kind === 'jwt') refresh().catch(() => signedOut('Your sign-in has ended. Please sign in again.'));
+        if (auth.kind === 'jwt') {
+          refresh().catch((error) => {
+            if (error.message === 'signed out') signedOut('Your sign-in has ended. Please sign in again.');
+          });
+        }
       } else if (!terminal.exited) {
         termStatus(`connection lost${event.code ? ` (${event.code})` : ''}`, true);
       }

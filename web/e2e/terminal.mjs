@@ -107,6 +107,9 @@ try {
   await page.waitForFunction(() => document.querySelector('#term-status').textContent === 'connected');
   await type('echo hello-$((6*7))');
   await waitForScreen(/^hello-42\s*$/m, 'hello-42');
+  // 24-bit colour: xterm.js styles such cells with style attributes, which the policy allows.
+  await type("printf '\\033[38;2;255;120;0m%s\\033[0m\\n' true-colour");
+  await waitForScreen(/^true-colour\s*$/m, 'true-colour');
   await shot('03-hello');
   check();
 
@@ -169,6 +172,16 @@ try {
   })).json();
   const args = JSON.stringify(made.sessions && made.sessions[0] && made.sessions[0].args);
   if (args !== JSON.stringify(['-c', 'echo made by the page; exec sh'])) throw new Error(`the new session has args ${args}`);
+  // Copy through the dialog (Enter confirms), then delete the copy.
+  await page.click('tr:has(button[data-session="e2e-sh"]) >> button:text-is("Copy")');
+  await page.locator('#ask[open]').waitFor();
+  await page.fill('#ask-fields input[name=name]', 'e2e-sh-2');
+  await page.press('#ask-fields input[name=name]', 'Enter');
+  await page.locator('button[data-session="e2e-sh-2"]').waitFor();
+  await page.click('tr:has(button[data-session="e2e-sh-2"]) >> button:text-is("Delete")');
+  await page.locator('#ask[open]').waitFor();
+  await page.click('#ask-ok');
+  await page.locator('button[data-session="e2e-sh-2"]').waitFor({ state: 'detached' });
   await page.click('#tabs [data-view=users]');
   await page.locator('#users-body tr').first().waitFor();
   await page.locator('#view-users >> text=admin').first().waitFor();
