@@ -597,7 +597,8 @@
 
   function openTerminal(name) {
     if (typeof window.Terminal !== 'function' || !window.FitAddon) {
-      notice('The terminal library (xterm.js) was not built into this server: install Node.js with npm and rebuild wssh.');
+      $('#not-built').hidden = false;
+      $('#not-built').scrollIntoView();
       return;
     }
     closeTerminal();
