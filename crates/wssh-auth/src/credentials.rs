@@ -84,12 +84,12 @@ impl fmt::Debug for AuthorizationObject {
 impl AuthorizationObject {
     /// The credentials this object carries, following go_ws_sh: token mode when `type` is
     /// `token` and a token is given; a bare token without a type is token mode too; otherwise
-    /// password mode. An object with nothing in it is [`AuthError::MissingCredentials`].
+    /// password mode. A token of three dot-separated parts that is not a `wssh_` secret is a
+    /// login's access JWT (browsers can send nothing else in `Sec-WebSocket-Protocol`). An
+    /// object with nothing in it is [`AuthError::MissingCredentials`].
     pub fn into_credentials(self) -> Result<Credentials, AuthError> {
         let token_mode = (self.kind == "token" || self.password.is_empty()) && !self.token.is_empty();
         if token_mode {
-            // A browser can only pass credentials in the subprotocol, so a login's access JWT
-            // travels in the `token` field too.
             if is_jwt(&self.token) {
                 return Ok(Credentials::Jwt(self.token));
             }
@@ -203,6 +203,23 @@ mod tests {
             Credentials::from_authorization_header(&bearer_json("{}")),
             Err(AuthError::MissingCredentials)
         ));
+    }
+
+    #[test]
+    fn token_mode_carries_a_jwt() {
+        let object =
+            |token: &str| AuthorizationObject { kind: "token".into(), token: token.into(), ..Default::default() };
+        assert_eq!(object("aaa.bbb.ccc").into_credentials().unwrap(), Credentials::Jwt("aaa.bbb.ccc".into()));
+        // A bare token without a type is token mode too.
+        let bare = AuthorizationObject { token: "x.y.z".into(), ..Default::default() };
+        assert_eq!(bare.into_credentials().unwrap(), Credentials::Jwt("x.y.z".into()));
+        // Access token secrets stay tokens, whatever their dots.
+        assert_eq!(
+            object("wssh_a.b.c").into_credentials().unwrap(),
+            Credentials::Token { identifier: None, secret: "wssh_a.b.c".into() }
+        );
+        assert!(matches!(object("a.b").into_credentials().unwrap(), Credentials::Token { .. }));
+        assert!(matches!(object("a.b.c.d").into_credentials().unwrap(), Credentials::Token { .. }));
     }
 
     #[test]

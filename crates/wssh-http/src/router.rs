@@ -108,6 +108,7 @@ fn allowed_methods(path: &str) -> &'static str {
         "/test" => "GET, OPTIONS",
         "/auth/login" | "/auth/session" | "/auth/logout" => "POST, OPTIONS",
         "/sessions" => "GET, POST, PUT, DELETE, COPY, MOVE, OPTIONS",
+        page if web::matches(page) => web::ALLOWED_METHODS,
         _ => "GET, POST, PUT, DELETE, OPTIONS",
     }
 }

@@ -1,20 +1,250 @@
-//! The browser terminal: the page served at `/` and its static assets.
+//! The browser terminal: the page served at `/` and its static assets under `/assets/`.
+//!
+//! Our own files (`web/index.html`, `app.js`, `app.css`, `icon.svg`) are embedded from the
+//! source tree; xterm.js and its fit addon are embedded from `OUT_DIR`, where `build.rs` put
+//! them after `npm ci`. Without them (no Node at build time) they are served empty and the
+//! page says that the terminal was not built.
+//!
+//! Every answer carries a strict Content-Security-Policy. The page's scripts come only from
+//! this server (`script-src 'self'`, no inline script); style elements need the nonce that is
+//! fresh in each page (xterm.js creates `<style>` elements; the page hands them the nonce), and
+//! style attributes are allowed (`style-src-attr 'unsafe-inline'`: xterm.js colours cells with
+//! them; an attribute styles one element and cannot select or read others).
 
 use std::net::SocketAddr;
+use std::sync::LazyLock;
 
-use http::{Request, Response};
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
 use hyper::body::Incoming;
 
 use crate::SharedState;
 use crate::error::ApiError;
 use crate::respond::{self, Body};
 
-/// Whether `path` belongs to this surface.
-pub(crate) fn matches(_path: &str) -> bool {
-    false
+include!(concat!(env!("OUT_DIR"), "/vendor.rs"));
+
+/// The page, with [`NONCE_PLACEHOLDER`] where each answer's nonce goes.
+const INDEX: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/index.html"));
+/// Replaced by the nonce in [`INDEX`].
+const NONCE_PLACEHOLDER: &str = "__CSP_NONCE__";
+
+/// Where the assets live.
+const ASSETS_PREFIX: &str = "/assets/";
+
+/// A file under `/assets/`.
+struct Asset {
+    /// Its name after `/assets/`.
+    name: &'static str,
+    /// Its `Content-Type`.
+    content_type: &'static str,
+    /// Its bytes.
+    body: &'static [u8],
 }
 
+/// Every asset; an empty body means "not built" (only possible for the vendored files).
+const ASSETS: [Asset; 6] = [
+    Asset {
+        name: "app.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/app.js")),
+    },
+    Asset {
+        name: "app.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/app.css")),
+    },
+    Asset {
+        name: "icon.svg",
+        content_type: "image/svg+xml",
+        body: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/icon.svg")),
+    },
+    Asset {
+        name: "xterm.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!(concat!(env!("OUT_DIR"), "/xterm.js")),
+    },
+    Asset {
+        name: "xterm.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!(concat!(env!("OUT_DIR"), "/xterm.css")),
+    },
+    Asset {
+        name: "addon-fit.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!(concat!(env!("OUT_DIR"), "/addon-fit.js")),
+    },
+];
+
+/// Each asset's entity tag, computed once.
+static ETAGS: LazyLock<Vec<String>> =
+    LazyLock::new(|| ASSETS.iter().map(|asset| format!("\"{:016x}\"", fnv1a(asset.body))).collect());
+
+/// Whether `path` belongs to this surface.
+pub(crate) fn matches(path: &str) -> bool {
+    path == "/" || path.starts_with(ASSETS_PREFIX)
+}
+
+/// What `Allow` says on a 405 for one of this surface's paths.
+pub(crate) const ALLOWED_METHODS: &str = "GET, HEAD, OPTIONS";
+
 /// Answers one request of this surface.
-pub(crate) async fn handle(_request: Request<Incoming>, _state: SharedState, _peer: SocketAddr) -> Response<Body> {
-    respond::error(&ApiError::not_found("Not found"))
+pub(crate) async fn handle(request: Request<Incoming>, _state: SharedState, _peer: SocketAddr) -> Response<Body> {
+    let mut response = answer(&request).unwrap_or_else(|error| respond::error(&error));
+    add_security_headers(&mut response);
+    response
+}
+
+fn answer(request: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return Err(ApiError::method_not_allowed());
+    }
+    let path = request.uri().path();
+    if path == "/" {
+        return Ok(index(request));
+    }
+    let name = path.strip_prefix(ASSETS_PREFIX).unwrap_or_default();
+    let (position, asset) = ASSETS
+        .iter()
+        .enumerate()
+        .find(|(_, asset)| asset.name == name)
+        .ok_or_else(|| ApiError::not_found("Not found"))?;
+    let etag = &ETAGS[position];
+    let unchanged = request
+        .headers()
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|tag| tag.trim() == etag || tag.trim() == "*");
+    let mut response = if unchanged {
+        respond::empty(StatusCode::NOT_MODIFIED)
+    } else {
+        let mut response = Response::new(Full::new(Bytes::from_static(asset.body)));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+        response
+    };
+    let headers = response.headers_mut();
+    // Revalidated on every use: the names carry no hash, a rebuilt server must be seen at once.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(value) = HeaderValue::from_str(etag) {
+        headers.insert(header::ETAG, value);
+    }
+    Ok(response)
+}
+
+/// The page, with a fresh nonce in it and in its policy.
+fn index(request: &Request<Incoming>) -> Response<Body> {
+    let nonce = nonce();
+    let page = INDEX.replace(NONCE_PLACEHOLDER, &nonce);
+    let mut response = Response::new(Full::new(Bytes::from(page)));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(policy) = HeaderValue::from_str(&policy(Some(&nonce), authority(request).as_deref())) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    if !VENDOR_BUILT {
+        headers.insert("x-wssh-terminal", HeaderValue::from_static("not-built"));
+    }
+    response
+}
+
+/// The host and port the browser used, when it is plainly one (for `connect-src`: not every
+/// browser lets `'self'` cover `ws:` and `wss:`).
+fn authority(request: &Request<Incoming>) -> Option<String> {
+    let authority = match request.uri().authority() {
+        Some(authority) => authority.as_str().to_owned(),
+        None => request.headers().get(header::HOST)?.to_str().ok()?.to_owned(),
+    };
+    let plain = !authority.is_empty()
+        && !authority.contains('@')
+        && authority.bytes().all(|byte| byte.is_ascii_alphanumeric() || b".-:[]".contains(&byte));
+    plain.then_some(authority)
+}
+
+/// The Content-Security-Policy: scripts, styles, images, fonts and connections from this
+/// origin only; no plugins, no frames, no `<base>`, no form posts elsewhere.
+fn policy(nonce: Option<&str>, authority: Option<&str>) -> String {
+    let style_elem = match nonce {
+        Some(nonce) => format!("'self' 'nonce-{nonce}'"),
+        None => "'self'".to_owned(),
+    };
+    let sockets = authority.map(|host| format!(" ws://{host} wss://{host}")).unwrap_or_default();
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; style-src-elem {style_elem}; \
+         style-src-attr 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'{sockets}; \
+         manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// Headers on every answer of this surface, errors included.
+fn add_security_headers(response: &mut Response<Body>) {
+    let headers = response.headers_mut();
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    headers.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    headers.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(ASSET_POLICY));
+    }
+}
+
+/// The policy of everything but the page: nothing may run or load from an asset.
+const ASSET_POLICY: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'";
+
+/// 128 random bits in hex: a nonce for one page.
+fn nonce() -> String {
+    let mut bytes = [0_u8; 16];
+    wssh_auth::secret::fill_random(&mut bytes);
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// FNV-1a, 64 bits: enough to tell two builds' files apart for `ETag`.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn surface_paths() {
+        assert!(matches("/"));
+        assert!(matches("/assets/app.js"));
+        assert!(!matches("/assets"));
+        assert!(!matches("/bash"));
+        assert!(!matches("/sessions"));
+    }
+
+    #[test]
+    fn the_page_has_a_placeholder_and_no_inline_script() {
+        assert!(INDEX.contains(NONCE_PLACEHOLDER));
+        // Every <script> has a src: the policy allows no inline script.
+        for tag in INDEX.split("<script").skip(1) {
+            let head = tag.split('>').next().unwrap_or_default();
+            assert!(head.contains("src=\"/assets/"), "inline script in index.html: {head}");
+        }
+    }
+
+    #[test]
+    fn policy_is_strict() {
+        let policy = policy(Some("abc"), Some("127.0.0.1:8080"));
+        assert!(policy.contains("script-src 'self';"));
+        assert!(policy.contains("style-src-elem 'self' 'nonce-abc';"));
+        assert!(policy.contains("connect-src 'self' ws://127.0.0.1:8080 wss://127.0.0.1:8080;"));
+        assert!(!policy.contains("unsafe-eval"));
+        assert!(!policy.contains("script-src 'self' 'unsafe-inline'"));
+    }
+
+    #[test]
+    fn nonces_differ() {
+        let (one, two) = (nonce(), nonce());
+        assert_eq!(one.len(), 32);
+        assert_ne!(one, two);
+    }
 }

@@ -1,0 +1,119 @@
+//! The web page end to end: headless Chromium (Debian's `chromium`, driven by node's
+//! playwright-core from `web/e2e/terminal.mjs`) against the real binary — sign in, open a shell,
+//! type and read back, resize and see `stty size` follow, sign out and find the old access
+//! token refused. Screenshots go to `target/e2e/`; any browser console error fails the test.
+//!
+//! Needs `/usr/bin/chromium` (or `WSSH_CHROMIUM`) and Node.js with npm; `.ci/run` installs
+//! them. `web/node_modules` is filled with `npm ci` when playwright-core is missing.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+use support::{ADMIN_PASSWORD, Server, login};
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("project root")
+}
+
+/// The Chromium to drive; a missing one fails the test with the way to install it.
+fn chromium() -> PathBuf {
+    let path = PathBuf::from(std::env::var("WSSH_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()));
+    assert!(
+        path.is_file(),
+        "the browser test needs Chromium at {}: install it with `apt-get install -y chromium chromium-driver` \
+         (as root; `.ci/run` does this), or point WSSH_CHROMIUM at a Chromium binary",
+        path.display()
+    );
+    path
+}
+
+/// Makes sure node runs and `web/node_modules` has playwright-core.
+async fn node_modules(web: &Path) {
+    let node = tokio::process::Command::new("node").arg("--version").output().await;
+    assert!(
+        node.is_ok_and(|output| output.status.success()),
+        "the browser test needs Node.js and npm: install them with `apt-get install -y nodejs npm` (`.ci/run` does this)"
+    );
+    if web.join("node_modules/playwright-core/package.json").is_file() {
+        return;
+    }
+    let status = tokio::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(web)
+        .stdin(Stdio::null())
+        .status()
+        .await
+        .expect("run npm (install Node.js and npm: `apt-get install -y nodejs npm`)");
+    assert!(status.success(), "`npm ci` in web/ failed ({status})");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_in_type_resize_sign_out_in_chromium() {
+    let browser = chromium();
+    let root = project_root();
+    let web = root.join("web");
+    node_modules(&web).await;
+
+    let server = Server::start();
+    let client = server.client();
+
+    // The page and its terminal library are served.
+    let page = client.raw("GET", "/", &[], Vec::new()).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.header("content-type").starts_with("text/html"));
+    assert!(page.header("content-security-policy").contains("script-src 'self';"), "{:?}", page.headers);
+    assert_eq!(page.header("x-content-type-options"), "nosniff");
+    let xterm = client.raw("GET", "/assets/xterm.js", &[], Vec::new()).await;
+    assert_eq!(xterm.status, 200);
+    assert!(
+        xterm.text.len() > 10_000,
+        "xterm.js was not built into the server: run `npm ci` in web/ (needs Node.js with npm) and rebuild"
+    );
+    // An upgrade still reaches the shell endpoint, and other unknown paths keep the API's 404.
+    assert_eq!(client.raw("GET", "/nope", &[], Vec::new()).await.json["message"], "Error: Not found");
+    assert_eq!(client.raw("GET", "/assets/nope.js", &[], Vec::new()).await.status, 404);
+
+    // An access token to sign in with as well.
+    let (_identifier, token) = login(&client, "admin", ADMIN_PASSWORD).await;
+
+    let screenshots = root.join("target/e2e");
+    let run = tokio::process::Command::new("node")
+        .arg(web.join("e2e/terminal.mjs"))
+        .current_dir(&web)
+        .env("WSSH_URL", server.base())
+        .env("WSSH_USER", "admin")
+        .env("WSSH_PASSWORD", ADMIN_PASSWORD)
+        .env("WSSH_SESSION", "bash")
+        .env("WSSH_ACCESS_TOKEN", &token)
+        .env("WSSH_SCREENSHOTS", &screenshots)
+        .env("WSSH_CHROMIUM", &browser)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(180), run)
+        .await
+        .expect("the browser script finishes within 180 s")
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!(
+        "--- web/e2e/terminal.mjs stdout\n{stdout}--- stderr\n{stderr}--- screenshots in {}",
+        screenshots.display()
+    );
+    assert!(output.status.success(), "the browser test failed ({}); server log:\n{}", output.status, server.log());
+    assert!(stdout.contains("e2e: all steps passed"));
+    assert!(screenshots.join("03-hello.png").is_file() && screenshots.join("04-resized.png").is_file());
+
+    // After the page signed out, its access JWT is refused everywhere.
+    let jwt = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("revoked-jwt: "))
+        .expect("the script names the signed-out access token");
+    let bearer = format!("Bearer {jwt}");
+    assert_eq!(client.json("GET", "/sessions", &[("authorization", &bearer)], &json!({})).await.status, 401);
+    assert_eq!(client.raw("GET", "/test", &[("authorization", &bearer)], Vec::new()).await.status, 401);
+}

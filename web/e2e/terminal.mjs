@@ -1,0 +1,230 @@
+// End-to-end test of the page in headless Chromium, run by tests/browser.rs against the real
+// binary: sign in, open a shell, type, read the output back from the terminal, resize the
+// window and see `stty size` follow, reload (the login survives through the refresh cookie),
+// sign out and find the old access token refused. Fails on any console error or page error.
+//
+// Environment: WSSH_URL, WSSH_USER, WSSH_PASSWORD, WSSH_SESSION (default bash),
+// WSSH_ACCESS_TOKEN (optional: also sign in with it), WSSH_SCREENSHOTS (a folder),
+// WSSH_CHROMIUM (default /usr/bin/chromium).
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const base = process.env.WSSH_URL;
+const username = process.env.WSSH_USER || 'admin';
+const password = process.env.WSSH_PASSWORD;
+const session = process.env.WSSH_SESSION || 'bash';
+const accessToken = process.env.WSSH_ACCESS_TOKEN || '';
+const shots = process.env.WSSH_SCREENSHOTS || 'e2e-screenshots';
+const executablePath = process.env.WSSH_CHROMIUM || '/usr/bin/chromium';
+if (!base || !password) throw new Error('WSSH_URL and WSSH_PASSWORD are required');
+mkdirSync(shots, { recursive: true });
+
+const problems = [];
+const step = (text) => console.log(`step: ${text}`);
+
+const browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox'] });
+let page;
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  page = await context.newPage();
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`console error: ${message.text()} (${JSON.stringify(message.location())})`);
+  });
+  page.on('pageerror', (error) => problems.push(`page error: ${error.stack || error}`));
+  const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`) });
+  const check = () => {
+    if (problems.length) throw new Error(problems.join('\n'));
+  };
+
+  /** The terminal's visible text, one line per row. */
+  const screen = () =>
+    page.evaluate(() =>
+      Array.from(document.querySelectorAll('#terminal .xterm-rows > div'), (row) => row.textContent.replace(/\u00a0/g, ' ')).join('\n'),
+    );
+  const waitForScreen = async (pattern, what) => {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const text = await screen();
+      const found = text.match(pattern);
+      if (found) return found;
+      if (Date.now() > deadline) {
+        await shot('failure');
+        throw new Error(`timed out waiting for ${what}; the terminal shows:\n${text}`);
+      }
+      await page.waitForTimeout(100);
+    }
+  };
+  const type = async (line) => {
+    await page.locator('#terminal .xterm-helper-textarea').focus();
+    await page.keyboard.type(line);
+    await page.keyboard.press('Enter');
+  };
+
+  step('the page loads and asks for a sign-in');
+  const response = await page.goto(base + '/');
+  const policy = response.headers()['content-security-policy'] || '';
+  if (!policy.includes("script-src 'self'") || policy.includes('unsafe-inline;') || policy.includes("script-src 'self' 'unsafe")) {
+    throw new Error(`unexpected Content-Security-Policy: ${policy}`);
+  }
+  await page.locator('#signin-username').waitFor();
+  await shot('01-signin');
+
+  step('a wrong password is refused with a message');
+  await page.fill('#signin-username', username);
+  await page.fill('#signin-password', 'not-the-password');
+  // The 401 of a failed sign-in is expected; Chromium reports it as a failed resource load.
+  const refused = page.waitForResponse((r) => r.url().endsWith('/auth/login'));
+  await page.click('#signin-submit');
+  if ((await refused).status() !== 401) throw new Error('a wrong password was not refused');
+  await page.locator('#notice:not([hidden])').waitFor();
+  problems.splice(0, problems.length, ...problems.filter((p) => !(/status of 401/.test(p) && p.includes('/auth/login'))));
+
+  step('sign in with the password');
+  await page.fill('#signin-password', password);
+  const loginResponse = page.waitForResponse((r) => r.url().endsWith('/auth/login'));
+  await page.click('#signin-submit');
+  const login = await loginResponse;
+  if (login.status() !== 200) throw new Error(`sign-in answered ${login.status()}`);
+  const oldJwt = (login.headers()['authorization'] || '').replace(/^Bearer /, '');
+  if (oldJwt.split('.').length !== 3) throw new Error('no access JWT in the sign-in reply');
+  await page.locator(`button[data-session="${session}"]`).waitFor();
+  await shot('02-sessions');
+  check();
+
+  step('a reload keeps the login (refresh through the HttpOnly cookie)');
+  const refreshed = page.waitForResponse((r) => r.url().endsWith('/auth/session'));
+  await page.reload();
+  if ((await refreshed).status() !== 204) throw new Error('the reload did not refresh the login');
+  await page.locator(`button[data-session="${session}"]`).waitFor();
+  const cookieVisible = await page.evaluate(() => document.cookie.includes('token='));
+  if (cookieVisible) throw new Error('the refresh cookie is readable from JavaScript');
+  check();
+
+  step(`open the session ${session}`);
+  await page.click(`button[data-session="${session}"]`);
+  await page.locator('#terminal .xterm-rows').waitFor();
+  await page.waitForFunction(() => document.querySelector('#term-status').textContent === 'connected');
+  await type('echo hello-$((6*7))');
+  await waitForScreen(/^hello-42\s*$/m, 'hello-42');
+  // 24-bit colour: xterm.js styles such cells with style attributes, which the policy allows.
+  await type("printf '\\033[38;2;255;120;0m%s\\033[0m\\n' true-colour");
+  await waitForScreen(/^true-colour\s*$/m, 'true-colour');
+  await shot('03-hello');
+  check();
+
+  step('stty size follows the window');
+  const sizeOf = async (marker) => {
+    await type(`echo ${marker}=$(stty size)`);
+    const [, rows, cols] = await waitForScreen(new RegExp(`^${marker}=(\\d+) (\\d+)\\s*$`, 'm'), `${marker}'s stty size`);
+    return { rows: Number(rows), cols: Number(cols) };
+  };
+  const shown = async () => {
+    const [cols, rows] = (await page.textContent('#term-size')).split('×').map(Number);
+    return { rows, cols };
+  };
+  const before = await sizeOf('SIZE1');
+  const shownBefore = await shown();
+  if (before.rows !== shownBefore.rows || before.cols !== shownBefore.cols) {
+    throw new Error(`stty size ${JSON.stringify(before)} differs from the terminal's ${JSON.stringify(shownBefore)}`);
+  }
+  await page.setViewportSize({ width: 820, height: 460 });
+  await page.waitForFunction(
+    ([cols, rows]) => document.querySelector('#term-size').textContent !== `${cols}×${rows}`,
+    [shownBefore.cols, shownBefore.rows],
+  );
+  await type('clear');
+  const after = await sizeOf('SIZE2');
+  const shownAfter = await shown();
+  if (after.rows !== shownAfter.rows || after.cols !== shownAfter.cols) {
+    throw new Error(`after the resize stty size ${JSON.stringify(after)} differs from the terminal's ${JSON.stringify(shownAfter)}`);
+  }
+  if (!(after.cols < before.cols && after.rows < before.rows)) {
+    throw new Error(`the PTY did not shrink with the window: ${JSON.stringify(before)} then ${JSON.stringify(after)}`);
+  }
+  console.log(`stty size: ${before.rows}x${before.cols} then ${after.rows}x${after.cols}`);
+  await shot('04-resized');
+  check();
+
+  step('the shell exits: the page says so and offers to reconnect');
+  await type('exit 3');
+  await page.waitForFunction(() => /exited with status 3/.test(document.querySelector('#term-status').textContent));
+  await page.locator('#term-reconnect:not([hidden])').waitFor();
+  await shot('05-exited');
+  await page.click('#term-reconnect');
+  await page.waitForFunction(() => document.querySelector('#term-status').textContent === 'connected');
+  await type('echo again-$((2+3))');
+  await waitForScreen(/^again-5\s*$/m, 'again-5');
+  check();
+
+  step('administrators manage sessions, users and tokens');
+  await page.click('#term-back');
+  await page.locator('#session-form').waitFor();
+  await page.fill('#session-form input[name=name]', 'e2e-sh');
+  await page.fill('#session-form input[name=cmd]', 'sh');
+  await page.fill('#session-form input[name=args]', '-c "echo made by the page; exec sh"');
+  await page.press('#session-form input[name=dir]', 'Enter');
+  await page.locator('button[data-session="e2e-sh"]').waitFor();
+  const made = await (await fetch(base + '/sessions', {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${accessToken || oldJwt}`, 'x-HTTP-method-override': 'GET', 'Content-Type': 'application/json' },
+    body: JSON.stringify({ session: { name: 'e2e-sh' } }),
+  })).json();
+  const args = JSON.stringify(made.sessions && made.sessions[0] && made.sessions[0].args);
+  if (args !== JSON.stringify(['-c', 'echo made by the page; exec sh'])) throw new Error(`the new session has args ${args}`);
+  // Copy through the dialog (Enter confirms), then delete the copy.
+  await page.click('tr:has(button[data-session="e2e-sh"]) >> button:text-is("Copy")');
+  await page.locator('#ask[open]').waitFor();
+  await page.fill('#ask-fields input[name=name]', 'e2e-sh-2');
+  await page.press('#ask-fields input[name=name]', 'Enter');
+  await page.locator('button[data-session="e2e-sh-2"]').waitFor();
+  await page.click('tr:has(button[data-session="e2e-sh-2"]) >> button:text-is("Delete")');
+  await page.locator('#ask[open]').waitFor();
+  await page.click('#ask-ok');
+  await page.locator('button[data-session="e2e-sh-2"]').waitFor({ state: 'detached' });
+  await page.click('#tabs [data-view=users]');
+  await page.locator('#users-body tr').first().waitFor();
+  await page.locator('#view-users >> text=admin').first().waitFor();
+  // Until seed 004's role API is on this server, its 404 only hides the role editor.
+  await page.waitForTimeout(200);
+  problems.splice(0, problems.length, ...problems.filter((p) => !(/status of 404/.test(p) && p.includes('/role/list'))));
+  await shot('06-users');
+  await page.click('#tabs [data-view=tokens]');
+  await page.locator('#tokens-body tr').first().waitFor();
+  await shot('07-tokens');
+  await page.click('#tabs [data-view=sessions]');
+  check();
+
+  step('sign out');
+  const loggedOut = page.waitForResponse((r) => r.url().endsWith('/auth/logout'));
+  await page.click('#signout');
+  if ((await loggedOut).status() !== 200) throw new Error('sign-out was not accepted');
+  await page.locator('#signin-username').waitFor();
+  await shot('08-signed-out');
+  const stale = await fetch(base + '/sessions', { headers: { Authorization: `Bearer ${oldJwt}` } });
+  if (stale.status !== 401) throw new Error(`the old access token still works after sign-out (${stale.status})`);
+  // A reload after sign-out asks for a sign-in again (no refresh attempt, no console error).
+  await page.reload();
+  await page.locator('#signin-username').waitFor();
+  check();
+  console.log(`revoked-jwt: ${oldJwt}`);
+
+  if (accessToken) {
+    step('sign in with an access token');
+    await page.click('#signin-switch');
+    await page.fill('#signin-token', accessToken);
+    await page.click('#token-submit');
+    await page.locator(`button[data-session="${session}"]`).waitFor();
+    await page.click('#signout');
+    await page.locator('#signin-token').waitFor();
+    check();
+  }
+  console.log('e2e: all steps passed');
+} catch (error) {
+  if (page) await page.screenshot({ path: join(shots, 'failure.png') }).catch(() => {});
+  console.error(`e2e failed: ${error.stack || error}`);
+  if (problems.length) console.error(problems.join('\n'));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
