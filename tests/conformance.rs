@@ -22,9 +22,8 @@ const OPERATION_KEYS: &[&str] = &["get", "head", "post", "put", "delete", "optio
 /// Statuses documented but not reachable from outside: exempt from the coverage check.
 const EXEMPT_STATUSES: &[u16] = &[500];
 
-/// Documented (path, status) pairs no scenario can reach yet: no user lacks `sessions:connect`
-/// until custom roles exist.
-const EXEMPT_TRIPLES: &[(&str, u16)] = &[("/{session}", 403), ("/test", 403)];
+/// Documented (path, status) pairs no scenario can reach yet (none at present).
+const EXEMPT_TRIPLES: &[(&str, u16)] = &[];
 
 /// The headers of a WebSocket upgrade request.
 const UPGRADE: &[(&str, &str)] = &[
@@ -713,6 +712,14 @@ async fn every_documented_status_is_reached_and_matches_the_document() {
             .header("x-refresh-token", refresh),
     ]);
 
+    // A user holding no permission (bound to the built-in guest role): refused by /test and
+    // by the shell endpoint.
+    let guest = guest_user(&client).await;
+    scenarios.extend([
+        Scenario::raw("test a guest", "GET", "/test", Vec::new(), 403).header("authorization", guest.clone()),
+        Scenario::upgrade("open a shell as a guest", "/bash", 403).header("authorization", guest),
+    ]);
+
     // The generic errors, on every operation.
     scenarios.extend(for_every_call("malformed JSON", &malformed, 400));
     scenarios.extend(for_every_call("no credentials", b"{}", 401));
@@ -791,4 +798,441 @@ fn the_validator_rejects_what_the_document_forbids() {
     });
     assert!(validate(&spec, &schema("Credential"), &credential, "").is_err(), "no password hash in a view");
     assert!(validate(&spec, &schema("Error"), &json!({}), "").is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seed 002 (`/AccessToken/...`) and seed 004's roles, permissions and users.
+
+/// A scenario path built at run time (ids, query strings); scenarios hold `&'static str`.
+fn leaked(path: String) -> &'static str {
+    Box::leak(path.into_boxed_str())
+}
+
+/// `Basic` credentials.
+fn basic_auth(username: &str, password: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{username}:{password}")))
+}
+
+/// A request without a body.
+fn bare(name: &str, method: &'static str, path: &'static str, expect: u16) -> Scenario {
+    let mut scenario = Scenario::raw(name, method, path, Vec::new(), expect);
+    scenario.headers.clear();
+    scenario
+}
+
+/// Creates a user holding no permission at all (bound to the built-in `guest` role) through
+/// seed 004's routes, and returns its `Basic` credentials.
+async fn guest_user(client: &Client) -> String {
+    let admin = basic_auth("admin", ADMIN_PASSWORD);
+    let created = client
+        .json(
+            "POST",
+            "/user",
+            &[("authorization", &admin)],
+            &json!({ "username": "guest-user", "password": "guest-password-1" }),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let uid = created.json["data"]["id"].as_i64().unwrap();
+    let roles = client.raw("GET", "/role/list?roleKey=guest", &[("authorization", &admin)], Vec::new()).await;
+    let guest = roles.json["data"]["list"][0]["roleId"].as_i64().unwrap();
+    let bound = client.json("POST", &format!("/user/{uid}/bind"), &[("authorization", &admin)], &json!([guest])).await;
+    assert_eq!(bound.status, 200, "{}", bound.text);
+    basic_auth("guest-user", "guest-password-1")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_token_surface() {
+    let server = Server::start();
+    let client = server.client();
+    let mut check = Conformance::load();
+    let admin = basic_auth("admin", ADMIN_PASSWORD);
+    support::create_user(&client, ALICE, ALICE_PASSWORD).await;
+    let alice = basic_auth(ALICE, ALICE_PASSWORD);
+    const LIST: &str = "/AccessToken/{appKey}";
+    const ITEM: &str = "/AccessToken/{appKey}/{id}";
+
+    let minted = check
+        .run(
+            &client,
+            Scenario::new(
+                "mint with the seed's sample body",
+                "POST",
+                "/AccessToken/app",
+                &json!({ "title": "", "tags": "", "userID": "0", "description": "", "permissions": "", "expireInDays": "0" }),
+                200,
+            )
+            .header("authorization", admin.clone())
+            .documented_as(LIST),
+        )
+        .await;
+    let id = minted.json["data"]["id"].as_i64().unwrap();
+    let secret = minted.json["data"]["access_token"].as_str().unwrap().to_owned();
+    let narrow = check
+        .run(
+            &client,
+            Scenario::new(
+                "mint a narrow token",
+                "POST",
+                "/AccessToken/app",
+                &json!({ "permissions": "sessions:read", "expireInDays": 1 }),
+                200,
+            )
+            .header("authorization", admin.clone())
+            .documented_as(LIST),
+        )
+        .await;
+    let narrow = format!("Bearer {}", narrow.json["data"]["access_token"].as_str().unwrap());
+    let admin_id = client.raw("GET", "/user/info", &[("authorization", &admin)], Vec::new()).await.json["data"]["user"]
+        ["userId"]
+        .as_i64()
+        .unwrap();
+    let item = leaked(format!("/AccessToken/app/{id}"));
+    let huge = vec![b' '; MAX_BODY_BYTES + 1];
+
+    check
+        .run_all(
+            &client,
+            vec![
+                // List.
+                bare("list", "GET", "/AccessToken/app", 200).header("authorization", admin.clone()).documented_as(LIST),
+                bare("list with the token", "GET", "/AccessToken/app?skip=0&take=5", 200)
+                    .header("authorization", format!("Bearer {secret}"))
+                    .documented_as(LIST),
+                bare("list, negative skip", "GET", "/AccessToken/app?skip=-1", 400)
+                    .header("authorization", admin.clone())
+                    .documented_as(LIST),
+                bare("list without credentials", "GET", "/AccessToken/app", 401).documented_as(LIST),
+                bare("list, wrong password", "GET", "/AccessToken/app", 401)
+                    .header("authorization", basic_auth("admin", "wrong"))
+                    .documented_as(LIST),
+                bare("list another's tokens", "GET", leaked(format!("/AccessToken/app?userId={admin_id}")), 403)
+                    .header("authorization", alice.clone())
+                    .documented_as(LIST),
+                bare("list with a token lacking tokens:read", "GET", "/AccessToken/app", 403)
+                    .header("authorization", narrow.clone())
+                    .documented_as(LIST),
+                bare("list an unknown user's tokens", "GET", "/AccessToken/app?userId=99999", 404)
+                    .header("authorization", admin.clone())
+                    .documented_as(LIST),
+                // Create.
+                Scenario::new("mint, negative expiry", "POST", "/AccessToken/app", &json!({ "expireInDays": -1 }), 400)
+                    .header("authorization", admin.clone())
+                    .documented_as(LIST),
+                Scenario::new(
+                    "mint, unknown permission",
+                    "POST",
+                    "/AccessToken/app",
+                    &json!({ "permissions": "root" }),
+                    400,
+                )
+                .header("authorization", admin.clone())
+                .documented_as(LIST),
+                Scenario::new("mint without credentials", "POST", "/AccessToken/app", &json!({}), 401)
+                    .documented_as(LIST),
+                Scenario::new("mint for another user", "POST", "/AccessToken/app", &json!({ "userID": admin_id }), 403)
+                    .header("authorization", alice.clone())
+                    .documented_as(LIST),
+                Scenario::new("mint for nobody", "POST", "/AccessToken/app", &json!({ "userID": 99999 }), 404)
+                    .header("authorization", admin.clone())
+                    .documented_as(LIST),
+                Scenario::raw("mint with a body over 1 MiB", "POST", "/AccessToken/app", huge, 413)
+                    .header("authorization", admin.clone())
+                    .documented_as(LIST),
+                // Update.
+                Scenario::new("update", "PUT", item, &json!({ "title": "t", "enable": true }), 200)
+                    .header("authorization", admin.clone())
+                    .documented_as(ITEM),
+                Scenario::new("update, enable not a boolean", "PUT", item, &json!({ "enable": "maybe" }), 400)
+                    .header("authorization", admin.clone())
+                    .documented_as(ITEM),
+                Scenario::new("update without credentials", "PUT", item, &json!({}), 401).documented_as(ITEM),
+                Scenario::new("update another's token", "PUT", item, &json!({ "enable": false }), 403)
+                    .header("authorization", alice.clone())
+                    .documented_as(ITEM),
+                Scenario::new(
+                    "update under another appKey",
+                    "PUT",
+                    leaked(format!("/AccessToken/other/{id}")),
+                    &json!({}),
+                    404,
+                )
+                .header("authorization", admin.clone())
+                .documented_as(ITEM),
+                // Delete.
+                bare("delete, id not an integer", "DELETE", "/AccessToken/app/abc", 400)
+                    .header("authorization", admin.clone())
+                    .documented_as(ITEM),
+                bare("delete without credentials", "DELETE", item, 401).documented_as(ITEM),
+                bare("delete another's token", "DELETE", item, 403)
+                    .header("authorization", alice.clone())
+                    .documented_as(ITEM),
+                bare("delete", "DELETE", item, 200).header("authorization", admin.clone()).documented_as(ITEM),
+                bare("delete again", "DELETE", item, 404).header("authorization", admin.clone()).documented_as(ITEM),
+                bare("list with the deleted token", "GET", "/AccessToken/app", 401)
+                    .header("authorization", format!("Bearer {secret}"))
+                    .documented_as(LIST),
+            ],
+        )
+        .await;
+    check.assert_covered(Surface::AccessToken);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rbac_surface() {
+    let server = Server::start();
+    let client = server.client();
+    let mut check = Conformance::load();
+    let admin = basic_auth("admin", ADMIN_PASSWORD);
+    support::create_user(&client, ALICE, ALICE_PASSWORD).await;
+    let alice = basic_auth(ALICE, ALICE_PASSWORD);
+    let admin_id = client.raw("GET", "/user/info", &[("authorization", &admin)], Vec::new()).await.json["data"]["user"]
+        ["userId"]
+        .as_i64()
+        .unwrap();
+    let roles = client.raw("GET", "/role/list", &[("authorization", &admin)], Vec::new()).await;
+    let role_of = |key: &str| {
+        roles.json["data"]["list"].as_array().unwrap().iter().find(|role| role["roleKey"] == key).unwrap()["roleId"]
+            .as_i64()
+            .unwrap()
+    };
+    let (admin_role, user_role, guest_role) = (role_of("admin"), role_of("user"), role_of("guest"));
+
+    // Roles.
+    let created = check
+        .run(
+            &client,
+            Scenario::new(
+                "create a role",
+                "POST",
+                "/role",
+                &json!({ "role_name": "Operators", "role_key": "ops", "role_sort": 5, "status": "0", "remark": "r" }),
+                200,
+            )
+            .header("authorization", admin.clone()),
+        )
+        .await;
+    let ops = created.json["data"]["roleId"].as_i64().unwrap();
+    let ops_path = leaked(format!("/role/{ops}"));
+    let user_role_path = leaked(format!("/role/{user_role}"));
+    const ROLE: &str = "/role/{roleId}";
+    let mut scenarios = vec![
+        Scenario::new("create a taken key", "POST", "/role", &json!({ "role_name": "x", "role_key": "ops" }), 409)
+            .header("authorization", admin.clone()),
+        Scenario::new("create without a key", "POST", "/role", &json!({ "role_name": "x" }), 400)
+            .header("authorization", admin.clone()),
+        Scenario::new("create without credentials", "POST", "/role", &json!({}), 401),
+        Scenario::new("create as a user", "POST", "/role", &json!({ "role_name": "x", "role_key": "x" }), 403)
+            .header("authorization", alice.clone()),
+        bare("list roles", "GET", "/role/list?pageNum=1&pageSize=2", 200)
+            .header("authorization", admin.clone())
+            .documented_as("/role/list"),
+        Scenario::new(
+            "list roles, the seed's GET body",
+            "GET",
+            "/role/list",
+            &json!({ "pageNum": 1, "pageSize": 10, "roleName": "", "roleKey": "", "status": "" }),
+            200,
+        )
+        .header("authorization", admin.clone()),
+        bare("list roles, bad status", "GET", "/role/list?status=7", 400)
+            .header("authorization", admin.clone())
+            .documented_as("/role/list"),
+        bare("list roles without credentials", "GET", "/role/list", 401),
+        bare("list roles as a user", "GET", "/role/list", 403).header("authorization", alice.clone()),
+        bare("get a role", "GET", ops_path, 200).header("authorization", admin.clone()).documented_as(ROLE),
+        bare("get a role, bad id", "GET", "/role/x", 400).header("authorization", admin.clone()).documented_as(ROLE),
+        bare("get a role without credentials", "GET", ops_path, 401).documented_as(ROLE),
+        bare("get a role as a user", "GET", ops_path, 403).header("authorization", alice.clone()).documented_as(ROLE),
+        bare("get an unknown role", "GET", "/role/99999", 404)
+            .header("authorization", admin.clone())
+            .documented_as(ROLE),
+        Scenario::new(
+            "change a role",
+            "PUT",
+            ops_path,
+            &json!({ "role_name": "Ops", "permissions": ["sessions:read"] }),
+            200,
+        )
+        .header("authorization", admin.clone())
+        .documented_as(ROLE),
+        Scenario::new("change a role, bad status", "PUT", ops_path, &json!({ "status": "2" }), 400)
+            .header("authorization", admin.clone())
+            .documented_as(ROLE),
+        Scenario::new("change a role without credentials", "PUT", ops_path, &json!({}), 401).documented_as(ROLE),
+        Scenario::new("change a role as a user", "PUT", ops_path, &json!({}), 403)
+            .header("authorization", alice.clone())
+            .documented_as(ROLE),
+        Scenario::new("change an unknown role", "PUT", "/role/99999", &json!({}), 404)
+            .header("authorization", admin.clone())
+            .documented_as(ROLE),
+        Scenario::new("rename a built-in role's key", "PUT", user_role_path, &json!({ "role_key": "member" }), 409)
+            .header("authorization", admin.clone())
+            .documented_as(ROLE),
+        bare("delete a role, bad id", "DELETE", "/role/x", 400)
+            .header("authorization", admin.clone())
+            .documented_as(ROLE),
+        bare("delete a role without credentials", "DELETE", ops_path, 401).documented_as(ROLE),
+        bare("delete a role as a user", "DELETE", ops_path, 403)
+            .header("authorization", alice.clone())
+            .documented_as(ROLE),
+        bare("delete a built-in role", "DELETE", user_role_path, 409)
+            .header("authorization", admin.clone())
+            .documented_as(ROLE),
+    ];
+
+    // Permissions.
+    let perm = |query: String| leaked(format!("/perm?{query}"));
+    scenarios.extend([
+        bare("a role's permissions", "GET", perm(format!("roleId={user_role}")), 200)
+            .header("authorization", admin.clone())
+            .documented_as("/perm"),
+        bare("one's own permissions", "GET", "/perm", 200).header("authorization", alice.clone()),
+        bare("permissions, bad roleId", "GET", "/perm?roleId=x", 400)
+            .header("authorization", admin.clone())
+            .documented_as("/perm"),
+        bare("permissions without credentials", "GET", "/perm", 401),
+        bare("a role's permissions as a user", "GET", perm(format!("roleId={user_role}")), 403)
+            .header("authorization", alice.clone())
+            .documented_as("/perm"),
+        bare("an unknown role's permissions", "GET", "/perm?roleId=99999", 404)
+            .header("authorization", admin.clone())
+            .documented_as("/perm"),
+        bare(
+            "set permissions",
+            "PUT",
+            perm(format!("roleId={ops}&permissions=sessions:read&permissions=tokens:read")),
+            200,
+        )
+        .header("authorization", admin.clone())
+        .documented_as("/perm"),
+        bare("set an unknown permission", "PUT", perm(format!("roleId={ops}&permissions=root")), 400)
+            .header("authorization", admin.clone())
+            .documented_as("/perm"),
+        bare("set permissions without credentials", "PUT", perm(format!("roleId={ops}&permissions=")), 401)
+            .documented_as("/perm"),
+        bare("set permissions as a user", "PUT", perm(format!("roleId={ops}&permissions=")), 403)
+            .header("authorization", alice.clone())
+            .documented_as("/perm"),
+        bare("set an unknown role's permissions", "PUT", "/perm?roleId=99999&permissions=", 404)
+            .header("authorization", admin.clone())
+            .documented_as("/perm"),
+        bare("narrow the admin role", "PUT", perm(format!("roleId={admin_role}&permissions=sessions:read")), 409)
+            .header("authorization", admin.clone())
+            .documented_as("/perm"),
+        bare("every permission", "GET", "/perm/list", 200).header("authorization", admin.clone()),
+        bare("every permission without credentials", "GET", "/perm/list", 401),
+        bare("every permission as a user", "GET", "/perm/list", 403).header("authorization", alice.clone()),
+    ]);
+
+    // Users.
+    let created = check
+        .run(
+            &client,
+            Scenario::new(
+                "create a user",
+                "POST",
+                "/user",
+                &json!({ "username": "carol", "password": "carol-password-1" }),
+                201,
+            )
+            .header("authorization", admin.clone()),
+        )
+        .await;
+    let carol = created.json["data"]["id"].as_i64().unwrap();
+    let carol_path = leaked(format!("/user/{carol}"));
+    let admin_path = leaked(format!("/user/{admin_id}"));
+    let carol_bind = leaked(format!("/user/{carol}/bind"));
+    let carol_auth = basic_auth("carol", "carol-password-1");
+    const USER: &str = "/user/{uid}";
+    const BIND: &str = "/user/{uid}/bind";
+    let huge = vec![b' '; MAX_BODY_BYTES + 1];
+    scenarios.extend([
+        Scenario::new("create a user without a password", "POST", "/user", &json!({ "username": "x" }), 400)
+            .header("authorization", admin.clone()),
+        Scenario::new(
+            "create a user without credentials",
+            "POST",
+            "/user",
+            &json!({ "username": "x", "password": "y" }),
+            401,
+        ),
+        Scenario::new("create a user as a user", "POST", "/user", &json!({ "username": "x", "password": "y" }), 403)
+            .header("authorization", alice.clone()),
+        Scenario::new("create a taken user", "POST", "/user", &json!({ "username": "carol", "password": "y" }), 409)
+            .header("authorization", admin.clone()),
+        Scenario::raw("create a user with a body over 1 MiB", "POST", "/user", huge, 413)
+            .header("authorization", admin.clone()),
+        bare("own info", "GET", "/user/info", 200).header("authorization", carol_auth.clone()),
+        bare("info without credentials", "GET", "/user/info", 401),
+        bare("another's info as a user", "GET", "/user/info?username=admin", 403)
+            .header("authorization", carol_auth.clone())
+            .documented_as("/user/info"),
+        bare("an unknown user's info", "GET", "/user/info?username=nobody", 404)
+            .header("authorization", admin.clone())
+            .documented_as("/user/info"),
+        bare("get oneself", "GET", carol_path, 200).header("authorization", carol_auth.clone()).documented_as(USER),
+        bare("get a user, bad id", "GET", "/user/x", 400).header("authorization", admin.clone()).documented_as(USER),
+        bare("get a user without credentials", "GET", carol_path, 401).documented_as(USER),
+        bare("get another user as a user", "GET", admin_path, 403)
+            .header("authorization", carol_auth.clone())
+            .documented_as(USER),
+        bare("get an unknown user", "GET", "/user/99999", 404)
+            .header("authorization", admin.clone())
+            .documented_as(USER),
+        Scenario::new("change one's profile", "PUT", carol_path, &json!({ "nickname": "Caz", "password": "" }), 200)
+            .header("authorization", carol_auth.clone())
+            .documented_as(USER),
+        Scenario::new("change a user, bad status", "PUT", carol_path, &json!({ "status": "x" }), 400)
+            .header("authorization", admin.clone())
+            .documented_as(USER),
+        Scenario::new("change a user without credentials", "PUT", carol_path, &json!({}), 401).documented_as(USER),
+        Scenario::new("disable oneself as a user", "PUT", carol_path, &json!({ "status": "1" }), 403)
+            .header("authorization", carol_auth.clone())
+            .documented_as(USER),
+        Scenario::new("change an unknown user", "PUT", "/user/99999", &json!({}), 404)
+            .header("authorization", admin.clone())
+            .documented_as(USER),
+        Scenario::new("disable the last administrator", "PUT", admin_path, &json!({ "status": "1" }), 409)
+            .header("authorization", admin.clone())
+            .documented_as(USER),
+        Scenario::new("bind roles", "POST", carol_bind, &json!([guest_role, user_role]), 200)
+            .header("authorization", admin.clone())
+            .documented_as(BIND),
+        Scenario::new("bind, not an array", "POST", carol_bind, &json!("x"), 400)
+            .header("authorization", admin.clone())
+            .documented_as(BIND),
+        Scenario::new("bind without credentials", "POST", carol_bind, &json!([user_role]), 401).documented_as(BIND),
+        Scenario::new("bind as a user", "POST", carol_bind, &json!([admin_role]), 403)
+            .header("authorization", carol_auth.clone())
+            .documented_as(BIND),
+        Scenario::new("bind to an unknown user", "POST", "/user/99999/bind", &json!([user_role]), 404)
+            .header("authorization", admin.clone())
+            .documented_as(BIND),
+        Scenario::new("bind an unknown role", "POST", carol_bind, &json!([99999]), 409)
+            .header("authorization", admin.clone())
+            .documented_as(BIND),
+        bare("delete a user, bad id", "DELETE", "/user/x", 400)
+            .header("authorization", admin.clone())
+            .documented_as(USER),
+        bare("delete a user without credentials", "DELETE", carol_path, 401).documented_as(USER),
+        bare("delete a user as a user", "DELETE", admin_path, 403)
+            .header("authorization", carol_auth.clone())
+            .documented_as(USER),
+        bare("delete the last administrator", "DELETE", admin_path, 409)
+            .header("authorization", admin.clone())
+            .documented_as(USER),
+        bare("delete a user", "DELETE", carol_path, 200).header("authorization", admin.clone()).documented_as(USER),
+        bare("delete a user again", "DELETE", carol_path, 404)
+            .header("authorization", admin.clone())
+            .documented_as(USER),
+        bare("get oneself after deletion", "GET", carol_path, 401)
+            .header("authorization", carol_auth.clone())
+            .documented_as(USER),
+        // Last: the custom role goes.
+        bare("delete a role", "DELETE", ops_path, 200).header("authorization", admin.clone()).documented_as(ROLE),
+        bare("delete a role again", "DELETE", ops_path, 404).header("authorization", admin.clone()).documented_as(ROLE),
+    ]);
+    check.run_all(&client, scenarios).await;
+    check.assert_covered(Surface::Rbac);
 }

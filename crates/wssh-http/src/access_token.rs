@@ -1,21 +1,371 @@
-//! The access-token surface of seed 002: `/AccessToken/{appKey}` and `/AccessToken/{appKey}/{id}`,
-//! answering in that seed's envelope `{code, data, error}`.
+//! The access-token surface of seed 002: `/AccessToken/{appKey}` (list, create) and
+//! `/AccessToken/{appKey}/{id}` (update, delete), answering in that seed's envelope
+//! `{code, data, error}` with `code` equal to the HTTP status.
+//!
+//! Tokens are the same access tokens every other surface accepts (`Authorization: Bearer
+//! wssh_…`), scoped here by `appKey`: a token minted under one key is 404 under another. The
+//! secret is shown once, in the reply that mints it; lists never show it. A token's rights are
+//! its owner's intersected with its own `permissions`.
 
 use std::net::SocketAddr;
 
-use http::{Request, Response};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use percent_encoding::percent_decode_str;
+use serde_json::{Value, json};
+use wssh_auth::Principal;
+use wssh_domain::{AccessToken, Permission, PermissionSet, Timestamp, TokenSpec, User, UserId};
 
 use crate::SharedState;
 use crate::error::ApiError;
-use crate::respond::{self, Body};
+use crate::input::{self, Object, Query};
+use crate::respond::{self, Body, LoggedUser};
+use crate::router::read_body;
+
+/// The path prefix of this surface.
+const PREFIX: &str = "/AccessToken";
+/// Rows per page when `take` is absent or 0.
+const DEFAULT_TAKE: u64 = 20;
+/// The most rows one page holds.
+const MAX_TAKE: u64 = 1000;
+/// The longest expiry accepted, in days (a hundred years).
+const MAX_EXPIRY_DAYS: i64 = 36_500;
+/// Seconds in a day.
+const DAY_SECONDS: i64 = 86_400;
+/// The longest `appKey`, in characters.
+const MAX_APP_KEY_CHARS: usize = 128;
+/// The longest title, in characters.
+const MAX_TITLE_CHARS: usize = 256;
+/// The longest tags and description, in characters.
+const MAX_TEXT_CHARS: usize = 1024;
 
 /// Whether `path` belongs to this surface.
-pub(crate) fn matches(_path: &str) -> bool {
-    false
+pub(crate) fn matches(path: &str) -> bool {
+    path == PREFIX || path.starts_with("/AccessToken/")
+}
+
+/// A route of this surface, with its path parameters (raw, still percent-encoded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Route {
+    /// `/AccessToken/{appKey}`: list and create.
+    Collection { app_key: String },
+    /// `/AccessToken/{appKey}/{id}`: update and delete.
+    Item { app_key: String, id: String },
+}
+
+impl Route {
+    fn at(path: &str) -> Option<Route> {
+        let rest = path.strip_prefix("/AccessToken/")?;
+        let mut segments = rest.split('/');
+        let app_key = segments.next().filter(|segment| !segment.is_empty())?.to_owned();
+        match (segments.next(), segments.next()) {
+            (None, _) => Some(Route::Collection { app_key }),
+            (Some(id), None) if !id.is_empty() => Some(Route::Item { app_key, id: id.to_owned() }),
+            _ => None,
+        }
+    }
+
+    fn allows(&self, method: &Method) -> bool {
+        match self {
+            Route::Collection { .. } => *method == Method::GET || *method == Method::POST,
+            Route::Item { .. } => *method == Method::PUT || *method == Method::DELETE,
+        }
+    }
+
+    fn allow_header(&self) -> &'static str {
+        match self {
+            Route::Collection { .. } => "GET, POST, OPTIONS",
+            Route::Item { .. } => "PUT, DELETE, OPTIONS",
+        }
+    }
+}
+
+/// The seed's success envelope.
+fn success(data: Value) -> Response<Body> {
+    respond::json(StatusCode::OK, &json!({ "code": 200, "data": data, "error": "" }))
+}
+
+/// The seed's error envelope: `{code, data: null, error}` with `code` equal to the status.
+fn error(failure: &ApiError) -> Response<Body> {
+    let mut response = respond::json(
+        failure.status,
+        &json!({ "code": failure.status.as_u16(), "data": Value::Null, "error": failure.message }),
+    );
+    let headers = response.headers_mut();
+    if let Some(seconds) = failure.retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if failure.status == StatusCode::UNAUTHORIZED {
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"wssh\""));
+    }
+    response
 }
 
 /// Answers one request of this surface.
-pub(crate) async fn handle(_request: Request<Incoming>, _state: SharedState, _peer: SocketAddr) -> Response<Body> {
-    respond::error(&ApiError::not_found("Not found"))
+pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer: SocketAddr) -> Response<Body> {
+    let Some(route) = Route::at(request.uri().path()) else {
+        return error(&ApiError::not_found("Not found"));
+    };
+    if !route.allows(request.method()) {
+        let mut response = error(&ApiError::method_not_allowed());
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(route.allow_header()));
+        return response;
+    }
+    let method = request.method().clone();
+    let headers = request.headers().clone();
+    let query = Query::parse(request.uri().query());
+    let body = match read_body(request).await {
+        Ok(body) => body,
+        Err(failure) => return error(&failure),
+    };
+    let outcome = tokio::task::spawn_blocking(move || run(&state, &route, &method, &headers, &query, &body, peer))
+        .await
+        .unwrap_or_else(|join_error| Err(ApiError::internal(&join_error)));
+    match outcome {
+        Ok((data, username)) => {
+            let mut response = success(data);
+            response.extensions_mut().insert(LoggedUser(username));
+            response
+        }
+        Err(failure) => error(&failure),
+    }
+}
+
+/// Runs one operation; the data of the reply and the caller's name, or the refusal.
+fn run(
+    state: &SharedState,
+    route: &Route,
+    method: &Method,
+    headers: &HeaderMap,
+    query: &Query,
+    body: &Bytes,
+    peer: SocketAddr,
+) -> Result<(Value, String), ApiError> {
+    let principal = input::authenticate(state, headers, peer)?;
+    let operations = Operations { state, principal: &principal };
+    let data = match route {
+        Route::Collection { app_key } => {
+            let app_key = decode_app_key(app_key)?;
+            if *method == Method::GET {
+                operations.list(&app_key, query)?
+            } else {
+                operations.create(&app_key, body)?
+            }
+        }
+        Route::Item { app_key, id } => {
+            let app_key = decode_app_key(app_key)?;
+            let identifier = parse_identifier(id)?;
+            if *method == Method::PUT {
+                operations.update(&app_key, &identifier, body)?
+            } else {
+                operations.delete(&app_key, &identifier)?
+            }
+        }
+    };
+    Ok((data, principal.username.to_string()))
+}
+
+/// The `appKey` path segment, percent-decoded and checked.
+fn decode_app_key(raw: &str) -> Result<String, ApiError> {
+    let app_key = percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad_request("appKey is not valid UTF-8"))?
+        .into_owned();
+    if app_key.trim().is_empty() {
+        return Err(ApiError::bad_request("appKey is empty"));
+    }
+    input::check_text("appKey", &app_key, MAX_APP_KEY_CHARS)?;
+    Ok(app_key)
+}
+
+/// The `{id}` path segment: a token's decimal identifier.
+fn parse_identifier(raw: &str) -> Result<String, ApiError> {
+    raw.parse::<u64>().map(|id| id.to_string()).map_err(|_| ApiError::bad_request("id must be a token id (an integer)"))
+}
+
+/// The seed's `UserAccessToken`, whose secret is never shown: `accessToken` is empty.
+fn token_view(token: &AccessToken, owner_permissions: PermissionSet) -> Value {
+    let effective = owner_permissions.intersection(token.permissions.unwrap_or_else(PermissionSet::all));
+    json!({
+        "id": token.identifier.as_str().parse::<i64>().unwrap_or_default(),
+        "userID": token.user_id.0,
+        "enable": token.enabled,
+        "permissions": input::comma_names(effective),
+        "title": token.title,
+        "accessToken": "",
+        "tags": token.tags,
+        "description": token.description,
+        "expireTime": token.expires_at.map(Timestamp::to_rfc3339).unwrap_or_default(),
+        "createDate": token.created_at.to_rfc3339(),
+        "lastUpdate": token.updated_at.to_rfc3339(),
+    })
+}
+
+/// The permissions field of a body: absent is `None` (nothing to change), `""` or `[]` is
+/// `Some(None)` (all of the owner's), names are `Some(Some(set))`.
+fn permissions_field(body: &Object) -> Result<Option<Option<PermissionSet>>, ApiError> {
+    let Some(value) = input::field(body, &["permissions"]) else { return Ok(None) };
+    let names = input::permission_names(value, "permissions")?;
+    Ok(Some((!names.is_empty()).then(|| names.into_iter().collect())))
+}
+
+/// Reads an optional free-text field, checked.
+fn text(body: &Object, name: &str, max: usize) -> Result<Option<String>, ApiError> {
+    let value = input::text_field(body, &[name], name)?;
+    if let Some(value) = &value {
+        input::check_text(name, value, max)?;
+    }
+    Ok(value)
+}
+
+struct Operations<'a> {
+    state: &'a SharedState,
+    principal: &'a Principal,
+}
+
+impl Operations<'_> {
+    fn store(&self) -> &dyn wssh_store::Store {
+        self.state.auth.store()
+    }
+
+    fn user(&self, id: UserId) -> Result<User, ApiError> {
+        self.store()
+            .find_user_by_id(id)
+            .map_err(|failure| ApiError::from_store(failure, "User"))?
+            .ok_or_else(|| ApiError::not_found("User not found"))
+    }
+
+    /// The user a request names by id (`0` or absent: the caller). Another user needs
+    /// `permission`, checked before the lookup so that existence leaks nothing.
+    fn target_user(&self, id: Option<i64>, permission: Permission) -> Result<User, ApiError> {
+        let id = id.filter(|id| *id != 0).map_or(self.principal.user_id, UserId);
+        if id != self.principal.user_id {
+            self.principal.require(permission)?;
+        }
+        self.user(id)
+    }
+
+    /// What a token minted or changed by this caller may carry: when the caller itself came
+    /// with a token, never more than that token's rights.
+    fn cap(&self, permissions: Option<PermissionSet>) -> Option<PermissionSet> {
+        match self.principal.token_identifier() {
+            Some(_) => Some(permissions.unwrap_or_else(PermissionSet::all).intersection(self.principal.permissions)),
+            None => permissions,
+        }
+    }
+
+    /// The token `identifier` under `app_key`, which the caller must own or manage.
+    fn app_token(&self, app_key: &str, identifier: &str) -> Result<AccessToken, ApiError> {
+        let token = self
+            .store()
+            .find_token(identifier)
+            .map_err(|failure| ApiError::from_store(failure, "Token"))?
+            .filter(|token| token.app_key.as_deref() == Some(app_key))
+            .ok_or_else(|| ApiError::not_found("Token not found"))?;
+        self.principal.require_owner_or(token.user_id, Permission::UsersWrite)?;
+        Ok(token)
+    }
+
+    fn list(&self, app_key: &str, query: &Query) -> Result<Value, ApiError> {
+        self.principal.require(Permission::TokensRead)?;
+        let owner = self.target_user(query.integer("userId")?, Permission::UsersRead)?;
+        let skip = query.integer("skip")?.unwrap_or(0);
+        let take = query.integer("take")?.unwrap_or(0);
+        let skip = u64::try_from(skip).map_err(|_| ApiError::bad_request("skip must not be negative"))?;
+        let take = u64::try_from(take).map_err(|_| ApiError::bad_request("take must not be negative"))?;
+        let take = if take == 0 { DEFAULT_TAKE } else { take.min(MAX_TAKE) };
+        let (total, tokens) = self
+            .store()
+            .list_app_tokens(app_key, Some(owner.id), skip, take)
+            .map_err(|failure| ApiError::from_store(failure, "Token"))?;
+        let rows: Vec<Value> = tokens.iter().map(|token| token_view(token, owner.permissions)).collect();
+        Ok(json!({ "total": total, "data": rows }))
+    }
+
+    fn create(&self, app_key: &str, body: &[u8]) -> Result<Value, ApiError> {
+        self.principal.require(Permission::TokensWrite)?;
+        let body = input::object_body(body)?;
+        let owner_id = input::integer_field(&body, &["userID", "userId", "user_id"], "userID")?;
+        let owner = self.target_user(owner_id, Permission::UsersWrite)?;
+        let days = input::integer_field(&body, &["expireInDays", "expire_in_days"], "expireInDays")?.unwrap_or(0);
+        if days < 0 {
+            return Err(ApiError::bad_request("expireInDays must not be negative (0 means never)"));
+        }
+        if days > MAX_EXPIRY_DAYS {
+            return Err(ApiError::bad_request(format!("expireInDays must be at most {MAX_EXPIRY_DAYS}")));
+        }
+        let permissions = self.cap(permissions_field(&body)?.flatten());
+        let spec = TokenSpec {
+            description: text(&body, "description", MAX_TEXT_CHARS)?.unwrap_or_default(),
+            permissions,
+            expires_at: (days > 0).then(|| Timestamp::now().plus_seconds(days * DAY_SECONDS)),
+            app_key: Some(app_key.to_owned()),
+            title: text(&body, "title", MAX_TITLE_CHARS)?.unwrap_or_default(),
+            tags: text(&body, "tags", MAX_TEXT_CHARS)?.unwrap_or_default(),
+        };
+        let minted = self.state.auth.mint_token(&owner, spec)?;
+        Ok(json!({
+            "access_token": minted.secret,
+            "token_type": "Bearer",
+            "expires_in": days * DAY_SECONDS,
+            "id": minted.token.identifier.as_str().parse::<i64>().unwrap_or_default(),
+        }))
+    }
+
+    fn update(&self, app_key: &str, identifier: &str, body: &[u8]) -> Result<Value, ApiError> {
+        self.principal.require(Permission::TokensWrite)?;
+        let body = input::object_body(body)?;
+        let mut token = self.app_token(app_key, identifier)?;
+        if let Some(title) = text(&body, "title", MAX_TITLE_CHARS)? {
+            token.title = title;
+        }
+        if let Some(tags) = text(&body, "tags", MAX_TEXT_CHARS)? {
+            token.tags = tags;
+        }
+        if let Some(description) = text(&body, "description", MAX_TEXT_CHARS)? {
+            token.description = description;
+        }
+        if let Some(permissions) = permissions_field(&body)? {
+            token.permissions = self.cap(permissions);
+        }
+        if let Some(enable) = input::bool_field(&body, &["enable", "enabled"], "enable")? {
+            token.enabled = enable;
+        }
+        self.store().update_token(&token).map_err(|failure| ApiError::from_store(failure, "Token"))?;
+        Ok(Value::Bool(true))
+    }
+
+    fn delete(&self, app_key: &str, identifier: &str) -> Result<Value, ApiError> {
+        self.principal.require(Permission::TokensWrite)?;
+        let token = self.app_token(app_key, identifier)?;
+        self.store()
+            .delete_token(token.identifier.as_str())
+            .map_err(|failure| ApiError::from_store(failure, "Token"))?;
+        Ok(Value::Bool(true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(Route::at("/AccessToken/app"), Some(Route::Collection { app_key: "app".into() }));
+        assert_eq!(Route::at("/AccessToken/app/12"), Some(Route::Item { app_key: "app".into(), id: "12".into() }));
+        assert_eq!(Route::at("/AccessToken"), None);
+        assert_eq!(Route::at("/AccessToken/"), None);
+        assert_eq!(Route::at("/AccessToken/app/"), None);
+        assert_eq!(Route::at("/AccessToken/app/1/2"), None);
+        assert!(matches("/AccessToken") && matches("/AccessToken/x") && !matches("/AccessTokens"));
+    }
+
+    #[test]
+    fn identifiers_are_integers() {
+        assert_eq!(parse_identifier("0042").unwrap(), "42");
+        assert!(parse_identifier("x").is_err());
+        assert!(parse_identifier("-1").is_err());
+    }
 }

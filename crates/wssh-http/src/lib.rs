@@ -9,6 +9,7 @@ mod access_token;
 mod alist;
 pub mod error;
 mod gows;
+mod input;
 mod login_api;
 mod rbac;
 mod respond;
