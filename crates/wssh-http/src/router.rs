@@ -28,7 +28,8 @@ pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer:
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let mut response = route(request, state, peer).await.unwrap_or_else(|error| respond::error(&error));
-    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+    // A surface that knows its own methods sets `Allow` itself; otherwise it is filled in here.
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key(header::ALLOW) {
         response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allowed_methods(&path)));
     }
     respond::add_cors(&mut response);

@@ -23,6 +23,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "initial", sql: include_str!("../migrations/0001_initial.sql") },
     Migration { version: 2, name: "logins", sql: include_str!("../migrations/0002_logins.sql") },
     Migration { version: 3, name: "identity", sql: include_str!("../migrations/0003_identity.sql") },
+    Migration { version: 4, name: "alist_hash", sql: include_str!("../migrations/0004_alist_hash.sql") },
 ];
 
 /// Where a database stands.
