@@ -1236,3 +1236,294 @@ async fn rbac_surface() {
     check.run_all(&client, scenarios).await;
     check.assert_covered(Surface::Rbac);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The alist surfaces (seeds 001 and 003).
+
+/// Every (method, path) of the alist surfaces, and whether it needs credentials.
+const ALIST_CALLS: &[(&str, &str, bool)] = &[
+    ("POST", "/api/auth/login", false),
+    ("POST", "/api/auth/login/hash", false),
+    ("POST", "/api/auth/2fa/generate", true),
+    ("POST", "/api/auth/2fa/verify", true),
+    ("GET", "/api/me", true),
+    ("GET", "/api/me/sshkey/list", true),
+    ("POST", "/api/me/sshkey/add", true),
+    ("POST", "/api/me/sshkey/delete", true),
+    ("GET", "/api/admin/user/list", true),
+    ("GET", "/api/admin/user/get", true),
+    ("POST", "/api/admin/user/create", true),
+    ("POST", "/api/admin/user/update", true),
+    ("POST", "/api/admin/user/cancel_2fa", true),
+    ("POST", "/api/admin/user/delete", true),
+    ("POST", "/api/admin/user/del_cache", true),
+];
+
+/// A valid OpenSSH public key (generated with `ssh-keygen -t ed25519 -C test`).
+const ALIST_SSH_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMh5Vq0f1CsnHQ1vPL1Aqjgri5UJpvlb1Yi7n7nVGhn5 test";
+
+/// A request path with a query string, for a scenario (which holds `&'static str`s).
+fn alist_path(path: String) -> &'static str {
+    Box::leak(path.into_boxed_str())
+}
+
+/// The RFC 6238 code (HMAC-SHA-1, 6 digits) of a base32 `secret` for time step `step`.
+fn alist_totp(secret: &str, step: u64) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut buffer, mut key) = (0u32, 0u64, Vec::new());
+    for byte in secret.bytes() {
+        buffer = (buffer << 5) | ALPHABET.iter().position(|&c| c == byte).expect("base32") as u64;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            key.push((buffer >> bits) as u8);
+        }
+    }
+    let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(&key).unwrap();
+    mac.update(&step.to_be_bytes());
+    let hash = mac.finalize().into_bytes();
+    let offset = usize::from(hash[hash.len() - 1] & 0x0f);
+    let number = u32::from_be_bytes([hash[offset] & 0x7f, hash[offset + 1], hash[offset + 2], hash[offset + 3]]);
+    format!("{:06}", number % 1_000_000)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alist_surface() {
+    use sha2::Digest;
+
+    let server = Server::start();
+    let client = server.client();
+    let mut check = Conformance::load();
+    // A scenario of `method path`, with `authorization` unless it is empty, and a JSON body.
+    let call =
+        |name: &str, method: &'static str, path: &'static str, authorization: &str, body: Option<Value>, expect| {
+            let bytes = body.map(|body| serde_json::to_vec(&body).unwrap()).unwrap_or_default();
+            let scenario = Scenario::raw(name, method, path, bytes, expect);
+            let scenario = match path.split_once('?') {
+                Some((documented, _)) => scenario.documented_as(alist_path(documented.to_owned())),
+                None => scenario,
+            };
+            if authorization.is_empty() { scenario } else { scenario.header("authorization", authorization) }
+        };
+    let login_body = |username: &str, password: &str| Some(json!({ "username": username, "password": password }));
+
+    // Setup, checked like every other request.
+    let admin_login = check
+        .run(&client, call("admin logs in", "POST", "/api/auth/login", "", login_body("admin", ADMIN_PASSWORD), 200))
+        .await;
+    let admin_jwt = admin_login.json["data"]["token"].as_str().unwrap().to_owned();
+    let alice = json!({ "username": ALICE, "password": ALICE_PASSWORD, "role": 0, "base_path": "/", "permission": 0 });
+    check
+        .run(&client, call("create alice", "POST", "/api/admin/user/create", &admin_jwt, Some(alice.clone()), 200))
+        .await;
+    let bob = json!({ "username": "bob", "password": "bob-password-1" });
+    check.run(&client, call("create bob", "POST", "/api/admin/user/create", &admin_jwt, Some(bob), 200)).await;
+    let alice_login = check
+        .run(&client, call("alice logs in", "POST", "/api/auth/login", "", login_body(ALICE, ALICE_PASSWORD), 200))
+        .await;
+    let alice_jwt = format!("Bearer {}", alice_login.json["data"]["token"].as_str().unwrap());
+    let users = check.run(&client, call("list users", "GET", "/api/admin/user/list", &admin_jwt, None, 200)).await;
+    let id_of = |name: &str| {
+        users.json["data"]["content"].as_array().unwrap().iter().find(|user| user["username"] == name).unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let (admin_id, alice_id, bob_id) = (id_of("admin"), id_of(ALICE), id_of("bob"));
+    let digest = sha2::Sha256::digest(format!("{ADMIN_PASSWORD}-https://github.com/alist-org/alist").as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect::<String>();
+
+    // Two-factor authentication for alice, with a code computed here.
+    let enrollment =
+        check.run(&client, call("generate 2FA", "POST", "/api/auth/2fa/generate", &alice_jwt, None, 200)).await;
+    let secret = enrollment.json["data"]["secret"].as_str().unwrap().to_owned();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let code = alist_totp(&secret, now / 30);
+    let wrong = ["000000", "111111", "222222"]
+        .into_iter()
+        .find(|candidate| (0..3).all(|offset| alist_totp(&secret, now / 30 + offset - 1) != *candidate))
+        .unwrap();
+    let verify = |code: &str| Some(json!({ "code": code, "secret": secret }));
+    check
+        .run(&client, call("verify a wrong code", "POST", "/api/auth/2fa/verify", &alice_jwt, verify(wrong), 400))
+        .await;
+    check.run(&client, call("verify", "POST", "/api/auth/2fa/verify", &alice_jwt, verify(&code), 200)).await;
+
+    let admin_path = |path: &str, query: String| alist_path(format!("/api/admin/user/{path}?{query}"));
+    let update = |body: Value| Some(body);
+    let mut scenarios = vec![
+        // Logins.
+        call("log in with bad JSON", "POST", "/api/auth/login", "", None, 400),
+        call("log in with a wrong password", "POST", "/api/auth/login", "", login_body("admin", "no"), 401),
+        call("log in without the 2FA code", "POST", "/api/auth/login", "", login_body(ALICE, ALICE_PASSWORD), 401),
+        call("log in with a digest", "POST", "/api/auth/login/hash", "", login_body("admin", &digest), 200),
+        call("log in with a digest, no password", "POST", "/api/auth/login/hash", "", login_body("admin", ""), 400),
+        call("log in with a wrong digest", "POST", "/api/auth/login/hash", "", login_body("admin", "00"), 401),
+        // Two-factor authentication, already on.
+        call("generate 2FA again", "POST", "/api/auth/2fa/generate", &alice_jwt, None, 400),
+        // The caller and its keys.
+        call("me", "GET", "/api/me", &admin_jwt, None, 200),
+        call("me with Bearer", "GET", "/api/me", &alice_jwt, None, 200),
+        call(
+            "add a key",
+            "POST",
+            "/api/me/sshkey/add",
+            &alice_jwt,
+            Some(json!({ "title": "t", "key": ALIST_SSH_KEY })),
+            200,
+        ),
+        call(
+            "add it again",
+            "POST",
+            "/api/me/sshkey/add",
+            &alice_jwt,
+            Some(json!({ "title": "t", "key": ALIST_SSH_KEY })),
+            409,
+        ),
+        call(
+            "add a malformed key",
+            "POST",
+            "/api/me/sshkey/add",
+            &alice_jwt,
+            Some(json!({ "title": "t", "key": "ssh-rsa AAAA" })),
+            400,
+        ),
+        call("delete a key without id", "POST", "/api/me/sshkey/delete", &alice_jwt, None, 400),
+        call("delete an unknown key", "POST", "/api/me/sshkey/delete?id=999999", &alice_jwt, None, 404),
+        // Users.
+        call("list users as a user", "GET", "/api/admin/user/list", &alice_jwt, None, 403),
+        call("list page 0", "GET", "/api/admin/user/list?page=0", &admin_jwt, None, 400),
+        call("list a page", "GET", "/api/admin/user/list?page=1&per_page=2", &admin_jwt, None, 200),
+        call("get", "GET", admin_path("get", format!("id={alice_id}")), &admin_jwt, None, 200),
+        call("get without id", "GET", "/api/admin/user/get", &admin_jwt, None, 400),
+        call("get unknown", "GET", "/api/admin/user/get?id=999999", &admin_jwt, None, 404),
+        call("get as a user", "GET", admin_path("get", format!("id={admin_id}")), &alice_jwt, None, 403),
+        call("create a duplicate", "POST", "/api/admin/user/create", &admin_jwt, Some(alice.clone()), 409),
+        call(
+            "create, bad role",
+            "POST",
+            "/api/admin/user/create",
+            &admin_jwt,
+            Some(json!({ "username": "c", "password": "p", "role": 5 })),
+            400,
+        ),
+        call(
+            "create as a user",
+            "POST",
+            "/api/admin/user/create",
+            &alice_jwt,
+            Some(json!({ "username": "c", "password": "p" })),
+            403,
+        ),
+        call(
+            "update",
+            "POST",
+            "/api/admin/user/update",
+            &admin_jwt,
+            update(json!({ "id": alice_id, "base_path": "/home" })),
+            200,
+        ),
+        call("update, no id", "POST", "/api/admin/user/update", &admin_jwt, update(json!({ "base_path": "/" })), 400),
+        call("update unknown", "POST", "/api/admin/user/update", &admin_jwt, update(json!({ "id": 999999 })), 404),
+        call(
+            "update to a taken name",
+            "POST",
+            "/api/admin/user/update",
+            &admin_jwt,
+            update(json!({ "id": alice_id, "username": "admin" })),
+            409,
+        ),
+        call(
+            "update as a user",
+            "POST",
+            "/api/admin/user/update",
+            &alice_jwt,
+            update(json!({ "id": alice_id, "role": 2 })),
+            403,
+        ),
+        call("cancel 2FA", "POST", admin_path("cancel_2fa", format!("id={alice_id}")), &admin_jwt, None, 200),
+        call("cancel 2FA without id", "POST", "/api/admin/user/cancel_2fa", &admin_jwt, None, 400),
+        call("cancel 2FA of nobody", "POST", "/api/admin/user/cancel_2fa?id=999999", &admin_jwt, None, 404),
+        call("cancel 2FA as a user", "POST", admin_path("cancel_2fa", format!("id={alice_id}")), &alice_jwt, None, 403),
+        call(
+            "drop a cache",
+            "POST",
+            alist_path(format!("/api/admin/user/del_cache?username={ALICE}")),
+            &admin_jwt,
+            None,
+            200,
+        ),
+        call("drop a cache, no name", "POST", "/api/admin/user/del_cache", &admin_jwt, None, 400),
+        call("drop nobody's cache", "POST", "/api/admin/user/del_cache?username=nobody", &admin_jwt, None, 404),
+        call("drop a cache as a user", "POST", "/api/admin/user/del_cache?username=admin", &alice_jwt, None, 403),
+        call("delete as a user", "POST", admin_path("delete", format!("id={bob_id}")), &alice_jwt, None, 403),
+        call("delete", "POST", admin_path("delete", format!("id={bob_id}")), &admin_jwt, None, 200),
+        call("delete again", "POST", admin_path("delete", format!("id={bob_id}")), &admin_jwt, None, 404),
+        call("delete without id", "POST", "/api/admin/user/delete", &admin_jwt, None, 400),
+        call(
+            "delete the last administrator",
+            "POST",
+            admin_path("delete", format!("id={admin_id}")),
+            &admin_jwt,
+            None,
+            409,
+        ),
+    ];
+    let huge = vec![b' '; MAX_BODY_BYTES + 1];
+    for &(method, path, authenticated) in ALIST_CALLS {
+        if authenticated {
+            scenarios.push(call(&format!("{path} without credentials"), method, path, "", None, 401));
+            scenarios.push(call(
+                &format!("{path} with a revoked JWT"),
+                method,
+                path,
+                "eyJhbGciOiJIUzI1NiJ9.e30.c2ln",
+                None,
+                401,
+            ));
+        }
+        let mut oversized = call(&format!("{path} with a body over 1 MiB"), method, path, &admin_jwt, None, 413);
+        oversized.body = huge.clone();
+        scenarios.push(oversized);
+    }
+    check.run_all(&client, scenarios).await;
+
+    // Keys, listed and deleted.
+    let keys = check.run(&client, call("list keys", "GET", "/api/me/sshkey/list", &alice_jwt, None, 200)).await;
+    let key_id = keys.json["data"]["content"][0]["id"].as_i64().unwrap();
+    let delete_key = alist_path(format!("/api/me/sshkey/delete?id={key_id}"));
+    check.run(&client, call("delete a key", "POST", delete_key, &alice_jwt, None, 200)).await;
+
+    // Last: lock the loopback address out of password logins, then every route refuses a
+    // password with 429 (tokens and JWTs still work).
+    for _ in 0..20 {
+        let reply =
+            client.json("POST", "/api/auth/login", &[], &json!({ "username": "admin", "password": "no" })).await;
+        if reply.status == 429 {
+            break;
+        }
+        assert_eq!(reply.status, 401, "{}", reply.text);
+    }
+    let basic = format!("Basic {}", STANDARD.encode(format!("admin:{ADMIN_PASSWORD}")));
+    let mut locked = Vec::new();
+    for &(method, path, authenticated) in ALIST_CALLS {
+        let name = format!("{path} while locked out");
+        locked.push(if authenticated {
+            call(&name, method, path, &basic, None, 429)
+        } else {
+            let body = if path.ends_with("/hash") { &digest } else { ADMIN_PASSWORD };
+            call(&name, method, path, "", login_body("admin", body), 429)
+        });
+    }
+    locked.push(call("me with a JWT while locked out", "GET", "/api/me", &admin_jwt, None, 200));
+    check.run_all(&client, locked).await;
+
+    check.assert_covered(Surface::Alist);
+    eprintln!(
+        "alist: {} scenarios reached {} documented (path, operation, status)",
+        check.scenarios,
+        check.covered.len()
+    );
+}

@@ -1,4 +1,5 @@
-//! Password hashing with argon2id, OWASP's parameters (m = 19 MiB, t = 2, p = 1), PHC strings.
+//! Password hashing with argon2id, OWASP's parameters (m = 19 MiB, t = 2, p = 1), PHC strings;
+//! and alist's password digest (`/api/auth/login/hash`), itself kept only as an argon2id hash.
 
 use std::sync::LazyLock;
 
@@ -43,6 +44,30 @@ fn unreachable_decoy() -> Password {
     Password::parse("decoy").unwrap_or_else(|_| std::process::abort())
 }
 
+/// What alist appends to a password before hashing it with SHA-256 for `/api/auth/login/hash`.
+pub const ALIST_DIGEST_SUFFIX: &str = "-https://github.com/alist-org/alist";
+
+/// alist's digest of a password: lowercase hex of `sha256(password + "-https://github.com/alist-org/alist")`.
+pub fn alist_digest(password: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest =
+        Sha256::new().chain_update(password.as_bytes()).chain_update(ALIST_DIGEST_SUFFIX.as_bytes()).finalize();
+    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Whether `text` has the shape of an alist digest: 64 hexadecimal digits, either case.
+pub fn is_alist_digest(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_hexdigit())
+}
+
+/// The argon2id PHC string of `password`'s alist digest: what `/api/auth/login/hash` checks a
+/// presented digest against. Only this hash is stored, never the digest, which is as good as
+/// the password on that route.
+pub fn hash_alist_digest(password: &Password) -> Result<String, AuthError> {
+    let digest = Password::parse(&alist_digest(password.expose())).map_err(|_| AuthError::Hashing)?;
+    hash_password(&digest)
+}
+
 /// Spends the time of one verification and returns false.
 pub fn verify_decoy(password: &str) -> bool {
     let _ = verify_password(password, &DECOY_HASH);
@@ -63,5 +88,17 @@ mod tests {
         assert!(!verify_password("correct horse", "not a phc string"));
         assert_ne!(phc, hash_password(&password).unwrap(), "salts must differ");
         assert!(!verify_decoy("anything"));
+    }
+
+    #[test]
+    fn alist_digests() {
+        // sha256("admin-https://github.com/alist-org/alist"), as alist's web client computes it.
+        let digest = alist_digest("admin");
+        assert!(is_alist_digest(&digest));
+        assert_eq!(digest, "6fcb57cd10b2c11d765dcf16148d99130afd895082af83725ee8bb181b1d2b0f");
+        let phc = hash_alist_digest(&Password::parse("admin").unwrap()).unwrap();
+        assert!(verify_password(&digest, &phc));
+        assert!(!verify_password("admin", &phc));
+        assert!(!is_alist_digest("admin"));
     }
 }

@@ -11,7 +11,7 @@ use wssh_store::{Rotation, Store, StoreError};
 
 use crate::jwt::{JwtKeys, claims_for};
 
-use crate::password::{hash_password, verify_decoy, verify_password};
+use crate::password::{hash_alist_digest, hash_password, is_alist_digest, verify_decoy, verify_password};
 use crate::secret::{
     generate_password, generate_token_identifier, generate_token_secret, hash_token_secret, hashes_equal,
 };
@@ -53,6 +53,15 @@ impl std::fmt::Debug for LoginTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoginTokens").field("login", &self.login).finish_non_exhaustive()
     }
+}
+
+/// The form of the secret a password login presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PasswordForm {
+    /// The password itself.
+    Plain,
+    /// alist's hex SHA-256 of the password and a fixed suffix.
+    AlistDigest,
 }
 
 /// Refresh tokens start with this, so they are not mistaken for access tokens.
@@ -315,18 +324,51 @@ impl Authenticator {
         otp_code: Option<&str>,
         client: Option<IpAddr>,
     ) -> Result<Principal, AuthError> {
-        if username.is_empty() || password.is_empty() || password.len() > Password::MAX_BYTES {
+        self.password_login(username, password, otp_code, client, PasswordForm::Plain)
+    }
+
+    /// Resolves alist's hashed-password login (`/api/auth/login/hash`): `digest` is
+    /// `sha256(password + "-https://github.com/alist-org/alist")` in hex, checked against the
+    /// argon2id hash of that digest kept beside the password's own. Lockout, the disabled flag
+    /// and two-factor authentication apply exactly as to a password. A user whose digest hash
+    /// is not stored yet (created before it was kept, or its password set outside wssh's API)
+    /// is refused like a wrong password until it logs in once with the plain password.
+    pub fn authenticate_alist_digest(
+        &self,
+        username: &str,
+        digest: &str,
+        otp_code: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<Principal, AuthError> {
+        self.password_login(username, digest, otp_code, client, PasswordForm::AlistDigest)
+    }
+
+    fn password_login(
+        &self,
+        username: &str,
+        presented: &str,
+        otp_code: Option<&str>,
+        client: Option<IpAddr>,
+        form: PasswordForm,
+    ) -> Result<Principal, AuthError> {
+        if username.is_empty() || presented.is_empty() || presented.len() > Password::MAX_BYTES {
             return Err(AuthError::InvalidCredentials);
         }
         self.throttle.check(username, client)?;
         let user = self.store.find_user(username)?;
-        let presented = password.to_owned();
-        let stored = user.as_ref().map(|user| user.password_hash.clone());
+        let (stored, presented_form) = match (form, &user) {
+            (_, None) => (None, presented.to_owned()),
+            (PasswordForm::Plain, Some(user)) => (Some(user.password_hash.clone()), presented.to_owned()),
+            (PasswordForm::AlistDigest, Some(user)) => {
+                let stored = self.store.alist_password_hash(user.id)?.filter(|_| is_alist_digest(presented));
+                (stored, presented.to_ascii_lowercase())
+            }
+        };
         let matches = self
             .hash_pool
             .run(move || match stored {
-                Some(stored) => verify_password(&presented, &stored),
-                None => verify_decoy(&presented),
+                Some(stored) => verify_password(&presented_form, &stored),
+                None => verify_decoy(&presented_form),
             })
             .ok_or(AuthError::Hashing)?;
         let user = match user {
@@ -351,12 +393,45 @@ impl Authenticator {
             }
         }
         self.throttle.record_success(username);
+        if form == PasswordForm::Plain {
+            self.remember_alist_hash_if_missing(&user, presented);
+        }
         Ok(Principal {
             user_id: user.id,
             username: user.username,
             permissions: user.permissions,
             method: AuthMethod::Password,
         })
+    }
+
+    /// After a successful plain-text login, stores the alist digest's hash if it is missing,
+    /// so that `/api/auth/login/hash` works from then on. A failure is logged, not raised: the
+    /// login itself succeeded.
+    fn remember_alist_hash_if_missing(&self, user: &User, password: &str) {
+        let missing = match self.store.alist_password_hash(user.id) {
+            Ok(stored) => stored.is_none(),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the alist password hash");
+                false
+            }
+        };
+        if !missing {
+            return;
+        }
+        let Ok(password) = Password::parse(password) else { return };
+        if let Err(error) = self.remember_alist_hash(user.id, &user.password_hash, &password) {
+            tracing::warn!(%error, "cannot store the alist password hash");
+        }
+    }
+
+    /// Stores the argon2id hash of `password`'s alist digest for `user`, whose password was
+    /// just set to (or verified against) `password_hash`. Nothing is stored if the password
+    /// has changed meanwhile. Call it wherever a password is set in plain text.
+    pub fn remember_alist_hash(&self, user: UserId, password_hash: &str, password: &Password) -> Result<(), AuthError> {
+        let password = password.clone();
+        let alist_hash = self.hash_pool.run(move || hash_alist_digest(&password)).ok_or(AuthError::Hashing)??;
+        self.store.set_alist_password_hash(user, password_hash, &alist_hash)?;
+        Ok(())
     }
 
     /// Checks a TOTP code and records its time step, so that it is accepted only once.
@@ -611,5 +686,45 @@ mod two_factor_tests {
         assert!(matches!(login(Some(&next)), Err(AuthError::InvalidOtp)));
         auth.disable_totp(user.id).unwrap();
         assert!(login(None).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod alist_digest_tests {
+    use std::time::Duration;
+
+    use wssh_domain::{NewUser, RoleKey, Username};
+    use wssh_store::{SqliteStore, UserStore};
+
+    use super::*;
+    use crate::password::alist_digest;
+
+    #[test]
+    fn the_digest_login_works_once_the_hash_is_kept_and_stops_when_the_password_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("auth.db")).unwrap());
+        let hash = hash_password(&Password::parse("s3cret").unwrap()).unwrap();
+        let user = store.create_user(&NewUser::new(Username::parse("carol").unwrap(), hash, RoleKey::User)).unwrap();
+        let auth = Authenticator::new(store.clone(), LoginThrottle::new(100, Duration::from_secs(60))).unwrap();
+        let digest = alist_digest("s3cret");
+        let by_digest = |digest: &str| auth.authenticate_alist_digest("carol", digest, None, None);
+        assert!(matches!(by_digest(&digest), Err(AuthError::InvalidCredentials)), "no hash kept yet");
+        let plain = Credentials::Password { username: "carol".into(), password: "s3cret".into(), otp_code: None };
+        auth.authenticate(&plain, None).unwrap();
+        assert_eq!(by_digest(&digest).unwrap().username.as_str(), "carol");
+        assert!(by_digest(&digest.to_ascii_uppercase()).is_ok(), "hex in either case");
+        assert!(matches!(by_digest("s3cret"), Err(AuthError::InvalidCredentials)), "the password is not a digest");
+        assert!(matches!(by_digest(&alist_digest("wrong")), Err(AuthError::InvalidCredentials)));
+        // A new password set anywhere forgets the old digest; remembering the new one restores it.
+        let new_password = Password::parse("n3w-secret").unwrap();
+        let new_hash = auth.hash_password(&new_password).unwrap();
+        store.set_password(user.id, &new_hash, None).unwrap();
+        assert!(by_digest(&digest).is_err());
+        assert!(by_digest(&alist_digest("n3w-secret")).is_err());
+        auth.remember_alist_hash(user.id, &new_hash, &new_password).unwrap();
+        assert!(by_digest(&alist_digest("n3w-secret")).is_ok());
+        // A stale password hash stores nothing.
+        auth.remember_alist_hash(user.id, "$argon2id$stale", &Password::parse("other").unwrap()).unwrap();
+        assert!(by_digest(&alist_digest("other")).is_err());
     }
 }

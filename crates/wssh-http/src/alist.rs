@@ -1,21 +1,667 @@
 //! The alist-style surfaces: seed 001 (`/api/auth/*`, `/api/me*`) and seed 003
 //! (`/api/admin/user/*`), answering in alist's envelope `{code, message, data}`.
+//!
+//! * `POST /api/auth/login` and `POST /api/auth/login/hash` (the password as alist's hex
+//!   `sha256(password + "-https://github.com/alist-org/alist")`), with `otp_code` when
+//!   two-factor authentication is on, return a login JWT that lives 48 hours and is accepted as
+//!   `Authorization: <jwt>` or `Authorization: Bearer <jwt>` on every surface.
+//! * `POST /api/auth/2fa/generate` and `/api/auth/2fa/verify` enrol TOTP.
+//! * `GET /api/me` and `/api/me/sshkey/{list,add,delete}` act on the caller.
+//! * `/api/admin/user/{list,get,create,update,cancel_2fa,delete,del_cache}` manage users:
+//!   `users:read` to read, `users:write` to change.
+//!
+//! Every reply is `{code, message, data}` with `code` equal to the HTTP status; errors carry
+//! `data: null`. Checks run in this order: method (405), body size (413), credentials (401,
+//! 429), permission (403), input (400), existence and conflicts (404, 409).
 
 use std::net::SocketAddr;
 
-use http::{Request, Response};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use wssh_auth::{AuthError, Credentials, Principal};
+use wssh_domain::{NewUser, Password, Permission, RoleId, RoleKey, SshKey, User, UserId, UserProfile, Username};
+use wssh_store::StoreError;
 
 use crate::SharedState;
 use crate::error::ApiError;
-use crate::respond::{self, Body};
+use crate::respond::{self, Body, LoggedUser};
+use crate::router::read_body;
 
-/// Whether `path` belongs to this surface.
-pub(crate) fn matches(_path: &str) -> bool {
-    false
+/// How long an alist login's JWT lives: 48 hours, as alist's tokens do.
+const LOGIN_SECONDS: i64 = 48 * 3600;
+
+/// What `last_used_time` says for a key never used: Go's zero time, as alist itself returns.
+const NEVER_USED: &str = "0001-01-01T00:00:00Z";
+
+/// alist's `role` numbers.
+const ALIST_ROLE_USER: i64 = 0;
+const ALIST_ROLE_GUEST: i64 = 1;
+const ALIST_ROLE_ADMIN: i64 = 2;
+
+/// The longest `base_path` and `sso_id` accepted, in characters.
+const MAX_BASE_PATH_CHARS: usize = 1024;
+const MAX_SSO_ID_CHARS: usize = 256;
+
+/// The routes of this surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Login,
+    LoginHash,
+    TwoFactorGenerate,
+    TwoFactorVerify,
+    Me,
+    SshKeyList,
+    SshKeyAdd,
+    SshKeyDelete,
+    UserList,
+    UserGet,
+    UserCreate,
+    UserUpdate,
+    UserCancelTwoFactor,
+    UserDelete,
+    UserDeleteCache,
+}
+
+impl Route {
+    /// The route at `path`, if it is one of these.
+    fn at(path: &str) -> Option<Route> {
+        let route = match path {
+            "/api/auth/login" => Route::Login,
+            "/api/auth/login/hash" => Route::LoginHash,
+            "/api/auth/2fa/generate" => Route::TwoFactorGenerate,
+            "/api/auth/2fa/verify" => Route::TwoFactorVerify,
+            "/api/me" => Route::Me,
+            "/api/me/sshkey/list" => Route::SshKeyList,
+            "/api/me/sshkey/add" => Route::SshKeyAdd,
+            "/api/me/sshkey/delete" => Route::SshKeyDelete,
+            "/api/admin/user/list" => Route::UserList,
+            "/api/admin/user/get" => Route::UserGet,
+            "/api/admin/user/create" => Route::UserCreate,
+            "/api/admin/user/update" => Route::UserUpdate,
+            "/api/admin/user/cancel_2fa" => Route::UserCancelTwoFactor,
+            "/api/admin/user/delete" => Route::UserDelete,
+            "/api/admin/user/del_cache" => Route::UserDeleteCache,
+            _ => return None,
+        };
+        Some(route)
+    }
+
+    /// The one method the seed gives the route.
+    fn method(self) -> Method {
+        match self {
+            Route::Me | Route::SshKeyList | Route::UserList | Route::UserGet => Method::GET,
+            _ => Method::POST,
+        }
+    }
+
+    /// What `Allow` says on a 405.
+    fn allow(self) -> &'static str {
+        if self.method() == Method::GET { "GET, OPTIONS" } else { "POST, OPTIONS" }
+    }
+}
+
+/// Whether `path` belongs to this surface: everything under `/api/`.
+pub(crate) fn matches(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/")
+}
+
+/// One request, read off the connection.
+struct Call {
+    route: Route,
+    headers: HeaderMap,
+    query: String,
+    body: Bytes,
+    peer: SocketAddr,
 }
 
 /// Answers one request of this surface.
-pub(crate) async fn handle(_request: Request<Incoming>, _state: SharedState, _peer: SocketAddr) -> Response<Body> {
-    respond::error(&ApiError::not_found("Not found"))
+pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer: SocketAddr) -> Response<Body> {
+    let Some(route) = Route::at(request.uri().path()) else {
+        return error(&ApiError::not_found("Not found"));
+    };
+    if *request.method() != route.method() {
+        let mut response = error(&ApiError::method_not_allowed());
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(route.allow()));
+        return response;
+    }
+    let headers = request.headers().clone();
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    let body = match read_body(request).await {
+        Ok(body) => body,
+        Err(failure) => return error(&failure),
+    };
+    let call = Call { route, headers, query, body, peer };
+    tokio::task::spawn_blocking(move || run(&state, &call))
+        .await
+        .unwrap_or_else(|join_error| Err(ApiError::internal(&join_error)))
+        .unwrap_or_else(|failure| error(&failure))
+}
+
+/// alist's success envelope.
+fn success(data: Value) -> Response<Body> {
+    respond::json(StatusCode::OK, &json!({ "code": 200, "message": "success", "data": data }))
+}
+
+/// An error in alist's envelope: `{code, message, data: null}` with `code` = the status.
+fn error(failure: &ApiError) -> Response<Body> {
+    let mut response = respond::json(
+        failure.status,
+        &json!({ "code": failure.status.as_u16(), "message": failure.message, "data": Value::Null }),
+    );
+    let headers = response.headers_mut();
+    if let Some(seconds) = failure.retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if failure.status == StatusCode::UNAUTHORIZED {
+        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"wssh\""));
+    }
+    response
+}
+
+fn run(state: &SharedState, call: &Call) -> Result<Response<Body>, ApiError> {
+    if matches!(call.route, Route::Login | Route::LoginHash) {
+        return login(state, call);
+    }
+    let principal = authenticate(state, call)?;
+    let mut response = match call.route {
+        Route::Login | Route::LoginHash => return login(state, call),
+        Route::TwoFactorGenerate => two_factor_generate(state, &principal),
+        Route::TwoFactorVerify => two_factor_verify(state, &principal, &call.body),
+        Route::Me => me(state, &principal),
+        Route::SshKeyList => ssh_key_list(state, &principal),
+        Route::SshKeyAdd => ssh_key_add(state, &principal, &call.body),
+        Route::SshKeyDelete => ssh_key_delete(state, &principal, &call.query),
+        Route::UserList => user_list(state, &principal, &call.query),
+        Route::UserGet => user_get(state, &principal, &call.query),
+        Route::UserCreate => user_create(state, &principal, &call.body),
+        Route::UserUpdate => user_update(state, &principal, &call.body),
+        Route::UserCancelTwoFactor => user_cancel_two_factor(state, &principal, &call.query),
+        Route::UserDelete => user_delete(state, &principal, &call.query),
+        Route::UserDeleteCache => user_delete_cache(state, &principal, &call.query),
+    }?;
+    response.extensions_mut().insert(LoggedUser(principal.username.to_string()));
+    Ok(response)
+}
+
+/// The caller, from `Authorization` in any form wssh reads (alist's bare JWT included).
+fn authenticate(state: &SharedState, call: &Call) -> Result<Principal, ApiError> {
+    let header = call
+        .headers
+        .get(header::AUTHORIZATION)
+        .map(|value| value.to_str().map_err(|_| AuthError::MalformedCredentials))
+        .transpose()?
+        .filter(|value| !value.trim().is_empty())
+        .ok_or(AuthError::MissingCredentials)?;
+    let credentials = Credentials::from_authorization_header(header)?;
+    Ok(state.auth.authenticate(&credentials, Some(call.peer.ip()))?)
+}
+
+/// Parses a JSON body: 400 with a clear message when it is missing or malformed.
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("A JSON request body is required"));
+    }
+    serde_json::from_slice(body).map_err(|failure| ApiError::bad_request(format!("Malformed JSON body: {failure}")))
+}
+
+/// A query parameter's value, if given and not empty.
+fn query_param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// The `id` query parameter as a positive integer: 400 when missing or not one.
+fn id_param(query: &str) -> Result<i64, ApiError> {
+    let value = query_param(query, "id").ok_or_else(|| ApiError::bad_request("The query parameter id is required"))?;
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::bad_request("The query parameter id must be a positive integer"))
+}
+
+/// Maps an error of a call about a user: a missing one is `User not found`.
+fn user_error(failure: AuthError) -> ApiError {
+    match failure {
+        AuthError::Store(store) => ApiError::from_store(store, "User"),
+        other => other.into(),
+    }
+}
+
+fn store_user_error(failure: StoreError) -> ApiError {
+    ApiError::from_store(failure, "User")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seed 001: logins, two-factor authentication, the caller and its SSH keys.
+
+#[derive(Deserialize)]
+struct LoginBody {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default, alias = "otpCode")]
+    otp_code: String,
+}
+
+fn login(state: &SharedState, call: &Call) -> Result<Response<Body>, ApiError> {
+    let body: LoginBody = parse_body(&call.body)?;
+    if body.username.is_empty() || body.password.is_empty() {
+        return Err(ApiError::bad_request("username and password are required"));
+    }
+    let otp_code = Some(body.otp_code.trim()).filter(|code| !code.is_empty());
+    let client = Some(call.peer.ip());
+    let auth = &state.auth;
+    let resolved = if call.route == Route::LoginHash {
+        auth.authenticate_alist_digest(&body.username, &body.password, otp_code, client)
+    } else {
+        let credentials = Credentials::Password {
+            username: body.username.clone(),
+            password: body.password.clone(),
+            otp_code: otp_code.map(str::to_owned),
+        };
+        auth.authenticate(&credentials, client)
+    };
+    let principal = resolved.map_err(|failure| match failure {
+        AuthError::InvalidOtp => ApiError::new(StatusCode::UNAUTHORIZED, "Invalid 2FA code"),
+        AuthError::InvalidCredentials if call.route == Route::LoginHash => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "Invalid credentials. If the password is right, log in once with the plain password \
+             (POST /api/auth/login) to enable hashed logins for this user",
+        ),
+        other => other.into(),
+    })?;
+    let tokens = auth.start_login_lasting(&principal, LOGIN_SECONDS)?;
+    let mut response = success(json!({ "token": tokens.access }));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.extensions_mut().insert(LoggedUser(principal.username.to_string()));
+    Ok(response)
+}
+
+/// The stored user behind a principal.
+fn caller(state: &SharedState, principal: &Principal) -> Result<User, ApiError> {
+    state
+        .auth
+        .store()
+        .find_user_by_id(principal.user_id)
+        .map_err(store_user_error)?
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "Invalid credentials"))
+}
+
+fn two_factor_generate(state: &SharedState, principal: &Principal) -> Result<Response<Body>, ApiError> {
+    if caller(state, principal)?.has_otp() {
+        return Err(ApiError::bad_request("2FA is already enabled"));
+    }
+    let enrollment = state.auth.totp_enrollment(principal)?;
+    let mut response = success(json!({ "qr": enrollment.qr_data_url, "secret": enrollment.secret }));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+struct VerifyBody {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    secret: String,
+}
+
+fn two_factor_verify(state: &SharedState, principal: &Principal, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let body: VerifyBody = parse_body(body)?;
+    if body.code.trim().is_empty() || body.secret.trim().is_empty() {
+        return Err(ApiError::bad_request("code and secret are required"));
+    }
+    if caller(state, principal)?.has_otp() {
+        return Err(ApiError::bad_request("2FA is already enabled"));
+    }
+    state.auth.enable_totp(principal.user_id, &body.secret, &body.code).map_err(|failure| match failure {
+        AuthError::InvalidOtp => ApiError::bad_request("Invalid 2FA code"),
+        other => user_error(other),
+    })?;
+    Ok(success(Value::Null))
+}
+
+/// alist's `role` for a user: 2 with the admin role, 1 when its roles grant nothing (the
+/// built-in `guest`), 0 otherwise.
+fn alist_role(user: &User) -> i64 {
+    if user.is_admin() {
+        ALIST_ROLE_ADMIN
+    } else if user.permissions.iter().next().is_none() {
+        ALIST_ROLE_GUEST
+    } else {
+        ALIST_ROLE_USER
+    }
+}
+
+/// The built-in role an alist `role` number stands for.
+fn role_key(role: i64) -> Result<RoleKey, ApiError> {
+    match role {
+        ALIST_ROLE_USER => Ok(RoleKey::User),
+        ALIST_ROLE_GUEST => Ok(RoleKey::Guest),
+        ALIST_ROLE_ADMIN => Ok(RoleKey::Admin),
+        _ => Err(ApiError::bad_request("role must be 0 (user), 1 (guest) or 2 (admin)")),
+    }
+}
+
+/// A user as `/api/me` shows it. The password is always "": no hash ever leaves the server.
+fn me_view(user: &User) -> Value {
+    json!({
+        "id": user.id.0,
+        "username": user.username.as_str(),
+        "password": "",
+        "base_path": user.profile.base_path,
+        "role": alist_role(user),
+        "disabled": user.disabled,
+        "permission": user.profile.alist_permission,
+        "sso_id": user.profile.sso_id,
+        "otp": user.has_otp(),
+    })
+}
+
+/// A user as the admin API shows it: `/api/me`'s view and alist's `Salt`, always "".
+fn admin_view(user: &User) -> Value {
+    let mut view = me_view(user);
+    view["Salt"] = json!("");
+    view
+}
+
+fn me(state: &SharedState, principal: &Principal) -> Result<Response<Body>, ApiError> {
+    Ok(success(me_view(&caller(state, principal)?)))
+}
+
+fn ssh_key_view(key: &SshKey) -> Value {
+    json!({
+        "id": key.id,
+        "title": key.title,
+        "fingerprint": key.fingerprint,
+        "added_time": key.added_at.to_rfc3339(),
+        "last_used_time": key.last_used_at.map_or_else(|| NEVER_USED.to_owned(), |used| used.to_rfc3339()),
+    })
+}
+
+fn ssh_key_list(state: &SharedState, principal: &Principal) -> Result<Response<Body>, ApiError> {
+    let keys = state.auth.store().list_ssh_keys(principal.user_id).map_err(|e| ApiError::from_store(e, "SSH key"))?;
+    let content: Vec<Value> = keys.iter().map(ssh_key_view).collect();
+    Ok(success(json!({ "total": content.len(), "content": content })))
+}
+
+#[derive(Deserialize)]
+struct SshKeyBody {
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    key: String,
+}
+
+fn ssh_key_add(state: &SharedState, principal: &Principal, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let body: SshKeyBody = parse_body(body)?;
+    if body.title.trim().is_empty() || body.key.trim().is_empty() {
+        return Err(ApiError::bad_request("title and key are required"));
+    }
+    state.auth.add_ssh_key(principal.user_id, &body.title, &body.key).map_err(|failure| match failure {
+        AuthError::Store(StoreError::Conflict(_)) => {
+            ApiError::new(StatusCode::CONFLICT, "This SSH key is already registered")
+        }
+        AuthError::Store(store) => ApiError::from_store(store, "SSH key"),
+        other => other.into(),
+    })?;
+    Ok(success(Value::Null))
+}
+
+fn ssh_key_delete(state: &SharedState, principal: &Principal, query: &str) -> Result<Response<Body>, ApiError> {
+    let id = id_param(query)?;
+    state.auth.store().delete_ssh_key(principal.user_id, id).map_err(|e| ApiError::from_store(e, "SSH key"))?;
+    Ok(success(Value::Null))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seed 003: user management.
+
+fn user_list(state: &SharedState, principal: &Principal, query: &str) -> Result<Response<Body>, ApiError> {
+    principal.require(Permission::UsersRead)?;
+    let users = state.auth.store().list_users().map_err(store_user_error)?;
+    let total = users.len();
+    let page = page_param(query, "page")?;
+    let per_page = page_param(query, "per_page")?;
+    let shown: Vec<Value> = match (page, per_page) {
+        (None, None) => users.iter().map(admin_view).collect(),
+        (page, per_page) => {
+            let per_page = per_page.unwrap_or(total.max(1));
+            let skip = (page.unwrap_or(1) - 1).saturating_mul(per_page);
+            users.iter().skip(skip).take(per_page).map(admin_view).collect()
+        }
+    };
+    Ok(success(json!({ "content": shown, "total": total })))
+}
+
+/// An optional paging parameter: a positive integer.
+fn page_param(query: &str, name: &'static str) -> Result<Option<usize>, ApiError> {
+    query_param(query, name)
+        .map(|value| {
+            value
+                .parse::<usize>()
+                .ok()
+                .filter(|number| *number > 0)
+                .ok_or_else(|| ApiError::bad_request(format!("The query parameter {name} must be a positive integer")))
+        })
+        .transpose()
+}
+
+/// The user the `id` query parameter names: 400 without one, 404 when there is none.
+fn user_by_id(state: &SharedState, id: i64) -> Result<User, ApiError> {
+    state
+        .auth
+        .store()
+        .find_user_by_id(UserId(id))
+        .map_err(store_user_error)?
+        .ok_or_else(|| ApiError::not_found("User not found"))
+}
+
+fn user_get(state: &SharedState, principal: &Principal, query: &str) -> Result<Response<Body>, ApiError> {
+    principal.require(Permission::UsersRead)?;
+    let user = user_by_id(state, id_param(query)?)?;
+    Ok(success(admin_view(&user)))
+}
+
+/// The body of `create` and `update`, as alist's front end sends it. Absent fields keep
+/// their current value on `update`, and take alist's defaults on `create`.
+#[derive(Deserialize)]
+struct UserBody {
+    #[serde(default)]
+    id: Option<i64>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    base_path: Option<String>,
+    #[serde(default)]
+    role: Option<i64>,
+    #[serde(default)]
+    permission: Option<i64>,
+    #[serde(default)]
+    disabled: Option<bool>,
+    #[serde(default)]
+    sso_id: Option<String>,
+}
+
+/// A checked `base_path`: "/" when empty, otherwise at most 1024 characters without control
+/// characters, made absolute.
+fn checked_base_path(value: &str) -> Result<String, ApiError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok("/".to_owned());
+    }
+    if value.chars().count() > MAX_BASE_PATH_CHARS || value.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("base_path must be at most 1024 characters without control characters"));
+    }
+    Ok(if value.starts_with('/') { value.to_owned() } else { format!("/{value}") })
+}
+
+fn checked_sso_id(value: &str) -> Result<String, ApiError> {
+    if value.chars().count() > MAX_SSO_ID_CHARS || value.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("sso_id must be at most 256 characters without control characters"));
+    }
+    Ok(value.to_owned())
+}
+
+fn checked_permission(value: i64) -> Result<i64, ApiError> {
+    if !(0..=i64::from(i32::MAX)).contains(&value) {
+        return Err(ApiError::bad_request("permission must be a non-negative 32-bit integer"));
+    }
+    Ok(value)
+}
+
+fn user_create(state: &SharedState, principal: &Principal, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    principal.require(Permission::UsersWrite)?;
+    let body: UserBody = parse_body(body)?;
+    let username = Username::parse(body.username.as_deref().unwrap_or_default())?;
+    let password = Password::parse(body.password.as_deref().unwrap_or_default())?;
+    let role = role_key(body.role.unwrap_or(ALIST_ROLE_USER))?;
+    let profile = UserProfile {
+        base_path: checked_base_path(body.base_path.as_deref().unwrap_or_default())?,
+        alist_permission: checked_permission(body.permission.unwrap_or(0))?,
+        sso_id: checked_sso_id(body.sso_id.as_deref().unwrap_or_default())?,
+        ..UserProfile::default()
+    };
+    let store = state.auth.store();
+    if store.find_user(username.as_str()).map_err(store_user_error)?.is_some() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "User already exists"));
+    }
+    let password_hash = state.auth.hash_password(&password)?;
+    let mut new_user = NewUser::new(username, password_hash, role);
+    new_user.disabled = body.disabled.unwrap_or(false);
+    new_user.profile = profile;
+    let user = store.create_user(&new_user).map_err(store_user_error)?;
+    state.auth.remember_alist_hash(user.id, &user.password_hash, &password).map_err(user_error)?;
+    Ok(success(Value::Null))
+}
+
+/// The role ids of `user` after giving it the built-in role `wanted`: its custom roles stay,
+/// its built-in ones are replaced.
+fn roles_with(state: &SharedState, user: &User, wanted: RoleKey) -> Result<Vec<RoleId>, ApiError> {
+    let roles = state.auth.store().list_roles().map_err(|e| ApiError::from_store(e, "Role"))?;
+    let built_in = [RoleKey::Admin, RoleKey::User, RoleKey::Guest].map(RoleKey::as_str);
+    let mut ids: Vec<RoleId> = roles
+        .iter()
+        .filter(|role| user.roles.contains(&role.key) && !(role.built_in && built_in.contains(&role.key.as_str())))
+        .map(|role| role.id)
+        .collect();
+    let wanted_role = roles
+        .iter()
+        .find(|role| role.built_in && role.key == wanted.as_str())
+        .ok_or_else(|| ApiError::internal(&format!("the built-in role {} is missing", wanted.as_str())))?;
+    ids.push(wanted_role.id);
+    Ok(ids)
+}
+
+/// Whether another enabled user than `except` holds the admin role.
+fn another_active_admin(state: &SharedState, except: UserId) -> Result<bool, ApiError> {
+    let users = state.auth.store().list_users().map_err(store_user_error)?;
+    Ok(users.iter().any(|user| user.id != except && user.is_admin() && !user.disabled))
+}
+
+fn user_update(state: &SharedState, principal: &Principal, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    principal.require(Permission::UsersWrite)?;
+    let body: UserBody = parse_body(body)?;
+    let id = body.id.filter(|id| *id > 0).ok_or_else(|| ApiError::bad_request("id must be a positive integer"))?;
+    // Check everything before changing anything.
+    let username = body.username.as_deref().map(Username::parse).transpose()?;
+    let password = body.password.as_deref().filter(|password| !password.is_empty()).map(Password::parse).transpose()?;
+    let role = body.role.map(role_key).transpose()?;
+    let base_path = body.base_path.as_deref().map(checked_base_path).transpose()?;
+    let permission = body.permission.map(checked_permission).transpose()?;
+    let sso_id = body.sso_id.as_deref().map(checked_sso_id).transpose()?;
+    let store = state.auth.store();
+    let stored = user_by_id(state, id)?;
+    if let Some(username) = &username
+        && let Some(holder) = store.find_user(username.as_str()).map_err(store_user_error)?
+        && holder.id != stored.id
+    {
+        return Err(ApiError::new(StatusCode::CONFLICT, "User already exists"));
+    }
+    let disabling = body.disabled == Some(true) && !stored.disabled;
+    let demoting = role.is_some_and(|role| role != RoleKey::Admin);
+    if stored.is_admin() && (disabling || demoting) && !another_active_admin(state, stored.id)? {
+        return Err(ApiError::new(StatusCode::CONFLICT, "The last administrator cannot be disabled or demoted"));
+    }
+
+    let mut changed = stored.clone();
+    if let Some(username) = username {
+        changed.username = username;
+    }
+    if let Some(disabled) = body.disabled {
+        changed.disabled = disabled;
+    }
+    if let Some(base_path) = base_path {
+        changed.profile.base_path = base_path;
+    }
+    if let Some(permission) = permission {
+        changed.profile.alist_permission = permission;
+    }
+    if let Some(sso_id) = sso_id {
+        changed.profile.sso_id = sso_id;
+    }
+    if let Some(role) = role
+        && alist_role(&stored) != alist_role_of(role)
+    {
+        let roles = roles_with(state, &stored, role)?;
+        store.set_user_roles(stored.id, &roles).map_err(store_user_error)?;
+    }
+    if changed != stored {
+        store.update_user(&changed).map_err(store_user_error)?;
+    }
+    if let Some(password) = password {
+        let password_hash = state.auth.hash_password(&password)?;
+        // The caller's own token survives a change of its own password, as on /credentials.
+        let keep = if stored.id == principal.user_id { principal.token_identifier() } else { None };
+        store.set_password(stored.id, &password_hash, keep).map_err(store_user_error)?;
+        state.auth.remember_alist_hash(stored.id, &password_hash, &password).map_err(user_error)?;
+    }
+    Ok(success(Value::Null))
+}
+
+/// The alist `role` number of a built-in role.
+fn alist_role_of(role: RoleKey) -> i64 {
+    match role {
+        RoleKey::Admin => ALIST_ROLE_ADMIN,
+        RoleKey::Guest => ALIST_ROLE_GUEST,
+        RoleKey::User => ALIST_ROLE_USER,
+    }
+}
+
+fn user_cancel_two_factor(state: &SharedState, principal: &Principal, query: &str) -> Result<Response<Body>, ApiError> {
+    principal.require(Permission::UsersWrite)?;
+    let user = user_by_id(state, id_param(query)?)?;
+    state.auth.disable_totp(user.id).map_err(user_error)?;
+    Ok(success(Value::Null))
+}
+
+fn user_delete(state: &SharedState, principal: &Principal, query: &str) -> Result<Response<Body>, ApiError> {
+    principal.require(Permission::UsersWrite)?;
+    let user = user_by_id(state, id_param(query)?)?;
+    state.auth.store().delete_user(user.id).map_err(store_user_error)?;
+    Ok(success(Value::Null))
+}
+
+fn user_delete_cache(state: &SharedState, principal: &Principal, query: &str) -> Result<Response<Body>, ApiError> {
+    principal.require(Permission::UsersWrite)?;
+    let username = query_param(query, "username")
+        .ok_or_else(|| ApiError::bad_request("The query parameter username is required"))?;
+    // wssh caches no user: every request reads the store. Only existence is checked.
+    state
+        .auth
+        .store()
+        .find_user(&username)
+        .map_err(store_user_error)?
+        .ok_or_else(|| ApiError::not_found("User not found"))?;
+    Ok(success(Value::Null))
 }

@@ -293,6 +293,7 @@ impl Operations<'_> {
             .store()
             .create_user(&NewUser::new(username, password_hash, RoleKey::User))
             .map_err(|error| ApiError::from_store(error, "User"))?;
+        self.state.auth.remember_alist_hash(user.id, &user.password_hash, &password)?;
         Ok(("username and Password create successfully", json!({ "credential": credential_view(&user) })))
     }
 
@@ -326,6 +327,7 @@ impl Operations<'_> {
         self.store()
             .set_password(user.id, &password_hash, keep)
             .map_err(|error| ApiError::from_store(error, "User"))?;
+        self.state.auth.remember_alist_hash(user.id, &password_hash, &password)?;
         Ok(("Password updated successfully", json!({ "credential": credential_view(&user) })))
     }
 

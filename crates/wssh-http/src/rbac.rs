@@ -365,6 +365,8 @@ fn register(state: &SharedState, request: &RequestParts) -> Result<(Reply, Optio
     let mut new_user = NewUser::new(username, password_hash, role);
     new_user.profile = profile;
     let user = state.auth.store().create_user(&new_user).map_err(|failure| ApiError::from_store(failure, "User"))?;
+    // So that alist's /api/auth/login/hash works for this user at once.
+    state.auth.remember_alist_hash(user.id, &user.password_hash, &password)?;
     let reply = Reply {
         status: StatusCode::CREATED,
         message: "User created",
@@ -652,6 +654,7 @@ impl Operations<'_> {
             self.store()
                 .set_password(id, &password_hash, keep)
                 .map_err(|failure| ApiError::from_store(failure, "User"))?;
+            self.state.auth.remember_alist_hash(id, &password_hash, &password)?;
             updated = self.user(id)?;
         }
         Ok(Reply::ok("User updated", user_view(&updated)))

@@ -245,7 +245,7 @@ impl UserStore for SqliteStore {
         let transaction = connection.transaction().map_err(backend)?;
         let changed = transaction
             .execute(
-                "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+                "UPDATE users SET password_hash = ?2, alist_hash = NULL, updated_at = ?3 WHERE id = ?1",
                 params![id.0, password_hash, Timestamp::now().0],
             )
             .map_err(backend)?;
@@ -370,6 +370,25 @@ impl UserStore for SqliteStore {
         let changed = self
             .connection()?
             .execute("UPDATE users SET otp_last_step = ?2 WHERE id = ?1 AND otp_last_step < ?2", params![id.0, step])
+            .map_err(backend)?;
+        Ok(changed == 1)
+    }
+
+    fn alist_password_hash(&self, id: UserId) -> Result<Option<String>, StoreError> {
+        self.connection()?
+            .query_row("SELECT alist_hash FROM users WHERE id = ?1", [id.0], |row| row.get::<_, Option<String>>(0))
+            .optional()
+            .map(Option::flatten)
+            .map_err(backend)
+    }
+
+    fn set_alist_password_hash(&self, id: UserId, password_hash: &str, alist_hash: &str) -> Result<bool, StoreError> {
+        let changed = self
+            .connection()?
+            .execute(
+                "UPDATE users SET alist_hash = ?3 WHERE id = ?1 AND password_hash = ?2",
+                params![id.0, password_hash, alist_hash],
+            )
             .map_err(backend)?;
         Ok(changed == 1)
     }

@@ -20,7 +20,7 @@ pub trait UserStore: Send + Sync {
     /// How many users there are.
     fn count_users(&self) -> Result<u64, StoreError>;
     /// Replaces a user's password hash and, in the same transaction, revokes every token of the
-    /// user except `keep_token`.
+    /// user except `keep_token` and forgets its alist hash (which was of the old password).
     fn set_password(
         &self,
         id: UserId,
@@ -43,6 +43,13 @@ pub trait UserStore: Send + Sync {
     /// Records that the TOTP code of time step `step` was used; `false` when that step or a
     /// later one was already used (a replay), atomically.
     fn accept_otp_step(&self, id: UserId, step: i64) -> Result<bool, StoreError>;
+    /// The argon2id hash of alist's password digest (`sha256(password + suffix)` in hex) that
+    /// `/api/auth/login/hash` checks, if one was stored since the password was last set.
+    fn alist_password_hash(&self, id: UserId) -> Result<Option<String>, StoreError>;
+    /// Stores the alist digest's hash, but only while the user's password hash is still
+    /// `password_hash` (the one the digest was derived alongside), atomically; `false` when the
+    /// password changed meanwhile or the user is gone.
+    fn set_alist_password_hash(&self, id: UserId, password_hash: &str, alist_hash: &str) -> Result<bool, StoreError>;
 }
 
 /// Roles and the permissions they grant.

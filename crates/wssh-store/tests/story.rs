@@ -31,7 +31,7 @@ fn storage_story() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wssh.db");
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.migration_status().unwrap().applied, 4);
+    assert_eq!(store.migration_status().unwrap().applied, 5);
 
     // Users and roles.
     let admin = store.create_user(&new_user("admin", RoleKey::Admin)).unwrap();
@@ -56,8 +56,15 @@ fn storage_story() {
     assert_eq!(updated.description, "phone");
     assert!(matches!(store.update_token_description("404", "x"), Err(StoreError::NotFound)));
 
-    // A password change revokes every token but the one kept.
+    // alist's digest hash is stored only beside the password hash it was derived with.
+    assert_eq!(store.alist_password_hash(alice.id).unwrap(), None);
+    assert!(!store.set_alist_password_hash(alice.id, "$argon2id$stale", "$argon2id$digest").unwrap());
+    assert!(store.set_alist_password_hash(alice.id, &alice.password_hash, "$argon2id$digest").unwrap());
+    assert_eq!(store.alist_password_hash(alice.id).unwrap().as_deref(), Some("$argon2id$digest"));
+
+    // A password change revokes every token but the one kept, and forgets the alist hash.
     store.set_password(alice.id, "$argon2id$new", Some(&TokenIdentifier("2".into()))).unwrap();
+    assert_eq!(store.alist_password_hash(alice.id).unwrap(), None);
     let left: Vec<_> = store.list_tokens(Some(alice.id)).unwrap().into_iter().map(|t| t.identifier.0).collect();
     assert_eq!(left, vec!["2".to_owned()]);
     assert_eq!(store.find_user("alice").unwrap().unwrap().password_hash, "$argon2id$new");

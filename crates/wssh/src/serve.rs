@@ -195,7 +195,10 @@ fn seed_users(
         };
         let password = Password::parse(&password).map_err(|error| format!("initial_credentials: {error}"))?;
         let password_hash = wssh_auth::password::hash_password(&password)?;
-        store.create_user(&NewUser::new(username.clone(), password_hash, RoleKey::Admin))?;
+        let created = store.create_user(&NewUser::new(username.clone(), password_hash, RoleKey::Admin))?;
+        // alist's /api/auth/login/hash checks the password's digest against its own hash.
+        let alist_hash = wssh_auth::password::hash_alist_digest(&password)?;
+        store.set_alist_password_hash(created.id, &created.password_hash, &alist_hash)?;
         if generated {
             let file = data_dir.join(INITIAL_PASSWORD_FILE);
             let mut out = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&file)?;
