@@ -145,3 +145,19 @@ async fn a_refresh_token_from_another_user_agent_is_refused_and_its_login_revoke
     assert_eq!(client.raw("POST", "/auth/session", &back, Vec::new()).await.status, 401);
     assert_eq!(client.raw("GET", "/test", &[("authorization", &access)], Vec::new()).await.status, 401);
 }
+
+#[tokio::test]
+async fn every_401_of_the_login_api_carries_a_challenge() {
+    let server = Server::start();
+    let client = server.client();
+    let refusals = [
+        login(&server, "admin", "wrong").await,
+        client.raw("GET", "/test", &[], Vec::new()).await,
+        client.raw("POST", "/auth/session", &[("x-refresh-token", "wsshr_nope")], Vec::new()).await,
+        client.raw("POST", "/auth/logout", &[], Vec::new()).await,
+    ];
+    for reply in refusals {
+        assert_eq!(reply.status, 401, "{}", reply.text);
+        assert_eq!(reply.header("www-authenticate"), "Bearer realm=\"wssh\"");
+    }
+}

@@ -81,6 +81,10 @@ pub(crate) fn error(error: &ApiError) -> Response<Body> {
     if let Some(seconds) = error.retry_after {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
+    // RFC 9110 §15.5.2: a 401 carries a challenge, here as on every other surface.
+    if error.status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"wssh\""));
+    }
     response
 }
 

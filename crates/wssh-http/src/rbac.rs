@@ -155,15 +155,7 @@ pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer:
             }
             response
         }
-        Err(failure) => {
-            let mut response = login_api::error(&failure);
-            if failure.status == StatusCode::UNAUTHORIZED {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"wssh\""));
-            }
-            response
-        }
+        Err(failure) => login_api::error(&failure),
     }
 }
 
@@ -650,9 +642,11 @@ impl Operations<'_> {
             let password_hash = self.state.auth.hash_password(&password)?;
             // The user's other tokens are revoked; the one this request came with survives
             // when users change their own password.
-            let keep = if id == self.principal.user_id { self.principal.token_identifier() } else { None };
+            let own = id == self.principal.user_id;
+            let keep = if own { self.principal.token_identifier() } else { None };
+            let keep_login = if own { self.principal.login_id() } else { None };
             self.store()
-                .set_password(id, &password_hash, keep)
+                .set_password(id, &password_hash, keep, keep_login)
                 .map_err(|failure| ApiError::from_store(failure, "User"))?;
             self.state.auth.remember_alist_hash(id, &password_hash, &password)?;
             updated = self.user(id)?;
