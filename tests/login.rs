@@ -161,3 +161,57 @@ async fn every_401_of_the_login_api_carries_a_challenge() {
         assert_eq!(reply.header("www-authenticate"), "Bearer realm=\"wssh\"");
     }
 }
+
+#[tokio::test]
+async fn a_password_change_ends_the_users_other_logins_on_every_surface() {
+    let server = Server::start();
+    let client = server.client();
+    create_user(&client, "alice", "alice-pw").await;
+    let alist_login = |password: &'static str| {
+        let client = server.client();
+        async move {
+            let reply = client
+                .json("POST", "/api/auth/login", &[], &json!({ "username": "alice", "password": password }))
+                .await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            reply.json["data"]["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let test = |authorization: String| {
+        let client = server.client();
+        async move { client.raw("GET", "/test", &[("authorization", &authorization)], Vec::new()).await.status }
+    };
+
+    // An administrator resets the password: every login of the user ends at once.
+    let alist_jwt = alist_login("alice-pw").await;
+    let reply = login(&server, "alice", "alice-pw").await;
+    let (access, refresh) = (bearer(&reply), reply.header("x-refresh-token").to_owned());
+    let admin = bearer(&login(&server, "admin", ADMIN_PASSWORD).await);
+    let info = client.raw("GET", "/user/info?username=alice", &[("authorization", &admin)], Vec::new()).await;
+    let uid = info.json["data"]["user"]["userId"].as_i64().unwrap();
+    let reset = client
+        .json("PUT", &format!("/user/{uid}"), &[("authorization", &admin)], &json!({ "password": "reset-pw" }))
+        .await;
+    assert_eq!(reset.status, 200, "{}", reset.text);
+    assert_eq!(test(alist_jwt).await, 401, "the alist JWT died with the old password");
+    assert_eq!(test(access).await, 401, "the seed 004 access JWT died with the old password");
+    assert_eq!(client.raw("POST", "/auth/session", &[("x-refresh-token", &refresh)], Vec::new()).await.status, 401);
+
+    // Changing one's own password keeps the login it was changed with, and ends the others.
+    let other = alist_login("reset-pw").await;
+    let own = alist_login("reset-pw").await;
+    let change = client
+        .json("POST", "/api/admin/user/update", &[("authorization", &admin)], &json!({ "id": uid, "password": "x" }))
+        .await;
+    assert_eq!(change.status, 200, "{}", change.text);
+    assert_eq!(test(own.clone()).await, 401, "an administrator's reset spares nothing");
+    let own = alist_login("x").await;
+    let other_after = alist_login("x").await;
+    let changed = client
+        .json("PUT", &format!("/user/{uid}"), &[("authorization", &own)], &json!({ "password": "mine-now" }))
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_eq!(test(own).await, 204, "the login that changed the password survives");
+    assert_eq!(test(other_after).await, 401);
+    assert_eq!(test(other).await, 401);
+}

@@ -46,6 +46,14 @@ impl Principal {
         self.permissions.contains(permission)
     }
 
+    /// The login whose access JWT this request came with, if any.
+    pub fn login_id(&self) -> Option<&LoginId> {
+        match &self.method {
+            AuthMethod::Login(login) => Some(login),
+            AuthMethod::Password | AuthMethod::Token(_) => None,
+        }
+    }
+
     /// The identifier of the token this request came with, if any.
     pub fn token_identifier(&self) -> Option<&TokenIdentifier> {
         match &self.method {

@@ -718,7 +718,7 @@ mod alist_digest_tests {
         // A new password set anywhere forgets the old digest; remembering the new one restores it.
         let new_password = Password::parse("n3w-secret").unwrap();
         let new_hash = auth.hash_password(&new_password).unwrap();
-        store.set_password(user.id, &new_hash, None).unwrap();
+        store.set_password(user.id, &new_hash, None, None).unwrap();
         assert!(by_digest(&digest).is_err());
         assert!(by_digest(&alist_digest("n3w-secret")).is_err());
         auth.remember_alist_hash(user.id, &new_hash, &new_password).unwrap();

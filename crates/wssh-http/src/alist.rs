@@ -622,8 +622,10 @@ fn user_update(state: &SharedState, principal: &Principal, body: &[u8]) -> Resul
     if let Some(password) = password {
         let password_hash = state.auth.hash_password(&password)?;
         // The caller's own token survives a change of its own password, as on /credentials.
-        let keep = if stored.id == principal.user_id { principal.token_identifier() } else { None };
-        store.set_password(stored.id, &password_hash, keep).map_err(store_user_error)?;
+        let own = stored.id == principal.user_id;
+        let keep = if own { principal.token_identifier() } else { None };
+        let keep_login = if own { principal.login_id() } else { None };
+        store.set_password(stored.id, &password_hash, keep, keep_login).map_err(store_user_error)?;
         state.auth.remember_alist_hash(stored.id, &password_hash, &password).map_err(user_error)?;
     }
     Ok(success(Value::Null))

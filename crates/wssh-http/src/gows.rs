@@ -323,9 +323,11 @@ impl Operations<'_> {
         let password_hash = self.state.auth.hash_password(&password)?;
         // Every other token of the user is revoked; the caller's own token survives so that
         // changing one's password does not sign the current client out.
-        let keep = if user.id == self.principal.user_id { self.principal.token_identifier() } else { None };
+        let own = user.id == self.principal.user_id;
+        let keep = if own { self.principal.token_identifier() } else { None };
+        let keep_login = if own { self.principal.login_id() } else { None };
         self.store()
-            .set_password(user.id, &password_hash, keep)
+            .set_password(user.id, &password_hash, keep, keep_login)
             .map_err(|error| ApiError::from_store(error, "User"))?;
         self.state.auth.remember_alist_hash(user.id, &password_hash, &password)?;
         Ok(("Password updated successfully", json!({ "credential": credential_view(&user) })))

@@ -240,6 +240,7 @@ impl UserStore for SqliteStore {
         id: UserId,
         password_hash: &str,
         keep_token: Option<&TokenIdentifier>,
+        keep_login: Option<&LoginId>,
     ) -> Result<(), StoreError> {
         let mut connection = self.connection()?;
         let transaction = connection.transaction().map_err(backend)?;
@@ -256,6 +257,12 @@ impl UserStore for SqliteStore {
             .execute(
                 "DELETE FROM access_tokens WHERE user_id = ?1 AND identifier IS NOT ?2",
                 params![id.0, keep_token.map(TokenIdentifier::as_str)],
+            )
+            .map_err(backend)?;
+        transaction
+            .execute(
+                "UPDATE logins SET revoked = 1 WHERE user_id = ?1 AND revoked = 0 AND id IS NOT ?2",
+                params![id.0, keep_login.map(LoginId::as_str)],
             )
             .map_err(backend)?;
         transaction.commit().map_err(backend)

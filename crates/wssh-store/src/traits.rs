@@ -20,12 +20,15 @@ pub trait UserStore: Send + Sync {
     /// How many users there are.
     fn count_users(&self) -> Result<u64, StoreError>;
     /// Replaces a user's password hash and, in the same transaction, revokes every token of the
-    /// user except `keep_token` and forgets its alist hash (which was of the old password).
+    /// user except `keep_token`, ends every login of the user except `keep_login` (their access
+    /// JWTs and refresh tokens stop working), and forgets its alist hash (which was of the old
+    /// password).
     fn set_password(
         &self,
         id: UserId,
         password_hash: &str,
         keep_token: Option<&TokenIdentifier>,
+        keep_login: Option<&LoginId>,
     ) -> Result<(), StoreError>;
     /// Deletes a user and, in the same transaction, its tokens and role bindings.
     /// [`StoreError::Conflict`] when it is the last administrator.

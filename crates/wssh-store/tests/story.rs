@@ -63,7 +63,7 @@ fn storage_story() {
     assert_eq!(store.alist_password_hash(alice.id).unwrap().as_deref(), Some("$argon2id$digest"));
 
     // A password change revokes every token but the one kept, and forgets the alist hash.
-    store.set_password(alice.id, "$argon2id$new", Some(&TokenIdentifier("2".into()))).unwrap();
+    store.set_password(alice.id, "$argon2id$new", Some(&TokenIdentifier("2".into())), None).unwrap();
     assert_eq!(store.alist_password_hash(alice.id).unwrap(), None);
     let left: Vec<_> = store.list_tokens(Some(alice.id)).unwrap().into_iter().map(|t| t.identifier.0).collect();
     assert_eq!(left, vec!["2".to_owned()]);
