@@ -572,6 +572,26 @@ async fn administrators_manage_users_and_no_one_else_may() {
 }
 
 #[tokio::test]
+async fn a_disabled_administrator_does_not_count_as_the_one_left() {
+    let server = Server::start();
+    let client = server.client();
+    let jwt = admin_jwt(&client).await;
+    let admin_id = user_id(&client, &jwt, "admin").await;
+    alist_create(&client, &jwt, json!({ "username": "root2", "password": "root2-pw", "role": 2 })).await;
+    let root2 = user_id(&client, &jwt, "root2").await;
+    assert_done(&post(&client, "/api/admin/user/update", &jwt, &json!({ "id": root2, "disabled": true })).await);
+    // Deleting the only enabled administrator would leave nobody able to administer.
+    let delete_admin = format!("/api/admin/user/delete?id={admin_id}");
+    assert_refused(&post_empty(&client, &delete_admin, &jwt).await, 409);
+    let basic = format!("Basic {}", STANDARD.encode(format!("admin:{ADMIN_PASSWORD}")));
+    let by_004 = client.raw("DELETE", &format!("/user/{admin_id}"), &[("authorization", &basic)], Vec::new()).await;
+    assert_eq!(by_004.status, 409, "{}", by_004.text);
+    assert_eq!(get(&client, "/api/me", &jwt).await.status, 200);
+    // A disabled administrator may go while an enabled one stays.
+    assert_done(&post_empty(&client, &format!("/api/admin/user/delete?id={root2}"), &jwt).await);
+}
+
+#[tokio::test]
 async fn one_identity_across_every_surface() {
     let server = Server::start();
     let client = server.client();

@@ -271,23 +271,12 @@ impl UserStore for SqliteStore {
     fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
         let mut connection = self.connection()?;
         let transaction = connection.transaction().map_err(backend)?;
-        let admins_left: i64 = transaction
-            .query_row(
-                "SELECT COUNT(*) FROM user_roles JOIN roles ON roles.id = user_roles.role_id \
-                 WHERE roles.key = 'admin' AND user_roles.user_id != ?1",
-                [id.0],
-                |row| row.get(0),
-            )
-            .map_err(backend)?;
-        let is_admin: bool = transaction
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM user_roles JOIN roles ON roles.id = user_roles.role_id \
-                 WHERE roles.key = 'admin' AND user_roles.user_id = ?1)",
-                [id.0],
-                |row| row.get(0),
-            )
-            .map_err(backend)?;
-        if is_admin && admins_left == 0 {
+        // The same rule as disabling and demoting: an enabled administrator may go only while
+        // another enabled one stays (a disabled administrator cannot sign in to help).
+        let Some(stored) = query_user(&transaction, "id = ?1", &id.0)? else {
+            return Err(StoreError::NotFound);
+        };
+        if stored.is_admin() && !stored.disabled && other_active_admins(&transaction, id)? == 0 {
             return Err(StoreError::Conflict("the last administrator cannot be deleted"));
         }
         // Tokens and role bindings go with the user: the foreign keys cascade, and deleting
