@@ -1216,9 +1216,18 @@ async fn rbac_surface() {
         Scenario::new("bind to an unknown user", "POST", "/user/99999/bind", &json!([user_role]), 404)
             .header("authorization", admin.clone())
             .documented_as(BIND),
-        Scenario::new("bind an unknown role", "POST", carol_bind, &json!([99999]), 409)
+        Scenario::new("bind an unknown role", "POST", carol_bind, &json!([99999]), 400)
             .header("authorization", admin.clone())
             .documented_as(BIND),
+        Scenario::new(
+            "take the admin role from the last admin",
+            "POST",
+            leaked(format!("/user/{admin_id}/bind")),
+            &json!([user_role]),
+            409,
+        )
+        .header("authorization", admin.clone())
+        .documented_as(BIND),
         bare("delete a user, bad id", "DELETE", "/user/x", 400)
             .header("authorization", admin.clone())
             .documented_as(USER),

@@ -350,7 +350,7 @@ async fn users_made_here_live_everywhere_and_die_everywhere() {
         200,
     );
     assert_eq!(sessions_status(&client, &carol_token).await, 200);
-    refused(&call(&client, "POST", &format!("/user/{carol}/bind"), &admin, Some(&json!([99999]))).await, 409);
+    refused(&call(&client, "POST", &format!("/user/{carol}/bind"), &admin, Some(&json!([99999]))).await, 400);
     refused(&call(&client, "POST", "/user/99999/bind", &admin, Some(&json!([user_role]))).await, 404);
     refused(&call(&client, "POST", &format!("/user/{carol}/bind"), &admin, Some(&json!("x"))).await, 400);
     refused(&call(&client, "POST", &format!("/user/{carol}/bind"), &admin, Some(&json!(["x"]))).await, 400);

@@ -156,3 +156,20 @@ async fn https_listener_serves_with_the_configured_certificate() {
     let body: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON over TLS");
     assert_eq!(body["message"], "List of Sessions ok");
 }
+
+#[tokio::test]
+async fn head_is_get_without_a_body() {
+    let server = Server::start();
+    let client = server.client();
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("admin:{ADMIN_PASSWORD}"))
+    );
+    let get = client.raw("GET", "/user/info", &[("authorization", &basic)], Vec::new()).await;
+    assert_eq!(get.status, 200, "{}", get.text);
+    let head = client.raw("HEAD", "/user/info", &[("authorization", &basic)], Vec::new()).await;
+    assert_eq!(head.status, 200);
+    assert!(head.text.is_empty());
+    assert_eq!(head.header("content-length"), get.text.len().to_string());
+    assert_eq!(client.raw("HEAD", "/user/info", &[], Vec::new()).await.status, 401);
+}

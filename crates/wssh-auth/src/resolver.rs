@@ -519,7 +519,7 @@ impl Authenticator {
 
     /// Mints a token for `owner`; the secret in the result is the only copy.
     pub fn mint_token(&self, owner: &User, spec: TokenSpec) -> Result<MintedToken, AuthError> {
-        // Identifiers carry 22 random bits per millisecond; a clash is rare, and retried.
+        // Identifiers carry 12 random bits per millisecond; a clash is rare, and retried.
         let mut attempts = 0;
         loop {
             let secret = generate_token_secret();

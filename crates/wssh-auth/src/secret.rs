@@ -53,8 +53,9 @@ pub fn hashes_equal(left: &str, right: &str) -> bool {
 }
 
 /// A fresh token identifier: a snowflake-style decimal (milliseconds since 2010-11-04, the
-/// epoch go_ws_sh's identifiers use, then 22 random bits), unique in practice and checked by
-/// the store's primary key.
+/// epoch go_ws_sh's identifiers use, in 41 bits, then 12 random bits), unique in practice and
+/// checked by the store's primary key. It stays below 2^53, so JavaScript clients that read
+/// seed 002's numeric `id` get it exactly.
 pub fn generate_token_identifier() -> TokenIdentifier {
     const EPOCH_MILLIS: u128 = 1_288_834_974_657;
     let millis = SystemTime::now()
@@ -62,10 +63,10 @@ pub fn generate_token_identifier() -> TokenIdentifier {
         .map(|elapsed| elapsed.as_millis())
         .unwrap_or(EPOCH_MILLIS)
         .saturating_sub(EPOCH_MILLIS) as u64;
-    let mut random = [0u8; 4];
+    let mut random = [0u8; 2];
     fill_random(&mut random);
-    let random = u64::from(u32::from_le_bytes(random)) & 0x3f_ffff;
-    TokenIdentifier((((millis & 0x1ff_ffff_ffff) << 22) | random).to_string())
+    let random = u64::from(u16::from_le_bytes(random)) & 0xfff;
+    TokenIdentifier((((millis & 0x1ff_ffff_ffff) << 12) | random).to_string())
 }
 
 /// A fresh password for a generated account: 144 random bits, URL-safe base64.
@@ -93,11 +94,16 @@ mod tests {
     }
 
     #[test]
-    fn identifiers_are_decimal_and_distinct() {
-        let first = generate_token_identifier();
-        let second = generate_token_identifier();
-        assert!(first.as_str().bytes().all(|byte| byte.is_ascii_digit()));
-        assert_ne!(first, second);
+    fn identifiers_are_decimal_safe_for_javascript_and_distinct() {
+        let identifiers: Vec<_> = (0..64).map(|_| generate_token_identifier()).collect();
+        for identifier in &identifiers {
+            let value: u64 = identifier.as_str().parse().unwrap();
+            assert!(value < 1 << 53, "{value} is not exact as a JavaScript number");
+            assert!(value > 1 << 40, "{value} lacks its time part");
+        }
+        // 12 random bits per millisecond: a clash is rare (and the store retries it).
+        let distinct: std::collections::HashSet<_> = identifiers.iter().collect();
+        assert!(distinct.len() >= 60, "only {} distinct of 64", distinct.len());
         assert_eq!(generate_password().len(), 24);
     }
 }

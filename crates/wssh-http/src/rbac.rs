@@ -683,6 +683,11 @@ impl Operations<'_> {
             roles.push(RoleId(id));
         }
         self.user(id)?;
+        for role in &roles {
+            if self.store().find_role(*role).map_err(|failure| ApiError::from_store(failure, "Role"))?.is_none() {
+                return Err(ApiError::bad_request(format!("Unknown role id {}", role.0)));
+            }
+        }
         let user = self.store().set_user_roles(id, &roles).map_err(|failure| ApiError::from_store(failure, "User"))?;
         Ok(Reply::ok("Roles bound", user_view(&user)))
     }

@@ -45,12 +45,21 @@ pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer:
     response
 }
 
-async fn route(request: Request<Incoming>, state: SharedState, peer: SocketAddr) -> Result<Response<Body>, ApiError> {
+async fn route(
+    mut request: Request<Incoming>,
+    state: SharedState,
+    peer: SocketAddr,
+) -> Result<Response<Body>, ApiError> {
     if request.method() == Method::OPTIONS {
         return Ok(respond::preflight());
     }
     if shell::is_upgrade(&request) {
         return shell::open(request, state, peer).await;
+    }
+    // HEAD is GET without the body: hyper leaves the body off the wire for a HEAD request and
+    // keeps its Content-Length.
+    if request.method() == Method::HEAD {
+        *request.method_mut() = Method::GET;
     }
     // Each further surface owns its paths and answers in its own envelope.
     let path = request.uri().path();
