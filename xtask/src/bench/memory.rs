@@ -56,7 +56,7 @@ pub(crate) async fn measure(targets: &[Arc<dyn Target>], runs: usize, shells: us
     for round in 0..runs {
         for (target, results) in targets.iter().zip(&mut all) {
             let instance = target.start().await.map_err(|error| format!("cannot start {}: {error}", target.name()))?;
-            if instance.server_pid().is_none() {
+            if instance.server_pid(Program::Cat).is_none() {
                 continue;
             }
             let run = run_once(instance.as_ref(), shells)
@@ -115,7 +115,7 @@ async fn wait_for_reaping(pid: u32) -> Result<()> {
 
 /// One run: warm up, baseline, open `shells`, measure, close.
 async fn run_once(instance: &dyn Instance, shells: usize) -> Result<Run> {
-    let pid = instance.server_pid().ok_or("no server process")?;
+    let pid = instance.server_pid(Program::Cat).ok_or("no server process")?;
     close_all(open_many(instance, WARM_UP).await?).await;
     wait_for_reaping(pid).await?;
     tokio::time::sleep(SETTLE).await;

@@ -19,13 +19,19 @@
 mod connect;
 mod echo;
 mod framing;
+mod install;
 mod memory;
+mod process;
 mod raw_pty;
 mod report;
 mod stats;
 mod system;
 mod target;
+mod terminado;
 mod throughput;
+mod ttyd;
+mod wetty;
+mod ws;
 mod wssh;
 
 use std::path::PathBuf;
@@ -48,6 +54,9 @@ pub(crate) struct Args {
     /// Runs per figure, instead of 5 (3 with --quick).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=100))]
     runs: Option<u16>,
+    /// Measure wssh and the raw PTY only: no ttyd, terminado or wetty.
+    #[arg(long)]
+    no_peers: bool,
 }
 
 impl Args {
@@ -128,6 +137,9 @@ fn run_release(args: &Args) -> ExitCode {
     if let Some(runs) = args.runs {
         release.arg("--runs").arg(runs.to_string());
     }
+    if args.no_peers {
+        release.arg("--no-peers");
+    }
     match release.status() {
         Ok(status) if status.success() => ExitCode::SUCCESS,
         Ok(status) => status.code().and_then(|code| u8::try_from(code).ok()).map_or(ExitCode::FAILURE, ExitCode::from),
@@ -170,8 +182,9 @@ fn bench(args: &Args) -> Result<()> {
     let machine = Machine::describe();
     let date = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let peers = if args.no_peers { Peers::default() } else { Peers::install(&work.0, &programs) };
     let launch = Launch::new(binary, work.0.clone(), programs);
-    let report = runtime.block_on(measure(launch, parameters, machine, date))?;
+    let report = runtime.block_on(measure(launch, peers, parameters, machine, date))?;
     println!("{}", report.table());
     let path = root.join("target/bench/report.json");
     report.write(&path)?;
@@ -179,8 +192,56 @@ fn bench(args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// The peers that could be installed, and why the others are missing.
+#[derive(Default)]
+struct Peers {
+    /// ttyd, terminado and wetty, those that are there.
+    targets: Vec<Arc<dyn Target>>,
+    /// Peers skipped, with the reason.
+    skipped: Vec<report::Skipped>,
+}
+
+impl Peers {
+    /// Installs (or finds in the cache) each peer; a peer that cannot be had is skipped with
+    /// its reason printed.
+    fn install(work: &std::path::Path, programs: &Arc<Programs>) -> Peers {
+        let mut peers = Peers::default();
+        let mut add = |name: &str, target: Result<Arc<dyn Target>>| match target {
+            Ok(target) => peers.targets.push(target),
+            Err(error) => {
+                eprintln!("bench: skipping {name}: {error}");
+                peers.skipped.push(report::Skipped { target: name.to_owned(), reason: error.to_string() });
+            }
+        };
+        let work = work.to_owned();
+        add(
+            "ttyd",
+            install::ttyd()
+                .map(|binary| -> Arc<dyn Target> { Arc::new(ttyd::Ttyd::new(binary, work.clone(), programs.clone())) }),
+        );
+        add(
+            "terminado",
+            install::terminado().map(|python| -> Arc<dyn Target> {
+                Arc::new(terminado::Terminado::new(python, work.clone(), programs.clone()))
+            }),
+        );
+        add(
+            "wetty",
+            install::wetty()
+                .map(|main| -> Arc<dyn Target> { Arc::new(wetty::Wetty::new(main, work.clone(), programs.clone())) }),
+        );
+        peers
+    }
+}
+
 /// Measures every figure. The client runs on one thread.
-async fn measure(launch: Arc<Launch>, parameters: Parameters, machine: Machine, date: String) -> Result<Report> {
+async fn measure(
+    launch: Arc<Launch>,
+    peers: Peers,
+    parameters: Parameters,
+    machine: Machine,
+    date: String,
+) -> Result<Report> {
     let raw: Arc<dyn Target> = Arc::new(RawPty::new(launch.programs.clone()));
     let wssh = |framing, auth| -> Arc<dyn Target> { Arc::new(WsshTarget::new(launch.clone(), framing, auth)) };
     let native = wssh(Framing::Native, Auth::Basic);
@@ -191,18 +252,31 @@ async fn measure(launch: Arc<Launch>, parameters: Parameters, machine: Machine, 
     let runs = parameters.runs;
 
     eprintln!("bench: output throughput");
-    let streams = [raw.clone(), native.clone(), go_ws_sh.clone()];
+    let with_peers = |targets: &[&Arc<dyn Target>]| -> Vec<Arc<dyn Target>> {
+        targets.iter().map(|&target| target.clone()).chain(peers.targets.iter().cloned()).collect()
+    };
+    let streams = with_peers(&[&raw, &native, &go_ws_sh]);
     let throughput = throughput::measure(&streams, runs, parameters.file_bytes, ticks).await?;
     eprintln!("bench: keystroke echo");
     let echo = echo::measure(&streams, runs, parameters.echo_samples).await?;
     eprintln!("bench: memory per idle shell");
-    let shells = [native_token.clone(), go_ws_sh_token.clone(), native.clone()];
+    let shells = with_peers(&[&native_token, &go_ws_sh_token, &native]);
     let memory = memory::measure(&shells, runs, parameters.idle_shells).await?;
     eprintln!("bench: connect time");
-    let connects = [raw, native, go_ws_sh, native_token, go_ws_sh_token];
+    let connects = with_peers(&[&raw, &native, &go_ws_sh, &native_token, &go_ws_sh_token]);
     let connect = connect::measure(&connects, runs, parameters.connects).await?;
 
-    Ok(Report { machine, date, commit: commit(), parameters, throughput, echo, memory, connect })
+    Ok(Report {
+        machine,
+        date,
+        commit: commit(),
+        parameters,
+        skipped: peers.skipped,
+        throughput,
+        echo,
+        memory,
+        connect,
+    })
 }
 
 /// `git describe --always --dirty` of the project, when git is there.

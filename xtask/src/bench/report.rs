@@ -26,6 +26,15 @@ pub(crate) struct Parameters {
     pub(crate) connects: usize,
 }
 
+/// A peer left out of a run, and why (it could not be installed, or does not start).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Skipped {
+    /// The peer.
+    pub(crate) target: String,
+    /// Why.
+    pub(crate) reason: String,
+}
+
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Report {
@@ -37,6 +46,8 @@ pub(crate) struct Report {
     pub(crate) commit: Option<String>,
     /// With what sizes.
     pub(crate) parameters: Parameters,
+    /// Peers left out.
+    pub(crate) skipped: Vec<Skipped>,
     /// Figure 1.
     pub(crate) throughput: Vec<throughput::Figure>,
     /// Figure 2.

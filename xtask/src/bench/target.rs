@@ -111,9 +111,10 @@ pub(crate) trait Target: Send + Sync {
 
 /// A started [`Target`].
 pub(crate) trait Instance: Send + Sync {
-    /// The process whose CPU time and memory the figures charge to this instance, when there
-    /// is one (the in-process raw PTY has none).
-    fn server_pid(&self) -> Option<u32>;
+    /// The process whose CPU time and memory the figures charge to this instance's terminals
+    /// running `program`, when there is one (the in-process raw PTY has none). Servers that run
+    /// one command each (wetty) have one process per program.
+    fn server_pid(&self, program: Program) -> Option<u32>;
 
     /// Connects (handshake, authentication), sizes the terminal [`COLS`]×[`ROWS`] and asks for
     /// `program`. Returns as soon as the request is made; the program may still be starting.
