@@ -16,15 +16,20 @@
 //! `docs/performance.md` explains the numbers. A target is anything implementing
 //! [`target::Target`]: wssh in each framing ([`wssh`]) and the raw PTY ([`raw_pty`]) today.
 
+mod api;
+mod chart;
 mod connect;
 mod echo;
 mod framing;
+mod http;
 mod install;
 mod memory;
 mod process;
 mod raw_pty;
 mod report;
+mod shells;
 mod stats;
+mod storm;
 mod system;
 mod target;
 mod terminado;
@@ -44,6 +49,9 @@ use self::report::{Parameters, Report};
 use self::system::Machine;
 use self::target::{Programs, Result, Target};
 use self::wssh::{Auth, Launch, WsshTarget};
+
+/// Connections of the API figure.
+const API_CONNECTIONS: usize = 64;
 
 /// `cargo xtask bench`'s options.
 #[derive(Debug, clap::Args)]
@@ -79,6 +87,10 @@ impl Args {
                 echo_samples: 1_000,
                 idle_shells: 50,
                 connects: 50,
+                many_shells: 100,
+                many_seconds: 5,
+                api_seconds: 2.0,
+                storm_seconds: 3,
             }
         } else {
             Parameters {
@@ -88,6 +100,10 @@ impl Args {
                 echo_samples: 10_000,
                 idle_shells: 200,
                 connects: 50,
+                many_shells: 1_000,
+                many_seconds: 30,
+                api_seconds: 10.0,
+                storm_seconds: 10,
             }
         }
     }
@@ -179,6 +195,10 @@ fn bench(args: &Args) -> Result<()> {
     eprintln!("bench: writing {} MiB of lines to {}", parameters.file_bytes >> 20, file.display());
     parameters.file_bytes = throughput::generate_file(&file, parameters.file_bytes)?;
     let programs = Arc::new(Programs { file });
+    match shells::raise_open_files() {
+        Ok(limit) => eprintln!("bench: open-files limit {limit} (servers inherit it)"),
+        Err(error) => eprintln!("bench: cannot raise the open-files limit: {error}"),
+    }
     let machine = Machine::describe();
     let date = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -186,9 +206,15 @@ fn bench(args: &Args) -> Result<()> {
     let launch = Launch::new(binary, work.0.clone(), programs);
     let report = runtime.block_on(measure(launch, peers, parameters, machine, date))?;
     println!("{}", report.table());
-    let path = root.join("target/bench/report.json");
+    let folder = root.join("target/bench");
+    let path = folder.join("report.json");
     report.write(&path)?;
     eprintln!("bench: wrote {}", path.display());
+    for chart in report.charts() {
+        let path = folder.join(&chart.file);
+        std::fs::write(&path, chart.svg)?;
+        eprintln!("bench: wrote {}", path.display());
+    }
     Ok(())
 }
 
@@ -265,6 +291,14 @@ async fn measure(
     eprintln!("bench: connect time");
     let connects = with_peers(&[&raw, &native, &go_ws_sh, &native_token, &go_ws_sh_token]);
     let connect = connect::measure(&connects, runs, parameters.connects).await?;
+    eprintln!("bench: {} concurrent shells", parameters.many_shells);
+    let many = with_peers(&[&native_token, &go_ws_sh_token]);
+    let shells = shells::measure(&many, runs, parameters.many_shells, parameters.many_seconds).await?;
+    eprintln!("bench: token-authenticated API");
+    let api_target = WsshTarget::new(launch.clone(), Framing::Native, Auth::Token);
+    let api = api::measure(&api_target, runs, API_CONNECTIONS, parameters.api_seconds, ticks).await?;
+    eprintln!("bench: login storm");
+    let storm = storm::measure(&api_target, runs, parameters.storm_seconds).await?;
 
     Ok(Report {
         machine,
@@ -276,6 +310,9 @@ async fn measure(
         echo,
         memory,
         connect,
+        shells,
+        api,
+        storm,
     })
 }
 

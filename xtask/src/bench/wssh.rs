@@ -61,13 +61,13 @@ pub(crate) struct WsshServer {
     /// The server process.
     child: Child,
     /// Where it listens.
-    pub(crate) addr: SocketAddr,
+    addr: SocketAddr,
     /// The configured administrator's password.
-    pub(crate) password: String,
+    password: String,
     /// `Authorization: Basic …` for the configured administrator.
     basic: String,
     /// `Authorization: Bearer wssh_…`, an access token of the administrator.
-    pub(crate) bearer: String,
+    bearer: String,
 }
 
 impl WsshServer {
@@ -223,21 +223,38 @@ impl WsshTarget {
     }
 }
 
+/// How to reach a wssh server's HTTP API.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiAccess {
+    /// Where it listens.
+    pub(crate) addr: SocketAddr,
+    /// The administrator's password.
+    pub(crate) password: String,
+    /// `Bearer wssh_…`, an access token of the administrator.
+    pub(crate) bearer: String,
+}
+
+impl WsshTarget {
+    /// Starts an instance, and says how to reach its API (the API figures).
+    pub(crate) async fn start_with_api(&self) -> Result<(Box<dyn Instance>, ApiAccess)> {
+        let server = WsshServer::start(&self.launch).await?;
+        let access = ApiAccess { addr: server.addr, password: server.password.clone(), bearer: server.bearer.clone() };
+        let authorization = match self.auth {
+            Auth::Basic => server.basic.clone(),
+            Auth::Token => server.bearer.clone(),
+        };
+        let instance: Box<dyn Instance> = Box::new(WsshInstance { server, framing: self.framing, authorization });
+        Ok((instance, access))
+    }
+}
+
 impl Target for WsshTarget {
     fn name(&self) -> &str {
         &self.name
     }
 
     fn start(&self) -> BoxFuture<'_, Result<Box<dyn Instance>>> {
-        Box::pin(async move {
-            let server = WsshServer::start(&self.launch).await?;
-            let authorization = match self.auth {
-                Auth::Basic => server.basic.clone(),
-                Auth::Token => server.bearer.clone(),
-            };
-            let instance: Box<dyn Instance> = Box::new(WsshInstance { server, framing: self.framing, authorization });
-            Ok(instance)
-        })
+        Box::pin(async move { Ok(self.start_with_api().await?.0) })
     }
 }
 

@@ -1,0 +1,259 @@
+//! Figure 4, many concurrent shells: 1,000 `cat` shells open at once on one server, each
+//! typing one keystroke a second for 30 s; errors (shells that failed to open, echoes that did
+//! not come back within [`ECHO_LIMIT`]) and the echo round trip's p50 and p99 over all shells.
+//!
+//! Each run starts a new instance. The bench raises its own open-files limit first
+//! ([`raise_open_files`]), and the servers it starts inherit it; the server's limit is recorded.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use super::stats::{median, percentile};
+use super::system::{child_count, open_files_limit, rss_kib};
+use super::target::{Instance, Program, Result, Target, Terminal};
+
+/// Shells opened at once.
+const OPEN_CONCURRENCY: usize = 16;
+/// How long one shell may take to open and echo.
+const OPEN_LIMIT: Duration = Duration::from_secs(30);
+/// How long all shells together may take to open.
+const ALL_OPEN_LIMIT: Duration = Duration::from_secs(300);
+/// How long an echo may take before it counts as an error.
+pub(crate) const ECHO_LIMIT: Duration = Duration::from_secs(5);
+/// Keystrokes per line before an untimed carriage return.
+const LINE_LIMIT: usize = 64;
+
+/// One run.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Run {
+    /// Shells asked for.
+    pub(crate) shells: usize,
+    /// Shells that opened (and echoed once).
+    pub(crate) opened: usize,
+    /// Seconds it took to open them, [`OPEN_CONCURRENCY`] at a time.
+    pub(crate) open_seconds: f64,
+    /// Echoes timed.
+    pub(crate) echoes: usize,
+    /// Shells that failed to open plus echoes that failed or timed out.
+    pub(crate) errors: usize,
+    /// Echo round trip p50, in microseconds.
+    pub(crate) p50_us: f64,
+    /// Echo round trip p99, in microseconds.
+    pub(crate) p99_us: f64,
+    /// The server's `VmRSS` with every shell open, in KiB.
+    pub(crate) server_rss_kib: Option<u64>,
+    /// The server's soft open-files limit.
+    pub(crate) server_open_files: Option<u64>,
+}
+
+/// One target's runs and their medians.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Figure {
+    /// The target's name.
+    pub(crate) target: String,
+    /// Every run, in order.
+    pub(crate) runs: Vec<Run>,
+    /// Errors, all runs together.
+    pub(crate) errors: usize,
+    /// Median over runs of the p50, in microseconds.
+    pub(crate) p50_us: f64,
+    /// Median over runs of the p99, in microseconds.
+    pub(crate) p99_us: f64,
+}
+
+/// Raises this process's soft open-files limit to its hard limit; returns the new soft limit.
+pub(crate) fn raise_open_files() -> Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    Ok(hard)
+}
+
+/// Runs the figure: `runs` rounds, the targets taking turns, each on a new instance with
+/// `shells` shells typing once a second for `seconds`.
+pub(crate) async fn measure(
+    targets: &[Arc<dyn Target>],
+    runs: usize,
+    shells: usize,
+    seconds: u64,
+) -> Result<Vec<Figure>> {
+    let mut all: Vec<Vec<Run>> = vec![Vec::new(); targets.len()];
+    for round in 0..runs {
+        for (target, results) in targets.iter().zip(&mut all) {
+            let instance = target.start().await.map_err(|error| format!("cannot start {}: {error}", target.name()))?;
+            let run = run_once(instance.as_ref(), shells, seconds)
+                .await
+                .map_err(|error| format!("shells, {}: {error}", target.name()))?;
+            eprintln!(
+                "  shells {}/{runs} {:<22} {} open in {:.1} s, {} errors, p99 {:.1} ms",
+                round + 1,
+                target.name(),
+                run.opened,
+                run.open_seconds,
+                run.errors,
+                run.p99_us / 1e3
+            );
+            results.push(run);
+            drop(instance);
+        }
+    }
+    Ok(targets
+        .iter()
+        .zip(all)
+        .map(|(target, runs)| Figure {
+            target: target.name().to_owned(),
+            errors: runs.iter().map(|run| run.errors).sum(),
+            p50_us: median(&runs.iter().map(|run| run.p50_us).collect::<Vec<_>>()),
+            p99_us: median(&runs.iter().map(|run| run.p99_us).collect::<Vec<_>>()),
+            runs,
+        })
+        .collect())
+}
+
+/// Opens a `cat` shell and waits for its first echo.
+async fn open_shell(instance: &dyn Instance) -> Result<Box<dyn Terminal>> {
+    tokio::time::timeout(OPEN_LIMIT, async {
+        let mut terminal = instance.open(Program::Cat).await?;
+        terminal.send(b"i").await?;
+        terminal.recv_until(b"i", OPEN_LIMIT).await?;
+        Ok(terminal)
+    })
+    .await
+    .map_err(|_| format!("no shell within {OPEN_LIMIT:?}"))?
+}
+
+/// One run: open the shells, let them type, close them.
+async fn run_once(instance: &dyn Instance, shells: usize, seconds: u64) -> Result<Run> {
+    let started = Instant::now();
+    let opening = futures_util::stream::iter(0..shells)
+        .map(|_| open_shell(instance))
+        .buffer_unordered(OPEN_CONCURRENCY)
+        .collect::<Vec<_>>();
+    let opened = tokio::time::timeout(ALL_OPEN_LIMIT, opening)
+        .await
+        .map_err(|_| format!("{shells} shells did not open within {ALL_OPEN_LIMIT:?}"))?;
+    let open_seconds = started.elapsed().as_secs_f64();
+    let mut errors = 0;
+    let mut terminals = Vec::with_capacity(shells);
+    let mut first_error = None;
+    for result in opened {
+        match result {
+            Ok(terminal) => terminals.push(terminal),
+            Err(error) => {
+                errors += 1;
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    if terminals.is_empty() {
+        return Err(
+            format!("no shell opened: {}", first_error.map(|error| error.to_string()).unwrap_or_default()).into()
+        );
+    }
+    if let Some(error) = first_error {
+        eprintln!("  shells: {errors} shells failed to open; the first: {error}");
+    }
+    let opened = terminals.len();
+    let pid = instance.server_pid(Program::Cat);
+    let period = Duration::from_secs(1);
+    let typing = terminals.into_iter().enumerate().map(|(index, terminal)| {
+        // Spread the shells evenly over the period.
+        let offset = period.mul_f64(index as f64 / opened as f64);
+        type_periodically(terminal, offset, period, seconds)
+    });
+    let typed = futures_util::future::join_all(typing);
+    // The server's memory and limits, read halfway through.
+    let halfway = async {
+        tokio::time::sleep(Duration::from_secs(seconds) / 2).await;
+        (pid.and_then(|pid| rss_kib(pid).ok()), pid.and_then(open_files_limit))
+    };
+    let limit = Duration::from_secs(seconds) + period + ECHO_LIMIT * 2;
+    let (typed, (server_rss_kib, server_open_files)) =
+        tokio::time::timeout(limit, futures_util::future::join(typed, halfway))
+            .await
+            .map_err(|_| format!("the shells did not finish typing within {limit:?}"))?;
+    let mut samples = Vec::new();
+    let mut failures = 0;
+    let mut terminals = Vec::with_capacity(typed.len());
+    for (shell_samples, shell_failures, terminal) in typed {
+        samples.extend(shell_samples);
+        failures += shell_failures;
+        terminals.push(terminal);
+    }
+    let children = pid.map(child_count);
+    futures_util::future::join_all(terminals.into_iter().map(|terminal| terminal.close())).await;
+    if let Some(children) = children
+        && children < opened
+    {
+        eprintln!("  shells: {opened} shells open but the server has only {children} children");
+    }
+    Ok(Run {
+        shells,
+        opened,
+        open_seconds,
+        echoes: samples.len(),
+        errors: errors + failures,
+        p50_us: percentile(&samples, 50.0),
+        p99_us: percentile(&samples, 99.0),
+        server_rss_kib,
+        server_open_files,
+    })
+}
+
+/// Types one keystroke every `period`, starting after `offset`, `count` times (bounded: each
+/// echo waits at most [`ECHO_LIMIT`]); returns the round trips in µs, the failures and the
+/// terminal. A failed echo ends the shell's typing: its remaining keystrokes count as failures.
+pub(crate) async fn type_periodically(
+    mut terminal: Box<dyn Terminal>,
+    offset: Duration,
+    period: Duration,
+    count: u64,
+) -> (Vec<f64>, usize, Box<dyn Terminal>) {
+    let mut samples = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+    let mut next = tokio::time::Instant::now() + offset;
+    let mut line = 1;
+    for done in 0..count {
+        tokio::time::sleep_until(next).await;
+        next += period;
+        let start = Instant::now();
+        let result = async {
+            if line == LINE_LIMIT {
+                terminal.send(b"\r").await?;
+                expect(terminal.as_mut(), 2 + line + 2).await?;
+                line = 0;
+            }
+            terminal.send(b"x").await?;
+            expect(terminal.as_mut(), 1).await
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                samples.push(start.elapsed().as_secs_f64() * 1e6);
+                line += 1;
+            }
+            Err(_) => {
+                let failures = usize::try_from(count - done).unwrap_or(usize::MAX);
+                return (samples, failures, terminal);
+            }
+        }
+    }
+    (samples, 0, terminal)
+}
+
+/// Waits for exactly `count` output bytes, within [`ECHO_LIMIT`] (shells echo one byte per
+/// keystroke, so nothing more arrives unasked).
+async fn expect(terminal: &mut dyn Terminal, count: usize) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + ECHO_LIMIT;
+    let mut seen = 0;
+    while seen < count {
+        let chunk = tokio::time::timeout_at(deadline, terminal.recv())
+            .await
+            .map_err(|_| "no echo in time")??
+            .ok_or("the terminal ended")?;
+        seen += chunk.len();
+    }
+    Ok(())
+}
