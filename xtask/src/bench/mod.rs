@@ -56,10 +56,11 @@ const API_CONNECTIONS: usize = 64;
 /// `cargo xtask bench`'s options.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Smaller sizes and 3 runs instead of 5: about a minute.
+    /// Smaller sizes, 3 runs of the light figures and 1 of the heavy ones (memory, many shells,
+    /// API, login storm) instead of 5: a smoke run of every figure.
     #[arg(long)]
     quick: bool,
-    /// Runs per figure, instead of 5 (3 with --quick).
+    /// Runs per figure, instead of 5 (with --quick: 3, and 1 for the heavy figures).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=100))]
     runs: Option<u16>,
     /// Measure wssh and the raw PTY only: no ttyd, terminado or wetty.
@@ -73,6 +74,7 @@ impl Args {
         let mut parameters = self.default_parameters();
         if let Some(runs) = self.runs {
             parameters.runs = usize::from(runs);
+            parameters.heavy_runs = usize::from(runs);
         }
         parameters
     }
@@ -83,19 +85,21 @@ impl Args {
             Parameters {
                 quick: true,
                 runs: 3,
+                heavy_runs: 1,
                 file_bytes: 16 << 20,
                 echo_samples: 1_000,
                 idle_shells: 50,
                 connects: 50,
                 many_shells: 100,
-                many_seconds: 5,
-                api_seconds: 2.0,
-                storm_seconds: 3,
+                many_seconds: 3,
+                api_seconds: 1.0,
+                storm_seconds: 2,
             }
         } else {
             Parameters {
                 quick: false,
                 runs: 5,
+                heavy_runs: 5,
                 file_bytes: 256 << 20,
                 echo_samples: 10_000,
                 idle_shells: 200,
@@ -287,18 +291,19 @@ async fn measure(
     let echo = echo::measure(&streams, runs, parameters.echo_samples).await?;
     eprintln!("bench: memory per idle shell");
     let shells = with_peers(&[&native_token, &go_ws_sh_token, &native]);
-    let memory = memory::measure(&shells, runs, parameters.idle_shells).await?;
+    let heavy = parameters.heavy_runs;
+    let memory = memory::measure(&shells, heavy, parameters.idle_shells).await?;
     eprintln!("bench: connect time");
     let connects = with_peers(&[&raw, &native, &go_ws_sh, &native_token, &go_ws_sh_token]);
     let connect = connect::measure(&connects, runs, parameters.connects).await?;
     eprintln!("bench: {} concurrent shells", parameters.many_shells);
     let many = with_peers(&[&native_token, &go_ws_sh_token]);
-    let shells = shells::measure(&many, runs, parameters.many_shells, parameters.many_seconds).await?;
+    let shells = shells::measure(&many, heavy, parameters.many_shells, parameters.many_seconds).await?;
     eprintln!("bench: token-authenticated API");
     let api_target = WsshTarget::new(launch.clone(), Framing::Native, Auth::Token);
-    let api = api::measure(&api_target, runs, API_CONNECTIONS, parameters.api_seconds, ticks).await?;
+    let api = api::measure(&api_target, heavy, API_CONNECTIONS, parameters.api_seconds, ticks).await?;
     eprintln!("bench: login storm");
-    let storm = storm::measure(&api_target, runs, parameters.storm_seconds).await?;
+    let storm = storm::measure(&api_target, heavy, parameters.storm_seconds).await?;
 
     Ok(Report {
         machine,

@@ -64,12 +64,25 @@ pub(crate) struct Figure {
     pub(crate) p99_us: f64,
 }
 
-/// Raises this process's soft open-files limit to its hard limit; returns the new soft limit.
+/// Raises this process's soft open-files limit to its hard limit (with util-linux's `prlimit`,
+/// which keeps xtask free of `unsafe` and of nix features the server does not use: a feature
+/// only xtask enabled would make every bench rebuild the server); returns the soft limit.
 pub(crate) fn raise_open_files() -> Result<u64> {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
-    Ok(hard)
+    let pid = std::process::id();
+    let limits = std::fs::read_to_string("/proc/self/limits")?;
+    let hard = limits
+        .lines()
+        .find_map(|line| line.strip_prefix("Max open files")?.split_whitespace().nth(1).map(str::to_owned))
+        .ok_or("no open-files limit in /proc/self/limits")?;
+    let status = std::process::Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--nofile={hard}:{hard}"))
+        .status()
+        .map_err(|error| format!("prlimit: {error}"))?;
+    if !status.success() {
+        return Err(format!("prlimit failed ({status})").into());
+    }
+    open_files_limit(pid).ok_or_else(|| "no open-files limit in /proc/self/limits".into())
 }
 
 /// Runs the figure: `runs` rounds, the targets taking turns, each on a new instance with

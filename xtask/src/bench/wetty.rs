@@ -46,6 +46,8 @@ const START_LIMIT: Duration = Duration::from_secs(60);
 const BASE: &str = "/wetty";
 /// Output characters per flow-control acknowledgement, as wetty's browser client sends them.
 const ACK_CHARS: u64 = 262_144;
+/// How long output may still arrive after wetty's `logout`.
+const LOGOUT_GRACE: Duration = Duration::from_millis(250);
 /// How long wetty may take to finish the socket.io connect.
 const CONNECT_LIMIT: Duration = Duration::from_secs(20);
 
@@ -102,7 +104,7 @@ impl Target for Wetty {
 
     fn start(&self) -> BoxFuture<'_, Result<Box<dyn Instance>>> {
         Box::pin(async move {
-            if effective_uid() != 0 {
+            if effective_uid() != Some(0) {
                 return Err("wetty runs a local command only as root (otherwise it runs ssh)".into());
             }
             let number = self.started.fetch_add(1, Ordering::Relaxed);
@@ -117,9 +119,10 @@ impl Target for Wetty {
     }
 }
 
-/// The effective user id.
-fn effective_uid() -> u32 {
-    nix::unistd::geteuid().as_raw()
+/// The effective user id (the second `Uid:` field of `/proc/self/status`), when known.
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|line| line.strip_prefix("Uid:")?.split_whitespace().nth(1)?.parse().ok())
 }
 
 /// One wetty process per program.
@@ -194,7 +197,18 @@ async fn read(
     frames: Arc<AtomicU64>,
 ) {
     let mut unacknowledged = 0u64;
-    while let Some(message) = stream.next().await {
+    // Set by `logout`: wetty announces the exit at once but sends the last output up to 2 ms
+    // later (it batches output), and leaves the socket open.
+    let mut ending: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match ending {
+            Some(deadline) => match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+            None => stream.next().await,
+        };
+        let Some(message) = next else { break };
         frames.fetch_add(1, Ordering::Relaxed);
         let text = match message {
             Ok(Message::Text(text)) => text,
@@ -234,7 +248,7 @@ async fn read(
                     return;
                 }
             }
-            (Some("logout"), _) => break,
+            (Some("logout"), _) => ending = Some(tokio::time::Instant::now() + LOGOUT_GRACE),
             _ => {}
         }
     }
