@@ -35,10 +35,14 @@ pub(crate) const ROWS: u16 = 24;
 pub(crate) enum Program {
     /// `cat` on a terminal in its default (canonical, echoing) mode: the keystroke figure.
     Cat,
-    /// Prints `ready` and exits: the connect-time figure.
+    /// Prints `ready` and waits for a line (until the terminal is closed): the connect-time
+    /// figure. It does not exit at once because ttyd then sometimes closes the connection
+    /// before sending the output (about one connect in five here).
     Ready,
-    /// Prints `ready`, waits for a line, then `cat`s the bench file and prints the sentinel:
-    /// the throughput figure.
+    /// Prints `ready`, waits for a line, then `cat`s the bench file, prints the sentinel and
+    /// waits for another line (until the terminal is closed): the throughput figure. It does not
+    /// exit after the sentinel because ttyd closes the connection as soon as its program exits,
+    /// dropping output still in the PTY.
     Throughput,
 }
 
@@ -76,9 +80,9 @@ impl Programs {
     pub(crate) fn argv(&self, program: Program) -> Vec<String> {
         let script = match program {
             Program::Cat => return vec!["cat".into()],
-            Program::Ready => "echo ready".to_owned(),
+            Program::Ready => "echo ready; read line".to_owned(),
             Program::Throughput => {
-                format!("echo ready; read line; cat {}; echo BENCH-$((40+2))-END", shell_quote(&self.file))
+                format!("echo ready; read line; cat {}; echo BENCH-$((40+2))-END; read line", shell_quote(&self.file))
             }
         };
         vec!["sh".into(), "-c".into(), script]

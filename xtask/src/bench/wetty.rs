@@ -9,7 +9,9 @@
 //! socket.io is not plain WebSocket framing; the client speaks the minimum of it, over a
 //! WebSocket at `/BASE/socket.io/?EIO=4&transport=websocket` (engine.io 4, text frames):
 //!
-//! * server `0{"sid":…,"pingInterval":…}` (open); client `40` (connect to `/`); server `40{…}`;
+//! * server `0{"sid":…,"pingInterval":…}` (open); client `40` (connect to `/`); server `40{…}`,
+//!   then `42["login"]` once the program is spawned (keystrokes sent earlier are lost, so
+//!   [`Instance::open`] returns only then);
 //! * engine.io ping: server `2`, client `3`;
 //! * events `42[name, …]`: client `input` (text), `resize` (`{cols, rows}`) and `commit`
 //!   (flow control: wetty pauses the PTY past 2 MiB unacknowledged and the browser client
@@ -155,7 +157,9 @@ impl Instance for WettyInstance {
             let wire = socket.counter();
             let (sink, mut stream) = socket.stream.split();
             let sink = Arc::new(Mutex::new(sink));
-            // engine.io open, then socket.io connect.
+            // engine.io open, socket.io connect, then wetty's `login`: wetty attaches its `input`
+            // listener right after spawning, in the same tick as it emits `login`, and drops
+            // keystrokes that arrive before.
             tokio::time::timeout(CONNECT_LIMIT, async {
                 match stream.next().await {
                     Some(Ok(Message::Text(text))) if text.as_str().starts_with('0') => {}
@@ -164,17 +168,20 @@ impl Instance for WettyInstance {
                 sink.lock().await.send(Message::text("40")).await.map_err(|error| error.to_string())?;
                 loop {
                     match stream.next().await {
-                        Some(Ok(Message::Text(text))) if text.as_str().starts_with("40") => return Ok(()),
+                        Some(Ok(Message::Text(text))) if text.as_str().starts_with(r#"42["login""#) => return Ok(()),
+                        Some(Ok(Message::Text(text))) if text.as_str().starts_with(r#"42["data""#) => {
+                            return Err("wetty sent output before login".to_owned());
+                        }
                         Some(Ok(Message::Text(text))) if text.as_str() == "2" => {
                             sink.lock().await.send(Message::text("3")).await.map_err(|error| error.to_string())?;
                         }
                         Some(Ok(_)) => {}
-                        other => return Err(format!("no socket.io connect: {other:?}")),
+                        other => return Err(format!("no socket.io connect and login: {other:?}")),
                     }
                 }
             })
             .await
-            .map_err(|_| "socket.io connect timed out")??;
+            .map_err(|_| "socket.io connect and login timed out")??;
             let resize = format!("42{}", json!(["resize", { "cols": COLS, "rows": ROWS }]));
             sink.lock().await.send(Message::text(resize)).await?;
             let frames = Arc::new(AtomicU64::new(0));
