@@ -66,6 +66,9 @@ pub(crate) struct Args {
     /// Measure wssh and the raw PTY only: no ttyd, terminado or wetty.
     #[arg(long)]
     no_peers: bool,
+    /// Concurrent shells of figure 4, instead of 1,000 (100 with --quick).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    shells: Option<u16>,
 }
 
 impl Args {
@@ -75,6 +78,9 @@ impl Args {
         if let Some(runs) = self.runs {
             parameters.runs = usize::from(runs);
             parameters.heavy_runs = usize::from(runs);
+        }
+        if let Some(shells) = self.shells {
+            parameters.many_shells = usize::from(shells);
         }
         parameters
     }
@@ -86,10 +92,10 @@ impl Args {
                 quick: true,
                 runs: 3,
                 heavy_runs: 1,
-                file_bytes: 16 << 20,
-                echo_samples: 1_000,
-                idle_shells: 50,
-                connects: 50,
+                file_bytes: 8 << 20,
+                echo_samples: 600,
+                idle_shells: 30,
+                connects: 20,
                 many_shells: 100,
                 many_seconds: 3,
                 api_seconds: 1.0,
@@ -159,6 +165,9 @@ fn run_release(args: &Args) -> ExitCode {
     }
     if args.no_peers {
         release.arg("--no-peers");
+    }
+    if let Some(shells) = args.shells {
+        release.arg("--shells").arg(shells.to_string());
     }
     match release.status() {
         Ok(status) if status.success() => ExitCode::SUCCESS,
@@ -280,30 +289,32 @@ async fn measure(
     let go_ws_sh_token = wssh(Framing::GoWsSh, Auth::Token);
     let ticks = system::clock_ticks();
     let runs = parameters.runs;
+    let clock = std::time::Instant::now();
 
-    eprintln!("bench: output throughput");
+    eprintln!("bench: [{:>5.1} s] output throughput", clock.elapsed().as_secs_f64());
     let with_peers = |targets: &[&Arc<dyn Target>]| -> Vec<Arc<dyn Target>> {
         targets.iter().map(|&target| target.clone()).chain(peers.targets.iter().cloned()).collect()
     };
     let streams = with_peers(&[&raw, &native, &go_ws_sh]);
     let throughput = throughput::measure(&streams, runs, parameters.file_bytes, ticks).await?;
-    eprintln!("bench: keystroke echo");
+    eprintln!("bench: [{:>5.1} s] keystroke echo", clock.elapsed().as_secs_f64());
     let echo = echo::measure(&streams, runs, parameters.echo_samples).await?;
-    eprintln!("bench: memory per idle shell");
+    eprintln!("bench: [{:>5.1} s] memory per idle shell", clock.elapsed().as_secs_f64());
     let shells = with_peers(&[&native_token, &go_ws_sh_token, &native]);
     let heavy = parameters.heavy_runs;
     let memory = memory::measure(&shells, heavy, parameters.idle_shells).await?;
-    eprintln!("bench: connect time");
+    eprintln!("bench: [{:>5.1} s] connect time", clock.elapsed().as_secs_f64());
     let connects = with_peers(&[&raw, &native, &go_ws_sh, &native_token, &go_ws_sh_token]);
     let connect = connect::measure(&connects, runs, parameters.connects).await?;
-    eprintln!("bench: {} concurrent shells", parameters.many_shells);
+    eprintln!("bench: [{:>5.1} s] {} concurrent shells", clock.elapsed().as_secs_f64(), parameters.many_shells);
     let many = with_peers(&[&native_token, &go_ws_sh_token]);
     let shells = shells::measure(&many, heavy, parameters.many_shells, parameters.many_seconds).await?;
-    eprintln!("bench: token-authenticated API");
+    eprintln!("bench: [{:>5.1} s] token-authenticated API", clock.elapsed().as_secs_f64());
     let api_target = WsshTarget::new(launch.clone(), Framing::Native, Auth::Token);
     let api = api::measure(&api_target, heavy, API_CONNECTIONS, parameters.api_seconds, ticks).await?;
-    eprintln!("bench: login storm");
+    eprintln!("bench: [{:>5.1} s] login storm", clock.elapsed().as_secs_f64());
     let storm = storm::measure(&api_target, heavy, parameters.storm_seconds).await?;
+    eprintln!("bench: [{:>5.1} s] done", clock.elapsed().as_secs_f64());
 
     Ok(Report {
         machine,
