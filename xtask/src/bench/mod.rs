@@ -271,12 +271,41 @@ impl Peers {
         );
         peers
     }
+
+    /// Starts each peer once and opens a terminal on it; a peer that fails (for example wetty
+    /// when not run as root, or a missing `node`) is skipped with the reason printed.
+    async fn probe(&mut self) {
+        let mut kept = Vec::with_capacity(self.targets.len());
+        for target in self.targets.drain(..) {
+            let check = async {
+                let instance = target.start().await?;
+                let mut terminal = instance.open(target::Program::Ready).await?;
+                terminal.recv_until(Programs::READY, PROBE_LIMIT).await?;
+                terminal.close().await;
+                Ok::<(), target::Error>(())
+            };
+            let outcome = tokio::time::timeout(PROBE_LIMIT * 2, check)
+                .await
+                .unwrap_or_else(|_| Err(format!("no `ready` within {:?}", PROBE_LIMIT * 2).into()));
+            match outcome {
+                Ok(()) => kept.push(target),
+                Err(error) => {
+                    eprintln!("bench: skipping {}: {error}", target.name());
+                    self.skipped.push(report::Skipped { target: target.name().to_owned(), reason: error.to_string() });
+                }
+            }
+        }
+        self.targets = kept;
+    }
 }
+
+/// How long a peer may take to start and print `ready` when probed.
+const PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Measures every figure. The client runs on one thread.
 async fn measure(
     launch: Arc<Launch>,
-    peers: Peers,
+    mut peers: Peers,
     parameters: Parameters,
     machine: Machine,
     date: String,
@@ -290,6 +319,7 @@ async fn measure(
     let ticks = system::clock_ticks();
     let runs = parameters.runs;
     let clock = std::time::Instant::now();
+    peers.probe().await;
 
     eprintln!("bench: [{:>5.1} s] output throughput", clock.elapsed().as_secs_f64());
     let with_peers = |targets: &[&Arc<dyn Target>]| -> Vec<Arc<dyn Target>> {

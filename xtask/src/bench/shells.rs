@@ -5,10 +5,10 @@
 //! Each run starts a new instance. The bench raises its own open-files limit first
 //! ([`raise_open_files`]), and the servers it starts inherit it; the server's limit is recorded.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::stats::{median, percentile};
@@ -139,62 +139,91 @@ async fn open_shell(instance: &dyn Instance) -> Result<Box<dyn Terminal>> {
 }
 
 /// One run: open the shells, let them type, close them.
+///
+/// Each shell is one future: it opens (at most [`OPEN_CONCURRENCY`] at a time), then reads
+/// while it waits for the others (so the connection answers the server's pings, as a browser's
+/// would: ttyd hangs up on a client that leaves its pings unanswered), then types. The typing
+/// starts when every shell has opened or failed to.
 async fn run_once(instance: &dyn Instance, shells: usize, seconds: u64) -> Result<Run> {
     let started = Instant::now();
-    let opening = futures_util::stream::iter(0..shells)
-        .map(|_| open_shell(instance))
-        .buffer_unordered(OPEN_CONCURRENCY)
-        .collect::<Vec<_>>();
-    let opened = tokio::time::timeout(ALL_OPEN_LIMIT, opening)
+    let period = Duration::from_secs(1);
+    let gate = tokio::sync::Semaphore::new(OPEN_CONCURRENCY);
+    let (go, start) = tokio::sync::watch::channel(None::<tokio::time::Instant>);
+    let settled = Cell::new(0usize);
+    let (gate, settled) = (&gate, &settled);
+    let shell = |index: usize| {
+        let mut start = start.clone();
+        async move {
+            let terminal = {
+                let _permit = gate.acquire().await.map_err(|_| "the run ended")?;
+                open_shell(instance).await
+            };
+            settled.set(settled.get() + 1);
+            let mut terminal = terminal?;
+            let begin = loop {
+                if let Some(begin) = *start.borrow_and_update() {
+                    break begin;
+                }
+                tokio::select! {
+                    changed = start.changed() => changed.map_err(|_| "the run ended before the typing")?,
+                    output = terminal.recv() => {
+                        if output?.is_none() {
+                            return Err("the terminal ended while waiting for the others".into());
+                        }
+                    }
+                }
+            };
+            // Spread the shells evenly over the period.
+            let first = begin + period.mul_f64(index as f64 / shells as f64);
+            Ok::<_, super::target::Error>(type_periodically(terminal, first, period, seconds).await)
+        }
+    };
+    let pid = instance.server_pid(Program::Cat);
+    let coordinator = async move {
+        let deadline = Instant::now() + ALL_OPEN_LIMIT;
+        while settled.get() < shells {
+            if Instant::now() > deadline {
+                return Err(format!("{shells} shells did not open within {ALL_OPEN_LIMIT:?}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let open_seconds = started.elapsed().as_secs_f64();
+        let begin = tokio::time::Instant::now() + Duration::from_millis(100);
+        let _ = go.send(Some(begin));
+        // The server's memory and limits, read halfway through.
+        tokio::time::sleep_until(begin + Duration::from_secs(seconds) / 2).await;
+        let memory = pid.and_then(|pid| rss_kib(pid).ok());
+        Ok::<_, super::target::Error>((open_seconds, memory, pid.and_then(open_files_limit)))
+    };
+    let limit = ALL_OPEN_LIMIT + Duration::from_secs(seconds) + period + ECHO_LIMIT * 2;
+    let typed = futures_util::future::join_all((0..shells).map(shell));
+    let (typed, coordinated) = tokio::time::timeout(limit, futures_util::future::join(typed, coordinator))
         .await
-        .map_err(|_| format!("{shells} shells did not open within {ALL_OPEN_LIMIT:?}"))?;
-    let open_seconds = started.elapsed().as_secs_f64();
+        .map_err(|_| format!("the shells did not finish within {limit:?}"))?;
+    let (open_seconds, server_rss_kib, server_open_files) = coordinated?;
+    let mut samples = Vec::new();
     let mut errors = 0;
-    let mut terminals = Vec::with_capacity(shells);
     let mut first_error = None;
-    for result in opened {
-        match result {
-            Ok(terminal) => terminals.push(terminal),
+    let mut terminals = Vec::with_capacity(shells);
+    for outcome in typed {
+        match outcome {
+            Ok((shell_samples, failures, terminal)) => {
+                samples.extend(shell_samples);
+                errors += failures;
+                terminals.push(terminal);
+            }
             Err(error) => {
                 errors += 1;
                 first_error.get_or_insert(error);
             }
         }
     }
-    if terminals.is_empty() {
-        return Err(
-            format!("no shell opened: {}", first_error.map(|error| error.to_string()).unwrap_or_default()).into()
-        );
-    }
-    if let Some(error) = first_error {
-        eprintln!("  shells: {errors} shells failed to open; the first: {error}");
-    }
     let opened = terminals.len();
-    let pid = instance.server_pid(Program::Cat);
-    let period = Duration::from_secs(1);
-    let typing = terminals.into_iter().enumerate().map(|(index, terminal)| {
-        // Spread the shells evenly over the period.
-        let offset = period.mul_f64(index as f64 / opened as f64);
-        type_periodically(terminal, offset, period, seconds)
-    });
-    let typed = futures_util::future::join_all(typing);
-    // The server's memory and limits, read halfway through.
-    let halfway = async {
-        tokio::time::sleep(Duration::from_secs(seconds) / 2).await;
-        (pid.and_then(|pid| rss_kib(pid).ok()), pid.and_then(open_files_limit))
-    };
-    let limit = Duration::from_secs(seconds) + period + ECHO_LIMIT * 2;
-    let (typed, (server_rss_kib, server_open_files)) =
-        tokio::time::timeout(limit, futures_util::future::join(typed, halfway))
-            .await
-            .map_err(|_| format!("the shells did not finish typing within {limit:?}"))?;
-    let mut samples = Vec::new();
-    let mut failures = 0;
-    let mut terminals = Vec::with_capacity(typed.len());
-    for (shell_samples, shell_failures, terminal) in typed {
-        samples.extend(shell_samples);
-        failures += shell_failures;
-        terminals.push(terminal);
+    if let Some(error) = first_error {
+        eprintln!("  shells: {} of {shells} shells failed to open; the first: {error}", shells - opened);
+    }
+    if opened == 0 {
+        return Err("no shell opened".into());
     }
     let children = pid.map(child_count);
     futures_util::future::join_all(terminals.into_iter().map(|terminal| terminal.close())).await;
@@ -208,7 +237,7 @@ async fn run_once(instance: &dyn Instance, shells: usize, seconds: u64) -> Resul
         opened,
         open_seconds,
         echoes: samples.len(),
-        errors: errors + failures,
+        errors,
         p50_us: percentile(&samples, 50.0),
         p99_us: percentile(&samples, 99.0),
         server_rss_kib,
@@ -216,35 +245,38 @@ async fn run_once(instance: &dyn Instance, shells: usize, seconds: u64) -> Resul
     })
 }
 
-/// Types one keystroke every `period`, starting after `offset`, `count` times (bounded: each
-/// echo waits at most [`ECHO_LIMIT`]); returns the round trips in µs, the failures and the
-/// terminal. A failed echo ends the shell's typing: its remaining keystrokes count as failures.
+/// Types one keystroke every `period`, the first at `first`, `count` times (bounded: each
+/// echo waits at most [`ECHO_LIMIT`]), reading in between so that the connection answers
+/// pings; returns the round trips in µs, the failures and the terminal. A failed echo ends the
+/// shell's typing: its remaining keystrokes count as failures.
 pub(crate) async fn type_periodically(
     mut terminal: Box<dyn Terminal>,
-    offset: Duration,
+    first: tokio::time::Instant,
     period: Duration,
     count: u64,
 ) -> (Vec<f64>, usize, Box<dyn Terminal>) {
     let mut samples = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
-    let mut next = tokio::time::Instant::now() + offset;
+    let mut next = first;
     let mut line = 1;
     for done in 0..count {
-        tokio::time::sleep_until(next).await;
-        next += period;
-        let start = Instant::now();
         let result = async {
+            idle_until(terminal.as_mut(), next).await?;
             if line == LINE_LIMIT {
+                // Untimed: the newline's echo, then cat's copy of the line.
                 terminal.send(b"\r").await?;
                 expect(terminal.as_mut(), 2 + line + 2).await?;
                 line = 0;
             }
+            let start = Instant::now();
             terminal.send(b"x").await?;
-            expect(terminal.as_mut(), 1).await
+            expect(terminal.as_mut(), 1).await?;
+            Ok::<_, super::target::Error>(start.elapsed())
         }
         .await;
+        next += period;
         match result {
-            Ok(()) => {
-                samples.push(start.elapsed().as_secs_f64() * 1e6);
+            Ok(elapsed) => {
+                samples.push(elapsed.as_secs_f64() * 1e6);
                 line += 1;
             }
             Err(_) => {
@@ -254,6 +286,18 @@ pub(crate) async fn type_periodically(
         }
     }
     (samples, 0, terminal)
+}
+
+/// Reads (and drops) output until `until`, so that an idle connection answers pings.
+async fn idle_until(terminal: &mut dyn Terminal, until: tokio::time::Instant) -> Result<()> {
+    loop {
+        match tokio::time::timeout_at(until, terminal.recv()).await {
+            Err(_) => return Ok(()),
+            Ok(Ok(Some(_))) => {}
+            Ok(Ok(None)) => return Err("the terminal ended".into()),
+            Ok(Err(error)) => return Err(error),
+        }
+    }
 }
 
 /// Waits for exactly `count` output bytes, within [`ECHO_LIMIT`] (shells echo one byte per

@@ -139,7 +139,8 @@ async fn phase(
     let count = seconds * u64::from(KEYSTROKES_PER_SECOND);
     let shells = terminals.len();
     let typing = futures_util::future::join_all(terminals.into_iter().enumerate().map(|(index, terminal)| {
-        type_periodically(terminal, period.mul_f64(index as f64 / shells as f64), period, count)
+        let first = tokio::time::Instant::now() + period.mul_f64(index as f64 / shells as f64);
+        type_periodically(terminal, first, period, count)
     }));
     let logins =
         async { if storm { login_storm(access, Duration::from_secs(seconds)).await } else { (Vec::new(), 0) } };
