@@ -21,9 +21,20 @@ const BAR_WIDTH: f64 = 460.0;
 /// Height of one bar.
 const BAR_HEIGHT: f64 = 16.0;
 
+/// What every chart of a run says under its title: the run, the date, the commit, the machine.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Caption<'a>(pub(crate) &'a str);
+
 /// A horizontal bar chart: `rows` of (label, one value per series), values in `unit`.
 /// Missing values (NaN) draw no bar and read `–`.
-pub(crate) fn bars(file: &str, title: &str, unit: &str, series: &[&str], rows: &[(String, Vec<f64>)]) -> Chart {
+pub(crate) fn bars(
+    file: &str,
+    title: &str,
+    caption: Caption<'_>,
+    unit: &str,
+    series: &[&str],
+    rows: &[(String, Vec<f64>)],
+) -> Chart {
     let max = rows
         .iter()
         .flat_map(|(_, values)| values.iter().copied())
@@ -31,7 +42,7 @@ pub(crate) fn bars(file: &str, title: &str, unit: &str, series: &[&str], rows: &
         .fold(0.0, f64::max);
     let scale = if max > 0.0 { BAR_WIDTH / max } else { 0.0 };
     let group = BAR_HEIGHT * series.len() as f64 + 10.0;
-    let top = 48.0;
+    let top = 64.0;
     let height = top + group * rows.len() as f64 + 16.0;
     let width = LABEL_WIDTH + BAR_WIDTH + 90.0;
     let mut svg = String::new();
@@ -40,16 +51,18 @@ pub(crate) fn bars(file: &str, title: &str, unit: &str, series: &[&str], rows: &
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="#ffffff"/>
 <text x="8" y="18" font-size="14" font-weight="bold">{}</text>
+<text x="8" y="34" font-size="10" fill="#555555">{}</text>
 "##,
-        escape(title)
+        escape(title),
+        escape(caption.0)
     );
     // Legend.
     let mut x = 8.0;
     for (index, name) in series.iter().enumerate() {
         let colour = COLOURS[index % COLOURS.len()];
-        let _ = writeln!(svg, r#"<rect x="{x:.0}" y="28" width="10" height="10" fill="{colour}"/>"#);
+        let _ = writeln!(svg, r#"<rect x="{x:.0}" y="42" width="10" height="10" fill="{colour}"/>"#);
         let label = format!("{name} ({unit})");
-        let _ = writeln!(svg, r#"<text x="{:.0}" y="37">{}</text>"#, x + 14.0, escape(&label));
+        let _ = writeln!(svg, r#"<text x="{:.0}" y="51">{}</text>"#, x + 14.0, escape(&label));
         x += 24.0 + 7.0 * label.chars().count() as f64;
     }
     for (row, (label, values)) in rows.iter().enumerate() {
@@ -108,7 +121,7 @@ mod tests {
     #[test]
     fn a_chart_has_a_bar_and_a_label_per_value() {
         let rows = vec![("wssh <native>".to_owned(), vec![57.6, 60.0]), ("ttyd".to_owned(), vec![f64::NAN, 1.0])];
-        let chart = bars("x.svg", "Throughput & more", "MB/s", &["p50", "p99"], &rows);
+        let chart = bars("x.svg", "Throughput & more", Caption("quick"), "MB/s", &["p50", "p99"], &rows);
         assert!(chart.svg.starts_with("<svg"));
         assert!(chart.svg.trim_end().ends_with("</svg>"));
         assert!(chart.svg.contains("wssh &lt;native&gt;"));

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::chart::{self, Chart};
+use super::chart::{self, Caption, Chart};
 use super::system::Machine;
 use super::target::Result;
 use super::{api, connect, echo, memory, shells, storm, throughput};
@@ -262,10 +262,19 @@ impl Report {
     /// One chart per figure.
     pub(crate) fn charts(&self) -> Vec<Chart> {
         let rows = |pairs: Vec<(String, Vec<f64>)>| pairs;
+        let text = format!(
+            "wssh bench{} · {} · {} · {}",
+            if self.parameters.quick { " --quick (a smoke run, not a measurement)" } else { "" },
+            self.date.get(..10).unwrap_or(&self.date),
+            self.commit.as_deref().unwrap_or("unknown commit"),
+            self.machine.summary()
+        );
+        let caption = Caption(&text);
         vec![
             chart::bars(
                 "1-throughput.svg",
                 "1. Output throughput (higher is better)",
+                caption,
                 "MB/s",
                 &["median"],
                 &rows(self.throughput.iter().map(|f| (f.target.clone(), vec![f.mb_per_second])).collect()),
@@ -273,6 +282,7 @@ impl Report {
             chart::bars(
                 "2-echo.svg",
                 "2. Keystroke echo round trip (lower is better)",
+                caption,
                 "µs",
                 &["p50", "p99"],
                 &rows(self.echo.iter().map(|f| (f.target.clone(), vec![f.p50_us, f.p99_us])).collect()),
@@ -280,6 +290,7 @@ impl Report {
             chart::bars(
                 "3-memory.svg",
                 "3. Server memory per idle shell (lower is better)",
+                caption,
                 "KiB",
                 &["median"],
                 &rows(self.memory.iter().map(|f| (f.target.clone(), vec![f.per_shell_kib])).collect()),
@@ -287,6 +298,7 @@ impl Report {
             chart::bars(
                 "4-shells.svg",
                 &format!("4. {} concurrent shells: echo round trip (lower is better)", self.parameters.many_shells),
+                caption,
                 "ms",
                 &["p50", "p99"],
                 &rows(self.shells.iter().map(|f| (f.target.clone(), vec![f.p50_us / 1e3, f.p99_us / 1e3])).collect()),
@@ -294,6 +306,7 @@ impl Report {
             chart::bars(
                 "5-api.svg",
                 &format!("5. GET /sessions with a token: {:.0} req/s", self.api.requests_per_second),
+                caption,
                 "ms",
                 &["p50", "p99"],
                 &[(self.api.target.clone(), vec![self.api.p50_us / 1e3, self.api.p99_us / 1e3])],
@@ -301,6 +314,7 @@ impl Report {
             chart::bars(
                 "6-login-storm.svg",
                 "6. Echo round trip of 50 shells, without and with a login storm",
+                caption,
                 "ms",
                 &["p50", "p99"],
                 &[
@@ -311,6 +325,7 @@ impl Report {
             chart::bars(
                 "7-connect.svg",
                 "7. Connect to first output byte (lower is better)",
+                caption,
                 "ms",
                 &["p50", "p99"],
                 &rows(self.connect.iter().map(|f| (f.target.clone(), vec![f.p50_us / 1e3, f.p99_us / 1e3])).collect()),
