@@ -1,20 +1,27 @@
-//! `cargo xtask bench [--quick]`: wssh measured side by side with the raw-PTY ceiling (and,
-//! later, with the web terminals people use), on this machine.
+//! `cargo xtask bench [--quick]`: wssh measured side by side with the web terminals people
+//! use (ttyd, terminado, wetty) and with the raw-PTY ceiling, on this machine.
 //!
-//! Builds the release server and measures four figures. Every figure starts its own instance
-//! of each target (for wssh, a new server on a loopback port with a fresh configuration and
-//! data directory), so that no figure inherits another's state, and the targets take turns
-//! (A B A B …) so that drift in the machine's state spreads evenly:
+//! Builds the release server, installs the peers into a cache folder when missing
+//! ([`install`]; a peer that cannot be had is skipped with the reason) and measures seven
+//! figures. Every figure starts its own instance of each target (for wssh, a new server on a
+//! loopback port with a fresh configuration and data directory), so that no figure inherits
+//! another's state, and the targets take turns (A B A B …) so that drift in the machine's
+//! state spreads evenly:
 //!
 //! 1. output throughput ([`throughput`]): MB/s, server CPU seconds per GB, frames per MB,
 //!    wire bytes per payload byte;
 //! 2. keystroke echo round trip ([`echo`]): p50 and p99;
 //! 3. server memory per idle shell ([`memory`]);
-//! 4. connect time to the first output byte ([`connect`]): p50 and p99.
+//! 4. 1,000 concurrent shells typing once a second ([`shells`]): errors, echo p99;
+//! 5. the token-authenticated API ([`api`]): requests per second and p99 (wssh only);
+//! 6. a login storm ([`storm`]): the shells' echo p99 with and without 20 password logins a
+//!    second (wssh only);
+//! 7. connect time to the first output byte ([`connect`]): p50 and p99.
 //!
-//! Prints the results as tables and writes `target/bench/report.json` ([`report`]).
-//! `docs/performance.md` explains the numbers. A target is anything implementing
-//! [`target::Target`]: wssh in each framing ([`wssh`]) and the raw PTY ([`raw_pty`]) today.
+//! Prints the results as tables, writes `target/bench/report.json` ([`report`]) and one SVG
+//! chart per figure ([`chart`]). `docs/performance.md` explains the numbers. A target is
+//! anything implementing [`target::Target`]: wssh in each framing ([`wssh`]), the raw PTY
+//! ([`raw_pty`]), [`ttyd`], [`terminado`] and [`wetty`].
 
 mod api;
 mod chart;
