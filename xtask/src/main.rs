@@ -4,8 +4,8 @@
 //!   migrations of a data directory ([`migrate`]);
 //! * `cargo xtask conformance` runs the API conformance suite, `tests/conformance.rs`, against
 //!   the real binary ([`conformance`]);
-//! * `cargo xtask bench [--quick]` measures wssh against the raw-PTY ceiling and writes
-//!   `target/bench/report.json` ([`bench`]).
+//! * `cargo xtask bench [--quick]` measures wssh against ttyd, terminado, wetty and the raw-PTY
+//!   ceiling and writes `target/bench/report.json` and a chart per figure ([`bench`](mod@bench)).
 
 #![allow(clippy::print_stdout, reason = "a command-line tool reports on standard output")]
 
@@ -34,7 +34,8 @@ enum Task {
     Migrate(migrate::Args),
     /// Run the API conformance suite (tests/conformance.rs) against the real wssh binary.
     Conformance,
-    /// Measure throughput, echo latency, memory per shell and connect time (docs/performance.md).
+    /// Measure wssh against ttyd, terminado, wetty and the raw PTY: seven figures
+    /// (docs/performance.md).
     Bench(bench::Args),
 }
 

@@ -1,4 +1,4 @@
-//! Figure 4, connect time: from opening the TCP connection (WebSocket handshake,
+//! Figure 7, connect time: from opening the TCP connection (WebSocket handshake,
 //! authentication, PTY spawn) to the first byte of the program's output. For the raw PTY, from
 //! the spawn to the first byte.
 

@@ -4,10 +4,10 @@
 //! Each run starts a new instance ([`Target::start`]): memory a process has freed stays in its
 //! allocator and would be reused by the next run's shells, hiding them.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::stats::median;
@@ -22,6 +22,8 @@ const WARM_UP: usize = 4;
 const SETTLE: Duration = Duration::from_millis(500);
 /// How long a shell may take to open and echo.
 const OPEN_LIMIT: Duration = Duration::from_secs(30);
+/// How long all shells together may take to open.
+const ALL_OPEN_LIMIT: Duration = Duration::from_secs(300);
 /// How long the server may take to end the shells after their clients left.
 const REAP_LIMIT: Duration = Duration::from_secs(20);
 
@@ -56,7 +58,7 @@ pub(crate) async fn measure(targets: &[Arc<dyn Target>], runs: usize, shells: us
     for round in 0..runs {
         for (target, results) in targets.iter().zip(&mut all) {
             let instance = target.start().await.map_err(|error| format!("cannot start {}: {error}", target.name()))?;
-            if instance.server_pid().is_none() {
+            if instance.server_pid(Program::Cat).is_none() {
                 continue;
             }
             let run = run_once(instance.as_ref(), shells)
@@ -86,14 +88,58 @@ async fn idle_shell(instance: &dyn Instance) -> Result<Box<dyn Terminal>> {
     Ok(terminal)
 }
 
-/// Opens `count` idle shells, [`CONCURRENCY`] at a time.
-async fn open_many(instance: &dyn Instance, count: usize) -> Result<Vec<Box<dyn Terminal>>> {
-    let opened: Vec<Result<Box<dyn Terminal>>> = futures_util::stream::iter(0..count)
-        .map(|_| idle_shell(instance))
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    opened.into_iter().collect()
+/// Opens `count` idle shells, [`CONCURRENCY`] at a time, and once every one has opened runs
+/// `during` while all of them keep reading (so that they answer the server's pings, as a
+/// browser would; ttyd hangs up on a client that does not); returns the shells and what
+/// `during` returned.
+async fn hold_open<T>(
+    instance: &dyn Instance,
+    count: usize,
+    during: impl Future<Output = T>,
+) -> Result<(Vec<Box<dyn Terminal>>, T)> {
+    let gate = tokio::sync::Semaphore::new(CONCURRENCY);
+    let (release, released) = tokio::sync::watch::channel(false);
+    let settled = Cell::new(0usize);
+    let (gate, settled) = (&gate, &settled);
+    let shell = |_| {
+        let mut released = released.clone();
+        async move {
+            let terminal = {
+                let _permit = gate.acquire().await.map_err(|_| "the run ended")?;
+                idle_shell(instance).await
+            };
+            settled.set(settled.get() + 1);
+            let mut terminal = terminal?;
+            while !*released.borrow_and_update() {
+                tokio::select! {
+                    changed = released.changed() => changed.map_err(|_| "the run ended while the shells were open")?,
+                    output = terminal.recv() => {
+                        if output?.is_none() {
+                            return Err("an idle terminal ended".into());
+                        }
+                    }
+                }
+            }
+            Ok::<_, super::target::Error>(terminal)
+        }
+    };
+    let coordinator = async move {
+        let deadline = tokio::time::Instant::now() + ALL_OPEN_LIMIT;
+        while settled.get() < count {
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!("{count} shells did not open within {ALL_OPEN_LIMIT:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let value = during.await;
+        let _ = release.send(true);
+        Ok(value)
+    };
+    let (terminals, value) =
+        futures_util::future::join(futures_util::future::join_all((0..count).map(shell)), coordinator).await;
+    let value = value?;
+    let terminals: Result<Vec<_>> = terminals.into_iter().collect();
+    Ok((terminals?, value))
 }
 
 /// Closes every terminal, all at once.
@@ -115,15 +161,16 @@ async fn wait_for_reaping(pid: u32) -> Result<()> {
 
 /// One run: warm up, baseline, open `shells`, measure, close.
 async fn run_once(instance: &dyn Instance, shells: usize) -> Result<Run> {
-    let pid = instance.server_pid().ok_or("no server process")?;
-    close_all(open_many(instance, WARM_UP).await?).await;
+    let pid = instance.server_pid(Program::Cat).ok_or("no server process")?;
+    close_all(hold_open(instance, WARM_UP, async {}).await?.0).await;
     wait_for_reaping(pid).await?;
     tokio::time::sleep(SETTLE).await;
     let rss_before_kib = rss_kib(pid)?;
-    let terminals = open_many(instance, shells).await?;
-    tokio::time::sleep(SETTLE).await;
-    let children = child_count(pid);
-    let rss_after_kib = rss_kib(pid);
+    let settle = async {
+        tokio::time::sleep(SETTLE).await;
+        (child_count(pid), rss_kib(pid))
+    };
+    let (terminals, (children, rss_after_kib)) = hold_open(instance, shells, settle).await?;
     close_all(terminals).await;
     if children < shells {
         return Err(format!("{shells} shells open but the server has {children} children").into());

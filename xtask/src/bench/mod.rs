@@ -1,31 +1,49 @@
-//! `cargo xtask bench [--quick]`: wssh measured side by side with the raw-PTY ceiling (and,
-//! later, with the web terminals people use), on this machine.
+//! `cargo xtask bench [--quick]`: wssh measured side by side with the web terminals people
+//! use (ttyd, terminado, wetty) and with the raw-PTY ceiling, on this machine.
 //!
-//! Builds the release server and measures four figures. Every figure starts its own instance
-//! of each target (for wssh, a new server on a loopback port with a fresh configuration and
-//! data directory), so that no figure inherits another's state, and the targets take turns
-//! (A B A B …) so that drift in the machine's state spreads evenly:
+//! Builds the release server, installs the peers into a cache folder when missing
+//! ([`install`]; a peer that cannot be had is skipped with the reason) and measures seven
+//! figures. Every figure starts its own instance of each target (for wssh, a new server on a
+//! loopback port with a fresh configuration and data directory), so that no figure inherits
+//! another's state, and the targets take turns (A B A B …) so that drift in the machine's
+//! state spreads evenly:
 //!
 //! 1. output throughput ([`throughput`]): MB/s, server CPU seconds per GB, frames per MB,
 //!    wire bytes per payload byte;
 //! 2. keystroke echo round trip ([`echo`]): p50 and p99;
 //! 3. server memory per idle shell ([`memory`]);
-//! 4. connect time to the first output byte ([`connect`]): p50 and p99.
+//! 4. 1,000 concurrent shells typing once a second ([`shells`]): errors, echo p99;
+//! 5. the token-authenticated API ([`api`]): requests per second and p99 (wssh only);
+//! 6. a login storm ([`storm`]): the shells' echo p99 with and without 20 password logins a
+//!    second (wssh only);
+//! 7. connect time to the first output byte ([`connect`]): p50 and p99.
 //!
-//! Prints the results as tables and writes `target/bench/report.json` ([`report`]).
-//! `docs/performance.md` explains the numbers. A target is anything implementing
-//! [`target::Target`]: wssh in each framing ([`wssh`]) and the raw PTY ([`raw_pty`]) today.
+//! Prints the results as tables, writes `target/bench/report.json` ([`report`]) and one SVG
+//! chart per figure ([`chart`]). `docs/performance.md` explains the numbers. A target is
+//! anything implementing [`target::Target`]: wssh in each framing ([`wssh`]), the raw PTY
+//! ([`raw_pty`]), [`ttyd`], [`terminado`] and [`wetty`].
 
+mod api;
+mod chart;
 mod connect;
 mod echo;
 mod framing;
+mod http;
+mod install;
 mod memory;
+mod process;
 mod raw_pty;
 mod report;
+mod shells;
 mod stats;
+mod storm;
 mod system;
 mod target;
+mod terminado;
 mod throughput;
+mod ttyd;
+mod wetty;
+mod ws;
 mod wssh;
 
 use std::path::PathBuf;
@@ -39,15 +57,25 @@ use self::system::Machine;
 use self::target::{Programs, Result, Target};
 use self::wssh::{Auth, Launch, WsshTarget};
 
+/// Connections of the API figure.
+const API_CONNECTIONS: usize = 64;
+
 /// `cargo xtask bench`'s options.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Smaller sizes and 3 runs instead of 5: about a minute.
+    /// Smaller sizes, 3 runs of the light figures and 1 of the heavy ones (memory, many shells,
+    /// API, login storm) instead of 5: a smoke run of every figure.
     #[arg(long)]
     quick: bool,
-    /// Runs per figure, instead of 5 (3 with --quick).
+    /// Runs per figure, instead of 5 (with --quick: 3, and 1 for the heavy figures).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=100))]
     runs: Option<u16>,
+    /// Measure wssh and the raw PTY only: no ttyd, terminado or wetty.
+    #[arg(long)]
+    no_peers: bool,
+    /// Concurrent shells of figure 4, instead of 1,000 (100 with --quick).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    shells: Option<u16>,
 }
 
 impl Args {
@@ -56,6 +84,10 @@ impl Args {
         let mut parameters = self.default_parameters();
         if let Some(runs) = self.runs {
             parameters.runs = usize::from(runs);
+            parameters.heavy_runs = usize::from(runs);
+        }
+        if let Some(shells) = self.shells {
+            parameters.many_shells = usize::from(shells);
         }
         parameters
     }
@@ -66,19 +98,29 @@ impl Args {
             Parameters {
                 quick: true,
                 runs: 3,
-                file_bytes: 16 << 20,
-                echo_samples: 1_000,
-                idle_shells: 50,
-                connects: 50,
+                heavy_runs: 1,
+                file_bytes: 8 << 20,
+                echo_samples: 600,
+                idle_shells: 30,
+                connects: 20,
+                many_shells: 100,
+                many_seconds: 3,
+                api_seconds: 1.0,
+                storm_seconds: 2,
             }
         } else {
             Parameters {
                 quick: false,
                 runs: 5,
+                heavy_runs: 5,
                 file_bytes: 256 << 20,
                 echo_samples: 10_000,
                 idle_shells: 200,
                 connects: 50,
+                many_shells: 1_000,
+                many_seconds: 30,
+                api_seconds: 10.0,
+                storm_seconds: 10,
             }
         }
     }
@@ -128,6 +170,12 @@ fn run_release(args: &Args) -> ExitCode {
     if let Some(runs) = args.runs {
         release.arg("--runs").arg(runs.to_string());
     }
+    if args.no_peers {
+        release.arg("--no-peers");
+    }
+    if let Some(shells) = args.shells {
+        release.arg("--shells").arg(shells.to_string());
+    }
     match release.status() {
         Ok(status) if status.success() => ExitCode::SUCCESS,
         Ok(status) => status.code().and_then(|code| u8::try_from(code).ok()).map_or(ExitCode::FAILURE, ExitCode::from),
@@ -167,20 +215,108 @@ fn bench(args: &Args) -> Result<()> {
     eprintln!("bench: writing {} MiB of lines to {}", parameters.file_bytes >> 20, file.display());
     parameters.file_bytes = throughput::generate_file(&file, parameters.file_bytes)?;
     let programs = Arc::new(Programs { file });
+    match shells::raise_open_files() {
+        Ok(limit) => eprintln!("bench: open-files limit {limit} (servers inherit it)"),
+        Err(error) => eprintln!("bench: cannot raise the open-files limit: {error}"),
+    }
     let machine = Machine::describe();
     let date = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let peers = if args.no_peers { Peers::default() } else { Peers::install(&work.0, &programs) };
     let launch = Launch::new(binary, work.0.clone(), programs);
-    let report = runtime.block_on(measure(launch, parameters, machine, date))?;
+    let report = runtime.block_on(measure(launch, peers, parameters, machine, date))?;
     println!("{}", report.table());
-    let path = root.join("target/bench/report.json");
+    let folder = root.join("target/bench");
+    let path = folder.join("report.json");
     report.write(&path)?;
     eprintln!("bench: wrote {}", path.display());
+    for chart in report.charts() {
+        let path = folder.join(&chart.file);
+        std::fs::write(&path, chart.svg)?;
+        eprintln!("bench: wrote {}", path.display());
+    }
     Ok(())
 }
 
+/// The peers that could be installed, and why the others are missing.
+#[derive(Default)]
+struct Peers {
+    /// ttyd, terminado and wetty, those that are there.
+    targets: Vec<Arc<dyn Target>>,
+    /// Peers skipped, with the reason.
+    skipped: Vec<report::Skipped>,
+}
+
+impl Peers {
+    /// Installs (or finds in the cache) each peer; a peer that cannot be had is skipped with
+    /// its reason printed.
+    fn install(work: &std::path::Path, programs: &Arc<Programs>) -> Peers {
+        let mut peers = Peers::default();
+        let mut add = |name: &str, target: Result<Arc<dyn Target>>| match target {
+            Ok(target) => peers.targets.push(target),
+            Err(error) => {
+                eprintln!("bench: skipping {name}: {error}");
+                peers.skipped.push(report::Skipped { target: name.to_owned(), reason: error.to_string() });
+            }
+        };
+        let work = work.to_owned();
+        add(
+            "ttyd",
+            install::ttyd()
+                .map(|binary| -> Arc<dyn Target> { Arc::new(ttyd::Ttyd::new(binary, work.clone(), programs.clone())) }),
+        );
+        add(
+            "terminado",
+            install::terminado().map(|python| -> Arc<dyn Target> {
+                Arc::new(terminado::Terminado::new(python, work.clone(), programs.clone()))
+            }),
+        );
+        add(
+            "wetty",
+            install::wetty()
+                .map(|main| -> Arc<dyn Target> { Arc::new(wetty::Wetty::new(main, work.clone(), programs.clone())) }),
+        );
+        peers
+    }
+
+    /// Starts each peer once and opens a terminal on it; a peer that fails (for example wetty
+    /// when not run as root, or a missing `node`) is skipped with the reason printed.
+    async fn probe(&mut self) {
+        let mut kept = Vec::with_capacity(self.targets.len());
+        for target in self.targets.drain(..) {
+            let check = async {
+                let instance = target.start().await?;
+                let mut terminal = instance.open(target::Program::Ready).await?;
+                terminal.recv_until(Programs::READY, PROBE_LIMIT).await?;
+                terminal.close().await;
+                Ok::<(), target::Error>(())
+            };
+            let outcome = tokio::time::timeout(PROBE_LIMIT * 2, check)
+                .await
+                .unwrap_or_else(|_| Err(format!("no `ready` within {:?}", PROBE_LIMIT * 2).into()));
+            match outcome {
+                Ok(()) => kept.push(target),
+                Err(error) => {
+                    eprintln!("bench: skipping {}: {error}", target.name());
+                    self.skipped.push(report::Skipped { target: target.name().to_owned(), reason: error.to_string() });
+                }
+            }
+        }
+        self.targets = kept;
+    }
+}
+
+/// How long a peer may take to start and print `ready` when probed.
+const PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Measures every figure. The client runs on one thread.
-async fn measure(launch: Arc<Launch>, parameters: Parameters, machine: Machine, date: String) -> Result<Report> {
+async fn measure(
+    launch: Arc<Launch>,
+    mut peers: Peers,
+    parameters: Parameters,
+    machine: Machine,
+    date: String,
+) -> Result<Report> {
     let raw: Arc<dyn Target> = Arc::new(RawPty::new(launch.programs.clone()));
     let wssh = |framing, auth| -> Arc<dyn Target> { Arc::new(WsshTarget::new(launch.clone(), framing, auth)) };
     let native = wssh(Framing::Native, Auth::Basic);
@@ -189,20 +325,48 @@ async fn measure(launch: Arc<Launch>, parameters: Parameters, machine: Machine, 
     let go_ws_sh_token = wssh(Framing::GoWsSh, Auth::Token);
     let ticks = system::clock_ticks();
     let runs = parameters.runs;
+    let clock = std::time::Instant::now();
+    peers.probe().await;
 
-    eprintln!("bench: output throughput");
-    let streams = [raw.clone(), native.clone(), go_ws_sh.clone()];
+    eprintln!("bench: [{:>5.1} s] output throughput", clock.elapsed().as_secs_f64());
+    let with_peers = |targets: &[&Arc<dyn Target>]| -> Vec<Arc<dyn Target>> {
+        targets.iter().map(|&target| target.clone()).chain(peers.targets.iter().cloned()).collect()
+    };
+    let streams = with_peers(&[&raw, &native, &go_ws_sh]);
     let throughput = throughput::measure(&streams, runs, parameters.file_bytes, ticks).await?;
-    eprintln!("bench: keystroke echo");
+    eprintln!("bench: [{:>5.1} s] keystroke echo", clock.elapsed().as_secs_f64());
     let echo = echo::measure(&streams, runs, parameters.echo_samples).await?;
-    eprintln!("bench: memory per idle shell");
-    let shells = [native_token.clone(), go_ws_sh_token.clone(), native.clone()];
-    let memory = memory::measure(&shells, runs, parameters.idle_shells).await?;
-    eprintln!("bench: connect time");
-    let connects = [raw, native, go_ws_sh, native_token, go_ws_sh_token];
+    eprintln!("bench: [{:>5.1} s] memory per idle shell", clock.elapsed().as_secs_f64());
+    let shells = with_peers(&[&native_token, &go_ws_sh_token, &native]);
+    let heavy = parameters.heavy_runs;
+    let memory = memory::measure(&shells, heavy, parameters.idle_shells).await?;
+    eprintln!("bench: [{:>5.1} s] connect time", clock.elapsed().as_secs_f64());
+    let connects = with_peers(&[&raw, &native, &go_ws_sh, &native_token, &go_ws_sh_token]);
     let connect = connect::measure(&connects, runs, parameters.connects).await?;
+    eprintln!("bench: [{:>5.1} s] {} concurrent shells", clock.elapsed().as_secs_f64(), parameters.many_shells);
+    let many = with_peers(&[&native_token, &go_ws_sh_token]);
+    let shells = shells::measure(&many, heavy, parameters.many_shells, parameters.many_seconds).await?;
+    eprintln!("bench: [{:>5.1} s] token-authenticated API", clock.elapsed().as_secs_f64());
+    let api_target = WsshTarget::new(launch.clone(), Framing::Native, Auth::Token);
+    let api = api::measure(&api_target, heavy, API_CONNECTIONS, parameters.api_seconds, ticks).await?;
+    eprintln!("bench: [{:>5.1} s] login storm", clock.elapsed().as_secs_f64());
+    let storm = storm::measure(&api_target, heavy, parameters.storm_seconds).await?;
+    eprintln!("bench: [{:>5.1} s] done", clock.elapsed().as_secs_f64());
 
-    Ok(Report { machine, date, commit: commit(), parameters, throughput, echo, memory, connect })
+    Ok(Report {
+        machine,
+        date,
+        commit: commit(),
+        parameters,
+        skipped: peers.skipped,
+        throughput,
+        echo,
+        memory,
+        connect,
+        shells,
+        api,
+        storm,
+    })
 }
 
 /// `git describe --always --dirty` of the project, when git is there.

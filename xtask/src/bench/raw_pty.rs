@@ -43,7 +43,7 @@ struct RawPtyInstance {
 }
 
 impl Instance for RawPtyInstance {
-    fn server_pid(&self) -> Option<u32> {
+    fn server_pid(&self, _program: Program) -> Option<u32> {
         None
     }
 

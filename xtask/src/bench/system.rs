@@ -91,6 +91,12 @@ pub(crate) fn child_count(pid: u32) -> usize {
         .sum()
 }
 
+/// The soft open-files limit of `pid` (`Max open files` in `/proc/PID/limits`), when known.
+pub(crate) fn open_files_limit(pid: u32) -> Option<u64> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    limits.lines().find_map(|line| line.strip_prefix("Max open files")?.split_whitespace().next()?.parse().ok())
+}
+
 /// A `Key:   1234 kB` line's number.
 fn kib_field(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|line| line.strip_prefix(key)?.trim().trim_end_matches("kB").trim().parse().ok())

@@ -35,10 +35,14 @@ pub(crate) const ROWS: u16 = 24;
 pub(crate) enum Program {
     /// `cat` on a terminal in its default (canonical, echoing) mode: the keystroke figure.
     Cat,
-    /// Prints `ready` and exits: the connect-time figure.
+    /// Prints `ready` and waits for a line (until the terminal is closed): the connect-time
+    /// figure. It does not exit at once because ttyd then sometimes closes the connection
+    /// before sending the output (about one connect in five here).
     Ready,
-    /// Prints `ready`, waits for a line, then `cat`s the bench file and prints the sentinel:
-    /// the throughput figure.
+    /// Prints `ready`, waits for a line, then `cat`s the bench file, prints the sentinel and
+    /// waits for another line (until the terminal is closed): the throughput figure. It does not
+    /// exit after the sentinel because ttyd closes the connection as soon as its program exits,
+    /// dropping output still in the PTY.
     Throughput,
 }
 
@@ -76,9 +80,9 @@ impl Programs {
     pub(crate) fn argv(&self, program: Program) -> Vec<String> {
         let script = match program {
             Program::Cat => return vec!["cat".into()],
-            Program::Ready => "echo ready".to_owned(),
+            Program::Ready => "echo ready; read line".to_owned(),
             Program::Throughput => {
-                format!("echo ready; read line; cat {}; echo BENCH-$((40+2))-END", shell_quote(&self.file))
+                format!("echo ready; read line; cat {}; echo BENCH-$((40+2))-END; read line", shell_quote(&self.file))
             }
         };
         vec!["sh".into(), "-c".into(), script]
@@ -111,9 +115,10 @@ pub(crate) trait Target: Send + Sync {
 
 /// A started [`Target`].
 pub(crate) trait Instance: Send + Sync {
-    /// The process whose CPU time and memory the figures charge to this instance, when there
-    /// is one (the in-process raw PTY has none).
-    fn server_pid(&self) -> Option<u32>;
+    /// The process whose CPU time and memory the figures charge to this instance's terminals
+    /// running `program`, when there is one (the in-process raw PTY has none). Servers that run
+    /// one command each (wetty) have one process per program.
+    fn server_pid(&self, program: Program) -> Option<u32>;
 
     /// Connects (handshake, authentication), sizes the terminal [`COLS`]×[`ROWS`] and asks for
     /// `program`. Returns as soon as the request is made; the program may still be starting.

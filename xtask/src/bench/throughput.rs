@@ -124,7 +124,7 @@ fn summarise(name: &str, runs: Vec<Run>) -> Figure {
 async fn run_once(instance: &dyn Instance, file_bytes: u64, ticks_per_second: u64) -> Result<Run> {
     let mut terminal = instance.open(Program::Throughput).await?;
     terminal.recv_until(Programs::READY, READY_LIMIT).await?;
-    let pid = instance.server_pid();
+    let pid = instance.server_pid(Program::Throughput);
     let wire_before = terminal.wire();
     let cpu_before = pid.map(cpu_ticks).transpose()?;
     let start = Instant::now();

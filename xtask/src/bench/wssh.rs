@@ -3,31 +3,28 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::framing::{Framing, FromServer, NATIVE_SUBPROTOCOL};
 use super::target::{BoxFuture, COLS, Instance, Program, Programs, ROWS, Result, Target, Terminal, WireCount};
+use super::ws::{HANDSHAKE_TIMEOUT, Socket};
 
 /// How long the server may take to print its listening address.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a handshake may take (it includes a password hash).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Builds the release server with `$CARGO build --release -p wssh` and returns its path.
 pub(crate) fn build(root: &Path) -> Result<PathBuf> {
@@ -107,6 +104,7 @@ impl WsshServer {
             .arg(work.join("data"))
             .args(["--listen", "127.0.0.1:0"])
             .current_dir(work)
+            .process_group(0)
             // The server's default log level, as deployed.
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
@@ -181,17 +179,7 @@ impl WsshServer {
 
 impl Drop for WsshServer {
     fn drop(&mut self) {
-        if let Ok(pid) = i32::try_from(self.child.id()) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-        }
-        for _ in 0..100 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        super::process::stop(&mut self.child);
     }
 }
 
@@ -235,21 +223,38 @@ impl WsshTarget {
     }
 }
 
+/// How to reach a wssh server's HTTP API.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiAccess {
+    /// Where it listens.
+    pub(crate) addr: SocketAddr,
+    /// The administrator's password.
+    pub(crate) password: String,
+    /// `Bearer wssh_…`, an access token of the administrator.
+    pub(crate) bearer: String,
+}
+
+impl WsshTarget {
+    /// Starts an instance, and says how to reach its API (the API figures).
+    pub(crate) async fn start_with_api(&self) -> Result<(Box<dyn Instance>, ApiAccess)> {
+        let server = WsshServer::start(&self.launch).await?;
+        let access = ApiAccess { addr: server.addr, password: server.password.clone(), bearer: server.bearer.clone() };
+        let authorization = match self.auth {
+            Auth::Basic => server.basic.clone(),
+            Auth::Token => server.bearer.clone(),
+        };
+        let instance: Box<dyn Instance> = Box::new(WsshInstance { server, framing: self.framing, authorization });
+        Ok((instance, access))
+    }
+}
+
 impl Target for WsshTarget {
     fn name(&self) -> &str {
         &self.name
     }
 
     fn start(&self) -> BoxFuture<'_, Result<Box<dyn Instance>>> {
-        Box::pin(async move {
-            let server = WsshServer::start(&self.launch).await?;
-            let authorization = match self.auth {
-                Auth::Basic => server.basic.clone(),
-                Auth::Token => server.bearer.clone(),
-            };
-            let instance: Box<dyn Instance> = Box::new(WsshInstance { server, framing: self.framing, authorization });
-            Ok(instance)
-        })
+        Box::pin(async move { Ok(self.start_with_api().await?.0) })
     }
 }
 
@@ -264,7 +269,7 @@ struct WsshInstance {
 }
 
 impl Instance for WsshInstance {
-    fn server_pid(&self) -> Option<u32> {
+    fn server_pid(&self, _program: Program) -> Option<u32> {
         Some(self.server.pid())
     }
 
@@ -276,23 +281,9 @@ impl Instance for WsshInstance {
             if self.framing == Framing::Native {
                 request.headers_mut().insert("sec-websocket-protocol", NATIVE_SUBPROTOCOL.parse()?);
             }
-            let received = Arc::new(AtomicU64::new(0));
-            let handshake = async {
-                let stream = TcpStream::connect(addr).await?;
-                stream.set_nodelay(true)?;
-                let stream = Counted { inner: stream, received: received.clone() };
-                match tokio_tungstenite::client_async(request, stream).await {
-                    Ok((socket, _response)) => Ok(socket),
-                    Err(WsError::Http(response)) => Err(format!("handshake refused: {}", response.status()).into()),
-                    Err(error) => Err(super::target::Error::from(error)),
-                }
-            };
-            let mut socket =
-                tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await.map_err(|_| "handshake timed out")??;
-            let base = received.load(Ordering::Relaxed);
-            socket.send(Message::Binary(self.framing.resize(COLS, ROWS).into())).await?;
-            let terminal: Box<dyn Terminal> =
-                Box::new(WsshTerminal { socket, framing: self.framing, received, base, frames: 0 });
+            let mut socket = Socket::connect(addr, request).await?;
+            socket.stream.send(Message::Binary(self.framing.resize(COLS, ROWS).into())).await?;
+            let terminal: Box<dyn Terminal> = Box::new(WsshTerminal { socket, framing: self.framing });
             Ok(terminal)
         })
     }
@@ -301,21 +292,15 @@ impl Instance for WsshInstance {
 /// One shell WebSocket.
 struct WsshTerminal {
     /// The connection.
-    socket: WebSocketStream<Counted>,
+    socket: Socket,
     /// Its framing.
     framing: Framing,
-    /// Bytes read from the TCP stream so far.
-    received: Arc<AtomicU64>,
-    /// `received` when the handshake was done.
-    base: u64,
-    /// Frames received since the handshake.
-    frames: u64,
 }
 
 impl Terminal for WsshTerminal {
     fn send<'a>(&'a mut self, input: &'a [u8]) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            self.socket.send(Message::Binary(self.framing.stdin(input).into())).await?;
+            self.socket.stream.send(Message::Binary(self.framing.stdin(input).into())).await?;
             Ok(())
         })
     }
@@ -323,12 +308,12 @@ impl Terminal for WsshTerminal {
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Bytes>>> {
         Box::pin(async move {
             loop {
-                let message = match self.socket.next().await {
+                let message = match self.socket.stream.next().await {
                     None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => return Ok(None),
                     Some(Err(error)) => return Err(error.into()),
                     Some(Ok(message)) => message,
                 };
-                self.frames += 1;
+                self.socket.frames += 1;
                 match message {
                     Message::Binary(frame) => match self.framing.decode(frame)? {
                         FromServer::Output(bytes) => return Ok(Some(bytes)),
@@ -344,62 +329,10 @@ impl Terminal for WsshTerminal {
     }
 
     fn wire(&self) -> Option<WireCount> {
-        Some(WireCount { bytes: self.received.load(Ordering::Relaxed) - self.base, frames: self.frames })
+        Some(self.socket.wire())
     }
 
     fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
-        let mut socket = self.socket;
-        Box::pin(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                let _ = socket.close(None).await;
-                while let Some(Ok(_)) = socket.next().await {}
-            })
-            .await;
-        })
-    }
-}
-
-/// A TCP stream that counts the bytes read from it.
-struct Counted {
-    /// The stream.
-    inner: TcpStream,
-    /// Bytes read so far.
-    received: Arc<AtomicU64>,
-}
-
-impl AsyncRead for Counted {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = poll {
-            self.received.fetch_add((buf.filled().len() - before) as u64, Ordering::Relaxed);
-        }
-        poll
-    }
-}
-
-impl AsyncWrite for Counted {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        Box::pin(self.socket.close())
     }
 }
