@@ -86,10 +86,12 @@ impl Default for LoginLifetimes {
 
 /// A fixed pool of threads that run every argon2 hash and verification.
 ///
-/// It bounds concurrent hashing (a login storm leaves cores for everything else) and, as
-/// important, memory: each argon2 run allocates 19 MiB, which the allocator keeps in the arena
-/// of the thread that ran it. On a few dedicated threads that memory is reused; spread over the
-/// runtime's many blocking threads it would pile up with every login.
+/// It bounds concurrent hashing and, as important, memory: each argon2 run allocates 19 MiB,
+/// which the allocator may keep in the arena of the thread that ran it. On a few dedicated
+/// threads that memory is reused; spread over the runtime's many blocking threads it would pile
+/// up with every login. A login storm must not slow the shells: the pool leaves one core free
+/// (one thread fewer than the cores, at least one) and its threads run at a lower priority
+/// (nice 10), so keystrokes and output always win the CPU.
 struct HashPool {
     jobs: Mutex<mpsc::Sender<Box<dyn FnOnce() + Send>>>,
 }
@@ -100,6 +102,22 @@ impl std::fmt::Debug for HashPool {
     }
 }
 
+/// Lowers the calling thread's scheduling priority to nice 10 (Linux: `setpriority` on a
+/// thread id acts on that thread alone). Failure only costs fairness, so it is logged.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions; setpriority only reads its integer arguments.
+        let result = unsafe {
+            let thread = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, thread, 10)
+        };
+        if result != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the hashing thread's priority");
+        }
+    }
+}
+
 impl HashPool {
     fn new(threads: usize) -> Self {
         let (sender, receiver) = mpsc::channel::<Box<dyn FnOnce() + Send>>();
@@ -107,6 +125,7 @@ impl HashPool {
         for index in 0..threads.max(1) {
             let receiver = receiver.clone();
             let spawned = std::thread::Builder::new().name(format!("wssh-argon2-{index}")).spawn(move || {
+                lower_this_threads_priority();
                 loop {
                     let job = receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv();
                     match job {
@@ -162,7 +181,7 @@ impl Authenticator {
         Ok(Authenticator {
             store,
             throttle,
-            hash_pool: HashPool::new(cores),
+            hash_pool: HashPool::new(cores.saturating_sub(1).max(1)),
             jwt: JwtKeys::new(&secret),
             lifetimes: LoginLifetimes::default(),
         })

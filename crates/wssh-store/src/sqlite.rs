@@ -31,8 +31,12 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// Prepared statements kept per connection: more than the store has, so none is parsed twice.
+const STATEMENT_CACHE_CAPACITY: usize = 128;
+
 fn configure(connection: &mut Connection) -> Result<(), rusqlite::Error> {
     connection.busy_timeout(BUSY_TIMEOUT)?;
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     connection.pragma_update(None, "foreign_keys", "ON")?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     Ok(())
@@ -58,6 +62,9 @@ impl SqliteStore {
         let manager = SqliteConnectionManager::file(path).with_init(configure);
         let pool = Pool::builder()
             .max_size(16)
+            // A SQLite file connection does not go stale; checking it on every checkout costs
+            // a statement per request for nothing.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(StoreError::backend)?;
@@ -102,28 +109,30 @@ fn corrupt(what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(CorruptRow(what)))
 }
 
+/// A user's row, with its role keys (space-separated, by role id) and the permissions of its
+/// enabled roles (comma-separated) gathered by subqueries: one statement per user read.
 const USER_COLUMNS: &str = "id, username, password_hash, disabled, created_at, updated_at, otp_secret, \
-     base_path, alist_permission, sso_id, nickname, email, phone, avatar, sex, remark";
+     base_path, alist_permission, sso_id, nickname, email, phone, avatar, sex, remark, \
+     (SELECT group_concat(roles.key, ' ' ORDER BY roles.id) FROM user_roles \
+      JOIN roles ON roles.id = user_roles.role_id WHERE user_roles.user_id = users.id), \
+     (SELECT group_concat(DISTINCT role_permissions.permission) FROM user_roles \
+      JOIN role_permissions ON role_permissions.role_id = user_roles.role_id \
+      JOIN roles ON roles.id = user_roles.role_id \
+      WHERE user_roles.user_id = users.id AND roles.disabled = 0)";
 
-fn load_user(connection: &Connection, row: &Row<'_>) -> Result<User, rusqlite::Error> {
+fn load_user(row: &Row<'_>) -> Result<User, rusqlite::Error> {
     let id = UserId(row.get(0)?);
     let name: String = row.get(1)?;
     let username = Username::parse(&name).map_err(|error| corrupt(error.to_string()))?;
-    let mut roles_query = connection.prepare_cached(
-        "SELECT roles.key FROM user_roles JOIN roles ON roles.id = user_roles.role_id \
-         WHERE user_roles.user_id = ?1 ORDER BY roles.id",
-    )?;
-    let roles = roles_query.query_map([id.0], |row| row.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
-    let mut permissions_query = connection.prepare_cached(
-        "SELECT DISTINCT role_permissions.permission FROM user_roles \
-         JOIN role_permissions ON role_permissions.role_id = user_roles.role_id \
-         JOIN roles ON roles.id = user_roles.role_id \
-         WHERE user_roles.user_id = ?1 AND roles.disabled = 0",
-    )?;
-    let permissions = permissions_query
-        .query_map([id.0], |row| row.get::<_, String>(0))?
-        .filter_map(|name| name.map(|name| name.parse::<Permission>().ok()).transpose())
-        .collect::<Result<PermissionSet, _>>()?;
+    let roles: Option<String> = row.get(16)?;
+    let roles = roles.map(|keys| keys.split(' ').map(str::to_owned).collect()).unwrap_or_default();
+    let permissions: Option<String> = row.get(17)?;
+    // Names this version does not know (written by a newer one) grant nothing here.
+    let permissions = permissions
+        .iter()
+        .flat_map(|names| names.split(','))
+        .filter_map(|name| name.parse::<Permission>().ok())
+        .collect::<PermissionSet>();
     Ok(User {
         id,
         username,
@@ -165,7 +174,7 @@ fn other_active_admins(connection: &Connection, except: UserId) -> Result<i64, S
 fn query_user(connection: &Connection, condition: &str, key: &dyn rusqlite::ToSql) -> Result<Option<User>, StoreError> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {condition}");
     let mut statement = connection.prepare_cached(&sql).map_err(backend)?;
-    statement.query_row([key], |row| load_user(connection, row)).optional().map_err(backend)
+    statement.query_row([key], load_user).optional().map_err(backend)
 }
 
 impl UserStore for SqliteStore {
@@ -222,11 +231,7 @@ impl UserStore for SqliteStore {
         let connection = self.connection()?;
         let mut statement =
             connection.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id")).map_err(backend)?;
-        statement
-            .query_map([], |row| load_user(&connection, row))
-            .map_err(backend)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(backend)
+        statement.query_map([], load_user).map_err(backend)?.collect::<Result<Vec<_>, _>>().map_err(backend)
     }
 
     fn count_users(&self) -> Result<u64, StoreError> {

@@ -42,7 +42,17 @@ pub(crate) struct ServeArgs {
     pub(crate) listen: Option<std::net::SocketAddr>,
 }
 
+/// Allocations from this size up get their own memory mapping, returned to the system when
+/// freed. glibc's default threshold grows with the largest block freed (up to 32 MiB), after
+/// which each login's 19 MiB argon2 buffer would stay in an arena for good.
+const MMAP_THRESHOLD_BYTES: libc::c_int = 1024 * 1024;
+
 fn main() -> ExitCode {
+    // SAFETY: called first, before any other thread exists; mallopt only sets a tunable.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
