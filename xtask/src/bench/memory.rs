@@ -147,12 +147,15 @@ async fn close_all(terminals: Vec<Box<dyn Terminal>>) {
     futures_util::future::join_all(terminals.into_iter().map(|terminal| terminal.close())).await;
 }
 
-/// Waits until the server has no child processes left (the shells of earlier runs).
+/// Waits until the server has no child processes left (the shells of earlier runs). A server
+/// that keeps some longer (ttyd, now and then) is measured anyway, with a warning: its children
+/// are not part of its own RSS, and one straggler must not end the whole bench.
 async fn wait_for_reaping(pid: u32) -> Result<()> {
     let deadline = tokio::time::Instant::now() + REAP_LIMIT;
     while child_count(pid) > 0 {
         if tokio::time::Instant::now() > deadline {
-            return Err(format!("the server still has {} children after {REAP_LIMIT:?}", child_count(pid)).into());
+            eprintln!("bench: warning: the server still has {} children after {REAP_LIMIT:?}", child_count(pid));
+            return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -47,6 +47,9 @@ const PING_INTERVAL: Duration = Duration::from_secs(30);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Bytes read from the PTY per frame at most.
 const OUTPUT_CHUNK: usize = 64 * 1024;
+/// The output buffer a shell starts with: enough for prompts and echoes. The first read that
+/// fills it means bulk output, and the buffer grows to [`OUTPUT_CHUNK`].
+const FIRST_OUTPUT_CHUNK: usize = 4 * 1024;
 /// Frames queued for the client at most; beyond that the PTY is not read.
 const OUTPUT_QUEUE: usize = 4;
 
@@ -275,13 +278,17 @@ where
     let reader = process.reader();
     let output_queue = queue.clone();
     let mut output = tokio::spawn(async move {
-        let mut buffer = vec![0u8; OUTPUT_CHUNK];
+        // Idle shells and typing need little; bulk output grows the buffer once, for good.
+        let mut buffer = vec![0u8; FIRST_OUTPUT_CHUNK];
         loop {
             match reader.read(&mut buffer).await {
                 Ok(0) | Err(_) => break,
                 Ok(count) => {
                     if output_queue.send(Message::Binary(framing.stdout(&buffer[..count]))).await.is_err() {
                         break;
+                    }
+                    if count == buffer.len() && buffer.len() < OUTPUT_CHUNK {
+                        buffer.resize(OUTPUT_CHUNK, 0);
                     }
                 }
             }
