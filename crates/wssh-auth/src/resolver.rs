@@ -4,8 +4,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, mpsc};
 
 use wssh_domain::{
-    AccessToken, Login, LoginClient, LoginId, NewAccessToken, NewSshKey, Password, PermissionSet, SshKey, Timestamp,
-    TokenSpec, User, UserId,
+    AccessToken, Login, LoginClient, LoginId, NewAccessToken, NewSshKey, NewUser, Password, PermissionSet, RoleKey,
+    SshKey, Timestamp, TokenSpec, User, UserId, UserProfile, Username,
 };
 use wssh_store::{Rotation, Store, StoreError};
 
@@ -528,6 +528,36 @@ impl Authenticator {
             permissions,
             method: AuthMethod::Token(token.identifier),
         })
+    }
+
+    /// Creates a user whose password is `password`: its argon2id hash, and the hash alist's
+    /// hashed login checks, so that every login route works for the user at once.
+    pub fn create_user(
+        &self,
+        username: Username,
+        password: &Password,
+        role: RoleKey,
+        disabled: bool,
+        profile: UserProfile,
+    ) -> Result<User, AuthError> {
+        let mut new_user = NewUser::new(username, self.hash_password(password)?, role);
+        new_user.disabled = disabled;
+        new_user.profile = profile;
+        let user = self.store.create_user(&new_user)?;
+        self.remember_alist_hash(user.id, &user.password_hash, password)?;
+        Ok(user)
+    }
+
+    /// Sets `user`'s password on behalf of `actor`, revoking the user's other tokens and ending
+    /// its other logins. When users change their own password, the token or login the request
+    /// came with survives, so the current client stays signed in.
+    pub fn change_password(&self, actor: &Principal, user: UserId, password: &Password) -> Result<(), AuthError> {
+        let password_hash = self.hash_password(password)?;
+        let own = user == actor.user_id;
+        let keep = if own { actor.token_identifier() } else { None };
+        let keep_login = if own { actor.login_id() } else { None };
+        self.store.set_password(user, &password_hash, keep, keep_login)?;
+        self.remember_alist_hash(user, &password_hash, password)
     }
 
     /// Hashes a new password, within the bound on concurrent hashing.

@@ -24,11 +24,12 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use wssh_auth::{AuthError, Credentials, Principal};
-use wssh_domain::{NewUser, Password, Permission, RoleId, RoleKey, SshKey, User, UserId, UserProfile, Username};
+use wssh_domain::{Password, Permission, RoleId, RoleKey, SshKey, User, UserId, UserProfile, Username};
 use wssh_store::StoreError;
 
 use crate::SharedState;
 use crate::error::ApiError;
+use crate::input::{self, LoginBody};
 use crate::respond::{self, Body, LoggedUser};
 use crate::router::read_body;
 
@@ -167,7 +168,8 @@ fn run(state: &SharedState, call: &Call) -> Result<Response<Body>, ApiError> {
     if matches!(call.route, Route::Login | Route::LoginHash) {
         return login(state, call);
     }
-    let principal = authenticate(state, call)?;
+    // Every form wssh reads, alist's bare JWT included.
+    let principal = input::authenticate(state, &call.headers, call.peer)?;
     let mut response = match call.route {
         Route::Login | Route::LoginHash => return login(state, call),
         Route::TwoFactorGenerate => two_factor_generate(state, &principal),
@@ -186,19 +188,6 @@ fn run(state: &SharedState, call: &Call) -> Result<Response<Body>, ApiError> {
     }?;
     response.extensions_mut().insert(LoggedUser(principal.username.to_string()));
     Ok(response)
-}
-
-/// The caller, from `Authorization` in any form wssh reads (alist's bare JWT included).
-fn authenticate(state: &SharedState, call: &Call) -> Result<Principal, ApiError> {
-    let header = call
-        .headers
-        .get(header::AUTHORIZATION)
-        .map(|value| value.to_str().map_err(|_| AuthError::MalformedCredentials))
-        .transpose()?
-        .filter(|value| !value.trim().is_empty())
-        .ok_or(AuthError::MissingCredentials)?;
-    let credentials = Credentials::from_authorization_header(header)?;
-    Ok(state.auth.authenticate(&credentials, Some(call.peer.ip()))?)
 }
 
 /// Parses a JSON body: 400 with a clear message when it is missing or malformed.
@@ -229,10 +218,7 @@ fn id_param(query: &str) -> Result<i64, ApiError> {
 
 /// Maps an error of a call about a user: a missing one is `User not found`.
 fn user_error(failure: AuthError) -> ApiError {
-    match failure {
-        AuthError::Store(store) => ApiError::from_store(store, "User"),
-        other => other.into(),
-    }
+    ApiError::from_auth(failure, "User")
 }
 
 fn store_user_error(failure: StoreError) -> ApiError {
@@ -241,16 +227,6 @@ fn store_user_error(failure: StoreError) -> ApiError {
 
 // ---------------------------------------------------------------------------------------------
 // Seed 001: logins, two-factor authentication, the caller and its SSH keys.
-
-#[derive(Deserialize)]
-struct LoginBody {
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default, alias = "otpCode")]
-    otp_code: String,
-}
 
 fn login(state: &SharedState, call: &Call) -> Result<Response<Body>, ApiError> {
     let body: LoginBody = parse_body(&call.body)?;
@@ -536,12 +512,7 @@ fn user_create(state: &SharedState, principal: &Principal, body: &[u8]) -> Resul
     if store.find_user(username.as_str()).map_err(store_user_error)?.is_some() {
         return Err(ApiError::new(StatusCode::CONFLICT, "User already exists"));
     }
-    let password_hash = state.auth.hash_password(&password)?;
-    let mut new_user = NewUser::new(username, password_hash, role);
-    new_user.disabled = body.disabled.unwrap_or(false);
-    new_user.profile = profile;
-    let user = store.create_user(&new_user).map_err(store_user_error)?;
-    state.auth.remember_alist_hash(user.id, &user.password_hash, &password).map_err(user_error)?;
+    state.auth.create_user(username, &password, role, body.disabled.unwrap_or(false), profile).map_err(user_error)?;
     Ok(success(Value::Null))
 }
 
@@ -620,13 +591,8 @@ fn user_update(state: &SharedState, principal: &Principal, body: &[u8]) -> Resul
         store.update_user(&changed).map_err(store_user_error)?;
     }
     if let Some(password) = password {
-        let password_hash = state.auth.hash_password(&password)?;
         // The caller's own token survives a change of its own password, as on /credentials.
-        let own = stored.id == principal.user_id;
-        let keep = if own { principal.token_identifier() } else { None };
-        let keep_login = if own { principal.login_id() } else { None };
-        store.set_password(stored.id, &password_hash, keep, keep_login).map_err(store_user_error)?;
-        state.auth.remember_alist_hash(stored.id, &password_hash, &password).map_err(user_error)?;
+        state.auth.change_password(principal, stored.id, &password).map_err(user_error)?;
     }
     Ok(success(Value::Null))
 }

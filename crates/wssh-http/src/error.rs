@@ -57,6 +57,17 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Maps an auth error whose storage failures concern `what` (`User` → `User already
+    /// exists`, `User not found`).
+    pub fn from_auth(error: AuthError, what: &str) -> Self {
+        match error {
+            AuthError::Store(store) => Self::from_store(store, what),
+            other => other.into(),
+        }
+    }
+}
+
 fn capitalise(text: &str) -> String {
     let mut chars = text.chars();
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use wssh_auth::credentials::AuthorizationObject;
 use wssh_auth::{AuthError, Credentials, Principal};
 use wssh_domain::{
-    AccessToken, NewUser, Password, Permission, RoleKey, Session, SessionName, SessionSpec, TokenSpec, User, Username,
+    AccessToken, Password, Permission, RoleKey, Session, SessionName, SessionSpec, TokenSpec, User, UserProfile,
+    Username,
 };
 
 use crate::AppState;
@@ -288,12 +289,11 @@ impl Operations<'_> {
         const EMPTY: &str = "New password is empty or username is empty";
         let username = Username::parse(&required(fields.username, EMPTY)?)?;
         let password = Password::parse(&required(fields.password, EMPTY)?)?;
-        let password_hash = self.state.auth.hash_password(&password)?;
         let user = self
-            .store()
-            .create_user(&NewUser::new(username, password_hash, RoleKey::User))
-            .map_err(|error| ApiError::from_store(error, "User"))?;
-        self.state.auth.remember_alist_hash(user.id, &user.password_hash, &password)?;
+            .state
+            .auth
+            .create_user(username, &password, RoleKey::User, false, UserProfile::default())
+            .map_err(|error| ApiError::from_auth(error, "User"))?;
         Ok(("username and Password create successfully", json!({ "credential": credential_view(&user) })))
     }
 
@@ -320,16 +320,12 @@ impl Operations<'_> {
     fn change_password(&self, fields: CredentialFields) -> Outcome {
         let user = self.target_user(fields.username.as_deref(), Permission::UsersWrite)?;
         let password = Password::parse(&required(fields.password, "New password is empty or username is empty")?)?;
-        let password_hash = self.state.auth.hash_password(&password)?;
         // Every other token of the user is revoked; the caller's own token survives so that
         // changing one's password does not sign the current client out.
-        let own = user.id == self.principal.user_id;
-        let keep = if own { self.principal.token_identifier() } else { None };
-        let keep_login = if own { self.principal.login_id() } else { None };
-        self.store()
-            .set_password(user.id, &password_hash, keep, keep_login)
-            .map_err(|error| ApiError::from_store(error, "User"))?;
-        self.state.auth.remember_alist_hash(user.id, &password_hash, &password)?;
+        self.state
+            .auth
+            .change_password(self.principal, user.id, &password)
+            .map_err(|error| ApiError::from_auth(error, "User"))?;
         Ok(("Password updated successfully", json!({ "credential": credential_view(&user) })))
     }
 

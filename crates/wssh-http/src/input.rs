@@ -1,6 +1,7 @@
 //! Reading the loosely typed input of the seed 002 and seed 004 surfaces: JSON bodies whose
 //! numbers may arrive as numeric strings (the seeds' samples send `"0"`), query strings, lists
-//! of permission names, and the `Authorization` header.
+//! of permission names, the `Authorization` header, and the password-login body every login
+//! route shares.
 
 use std::net::SocketAddr;
 
@@ -160,6 +161,21 @@ impl Query {
             Some(value) => integer(&Value::String(value.to_owned()), name),
         }
     }
+}
+
+/// The body of a password login, on every surface that has one (alist's `/api/auth/login*`,
+/// seed 004's `/auth/login`): missing fields are empty.
+#[derive(serde::Deserialize)]
+pub(crate) struct LoginBody {
+    /// The user name.
+    #[serde(default)]
+    pub(crate) username: String,
+    /// The password (or alist's digest of it).
+    #[serde(default)]
+    pub(crate) password: String,
+    /// The TOTP code, for users with two-factor authentication on.
+    #[serde(default, alias = "otpCode")]
+    pub(crate) otp_code: String,
 }
 
 /// Resolves the `Authorization` header (every form the server accepts: `Basic`, opaque

@@ -13,7 +13,6 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use wssh_auth::secret::hash_token_secret;
 use wssh_auth::{AuthError, Credentials, LoginTokens};
@@ -21,6 +20,7 @@ use wssh_domain::LoginClient;
 
 use crate::SharedState;
 use crate::error::ApiError;
+use crate::input::LoginBody;
 use crate::respond::{self, Body, LoggedUser};
 
 /// The header carrying the refresh token.
@@ -55,16 +55,6 @@ impl Route {
             _ => Method::POST,
         }
     }
-}
-
-#[derive(Deserialize)]
-struct LoginBody {
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default, alias = "otpCode")]
-    otp_code: String,
 }
 
 /// The seed's envelope.

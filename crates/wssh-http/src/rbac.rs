@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 use wssh_auth::Principal;
 use wssh_domain::{
-    NewRole, NewUser, Password, Permission, PermissionSet, Role, RoleId, RoleKey, Timestamp, User, UserId, UserProfile,
+    NewRole, Password, Permission, PermissionSet, Role, RoleId, RoleKey, Timestamp, User, UserId, UserProfile,
     Username, validate_role_key, validate_role_name,
 };
 
@@ -352,13 +352,11 @@ fn register(state: &SharedState, request: &RequestParts) -> Result<(Reply, Optio
     let password = Password::parse(&password)?;
     let mut profile = UserProfile::default();
     apply_profile(&body, &mut profile)?;
-    let password_hash = state.auth.hash_password(&password)?;
     let role = if administrator { RoleKey::User } else { RoleKey::Guest };
-    let mut new_user = NewUser::new(username, password_hash, role);
-    new_user.profile = profile;
-    let user = state.auth.store().create_user(&new_user).map_err(|failure| ApiError::from_store(failure, "User"))?;
-    // So that alist's /api/auth/login/hash works for this user at once.
-    state.auth.remember_alist_hash(user.id, &user.password_hash, &password)?;
+    let user = state
+        .auth
+        .create_user(username, &password, role, false, profile)
+        .map_err(|failure| ApiError::from_auth(failure, "User"))?;
     let reply = Reply {
         status: StatusCode::CREATED,
         message: "User created",
@@ -639,16 +637,12 @@ impl Operations<'_> {
             .transpose()?;
         let mut updated = self.store().update_user(&user).map_err(|failure| ApiError::from_store(failure, "User"))?;
         if let Some(password) = password {
-            let password_hash = self.state.auth.hash_password(&password)?;
             // The user's other tokens are revoked; the one this request came with survives
             // when users change their own password.
-            let own = id == self.principal.user_id;
-            let keep = if own { self.principal.token_identifier() } else { None };
-            let keep_login = if own { self.principal.login_id() } else { None };
-            self.store()
-                .set_password(id, &password_hash, keep, keep_login)
-                .map_err(|failure| ApiError::from_store(failure, "User"))?;
-            self.state.auth.remember_alist_hash(id, &password_hash, &password)?;
+            self.state
+                .auth
+                .change_password(self.principal, id, &password)
+                .map_err(|failure| ApiError::from_auth(failure, "User"))?;
             updated = self.user(id)?;
         }
         Ok(Reply::ok("User updated", user_view(&updated)))

@@ -21,9 +21,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::process::ServerProcess;
 use super::target::{BoxFuture, COLS, Instance, Program, Programs, ROWS, Result, Target, Terminal, WireCount};
@@ -124,12 +124,7 @@ impl Terminal for TtydTerminal {
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Bytes>>> {
         Box::pin(async move {
             loop {
-                let message = match self.socket.stream.next().await {
-                    None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => return Ok(None),
-                    Some(Err(error)) => return Err(error.into()),
-                    Some(Ok(message)) => message,
-                };
-                self.socket.frames += 1;
+                let Some(message) = self.socket.next_message().await? else { return Ok(None) };
                 let frame = match message {
                     Message::Binary(frame) => frame,
                     Message::Text(text) => Bytes::from(text),

@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::target::{Result, WireCount};
 
@@ -49,6 +50,18 @@ impl Socket {
         let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await.map_err(|_| "handshake timed out")??;
         let base = received.load(Ordering::Relaxed);
         Ok(Socket { stream, received, base, frames: 0 })
+    }
+
+    /// The next message, counted as a frame; `None` once the connection is closed.
+    pub(crate) async fn next_message(&mut self) -> Result<Option<Message>> {
+        match self.stream.next().await {
+            None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => Ok(None),
+            Some(Err(error)) => Err(error.into()),
+            Some(Ok(message)) => {
+                self.frames += 1;
+                Ok(Some(message))
+            }
+        }
     }
 
     /// What arrived since the handshake.

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::framing::{Framing, FromServer, NATIVE_SUBPROTOCOL};
 use super::target::{BoxFuture, COLS, Instance, Program, Programs, ROWS, Result, Target, Terminal, WireCount};
@@ -308,12 +308,7 @@ impl Terminal for WsshTerminal {
     fn recv(&mut self) -> BoxFuture<'_, Result<Option<Bytes>>> {
         Box::pin(async move {
             loop {
-                let message = match self.socket.stream.next().await {
-                    None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => return Ok(None),
-                    Some(Err(error)) => return Err(error.into()),
-                    Some(Ok(message)) => message,
-                };
-                self.socket.frames += 1;
+                let Some(message) = self.socket.next_message().await? else { return Ok(None) };
                 match message {
                     Message::Binary(frame) => match self.framing.decode(frame)? {
                         FromServer::Output(bytes) => return Ok(Some(bytes)),
