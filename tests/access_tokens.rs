@@ -320,3 +320,24 @@ async fn disabling_or_deleting_the_owner_stops_its_tokens_at_once() {
         assert_eq!(sessions_status(&client, &bearer(token)).await, 401);
     }
 }
+
+#[tokio::test]
+async fn an_expired_token_is_refused_everywhere() {
+    let server = Server::start();
+    let client = server.client();
+    let (id, secret) = mint(&client, "app", &admin_basic(), &json!({ "title": "soon", "expireInDays": 1 })).await;
+    assert_eq!(sessions_status(&client, &bearer(&secret)).await, 200);
+    // A day cannot pass in a test: move the expiry into the past in the real database file,
+    // as the clock would, while the server runs.
+    let database = rusqlite::Connection::open(server.root.join("data").join("wssh.db")).unwrap();
+    let changed = database
+        .execute(
+            "UPDATE access_tokens SET expires_at = strftime('%s', 'now') - 1 WHERE identifier = ?1",
+            [id.to_string()],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    assert_eq!(sessions_status(&client, &bearer(&secret)).await, 401);
+    assert_refused(&call(&client, "GET", "/AccessToken/app", &bearer(&secret), None).await, 401);
+    assert_eq!(client.raw("GET", "/test", &[("authorization", &bearer(&secret))], Vec::new()).await.status, 401);
+}
