@@ -234,6 +234,41 @@ async fn sessions_crud_copy_move() {
     assert_eq!(filtered.json["sessions"], json!([]));
 }
 
+/// `GET /sessions` with a Bearer token and no body is answered from memory once the token and
+/// the list have been read: the same bytes as the stored answer, and every change seen by the
+/// next request.
+#[tokio::test]
+async fn a_listing_from_memory_is_the_stored_one_and_follows_every_change() {
+    let server = Server::start();
+    let client = server.client();
+    let (identifier, secret) = login(&client, "admin", ADMIN_PASSWORD).await;
+    let token = format!("Bearer {secret}");
+    let basic = format!("Basic {}", STANDARD.encode(format!("admin:{ADMIN_PASSWORD}")));
+    // A password is never kept, so a Basic request is always answered from the store.
+    let stored = || async { client.raw("GET", "/sessions", &[("authorization", &basic)], Vec::new()).await };
+    let listed = || async { client.raw("GET", "/sessions", &[("authorization", &token)], Vec::new()).await };
+
+    for _ in 0..3 {
+        let (from_memory, from_store) = (listed().await, stored().await);
+        assert_eq!(from_memory.status, 200, "{}", from_memory.text);
+        assert_eq!(from_memory.text, from_store.text);
+    }
+
+    let created = client
+        .create("/sessions", &json!({ "authorization": admin(), "session": { "name": "fresh", "cmd": "sh" } }))
+        .await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    let after_create = listed().await;
+    assert!(after_create.text.contains(r#""name":"fresh""#), "{}", after_create.text);
+    assert_eq!(after_create.text, stored().await.text);
+
+    let deleted = client
+        .json("DELETE", "/tokens", &[], &json!({ "authorization": admin(), "token": { "identifier": identifier } }))
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.text);
+    assert_eq!(listed().await.status, 401);
+}
+
 #[tokio::test]
 async fn tokens_update_delete_and_logout() {
     let server = Server::start();

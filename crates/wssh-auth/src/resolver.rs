@@ -2,12 +2,13 @@
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use wssh_domain::{
     AccessToken, Login, LoginClient, LoginId, NewAccessToken, NewSshKey, NewUser, Password, PermissionSet, RoleKey,
     SshKey, Timestamp, TokenSpec, User, UserId, UserProfile, Username,
 };
-use wssh_store::{Rotation, Store, StoreError};
+use wssh_store::{Rotation, Store, StoreCache, StoreError};
 
 use crate::jwt::{JwtKeys, claims_for};
 
@@ -81,6 +82,36 @@ pub struct LoginLifetimes {
 impl Default for LoginLifetimes {
     fn default() -> Self {
         LoginLifetimes { access_seconds: 15 * 60, refresh_seconds: 30 * 24 * 3600 }
+    }
+}
+
+/// How long a resolved token or login is served from memory. A change made through this
+/// server (revocation, a disabled user, new roles) ends it at once; the bound is for changes
+/// another process writes to the database, which the store's change counter cannot see.
+const RESOLVED_TTL: Duration = Duration::from_secs(1);
+/// At most this many resolved tokens and logins are kept.
+const RESOLVED_CAPACITY: usize = 4096;
+
+/// What a cached resolution is keyed by: never a secret itself, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ResolvedKey {
+    /// An access token, by the SHA-256 of its secret.
+    Token(String),
+    /// A login, by its id (its JWT's signature is checked on every request).
+    Login(LoginId),
+}
+
+/// A token or login resolved from the store: who it is, and until when it is valid.
+#[derive(Debug, Clone)]
+struct Resolved {
+    principal: Principal,
+    /// The token's or login's expiry, checked on every use.
+    expires_at: Option<Timestamp>,
+}
+
+impl Resolved {
+    fn is_valid(&self, now: Timestamp) -> bool {
+        self.expires_at.is_none_or(|expiry| now < expiry)
     }
 }
 
@@ -160,6 +191,8 @@ pub struct Authenticator {
     hash_pool: HashPool,
     jwt: JwtKeys,
     lifetimes: LoginLifetimes,
+    /// Tokens and logins resolved recently, so a busy client costs no storage reads.
+    resolved: StoreCache<ResolvedKey, Resolved>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -184,6 +217,7 @@ impl Authenticator {
             hash_pool: HashPool::new(cores.saturating_sub(1).max(1)),
             jwt: JwtKeys::new(&secret),
             lifetimes: LoginLifetimes::default(),
+            resolved: StoreCache::new(RESOLVED_CAPACITY, RESOLVED_TTL),
         })
     }
 
@@ -217,8 +251,48 @@ impl Authenticator {
         }
     }
 
+    /// Resolves an access token or an access JWT from memory alone, without blocking: `Some`
+    /// when the same credentials were resolved less than a second ago and nothing stored has
+    /// changed since. `None` for passwords and on a miss: then [`Authenticator::authenticate`],
+    /// on a blocking thread, decides (and fills the cache).
+    pub fn authenticate_cached(&self, credentials: &Credentials) -> Option<Principal> {
+        let generation = self.store.generation();
+        match credentials {
+            Credentials::Token { identifier, secret } => {
+                if secret.is_empty() || secret.len() > MAX_TOKEN_BYTES {
+                    return None;
+                }
+                let key = ResolvedKey::Token(hash_token_secret(secret));
+                let principal = self.cached(&key, generation)?;
+                let named =
+                    identifier.as_ref().is_none_or(|identifier| principal.token_identifier() == Some(identifier));
+                named.then_some(principal)
+            }
+            Credentials::Jwt(token) => {
+                let claims = self.jwt.verify(token)?;
+                let principal = self.cached(&ResolvedKey::Login(claims.login_id()), generation)?;
+                (Some(principal.user_id) == claims.user_id()).then_some(principal)
+            }
+            Credentials::Password { .. } => None,
+        }
+    }
+
+    fn cached(&self, key: &ResolvedKey, generation: u64) -> Option<Principal> {
+        let resolved = self.resolved.get(key, generation)?;
+        resolved.is_valid(Timestamp::now()).then_some(resolved.principal)
+    }
+
     fn authenticate_jwt(&self, token: &str) -> Result<Principal, AuthError> {
+        let generation = self.store.generation();
         let claims = self.jwt.verify(token).ok_or(AuthError::InvalidCredentials)?;
+        let key = ResolvedKey::Login(claims.login_id());
+        if let Some(principal) = self.cached(&key, generation) {
+            return if Some(principal.user_id) == claims.user_id() {
+                Ok(principal)
+            } else {
+                Err(AuthError::InvalidCredentials)
+            };
+        }
         let login = self
             .store
             .find_login(&claims.login_id())?
@@ -229,12 +303,15 @@ impl Authenticator {
             .find_user_by_id(login.user_id)?
             .filter(|user| !user.disabled)
             .ok_or(AuthError::InvalidCredentials)?;
-        Ok(Principal {
+        let principal = Principal {
             user_id: user.id,
             username: user.username,
             permissions: user.permissions,
             method: AuthMethod::Login(login.id),
-        })
+        };
+        let resolved = Resolved { principal: principal.clone(), expires_at: Some(login.expires_at) };
+        self.resolved.insert(key, resolved, generation);
+        Ok(principal)
     }
 
     fn access_token(&self, user: &User, login: &Login) -> Result<String, AuthError> {
@@ -505,7 +582,15 @@ impl Authenticator {
         if secret.is_empty() || secret.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::InvalidCredentials);
         }
+        let generation = self.store.generation();
         let presented = hash_token_secret(secret);
+        let key = ResolvedKey::Token(presented.clone());
+        if let Some(principal) = self.cached(&key, generation) {
+            let named = identifier.is_none_or(|identifier| {
+                principal.token_identifier().is_some_and(|cached| cached.as_str() == identifier)
+            });
+            return if named { Ok(principal) } else { Err(AuthError::InvalidCredentials) };
+        }
         let token = match identifier {
             Some(identifier) => {
                 self.store.find_token(identifier)?.filter(|token| hashes_equal(&token.secret_hash, &presented))
@@ -522,12 +607,15 @@ impl Authenticator {
             .filter(|owner| !owner.disabled)
             .ok_or(AuthError::InvalidCredentials)?;
         let permissions = owner.permissions.intersection(token.permissions.unwrap_or_else(PermissionSet::all));
-        Ok(Principal {
+        let principal = Principal {
             user_id: owner.id,
             username: owner.username,
             permissions,
             method: AuthMethod::Token(token.identifier),
-        })
+        };
+        let resolved = Resolved { principal: principal.clone(), expires_at: token.expires_at };
+        self.resolved.insert(key, resolved, generation);
+        Ok(principal)
     }
 
     /// Creates a user whose password is `password`: its argon2id hash, and the hash alist's

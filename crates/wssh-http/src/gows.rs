@@ -2,10 +2,14 @@
 //!
 //! Each operation reads go_ws_sh's JSON body, resolves the caller, checks one permission,
 //! validates through the domain types, calls the store, and answers in the seed's shapes.
-//! Everything here blocks (argon2, SQLite) and runs on a blocking thread.
+//! Everything here blocks (argon2, SQLite) and runs on a blocking thread, except
+//! [`answer_from_memory`]: the session list for a caller whose token or login was resolved
+//! recently, served from memory on the async worker.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
+use bytes::Bytes;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,6 +19,8 @@ use wssh_domain::{
     AccessToken, Password, Permission, RoleKey, Session, SessionName, SessionSpec, TokenSpec, User, UserProfile,
     Username,
 };
+
+use wssh_store::StoreCache;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -88,11 +94,57 @@ struct DestinationFields {
     name: Option<String>,
 }
 
-/// A successful reply: status, JSON body, and the caller's name for the request log.
+/// A successful reply: status, serialized JSON body, and the caller's name for the request log.
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
-    pub(crate) body: Value,
+    pub(crate) body: Bytes,
     pub(crate) username: String,
+}
+
+/// How long the serialized session list may be served without a look at the store; a change
+/// made through this server ends it at once (see [`StoreCache`]).
+const SESSION_LIST_TTL: Duration = Duration::from_secs(1);
+
+/// The serialized session list, `[{…}, …]`, as the listing answers it, kept while no session
+/// changes.
+#[derive(Debug)]
+pub(crate) struct SessionListCache(StoreCache<(), Bytes>);
+
+impl Default for SessionListCache {
+    fn default() -> Self {
+        SessionListCache(StoreCache::new(1, SESSION_LIST_TTL))
+    }
+}
+
+/// Answers a `/sessions` listing without blocking when everything it needs is in memory: the
+/// request has no body (no filter, no credentials in it), its token or access JWT was
+/// resolved recently, it may read sessions, and the list is cached. The reply is byte for byte
+/// the one [`run`] gives. `None`: take [`run`] on a blocking thread, which fills the caches.
+pub(crate) fn answer_from_memory(
+    state: &AppState,
+    resource: Resource,
+    operation: Operation,
+    authorization_header: Option<&str>,
+    body: &[u8],
+) -> Option<Reply> {
+    if (resource, operation) != (Resource::Sessions, Operation::List) || !body.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let credentials = Credentials::from_authorization_header(authorization_header?).ok()?;
+    let generation = state.auth.store().generation();
+    let principal = state.auth.authenticate_cached(&credentials)?;
+    if !principal.can(Permission::SessionsRead) {
+        return None;
+    }
+    let sessions = state.session_list.0.get(&(), generation)?;
+    // The keys in the order serde_json writes a map: sorted.
+    let mut reply = Vec::with_capacity(sessions.len() + 96);
+    reply.extend_from_slice(br#"{"message":"List of Sessions ok","sessions":"#);
+    reply.extend_from_slice(&sessions);
+    reply.extend_from_slice(br#","username":"#);
+    serde_json::to_writer(&mut reply, principal.username.as_str()).ok()?;
+    reply.push(b'}');
+    Some(Reply { status: StatusCode::OK, body: Bytes::from(reply), username: principal.username.to_string() })
 }
 
 /// Parses the body; malformed JSON is a 400 before anything else is looked at.
@@ -150,7 +202,8 @@ pub(crate) fn run(
         map.insert("message".into(), Value::String(message.into()));
         map.insert("username".into(), Value::String(principal.username.to_string()));
     }
-    Ok(Reply { status: StatusCode::OK, body: reply, username: principal.username.to_string() })
+    let body = Bytes::from(serde_json::to_vec(&reply).map_err(|error| ApiError::internal(&error))?);
+    Ok(Reply { status: StatusCode::OK, body, username: principal.username.to_string() })
 }
 
 fn token_view(token: &AccessToken) -> Value {
@@ -357,6 +410,7 @@ impl Operations<'_> {
     fn list_sessions(&self, fields: SessionFields) -> Outcome {
         self.principal.require(Permission::SessionsRead)?;
         let wanted = fields.name.filter(|name| !name.is_empty());
+        let generation = self.store().generation();
         let sessions: Vec<Value> = self
             .store()
             .list_sessions()
@@ -365,6 +419,11 @@ impl Operations<'_> {
             .filter(|session| wanted.as_deref().is_none_or(|wanted| session.spec.name.as_str() == wanted))
             .map(session_view)
             .collect();
+        if wanted.is_none()
+            && let Ok(serialized) = serde_json::to_vec(&sessions)
+        {
+            self.state.session_list.0.insert((), Bytes::from(serialized), generation);
+        }
         Ok(("List of Sessions ok", json!({ "sessions": sessions })))
     }
 

@@ -35,6 +35,16 @@ pub struct AppState {
     /// Whether `POST /user` is open to anyone (self-registration); otherwise it needs
     /// `users:write`.
     pub allow_registration: bool,
+    /// The serialized session list, for answers that need no blocking thread.
+    session_list: gows::SessionListCache,
+}
+
+impl AppState {
+    /// The state of a server: `auth` over its store, the names of the configured
+    /// `initial_sessions`, and whether anyone may register.
+    pub fn new(auth: Authenticator, initial_sessions: HashSet<String>, allow_registration: bool) -> Self {
+        AppState { auth, initial_sessions, allow_registration, session_list: gows::SessionListCache::default() }
+    }
 }
 
 /// Shared application state.

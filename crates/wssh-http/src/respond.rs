@@ -16,8 +16,12 @@ pub(crate) struct LoggedUser(pub(crate) String);
 
 /// A JSON response.
 pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    json_bytes(status, Bytes::from(serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec())))
+}
+
+/// A response with a JSON body serialized already.
+pub(crate) fn json_bytes(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     response

@@ -101,12 +101,15 @@ async fn route(
         .filter(|value| !value.trim().is_empty());
     let body = read_body(request).await?;
     let client = peer.ip();
-    let reply = tokio::task::spawn_blocking(move || {
-        gows::run(&state, resource, operation, authorization.as_deref(), &body, client)
-    })
-    .await
-    .map_err(|join_error| ApiError::internal(&join_error))??;
-    let mut response = respond::json(reply.status, &reply.body);
+    let reply = match gows::answer_from_memory(&state, resource, operation, authorization.as_deref(), &body) {
+        Some(reply) => reply,
+        None => tokio::task::spawn_blocking(move || {
+            gows::run(&state, resource, operation, authorization.as_deref(), &body, client)
+        })
+        .await
+        .map_err(|join_error| ApiError::internal(&join_error))??,
+    };
+    let mut response = respond::json_bytes(reply.status, reply.body);
     response.extensions_mut().insert(LoggedUser(reply.username));
     Ok(response)
 }

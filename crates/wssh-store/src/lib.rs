@@ -5,13 +5,17 @@
 //! domain types, and their error ([`StoreError`]) names no driver type, so a PostgreSQL backend
 //! can sit beside [`SqliteStore`] without the layers above noticing. The methods are blocking:
 //! callers on an async runtime run them on a blocking thread (the transport does this at one
-//! seam). Changes that span rows run in one transaction.
+//! seam). Changes that span rows run in one transaction. The store counts its committed
+//! changes, so hot reads can be kept in a [`StoreCache`] that never serves a value older than
+//! the last change.
 
+mod cache;
 mod error;
 mod migrations;
 mod sqlite;
 mod traits;
 
+pub use cache::{ChangeCounter, StoreCache};
 pub use error::StoreError;
 pub use migrations::{MIGRATIONS, Migration, MigrationStatus};
 pub use sqlite::SqliteStore;

@@ -1,7 +1,10 @@
 //! The SQLite implementation of the storage traits: rusqlite behind an r2d2 pool, WAL mode,
 //! a busy timeout, foreign keys on.
 
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use r2d2::{Pool, PooledConnection};
@@ -14,7 +17,9 @@ use wssh_domain::{
 };
 
 use crate::migrations::{self, MIGRATIONS, MigrationStatus};
-use crate::{LoginStore, RoleStore, Rotation, SessionStore, SshKeyStore, StoreError, TokenStore, UserStore};
+use crate::{
+    ChangeCounter, LoginStore, RoleStore, Rotation, SessionStore, SshKeyStore, StoreError, TokenStore, UserStore,
+};
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,6 +28,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: Pool<SqliteConnectionManager>,
+    /// Advanced after every checkout that changed rows (see [`ChangeCounter`]).
+    generation: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -46,8 +53,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and applies pending migrations.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let store = Self::open_without_migrating(path)?;
-        let mut connection = store.connection()?;
-        migrations::apply_pending(&mut connection)?;
+        store.migrate()?;
         Ok(store)
     }
 
@@ -68,7 +74,7 @@ impl SqliteStore {
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(StoreError::backend)?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, generation: Arc::new(AtomicU64::new(0)) })
     }
 
     /// Applies every pending migration; returns the versions applied.
@@ -84,8 +90,47 @@ impl SqliteStore {
         })
     }
 
-    fn connection(&self) -> Result<PooledConnection<SqliteConnectionManager>, StoreError> {
-        self.pool.get().map_err(StoreError::backend)
+    fn connection(&self) -> Result<Checkout<'_>, StoreError> {
+        let connection = self.pool.get().map_err(StoreError::backend)?;
+        let changes_before = connection.total_changes();
+        Ok(Checkout { connection, changes_before, generation: &self.generation })
+    }
+}
+
+impl ChangeCounter for SqliteStore {
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+/// A pooled connection that, when handed back, advances the store's generation if rows were
+/// changed through it. Every method has committed or rolled back by then, so a cache that reads
+/// the new generation also reads the new rows.
+struct Checkout<'a> {
+    connection: PooledConnection<SqliteConnectionManager>,
+    changes_before: u64,
+    generation: &'a AtomicU64,
+}
+
+impl Deref for Checkout<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.connection
+    }
+}
+
+impl DerefMut for Checkout<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.connection
+    }
+}
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        if self.connection.total_changes() != self.changes_before {
+            self.generation.fetch_add(1, Ordering::Release);
+        }
     }
 }
 

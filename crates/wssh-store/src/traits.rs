@@ -5,7 +5,7 @@ use wssh_domain::{
     SessionSpec, SshKey, TokenIdentifier, User, UserId,
 };
 
-use crate::StoreError;
+use crate::{ChangeCounter, StoreError};
 
 /// Users, their password hashes and their roles.
 pub trait UserStore: Send + Sync {
@@ -157,6 +157,6 @@ pub trait LoginStore: Send + Sync {
 }
 
 /// Everything wssh stores.
-pub trait Store: UserStore + TokenStore + SessionStore + LoginStore + RoleStore + SshKeyStore {}
+pub trait Store: UserStore + TokenStore + SessionStore + LoginStore + RoleStore + SshKeyStore + ChangeCounter {}
 
-impl<T: UserStore + TokenStore + SessionStore + LoginStore + RoleStore + SshKeyStore> Store for T {}
+impl<T: UserStore + TokenStore + SessionStore + LoginStore + RoleStore + SshKeyStore + ChangeCounter> Store for T {}

@@ -231,3 +231,28 @@ fn new_role(key: &str) -> NewRole {
         permissions: PermissionSet::EMPTY,
     }
 }
+
+#[test]
+fn the_generation_moves_with_every_committed_change_and_only_then() {
+    use wssh_store::ChangeCounter;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("wssh.db")).unwrap();
+    let alice = store.create_user(&new_user("alice", RoleKey::User)).unwrap();
+    let start = store.generation();
+
+    // Reads, and writes that change nothing, leave it where it is.
+    store.find_user_by_id(alice.id).unwrap();
+    store.list_sessions().unwrap();
+    assert!(matches!(store.update_token_description("404", "x"), Err(StoreError::NotFound)));
+    assert_eq!(store.generation(), start);
+
+    // Each change moves it, whichever method made it.
+    store.insert_token(&token("1", &alice, "h1")).unwrap();
+    let after_token = store.generation();
+    assert_ne!(after_token, start);
+    store.create_session(&spec("shell", "bash")).unwrap();
+    let after_session = store.generation();
+    assert_ne!(after_session, after_token);
+    store.delete_token("1").unwrap();
+    assert_ne!(store.generation(), after_session);
+}

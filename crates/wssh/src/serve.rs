@@ -57,11 +57,11 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), BoxError> {
     seeding.await??;
     seed_sessions(&store, &config)?;
 
-    let state = Arc::new(AppState {
+    let state = Arc::new(AppState::new(
         auth,
-        initial_sessions: config.initial_sessions.iter().map(|session| session.name.clone()).collect::<HashSet<_>>(),
-        allow_registration: config.allow_registration,
-    });
+        config.initial_sessions.iter().map(|session| session.name.clone()).collect::<HashSet<_>>(),
+        config.allow_registration,
+    ));
 
     let listeners = bind_listeners(&args, &config).await?;
     let (stop, stopped) = watch::channel(false);
