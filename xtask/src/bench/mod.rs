@@ -76,6 +76,9 @@ pub(crate) struct Args {
     /// Concurrent shells of figure 4, instead of 1,000 (100 with --quick).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=10_000))]
     shells: Option<u16>,
+    /// Run only these figures, e.g. `--figures 3,5` (default: all seven).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=7))]
+    figures: Vec<u8>,
 }
 
 impl Args {
@@ -89,6 +92,9 @@ impl Args {
         if let Some(shells) = self.shells {
             parameters.many_shells = usize::from(shells);
         }
+        parameters.figures = if self.figures.is_empty() { (1..=7).collect() } else { self.figures.clone() };
+        parameters.figures.sort_unstable();
+        parameters.figures.dedup();
         parameters
     }
 
@@ -107,6 +113,7 @@ impl Args {
                 many_seconds: 3,
                 api_seconds: 1.0,
                 storm_seconds: 2,
+                figures: Vec::new(),
             }
         } else {
             Parameters {
@@ -121,6 +128,7 @@ impl Args {
                 many_seconds: 30,
                 api_seconds: 10.0,
                 storm_seconds: 10,
+                figures: Vec::new(),
             }
         }
     }
@@ -175,6 +183,10 @@ fn run_release(args: &Args) -> ExitCode {
     }
     if let Some(shells) = args.shells {
         release.arg("--shells").arg(shells.to_string());
+    }
+    if !args.figures.is_empty() {
+        let figures: Vec<String> = args.figures.iter().map(u8::to_string).collect();
+        release.arg("--figures").arg(figures.join(","));
     }
     match release.status() {
         Ok(status) if status.success() => ExitCode::SUCCESS,
@@ -328,29 +340,51 @@ async fn measure(
     let clock = std::time::Instant::now();
     peers.probe().await;
 
-    eprintln!("bench: [{:>5.1} s] output throughput", clock.elapsed().as_secs_f64());
+    let wanted = |figure: u8| parameters.figures.contains(&figure);
     let with_peers = |targets: &[&Arc<dyn Target>]| -> Vec<Arc<dyn Target>> {
         targets.iter().map(|&target| target.clone()).chain(peers.targets.iter().cloned()).collect()
     };
     let streams = with_peers(&[&raw, &native, &go_ws_sh]);
-    let throughput = throughput::measure(&streams, runs, parameters.file_bytes, ticks).await?;
-    eprintln!("bench: [{:>5.1} s] keystroke echo", clock.elapsed().as_secs_f64());
-    let echo = echo::measure(&streams, runs, parameters.echo_samples).await?;
-    eprintln!("bench: [{:>5.1} s] memory per idle shell", clock.elapsed().as_secs_f64());
-    let shells = with_peers(&[&native_token, &go_ws_sh_token, &native]);
     let heavy = parameters.heavy_runs;
-    let memory = memory::measure(&shells, heavy, parameters.idle_shells).await?;
-    eprintln!("bench: [{:>5.1} s] connect time", clock.elapsed().as_secs_f64());
-    let connects = with_peers(&[&raw, &native, &go_ws_sh, &native_token, &go_ws_sh_token]);
-    let connect = connect::measure(&connects, runs, parameters.connects).await?;
-    eprintln!("bench: [{:>5.1} s] {} concurrent shells", clock.elapsed().as_secs_f64(), parameters.many_shells);
-    let many = with_peers(&[&native_token, &go_ws_sh_token]);
-    let shells = shells::measure(&many, heavy, parameters.many_shells, parameters.many_seconds).await?;
-    eprintln!("bench: [{:>5.1} s] token-authenticated API", clock.elapsed().as_secs_f64());
+    let mut throughput = Vec::new();
+    if wanted(1) {
+        eprintln!("bench: [{:>5.1} s] output throughput", clock.elapsed().as_secs_f64());
+        throughput = throughput::measure(&streams, runs, parameters.file_bytes, ticks).await?;
+    }
+    let mut echo = Vec::new();
+    if wanted(2) {
+        eprintln!("bench: [{:>5.1} s] keystroke echo", clock.elapsed().as_secs_f64());
+        echo = echo::measure(&streams, runs, parameters.echo_samples).await?;
+    }
+    let mut memory = Vec::new();
+    if wanted(3) {
+        eprintln!("bench: [{:>5.1} s] memory per idle shell", clock.elapsed().as_secs_f64());
+        let shells = with_peers(&[&native_token, &go_ws_sh_token, &native]);
+        memory = memory::measure(&shells, heavy, parameters.idle_shells).await?;
+    }
+    let mut connect = Vec::new();
+    if wanted(7) {
+        eprintln!("bench: [{:>5.1} s] connect time", clock.elapsed().as_secs_f64());
+        let connects = with_peers(&[&raw, &native, &go_ws_sh, &native_token, &go_ws_sh_token]);
+        connect = connect::measure(&connects, runs, parameters.connects).await?;
+    }
+    let mut shells = Vec::new();
+    if wanted(4) {
+        eprintln!("bench: [{:>5.1} s] {} concurrent shells", clock.elapsed().as_secs_f64(), parameters.many_shells);
+        let many = with_peers(&[&native_token, &go_ws_sh_token]);
+        shells = shells::measure(&many, heavy, parameters.many_shells, parameters.many_seconds).await?;
+    }
     let api_target = WsshTarget::new(launch.clone(), Framing::Native, Auth::Token);
-    let api = api::measure(&api_target, heavy, API_CONNECTIONS, parameters.api_seconds, ticks).await?;
-    eprintln!("bench: [{:>5.1} s] login storm", clock.elapsed().as_secs_f64());
-    let storm = storm::measure(&api_target, heavy, parameters.storm_seconds).await?;
+    let mut api = None;
+    if wanted(5) {
+        eprintln!("bench: [{:>5.1} s] token-authenticated API", clock.elapsed().as_secs_f64());
+        api = Some(api::measure(&api_target, heavy, API_CONNECTIONS, parameters.api_seconds, ticks).await?);
+    }
+    let mut storm = None;
+    if wanted(6) {
+        eprintln!("bench: [{:>5.1} s] login storm", clock.elapsed().as_secs_f64());
+        storm = Some(storm::measure(&api_target, heavy, parameters.storm_seconds).await?);
+    }
     eprintln!("bench: [{:>5.1} s] done", clock.elapsed().as_secs_f64());
 
     Ok(Report {

@@ -35,6 +35,8 @@ pub(crate) struct Parameters {
     pub(crate) api_seconds: f64,
     /// Length of one login-storm phase, in seconds.
     pub(crate) storm_seconds: u64,
+    /// The figures run (1 to 7).
+    pub(crate) figures: Vec<u8>,
 }
 
 /// A peer left out of a run, and why (it could not be installed, or does not start).
@@ -69,10 +71,10 @@ pub(crate) struct Report {
     pub(crate) connect: Vec<connect::Figure>,
     /// Figure 4.
     pub(crate) shells: Vec<shells::Figure>,
-    /// Figure 5.
-    pub(crate) api: api::Figure,
-    /// Figure 6.
-    pub(crate) storm: storm::Figure,
+    /// Figure 5, unless left out.
+    pub(crate) api: Option<api::Figure>,
+    /// Figure 6, unless left out.
+    pub(crate) storm: Option<storm::Figure>,
 }
 
 /// `value` with `decimals` decimals, or `–` when absent.
@@ -110,151 +112,167 @@ impl Report {
         for skipped in &self.skipped {
             let _ = writeln!(out, "skipped {}: {}", skipped.target, skipped.reason);
         }
-        let _ = writeln!(
-            out,
-            "\n### 1. Output throughput ({:.0} MiB file, median of {} runs)\n",
-            p.file_bytes as f64 / f64::from(1 << 20),
-            p.runs
-        );
-        let _ = writeln!(
-            out,
-            "| target | MB/s | wssh native ÷ this | server CPU s/GB | frames/MB | wire bytes/payload byte |"
-        );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
-        let native = reference(&self.throughput, NATIVE, |figure| &figure.target, |figure| figure.mb_per_second);
-        for figure in &self.throughput {
+        if !self.throughput.is_empty() {
             let _ = writeln!(
                 out,
-                "| {} | {:.1} | {} | {} | {} | {} |",
-                figure.target,
-                figure.mb_per_second,
-                ratio(native, figure.mb_per_second),
-                or_dash(figure.cpu_seconds_per_gb, 2),
-                or_dash(figure.frames_per_mb, 1),
-                or_dash(figure.wire_per_payload, 4)
+                "\n### 1. Output throughput ({:.0} MiB file, median of {} runs)\n",
+                p.file_bytes as f64 / f64::from(1 << 20),
+                p.runs
+            );
+            let _ = writeln!(
+                out,
+                "| target | MB/s | wssh native ÷ this | server CPU s/GB | frames/MB | wire bytes/payload byte |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+            let native = reference(&self.throughput, NATIVE, |figure| &figure.target, |figure| figure.mb_per_second);
+            for figure in &self.throughput {
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.1} | {} | {} | {} | {} |",
+                    figure.target,
+                    figure.mb_per_second,
+                    ratio(native, figure.mb_per_second),
+                    or_dash(figure.cpu_seconds_per_gb, 2),
+                    or_dash(figure.frames_per_mb, 1),
+                    or_dash(figure.wire_per_payload, 4)
+                );
+            }
+        }
+        if !self.echo.is_empty() {
+            let _ = writeln!(out, "\n### 2. Keystroke echo round trip ({} samples per target)\n", p.echo_samples);
+            let _ = writeln!(out, "| target | p50 µs | p99 µs | max µs | wssh native ÷ this, p50 |");
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+            let native = reference(&self.echo, NATIVE, |figure| &figure.target, |figure| figure.p50_us);
+            for figure in &self.echo {
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.0} | {:.0} | {:.0} | {} |",
+                    figure.target,
+                    figure.p50_us,
+                    figure.p99_us,
+                    figure.max_us,
+                    ratio(native, figure.p50_us)
+                );
+            }
+        }
+        if !self.memory.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n### 3. Server memory per idle shell ({} shells, median of {} runs)\n",
+                p.idle_shells, p.heavy_runs
+            );
+            let _ = writeln!(out, "| target | KiB per shell | wssh native, token ÷ this |");
+            let _ = writeln!(out, "|---|---:|---:|");
+            let native = reference(&self.memory, NATIVE_TOKEN, |figure| &figure.target, |figure| figure.per_shell_kib);
+            for figure in &self.memory {
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.1} | {} |",
+                    figure.target,
+                    figure.per_shell_kib,
+                    ratio(native, figure.per_shell_kib)
+                );
+            }
+        }
+        if !self.shells.is_empty() {
+            let _ = writeln!(
+                out,
+                "\n### 4. {} concurrent shells, one keystroke a second for {} s (median of {} runs)\n",
+                p.many_shells, p.many_seconds, p.heavy_runs
+            );
+            let _ = writeln!(
+                out,
+                "| target | errors | echo p50 ms | echo p99 ms | wssh native, token ÷ this, p99 | server RSS MiB |"
+            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+            let native = reference(&self.shells, NATIVE_TOKEN, |figure| &figure.target, |figure| figure.p99_us);
+            for figure in &self.shells {
+                let rss: Vec<f64> =
+                    figure.runs.iter().filter_map(|run| run.server_rss_kib).map(|kib| kib as f64 / 1024.0).collect();
+                let rss = (!rss.is_empty()).then(|| super::stats::median(&rss));
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {:.2} | {:.2} | {} | {} |",
+                    figure.target,
+                    figure.errors,
+                    figure.p50_us / 1e3,
+                    figure.p99_us / 1e3,
+                    ratio(native, figure.p99_us),
+                    or_dash(rss, 1)
+                );
+            }
+        }
+        if let Some(api) = &self.api {
+            let _ = writeln!(
+                out,
+                "\n### 5. Token-authenticated API: GET /sessions, {} connections, {} s (median of {} runs)\n",
+                api.connections, p.api_seconds, p.heavy_runs
+            );
+            let _ = writeln!(out, "| target | req/s | p50 ms | p99 ms | errors | server CPU ms/request |");
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {:.2} | {:.2} | {} | {:.3} |",
+                api.target,
+                api.requests_per_second,
+                api.p50_us / 1e3,
+                api.p99_us / 1e3,
+                api.errors,
+                api.server_cpu_ms_per_request
             );
         }
-        let _ = writeln!(out, "\n### 2. Keystroke echo round trip ({} samples per target)\n", p.echo_samples);
-        let _ = writeln!(out, "| target | p50 µs | p99 µs | max µs | wssh native ÷ this, p50 |");
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
-        let native = reference(&self.echo, NATIVE, |figure| &figure.target, |figure| figure.p50_us);
-        for figure in &self.echo {
+        if let Some(storm) = &self.storm {
             let _ = writeln!(
                 out,
-                "| {} | {:.0} | {:.0} | {:.0} | {} |",
-                figure.target,
-                figure.p50_us,
-                figure.p99_us,
-                figure.max_us,
-                ratio(native, figure.p50_us)
+                "\n### 6. Login storm: {} password logins/s while {} shells type 10 keys/s ({} s phases, median of {} runs)\n",
+                super::storm::LOGINS_PER_SECOND,
+                super::storm::SHELLS,
+                p.storm_seconds,
+                p.heavy_runs
             );
+            let _ = writeln!(
+                out,
+                "| target | phase | echo p50 ms | echo p99 ms | logins/s | login p50 ms | login p99 ms |"
+            );
+            let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|");
+            let _ = writeln!(
+                out,
+                "| {} | quiet | {:.2} | {:.2} | – | – | – |",
+                storm.target,
+                storm.quiet_p50_us / 1e3,
+                storm.quiet_p99_us / 1e3
+            );
+            let _ = writeln!(
+                out,
+                "| {} | storm | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} |",
+                storm.target,
+                storm.storm_p50_us / 1e3,
+                storm.storm_p99_us / 1e3,
+                storm.logins_per_second,
+                storm.login_p50_us / 1e3,
+                storm.login_p99_us / 1e3
+            );
+            let _ = writeln!(out, "\nerrors (echoes and logins, all phases): {}", storm.errors);
         }
-        let _ = writeln!(
-            out,
-            "\n### 3. Server memory per idle shell ({} shells, median of {} runs)\n",
-            p.idle_shells, p.heavy_runs
-        );
-        let _ = writeln!(out, "| target | KiB per shell | wssh native, token ÷ this |");
-        let _ = writeln!(out, "|---|---:|---:|");
-        let native = reference(&self.memory, NATIVE_TOKEN, |figure| &figure.target, |figure| figure.per_shell_kib);
-        for figure in &self.memory {
+        if !self.connect.is_empty() {
+            let _ = writeln!(out, "\n### 7. Connect to first output byte ({} connects per target)\n", p.connects);
             let _ = writeln!(
                 out,
-                "| {} | {:.1} | {} |",
-                figure.target,
-                figure.per_shell_kib,
-                ratio(native, figure.per_shell_kib)
+                "| target | p50 ms | p99 ms | of which handshake + auth, p50 ms | wssh native ÷ this, p50 |"
             );
-        }
-        let _ = writeln!(
-            out,
-            "\n### 4. {} concurrent shells, one keystroke a second for {} s (median of {} runs)\n",
-            p.many_shells, p.many_seconds, p.heavy_runs
-        );
-        let _ = writeln!(
-            out,
-            "| target | errors | echo p50 ms | echo p99 ms | wssh native, token ÷ this, p99 | server RSS MiB |"
-        );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
-        let native = reference(&self.shells, NATIVE_TOKEN, |figure| &figure.target, |figure| figure.p99_us);
-        for figure in &self.shells {
-            let rss: Vec<f64> =
-                figure.runs.iter().filter_map(|run| run.server_rss_kib).map(|kib| kib as f64 / 1024.0).collect();
-            let rss = (!rss.is_empty()).then(|| super::stats::median(&rss));
-            let _ = writeln!(
-                out,
-                "| {} | {} | {:.2} | {:.2} | {} | {} |",
-                figure.target,
-                figure.errors,
-                figure.p50_us / 1e3,
-                figure.p99_us / 1e3,
-                ratio(native, figure.p99_us),
-                or_dash(rss, 1)
-            );
-        }
-        let api = &self.api;
-        let _ = writeln!(
-            out,
-            "\n### 5. Token-authenticated API: GET /sessions, {} connections, {} s (median of {} runs)\n",
-            api.connections, p.api_seconds, p.heavy_runs
-        );
-        let _ = writeln!(out, "| target | req/s | p50 ms | p99 ms | errors | server CPU ms/request |");
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
-        let _ = writeln!(
-            out,
-            "| {} | {:.0} | {:.2} | {:.2} | {} | {:.3} |",
-            api.target,
-            api.requests_per_second,
-            api.p50_us / 1e3,
-            api.p99_us / 1e3,
-            api.errors,
-            api.server_cpu_ms_per_request
-        );
-        let storm = &self.storm;
-        let _ = writeln!(
-            out,
-            "\n### 6. Login storm: {} password logins/s while {} shells type 10 keys/s ({} s phases, median of {} runs)\n",
-            super::storm::LOGINS_PER_SECOND,
-            super::storm::SHELLS,
-            p.storm_seconds,
-            p.heavy_runs
-        );
-        let _ =
-            writeln!(out, "| target | phase | echo p50 ms | echo p99 ms | logins/s | login p50 ms | login p99 ms |");
-        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|");
-        let _ = writeln!(
-            out,
-            "| {} | quiet | {:.2} | {:.2} | – | – | – |",
-            storm.target,
-            storm.quiet_p50_us / 1e3,
-            storm.quiet_p99_us / 1e3
-        );
-        let _ = writeln!(
-            out,
-            "| {} | storm | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} |",
-            storm.target,
-            storm.storm_p50_us / 1e3,
-            storm.storm_p99_us / 1e3,
-            storm.logins_per_second,
-            storm.login_p50_us / 1e3,
-            storm.login_p99_us / 1e3
-        );
-        let _ = writeln!(out, "\nerrors (echoes and logins, all phases): {}", storm.errors);
-        let _ = writeln!(out, "\n### 7. Connect to first output byte ({} connects per target)\n", p.connects);
-        let _ =
-            writeln!(out, "| target | p50 ms | p99 ms | of which handshake + auth, p50 ms | wssh native ÷ this, p50 |");
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|");
-        let native = reference(&self.connect, NATIVE, |figure| &figure.target, |figure| figure.p50_us);
-        for figure in &self.connect {
-            let _ = writeln!(
-                out,
-                "| {} | {:.2} | {:.2} | {:.2} | {} |",
-                figure.target,
-                figure.p50_us / 1e3,
-                figure.p99_us / 1e3,
-                figure.open_p50_us / 1e3,
-                ratio(native, figure.p50_us)
-            );
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+            let native = reference(&self.connect, NATIVE, |figure| &figure.target, |figure| figure.p50_us);
+            for figure in &self.connect {
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.2} | {:.2} | {:.2} | {} |",
+                    figure.target,
+                    figure.p50_us / 1e3,
+                    figure.p99_us / 1e3,
+                    figure.open_p50_us / 1e3,
+                    ratio(native, figure.p50_us)
+                );
+            }
         }
         out
     }
@@ -270,67 +288,81 @@ impl Report {
             self.machine.summary()
         );
         let caption = Caption(&text);
-        vec![
-            chart::bars(
+        let mut charts = Vec::new();
+        if !self.throughput.is_empty() {
+            charts.push(chart::bars(
                 "1-throughput.svg",
                 "1. Output throughput (higher is better)",
                 caption,
                 "MB/s",
                 &["median"],
                 &rows(self.throughput.iter().map(|f| (f.target.clone(), vec![f.mb_per_second])).collect()),
-            ),
-            chart::bars(
+            ));
+        }
+        if !self.echo.is_empty() {
+            charts.push(chart::bars(
                 "2-echo.svg",
                 "2. Keystroke echo round trip (lower is better)",
                 caption,
                 "µs",
                 &["p50", "p99"],
                 &rows(self.echo.iter().map(|f| (f.target.clone(), vec![f.p50_us, f.p99_us])).collect()),
-            ),
-            chart::bars(
+            ));
+        }
+        if !self.memory.is_empty() {
+            charts.push(chart::bars(
                 "3-memory.svg",
                 "3. Server memory per idle shell (lower is better)",
                 caption,
                 "KiB",
                 &["median"],
                 &rows(self.memory.iter().map(|f| (f.target.clone(), vec![f.per_shell_kib])).collect()),
-            ),
-            chart::bars(
+            ));
+        }
+        if !self.shells.is_empty() {
+            charts.push(chart::bars(
                 "4-shells.svg",
                 &format!("4. {} concurrent shells: echo round trip (lower is better)", self.parameters.many_shells),
                 caption,
                 "ms",
                 &["p50", "p99"],
                 &rows(self.shells.iter().map(|f| (f.target.clone(), vec![f.p50_us / 1e3, f.p99_us / 1e3])).collect()),
-            ),
-            chart::bars(
+            ));
+        }
+        if let Some(api) = &self.api {
+            charts.push(chart::bars(
                 "5-api.svg",
-                &format!("5. GET /sessions with a token: {:.0} req/s", self.api.requests_per_second),
+                &format!("5. GET /sessions with a token: {:.0} req/s", api.requests_per_second),
                 caption,
                 "ms",
                 &["p50", "p99"],
-                &[(self.api.target.clone(), vec![self.api.p50_us / 1e3, self.api.p99_us / 1e3])],
-            ),
-            chart::bars(
+                &[(api.target.clone(), vec![api.p50_us / 1e3, api.p99_us / 1e3])],
+            ));
+        }
+        if let Some(storm) = &self.storm {
+            charts.push(chart::bars(
                 "6-login-storm.svg",
                 "6. Echo round trip of 50 shells, without and with a login storm",
                 caption,
                 "ms",
                 &["p50", "p99"],
                 &[
-                    ("quiet".to_owned(), vec![self.storm.quiet_p50_us / 1e3, self.storm.quiet_p99_us / 1e3]),
-                    ("storm".to_owned(), vec![self.storm.storm_p50_us / 1e3, self.storm.storm_p99_us / 1e3]),
+                    ("quiet".to_owned(), vec![storm.quiet_p50_us / 1e3, storm.quiet_p99_us / 1e3]),
+                    ("storm".to_owned(), vec![storm.storm_p50_us / 1e3, storm.storm_p99_us / 1e3]),
                 ],
-            ),
-            chart::bars(
+            ));
+        }
+        if !self.connect.is_empty() {
+            charts.push(chart::bars(
                 "7-connect.svg",
                 "7. Connect to first output byte (lower is better)",
                 caption,
                 "ms",
                 &["p50", "p99"],
                 &rows(self.connect.iter().map(|f| (f.target.clone(), vec![f.p50_us / 1e3, f.p99_us / 1e3])).collect()),
-            ),
-        ]
+            ));
+        }
+        charts
     }
 
     /// Writes the report as pretty JSON to `path`, creating its folder.
