@@ -294,6 +294,40 @@ impl PtyReader {
     }
 }
 
+thread_local! {
+    /// The buffer [`PtyReader::read_with`] reads into: one per thread, not one per terminal.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl PtyReader {
+    /// Waits until output is available, reads as much as is (at most `limit` bytes) into a
+    /// buffer shared by every reader on this thread, and hands it to `consume`. An idle
+    /// terminal therefore holds no read buffer at all; `consume` copies what it keeps.
+    /// Returns `consume`'s result, or `None` once the terminal is closed on the program's side.
+    pub async fn read_with<T>(&self, limit: usize, consume: impl FnOnce(&[u8]) -> T) -> io::Result<Option<T>> {
+        let mut consume = Some(consume);
+        loop {
+            let mut guard = self.master.readable().await?;
+            let outcome = guard.try_io(|fd| {
+                SCRATCH.with_borrow_mut(|scratch| {
+                    if scratch.len() < limit {
+                        scratch.resize(limit, 0);
+                    }
+                    let count = read_available(fd.get_ref(), &mut scratch[..limit])?;
+                    Ok((count > 0).then(|| consume.take().map(|consume| consume(&scratch[..count]))).flatten())
+                })
+            });
+            match outcome {
+                Ok(Ok(consumed)) => return Ok(consumed),
+                Ok(Err(error)) if error.raw_os_error() == Some(libc::EIO) => return Ok(None),
+                Ok(Err(error)) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Err(error)) => return Err(error),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
 /// Reads until `buffer` is full or nothing more is available; `WouldBlock` only when nothing
 /// was read at all.
 fn read_available(fd: &OwnedFd, buffer: &mut [u8]) -> io::Result<usize> {

@@ -64,6 +64,36 @@ async fn bulk_output_arrives_complete_and_in_order() {
 }
 
 #[tokio::test]
+async fn read_with_hands_over_bounded_chunks_in_order_then_none() {
+    // Two terminals read alternately on one thread share its buffer; each sees only its own.
+    let first = PtyCommand::new("seq").args(["1", "30000"]).spawn().unwrap();
+    let second = PtyCommand::new("seq").args(["30001", "60000"]).spawn().unwrap();
+    let readers = [first.reader(), second.reader()];
+    let mut outputs = [Vec::new(), Vec::new()];
+    let mut open = [true, true];
+    while open.iter().any(|open| *open) {
+        for index in 0..2 {
+            if !open[index] {
+                continue;
+            }
+            let chunk = readers[index].read_with(4096, <[u8]>::to_vec).await.unwrap();
+            match chunk {
+                Some(chunk) => {
+                    assert!(!chunk.is_empty() && chunk.len() <= 4096, "{}", chunk.len());
+                    outputs[index].extend_from_slice(&chunk);
+                }
+                None => open[index] = false,
+            }
+        }
+    }
+    for (output, first_number) in outputs.iter().zip([1u32, 30_001]) {
+        let text = String::from_utf8(output.clone()).unwrap();
+        let numbers: Vec<u32> = text.lines().map(|line| line.trim_end_matches('\r').parse().unwrap()).collect();
+        assert_eq!(numbers, (first_number..first_number + 30_000).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test]
 async fn exit_status_is_reported() {
     let mut process = PtyCommand::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
     let mut buffer = [0; 1024];

@@ -45,11 +45,12 @@ const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// A client silent this long (no data, no pong) is taken for gone.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Bytes read from the PTY per frame at most.
+/// Bytes read from the PTY per frame at most. They are read into a buffer per worker thread,
+/// not per shell: an idle shell holds no output buffer.
 const OUTPUT_CHUNK: usize = 64 * 1024;
-/// The output buffer a shell starts with: enough for prompts and echoes. The first read that
-/// fills it means bulk output, and the buffer grows to [`OUTPUT_CHUNK`].
-const FIRST_OUTPUT_CHUNK: usize = 4 * 1024;
+/// The WebSocket read buffer a shell starts with. Keystrokes and resizes are a few bytes; a
+/// larger frame (a paste) makes room for itself.
+const INPUT_BUFFER: usize = 512;
 /// Frames queued for the client at most; beyond that the PTY is not read.
 const OUTPUT_QUEUE: usize = 4;
 
@@ -187,7 +188,7 @@ pub(crate) async fn open(
                 let config = WebSocketConfig::default()
                     .max_message_size(Some(2 * MAX_MESSAGE_BYTES))
                     .max_frame_size(Some(2 * MAX_MESSAGE_BYTES))
-                    .read_buffer_size(4096)
+                    .read_buffer_size(INPUT_BUFFER)
                     .write_buffer_size(0);
                 let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
                 run_shell(socket, framing, spec, &username).await;
@@ -278,19 +279,9 @@ where
     let reader = process.reader();
     let output_queue = queue.clone();
     let mut output = tokio::spawn(async move {
-        // Idle shells and typing need little; bulk output grows the buffer once, for good.
-        let mut buffer = vec![0u8; FIRST_OUTPUT_CHUNK];
-        loop {
-            match reader.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(count) => {
-                    if output_queue.send(Message::Binary(framing.stdout(&buffer[..count]))).await.is_err() {
-                        break;
-                    }
-                    if count == buffer.len() && buffer.len() < OUTPUT_CHUNK {
-                        buffer.resize(OUTPUT_CHUNK, 0);
-                    }
-                }
+        while let Ok(Some(frame)) = reader.read_with(OUTPUT_CHUNK, |output| framing.stdout(output)).await {
+            if output_queue.send(Message::Binary(frame)).await.is_err() {
+                break;
             }
         }
     });
