@@ -3,7 +3,7 @@
 //! Before the upgrade: authentication (from `Sec-WebSocket-Protocol` as go_ws_sh's browser
 //! client sends it, or from `Authorization`), the `sessions:connect` permission, and the
 //! session lookup, each refused with its own status. After it: the first client message must
-//! be a resize, which sizes the PTY; then output flows out through a small bounded queue (when
+//! be a resize, which sizes the PTY; then one task reads the PTY and writes the socket (when
 //! the client stops reading, the server stops reading the PTY and the program blocks) while
 //! input and resizes flow in. The connection ends with a close frame that says how the program
 //! exited; a connection that ends first takes the program's whole session down with it.
@@ -11,6 +11,7 @@
 pub(crate) mod framing;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -19,7 +20,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use percent_encoding::percent_decode_str;
-use tokio::sync::mpsc;
+use tokio::sync::Mutex;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -43,6 +44,8 @@ const HANGUP_GRACE: Duration = Duration::from_secs(2);
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often the server pings an otherwise quiet client.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// How long sending a ping may wait for room in the socket.
+const PING_SEND_LIMIT: Duration = Duration::from_secs(1);
 /// A client silent this long (no data, no pong) is taken for gone.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Bytes read from the PTY per frame at most. They are read into a buffer per worker thread,
@@ -51,8 +54,6 @@ const OUTPUT_CHUNK: usize = 64 * 1024;
 /// The WebSocket read buffer a shell starts with. Keystrokes and resizes are a few bytes; a
 /// larger frame (a paste) makes room for itself.
 const INPUT_BUFFER: usize = 512;
-/// Frames queued for the client at most; beyond that the PTY is not read.
-const OUTPUT_QUEUE: usize = 4;
 
 /// Whether `request` asks for a WebSocket upgrade.
 pub(crate) fn is_upgrade(request: &Request<Incoming>) -> bool {
@@ -266,21 +267,14 @@ where
         return;
     }
 
-    // 3. Output: PTY → bounded queue → socket. A full queue stops the PTY reads.
-    let (queue, mut queued) = mpsc::channel::<Message>(OUTPUT_QUEUE);
-    let writer = tokio::spawn(async move {
-        while let Some(message) = queued.recv().await {
-            let closing = matches!(message, Message::Close(_));
-            if sink.send(message).await.is_err() || closing {
-                break;
-            }
-        }
-    });
+    // 3. Output: PTY → socket, in one task. While the socket takes no more (a client that
+    // stops reading), the PTY is not read and the program blocks.
+    let sink = Arc::new(Mutex::new(sink));
     let reader = process.reader();
-    let output_queue = queue.clone();
+    let output_sink = sink.clone();
     let mut output = tokio::spawn(async move {
         while let Ok(Some(frame)) = reader.read_with(OUTPUT_CHUNK, |output| framing.stdout(output)).await {
-            if output_queue.send(Message::Binary(frame)).await.is_err() {
+            if output_sink.lock().await.send(Message::Binary(frame)).await.is_err() {
                 break;
             }
         }
@@ -302,8 +296,11 @@ where
                     if last_heard.elapsed() >= IDLE_TIMEOUT {
                         break Ending::ClientGone;
                     }
-                    // A full queue means the client is not reading; the ping can wait.
-                    let _ = queue.try_send(Message::Ping(Default::default()));
+                    // Output being sent means the client is reading, or stuck: the ping can wait.
+                    // A socket that takes nothing holds the ping back only so long.
+                    if let Ok(mut sink) = sink.try_lock() {
+                        let _ = tokio::time::timeout(PING_SEND_LIMIT, sink.send(Message::Ping(Default::default()))).await;
+                    }
                 }
                 incoming = next_message(&mut stream, framing, &mut last_heard) => match incoming {
                     Some(Ok(ClientMessage::Stdin(bytes))) => {
@@ -332,29 +329,27 @@ where
             let status = process.terminate(Duration::from_millis(100)).await;
             let code = status.as_ref().ok().and_then(std::process::ExitStatus::code).unwrap_or(-1);
             tracing::info!(session = %spec.name, user = username, pid, code, "shell exited");
+            let mut sink = sink.lock().await;
             if let Some(exited) = framing.exited(code) {
-                let _ = queue.send(Message::Binary(exited)).await;
+                let _ = sink.send(Message::Binary(exited)).await;
             }
-            let _ = queue.send(close(CloseCode::Normal, format!("process exited with status {code}"))).await;
-            drop(queue);
-            let _ = writer.await;
+            let _ = sink.send(close(CloseCode::Normal, format!("process exited with status {code}"))).await;
+            drop(sink);
             // Give the client a moment to answer the close handshake.
             let _ =
                 tokio::time::timeout(Duration::from_secs(1), async { while stream.next().await.is_some() {} }).await;
         }
         Ending::ClientGone => {
             output.abort();
-            drop(queue);
-            writer.abort();
             let _ = process.terminate(HANGUP_GRACE).await;
             tracing::info!(session = %spec.name, user = username, pid, "client left, shell ended");
         }
         Ending::Rejected(reason) => {
             output.abort();
-            let _ = queue.send(Message::Binary(framing.rejected(&reason))).await;
-            let _ = queue.send(close(CloseCode::Protocol, reason.clone())).await;
-            drop(queue);
-            let _ = writer.await;
+            let mut sink = sink.lock().await;
+            let _ = sink.send(Message::Binary(framing.rejected(&reason))).await;
+            let _ = sink.send(close(CloseCode::Protocol, reason.clone())).await;
+            drop(sink);
             let _ = process.terminate(HANGUP_GRACE).await;
             tracing::info!(session = %spec.name, user = username, pid, reason, "malformed frame, shell ended");
         }
