@@ -338,6 +338,8 @@ async fn measure(
     let ticks = system::clock_ticks();
     let runs = parameters.runs;
     let clock = std::time::Instant::now();
+    // The commit measured is the one built at the start, whatever changes during the run.
+    let measured_commit = commit();
     peers.probe().await;
 
     let wanted = |figure: u8| parameters.figures.contains(&figure);
@@ -390,7 +392,7 @@ async fn measure(
     Ok(Report {
         machine,
         date,
-        commit: commit(),
+        commit: measured_commit,
         parameters,
         skipped: peers.skipped,
         throughput,
