@@ -121,18 +121,21 @@ impl Report {
             );
             let _ = writeln!(
                 out,
-                "| target | MB/s | wssh native ÷ this | server CPU s/GB | frames/MB | wire bytes/payload byte |"
+                "| target | MB/s | wssh native ÷ this | server CPU s/GB | client CPU s/GB | machine busy | frames/MB | \
+                 wire bytes/payload byte |"
             );
-            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+            let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
             let native = reference(&self.throughput, NATIVE, |figure| &figure.target, |figure| figure.mb_per_second);
             for figure in &self.throughput {
                 let _ = writeln!(
                     out,
-                    "| {} | {:.1} | {} | {} | {} | {} |",
+                    "| {} | {:.1} | {} | {} | {:.2} | {:.0}% | {} | {} |",
                     figure.target,
                     figure.mb_per_second,
                     ratio(native, figure.mb_per_second),
                     or_dash(figure.cpu_seconds_per_gb, 2),
+                    figure.client_cpu_seconds_per_gb,
+                    figure.machine_busy * 100.0,
                     or_dash(figure.frames_per_mb, 1),
                     or_dash(figure.wire_per_payload, 4)
                 );

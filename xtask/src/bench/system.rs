@@ -75,6 +75,19 @@ pub(crate) fn cpu_ticks(pid: u32) -> Result<u64> {
     Ok(field(14)? + field(15)?)
 }
 
+/// The whole machine's CPU time so far, from the first line of `/proc/stat`, in clock ticks:
+/// (busy, all). Busy is everything but idle and I/O wait; their ratio over an interval is how
+/// much of all the cores was in use.
+pub(crate) fn machine_ticks() -> Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().find(|line| line.starts_with("cpu ")).ok_or("no cpu line in /proc/stat")?;
+    let ticks: Vec<u64> = line.split_whitespace().skip(1).map(str::parse).collect::<std::result::Result<_, _>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let all: u64 = ticks.iter().take(8).sum();
+    let waiting = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    Ok((all - waiting, all))
+}
+
 /// The resident set size (`VmRSS`) of `pid`, in KiB.
 pub(crate) fn rss_kib(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -114,6 +127,18 @@ mod tests {
         while spin.elapsed().as_millis() < 50 {}
         assert!(cpu_ticks(pid).unwrap() > 0);
         assert!(clock_ticks() > 0);
+    }
+
+    #[test]
+    fn the_machine_counts_busy_time_within_all_time() {
+        let (busy_before, all_before) = machine_ticks().unwrap();
+        let spin = std::time::Instant::now();
+        while spin.elapsed().as_millis() < 100 {}
+        let (busy_after, all_after) = machine_ticks().unwrap();
+        assert!(busy_before <= all_before && busy_after <= all_after);
+        // A tenth of a second of spinning is busy time on some core.
+        assert!(busy_after > busy_before, "{busy_before} -> {busy_after}");
+        assert!(all_after - all_before >= busy_after - busy_before);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::stats::median;
-use super::system::{cpu_ticks, rss_kib};
+use super::system::{cpu_ticks, machine_ticks, rss_kib};
 use super::target::{Instance, Program, Programs, Result, Target, contains, start_all};
 
 /// The length of a line of the generated file, newline included.
@@ -61,6 +61,12 @@ pub(crate) struct Run {
     pub(crate) frames: Option<u64>,
     /// The server's `VmRSS` at the end of the run, in KiB, when there is a server.
     pub(crate) server_rss_kib: Option<u64>,
+    /// The bench client's own CPU time (user + system) during the run, in seconds: the reader
+    /// of the raw PTY, the WebSocket client of the others.
+    pub(crate) client_cpu_seconds: f64,
+    /// How much of all the machine's cores was busy during the run (0 to 1): the program and
+    /// the kernel's terminal work, the server, the client, and anything else.
+    pub(crate) machine_busy: f64,
 }
 
 /// One target's runs and their medians.
@@ -78,6 +84,10 @@ pub(crate) struct Figure {
     pub(crate) frames_per_mb: Option<f64>,
     /// Median wire bytes per payload byte.
     pub(crate) wire_per_payload: Option<f64>,
+    /// Median bench-client CPU seconds per GB.
+    pub(crate) client_cpu_seconds_per_gb: f64,
+    /// Median share of the machine's cores busy during a run (0 to 1).
+    pub(crate) machine_busy: f64,
 }
 
 /// Runs the figure on an instance of each target: `runs` rounds, each target once per round
@@ -117,7 +127,19 @@ fn summarise(name: &str, runs: Vec<Run>) -> Figure {
     let cpu_seconds_per_gb = of(&|run| Some(run.server_cpu_seconds? / (run.payload_bytes as f64 / 1e9)));
     let frames_per_mb = of(&|run| Some(run.frames? as f64 / (run.payload_bytes as f64 / 1e6)));
     let wire_per_payload = of(&|run| Some(run.wire_bytes? as f64 / run.payload_bytes as f64));
-    Figure { target: name.to_owned(), runs, mb_per_second, cpu_seconds_per_gb, frames_per_mb, wire_per_payload }
+    let client_cpu_seconds_per_gb =
+        of(&|run| Some(run.client_cpu_seconds / (run.payload_bytes as f64 / 1e9))).unwrap_or(f64::NAN);
+    let machine_busy = of(&|run| Some(run.machine_busy)).unwrap_or(f64::NAN);
+    Figure {
+        target: name.to_owned(),
+        runs,
+        mb_per_second,
+        cpu_seconds_per_gb,
+        frames_per_mb,
+        wire_per_payload,
+        client_cpu_seconds_per_gb,
+        machine_busy,
+    }
 }
 
 /// One run: open, wait for `ready`, send the go-ahead, count output until the sentinel.
@@ -127,6 +149,8 @@ async fn run_once(instance: &dyn Instance, file_bytes: u64, ticks_per_second: u6
     let pid = instance.server_pid(Program::Throughput);
     let wire_before = terminal.wire();
     let cpu_before = pid.map(cpu_ticks).transpose()?;
+    let client_before = cpu_ticks(std::process::id())?;
+    let machine_before = machine_ticks()?;
     let start = Instant::now();
     terminal.send(b"\r").await?;
     let deadline = tokio::time::Instant::from_std(start + RUN_LIMIT);
@@ -148,6 +172,8 @@ async fn run_once(instance: &dyn Instance, file_bytes: u64, ticks_per_second: u6
         }
     }
     let seconds = start.elapsed().as_secs_f64();
+    let machine_after = machine_ticks()?;
+    let client_after = cpu_ticks(std::process::id())?;
     let cpu_after = pid.map(cpu_ticks).transpose()?;
     let server_rss_kib = pid.map(rss_kib).transpose()?;
     let wire_after = terminal.wire();
@@ -173,6 +199,9 @@ async fn run_once(instance: &dyn Instance, file_bytes: u64, ticks_per_second: u6
         wire_bytes,
         frames,
         server_rss_kib,
+        client_cpu_seconds: client_after.saturating_sub(client_before) as f64 / ticks_per_second as f64,
+        machine_busy: (machine_after.0.saturating_sub(machine_before.0)) as f64
+            / (machine_after.1.saturating_sub(machine_before.1)).max(1) as f64,
     })
 }
 
