@@ -128,6 +128,35 @@ async fn sigterm_stops_the_server_cleanly() {
     assert!(tokio::net::TcpStream::connect(server.addr).await.is_err(), "the port is closed");
 }
 
+/// A SIGTERM that arrives while the server is still starting (here: hashing the passwords of
+/// twenty initial users) ends it cleanly once it is up, rather than killing it mid-way.
+#[test]
+fn sigterm_during_start_up_still_stops_the_server_cleanly() {
+    let temp = tempfile::tempdir().unwrap();
+    let users: Vec<_> = (0..20)
+        .map(|index| serde_json::json!({ "username": format!("user{index}"), "password": format!("password-{index}-long") }))
+        .collect();
+    let config = serde_json::json!({ "initial_credentials": users, "servers": [{ "port": "0", "protocol": "http" }] });
+    std::fs::write(temp.path().join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wssh"))
+        .args(["serve", "--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0"])
+        .current_dir(temp.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Long enough for the process to start its runtime, far too short for twenty argon2 hashes.
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert!(stdout.contains("listening on"), "it started up before stopping: {stdout}");
+}
+
 #[tokio::test]
 async fn https_listener_serves_with_the_configured_certificate() {
     let temp = tempfile::tempdir().unwrap();

@@ -31,6 +31,8 @@ const DATABASE_FILE: &str = "wssh.db";
 const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 
 pub(crate) async fn run(args: ServeArgs) -> Result<(), BoxError> {
+    // First of all: a signal that arrives while the server starts must still end it cleanly.
+    let stop_signals = StopSignals::install()?;
     let mut config = match &args.config {
         Some(path) => ServerConfig::load(path)?,
         None => ServerConfig::default(),
@@ -84,7 +86,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), BoxError> {
         return Err("no listener configured".into());
     }
 
-    wait_for_signal().await;
+    stop_signals.recv().await;
     tracing::info!("shutting down");
     let _ = stop.send(true);
     while let Some(result) = servers.join_next().await {
@@ -100,17 +102,24 @@ fn announce(line: &str) {
     let _ = std::io::stdout().flush();
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut terminate) => {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+/// SIGTERM and SIGINT, listened for from the start: one that arrives while the server is still
+/// starting is kept, and ends it cleanly once it serves, instead of killing it mid-way.
+struct StopSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals { terminate: signal(SignalKind::terminate())?, interrupt: signal(SignalKind::interrupt())? })
+    }
+
+    /// Waits for either signal.
+    async fn recv(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
         }
     }
 }
