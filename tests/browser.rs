@@ -1,7 +1,7 @@
 //! The web page end to end: headless Chromium (Debian's `chromium`, driven by node's
 //! playwright-core from `web/e2e/terminal.mjs`) against the real binary — sign in, open a shell,
-//! type and read back, resize and see `stty size` follow, sign out and find the old access
-//! token refused. Screenshots go to `target/e2e/`; any browser console error fails the test.
+//! type and read back, resize and see `stty size` follow, lose the connection to a server
+//! restart and reconnect, sign out and find the old access token refused. Screenshots go to `target/e2e/`; any browser console error fails the test.
 //!
 //! Needs `/usr/bin/chromium` (or `WSSH_CHROMIUM`) and Node.js with npm; `.ci/run` installs
 //! them. `web/node_modules` is filled with `npm ci` when playwright-core is missing.
@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::{ADMIN_PASSWORD, Server, login};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("project root")
@@ -81,7 +82,7 @@ async fn sign_in_type_resize_sign_out_in_chromium() {
     let (_identifier, token) = login(&client, "admin", ADMIN_PASSWORD).await;
 
     let screenshots = root.join("target/e2e");
-    let run = tokio::process::Command::new("node")
+    let mut script = tokio::process::Command::new("node")
         .arg(web.join("e2e/terminal.mjs"))
         .current_dir(&web)
         .env("WSSH_URL", server.base())
@@ -91,22 +92,52 @@ async fn sign_in_type_resize_sign_out_in_chromium() {
         .env("WSSH_ACCESS_TOKEN", &token)
         .env("WSSH_SCREENSHOTS", &screenshots)
         .env("WSSH_CHROMIUM", &browser)
-        .stdin(Stdio::null())
+        .env("WSSH_DROP", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(180), run)
+        .spawn()
+        .expect("run node");
+    let mut answer = script.stdin.take().expect("piped stdin");
+    let mut errors = script.stderr.take().expect("piped stderr");
+    let errors = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = errors.read_to_string(&mut text).await;
+        text
+    });
+    let mut lines = BufReader::new(script.stdout.take().expect("piped stdout")).lines();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    let mut stdout = String::new();
+    let mut server = Some(server);
+    let mut restarted = false;
+    while let Some(line) = tokio::time::timeout_at(deadline, lines.next_line())
         .await
         .expect("the browser script finishes within 180 s")
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        .expect("read the script's output")
+    {
+        stdout.push_str(&line);
+        stdout.push('\n');
+        if line == "e2e: drop the connection now" {
+            // A real drop: the server goes away with the shell open, and comes back.
+            let running = server.take().expect("a server");
+            server = Some(tokio::task::spawn_blocking(move || running.restart_at_the_same_address()).await.unwrap());
+            answer.write_all(b"restarted\n").await.expect("answer the script");
+            restarted = true;
+        }
+    }
+    let server = server.expect("a server");
+    let status = tokio::time::timeout_at(deadline, script.wait()).await.expect("the script exits").expect("wait");
+    let stderr = errors.await.unwrap();
     eprintln!(
         "--- web/e2e/terminal.mjs stdout\n{stdout}--- stderr\n{stderr}--- screenshots in {}",
         screenshots.display()
     );
-    assert!(output.status.success(), "the browser test failed ({}); server log:\n{}", output.status, server.log());
+    assert!(restarted, "the script never asked for the connection to drop");
+    assert!(status.success(), "the browser test failed ({status}); server log:\n{}", server.log());
     assert!(stdout.contains("e2e: all steps passed"));
     assert!(screenshots.join("03-hello.png").is_file() && screenshots.join("04-resized.png").is_file());
+    assert!(screenshots.join("05b-connection-lost.png").is_file());
 
     // After the page signed out, its access JWT is refused everywhere.
     let jwt = stdout

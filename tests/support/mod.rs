@@ -57,10 +57,15 @@ impl Server {
 
     /// Starts `wssh serve` in `root` with `args`, on a free loopback port.
     pub fn spawn(root: &Path, args: &[&str]) -> Server {
+        Server::spawn_at(root, args, "127.0.0.1:0")
+    }
+
+    /// Starts `wssh serve` in `root` with `args`, listening on `listen`.
+    pub fn spawn_at(root: &Path, args: &[&str], listen: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wssh"))
             .arg("serve")
             .args(args)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .current_dir(root)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -126,6 +131,17 @@ impl Server {
         let temp = self._temp.take();
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         let mut next = Server::spawn(&self.root, &args);
+        next._temp = temp;
+        next
+    }
+
+    /// Stops this server and starts another on the same folder, data dir and address, as an
+    /// operator's restart does: clients see their connections drop and can come back.
+    pub fn restart_at_the_same_address(mut self) -> Server {
+        assert!(self.terminate().success());
+        let temp = self._temp.take();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let mut next = Server::spawn_at(&self.root, &args, &self.addr.to_string());
         next._temp = temp;
         next
     }

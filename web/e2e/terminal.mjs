@@ -5,9 +5,12 @@
 //
 // Environment: WSSH_URL, WSSH_USER, WSSH_PASSWORD, WSSH_SESSION (default bash),
 // WSSH_ACCESS_TOKEN (optional: also sign in with it), WSSH_SCREENSHOTS (a folder),
-// WSSH_CHROMIUM (default /usr/bin/chromium).
+// WSSH_CHROMIUM (default /usr/bin/chromium), WSSH_DROP (set: when the script prints
+// `e2e: drop the connection now`, the caller restarts the server on the same address and then
+// writes a line to the script's standard input).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
 const base = process.env.WSSH_URL;
@@ -156,6 +159,23 @@ try {
   await type('echo again-$((2+3))');
   await waitForScreen(/^again-5\s*$/m, 'again-5');
   check();
+
+  if (process.env.WSSH_DROP) {
+    step('the server restarts: the page says the connection was lost, and reconnects');
+    const input = createInterface({ input: process.stdin });
+    const restarted = new Promise((resolve) => input.once('line', resolve));
+    console.log('e2e: drop the connection now');
+    await restarted;
+    input.close();
+    await page.waitForFunction(() => /connection lost/.test(document.querySelector('#term-status').textContent));
+    await page.locator('#term-reconnect:not([hidden])').waitFor();
+    await shot('05b-connection-lost');
+    await page.click('#term-reconnect');
+    await page.waitForFunction(() => document.querySelector('#term-status').textContent === 'connected');
+    await type('echo back-$((3+4))');
+    await waitForScreen(/^back-7\s*$/m, 'back-7');
+    check();
+  }
 
   step('administrators manage sessions, users and tokens');
   await page.click('#term-back');
