@@ -327,7 +327,17 @@ impl Conformance {
                     panic!("{name}: the reply does not match the document: {violation}\n{body:#}");
                 }
             }
-            None => assert!(reply.text.is_empty(), "{name}: undocumented body {}", reply.text),
+            None => match response.get("content").and_then(Value::as_object) {
+                // Not JSON (the page and its assets): the documented media type, and a body
+                // unless the request was HEAD.
+                Some(media) => {
+                    let content_type = reply.header("content-type");
+                    let essence = content_type.split(';').next().unwrap_or_default().trim();
+                    assert!(media.contains_key(essence), "{name}: content type {content_type:?} is not documented");
+                    assert!(scenario.method == "HEAD" || !reply.text.is_empty(), "{name}: empty body");
+                }
+                None => assert!(reply.text.is_empty(), "{name}: undocumented body {}", reply.text),
+            },
         }
         // go_ws_sh's errors say `Error: …`; seed 004's carry a `code` instead.
         if reply.status >= 400 && reply.json.get("code").is_none() {
@@ -461,6 +471,17 @@ async fn every_documented_status_is_reached_and_matches_the_document() {
 
     let mut scenarios = vec![
         // Health and preflights.
+        Scenario::raw("the page", "GET", "/", Vec::new(), 200),
+        Scenario::raw("the page without a body", "HEAD", "/", Vec::new(), 200),
+        Scenario::raw("a script of the page", "GET", "/assets/app.js", Vec::new(), 200)
+            .documented_as("/assets/{asset}"),
+        Scenario::raw("its style sheet", "GET", "/assets/app.css", Vec::new(), 200).documented_as("/assets/{asset}"),
+        Scenario::raw("its icon", "GET", "/assets/icon.svg", Vec::new(), 200).documented_as("/assets/{asset}"),
+        Scenario::raw("an asset the client holds", "GET", "/assets/app.js", Vec::new(), 304)
+            .documented_as("/assets/{asset}")
+            .header("if-none-match", "*"),
+        Scenario::raw("an asset's headers", "HEAD", "/assets/app.js", Vec::new(), 200).documented_as("/assets/{asset}"),
+        Scenario::raw("an unknown asset", "GET", "/assets/nope.js", Vec::new(), 404).documented_as("/assets/{asset}"),
         Scenario::raw("health", "GET", "/healthz", Vec::new(), 200),
         Scenario::raw("health without a body", "HEAD", "/healthz", Vec::new(), 200),
         Scenario::raw("preflight /healthz", "OPTIONS", "/healthz", Vec::new(), 204),
