@@ -378,6 +378,29 @@ async fn a_dropped_connection_leaves_no_process_behind() {
     assert!(!alive(shell_pid), "the shell survived");
 }
 
+/// A malformed frame from a client that is not reading the flood of output it started: the
+/// program is ended (before the refusal is sent, which may have to wait for room).
+#[tokio::test]
+async fn a_malformed_frame_during_unread_bulk_output_ends_the_program() {
+    let server = server_with_sh();
+    let mut shell = token_shell(&server, false).await;
+    shell.resize(80, 24).await;
+    shell.type_text("echo shell=$$; echo mark-$((6*6))\r").await;
+    let output = shell.read_until("mark-36").await;
+    let shell_pid: i32 =
+        output.lines().find_map(|line| line.split("shell=").nth(1)?.trim().parse().ok()).expect(&output);
+    // Output the client does not read.
+    shell.type_text("yes\r").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    shell.socket.send(Message::Binary(b"\x00\x01\x02garbage".to_vec().into())).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while alive(shell_pid) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!alive(shell_pid), "the program outlived its rejected connection");
+    drop(shell);
+}
+
 #[tokio::test]
 async fn fifty_concurrent_shells_all_answer() {
     let server = server_with_sh();

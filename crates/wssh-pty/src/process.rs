@@ -304,7 +304,10 @@ impl PtyReader {
     /// buffer shared by every reader on this thread, and hands it to `consume`. An idle
     /// terminal therefore holds no read buffer at all; `consume` copies what it keeps.
     /// Returns `consume`'s result, or `None` once the terminal is closed on the program's side.
+    /// `consume` runs while the thread's buffer is lent to it: it must not read a terminal
+    /// itself. A `limit` of 0 reads as 1.
     pub async fn read_with<T>(&self, limit: usize, consume: impl FnOnce(&[u8]) -> T) -> io::Result<Option<T>> {
+        let limit = limit.max(1);
         let mut consume = Some(consume);
         loop {
             let mut guard = self.master.readable().await?;

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 /// Counts the changes a store has committed.
 pub trait ChangeCounter: Send + Sync {
-    /// A number that changes every time this store commits a change to what it holds. Read it
+    /// A number that changes every time this store commits a change to what it holds (and,
+    /// erring on the safe side, when a change is rolled back). Read it
     /// *before* reading the values a cache will keep: a change committed in between then
     /// leaves the entry stale at once.
     fn generation(&self) -> u64;
@@ -57,6 +58,10 @@ impl<K: Eq + Hash, V: Clone> StoreCache<K, V> {
     /// more than which ones survive.
     pub fn insert(&self, key: K, value: V, generation: u64) {
         let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // A value read before a change that others have already seen is dead on arrival.
+        if entries.values().any(|entry| entry.generation > generation) {
+            return;
+        }
         // Entries of an older generation can never be served again.
         entries.retain(|_, entry| entry.generation == generation);
         if entries.len() >= self.capacity {
@@ -92,5 +97,9 @@ mod tests {
         cache.insert(4, "four", 2);
         assert_eq!(cache.get(&3, 1), None);
         assert_eq!(cache.get(&4, 2), Some("four"));
+        // A late reader of generation 1 neither evicts generation 2 nor gets kept.
+        cache.insert(5, "five", 1);
+        assert_eq!(cache.get(&4, 2), Some("four"));
+        assert_eq!(cache.get(&5, 1), None);
     }
 }

@@ -31,8 +31,22 @@ const DATABASE_FILE: &str = "wssh.db";
 const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 
 pub(crate) async fn run(args: ServeArgs) -> Result<(), BoxError> {
-    // First of all: a signal that arrives while the server starts must still end it cleanly.
-    let stop_signals = StopSignals::install()?;
+    // First of all: a signal that arrives while the server starts stops it cleanly.
+    let mut stop_signals = StopSignals::install()?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting");
+    let (state, listeners) = tokio::select! {
+        started = start(&args) => started?,
+        () = stop_signals.recv() => {
+            tracing::info!("stopped while starting");
+            return Ok(());
+        }
+    };
+    serve(state, listeners, stop_signals).await
+}
+
+/// Everything before serving: the data directory, the store, the first users and sessions,
+/// the listeners.
+async fn start(args: &ServeArgs) -> Result<(Arc<AppState>, Vec<(TcpListener, Option<TlsAcceptor>)>), BoxError> {
     let mut config = match &args.config {
         Some(path) => ServerConfig::load(path)?,
         None => ServerConfig::default(),
@@ -65,7 +79,16 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), BoxError> {
         config.allow_registration,
     ));
 
-    let listeners = bind_listeners(&args, &config).await?;
+    let listeners = bind_listeners(args, &config).await?;
+    Ok((state, listeners))
+}
+
+/// Serves on every listener until SIGTERM or SIGINT, then shuts down gracefully.
+async fn serve(
+    state: Arc<AppState>,
+    listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
+    mut stop_signals: StopSignals,
+) -> Result<(), BoxError> {
     let (stop, stopped) = watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
     for (listener, tls) in listeners {
@@ -116,7 +139,7 @@ impl StopSignals {
     }
 
     /// Waits for either signal.
-    async fn recv(mut self) {
+    async fn recv(&mut self) {
         tokio::select! {
             _ = self.terminate.recv() => {}
             _ = self.interrupt.recv() => {}

@@ -40,8 +40,11 @@ use crate::respond::{Body, LoggedUser, empty};
 const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a disconnected client's programs get between SIGHUP and SIGKILL.
 const HANGUP_GRACE: Duration = Duration::from_secs(2);
-/// How long output may take to drain after the program exits.
+/// How long output may pause while it drains after the program exits, and how long the last
+/// frames (exit status, close) may take to send.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long output may drain after the program exits, at most.
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// How often the server pings an otherwise quiet client.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// How long sending a ping may wait for room in the socket.
@@ -51,8 +54,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Bytes read from the PTY per frame at most. They are read into a buffer per worker thread,
 /// not per shell: an idle shell holds no output buffer.
 const OUTPUT_CHUNK: usize = 64 * 1024;
-/// The WebSocket read buffer a shell starts with. Keystrokes and resizes are a few bytes; a
-/// larger frame (a paste) makes room for itself.
+/// The WebSocket read buffer a shell starts with, and how much one socket read takes.
+/// Keystrokes and resizes are a few bytes; a larger frame (a paste) grows the buffer and takes
+/// several reads.
 const INPUT_BUFFER: usize = 512;
 
 /// Whether `request` asks for a WebSocket upgrade.
@@ -272,11 +276,15 @@ where
     let sink = Arc::new(Mutex::new(sink));
     let reader = process.reader();
     let output_sink = sink.clone();
+    // Output the client took: a send that completes proves it is reading, even if it never types.
+    let delivered = Arc::new(Delivered::new());
+    let output_delivered = delivered.clone();
     let mut output = tokio::spawn(async move {
         while let Ok(Some(frame)) = reader.read_with(OUTPUT_CHUNK, |output| framing.stdout(output)).await {
             if output_sink.lock().await.send(Message::Binary(frame)).await.is_err() {
                 break;
             }
+            output_delivered.now();
         }
     });
 
@@ -293,7 +301,7 @@ where
                 _ = &mut exited => break Ending::Exited,
                 _ = &mut output, if output_open => output_open = false,
                 _ = pings.tick() => {
-                    if last_heard.elapsed() >= IDLE_TIMEOUT {
+                    if last_heard.max(delivered.last()).elapsed() >= IDLE_TIMEOUT {
                         break Ending::ClientGone;
                     }
                     // Output being sent means the client is reading, or stuck: the ping can wait.
@@ -320,21 +328,35 @@ where
 
     match ending {
         Ending::Exited => {
-            // Let the last output through, then end whatever the program left behind. (A
-            // finished JoinHandle must not be polled again.)
+            // Let the last output through while the client keeps taking it (a program's
+            // background children may write forever: at most DRAIN_LIMIT), then end whatever the
+            // program left behind. (A finished JoinHandle must not be polled again.)
             if output_open {
-                let _ = tokio::time::timeout(DRAIN_TIMEOUT, &mut output).await;
+                let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
+                loop {
+                    let progress = delivered.last();
+                    let wait = DRAIN_TIMEOUT.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+                    if tokio::time::timeout(wait, &mut output).await.is_ok() {
+                        break;
+                    }
+                    if delivered.last() == progress || tokio::time::Instant::now() >= deadline {
+                        break;
+                    }
+                }
             }
             output.abort();
             let status = process.terminate(Duration::from_millis(100)).await;
             let code = status.as_ref().ok().and_then(std::process::ExitStatus::code).unwrap_or(-1);
             tracing::info!(session = %spec.name, user = username, pid, code, "shell exited");
-            let mut sink = sink.lock().await;
-            if let Some(exited) = framing.exited(code) {
-                let _ = sink.send(Message::Binary(exited)).await;
-            }
-            let _ = sink.send(close(CloseCode::Normal, format!("process exited with status {code}"))).await;
-            drop(sink);
+            let last_words = async {
+                let mut sink = sink.lock().await;
+                if let Some(exited) = framing.exited(code) {
+                    let _ = sink.send(Message::Binary(exited)).await;
+                }
+                let _ = sink.send(close(CloseCode::Normal, format!("process exited with status {code}"))).await;
+            };
+            // A client that reads nothing gets no say in how long this takes.
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, last_words).await;
             // Give the client a moment to answer the close handshake.
             let _ =
                 tokio::time::timeout(Duration::from_secs(1), async { while stream.next().await.is_some() {} }).await;
@@ -346,13 +368,39 @@ where
         }
         Ending::Rejected(reason) => {
             output.abort();
-            let mut sink = sink.lock().await;
-            let _ = sink.send(Message::Binary(framing.rejected(&reason))).await;
-            let _ = sink.send(close(CloseCode::Protocol, reason.clone())).await;
-            drop(sink);
             let _ = process.terminate(HANGUP_GRACE).await;
             tracing::info!(session = %spec.name, user = username, pid, reason, "malformed frame, shell ended");
+            let last_words = async {
+                let mut sink = sink.lock().await;
+                let _ = sink.send(Message::Binary(framing.rejected(&reason))).await;
+                let _ = sink.send(close(CloseCode::Protocol, reason.clone())).await;
+            };
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, last_words).await;
         }
+    }
+}
+
+/// When the client last took output: a clock shared by the output task and the input loop.
+struct Delivered {
+    since: tokio::time::Instant,
+    /// Milliseconds after `since`.
+    at: std::sync::atomic::AtomicU64,
+}
+
+impl Delivered {
+    fn new() -> Self {
+        Delivered { since: tokio::time::Instant::now(), at: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    /// Notes that output was delivered now.
+    fn now(&self) {
+        let elapsed = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.at.store(elapsed, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When output was last delivered (the start, if never).
+    fn last(&self) -> tokio::time::Instant {
+        self.since + Duration::from_millis(self.at.load(std::sync::atomic::Ordering::Relaxed))
     }
 }
 
