@@ -274,32 +274,36 @@ pub struct PtyReader {
     master: Arc<AsyncFd<OwnedFd>>,
 }
 
-impl PtyReader {
-    /// Reads what is available into `buffer`, waiting until something is, and keeps reading
-    /// while more is immediately available, so bulk output arrives in few large chunks.
-    /// Returns 0 once the terminal is closed on the program's side (every process holding it
-    /// has exited).
-    pub async fn read(&self, buffer: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let mut guard = self.master.readable().await?;
-            match guard.try_io(|fd| read_available(fd.get_ref(), buffer)) {
-                Ok(Ok(count)) => return Ok(count),
-                // Linux reports a hung-up slave side as EIO on the master.
-                Ok(Err(error)) if error.raw_os_error() == Some(libc::EIO) => return Ok(0),
-                Ok(Err(error)) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(Err(error)) => return Err(error),
-                Err(_would_block) => continue,
-            }
-        }
-    }
-}
-
 thread_local! {
     /// The buffer [`PtyReader::read_with`] reads into: one per thread, not one per terminal.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl PtyReader {
+    /// Reads what is available into `buffer`, waiting until something is, and keeps reading
+    /// while more is immediately available, so bulk output arrives in few large chunks.
+    /// Returns 0 once the terminal is closed on the program's side (every process holding it
+    /// has exited).
+    pub async fn read(&self, buffer: &mut [u8]) -> io::Result<usize> {
+        Ok(self.when_readable(|fd| read_available(fd, buffer)).await?.unwrap_or(0))
+    }
+
+    /// Waits until the master is readable and runs `attempt` on it, again after `WouldBlock`
+    /// or `EINTR`. `None` once the terminal is closed on the program's side (Linux reports a
+    /// hung-up slave side as EIO on the master).
+    async fn when_readable<T>(&self, mut attempt: impl FnMut(&OwnedFd) -> io::Result<T>) -> io::Result<Option<T>> {
+        loop {
+            let mut guard = self.master.readable().await?;
+            match guard.try_io(|fd| attempt(fd.get_ref())) {
+                Ok(Ok(value)) => return Ok(Some(value)),
+                Ok(Err(error)) if error.raw_os_error() == Some(libc::EIO) => return Ok(None),
+                Ok(Err(error)) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Err(error)) => return Err(error),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
     /// Waits until output is available, reads as much as is (at most `limit` bytes) into a
     /// buffer shared by every reader on this thread, and hands it to `consume`. An idle
     /// terminal therefore holds no read buffer at all; `consume` copies what it keeps.
@@ -309,25 +313,18 @@ impl PtyReader {
     pub async fn read_with<T>(&self, limit: usize, consume: impl FnOnce(&[u8]) -> T) -> io::Result<Option<T>> {
         let limit = limit.max(1);
         let mut consume = Some(consume);
-        loop {
-            let mut guard = self.master.readable().await?;
-            let outcome = guard.try_io(|fd| {
+        let consumed = self
+            .when_readable(|fd| {
                 SCRATCH.with_borrow_mut(|scratch| {
                     if scratch.len() < limit {
                         scratch.resize(limit, 0);
                     }
-                    let count = read_available(fd.get_ref(), &mut scratch[..limit])?;
+                    let count = read_available(fd, &mut scratch[..limit])?;
                     Ok((count > 0).then(|| consume.take().map(|consume| consume(&scratch[..count]))).flatten())
                 })
-            });
-            match outcome {
-                Ok(Ok(consumed)) => return Ok(consumed),
-                Ok(Err(error)) if error.raw_os_error() == Some(libc::EIO) => return Ok(None),
-                Ok(Err(error)) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Ok(Err(error)) => return Err(error),
-                Err(_would_block) => continue,
-            }
-        }
+            })
+            .await?;
+        Ok(consumed.flatten())
     }
 }
 
