@@ -22,14 +22,19 @@ pub trait ChangeCounter: Send + Sync {
 
 struct Entry<V> {
     value: V,
-    generation: u64,
     read_at: Instant,
+}
+
+/// The entries, all read at one generation: a newer one makes every older entry useless.
+struct Entries<K, V> {
+    generation: u64,
+    map: HashMap<K, Entry<V>>,
 }
 
 /// A bounded map of values derived from the store, each valid while the store's generation is
 /// the one it was read at, and for at most `ttl`.
 pub struct StoreCache<K, V> {
-    entries: Mutex<HashMap<K, Entry<V>>>,
+    entries: Mutex<Entries<K, V>>,
     capacity: usize,
     ttl: Duration,
 }
@@ -43,14 +48,18 @@ impl<K, V> std::fmt::Debug for StoreCache<K, V> {
 impl<K: Eq + Hash, V: Clone> StoreCache<K, V> {
     /// An empty cache of at most `capacity` entries, each kept at most `ttl`.
     pub fn new(capacity: usize, ttl: Duration) -> Self {
-        StoreCache { entries: Mutex::new(HashMap::new()), capacity: capacity.max(1), ttl }
+        let entries = Entries { generation: 0, map: HashMap::new() };
+        StoreCache { entries: Mutex::new(entries), capacity: capacity.max(1), ttl }
     }
 
     /// The value kept for `key`, if it was read at `generation` less than the time to live ago.
     pub fn get(&self, key: &K, generation: u64) -> Option<V> {
         let entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let entry = entries.get(key)?;
-        (entry.generation == generation && entry.read_at.elapsed() < self.ttl).then(|| entry.value.clone())
+        if entries.generation != generation {
+            return None;
+        }
+        let entry = entries.map.get(key)?;
+        (entry.read_at.elapsed() < self.ttl).then(|| entry.value.clone())
     }
 
     /// Keeps `value` for `key`, read from the store at `generation` (taken before the read).
@@ -59,15 +68,14 @@ impl<K: Eq + Hash, V: Clone> StoreCache<K, V> {
     pub fn insert(&self, key: K, value: V, generation: u64) {
         let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         // A value read before a change that others have already seen is dead on arrival.
-        if entries.values().any(|entry| entry.generation > generation) {
+        if generation < entries.generation {
             return;
         }
-        // Entries of an older generation can never be served again.
-        entries.retain(|_, entry| entry.generation == generation);
-        if entries.len() >= self.capacity {
-            entries.clear();
+        if generation > entries.generation || entries.map.len() >= self.capacity {
+            entries.map.clear();
+            entries.generation = generation;
         }
-        entries.insert(key, Entry { value, generation, read_at: Instant::now() });
+        entries.map.insert(key, Entry { value, read_at: Instant::now() });
     }
 }
 
