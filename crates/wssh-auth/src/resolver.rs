@@ -240,6 +240,9 @@ impl Authenticator {
 
     /// Resolves `credentials` presented from `client` into a principal.
     pub fn authenticate(&self, credentials: &Credentials, client: Option<IpAddr>) -> Result<Principal, AuthError> {
+        if let Some(principal) = self.authenticate_cached(credentials) {
+            return Ok(principal);
+        }
         match credentials {
             Credentials::Password { username, password, otp_code } => {
                 self.authenticate_password(username, password, otp_code.as_deref(), client)
@@ -282,17 +285,11 @@ impl Authenticator {
         resolved.is_valid(Timestamp::now()).then_some(resolved.principal)
     }
 
+    /// Resolves an access JWT from the store, and keeps the result (see
+    /// [`Authenticator::authenticate_cached`]).
     fn authenticate_jwt(&self, token: &str) -> Result<Principal, AuthError> {
         let generation = self.store.generation();
         let claims = self.jwt.verify(token).ok_or(AuthError::InvalidCredentials)?;
-        let key = ResolvedKey::Login(claims.login_id());
-        if let Some(principal) = self.cached(&key, generation) {
-            return if Some(principal.user_id) == claims.user_id() {
-                Ok(principal)
-            } else {
-                Err(AuthError::InvalidCredentials)
-            };
-        }
         let login = self
             .store
             .find_login(&claims.login_id())?
@@ -310,7 +307,7 @@ impl Authenticator {
             method: AuthMethod::Login(login.id),
         };
         let resolved = Resolved { principal: principal.clone(), expires_at: Some(login.expires_at) };
-        self.resolved.insert(key, resolved, generation);
+        self.resolved.insert(ResolvedKey::Login(claims.login_id()), resolved, generation);
         Ok(principal)
     }
 
@@ -578,19 +575,14 @@ impl Authenticator {
         })?)
     }
 
+    /// Resolves an access token from the store, and keeps the result (see
+    /// [`Authenticator::authenticate_cached`]).
     fn authenticate_token(&self, identifier: Option<&str>, secret: &str) -> Result<Principal, AuthError> {
         if secret.is_empty() || secret.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::InvalidCredentials);
         }
         let generation = self.store.generation();
         let presented = hash_token_secret(secret);
-        let key = ResolvedKey::Token(presented.clone());
-        if let Some(principal) = self.cached(&key, generation) {
-            let named = identifier.is_none_or(|identifier| {
-                principal.token_identifier().is_some_and(|cached| cached.as_str() == identifier)
-            });
-            return if named { Ok(principal) } else { Err(AuthError::InvalidCredentials) };
-        }
         let token = match identifier {
             Some(identifier) => {
                 self.store.find_token(identifier)?.filter(|token| hashes_equal(&token.secret_hash, &presented))
@@ -614,7 +606,7 @@ impl Authenticator {
             method: AuthMethod::Token(token.identifier),
         };
         let resolved = Resolved { principal: principal.clone(), expires_at: token.expires_at };
-        self.resolved.insert(key, resolved, generation);
+        self.resolved.insert(ResolvedKey::Token(presented), resolved, generation);
         Ok(principal)
     }
 
