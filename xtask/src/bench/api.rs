@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::http::Connection;
+use super::http::{self, Connection};
 use super::stats::{median, percentile};
 use super::system::cpu_ticks;
 use super::target::Result;
@@ -74,7 +74,7 @@ pub(crate) async fn measure(
     let pid = instance.server_pid(Program::Cat).ok_or("no server process")?;
     // One request first: the API answers as expected.
     let mut probe = Connection::open(access.addr).await?;
-    let reply = probe.exchange(&list_request(&access), REQUEST_LIMIT).await?;
+    let reply = probe.exchange(list_request(&access)?, REQUEST_LIMIT).await?;
     if reply.status != 200 {
         return Err(format!("GET /sessions answered {}: {}", reply.status, String::from_utf8_lossy(&reply.body)).into());
     }
@@ -107,14 +107,13 @@ pub(crate) async fn measure(
     })
 }
 
-/// `GET /sessions` with the token, keep-alive.
-fn list_request(access: &ApiAccess) -> Vec<u8> {
-    format!("GET /sessions HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\n\r\n", access.addr, access.bearer).into_bytes()
+/// `GET /sessions` with the token.
+fn list_request(access: &ApiAccess) -> Result<http::Request> {
+    http::request(::http::Method::GET, access.addr, "/sessions", Some(&access.bearer), None)
 }
 
 /// One run: `connections` connections, each sending requests one after another until the end.
 async fn run_once(access: &ApiAccess, connections: usize, length: Duration) -> Result<Run> {
-    let request = list_request(access);
     let start = Instant::now();
     let deadline = start + length;
     let workers = (0..connections).map(|_| async {
@@ -131,7 +130,7 @@ async fn run_once(access: &ApiAccess, connections: usize, length: Duration) -> R
                     Some(connection) => connection,
                     None => connection.insert(Connection::open(access.addr).await?),
                 };
-                connection.exchange(&request, REQUEST_LIMIT).await
+                connection.exchange(list_request(access)?, REQUEST_LIMIT).await
             }
             .await;
             match reply {

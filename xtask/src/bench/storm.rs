@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde::Serialize;
 
-use super::http::Connection;
+use super::http::{self, Connection};
 use super::shells::type_periodically;
 use super::stats::{median, percentile};
 use super::target::{Instance, Program, Result, Target as _, Terminal};
@@ -175,18 +175,14 @@ async fn phase(
 /// connection; returns the successful ones' latencies (µs) and the errors.
 async fn login_storm(access: &ApiAccess, length: Duration) -> (Vec<f64>, usize) {
     let body = serde_json::json!({ "username": "admin", "password": access.password }).to_string();
-    let request = format!(
-        "POST /auth/login HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        access.addr,
-        body.len()
-    )
-    .into_bytes();
+    let body = body.as_str();
     let interval = Duration::from_secs(1) / LOGINS_PER_SECOND;
     let total = (length.as_secs_f64() * f64::from(LOGINS_PER_SECOND)).round() as u64;
-    let login = |request: Vec<u8>| async move {
+    let login = || async move {
+        let request = http::request(::http::Method::POST, access.addr, "/auth/login", None, Some(body))?;
         let sent = Instant::now();
         let mut connection = Connection::open(access.addr).await?;
-        let reply = connection.exchange(&request, LOGIN_LIMIT).await?;
+        let reply = connection.exchange(request, LOGIN_LIMIT).await?;
         if reply.status != 200 {
             return Err(format!("POST /auth/login answered {}", reply.status).into());
         }
@@ -205,7 +201,7 @@ async fn login_storm(access: &ApiAccess, length: Duration) -> (Vec<f64>, usize) 
                 if pending.len() >= MAX_PENDING {
                     errors += 1;
                 } else {
-                    pending.push(login(request.clone()));
+                    pending.push(login());
                 }
             }
             Some(done) = pending.next(), if !pending.is_empty() => match done {

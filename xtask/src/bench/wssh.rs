@@ -14,8 +14,6 @@ use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::SinkExt;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -151,27 +149,15 @@ impl WsshServer {
             "token": { "description": "wssh bench" },
         })
         .to_string();
-        // HTTP/1.0, so the reply is close-delimited and never chunked.
-        let request = format!(
-            "POST /tokens HTTP/1.0\r\nHost: {}\r\nContent-Type: application/json\r\n\
-             x-HTTP-method-override: POST\r\nContent-Length: {}\r\n\r\n{body}",
-            self.addr,
-            body.len()
-        );
-        let reply = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-            let mut stream = TcpStream::connect(self.addr).await?;
-            stream.write_all(request.as_bytes()).await?;
-            let mut reply = Vec::new();
-            stream.read_to_end(&mut reply).await?;
-            Ok::<_, std::io::Error>(reply)
-        })
-        .await??;
-        let reply = String::from_utf8_lossy(&reply);
-        let (head, body) = reply.split_once("\r\n\r\n").ok_or("malformed reply to POST /tokens")?;
-        if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
-            return Err(format!("POST /tokens: {}", head.lines().next().unwrap_or_default()).into());
+        let request = super::http::request(::http::Method::POST, self.addr, "/tokens", None, Some(&body))?;
+        let mut connection = super::http::Connection::open(self.addr).await?;
+        let reply = connection.exchange(request, HANDSHAKE_TIMEOUT).await?;
+        if reply.status != 200 {
+            return Err(
+                format!("POST /tokens answered {}: {}", reply.status, String::from_utf8_lossy(&reply.body)).into()
+            );
         }
-        let reply: serde_json::Value = serde_json::from_str(body)?;
+        let reply: serde_json::Value = serde_json::from_slice(&reply.body)?;
         let secret = reply["token"]["token"].as_str().ok_or("POST /tokens: no token in the reply")?;
         Ok(format!("Bearer {secret}"))
     }
