@@ -47,11 +47,19 @@ pub(crate) struct ServeArgs {
 /// which each login's 19 MiB argon2 buffer would stay in an arena for good.
 const MMAP_THRESHOLD_BYTES: libc::c_int = 1024 * 1024;
 
+/// Free memory at the top of an arena is returned to the system only beyond this. Fixing the
+/// mmap threshold also fixes this one at glibc's 128 KiB, which a shell's output frames (up to
+/// 64 KiB) and go_ws_sh's per-frame deflate state (about 300 KiB) cross on every frame: each
+/// frame then paid for a trim and for faulting the same pages back in. Two blocks of the
+/// largest size an arena serves is enough to stop that.
+const TRIM_THRESHOLD_BYTES: libc::c_int = 2 * MMAP_THRESHOLD_BYTES;
+
 fn main() -> ExitCode {
-    // SAFETY: called first, before any other thread exists; mallopt only sets a tunable.
+    // SAFETY: called first, before any other thread exists; mallopt only sets tunables.
     #[cfg(target_env = "gnu")]
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES);
     }
     let cli = Cli::parse();
     tracing_subscriber::fmt()

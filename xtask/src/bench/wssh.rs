@@ -24,12 +24,15 @@ use super::ws::{HANDSHAKE_TIMEOUT, Socket};
 /// How long the server may take to print its listening address.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Builds the release server with `$CARGO build --release -p wssh` and returns its path.
+/// Builds the release server with `$CARGO build --release -p wssh -p xtask` and returns its path.
+/// The package set is the one `cargo xtask bench` builds: with `-p wssh` alone, Cargo unifies
+/// the dependencies' features differently and relinks a different server every time.
 pub(crate) fn build(root: &Path) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(&cargo).args(["build", "--release", "-p", "wssh"]).current_dir(root).status()?;
+    let status =
+        Command::new(&cargo).args(["build", "--release", "-p", "wssh", "-p", "xtask"]).current_dir(root).status()?;
     if !status.success() {
-        return Err(format!("`cargo build --release -p wssh` failed ({status})").into());
+        return Err(format!("`cargo build --release -p wssh -p xtask` failed ({status})").into());
     }
     Ok(root.join("target/release/wssh"))
 }
