@@ -268,24 +268,51 @@ async fn native_framing_reports_the_exit_code() {
     assert_eq!(shell.exit_code, Some(5));
 }
 
-#[tokio::test]
-async fn bulk_output_arrives_complete_and_in_order() {
-    let server = server_with_sh();
-    let mut shell = token_shell(&server, false).await;
-    shell.resize(80, 24).await;
-    shell.type_text("seq 1 300000; echo END-$((1+1))\r").await;
-    let output = shell.read_until("END-2").await;
+/// Runs `seq FIRST LAST` in the shell and checks that every number arrives, in order.
+async fn seq_arrives_complete_and_in_order(shell: &mut Shell, first: u32, last: u32, mark: &str) {
+    shell.output.clear();
+    shell.type_text(&format!("seq {first} {last}; echo {mark}-$((1+1))\r")).await;
+    let output = shell.read_until(&format!("{mark}-2")).await;
+    // The first number starts a line (after bash's prompt, echo and bracketed-paste codes).
+    let pattern = format!("{first}\r\n{}\r\n", first + 1);
     let start = output
-        .find("1\r\n2\r\n")
+        .match_indices(&pattern)
+        .map(|(index, _)| index)
+        .find(|index| output[..*index].ends_with(['\r', '\n']))
         .unwrap_or_else(|| panic!("seq output starts: {:?}", &output[..output.len().min(300)]));
     let numbers: Vec<u32> = output[start..]
         .lines()
         .map(|line| line.trim_end_matches('\r'))
-        .take_while(|line| !line.contains("END"))
+        .take_while(|line| !line.contains(mark))
         .map(|line| line.parse().unwrap_or_else(|_| panic!("not a number: {line:?}")))
         .collect();
-    assert_eq!(numbers.len(), 300_000);
-    assert!(numbers.iter().enumerate().all(|(index, number)| *number == index as u32 + 1));
+    assert_eq!(numbers.len(), (last - first + 1) as usize);
+    assert!(numbers.iter().zip(first..).all(|(number, expected)| *number == expected));
+}
+
+#[tokio::test]
+async fn bulk_output_arrives_complete_and_in_order() {
+    // Both framings; go_ws_sh's hands bulk output to a pump thread and back (see
+    // `shell/output.rs`), so output, then keystrokes, then output again must all keep order.
+    for native in [false, true] {
+        let server = server_with_sh();
+        let mut shell = token_shell(&server, native).await;
+        shell.resize(80, 24).await;
+        seq_arrives_complete_and_in_order(&mut shell, 1, 300_000, "END").await;
+        // The pump stops once the terminal is quiet; keystrokes are echoed as before.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        shell.type_text("echo after-$((3+4))\r").await;
+        shell.read_until("after-7").await;
+        seq_arrives_complete_and_in_order(&mut shell, 500_000, 700_000, "AGAIN").await;
+        shell.type_text("exit 4\r").await;
+        assert_eq!(shell.read_to_close().await, 1000);
+        let pumped = server.log().matches("output pump stopped").count();
+        if native {
+            assert_eq!(pumped, 0, "native frames are read on the worker");
+        } else {
+            assert!(pumped >= 2, "each seq went through a pump: {pumped}");
+        }
+    }
 }
 
 #[tokio::test]

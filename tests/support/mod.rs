@@ -67,7 +67,8 @@ impl Server {
             .args(args)
             .args(["--listen", listen])
             .current_dir(root)
-            .env("RUST_LOG", "info")
+            // The output pump's debug lines let tests see which output path a shell took.
+            .env("RUST_LOG", "info,wssh_http::shell::output=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -24,4 +24,4 @@
 mod process;
 mod session;
 
-pub use process::{PtyCommand, PtyError, PtyProcess, PtyReader, PtyWriter, WindowSize};
+pub use process::{BlockingRead, PtyCommand, PtyError, PtyProcess, PtyReader, PtyWriter, WindowSize};

@@ -11,6 +11,7 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::libc;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::pty::{OpenptyResult, Winsize, openpty};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -325,6 +326,54 @@ impl PtyReader {
             })
             .await?;
         Ok(consumed.flatten())
+    }
+}
+
+/// What [`PtyReader::read_blocking`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockingRead {
+    /// This many bytes were appended.
+    Read(usize),
+    /// No output came within the timeout.
+    TimedOut,
+    /// The terminal is closed on the program's side.
+    Closed,
+}
+
+impl PtyReader {
+    /// Blocks the calling thread until output is available or `timeout` passes, then appends
+    /// as much as is available, at most `limit` bytes, to `buffer`.
+    ///
+    /// For a thread of its own (`spawn_blocking`), never an async worker: it lets a terminal be
+    /// drained while another thread sends what was read. Only one reader, blocking or async,
+    /// may read a terminal at a time, or the output's order is lost between them.
+    pub fn read_blocking(&self, buffer: &mut Vec<u8>, limit: usize, timeout: Duration) -> io::Result<BlockingRead> {
+        let fd = self.master.get_ref();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            // Rounded up, so that a timeout below a millisecond still waits.
+            let wait = PollTimeout::try_from(left.as_micros().div_ceil(1000)).unwrap_or(PollTimeout::MAX);
+            let mut polled = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut polled, wait) {
+                Ok(0) => return Ok(BlockingRead::TimedOut),
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(error) => return Err(error.into()),
+            }
+            let start = buffer.len();
+            buffer.resize(start + limit.max(1), 0);
+            let read = read_available(fd, &mut buffer[start..]);
+            buffer.truncate(start + *read.as_ref().unwrap_or(&0));
+            match read {
+                Ok(0) => return Ok(BlockingRead::Closed),
+                Ok(count) => return Ok(BlockingRead::Read(count)),
+                Err(error) if error.raw_os_error() == Some(libc::EIO) => return Ok(BlockingRead::Closed),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            }
+        }
     }
 }
 

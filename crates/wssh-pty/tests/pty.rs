@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use wssh_pty::{PtyCommand, PtyProcess, PtyReader, WindowSize};
+use wssh_pty::{BlockingRead, PtyCommand, PtyProcess, PtyReader, WindowSize};
 
 /// Reads until `needle` appears (or 10 s pass); returns everything read.
 async fn read_until(reader: &PtyReader, needle: &str) -> String {
@@ -91,6 +91,39 @@ async fn read_with_hands_over_bounded_chunks_in_order_then_none() {
         let numbers: Vec<u32> = text.lines().map(|line| line.trim_end_matches('\r').parse().unwrap()).collect();
         assert_eq!(numbers, (first_number..first_number + 30_000).collect::<Vec<_>>());
     }
+}
+
+#[tokio::test]
+async fn read_blocking_appends_bounded_chunks_times_out_when_quiet_then_reports_closed() {
+    // `read` waits for a line, so the terminal is quiet until it gets one.
+    let process = PtyCommand::new("sh").args(["-c", "read line; seq 1 50000"]).spawn().unwrap();
+    let reader = process.reader();
+    let writer = process.writer();
+    let reading = tokio::task::spawn_blocking(move || {
+        let mut all = b"already here|".to_vec();
+        let quiet = reader.read_blocking(&mut all, 4096, Duration::from_millis(50)).unwrap();
+        loop {
+            let before = all.len();
+            match reader.read_blocking(&mut all, 4096, Duration::from_secs(10)).unwrap() {
+                BlockingRead::Read(count) => {
+                    assert!(count > 0 && count <= 4096, "{count}");
+                    assert_eq!(all.len(), before + count);
+                }
+                BlockingRead::Closed => break,
+                BlockingRead::TimedOut => panic!("timed out with output pending"),
+            }
+        }
+        (quiet, all)
+    });
+    // Only after the quiet read timed out (the reader does not wait for input itself).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    writer.write_all(b"go\n").await.unwrap();
+    let (quiet, all) = reading.await.unwrap();
+    assert_eq!(quiet, BlockingRead::TimedOut);
+    let text = String::from_utf8(all).unwrap();
+    let rest = text.strip_prefix("already here|").unwrap().strip_prefix("go\r\n").unwrap();
+    let numbers: Vec<u32> = rest.lines().map(|line| line.trim_end_matches('\r').parse().unwrap()).collect();
+    assert_eq!(numbers, (1..=50_000).collect::<Vec<_>>());
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ mod config;
 mod connect;
 mod serve;
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -40,6 +41,18 @@ pub(crate) struct ServeArgs {
     /// Listen on this address instead of the configured listeners, e.g. 127.0.0.1:0.
     #[arg(long)]
     pub(crate) listen: Option<std::net::SocketAddr>,
+    /// Async worker threads (default: half the cores, at least one).
+    #[arg(long, env = "WSSH_WORKERS")]
+    pub(crate) workers: Option<NonZeroUsize>,
+}
+
+/// Async worker threads unless told otherwise: half the cores, at least one. The workers move
+/// bytes between sockets and terminals; the other cores are for the programs they serve, the
+/// kernel's terminal work behind every read, and the password-hashing pool. On two cores one
+/// worker measured better in every figure of `cargo xtask bench` (`docs/performance.md`): a
+/// second one mostly woke up to find nothing to do.
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1))
 }
 
 /// Allocations from this size up get their own memory mapping, returned to the system when
@@ -70,7 +83,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let workers = match &cli.command {
+        Command::Serve(args) => args.workers.map(NonZeroUsize::get),
+        Command::Connect(_) => None,
+    }
+    .unwrap_or_else(default_workers);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("wssh: cannot start the async runtime: {error}");

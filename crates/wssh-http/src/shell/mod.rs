@@ -9,6 +9,7 @@
 //! exited; a connection that ends first takes the program's whole session down with it.
 
 pub(crate) mod framing;
+mod output;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,9 +52,6 @@ const PING_INTERVAL: Duration = Duration::from_secs(30);
 const PING_SEND_LIMIT: Duration = Duration::from_secs(1);
 /// A client silent this long (no data, no pong) is taken for gone.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// Bytes read from the PTY per frame at most. They are read into a buffer per worker thread,
-/// not per shell: an idle shell holds no output buffer.
-const OUTPUT_CHUNK: usize = 64 * 1024;
 /// The WebSocket read buffer a shell starts with, and how much one socket read takes.
 /// Keystrokes and resizes are a few bytes; a larger frame (a paste) grows the buffer and takes
 /// several reads.
@@ -279,14 +277,7 @@ where
     // Output the client took: a send that completes proves it is reading, even if it never types.
     let delivered = Arc::new(Delivered::new());
     let output_delivered = delivered.clone();
-    let mut output = tokio::spawn(async move {
-        while let Ok(Some(frame)) = reader.read_with(OUTPUT_CHUNK, |output| framing.stdout(output)).await {
-            if output_sink.lock().await.send(Message::Binary(frame)).await.is_err() {
-                break;
-            }
-            output_delivered.now();
-        }
-    });
+    let mut output = tokio::spawn(output::forward(reader, framing, output_sink, output_delivered));
 
     // 4. Input, until the program exits, the terminal closes, or the client leaves.
     let terminal = process.writer();
