@@ -79,6 +79,11 @@ pub(crate) struct Args {
     /// Run only these figures, e.g. `--figures 3,5` (default: all seven).
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=7))]
     figures: Vec<u8>,
+    /// Also measure wssh started with these extra `serve` arguments, as targets of their own
+    /// (native and go_ws_sh framing) in figures 1, 2 and 7, taking turns with the others:
+    /// an A/B of a setting in one run, e.g. `--compare "--workers 2"`.
+    #[arg(long, allow_hyphen_values = true)]
+    compare: Option<String>,
 }
 
 impl Args {
@@ -188,6 +193,9 @@ fn run_release(args: &Args) -> ExitCode {
         let figures: Vec<String> = args.figures.iter().map(u8::to_string).collect();
         release.arg("--figures").arg(figures.join(","));
     }
+    if let Some(compare) = &args.compare {
+        release.arg("--compare").arg(compare);
+    }
     match release.status() {
         Ok(status) if status.success() => ExitCode::SUCCESS,
         Ok(status) => status.code().and_then(|code| u8::try_from(code).ok()).map_or(ExitCode::FAILURE, ExitCode::from),
@@ -235,8 +243,12 @@ fn bench(args: &Args) -> Result<()> {
     let date = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let peers = if args.no_peers { Peers::default() } else { Peers::install(&work.0, &programs) };
-    let launch = Launch::new(binary, work.0.clone(), programs);
-    let report = runtime.block_on(measure(launch, peers, parameters, machine, date))?;
+    let compare: Vec<String> =
+        args.compare.iter().flat_map(|compare| compare.split_whitespace()).map(str::to_owned).collect();
+    let launch = Launch::new(binary, work.0.clone(), programs, Vec::new());
+    let compared = (!compare.is_empty())
+        .then(|| Launch::new(launch.binary.clone(), work.0.clone(), launch.programs.clone(), compare));
+    let report = runtime.block_on(measure(launch, compared, peers, parameters, machine, date))?;
     println!("{}", report.table());
     let folder = root.join("target/bench");
     let path = folder.join("report.json");
@@ -324,6 +336,7 @@ const PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Measures every figure. The client runs on one thread.
 async fn measure(
     launch: Arc<Launch>,
+    compared: Option<Arc<Launch>>,
     mut peers: Peers,
     parameters: Parameters,
     machine: Machine,
@@ -346,7 +359,12 @@ async fn measure(
     let with_peers = |targets: &[&Arc<dyn Target>]| -> Vec<Arc<dyn Target>> {
         targets.iter().map(|&target| target.clone()).chain(peers.targets.iter().cloned()).collect()
     };
-    let streams = with_peers(&[&raw, &native, &go_ws_sh]);
+    let mut streams = with_peers(&[&raw, &native, &go_ws_sh]);
+    if let Some(compared) = &compared {
+        for framing in [Framing::Native, Framing::GoWsSh] {
+            streams.insert(3, Arc::new(WsshTarget::new(compared.clone(), framing, Auth::Basic)));
+        }
+    }
     let heavy = parameters.heavy_runs;
     let mut throughput = Vec::new();
     if wanted(1) {

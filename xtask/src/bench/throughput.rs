@@ -90,8 +90,9 @@ pub(crate) struct Figure {
     pub(crate) machine_busy: f64,
 }
 
-/// Runs the figure on an instance of each target: `runs` rounds, each target once per round
-/// (A B A B …).
+/// Runs the figure on an instance of each target: `runs` rounds, each target once per round,
+/// each round starting one target later (A B C, B C A, C A B …), so that no target always
+/// runs right after the same other one.
 pub(crate) async fn measure(
     targets: &[Arc<dyn Target>],
     runs: usize,
@@ -101,7 +102,8 @@ pub(crate) async fn measure(
     let instances = start_all(targets).await?;
     let mut all: Vec<Vec<Run>> = vec![Vec::new(); targets.len()];
     for round in 0..runs {
-        for ((target, instance), results) in targets.iter().zip(&instances).zip(&mut all) {
+        for index in (0..targets.len()).map(|index| (index + round) % targets.len()) {
+            let (target, instance) = (&targets[index], &instances[index]);
             let run = run_once(instance.as_ref(), file_bytes, ticks_per_second)
                 .await
                 .map_err(|error| format!("throughput, {}: {error}", target.name()))?;
@@ -111,7 +113,7 @@ pub(crate) async fn measure(
                 target.name(),
                 run.bytes_per_second / 1e6
             );
-            results.push(run);
+            all[index].push(run);
         }
     }
     Ok(targets.iter().zip(all).map(|(target, runs)| summarise(target.name(), runs)).collect())

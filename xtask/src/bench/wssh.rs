@@ -46,14 +46,18 @@ pub(crate) struct Launch {
     pub(crate) work: PathBuf,
     /// The programs to configure as sessions.
     pub(crate) programs: Arc<Programs>,
-    /// Servers started so far, to name their folders.
-    started: AtomicU64,
+    /// Arguments added to `wssh serve` (`--compare`); none for the server as deployed.
+    pub(crate) extra_args: Vec<String>,
 }
 
+/// Folders of servers started, across every [`Launch`].
+static STARTED: AtomicU64 = AtomicU64::new(0);
+
 impl Launch {
-    /// Servers of `binary` with folders under `work`, offering `programs`.
-    pub(crate) fn new(binary: PathBuf, work: PathBuf, programs: Arc<Programs>) -> Arc<Launch> {
-        Arc::new(Launch { binary, work, programs, started: AtomicU64::new(0) })
+    /// Servers of `binary` with folders under `work`, offering `programs`, started with
+    /// `extra_args` added.
+    pub(crate) fn new(binary: PathBuf, work: PathBuf, programs: Arc<Programs>, extra_args: Vec<String>) -> Arc<Launch> {
+        Arc::new(Launch { binary, work, programs, extra_args })
     }
 }
 
@@ -76,7 +80,7 @@ impl WsshServer {
     /// [`Program`] (plus the `bash` session of the configuration), waits for its
     /// `listening on http://ADDR` line, and mints an access token.
     pub(crate) async fn start(launch: &Launch) -> Result<WsshServer> {
-        let number = launch.started.fetch_add(1, Ordering::Relaxed);
+        let number = STARTED.fetch_add(1, Ordering::Relaxed);
         let work = &launch.work.join(format!("wssh-{number}"));
         let (binary, programs) = (&launch.binary, &launch.programs);
         std::fs::create_dir_all(work)?;
@@ -104,6 +108,7 @@ impl WsshServer {
             .arg("--data-dir")
             .arg(work.join("data"))
             .args(["--listen", "127.0.0.1:0"])
+            .args(&launch.extra_args)
             .current_dir(work)
             .process_group(0)
             // The server's default log level, as deployed.
@@ -208,7 +213,9 @@ impl WsshTarget {
             Auth::Basic => "",
             Auth::Token => ", token",
         };
-        WsshTarget { launch, framing, auth, name: format!("wssh {}{suffix}", framing.label()) }
+        let variant =
+            if launch.extra_args.is_empty() { String::new() } else { format!(" [{}]", launch.extra_args.join(" ")) };
+        WsshTarget { launch, framing, auth, name: format!("wssh {}{suffix}{variant}", framing.label()) }
     }
 }
 
