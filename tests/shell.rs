@@ -310,7 +310,8 @@ async fn bulk_output_arrives_complete_and_in_order() {
         if native {
             assert_eq!(pumped, 0, "native frames are read on the worker");
         } else {
-            assert!(pumped >= 2, "each seq went through a pump: {pumped}");
+            // Two megabytes from `seq` come in reads of 16 KiB and more at least once.
+            assert!(pumped >= 1, "bulk output went through a pump: {pumped}");
         }
     }
 }

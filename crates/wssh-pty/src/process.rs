@@ -342,7 +342,7 @@ pub enum BlockingRead {
 
 impl PtyReader {
     /// Blocks the calling thread until output is available or `timeout` passes, then appends
-    /// as much as is available, at most `limit` bytes, to `buffer`.
+    /// as much as is available, at most `limit` bytes, to `buffer`. A `limit` of 0 reads as 1.
     ///
     /// For a thread of its own (`spawn_blocking`), never an async worker: it lets a terminal be
     /// drained while another thread sends what was read. Only one reader, blocking or async,

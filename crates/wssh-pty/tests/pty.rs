@@ -99,9 +99,11 @@ async fn read_blocking_appends_bounded_chunks_times_out_when_quiet_then_reports_
     let process = PtyCommand::new("sh").args(["-c", "read line; seq 1 50000"]).spawn().unwrap();
     let reader = process.reader();
     let writer = process.writer();
+    let (quiet_over, quiet_is_over) = tokio::sync::oneshot::channel();
     let reading = tokio::task::spawn_blocking(move || {
         let mut all = b"already here|".to_vec();
         let quiet = reader.read_blocking(&mut all, 4096, Duration::from_millis(50)).unwrap();
+        quiet_over.send(()).unwrap();
         loop {
             let before = all.len();
             match reader.read_blocking(&mut all, 4096, Duration::from_secs(10)).unwrap() {
@@ -115,8 +117,8 @@ async fn read_blocking_appends_bounded_chunks_times_out_when_quiet_then_reports_
         }
         (quiet, all)
     });
-    // Only after the quiet read timed out (the reader does not wait for input itself).
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Only after the quiet read timed out.
+    quiet_is_over.await.unwrap();
     writer.write_all(b"go\n").await.unwrap();
     let (quiet, all) = reading.await.unwrap();
     assert_eq!(quiet, BlockingRead::TimedOut);

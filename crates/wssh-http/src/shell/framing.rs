@@ -104,30 +104,6 @@ impl Framing {
         }
     }
 
-    /// How many bytes a buffer handed to [`Framing::stdout_in_place`] keeps free at its front.
-    pub(crate) fn stdout_room(self) -> usize {
-        match self {
-            Framing::GoWsSh => 0,
-            Framing::Native => 1,
-        }
-    }
-
-    /// Encodes terminal output held in `buffer` after its first [`Framing::stdout_room`] bytes,
-    /// as [`Framing::stdout`] does. The native framing writes its type byte into that room and
-    /// sends the buffer itself, without copying the output.
-    pub(crate) fn stdout_in_place(self, mut buffer: Vec<u8>) -> Bytes {
-        match self {
-            Framing::GoWsSh => envelope(BINARY, avro_record("stdout", &buffer)),
-            Framing::Native => match buffer.first_mut() {
-                Some(tag) => {
-                    *tag = NATIVE_DATA;
-                    Bytes::from(buffer)
-                }
-                None => tagged(NATIVE_DATA, &[]),
-            },
-        }
-    }
-
     /// Announces that the program started; the native framing says nothing.
     pub(crate) fn started(self, program: &str) -> Option<Bytes> {
         match self {
@@ -288,17 +264,6 @@ mod tests {
         let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
         encoder.write_all(bytes).unwrap();
         encoder.finish().unwrap()
-    }
-
-    #[test]
-    fn output_encoded_in_place_is_the_same_frame() {
-        for framing in [Framing::Native, Framing::GoWsSh] {
-            for output in [&b""[..], b"x", b"hello\r\nworld"] {
-                let mut buffer = vec![0xAA; framing.stdout_room()];
-                buffer.extend_from_slice(output);
-                assert_eq!(framing.stdout_in_place(buffer), framing.stdout(output), "{framing:?} {output:?}");
-            }
-        }
     }
 
     #[test]

@@ -63,7 +63,7 @@ where
             && length >= BULK_READ
             && let Ok(permit) = PUMPS.clone().try_acquire_owned()
         {
-            let (end, bytes) = output.pumped(&reader, permit).await;
+            let (end, bytes) = output.send_pumped(&reader, permit).await;
             tracing::debug!(bytes, ?end, "output pump stopped");
             match end {
                 Some(PumpEnd::Quiet) => {}
@@ -95,13 +95,14 @@ where
 
     /// Sends what a pump reads, until it stops: why it stopped (`None` if the client is gone),
     /// and how many bytes of output it sent.
-    async fn pumped(&self, reader: &PtyReader, permit: OwnedSemaphorePermit) -> (Option<PumpEnd>, usize) {
+    async fn send_pumped(&self, reader: &PtyReader, permit: OwnedSemaphorePermit) -> (Option<PumpEnd>, usize) {
         let handoff = Arc::new(Handoff::default());
-        let _leaving = Leaving(handoff.clone());
-        let (pump_handoff, pump_reader, room) = (handoff.clone(), reader.clone(), self.framing.stdout_room());
+        let _sender_gone = SenderGone(handoff.clone());
+        let (pump_handoff, pump_reader) = (handoff.clone(), reader.clone());
         tokio::task::spawn_blocking(move || {
-            pump(&pump_handoff, &pump_reader, room);
-            drop(permit);
+            let _permit = permit;
+            let ended = PumpEnded(&pump_handoff);
+            ended.record(pump(&pump_handoff, &pump_reader));
         });
         let mut bytes = 0;
         loop {
@@ -110,12 +111,15 @@ where
             if buffers.is_empty() {
                 match ended {
                     Some(end) => return (Some(end), bytes),
-                    None => handed.await,
+                    None => {
+                        handed.await;
+                        continue;
+                    }
                 }
             }
             for buffer in buffers {
-                bytes += buffer.len() - room;
-                if !self.send(self.framing.stdout_in_place(buffer)).await {
+                bytes += buffer.len();
+                if !self.send(self.framing.stdout(&buffer)).await {
                     return (None, bytes);
                 }
             }
@@ -128,13 +132,14 @@ where
 enum PumpEnd {
     /// No output, or the client took none, for [`PUMP_QUIET`]: reading goes back to the worker.
     Quiet,
-    /// The terminal is closed on the program's side (or reading it failed).
+    /// The terminal is closed on the program's side (or reading it failed, or the pump failed).
     Closed,
 }
 
 /// Buffers passed from a pump to the sender.
 #[derive(Default)]
 struct Handoff {
+    /// What is passed, under one lock.
     state: std::sync::Mutex<HandoffState>,
     /// Wakes the sender: a buffer was handed over, or the pump ended.
     handed: Notify,
@@ -142,11 +147,12 @@ struct Handoff {
     taken: Condvar,
 }
 
+/// What a [`Handoff`] holds.
 #[derive(Default)]
 struct HandoffState {
-    /// Output not yet taken, each buffer with the framing's room at its front; two at most.
+    /// Output not yet taken; two buffers at most.
     buffers: VecDeque<Vec<u8>>,
-    /// Set by the pump as its last act, after its last buffer.
+    /// Set as the pump's last act, after its last buffer.
     ended: Option<PumpEnd>,
     /// Whether the pump waits on `taken`.
     pump_waits: bool,
@@ -155,6 +161,7 @@ struct HandoffState {
 }
 
 impl Handoff {
+    /// The state; a panic elsewhere while holding it leaves nothing half-changed that matters.
     fn lock(&self) -> std::sync::MutexGuard<'_, HandoffState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -171,36 +178,55 @@ impl Handoff {
 }
 
 /// Tells the pump that the sender is gone, however the sender stops.
-struct Leaving(Arc<Handoff>);
+struct SenderGone(Arc<Handoff>);
 
-impl Drop for Leaving {
+impl Drop for SenderGone {
     fn drop(&mut self) {
         self.0.lock().sender_gone = true;
         self.0.taken.notify_one();
     }
 }
 
+/// Tells the sender that the pump ended, however it ends: a pump that panicked counts as a
+/// closed terminal, instead of leaving the sender waiting for output that never comes.
+struct PumpEnded<'a>(&'a Handoff);
+
+impl PumpEnded<'_> {
+    /// Records how the pump ended; `None` when the sender is gone and nobody asks.
+    fn record(self, end: Option<PumpEnd>) {
+        if let Some(end) = end {
+            self.0.lock().ended.get_or_insert(end);
+        }
+        // Drop wakes the sender.
+    }
+}
+
+impl Drop for PumpEnded<'_> {
+    fn drop(&mut self) {
+        self.0.lock().ended.get_or_insert(PumpEnd::Closed);
+        self.0.handed.notify_one();
+    }
+}
+
 /// The pump, on a blocking thread: reads the terminal and hands buffers over until it stops.
-fn pump(handoff: &Handoff, reader: &PtyReader, room: usize) {
-    let fresh = || {
-        let mut buffer = Vec::with_capacity(room + OUTPUT_CHUNK);
-        buffer.resize(room, 0);
-        buffer
-    };
-    let mut own = fresh();
+/// Returns how it stopped, `None` when the sender is gone. Every buffer is handed over before
+/// it returns, and it does not read again after.
+fn pump(handoff: &Handoff, reader: &PtyReader) -> Option<PumpEnd> {
+    let new_buffer = || Vec::with_capacity(OUTPUT_CHUNK);
+    let mut filling = new_buffer();
     loop {
-        let room_left = room + OUTPUT_CHUNK - own.len();
-        let end = match reader.read_blocking(&mut own, room_left, PUMP_QUIET) {
+        let room_left = OUTPUT_CHUNK - filling.len();
+        let end = match reader.read_blocking(&mut filling, room_left, PUMP_QUIET) {
             Ok(BlockingRead::Read(_)) => None,
             Ok(BlockingRead::TimedOut) => Some(PumpEnd::Quiet),
             Ok(BlockingRead::Closed) | Err(_) => Some(PumpEnd::Closed),
         };
         let mut state = handoff.lock();
         if state.sender_gone {
-            return;
+            return None;
         }
         if end.is_none() && !state.buffers.is_empty() {
-            if own.len() < room + OUTPUT_CHUNK {
+            if filling.len() < OUTPUT_CHUNK {
                 // The sender is busy with the last buffer: read on into this one.
                 continue;
             }
@@ -213,19 +239,17 @@ fn pump(handoff: &Handoff, reader: &PtyReader, room: usize) {
                 .0;
             state.pump_waits = false;
             if state.sender_gone {
-                return;
+                return None;
             }
         }
         let client_stalled = !state.buffers.is_empty();
-        if own.len() > room {
-            state.buffers.push_back(std::mem::replace(&mut own, fresh()));
+        if !filling.is_empty() {
+            state.buffers.push_back(std::mem::replace(&mut filling, new_buffer()));
         }
-        let end = end.or(client_stalled.then_some(PumpEnd::Quiet));
-        state.ended = end;
+        if let Some(end) = end.or(client_stalled.then_some(PumpEnd::Quiet)) {
+            return Some(end);
+        }
         drop(state);
         handoff.handed.notify_one();
-        if end.is_some() {
-            return;
-        }
     }
 }
