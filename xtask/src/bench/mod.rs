@@ -80,8 +80,8 @@ pub(crate) struct Args {
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=7))]
     figures: Vec<u8>,
     /// Also measure wssh started with these extra `serve` arguments, as targets of their own
-    /// (native and go_ws_sh framing) in figures 1, 2 and 7, taking turns with the others:
-    /// an A/B of a setting in one run, e.g. `--compare "--workers 2"`.
+    /// in figures 1 to 4 and 7, taking turns with the others: an A/B of a setting in one run,
+    /// e.g. `--compare "--workers 2"`.
     #[arg(long, allow_hyphen_values = true)]
     compare: Option<String>,
 }
@@ -359,12 +359,23 @@ async fn measure(
     let with_peers = |targets: &[&Arc<dyn Target>]| -> Vec<Arc<dyn Target>> {
         targets.iter().map(|&target| target.clone()).chain(peers.targets.iter().cloned()).collect()
     };
-    let mut streams = with_peers(&[&raw, &native, &go_ws_sh]);
-    if let Some(compared) = &compared {
-        for framing in [Framing::Native, Framing::GoWsSh] {
-            streams.insert(3, Arc::new(WsshTarget::new(compared.clone(), framing, Auth::Basic)));
-        }
-    }
+    // `--compare`: the same wssh targets again, started with other arguments, after wssh's own.
+    let compared_as = |targets: &[(Framing, Auth)]| -> Vec<Arc<dyn Target>> {
+        let Some(compared) = &compared else { return Vec::new() };
+        targets
+            .iter()
+            .map(|&(framing, auth)| -> Arc<dyn Target> { Arc::new(WsshTarget::new(compared.clone(), framing, auth)) })
+            .collect()
+    };
+    let with_compared = |mut targets: Vec<Arc<dyn Target>>, after: usize, compared: Vec<Arc<dyn Target>>| {
+        targets.splice(after..after, compared);
+        targets
+    };
+    let streams = with_compared(
+        with_peers(&[&raw, &native, &go_ws_sh]),
+        3,
+        compared_as(&[(Framing::Native, Auth::Basic), (Framing::GoWsSh, Auth::Basic)]),
+    );
     let heavy = parameters.heavy_runs;
     let mut throughput = Vec::new();
     if wanted(1) {
@@ -379,19 +390,31 @@ async fn measure(
     let mut memory = Vec::new();
     if wanted(3) {
         eprintln!("bench: [{:>5.1} s] memory per idle shell", clock.elapsed().as_secs_f64());
-        let shells = with_peers(&[&native_token, &go_ws_sh_token, &native]);
+        let shells = with_compared(
+            with_peers(&[&native_token, &go_ws_sh_token, &native]),
+            3,
+            compared_as(&[(Framing::Native, Auth::Token)]),
+        );
         memory = memory::measure(&shells, heavy, parameters.idle_shells).await?;
     }
     let mut connect = Vec::new();
     if wanted(7) {
         eprintln!("bench: [{:>5.1} s] connect time", clock.elapsed().as_secs_f64());
-        let connects = with_peers(&[&raw, &native, &go_ws_sh, &native_token, &go_ws_sh_token]);
+        let connects = with_compared(
+            with_peers(&[&raw, &native, &go_ws_sh, &native_token, &go_ws_sh_token]),
+            5,
+            compared_as(&[(Framing::Native, Auth::Basic), (Framing::Native, Auth::Token)]),
+        );
         connect = connect::measure(&connects, runs, parameters.connects).await?;
     }
     let mut shells = Vec::new();
     if wanted(4) {
         eprintln!("bench: [{:>5.1} s] {} concurrent shells", clock.elapsed().as_secs_f64(), parameters.many_shells);
-        let many = with_peers(&[&native_token, &go_ws_sh_token]);
+        let many = with_compared(
+            with_peers(&[&native_token, &go_ws_sh_token]),
+            2,
+            compared_as(&[(Framing::Native, Auth::Token)]),
+        );
         shells = shells::measure(&many, heavy, parameters.many_shells, parameters.many_seconds).await?;
     }
     let api_target = WsshTarget::new(launch.clone(), Framing::Native, Auth::Token);
