@@ -85,7 +85,7 @@ pub(crate) async fn measure(
         let cpu = cpu_ticks(pid)?.saturating_sub(before) as f64 / ticks_per_second as f64;
         let run = Run { server_cpu_ms_per_request: cpu * 1e3 / run.requests.max(1) as f64, ..run };
         eprintln!(
-            "  api {}/{runs} {:<22} {:>8.0} req/s, p99 {:.2} ms, {} errors",
+            "  api {}/{runs} {:<28} {:>8.0} req/s, p99 {:.2} ms, {} errors",
             round + 1,
             target.name(),
             run.requests_per_second,

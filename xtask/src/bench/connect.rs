@@ -47,7 +47,7 @@ pub(crate) async fn measure(targets: &[Arc<dyn Target>], rounds: usize, total: u
                 opens.push(sample.open);
             }
             eprintln!(
-                "  connect {}/{rounds} {:<22} p50 {:>8.2} ms",
+                "  connect {}/{rounds} {:<28} p50 {:>8.2} ms",
                 round + 1,
                 target.name(),
                 percentile(&samples[before..], 50.0) / 1e3

@@ -46,7 +46,7 @@ pub(crate) async fn measure(targets: &[Arc<dyn Target>], rounds: usize, total: u
                 .await
                 .map_err(|error| format!("echo, {}: {error}", target.name()))?;
             eprintln!(
-                "  echo {}/{rounds} {:<22} p50 {:>6.0} µs",
+                "  echo {}/{rounds} {:<28} p50 {:>6.0} µs",
                 round + 1,
                 target.name(),
                 percentile(&samples[before..], 50.0)

@@ -64,7 +64,7 @@ pub(crate) async fn measure(targets: &[Arc<dyn Target>], runs: usize, shells: us
             let run = run_once(instance.as_ref(), shells)
                 .await
                 .map_err(|error| format!("memory, {}: {error}", target.name()))?;
-            eprintln!("  memory {}/{runs} {:<22} {:>8.1} KiB/shell", round + 1, target.name(), run.per_shell_kib);
+            eprintln!("  memory {}/{runs} {:<28} {:>8.1} KiB/shell", round + 1, target.name(), run.per_shell_kib);
             results.push(run);
         }
     }

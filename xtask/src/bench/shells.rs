@@ -101,7 +101,7 @@ pub(crate) async fn measure(
                 .await
                 .map_err(|error| format!("shells, {}: {error}", target.name()))?;
             eprintln!(
-                "  shells {}/{runs} {:<22} {} open in {:.1} s, {} errors, p99 {:.1} ms",
+                "  shells {}/{runs} {:<28} {} open in {:.1} s, {} errors, p99 {:.1} ms",
                 round + 1,
                 target.name(),
                 run.opened,

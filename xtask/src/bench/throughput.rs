@@ -108,7 +108,7 @@ pub(crate) async fn measure(
                 .await
                 .map_err(|error| format!("throughput, {}: {error}", target.name()))?;
             eprintln!(
-                "  throughput {}/{runs} {:<22} {:>8.1} MB/s",
+                "  throughput {}/{runs} {:<28} {:>8.1} MB/s",
                 round + 1,
                 target.name(),
                 run.bytes_per_second / 1e6
