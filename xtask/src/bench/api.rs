@@ -61,42 +61,55 @@ pub(crate) struct Figure {
     pub(crate) server_cpu_ms_per_request: f64,
 }
 
-/// Runs the figure on one wssh server: `runs` runs of `seconds` each.
+/// Runs the figure on a wssh server per target: `runs` rounds of `seconds` each, the targets
+/// taking turns.
 pub(crate) async fn measure(
-    target: &WsshTarget,
+    targets: &[&WsshTarget],
     runs: usize,
     connections: usize,
     seconds: f64,
     ticks_per_second: u64,
-) -> Result<Figure> {
+) -> Result<Vec<Figure>> {
     use super::target::{Program, Target as _};
-    let (instance, access) = target.start_with_api().await?;
-    let pid = instance.server_pid(Program::Cat).ok_or("no server process")?;
-    // One request first: the API answers as expected.
-    let mut probe = Connection::open(access.addr).await?;
-    let reply = probe.exchange(list_request(&access)?, REQUEST_LIMIT).await?;
-    if reply.status != 200 {
-        return Err(format!("GET /sessions answered {}: {}", reply.status, String::from_utf8_lossy(&reply.body)).into());
+    let mut servers = Vec::with_capacity(targets.len());
+    for target in targets {
+        let (instance, access) = target.start_with_api().await?;
+        let pid = instance.server_pid(Program::Cat).ok_or("no server process")?;
+        // One request first: the API answers as expected.
+        let mut probe = Connection::open(access.addr).await?;
+        let reply = probe.exchange(list_request(&access)?, REQUEST_LIMIT).await?;
+        if reply.status != 200 {
+            let body = String::from_utf8_lossy(&reply.body);
+            return Err(format!("GET /sessions answered {}: {body}", reply.status).into());
+        }
+        servers.push((instance, access, pid));
     }
-    let mut results = Vec::with_capacity(runs);
+    let mut all: Vec<Vec<Run>> = vec![Vec::with_capacity(runs); targets.len()];
     for round in 0..runs {
-        let before = cpu_ticks(pid)?;
-        let run = run_once(&access, connections, Duration::from_secs_f64(seconds)).await?;
-        let cpu = cpu_ticks(pid)?.saturating_sub(before) as f64 / ticks_per_second as f64;
-        let run = Run { server_cpu_ms_per_request: cpu * 1e3 / run.requests.max(1) as f64, ..run };
-        eprintln!(
-            "  api {}/{runs} {:<28} {:>8.0} req/s, p99 {:.2} ms, {} errors",
-            round + 1,
-            target.name(),
-            run.requests_per_second,
-            run.p99_us / 1e3,
-            run.errors
-        );
-        results.push(run);
+        for ((target, (_instance, access, pid)), results) in targets.iter().zip(&servers).zip(&mut all) {
+            let before = cpu_ticks(*pid)?;
+            let run = run_once(access, connections, Duration::from_secs_f64(seconds)).await?;
+            let cpu = cpu_ticks(*pid)?.saturating_sub(before) as f64 / ticks_per_second as f64;
+            let run = Run { server_cpu_ms_per_request: cpu * 1e3 / run.requests.max(1) as f64, ..run };
+            eprintln!(
+                "  api {}/{runs} {:<28} {:>8.0} req/s, p99 {:.2} ms, {} errors",
+                round + 1,
+                target.name(),
+                run.requests_per_second,
+                run.p99_us / 1e3,
+                run.errors
+            );
+            results.push(run);
+        }
     }
+    Ok(targets.iter().zip(all).map(|(target, results)| summarise(target.name(), connections, results)).collect())
+}
+
+/// The medians of one target's runs.
+fn summarise(target: &str, connections: usize, results: Vec<Run>) -> Figure {
     let of = |value: fn(&Run) -> f64| median(&results.iter().map(value).collect::<Vec<_>>());
-    Ok(Figure {
-        target: target.name().to_owned(),
+    Figure {
+        target: target.to_owned(),
         connections,
         requests_per_second: of(|run| run.requests_per_second),
         p50_us: of(|run| run.p50_us),
@@ -104,7 +117,7 @@ pub(crate) async fn measure(
         server_cpu_ms_per_request: of(|run| run.server_cpu_ms_per_request),
         errors: results.iter().map(|run| run.errors).sum(),
         runs: results,
-    })
+    }
 }
 
 /// `GET /sessions` with the token.

@@ -80,8 +80,8 @@ pub(crate) struct Args {
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=7))]
     figures: Vec<u8>,
     /// Also measure wssh started with these extra `serve` arguments, as targets of their own
-    /// in figures 1 to 4 and 7, taking turns with the others: an A/B of a setting in one run,
-    /// e.g. `--compare "--workers 2"`.
+    /// in every figure, taking turns with the others: an A/B of a setting in one run, e.g.
+    /// `--compare "--workers 2"`.
     #[arg(long, allow_hyphen_values = true)]
     compare: Option<String>,
 }
@@ -417,16 +417,20 @@ async fn measure(
         );
         shells = shells::measure(&many, heavy, parameters.many_shells, parameters.many_seconds).await?;
     }
-    let api_target = WsshTarget::new(launch.clone(), Framing::Native, Auth::Token);
-    let mut api = None;
+    let api_targets: Vec<WsshTarget> = std::iter::once(&launch)
+        .chain(&compared)
+        .map(|launch| WsshTarget::new(launch.clone(), Framing::Native, Auth::Token))
+        .collect();
+    let api_targets: Vec<&WsshTarget> = api_targets.iter().collect();
+    let mut api = Vec::new();
     if wanted(5) {
         eprintln!("bench: [{:>5.1} s] token-authenticated API", clock.elapsed().as_secs_f64());
-        api = Some(api::measure(&api_target, heavy, API_CONNECTIONS, parameters.api_seconds, ticks).await?);
+        api = api::measure(&api_targets, heavy, API_CONNECTIONS, parameters.api_seconds, ticks).await?;
     }
-    let mut storm = None;
+    let mut storm = Vec::new();
     if wanted(6) {
         eprintln!("bench: [{:>5.1} s] login storm", clock.elapsed().as_secs_f64());
-        storm = Some(storm::measure(&api_target, heavy, parameters.storm_seconds).await?);
+        storm = storm::measure(&api_targets, heavy, parameters.storm_seconds).await?;
     }
     eprintln!("bench: [{:>5.1} s] done", clock.elapsed().as_secs_f64());
 

@@ -71,10 +71,10 @@ pub(crate) struct Report {
     pub(crate) connect: Vec<connect::Figure>,
     /// Figure 4.
     pub(crate) shells: Vec<shells::Figure>,
-    /// Figure 5, unless left out.
-    pub(crate) api: Option<api::Figure>,
-    /// Figure 6, unless left out.
-    pub(crate) storm: Option<storm::Figure>,
+    /// Figure 5 (empty when left out).
+    pub(crate) api: Vec<api::Figure>,
+    /// Figure 6 (empty when left out).
+    pub(crate) storm: Vec<storm::Figure>,
 }
 
 /// `value` with `decimals` decimals, or `–` when absent.
@@ -205,26 +205,28 @@ impl Report {
                 );
             }
         }
-        if let Some(api) = &self.api {
+        if let Some(first) = self.api.first() {
             let _ = writeln!(
                 out,
                 "\n### 5. Token-authenticated API: GET /sessions, {} connections, {} s (median of {} runs)\n",
-                api.connections, p.api_seconds, p.heavy_runs
+                first.connections, p.api_seconds, p.heavy_runs
             );
             let _ = writeln!(out, "| target | req/s | p50 ms | p99 ms | errors | server CPU ms/request |");
             let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
-            let _ = writeln!(
-                out,
-                "| {} | {:.0} | {:.2} | {:.2} | {} | {:.3} |",
-                api.target,
-                api.requests_per_second,
-                api.p50_us / 1e3,
-                api.p99_us / 1e3,
-                api.errors,
-                api.server_cpu_ms_per_request
-            );
+            for api in &self.api {
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.0} | {:.2} | {:.2} | {} | {:.3} |",
+                    api.target,
+                    api.requests_per_second,
+                    api.p50_us / 1e3,
+                    api.p99_us / 1e3,
+                    api.errors,
+                    api.server_cpu_ms_per_request
+                );
+            }
         }
-        if let Some(storm) = &self.storm {
+        if !self.storm.is_empty() {
             let _ = writeln!(
                 out,
                 "\n### 6. Login storm: {} password logins/s while {} shells type 10 keys/s ({} s phases, median of {} runs)\n",
@@ -238,24 +240,27 @@ impl Report {
                 "| target | phase | echo p50 ms | echo p99 ms | logins/s | login p50 ms | login p99 ms |"
             );
             let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|");
-            let _ = writeln!(
-                out,
-                "| {} | quiet | {:.2} | {:.2} | – | – | – |",
-                storm.target,
-                storm.quiet_p50_us / 1e3,
-                storm.quiet_p99_us / 1e3
-            );
-            let _ = writeln!(
-                out,
-                "| {} | storm | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} |",
-                storm.target,
-                storm.storm_p50_us / 1e3,
-                storm.storm_p99_us / 1e3,
-                storm.logins_per_second,
-                storm.login_p50_us / 1e3,
-                storm.login_p99_us / 1e3
-            );
-            let _ = writeln!(out, "\nerrors (echoes and logins, all phases): {}", storm.errors);
+            for storm in &self.storm {
+                let _ = writeln!(
+                    out,
+                    "| {} | quiet | {:.2} | {:.2} | – | – | – |",
+                    storm.target,
+                    storm.quiet_p50_us / 1e3,
+                    storm.quiet_p99_us / 1e3
+                );
+                let _ = writeln!(
+                    out,
+                    "| {} | storm | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} |",
+                    storm.target,
+                    storm.storm_p50_us / 1e3,
+                    storm.storm_p99_us / 1e3,
+                    storm.logins_per_second,
+                    storm.login_p50_us / 1e3,
+                    storm.login_p99_us / 1e3
+                );
+            }
+            let errors: usize = self.storm.iter().map(|storm| storm.errors).sum();
+            let _ = writeln!(out, "\nerrors (echoes and logins, all phases): {errors}");
         }
         if !self.connect.is_empty() {
             let _ = writeln!(out, "\n### 7. Connect to first output byte ({} connects per target)\n", p.connects);
@@ -332,27 +337,38 @@ impl Report {
                 &rows(self.shells.iter().map(|f| (f.target.clone(), vec![f.p50_us / 1e3, f.p99_us / 1e3])).collect()),
             ));
         }
-        if let Some(api) = &self.api {
+        if let Some(first) = self.api.first() {
             charts.push(chart::bars(
                 "5-api.svg",
-                &format!("5. GET /sessions with a token: {:.0} req/s", api.requests_per_second),
+                &format!("5. GET /sessions with a token: {:.0} req/s", first.requests_per_second),
                 caption,
                 "ms",
                 &["p50", "p99"],
-                &[(api.target.clone(), vec![api.p50_us / 1e3, api.p99_us / 1e3])],
+                &rows(self.api.iter().map(|f| (f.target.clone(), vec![f.p50_us / 1e3, f.p99_us / 1e3])).collect()),
             ));
         }
-        if let Some(storm) = &self.storm {
+        if !self.storm.is_empty() {
+            // One target: its phases; more (`--compare`): each phase named with its target.
+            let label = |storm: &storm::Figure, phase: &str| {
+                if self.storm.len() == 1 { phase.to_owned() } else { format!("{}, {phase}", storm.target) }
+            };
+            let phases = self
+                .storm
+                .iter()
+                .flat_map(|storm| {
+                    [
+                        (label(storm, "quiet"), vec![storm.quiet_p50_us / 1e3, storm.quiet_p99_us / 1e3]),
+                        (label(storm, "storm"), vec![storm.storm_p50_us / 1e3, storm.storm_p99_us / 1e3]),
+                    ]
+                })
+                .collect();
             charts.push(chart::bars(
                 "6-login-storm.svg",
                 "6. Echo round trip of 50 shells, without and with a login storm",
                 caption,
                 "ms",
                 &["p50", "p99"],
-                &[
-                    ("quiet".to_owned(), vec![storm.quiet_p50_us / 1e3, storm.quiet_p99_us / 1e3]),
-                    ("storm".to_owned(), vec![storm.storm_p50_us / 1e3, storm.storm_p99_us / 1e3]),
-                ],
+                &rows(phases),
             ));
         }
         if !self.connect.is_empty() {

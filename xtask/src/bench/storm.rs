@@ -77,33 +77,44 @@ pub(crate) struct Figure {
     pub(crate) errors: usize,
 }
 
-/// Runs the figure on one wssh server: `runs` runs, each a quiet and a storm phase of
-/// `seconds`.
-pub(crate) async fn measure(target: &WsshTarget, runs: usize, seconds: u64) -> Result<Figure> {
-    let (instance, access) = target.start_with_api().await?;
-    let mut phases = Vec::with_capacity(runs * 2);
-    for round in 0..runs {
-        let mut terminals = open_shells(instance.as_ref()).await?;
-        for storm in [round % 2 == 1, round % 2 == 0] {
-            let (phase, back) = phase(terminals, &access, storm, seconds).await?;
-            terminals = back;
-            eprintln!(
-                "  login storm {}/{runs} {:<6} echo p99 {:>7.2} ms, {} logins ({} errors)",
-                round + 1,
-                if storm { "storm" } else { "quiet" },
-                phase.echo_p99_us / 1e3,
-                phase.logins,
-                phase.login_errors
-            );
-            phases.push(phase);
-        }
-        futures_util::future::join_all(terminals.into_iter().map(|terminal| terminal.close())).await;
+/// Runs the figure on a wssh server per target: `runs` rounds, the targets taking turns, each
+/// run a quiet and a storm phase of `seconds`.
+pub(crate) async fn measure(targets: &[&WsshTarget], runs: usize, seconds: u64) -> Result<Vec<Figure>> {
+    let mut servers = Vec::with_capacity(targets.len());
+    for target in targets {
+        servers.push(target.start_with_api().await?);
     }
+    let mut all: Vec<Vec<Phase>> = vec![Vec::with_capacity(runs * 2); targets.len()];
+    for round in 0..runs {
+        for ((target, (instance, access)), phases) in targets.iter().zip(&servers).zip(&mut all) {
+            let mut terminals = open_shells(instance.as_ref()).await?;
+            for storm in [round % 2 == 1, round % 2 == 0] {
+                let (phase, back) = phase(terminals, access, storm, seconds).await?;
+                terminals = back;
+                eprintln!(
+                    "  login storm {}/{runs} {:<28} {:<6} echo p99 {:>7.2} ms, {} logins ({} errors)",
+                    round + 1,
+                    target.name(),
+                    if storm { "storm" } else { "quiet" },
+                    phase.echo_p99_us / 1e3,
+                    phase.logins,
+                    phase.login_errors
+                );
+                phases.push(phase);
+            }
+            futures_util::future::join_all(terminals.into_iter().map(|terminal| terminal.close())).await;
+        }
+    }
+    Ok(targets.iter().zip(all).map(|(target, phases)| summarise(target.name(), seconds, phases)).collect())
+}
+
+/// The medians of one target's phases.
+fn summarise(target: &str, seconds: u64, phases: Vec<Phase>) -> Figure {
     let of = |storm: bool, value: fn(&Phase) -> f64| {
         median(&phases.iter().filter(|phase| phase.storm == storm).map(value).collect::<Vec<_>>())
     };
-    Ok(Figure {
-        target: target.name().to_owned(),
+    Figure {
+        target: target.to_owned(),
         quiet_p50_us: of(false, |phase| phase.echo_p50_us),
         quiet_p99_us: of(false, |phase| phase.echo_p99_us),
         storm_p50_us: of(true, |phase| phase.echo_p50_us),
@@ -113,7 +124,7 @@ pub(crate) async fn measure(target: &WsshTarget, runs: usize, seconds: u64) -> R
         logins_per_second: of(true, |phase| phase.logins as f64) / seconds as f64,
         errors: phases.iter().map(|phase| phase.echo_errors + phase.login_errors).sum(),
         phases,
-    })
+    }
 }
 
 /// Opens the shells, each confirmed by an echo.
