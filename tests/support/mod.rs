@@ -127,22 +127,22 @@ impl Server {
     }
 
     /// Stops this server and starts another on the same folder and data dir.
-    pub fn restart(mut self) -> Server {
-        assert!(self.terminate().success());
-        let temp = self._temp.take();
-        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let mut next = Server::spawn(&self.root, &args);
-        next._temp = temp;
-        next
+    pub fn restart(self) -> Server {
+        self.restart_listening_on("127.0.0.1:0")
     }
 
     /// Stops this server and starts another on the same folder, data dir and address, as an
     /// operator's restart does: clients see their connections drop and can come back.
-    pub fn restart_at_the_same_address(mut self) -> Server {
+    pub fn restart_at_the_same_address(self) -> Server {
+        let addr = self.addr.to_string();
+        self.restart_listening_on(&addr)
+    }
+
+    fn restart_listening_on(mut self, listen: &str) -> Server {
         assert!(self.terminate().success());
         let temp = self._temp.take();
         let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        let mut next = Server::spawn_at(&self.root, &args, &self.addr.to_string());
+        let mut next = Server::spawn_at(&self.root, &args, listen);
         next._temp = temp;
         next
     }

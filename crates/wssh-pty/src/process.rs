@@ -370,7 +370,6 @@ impl PtyReader {
                 Ok(count) => return Ok(BlockingRead::Read(count)),
                 Err(error) if error.raw_os_error() == Some(libc::EIO) => return Ok(BlockingRead::Closed),
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => return Err(error),
             }
         }

@@ -49,8 +49,9 @@ pub(crate) struct ServeArgs {
 /// Async worker threads unless told otherwise: half the cores, at least one. The workers move
 /// bytes between sockets and terminals; the other cores are for the programs they serve, the
 /// kernel's terminal work behind every read, and the password-hashing pool. On two cores one
-/// worker measured better in every figure of `cargo xtask bench` (`docs/performance.md`): a
-/// second one mostly woke up to find nothing to do.
+/// worker measured as good or better in every figure compared with `cargo xtask bench
+/// --compare "--workers 2"` (`docs/performance.md`): a second one mostly woke up to find
+/// nothing to do.
 fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1))
 }

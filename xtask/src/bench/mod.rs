@@ -160,20 +160,10 @@ pub(crate) fn run(args: &Args) -> ExitCode {
 /// Builds the release server and xtask, and runs the release xtask's `bench`.
 fn run_release(args: &Args) -> ExitCode {
     let root = crate::project_root();
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     eprintln!("bench: building the release server and bench client");
-    let built =
-        Command::new(&cargo).args(["build", "--release", "-p", "wssh", "-p", "xtask"]).current_dir(&root).status();
-    match built {
-        Ok(status) if status.success() => {}
-        Ok(status) => {
-            eprintln!("error: bench: `cargo build --release -p wssh -p xtask` failed ({status})");
-            return ExitCode::FAILURE;
-        }
-        Err(error) => {
-            eprintln!("error: bench: cannot run {}: {error}", cargo.to_string_lossy());
-            return ExitCode::FAILURE;
-        }
+    if let Err(error) = wssh::build(&root) {
+        eprintln!("error: bench: {error}");
+        return ExitCode::FAILURE;
     }
     let mut release = Command::new(root.join("target/release/xtask"));
     release.arg("bench").current_dir(&root);
@@ -356,26 +346,18 @@ async fn measure(
     peers.probe().await;
 
     let wanted = |figure: u8| parameters.figures.contains(&figure);
-    let with_peers = |targets: &[&Arc<dyn Target>]| -> Vec<Arc<dyn Target>> {
-        targets.iter().map(|&target| target.clone()).chain(peers.targets.iter().cloned()).collect()
+    // A figure's targets: `own`, then those of them `--compare` starts again with other
+    // arguments (`compared`), then the peers.
+    let line_up = |own: &[&Arc<dyn Target>], compared_as: &[(Framing, Auth)]| -> Vec<Arc<dyn Target>> {
+        let again = compared.iter().flat_map(|compared| {
+            compared_as.iter().map(|&(framing, auth)| -> Arc<dyn Target> {
+                Arc::new(WsshTarget::new(compared.clone(), framing, auth))
+            })
+        });
+        own.iter().map(|&target| target.clone()).chain(again).chain(peers.targets.iter().cloned()).collect()
     };
-    // `--compare`: the same wssh targets again, started with other arguments, after wssh's own.
-    let compared_as = |targets: &[(Framing, Auth)]| -> Vec<Arc<dyn Target>> {
-        let Some(compared) = &compared else { return Vec::new() };
-        targets
-            .iter()
-            .map(|&(framing, auth)| -> Arc<dyn Target> { Arc::new(WsshTarget::new(compared.clone(), framing, auth)) })
-            .collect()
-    };
-    let with_compared = |mut targets: Vec<Arc<dyn Target>>, after: usize, compared: Vec<Arc<dyn Target>>| {
-        targets.splice(after..after, compared);
-        targets
-    };
-    let streams = with_compared(
-        with_peers(&[&raw, &native, &go_ws_sh]),
-        3,
-        compared_as(&[(Framing::Native, Auth::Basic), (Framing::GoWsSh, Auth::Basic)]),
-    );
+    let streams =
+        line_up(&[&raw, &native, &go_ws_sh], &[(Framing::Native, Auth::Basic), (Framing::GoWsSh, Auth::Basic)]);
     let heavy = parameters.heavy_runs;
     let mut throughput = Vec::new();
     if wanted(1) {
@@ -390,31 +372,22 @@ async fn measure(
     let mut memory = Vec::new();
     if wanted(3) {
         eprintln!("bench: [{:>5.1} s] memory per idle shell", clock.elapsed().as_secs_f64());
-        let shells = with_compared(
-            with_peers(&[&native_token, &go_ws_sh_token, &native]),
-            3,
-            compared_as(&[(Framing::Native, Auth::Token)]),
-        );
+        let shells = line_up(&[&native_token, &go_ws_sh_token, &native], &[(Framing::Native, Auth::Token)]);
         memory = memory::measure(&shells, heavy, parameters.idle_shells).await?;
     }
     let mut connect = Vec::new();
     if wanted(7) {
         eprintln!("bench: [{:>5.1} s] connect time", clock.elapsed().as_secs_f64());
-        let connects = with_compared(
-            with_peers(&[&raw, &native, &go_ws_sh, &native_token, &go_ws_sh_token]),
-            5,
-            compared_as(&[(Framing::Native, Auth::Basic), (Framing::Native, Auth::Token)]),
+        let connects = line_up(
+            &[&raw, &native, &go_ws_sh, &native_token, &go_ws_sh_token],
+            &[(Framing::Native, Auth::Basic), (Framing::Native, Auth::Token)],
         );
         connect = connect::measure(&connects, runs, parameters.connects).await?;
     }
     let mut shells = Vec::new();
     if wanted(4) {
         eprintln!("bench: [{:>5.1} s] {} concurrent shells", clock.elapsed().as_secs_f64(), parameters.many_shells);
-        let many = with_compared(
-            with_peers(&[&native_token, &go_ws_sh_token]),
-            2,
-            compared_as(&[(Framing::Native, Auth::Token)]),
-        );
+        let many = line_up(&[&native_token, &go_ws_sh_token], &[(Framing::Native, Auth::Token)]);
         shells = shells::measure(&many, heavy, parameters.many_shells, parameters.many_seconds).await?;
     }
     let api_targets: Vec<WsshTarget> = std::iter::once(&launch)

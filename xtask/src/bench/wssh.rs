@@ -24,9 +24,9 @@ use super::ws::{HANDSHAKE_TIMEOUT, Socket};
 /// How long the server may take to print its listening address.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Builds the release server with `$CARGO build --release -p wssh -p xtask` and returns its path.
-/// The package set is the one `cargo xtask bench` builds: with `-p wssh` alone, Cargo unifies
-/// the dependencies' features differently and relinks a different server every time.
+/// Builds the release server and bench client with `$CARGO build --release -p wssh -p xtask`
+/// and returns the server's path. Always both: with `-p wssh` alone, Cargo unifies the
+/// dependencies' features differently and relinks a different server every time.
 pub(crate) fn build(root: &Path) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status =

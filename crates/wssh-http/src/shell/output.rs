@@ -32,7 +32,7 @@ use super::framing::Framing;
 
 /// Bytes read from the PTY per frame at most. On the worker they are read into a buffer per
 /// thread, not per shell.
-pub(super) const OUTPUT_CHUNK: usize = 64 * 1024;
+const OUTPUT_CHUNK: usize = 64 * 1024;
 /// A read at least this large hands reading to a pump (go_ws_sh's framing only).
 const BULK_READ: usize = 16 * 1024;
 /// A pump stops after this long without output, or without the client taking any.
@@ -101,8 +101,8 @@ where
         let (pump_handoff, pump_reader) = (handoff.clone(), reader.clone());
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let ended = PumpEnded(&pump_handoff);
-            ended.record(pump(&pump_handoff, &pump_reader));
+            let _ended = PumpEnded(&pump_handoff);
+            pump(&pump_handoff, &pump_reader);
         });
         let mut bytes = 0;
         loop {
@@ -187,19 +187,10 @@ impl Drop for SenderGone {
     }
 }
 
-/// Tells the sender that the pump ended, however it ends: a pump that panicked counts as a
-/// closed terminal, instead of leaving the sender waiting for output that never comes.
+/// Wakes the sender once the pump has ended, however it ends: a pump that panicked, and so
+/// set no end, counts as a closed terminal, instead of leaving the sender waiting for output
+/// that never comes.
 struct PumpEnded<'a>(&'a Handoff);
-
-impl PumpEnded<'_> {
-    /// Records how the pump ended; `None` when the sender is gone and nobody asks.
-    fn record(self, end: Option<PumpEnd>) {
-        if let Some(end) = end {
-            self.0.lock().ended.get_or_insert(end);
-        }
-        // Drop wakes the sender.
-    }
-}
 
 impl Drop for PumpEnded<'_> {
     fn drop(&mut self) {
@@ -208,10 +199,10 @@ impl Drop for PumpEnded<'_> {
     }
 }
 
-/// The pump, on a blocking thread: reads the terminal and hands buffers over until it stops.
-/// Returns how it stopped, `None` when the sender is gone. Every buffer is handed over before
-/// it returns, and it does not read again after.
-fn pump(handoff: &Handoff, reader: &PtyReader) -> Option<PumpEnd> {
+/// The pump, on a blocking thread: reads the terminal and hands buffers over until it stops,
+/// or until the sender is gone. It records how it stopped together with its last buffer, and
+/// does not read again after.
+fn pump(handoff: &Handoff, reader: &PtyReader) {
     let new_buffer = || Vec::with_capacity(OUTPUT_CHUNK);
     let mut filling = new_buffer();
     loop {
@@ -223,7 +214,7 @@ fn pump(handoff: &Handoff, reader: &PtyReader) -> Option<PumpEnd> {
         };
         let mut state = handoff.lock();
         if state.sender_gone {
-            return None;
+            return;
         }
         if end.is_none() && !state.buffers.is_empty() {
             if filling.len() < OUTPUT_CHUNK {
@@ -239,7 +230,7 @@ fn pump(handoff: &Handoff, reader: &PtyReader) -> Option<PumpEnd> {
                 .0;
             state.pump_waits = false;
             if state.sender_gone {
-                return None;
+                return;
             }
         }
         let client_stalled = !state.buffers.is_empty();
@@ -247,7 +238,8 @@ fn pump(handoff: &Handoff, reader: &PtyReader) -> Option<PumpEnd> {
             state.buffers.push_back(std::mem::replace(&mut filling, new_buffer()));
         }
         if let Some(end) = end.or(client_stalled.then_some(PumpEnd::Quiet)) {
-            return Some(end);
+            state.ended = Some(end);
+            return;
         }
         drop(state);
         handoff.handed.notify_one();
