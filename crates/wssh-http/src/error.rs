@@ -48,10 +48,10 @@ impl ApiError {
     pub fn from_store(error: StoreError, what: &str) -> Self {
         match error {
             StoreError::NotFound => Self::not_found(format!("{what} not found")),
-            StoreError::Conflict(reason) if reason.contains("already exists") => {
+            StoreError::Conflict(conflict) if conflict.is_taken() => {
                 Self::new(StatusCode::CONFLICT, format!("{what} already exists"))
             }
-            StoreError::Conflict(reason) => Self::new(StatusCode::CONFLICT, capitalise(reason)),
+            StoreError::Conflict(conflict) => Self::new(StatusCode::CONFLICT, capitalise(&conflict.to_string())),
             StoreError::Backend(cause) => Self::internal(&cause),
         }
     }

@@ -16,7 +16,7 @@ mod sqlite;
 mod traits;
 
 pub use cache::{ChangeCounter, StoreCache};
-pub use error::StoreError;
+pub use error::{Conflict, StoreError};
 pub use migrations::{MIGRATIONS, Migration, MigrationStatus};
 pub use sqlite::SqliteStore;
 pub use traits::{LoginStore, RoleStore, Rotation, SessionStore, SshKeyStore, Store, TokenStore, UserStore};

@@ -45,7 +45,7 @@ pub(crate) fn apply_pending(connection: &mut Connection) -> Result<Vec<u32>, Sto
     let applied = applied_version(connection)?;
     let latest = MIGRATIONS.last().map_or(0, |migration| migration.version);
     if applied > latest {
-        return Err(StoreError::Conflict("the database is newer than this build of wssh"));
+        return Err(StoreError::Conflict(crate::Conflict::DatabaseNewer));
     }
     let mut done = Vec::new();
     for migration in MIGRATIONS.iter().filter(|migration| migration.version > applied) {

@@ -18,7 +18,8 @@ use wssh_domain::{
 
 use crate::migrations::{self, MIGRATIONS, MigrationStatus};
 use crate::{
-    ChangeCounter, LoginStore, RoleStore, Rotation, SessionStore, SshKeyStore, StoreError, TokenStore, UserStore,
+    ChangeCounter, Conflict, LoginStore, RoleStore, Rotation, SessionStore, SshKeyStore, StoreError, TokenStore,
+    UserStore,
 };
 
 /// How long a writer waits for another writer before giving up.
@@ -135,11 +136,17 @@ impl Drop for Checkout<'_> {
 }
 
 /// Maps a driver error, turning constraint violations into [`StoreError::Conflict`].
-fn map_error(error: rusqlite::Error, conflict: &'static str) -> StoreError {
+fn map_error(error: rusqlite::Error, conflict: Conflict) -> StoreError {
     match error.sqlite_error_code() {
         Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(conflict),
         _ => StoreError::backend(error),
     }
+}
+
+/// A transaction that takes the write lock at once (`BEGIN IMMEDIATE`): a change whose reads
+/// decide whether it may happen (the last administrator) sees no other writer between them.
+fn immediate(connection: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
+    connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)
 }
 
 fn backend(error: rusqlite::Error) -> StoreError {
@@ -248,7 +255,7 @@ impl UserStore for SqliteStore {
                     user.profile.remark
                 ],
             )
-            .map_err(|error| map_error(error, "a user with that name already exists"))?;
+            .map_err(|error| map_error(error, Conflict::UsernameTaken))?;
         let id = transaction.last_insert_rowid();
         let bound = transaction
             .execute(
@@ -257,7 +264,7 @@ impl UserStore for SqliteStore {
             )
             .map_err(backend)?;
         if bound != 1 {
-            return Err(StoreError::Conflict("the role does not exist"));
+            return Err(StoreError::Conflict(Conflict::UnknownRole));
         }
         let created = query_user(&transaction, "id = ?1", &id)?.ok_or(StoreError::NotFound)?;
         transaction.commit().map_err(backend)?;
@@ -320,14 +327,14 @@ impl UserStore for SqliteStore {
 
     fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
         let mut connection = self.connection()?;
-        let transaction = connection.transaction().map_err(backend)?;
+        let transaction = immediate(&mut connection)?;
         // The same rule as disabling and demoting: an enabled administrator may go only while
         // another enabled one stays (a disabled administrator cannot sign in to help).
         let Some(stored) = query_user(&transaction, "id = ?1", &id.0)? else {
             return Err(StoreError::NotFound);
         };
         if stored.is_admin() && !stored.disabled && other_active_admins(&transaction, id)? == 0 {
-            return Err(StoreError::Conflict("the last administrator cannot be deleted"));
+            return Err(StoreError::Conflict(Conflict::LastAdministratorDeleted));
         }
         // Tokens and role bindings go with the user: the foreign keys cascade, and deleting
         // tokens explicitly as well keeps this true on a backend without cascades.
@@ -341,10 +348,10 @@ impl UserStore for SqliteStore {
 
     fn update_user(&self, user: &User) -> Result<User, StoreError> {
         let mut connection = self.connection()?;
-        let transaction = connection.transaction().map_err(backend)?;
+        let transaction = immediate(&mut connection)?;
         let stored = query_user(&transaction, "id = ?1", &user.id.0)?.ok_or(StoreError::NotFound)?;
         if user.disabled && !stored.disabled && stored.is_admin() && other_active_admins(&transaction, user.id)? == 0 {
-            return Err(StoreError::Conflict("the last administrator cannot be disabled"));
+            return Err(StoreError::Conflict(Conflict::LastAdministratorDisabled));
         }
         let profile = &user.profile;
         transaction
@@ -368,7 +375,7 @@ impl UserStore for SqliteStore {
                     profile.remark
                 ],
             )
-            .map_err(|error| map_error(error, "a user with that name already exists"))?;
+            .map_err(|error| map_error(error, Conflict::UsernameTaken))?;
         let updated = query_user(&transaction, "id = ?1", &user.id.0)?.ok_or(StoreError::NotFound)?;
         transaction.commit().map_err(backend)?;
         Ok(updated)
@@ -376,7 +383,7 @@ impl UserStore for SqliteStore {
 
     fn set_user_roles(&self, id: UserId, roles: &[RoleId]) -> Result<User, StoreError> {
         let mut connection = self.connection()?;
-        let transaction = connection.transaction().map_err(backend)?;
+        let transaction = immediate(&mut connection)?;
         let stored = query_user(&transaction, "id = ?1", &id.0)?.ok_or(StoreError::NotFound)?;
         transaction.execute("DELETE FROM user_roles WHERE user_id = ?1", [id.0]).map_err(backend)?;
         for role in roles {
@@ -390,12 +397,12 @@ impl UserStore for SqliteStore {
                 .query_row("SELECT EXISTS (SELECT 1 FROM roles WHERE id = ?1)", [role.0], |row| row.get(0))
                 .map_err(backend)?;
             if bound == 0 && !exists {
-                return Err(StoreError::Conflict("the role does not exist"));
+                return Err(StoreError::Conflict(Conflict::UnknownRole));
             }
         }
         let updated = query_user(&transaction, "id = ?1", &id.0)?.ok_or(StoreError::NotFound)?;
         if stored.is_admin() && !updated.is_admin() && other_active_admins(&transaction, id)? == 0 {
-            return Err(StoreError::Conflict("the last administrator cannot lose the admin role"));
+            return Err(StoreError::Conflict(Conflict::LastAdministratorDemoted));
         }
         transaction.commit().map_err(backend)?;
         Ok(updated)
@@ -483,8 +490,6 @@ fn write_role_permissions(connection: &Connection, id: RoleId, permissions: Perm
     Ok(())
 }
 
-const ROLE_TAKEN: &str = "a role with that key already exists";
-
 impl RoleStore for SqliteStore {
     fn create_role(&self, role: &NewRole) -> Result<Role, StoreError> {
         let mut connection = self.connection()?;
@@ -496,7 +501,7 @@ impl RoleStore for SqliteStore {
                  VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?6)",
                 params![role.key, role.name, role.sort, role.disabled, role.remark, now],
             )
-            .map_err(|error| map_error(error, ROLE_TAKEN))?;
+            .map_err(|error| map_error(error, Conflict::RoleKeyTaken))?;
         let id = RoleId(transaction.last_insert_rowid());
         write_role_permissions(&transaction, id, role.permissions)?;
         let created = query_role(&transaction, id)?.ok_or(StoreError::NotFound)?;
@@ -525,10 +530,10 @@ impl RoleStore for SqliteStore {
         let transaction = connection.transaction().map_err(backend)?;
         let stored = query_role(&transaction, role.id)?.ok_or(StoreError::NotFound)?;
         if stored.built_in && stored.key != role.key {
-            return Err(StoreError::Conflict("a built-in role's key cannot change"));
+            return Err(StoreError::Conflict(Conflict::BuiltInRoleKey));
         }
         if stored.is_admin() && (role.disabled || role.permissions != PermissionSet::all()) {
-            return Err(StoreError::Conflict("the admin role always holds every permission"));
+            return Err(StoreError::Conflict(Conflict::AdminRoleFixed));
         }
         transaction
             .execute(
@@ -536,7 +541,7 @@ impl RoleStore for SqliteStore {
                  WHERE id = ?1",
                 params![role.id.0, role.key, role.name, role.sort, role.disabled, role.remark, Timestamp::now().0],
             )
-            .map_err(|error| map_error(error, ROLE_TAKEN))?;
+            .map_err(|error| map_error(error, Conflict::RoleKeyTaken))?;
         write_role_permissions(&transaction, role.id, role.permissions)?;
         let updated = query_role(&transaction, role.id)?.ok_or(StoreError::NotFound)?;
         transaction.commit().map_err(backend)?;
@@ -548,7 +553,7 @@ impl RoleStore for SqliteStore {
         let transaction = connection.transaction().map_err(backend)?;
         let stored = query_role(&transaction, id)?.ok_or(StoreError::NotFound)?;
         if stored.built_in {
-            return Err(StoreError::Conflict("a built-in role cannot be deleted"));
+            return Err(StoreError::Conflict(Conflict::BuiltInRoleDeleted));
         }
         transaction.execute("DELETE FROM user_roles WHERE role_id = ?1", [id.0]).map_err(backend)?;
         transaction.execute("DELETE FROM roles WHERE id = ?1", [id.0]).map_err(backend)?;
@@ -578,7 +583,7 @@ impl SshKeyStore for SqliteStore {
                 "INSERT INTO ssh_keys (user_id, title, public_key, fingerprint, added_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![key.user_id.0, key.title, key.public_key, key.fingerprint, Timestamp::now().0],
             )
-            .map_err(|error| map_error(error, "this key is already registered"))?;
+            .map_err(|error| map_error(error, Conflict::SshKeyRegistered))?;
         let id = connection.last_insert_rowid();
         connection
             .query_row(&format!("SELECT {SSH_KEY_COLUMNS} FROM ssh_keys WHERE id = ?1"), [id], load_ssh_key)
@@ -670,7 +675,7 @@ impl TokenStore for SqliteStore {
                     spec.tags
                 ],
             )
-            .map_err(|error| map_error(error, "a token with that identifier already exists"))?;
+            .map_err(|error| map_error(error, Conflict::TokenIdentifierTaken))?;
         query_token(&connection, "access_tokens.identifier = ?1", token.identifier.as_str())?
             .ok_or(StoreError::NotFound)
     }
@@ -798,8 +803,6 @@ fn args_json(args: &[String]) -> String {
     serde_json::to_string(args).unwrap_or_else(|_| "[]".to_owned())
 }
 
-const SESSION_TAKEN: &str = "a session with that name already exists";
-
 impl SessionStore for SqliteStore {
     fn create_session(&self, spec: &SessionSpec) -> Result<Session, StoreError> {
         let connection = self.connection()?;
@@ -808,7 +811,7 @@ impl SessionStore for SqliteStore {
                 "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                 params![spec.name.as_str(), spec.cmd, args_json(&spec.args), spec.dir, Timestamp::now().0],
             )
-            .map_err(|error| map_error(error, SESSION_TAKEN))?;
+            .map_err(|error| map_error(error, Conflict::SessionNameTaken))?;
         query_session(&connection, spec.name.as_str())?.ok_or(StoreError::NotFound)
     }
 
@@ -855,7 +858,7 @@ impl SessionStore for SqliteStore {
                  SELECT ?2, cmd, args, dir, ?3, ?3 FROM sessions WHERE name = ?1",
                 params![from.as_str(), to.as_str(), Timestamp::now().0],
             )
-            .map_err(|error| map_error(error, SESSION_TAKEN))?;
+            .map_err(|error| map_error(error, Conflict::SessionNameTaken))?;
         let copied = query_session(&transaction, to.as_str())?.ok_or(StoreError::NotFound)?;
         transaction.commit().map_err(backend)?;
         Ok(copied)
@@ -868,14 +871,14 @@ impl SessionStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         if from != to && query_session(&transaction, to.as_str())?.is_some() {
-            return Err(StoreError::Conflict(SESSION_TAKEN));
+            return Err(StoreError::Conflict(Conflict::SessionNameTaken));
         }
         transaction
             .execute(
                 "UPDATE sessions SET name = ?2, updated_at = ?3 WHERE name = ?1",
                 params![from.as_str(), to.as_str(), Timestamp::now().0],
             )
-            .map_err(|error| map_error(error, SESSION_TAKEN))?;
+            .map_err(|error| map_error(error, Conflict::SessionNameTaken))?;
         let moved = query_session(&transaction, to.as_str())?.ok_or(StoreError::NotFound)?;
         transaction.commit().map_err(backend)?;
         Ok(moved)
@@ -940,7 +943,7 @@ impl LoginStore for SqliteStore {
                     login.client.user_agent_hash
                 ],
             )
-            .map_err(|error| map_error(error, "a login with that id already exists"))
+            .map_err(|error| map_error(error, Conflict::LoginIdTaken))
             .map(drop)
     }
 
