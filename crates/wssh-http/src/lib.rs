@@ -2,8 +2,9 @@
 //!
 //! It owns everything that knows HTTP: the accept loop ([`serve`]), routing, go_ws_sh's
 //! `x-HTTP-method-override` rule, JSON bodies in and out, CORS, the body limit, and the one
-//! place where errors become status codes ([`error`]). Business rules stay below: permissions
-//! in `wssh-auth`, validation in `wssh-domain`, transactions in `wssh-store`.
+//! place where errors become status codes ([`error`]). Each surface decodes its seed's wire
+//! shape into a call on `wssh-core`'s [`Services`], where every permission check and grant
+//! rule is made, and encodes the result or refusal in its own envelope.
 
 mod access_token;
 mod alist;
@@ -22,6 +23,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use wssh_auth::Authenticator;
+use wssh_core::{ServiceConfig, Services};
 
 pub use server::serve;
 
@@ -29,12 +31,9 @@ pub use server::serve;
 #[derive(Debug)]
 pub struct AppState {
     /// Credential resolution, over the store.
-    pub auth: Authenticator,
-    /// Names of the sessions from the config's `initial_sessions`, which MOVE refuses.
-    pub initial_sessions: HashSet<String>,
-    /// Whether `POST /user` is open to anyone (self-registration); otherwise it needs
-    /// `users:write`.
-    pub allow_registration: bool,
+    pub auth: Arc<Authenticator>,
+    /// The use cases every surface calls.
+    pub services: Services,
     /// The serialized session list, for answers that need no blocking thread.
     session_list: gows::SessionListCache,
 }
@@ -43,7 +42,9 @@ impl AppState {
     /// The state of a server: `auth` over its store, the names of the configured
     /// `initial_sessions`, and whether anyone may register.
     pub fn new(auth: Authenticator, initial_sessions: HashSet<String>, allow_registration: bool) -> Self {
-        AppState { auth, initial_sessions, allow_registration, session_list: gows::SessionListCache::default() }
+        let auth = Arc::new(auth);
+        let services = Services::new(auth.clone(), ServiceConfig { allow_registration, initial_sessions });
+        AppState { auth, services, session_list: gows::SessionListCache::default() }
     }
 }
 

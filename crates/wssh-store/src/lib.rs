@@ -19,4 +19,7 @@ pub use cache::{ChangeCounter, StoreCache};
 pub use error::{Conflict, StoreError};
 pub use migrations::{MIGRATIONS, Migration, MigrationStatus};
 pub use sqlite::SqliteStore;
-pub use traits::{LoginStore, RoleStore, Rotation, SessionStore, SshKeyStore, Store, TokenStore, UserStore};
+pub use traits::{
+    LoginStore, PasswordChange, RoleStore, Rotation, SessionStore, SshKeyStore, Store, TokenStore, UserChange,
+    UserStore,
+};

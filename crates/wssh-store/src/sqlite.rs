@@ -18,8 +18,8 @@ use wssh_domain::{
 
 use crate::migrations::{self, MIGRATIONS, MigrationStatus};
 use crate::{
-    ChangeCounter, Conflict, LoginStore, RoleStore, Rotation, SessionStore, SshKeyStore, StoreError, TokenStore,
-    UserStore,
+    ChangeCounter, Conflict, LoginStore, PasswordChange, RoleStore, Rotation, SessionStore, SshKeyStore, StoreError,
+    TokenStore, UserChange, UserStore,
 };
 
 /// How long a writer waits for another writer before giving up.
@@ -229,6 +229,80 @@ fn query_user(connection: &Connection, condition: &str, key: &dyn rusqlite::ToSq
     statement.query_row([key], load_user).optional().map_err(backend)
 }
 
+/// Writes a user's name, disabled flag and profile.
+fn write_user_fields(connection: &Connection, id: UserId, user: &User) -> Result<(), StoreError> {
+    let profile = &user.profile;
+    let changed = connection
+        .execute(
+            "UPDATE users SET username = ?2, disabled = ?3, updated_at = ?4, base_path = ?5, \
+             alist_permission = ?6, sso_id = ?7, nickname = ?8, email = ?9, phone = ?10, avatar = ?11, \
+             sex = ?12, remark = ?13 WHERE id = ?1",
+            params![
+                id.0,
+                user.username.as_str(),
+                user.disabled,
+                Timestamp::now().0,
+                profile.base_path,
+                profile.alist_permission,
+                profile.sso_id,
+                profile.nickname,
+                profile.email,
+                profile.phone,
+                profile.avatar,
+                profile.sex,
+                profile.remark
+            ],
+        )
+        .map_err(|error| map_error(error, Conflict::UsernameTaken))?;
+    if changed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+}
+
+/// Replaces the roles bound to a user.
+fn write_user_roles(connection: &Connection, id: UserId, roles: &[RoleId]) -> Result<(), StoreError> {
+    connection.execute("DELETE FROM user_roles WHERE user_id = ?1", [id.0]).map_err(backend)?;
+    for role in roles {
+        let bound = connection
+            .execute(
+                "INSERT OR IGNORE INTO user_roles (user_id, role_id) SELECT ?1, id FROM roles WHERE id = ?2",
+                params![id.0, role.0],
+            )
+            .map_err(backend)?;
+        let exists: bool = connection
+            .query_row("SELECT EXISTS (SELECT 1 FROM roles WHERE id = ?1)", [role.0], |row| row.get(0))
+            .map_err(backend)?;
+        if bound == 0 && !exists {
+            return Err(StoreError::Conflict(Conflict::UnknownRole));
+        }
+    }
+    Ok(())
+}
+
+/// Replaces a user's password hash, revokes its other tokens and logins, forgets its alist hash.
+fn write_password(connection: &Connection, id: UserId, change: &PasswordChange<'_>) -> Result<(), StoreError> {
+    let changed = connection
+        .execute(
+            "UPDATE users SET password_hash = ?2, alist_hash = NULL, updated_at = ?3 WHERE id = ?1",
+            params![id.0, change.password_hash, Timestamp::now().0],
+        )
+        .map_err(backend)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    connection
+        .execute(
+            "DELETE FROM access_tokens WHERE user_id = ?1 AND identifier IS NOT ?2",
+            params![id.0, change.keep_token.map(TokenIdentifier::as_str)],
+        )
+        .map_err(backend)?;
+    connection
+        .execute(
+            "UPDATE logins SET revoked = 1 WHERE user_id = ?1 AND revoked = 0 AND id IS NOT ?2",
+            params![id.0, change.keep_login.map(LoginId::as_str)],
+        )
+        .map_err(backend)?;
+    Ok(())
+}
+
 impl UserStore for SqliteStore {
     fn create_user(&self, user: &NewUser) -> Result<User, StoreError> {
         let mut connection = self.connection()?;
@@ -301,27 +375,7 @@ impl UserStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut connection = self.connection()?;
         let transaction = connection.transaction().map_err(backend)?;
-        let changed = transaction
-            .execute(
-                "UPDATE users SET password_hash = ?2, alist_hash = NULL, updated_at = ?3 WHERE id = ?1",
-                params![id.0, password_hash, Timestamp::now().0],
-            )
-            .map_err(backend)?;
-        if changed == 0 {
-            return Err(StoreError::NotFound);
-        }
-        transaction
-            .execute(
-                "DELETE FROM access_tokens WHERE user_id = ?1 AND identifier IS NOT ?2",
-                params![id.0, keep_token.map(TokenIdentifier::as_str)],
-            )
-            .map_err(backend)?;
-        transaction
-            .execute(
-                "UPDATE logins SET revoked = 1 WHERE user_id = ?1 AND revoked = 0 AND id IS NOT ?2",
-                params![id.0, keep_login.map(LoginId::as_str)],
-            )
-            .map_err(backend)?;
+        write_password(&transaction, id, &PasswordChange { password_hash, keep_token, keep_login })?;
         transaction.commit().map_err(backend)
     }
 
@@ -347,62 +401,34 @@ impl UserStore for SqliteStore {
     }
 
     fn update_user(&self, user: &User) -> Result<User, StoreError> {
-        let mut connection = self.connection()?;
-        let transaction = immediate(&mut connection)?;
-        let stored = query_user(&transaction, "id = ?1", &user.id.0)?.ok_or(StoreError::NotFound)?;
-        if user.disabled && !stored.disabled && stored.is_admin() && other_active_admins(&transaction, user.id)? == 0 {
-            return Err(StoreError::Conflict(Conflict::LastAdministratorDisabled));
-        }
-        let profile = &user.profile;
-        transaction
-            .execute(
-                "UPDATE users SET username = ?2, disabled = ?3, updated_at = ?4, base_path = ?5, \
-                 alist_permission = ?6, sso_id = ?7, nickname = ?8, email = ?9, phone = ?10, avatar = ?11, \
-                 sex = ?12, remark = ?13 WHERE id = ?1",
-                params![
-                    user.id.0,
-                    user.username.as_str(),
-                    user.disabled,
-                    Timestamp::now().0,
-                    profile.base_path,
-                    profile.alist_permission,
-                    profile.sso_id,
-                    profile.nickname,
-                    profile.email,
-                    profile.phone,
-                    profile.avatar,
-                    profile.sex,
-                    profile.remark
-                ],
-            )
-            .map_err(|error| map_error(error, Conflict::UsernameTaken))?;
-        let updated = query_user(&transaction, "id = ?1", &user.id.0)?.ok_or(StoreError::NotFound)?;
-        transaction.commit().map_err(backend)?;
-        Ok(updated)
+        self.change_user(&UserChange { id: user.id, fields: Some(user), roles: None, password: None })
     }
 
     fn set_user_roles(&self, id: UserId, roles: &[RoleId]) -> Result<User, StoreError> {
+        self.change_user(&UserChange { id, fields: None, roles: Some(roles), password: None })
+    }
+
+    fn change_user(&self, change: &UserChange<'_>) -> Result<User, StoreError> {
         let mut connection = self.connection()?;
         let transaction = immediate(&mut connection)?;
+        let id = change.id;
         let stored = query_user(&transaction, "id = ?1", &id.0)?.ok_or(StoreError::NotFound)?;
-        transaction.execute("DELETE FROM user_roles WHERE user_id = ?1", [id.0]).map_err(backend)?;
-        for role in roles {
-            let bound = transaction
-                .execute(
-                    "INSERT OR IGNORE INTO user_roles (user_id, role_id) SELECT ?1, id FROM roles WHERE id = ?2",
-                    params![id.0, role.0],
-                )
-                .map_err(backend)?;
-            let exists: bool = transaction
-                .query_row("SELECT EXISTS (SELECT 1 FROM roles WHERE id = ?1)", [role.0], |row| row.get(0))
-                .map_err(backend)?;
-            if bound == 0 && !exists {
-                return Err(StoreError::Conflict(Conflict::UnknownRole));
-            }
+        if let Some(fields) = change.fields {
+            write_user_fields(&transaction, id, fields)?;
+        }
+        if let Some(roles) = change.roles {
+            write_user_roles(&transaction, id, roles)?;
+        }
+        if let Some(password) = &change.password {
+            write_password(&transaction, id, password)?;
         }
         let updated = query_user(&transaction, "id = ?1", &id.0)?.ok_or(StoreError::NotFound)?;
-        if stored.is_admin() && !updated.is_admin() && other_active_admins(&transaction, id)? == 0 {
-            return Err(StoreError::Conflict(Conflict::LastAdministratorDemoted));
+        // An enabled administrator may stop being one only while another enabled one stays.
+        let was_admin = stored.is_admin() && !stored.disabled;
+        if was_admin && !(updated.is_admin() && !updated.disabled) && other_active_admins(&transaction, id)? == 0 {
+            let conflict =
+                if updated.disabled { Conflict::LastAdministratorDisabled } else { Conflict::LastAdministratorDemoted };
+            return Err(StoreError::Conflict(conflict));
         }
         transaction.commit().map_err(backend)?;
         Ok(updated)
