@@ -10,6 +10,7 @@ mod alist;
 pub mod error;
 mod gows;
 mod input;
+mod limits;
 mod login_api;
 mod rbac;
 mod respond;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 use wssh_auth::Authenticator;
 
+pub use limits::ListenerLimits;
 pub use server::serve;
 
 /// Everything a request handler needs, shared by all connections.
@@ -37,13 +39,33 @@ pub struct AppState {
     pub allow_registration: bool,
     /// The serialized session list, for answers that need no blocking thread.
     session_list: gows::SessionListCache,
+    /// Timeouts and connection caps of every listener.
+    pub listener_limits: ListenerLimits,
+    /// Open connections, in total and per address, across every listener.
+    connections: Arc<limits::ConnectionGate>,
 }
 
 impl AppState {
     /// The state of a server: `auth` over its store, the names of the configured
     /// `initial_sessions`, and whether anyone may register.
     pub fn new(auth: Authenticator, initial_sessions: HashSet<String>, allow_registration: bool) -> Self {
-        AppState { auth, initial_sessions, allow_registration, session_list: gows::SessionListCache::default() }
+        AppState {
+            auth,
+            initial_sessions,
+            allow_registration,
+            session_list: gows::SessionListCache::default(),
+            listener_limits: ListenerLimits::default(),
+            connections: Arc::default(),
+        }
+    }
+}
+
+impl AppState {
+    /// Sets the listener limits.
+    #[must_use]
+    pub fn with_listener_limits(mut self, limits: ListenerLimits) -> Self {
+        self.listener_limits = limits;
+        self
     }
 }
 
