@@ -164,3 +164,68 @@ async fn a_client_that_does_not_read_its_replies_is_dropped() {
     assert!(ended.is_ok(), "the connection was not closed");
     assert!(received < size * count, "every reply arrived ({received} bytes): the slow reader was not dropped");
 }
+
+// ---- the login throttle ------------------------------------------------------------------------
+
+async fn list_as(client: &Client, username: &str, password: &str) -> support::Reply {
+    client.list("/sessions", &json!({ "authorization": support::password_auth(username, password) })).await
+}
+
+#[tokio::test]
+async fn a_throttled_attacker_beside_a_real_user_who_still_logs_in() {
+    let server = Server::start();
+    let admin = server.client();
+    support::create_user(&admin, "bob", "bob-password-1").await;
+    let attacker = server.client_from(ip(ATTACKER));
+    for attempt in 1..=10 {
+        assert_eq!(list_as(&attacker, "admin", "guess").await.status, 401, "attempt {attempt}");
+    }
+    // The pair (admin, attacker's address) is throttled, even for the right password, at once.
+    for _ in 0..5 {
+        let refused = list_as(&attacker, "admin", ADMIN_PASSWORD).await;
+        assert_eq!(refused.status, 429);
+        let wait: u64 = refused.header("retry-after").parse().unwrap();
+        assert!((1..=60).contains(&wait), "the first delay is a minute: {wait}");
+    }
+    // The real admin, from an address that has not failed, still gets in...
+    let real = server.client_from(ip(NEIGHBOUR));
+    assert_eq!(list_as(&real, "admin", ADMIN_PASSWORD).await.status, 200);
+    // ...and so does another user behind the attacker's address (one office NAT).
+    assert_eq!(list_as(&attacker, "bob", "bob-password-1").await.status, 200);
+    // The counts are in the database: a restarted server still throttles the pair.
+    let server = server.restart();
+    let attacker = server.client_from(ip(ATTACKER));
+    assert_eq!(list_as(&attacker, "admin", ADMIN_PASSWORD).await.status, 429);
+    assert_eq!(list_as(&server.client_from(ip(NEIGHBOUR)), "admin", ADMIN_PASSWORD).await.status, 200);
+    // The unknown name tried is not in the log.
+    assert_eq!(list_as(&attacker, "hunter2-typed-as-name", "x").await.status, 401);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = server.log();
+    assert!(log.contains("failed password login"), "{log}");
+    assert!(!log.contains("hunter2-typed-as-name"), "an unknown user name was logged");
+}
+
+#[tokio::test]
+async fn the_account_cap_stops_many_addresses_but_not_the_users_own() {
+    let mut config = support::default_config();
+    config["lockout_max_failures"] = json!(5);
+    config["limits"] = json!({ "lockout_account_max_failures_per_hour": 20 });
+    let server = Server::start_with(config);
+    // The admin signs in from its usual address first.
+    let usual = server.client_from(ip(NEIGHBOUR));
+    assert_eq!(list_as(&usual, "admin", ADMIN_PASSWORD).await.status, 200);
+    // Five addresses guess four times each: under the pair limit, 20 for the account.
+    for host in 3..8 {
+        let guesser = server.client_from(ip(&format!("127.0.0.{host}")));
+        for _ in 0..4 {
+            assert_eq!(list_as(&guesser, "admin", "guess").await.status, 401);
+        }
+    }
+    // A new address may not try any more, even with the right password...
+    let fresh = server.client_from(ip("127.0.0.9"));
+    let refused = list_as(&fresh, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(refused.status, 429);
+    assert!(refused.header("retry-after").parse::<u64>().unwrap() > 60);
+    // ...while the admin's own address still gets in.
+    assert_eq!(list_as(&usual, "admin", ADMIN_PASSWORD).await.status, 200);
+}

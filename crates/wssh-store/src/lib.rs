@@ -13,10 +13,12 @@ mod cache;
 mod error;
 mod migrations;
 mod sqlite;
+mod throttle;
 mod traits;
 
 pub use cache::{ChangeCounter, StoreCache};
 pub use error::StoreError;
 pub use migrations::{MIGRATIONS, Migration, MigrationStatus};
 pub use sqlite::SqliteStore;
+pub use throttle::{FailureTimes, ThrottleStore};
 pub use traits::{LoginStore, RoleStore, Rotation, SessionStore, SshKeyStore, Store, TokenStore, UserStore};

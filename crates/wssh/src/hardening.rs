@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use wssh_auth::throttle::LoginThrottle;
 use wssh_http::ListenerLimits;
 
 /// The configuration's `limits` object; every key is optional (defaults in `docs/security.md`).
@@ -22,6 +23,12 @@ pub(crate) struct LimitsConfig {
     pub(crate) tls_handshake_timeout_seconds: Option<u64>,
     /// Seconds a client may leave a reply unread before its connection is dropped (default 30).
     pub(crate) write_timeout_seconds: Option<u64>,
+    /// Failed logins one client address may make within the lockout window, across accounts
+    /// (default 100).
+    pub(crate) lockout_address_max_failures: Option<usize>,
+    /// Failed logins one account may take within an hour before only addresses it signed in
+    /// from may try (default 100).
+    pub(crate) lockout_account_max_failures_per_hour: Option<usize>,
 }
 
 impl LimitsConfig {
@@ -43,6 +50,17 @@ impl LimitsConfig {
                 .unwrap_or(defaults.max_connections_per_address)
                 .max(1),
         }
+    }
+}
+
+impl LimitsConfig {
+    /// The login throttle: `max_failures` per (account, address) within `window` (the
+    /// configuration's `lockout_max_failures` and `lockout_window_seconds`), and this object's
+    /// address and account limits.
+    pub(crate) fn login_throttle(&self, max_failures: Option<usize>, window_seconds: Option<u64>) -> LoginThrottle {
+        LoginThrottle::new(max_failures.unwrap_or(10), Duration::from_secs(window_seconds.unwrap_or(15 * 60)))
+            .with_address_limit(self.lockout_address_max_failures.unwrap_or(100))
+            .with_account_limit_per_hour(self.lockout_account_max_failures_per_hour.unwrap_or(100))
     }
 }
 
