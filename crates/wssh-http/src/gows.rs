@@ -15,13 +15,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use wssh_auth::credentials::AuthorizationObject;
 use wssh_auth::{AuthError, Credentials, Principal};
-use wssh_core::{NewAccount, Services, SessionChanges, TokenChanges, TokenFilter, UserRef, limits};
+use wssh_core::{NewAccount, Services, SessionChanges, StoreCache, TokenChanges, TokenFilter, UserRef, limits};
 use wssh_domain::{
     AccessToken, Password, Permission, RoleKey, Session, SessionName, SessionSpec, TokenSpec, User, UserProfile,
     Username,
 };
-
-use wssh_store::StoreCache;
 
 use crate::AppState;
 use crate::error::ApiError;
