@@ -17,6 +17,7 @@ mod respond;
 mod router;
 mod server;
 mod shell;
+mod surface;
 mod web;
 
 use std::collections::HashSet;
