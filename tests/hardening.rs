@@ -4,7 +4,7 @@
 mod support;
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -228,4 +228,126 @@ async fn the_account_cap_stops_many_addresses_but_not_the_users_own() {
     assert!(refused.header("retry-after").parse::<u64>().unwrap() > 60);
     // ...while the admin's own address still gets in.
     assert_eq!(list_as(&usual, "admin", ADMIN_PASSWORD).await.status, 200);
+}
+
+// ---- the hashing queue -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_password_flood_is_refused_with_503_while_a_real_user_logs_in() {
+    let mut config = support::default_config();
+    config["limits"] = json!({ "hash_queue": 8, "hash_queue_per_address": 2, "hash_queue_reserved": 2 });
+    let server = Server::start_with(config);
+    let flooders: Vec<Client> = (3..9).map(|host| server.client_from(ip(&format!("127.0.0.{host}")))).collect();
+    // Each flooding address has failed before (as a flood does within its first answers).
+    for flooder in &flooders {
+        assert_eq!(list_as(flooder, "nobody-0", "guess").await.status, 401);
+    }
+    let mut flood = tokio::task::JoinSet::new();
+    for (index, flooder) in flooders.iter().enumerate() {
+        for attempt in 0..150 {
+            let flooder = *flooder;
+            flood.spawn(async move {
+                let reply = list_as(&flooder, &format!("nobody-{index}-{attempt}"), "guess").await;
+                (reply.status, reply.header("retry-after").to_owned())
+            });
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The real user, from an address that has not failed, gets in during the flood.
+    let real = server.client_from(ip(NEIGHBOUR));
+    assert_eq!(list_as(&real, "admin", ADMIN_PASSWORD).await.status, 200);
+    let still_flooding = !flood.is_empty();
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    while let Some(result) = flood.join_next().await {
+        let (status, retry_after) = result.unwrap();
+        *statuses.entry(status).or_default() += 1;
+        assert!([401, 429, 503].contains(&status), "unexpected {status}");
+        if status == 503 {
+            assert_eq!(retry_after, "1", "503 carries Retry-After");
+        }
+    }
+    assert!(still_flooding);
+    assert!(statuses.get(&503).copied().unwrap_or(0) > 100, "the flood was not refused: {statuses:?}");
+    assert_eq!(list_as(&real, "admin", ADMIN_PASSWORD).await.status, 200);
+}
+
+// ---- teardown ----------------------------------------------------------------------------------
+
+/// The grace the server gives a disconnected client's programs (shell/mod.rs's HANGUP_GRACE).
+const HANGUP_GRACE: Duration = Duration::from_secs(2);
+
+/// (pid, parent pid, session id) of every live (non-zombie) process.
+fn processes() -> Vec<(i32, i32, i32)> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(end) = stat.rfind(')') else { continue };
+        let fields: Vec<&str> = stat[end + 1..].split_whitespace().collect();
+        if fields[0] != "Z" {
+            all.push((pid, fields[1].parse().unwrap(), fields[3].parse().unwrap()));
+        }
+    }
+    all
+}
+
+/// Live processes in the sessions the server's children lead.
+fn shell_processes(server_pid: i32) -> usize {
+    let all = processes();
+    let sessions: std::collections::HashSet<i32> =
+        all.iter().filter(|(pid, parent, session)| *parent == server_pid && pid == session).map(|p| p.0).collect();
+    all.iter().filter(|(_, _, session)| sessions.contains(session)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_hundred_shells_dropped_at_once_are_gone_within_the_grace() {
+    const SHELLS: usize = 500;
+    let mut config = support::default_config();
+    config["limits"] = json!({ "max_connections_per_address": 2000, "max_connections": 4000 });
+    // Two processes per session: a background job beside the program.
+    config["initial_sessions"] =
+        json!([{ "name": "pair", "cmd": "sh", "args": ["-c", "sleep 1000 & exec sleep 1001"], "dir": "/tmp" }]);
+    let server = Server::start_with(config);
+    let server_pid = i32::try_from(server.pid()).unwrap();
+    let client = server.client();
+    let (identifier, token) = login(&client, "admin", ADMIN_PASSWORD).await;
+    let credential = format!("token%3D{token}%26username%3Dadmin%26type%3Dtoken%26identifier%3D{identifier}");
+    let mut shells = Vec::new();
+    for _ in 0..SHELLS {
+        let mut request = format!("ws://{}/pair", server.addr).into_client_request().unwrap();
+        request.headers_mut().insert("sec-websocket-protocol", format!("wssh.v1, {credential}").parse().unwrap());
+        let (mut socket, _) = tokio_tungstenite::client_async(request, client.connect().await).await.expect("shell");
+        socket.send(Message::Binary(vec![1, 0, 80, 0, 24].into())).await.unwrap();
+        shells.push(socket);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while shell_processes(server_pid) < 2 * SHELLS {
+        assert!(Instant::now() < deadline, "only {} processes started", shell_processes(server_pid));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Every client leaves at once.
+    let dropped = Instant::now();
+    drop(shells);
+    let mut slowest_health = Duration::ZERO;
+    loop {
+        let asked = Instant::now();
+        let health = tokio::time::timeout(Duration::from_secs(5), client.raw("GET", "/healthz", &[], Vec::new()))
+            .await
+            .expect("/healthz answered during the teardown");
+        assert_eq!(health.status, 200);
+        slowest_health = slowest_health.max(asked.elapsed());
+        let left = tokio::task::spawn_blocking(move || shell_processes(server_pid)).await.unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            dropped.elapsed() < HANGUP_GRACE + Duration::from_secs(3),
+            "{left} processes left {:?} after the clients left",
+            dropped.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A correctness bound with a wide margin; the 100 ms target is the bench's.
+    assert!(slowest_health < Duration::from_secs(1), "/healthz took {slowest_health:?} during the teardown");
 }

@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use wssh_auth::Authenticator;
+use wssh_auth::hash_queue::HashQueueLimits;
 use wssh_auth::throttle::LoginThrottle;
 use wssh_http::ListenerLimits;
 
@@ -29,6 +31,12 @@ pub(crate) struct LimitsConfig {
     /// Failed logins one account may take within an hour before only addresses it signed in
     /// from may try (default 100).
     pub(crate) lockout_account_max_failures_per_hour: Option<usize>,
+    /// Password hashes that may wait or run at once (default 16 per hashing thread).
+    pub(crate) hash_queue: Option<usize>,
+    /// Of those, at most this many for one client address (default an eighth, at least 2).
+    pub(crate) hash_queue_per_address: Option<usize>,
+    /// Of those, this many kept for addresses without recent failed logins (default a quarter).
+    pub(crate) hash_queue_reserved: Option<usize>,
 }
 
 impl LimitsConfig {
@@ -61,6 +69,20 @@ impl LimitsConfig {
         LoginThrottle::new(max_failures.unwrap_or(10), Duration::from_secs(window_seconds.unwrap_or(15 * 60)))
             .with_address_limit(self.lockout_address_max_failures.unwrap_or(100))
             .with_account_limit_per_hour(self.lockout_account_max_failures_per_hour.unwrap_or(100))
+    }
+}
+
+impl LimitsConfig {
+    /// `auth` with the configured hashing queue limits, where set.
+    pub(crate) fn apply_hash_queue(&self, auth: Authenticator) -> Authenticator {
+        let defaults = auth.hash_queue_limits();
+        let capacity = self.hash_queue.unwrap_or(defaults.capacity).max(1);
+        let scaled = if self.hash_queue.is_some() { HashQueueLimits::for_capacity(capacity) } else { defaults };
+        auth.with_hash_queue_limits(HashQueueLimits {
+            capacity,
+            per_address: self.hash_queue_per_address.unwrap_or(scaled.per_address),
+            reserved: self.hash_queue_reserved.unwrap_or(scaled.reserved),
+        })
     }
 }
 

@@ -58,7 +58,7 @@ async fn start(args: &ServeArgs) -> Result<(Arc<AppState>, Vec<(TcpListener, Opt
 
     let store = Arc::new(SqliteStore::open(&data_dir.join(DATABASE_FILE))?);
     let throttle = config.limits.login_throttle(config.lockout_max_failures, config.lockout_window_seconds);
-    let auth = Authenticator::new(store.clone(), throttle)?;
+    let auth = config.limits.apply_hash_queue(Authenticator::new(store.clone(), throttle)?);
     let seeding = {
         let store = store.clone();
         let data_dir = data_dir.clone();
