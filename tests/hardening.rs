@@ -351,3 +351,80 @@ async fn five_hundred_shells_dropped_at_once_are_gone_within_the_grace() {
     // A correctness bound with a wide margin; the 100 ms target is the bench's.
     assert!(slowest_health < Duration::from_secs(1), "/healthz took {slowest_health:?} during the teardown");
 }
+
+// ---- files and single ownership ----------------------------------------------------------------
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap_or_else(|error| panic!("{}: {error}", path.display())).permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn the_database_and_secret_files_are_owner_only_whatever_the_directory_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let temp = tempfile::tempdir().unwrap();
+    let data = temp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // No configured users: the generated administrator's password is written to a file.
+    let server = Server::spawn(temp.path(), &["--data-dir", "data"]);
+    assert_eq!(server.client().raw("GET", "/healthz", &[], Vec::new()).await.status, 200);
+    let files = ["wssh.db", "wssh.db-wal", "wssh.db-shm", "initial-admin-password", "wssh.lock"];
+    for file in files {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    // Files left readable by an older version or an operator are narrowed on the next start.
+    let mut server = server;
+    assert!(server.terminate().success());
+    for file in ["wssh.db", "wssh.db-wal", "wssh.db-shm"] {
+        if data.join(file).exists() {
+            std::fs::set_permissions(data.join(file), std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    let server = Server::spawn(temp.path(), &["--data-dir", "data"]);
+    assert_eq!(server.client().raw("GET", "/healthz", &[], Vec::new()).await.status, 200);
+    for file in ["wssh.db", "wssh.db-wal", "wssh.db-shm"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file} after a restart");
+    }
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
+    let server = Server::start();
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_wssh"))
+        .args(["serve", "--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0"])
+        .current_dir(&server.root)
+        .output()
+        .unwrap();
+    assert!(!second.status.success(), "the second server started");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another wssh server"), "{stderr}");
+    assert!(stderr.contains(&format!("pid {}", server.pid())), "{stderr}");
+    // The first one is unaffected.
+    assert_eq!(server.client().raw("GET", "/healthz", &[], Vec::new()).await.status, 200);
+}
+
+#[tokio::test]
+async fn the_native_framing_refuses_a_0x0_resize() {
+    let server = Server::start();
+    let client = server.client();
+    let (identifier, token) = login(&client, "admin", ADMIN_PASSWORD).await;
+    let credential = format!("token%3D{token}%26username%3Dadmin%26type%3Dtoken%26identifier%3D{identifier}");
+    let mut request = format!("ws://{}/bash", server.addr).into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", format!("wssh.v1, {credential}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::client_async(request, client.connect().await).await.expect("shell");
+    socket.send(Message::Binary(vec![1, 0, 0, 0, 0].into())).await.unwrap();
+    let mut rejected = None;
+    while let Some(Ok(message)) = tokio::time::timeout(Duration::from_secs(10), socket.next()).await.expect("answer") {
+        match message {
+            Message::Binary(frame) if frame.first() == Some(&3) => {
+                rejected = Some(String::from_utf8_lossy(&frame[1..]).into_owned());
+            }
+            Message::Binary(frame) => panic!("a program started: frame {:?}", &frame[..1]),
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    let rejected = rejected.expect("a rejection frame");
+    assert!(rejected.contains("terminal size out of range"), "{rejected}");
+}
