@@ -56,9 +56,11 @@ async fn start(args: &ServeArgs) -> Result<(Arc<AppState>, Vec<(TcpListener, Opt
         .create(&data_dir)
         .map_err(|error| format!("cannot create the data directory {}: {error}", data_dir.display()))?;
 
+    crate::hardening::lock_data_dir(&data_dir)?;
+    crate::hardening::protect_database(&data_dir.join(DATABASE_FILE))?;
     let store = Arc::new(SqliteStore::open(&data_dir.join(DATABASE_FILE))?);
     let throttle = config.limits.login_throttle(config.lockout_max_failures, config.lockout_window_seconds);
-    let auth = Authenticator::new(store.clone(), throttle)?;
+    let auth = config.limits.apply_hash_queue(Authenticator::new(store.clone(), throttle)?);
     let seeding = {
         let store = store.clone();
         let data_dir = data_dir.clone();
@@ -232,6 +234,7 @@ fn seed_users(
         if generated {
             let file = data_dir.join(INITIAL_PASSWORD_FILE);
             let mut out = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&file)?;
+            crate::hardening::narrow_to_owner(&file)?;
             writeln!(out, "username: {username}\npassword: {}", password.expose())?;
             announce(&format!(
                 "created administrator {username} with password {} (also written to {}, mode 0600); change it after signing in",
