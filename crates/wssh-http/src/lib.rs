@@ -24,6 +24,7 @@ use std::sync::Arc;
 use wssh_auth::Authenticator;
 
 pub use server::serve;
+pub use shell::registry::ShellSettings;
 
 /// Everything a request handler needs, shared by all connections.
 #[derive(Debug)]
@@ -37,13 +38,28 @@ pub struct AppState {
     pub allow_registration: bool,
     /// The serialized session list, for answers that need no blocking thread.
     session_list: gows::SessionListCache,
+    /// Live shells: programs that outlive their connections.
+    pub(crate) shells: Arc<shell::registry::Registry>,
 }
 
 impl AppState {
     /// The state of a server: `auth` over its store, the names of the configured
     /// `initial_sessions`, and whether anyone may register.
     pub fn new(auth: Authenticator, initial_sessions: HashSet<String>, allow_registration: bool) -> Self {
-        AppState { auth, initial_sessions, allow_registration, session_list: gows::SessionListCache::default() }
+        AppState {
+            auth,
+            initial_sessions,
+            allow_registration,
+            session_list: gows::SessionListCache::default(),
+            shells: Arc::default(),
+        }
+    }
+
+    /// The same state with these live-shell settings (history size, detach timeout, limits).
+    #[must_use]
+    pub fn with_shell_settings(mut self, settings: ShellSettings) -> Self {
+        self.shells = Arc::new(shell::registry::Registry::new(settings));
+        self
     }
 }
 

@@ -73,11 +73,14 @@ async fn start(args: &ServeArgs) -> Result<(Arc<AppState>, Vec<(TcpListener, Opt
     seeding.await??;
     seed_sessions(&store, &config)?;
 
-    let state = Arc::new(AppState::new(
-        auth,
-        config.initial_sessions.iter().map(|session| session.name.clone()).collect::<HashSet<_>>(),
-        config.allow_registration,
-    ));
+    let state = Arc::new(
+        AppState::new(
+            auth,
+            config.initial_sessions.iter().map(|session| session.name.clone()).collect::<HashSet<_>>(),
+            config.allow_registration,
+        )
+        .with_shell_settings(config.shell_settings()),
+    );
 
     let listeners = bind_listeners(args, &config).await?;
     Ok((state, listeners))

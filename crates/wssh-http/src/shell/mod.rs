@@ -8,8 +8,11 @@
 //! input and resizes flow in. The connection ends with a close frame that says how the program
 //! exited; a connection that ends first takes the program's whole session down with it.
 
+pub(crate) mod api;
 pub(crate) mod framing;
+mod live;
 mod output;
+pub(crate) mod registry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +36,7 @@ use wssh_domain::{Permission, SessionSpec};
 use wssh_pty::{PtyCommand, WindowSize};
 
 use self::framing::{ClientMessage, Framing, MAX_MESSAGE_BYTES, NATIVE_SUBPROTOCOL};
+use self::registry::{LiveShell, Mode, Registry};
 use crate::SharedState;
 use crate::error::ApiError;
 use crate::respond::{Body, LoggedUser, empty};
@@ -142,17 +146,23 @@ pub(crate) async fn open(
         .map_err(|_| ApiError::not_found("Session not found"))?
         .into_owned();
     let offer = read_offer(request.headers());
+    let attach = Attach::parse(request.uri().query())?;
+    if attach.is_some() && !offer.native {
+        return Err(ApiError::bad_request("Attaching to a shell needs the native framing (wssh.v1)"));
+    }
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .filter(|value| !value.trim().is_empty())
         .map(str::to_owned);
+    let attach_requested = attach.is_some();
     let (echo, object) = match offer.credentials {
         Some((echo, object)) => (Some(echo), Some(object)),
         None => (None, None),
     };
     let lookup_state = state.clone();
+    let native = offer.native;
     let (username, spec) = tokio::task::spawn_blocking(move || -> Result<(String, SessionSpec), ApiError> {
         let credentials = match (object, authorization) {
             (Some(object), _) => object.into_credentials()?,
@@ -161,6 +171,9 @@ pub(crate) async fn open(
         };
         let principal = lookup_state.auth.authenticate(&credentials, Some(peer.ip()))?;
         principal.require(Permission::SessionsConnect)?;
+        if native && !attach_requested {
+            lookup_state.shells.check_limits(principal.username.as_str()).map_err(limit_error)?;
+        }
         let session = lookup_state
             .auth
             .store()
@@ -171,6 +184,10 @@ pub(crate) async fn open(
     })
     .await
     .map_err(|join_error| ApiError::internal(&join_error))??;
+    let attached = match attach {
+        Some(attach) => Some(attach.find(&state, spec.name.as_str(), &username)?),
+        None => None,
+    };
 
     let framing = if offer.native { Framing::Native } else { Framing::GoWsSh };
     let protocol = if offer.native { Some(NATIVE_SUBPROTOCOL.to_owned()) } else { echo };
@@ -194,12 +211,79 @@ pub(crate) async fn open(
                     .read_buffer_size(INPUT_BUFFER)
                     .write_buffer_size(0);
                 let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                run_shell(socket, framing, spec, &username).await;
+                match (framing, attached) {
+                    (_, Some((shell, mode, offset))) => run_attach(socket, shell, username, mode, offset).await,
+                    (Framing::Native, None) => run_live(socket, spec, username, state.shells.clone()).await,
+                    (Framing::GoWsSh, None) => run_shell(socket, framing, spec, &username).await,
+                }
             }
             Err(error) => tracing::debug!(%error, "upgrade failed"),
         }
     });
     Ok(response)
+}
+
+/// What `?shell=ID&offset=N&mode=…` asked for.
+struct Attach {
+    shell: String,
+    offset: Option<u64>,
+    mode: Mode,
+}
+
+impl Attach {
+    /// The attach parameters of a query; `None` without `shell`.
+    fn parse(query: Option<&str>) -> Result<Option<Attach>, ApiError> {
+        let (mut shell, mut offset, mut mode) = (None, None, None);
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match &*key {
+                "shell" => shell = Some(value.into_owned()),
+                "offset" => {
+                    offset = Some(
+                        value
+                            .parse::<u64>()
+                            .map_err(|_| ApiError::bad_request("offset must be a whole number of bytes"))?,
+                    );
+                }
+                "mode" => {
+                    mode = Some(
+                        Mode::parse(&value).ok_or_else(|| ApiError::bad_request("mode must be control or observe"))?,
+                    );
+                }
+                _ => {}
+            }
+        }
+        match shell {
+            Some(shell) => Ok(Some(Attach { shell, offset, mode: mode.unwrap_or(Mode::Control) })),
+            None if offset.is_some() || mode.is_some() => Err(ApiError::bad_request("offset and mode need shell")),
+            None => Ok(None),
+        }
+    }
+
+    /// The shell asked for, if `username` may attach to it in the mode asked for: the shell,
+    /// the mode, and the offset to start from.
+    fn find(self, state: &SharedState, session: &str, username: &str) -> Result<(Arc<LiveShell>, Mode, u64), ApiError> {
+        let shell = state
+            .shells
+            .get(&self.shell)
+            .filter(|shell| shell.session == session && shell.owner == username)
+            .ok_or_else(|| ApiError::not_found("Shell not found"))?;
+        let (_, end) = shell.span();
+        let offset = self.offset.unwrap_or(0);
+        if offset > end {
+            return Err(ApiError::bad_request(format!("offset {offset} is beyond the shell's output ({end} bytes)")));
+        }
+        Ok((shell, self.mode, offset))
+    }
+}
+
+/// A refused start, naming the limit.
+fn limit_error(error: registry::StartError) -> ApiError {
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, capitalised(&error.to_string()))
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// How the conversation with the client ended.
@@ -221,45 +305,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut stream) = socket.split();
-
-    // 1. The first message sizes the PTY.
-    let mut last_heard = tokio::time::Instant::now();
-    let first = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, next_message(&mut stream, framing, &mut last_heard)).await;
-    let size = match first {
-        Ok(Some(Ok(ClientMessage::Resize { cols, rows }))) => WindowSize { cols, rows },
-        Ok(None) => return,
-        other => {
-            let reason = match other {
-                Ok(Some(Ok(ClientMessage::Stdin(_)))) => {
-                    "unknown recv binary,first message console size expected".into()
-                }
-                Ok(Some(Err(error))) => format!("{error},first message console size expected"),
-                _ => "timed out waiting for the first message, console size expected".into(),
-            };
-            let _ = sink.send(Message::Binary(framing.rejected(&reason))).await;
-            let _ = sink.send(close(CloseCode::Protocol, reason)).await;
-            return;
-        }
-    };
-
-    // 2. Spawn.
-    let mut command = PtyCommand::new(spec.cmd.clone()).args(spec.args.clone()).size(size);
-    if !spec.dir.is_empty() {
-        command = command.dir(&spec.dir);
-    }
-    // fork() costs time in proportion to the server's memory: keep it off the async workers.
-    let spawned = tokio::task::spawn_blocking(move || command.spawn())
-        .await
-        .unwrap_or_else(|join_error| Err(wssh_pty::PtyError::Io(std::io::Error::other(join_error.to_string()))));
-    let mut process = match spawned {
-        Ok(process) => process,
-        Err(error) => {
-            let reason = error.to_string();
-            let _ = sink.send(Message::Binary(framing.rejected(&reason))).await;
-            let _ = sink.send(close(CloseCode::Error, reason)).await;
-            return;
-        }
-    };
+    let Some((mut process, _size)) = start_program(&mut sink, &mut stream, framing, &spec).await else { return };
     let pid = process.pid();
     tracing::info!(session = %spec.name, user = username, pid, "shell started");
     if let Some(started) = framing.started(&spec.cmd)
@@ -369,6 +415,92 @@ where
             let _ = tokio::time::timeout(DRAIN_TIMEOUT, last_words).await;
         }
     }
+}
+
+/// Waits for the client's first message, which must be a resize, and spawns the session's
+/// program on a PTY of that size. On failure the client has been told why and the socket
+/// closed; `None`.
+async fn start_program<S>(
+    sink: &mut futures_util::stream::SplitSink<WebSocketStream<S>, Message>,
+    stream: &mut futures_util::stream::SplitStream<WebSocketStream<S>>,
+    framing: Framing,
+    spec: &SessionSpec,
+) -> Option<(wssh_pty::PtyProcess, WindowSize)>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    // 1. The first message sizes the PTY.
+    let mut last_heard = tokio::time::Instant::now();
+    let first = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, next_message(stream, framing, &mut last_heard)).await;
+    let size = match first {
+        Ok(Some(Ok(ClientMessage::Resize { cols, rows }))) => WindowSize { cols, rows },
+        Ok(None) => return None,
+        other => {
+            let reason = match other {
+                Ok(Some(Ok(ClientMessage::Stdin(_)))) => {
+                    "unknown recv binary,first message console size expected".into()
+                }
+                Ok(Some(Err(error))) => format!("{error},first message console size expected"),
+                _ => "timed out waiting for the first message, console size expected".into(),
+            };
+            let _ = sink.send(Message::Binary(framing.rejected(&reason))).await;
+            let _ = sink.send(close(CloseCode::Protocol, reason)).await;
+            return None;
+        }
+    };
+
+    // 2. Spawn.
+    let mut command = PtyCommand::new(spec.cmd.clone()).args(spec.args.clone()).size(size);
+    if !spec.dir.is_empty() {
+        command = command.dir(&spec.dir);
+    }
+    // fork() costs time in proportion to the server's memory: keep it off the async workers.
+    let spawned = tokio::task::spawn_blocking(move || command.spawn())
+        .await
+        .unwrap_or_else(|join_error| Err(wssh_pty::PtyError::Io(std::io::Error::other(join_error.to_string()))));
+    match spawned {
+        Ok(process) => Some((process, size)),
+        Err(error) => {
+            let reason = error.to_string();
+            let _ = sink.send(Message::Binary(framing.rejected(&reason))).await;
+            let _ = sink.send(close(CloseCode::Error, reason)).await;
+            None
+        }
+    }
+}
+
+/// A new live shell (native framing): the program starts as on any connection, and is kept
+/// in the registry for clients to come back to.
+async fn run_live<S>(socket: WebSocketStream<S>, spec: SessionSpec, username: String, registry: Arc<Registry>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sink, mut stream) = socket.split();
+    let Some((process, size)) = start_program(&mut sink, &mut stream, Framing::Native, &spec).await else { return };
+    let pid = process.pid();
+    let (shell, client) = match registry.start(process, &username, spec.name.as_str(), size, Mode::Control) {
+        Ok(started) => started,
+        Err(error) => {
+            // The process is dropped here, which kills its session at once.
+            let reason = error.to_string();
+            let _ = sink.send(Message::Binary(Framing::Native.rejected(&reason))).await;
+            let _ = sink.send(close(CloseCode::Policy, reason)).await;
+            return;
+        }
+    };
+    tracing::info!(session = %spec.name, user = username, pid, shell = %registry::short(&shell.id), "shell started");
+    live::serve(Arc::new(Mutex::new(sink)), stream, shell, client, Mode::Control, 0).await;
+}
+
+/// Another connection to a live shell.
+async fn run_attach<S>(socket: WebSocketStream<S>, shell: Arc<LiveShell>, username: String, mode: Mode, offset: u64)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sink, stream) = socket.split();
+    let client = shell.attach(&username, mode);
+    tracing::info!(shell = %registry::short(&shell.id), user = username, ?mode, "client attached");
+    live::serve(Arc::new(Mutex::new(sink)), stream, shell, client, mode, offset).await;
 }
 
 /// When the client last took output: a clock shared by the output task and the input loop.
