@@ -1187,7 +1187,7 @@ async fn rbac_surface() {
         ),
         Scenario::new("create a user as a user", "POST", "/user", &json!({ "username": "x", "password": "y" }), 403)
             .header("authorization", alice.clone()),
-        Scenario::new("create a taken user", "POST", "/user", &json!({ "username": "carol", "password": "y" }), 409)
+        Scenario::new("create a taken user", "POST", "/user", &json!({ "username": "carol", "password": "y" }), 400)
             .header("authorization", admin.clone()),
         Scenario::raw("create a user with a body over 1 MiB", "POST", "/user", huge, 413)
             .header("authorization", admin.clone()),

@@ -280,7 +280,7 @@ async fn users_made_here_live_everywhere_and_die_everywhere() {
     let admin = admin_basic();
 
     let carol = create_user(&client, "carol", "carol-password-1").await;
-    refused(&call(&client, "POST", "/user", &admin, Some(&json!({ "username": "carol", "password": "x" }))).await, 409);
+    refused(&call(&client, "POST", "/user", &admin, Some(&json!({ "username": "carol", "password": "x" }))).await, 400);
     refused(&call(&client, "POST", "/user", &admin, Some(&json!({ "username": "erin" }))).await, 400);
     refused(&call(&client, "POST", "/user", &admin, Some(&json!({ "username": "a:b", "password": "x" }))).await, 400);
     refused(&client.raw("POST", "/user", &[("authorization", &admin)], b"[1,".to_vec()).await, 400);
@@ -428,7 +428,7 @@ async fn registration_is_closed_unless_the_config_opens_it() {
     let client = server.client();
     let data = ok(&call(&client, "POST", "/user", "", Some(&body)).await, 201);
     assert_eq!(data["username"], "frank");
-    refused(&call(&client, "POST", "/user", "", Some(&body)).await, 409);
+    refused(&call(&client, "POST", "/user", "", Some(&body)).await, 400);
     refused(&call(&client, "POST", "/user", "", Some(&json!({ "username": "x", "password": "" }))).await, 400);
     // Self-registered users can sign in, but hold nothing until an administrator binds a role.
     let frank = basic("frank", "frank-password-1");

@@ -447,7 +447,7 @@ impl Authenticator {
         if username.is_empty() || presented.is_empty() || presented.len() > Password::MAX_BYTES {
             return Err(AuthError::InvalidCredentials);
         }
-        self.throttle.check(username, client)?;
+        self.throttle.check(&*self.store, username, client)?;
         let user = self.store.find_user(username)?;
         let (stored, presented_form) = match (form, &user) {
             (_, None) => (None, presented.to_owned()),
@@ -467,7 +467,9 @@ impl Authenticator {
         let user = match user {
             Some(user) if matches => user,
             _ => {
-                self.throttle.record_failure(username, client);
+                self.throttle.record_failure(&*self.store, username, client)?;
+                // A name that matches no user may be a password typed in the wrong field.
+                let username = if user.is_some() { username } else { "(no such user)" };
                 tracing::info!(username, client = ?client, "failed password login");
                 return Err(AuthError::InvalidCredentials);
             }
@@ -480,12 +482,12 @@ impl Authenticator {
                 return Err(AuthError::OtpRequired);
             };
             if !self.accept_totp(user.id, secret, code)? {
-                self.throttle.record_failure(username, client);
+                self.throttle.record_failure(&*self.store, username, client)?;
                 tracing::info!(username, client = ?client, "wrong or replayed two-factor code");
                 return Err(AuthError::InvalidOtp);
             }
         }
-        self.throttle.record_success(username);
+        self.throttle.record_success(&*self.store, username, client)?;
         if form == PasswordForm::Plain {
             self.remember_alist_hash_if_missing(&user, presented);
         }

@@ -2,6 +2,7 @@
 
 use http::StatusCode;
 use wssh_auth::AuthError;
+use wssh_core::{Conflict, CoreError, Entity};
 use wssh_store::StoreError;
 
 /// An error on its way to the client: a status and a message. Internal causes are logged
@@ -48,10 +49,10 @@ impl ApiError {
     pub fn from_store(error: StoreError, what: &str) -> Self {
         match error {
             StoreError::NotFound => Self::not_found(format!("{what} not found")),
-            StoreError::Conflict(reason) if reason.contains("already exists") => {
+            StoreError::Conflict(conflict) if conflict.is_taken() => {
                 Self::new(StatusCode::CONFLICT, format!("{what} already exists"))
             }
-            StoreError::Conflict(reason) => Self::new(StatusCode::CONFLICT, capitalise(reason)),
+            StoreError::Conflict(conflict) => Self::new(StatusCode::CONFLICT, capitalise(&conflict.to_string())),
             StoreError::Backend(cause) => Self::internal(&cause),
         }
     }
@@ -103,5 +104,42 @@ impl From<AuthError> for ApiError {
 impl From<wssh_domain::ValidationError> for ApiError {
     fn from(error: wssh_domain::ValidationError) -> Self {
         Self::bad_request(capitalise(&error.to_string()))
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(error: CoreError) -> Self {
+        match error {
+            CoreError::Forbidden(permission) => AuthError::Forbidden(permission).into(),
+            CoreError::NotOwner => AuthError::NotOwner.into(),
+            CoreError::Exceeds(permission) => Self::new(
+                StatusCode::FORBIDDEN,
+                format!("Permission denied: cannot grant {permission}, which you do not hold"),
+            ),
+            CoreError::Outranked(permission) => Self::new(
+                StatusCode::FORBIDDEN,
+                format!("Permission denied: the user holds {permission}, which you do not"),
+            ),
+            CoreError::NotFound(entity) => Self::not_found(format!("{} not found", entity.as_str())),
+            CoreError::UnknownRole(id) => Self::bad_request(format!("Unknown role id {}", id.0)),
+            CoreError::Conflict(conflict) => Self::new(StatusCode::CONFLICT, conflict_message(conflict)),
+            CoreError::Refused(reason) => Self::bad_request(reason),
+            CoreError::Invalid(validation) => validation.into(),
+            CoreError::Auth(auth) => auth.into(),
+            CoreError::Store(store) => Self::from_store(store, "Resource"),
+        }
+    }
+}
+
+/// What a conflict says to the client.
+fn conflict_message(conflict: Conflict) -> String {
+    let taken = |entity: Entity| format!("{} already exists", entity.as_str());
+    match conflict {
+        Conflict::UsernameTaken => taken(Entity::User),
+        Conflict::RoleKeyTaken => taken(Entity::Role),
+        Conflict::SessionNameTaken => taken(Entity::Session),
+        Conflict::TokenIdentifierTaken => taken(Entity::Token),
+        Conflict::SshKeyRegistered => "This SSH key is already registered".to_owned(),
+        other => capitalise(&other.to_string()),
     }
 }

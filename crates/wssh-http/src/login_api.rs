@@ -171,8 +171,8 @@ fn run(
             let otp_code = (!login.otp_code.is_empty()).then_some(login.otp_code);
             let credentials = Credentials::Password { username: login.username, password: login.password, otp_code };
             let principal = auth.authenticate(&credentials, Some(peer.ip()))?;
-            let tokens =
-                auth.start_login_from(&principal, auth.login_lifetimes().access_seconds, login_client(headers, peer))?;
+            let access_seconds = auth.login_lifetimes().access_seconds;
+            let tokens = state.services.start_login(&principal, access_seconds, login_client(headers, peer))?;
             let mut response = envelope(
                 StatusCode::OK,
                 "Login successful",
@@ -184,7 +184,7 @@ fn run(
         }
         Route::Session => {
             let refresh = presented_refresh(headers).ok_or(AuthError::MissingCredentials)?;
-            let tokens = auth.refresh_login(&refresh, &login_client(headers, peer))?;
+            let tokens = state.services.refresh_login(&refresh, &login_client(headers, peer))?;
             let mut response = respond::empty(StatusCode::NO_CONTENT);
             hand_out(&mut response, &tokens, refresh_max_age);
             Ok(response)
@@ -192,7 +192,7 @@ fn run(
         Route::Logout => {
             // Either the refresh token or the access token names the login to end.
             let login = match presented_refresh(headers) {
-                Some(refresh) => auth.login_of_refresh(&refresh)?.map(|login| login.id),
+                Some(refresh) => state.services.login_of_refresh(&refresh)?.map(|login| login.id),
                 None => None,
             };
             let login = match (login, authorization(headers)) {
@@ -206,7 +206,7 @@ fn run(
                 }
                 (None, None) => return Err(AuthError::MissingCredentials.into()),
             };
-            auth.end_login(&login)?;
+            state.services.end_login(&login)?;
             let mut response = envelope(StatusCode::OK, "Logged out", Value::Null);
             if let Some(cookie) = refresh_cookie("", 0) {
                 response.headers_mut().insert(header::SET_COOKIE, cookie);

@@ -49,6 +49,8 @@ pub(crate) struct ServerConfig {
     pub(crate) shell_limit_per_user: Option<usize>,
     /// wssh: live shells on the server at once (default 1000).
     pub(crate) shell_limit_total: Option<usize>,
+    /// wssh: listener limits, lockout, password rules (see `hardening.rs`).
+    pub(crate) limits: crate::hardening::LimitsConfig,
 }
 
 /// One `initial_credentials` entry.

@@ -7,7 +7,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -15,7 +14,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use wssh_auth::Authenticator;
-use wssh_auth::throttle::LoginThrottle;
 use wssh_domain::{NewUser, Password, RoleKey, SessionName, SessionSpec, Username};
 use wssh_http::AppState;
 use wssh_store::{SessionStore, SqliteStore, UserStore};
@@ -59,10 +57,7 @@ async fn start(args: &ServeArgs) -> Result<(Arc<AppState>, Vec<(TcpListener, Opt
         .map_err(|error| format!("cannot create the data directory {}: {error}", data_dir.display()))?;
 
     let store = Arc::new(SqliteStore::open(&data_dir.join(DATABASE_FILE))?);
-    let throttle = LoginThrottle::new(
-        config.lockout_max_failures.unwrap_or(10),
-        Duration::from_secs(config.lockout_window_seconds.unwrap_or(15 * 60)),
-    );
+    let throttle = config.limits.login_throttle(config.lockout_max_failures, config.lockout_window_seconds);
     let auth = Authenticator::new(store.clone(), throttle)?;
     let seeding = {
         let store = store.clone();
@@ -79,6 +74,7 @@ async fn start(args: &ServeArgs) -> Result<(Arc<AppState>, Vec<(TcpListener, Opt
             config.initial_sessions.iter().map(|session| session.name.clone()).collect::<HashSet<_>>(),
             config.allow_registration,
         )
+        .with_listener_limits(config.limits.listener_limits(crate::hardening::raise_open_files_limit()))
         .with_shell_settings(config.shell_settings()),
     );
 

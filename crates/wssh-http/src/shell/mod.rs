@@ -32,7 +32,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use wssh_auth::credentials::AuthorizationObject;
 use wssh_auth::{AuthError, Credentials};
-use wssh_domain::{Permission, SessionSpec};
+use wssh_domain::SessionSpec;
 use wssh_pty::{PtyCommand, WindowSize};
 
 use self::framing::{ClientMessage, Framing, MAX_MESSAGE_BYTES, NATIVE_SUBPROTOCOL};
@@ -170,16 +170,10 @@ pub(crate) async fn open(
             (None, None) => return Err(AuthError::MissingCredentials.into()),
         };
         let principal = lookup_state.auth.authenticate(&credentials, Some(peer.ip()))?;
-        principal.require(Permission::SessionsConnect)?;
+        let session = lookup_state.services.session_to_connect(&principal, &name)?;
         if native && !attach_requested {
             lookup_state.shells.check_limits(principal.username.as_str()).map_err(limit_error)?;
         }
-        let session = lookup_state
-            .auth
-            .store()
-            .find_session(&name)
-            .map_err(|error| ApiError::from_store(error, "Session"))?
-            .ok_or_else(|| ApiError::not_found("Session not found"))?;
         Ok((principal.username.to_string(), session.spec))
     })
     .await
