@@ -27,6 +27,8 @@ struct Conn {
     /// `0x06` bodies.
     restores: Vec<Vec<u8>>,
     exit_code: Option<i32>,
+    /// `0x03` texts.
+    errors: Vec<String>,
     closed: Option<u16>,
 }
 
@@ -59,6 +61,7 @@ async fn open(server: &Server, path: &str, authorization: &str) -> Result<Conn, 
         gaps: Vec::new(),
         restores: Vec::new(),
         exit_code: None,
+        errors: Vec::new(),
         closed: None,
     };
     Ok(conn.start().await)
@@ -109,7 +112,7 @@ impl Conn {
             Some(Ok(Message::Binary(frame))) => match frame[0] {
                 0x00 => self.output.extend_from_slice(&frame[1..]),
                 0x02 => self.exit_code = Some(i32::from_be_bytes(frame[1..5].try_into().unwrap())),
-                0x03 => panic!("server error: {}", String::from_utf8_lossy(&frame[1..])),
+                0x03 => self.errors.push(String::from_utf8_lossy(&frame[1..]).into_owned()),
                 0x05 => self.gaps.push(serde_json::from_slice(&frame[1..]).unwrap()),
                 0x06 => self.restores.push(frame[1..].to_vec()),
                 other => panic!("unexpected frame type {other}"),
@@ -456,4 +459,228 @@ async fn a_client_behind_the_history_gets_a_gap_notice_and_the_screen_of_a_full_
     let mut at_from = vt100::Parser::new(24, 80, 0);
     at_from.process(&conn.restores[0]);
     assert!(at_from.screen().alternate_screen());
+}
+
+/// Creates a user through `POST /user` (seed 004) and returns its id.
+async fn new_user(server: &Server, username: &str, password: &str) -> i64 {
+    let body = json!({ "username": username, "password": password });
+    let reply = server.client().json("POST", "/user", &[("authorization", &admin_basic())], &body).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    reply.json["data"]["id"].as_i64().unwrap()
+}
+
+/// Reads until the server closes; how long that took.
+async fn closed_within(conn: &mut Conn) -> Duration {
+    let started = std::time::Instant::now();
+    conn.read_to_close().await;
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn observers_receive_everything_and_cannot_type() {
+    let server = server_with(json!({}));
+    new_user(&server, "alice", "alice-pw-1").await;
+    new_user(&server, "bob", "bob-pw-1").await;
+    let alice = basic("alice", "alice-pw-1");
+    let mut owner = open(&server, "/bash", &alice).await.unwrap();
+    owner.type_text("echo ready-$((5+5))\r").await;
+    owner.read_until("ready-10").await;
+    let id = owner.id();
+
+    // An administrator holds shells:observe and shells:control; bob holds neither.
+    let path = format!("/bash?shell={id}&mode=observe");
+    assert_eq!(open(&server, &path, &basic("bob", "bob-pw-1")).await.err(), Some(404));
+    let mut observer = open(&server, &path, &admin_basic()).await.unwrap();
+    assert_eq!(observer.hello["mode"], "observe");
+    observer.read_until("ready-10").await;
+    // The owner may watch too.
+    let mut watching_owner = open(&server, &path, &alice).await.unwrap();
+    watching_owner.read_until("ready-10").await;
+
+    observer.type_text("echo observer-$((1+1))\r").await;
+    watching_owner.type_text("echo watcher-$((2+1))\r").await;
+    observer.resize(40, 10).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    owner.type_text("stty size; echo owner-$((2+2))\r").await;
+    for conn in [&mut owner, &mut observer, &mut watching_owner] {
+        conn.read_until("owner-4").await;
+        let text = String::from_utf8_lossy(&conn.output).into_owned();
+        assert!(
+            !text.contains("observer-2") && !text.contains("watcher-3"),
+            "observer input reached the shell: {text}"
+        );
+        assert!(text.contains("24 80"), "an observer's resize is dropped: {text}");
+    }
+    assert_eq!(observer.output, owner.output, "observers receive every byte");
+
+    // The listing shows all three clients.
+    let reply = server.client().raw("GET", "/api/shells", &[("authorization", &alice)], Vec::new()).await;
+    let mut clients: Vec<String> = reply.json["shells"][0]["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|client| format!("{}/{}", client["user"].as_str().unwrap(), client["mode"].as_str().unwrap()))
+        .collect();
+    clients.sort();
+    assert_eq!(clients, ["admin/observe", "alice/control", "alice/observe"]);
+
+    // An administrator may also take control.
+    let mut controller = open(&server, &format!("/bash?shell={id}&mode=control"), &admin_basic()).await.unwrap();
+    controller.type_text("echo admin-$((3+4))\r").await;
+    owner.read_until("admin-7").await;
+    controller.read_until("admin-7").await;
+}
+
+/// Makes a share link as `auth`.
+async fn share(server: &Server, auth: &str, id: &str, body: Value) -> Value {
+    let reply =
+        server.client().json("POST", &format!("/api/shells/{id}/shares"), &[("authorization", auth)], &body).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    reply.json
+}
+
+#[tokio::test]
+async fn share_links_open_their_shell_in_their_mode_until_revoked_or_expired() {
+    let server = server_with(json!({}));
+    new_user(&server, "alice", "alice-pw-1").await;
+    let alice = basic("alice", "alice-pw-1");
+    let mut owner = open(&server, "/bash", &alice).await.unwrap();
+    owner.type_text("echo ready-$((5+5))\r").await;
+    owner.read_until("ready-10").await;
+    let id = owner.id();
+
+    let observe = share(&server, &alice, &id, json!({ "mode": "observe", "expires_in": 600 })).await;
+    let token = observe["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("wsshs_"));
+    let link = observe["link"].as_str().unwrap();
+    assert!(link.contains(&format!("shell={id}")) && link.ends_with(&format!("#share={token}")), "{link}");
+    assert_eq!(observe["mode"], "observe");
+    let bearer = format!("Bearer {token}");
+
+    // The token opens its shell, in its mode, and nothing else.
+    let mut guest = open(&server, &format!("/bash?shell={id}"), &bearer).await.unwrap();
+    assert_eq!(guest.hello["mode"], "observe");
+    guest.read_until("ready-10").await;
+    guest.type_text("echo guest-$((1+1))\r").await;
+    owner.type_text("echo owner-$((2+2))\r").await;
+    guest.read_until("owner-4").await;
+    assert!(!String::from_utf8_lossy(&guest.output).contains("guest-2"));
+    assert_eq!(open(&server, &format!("/bash?shell={id}&mode=control"), &bearer).await.err(), Some(403));
+    assert_eq!(open(&server, "/bash", &bearer).await.err(), Some(401));
+    let client = server.client();
+    assert_eq!(client.raw("GET", "/api/shells", &[("authorization", &bearer)], Vec::new()).await.status, 401);
+
+    // Listed without its token; a control link lets its holder type.
+    let control = share(&server, &alice, &id, json!({ "mode": "control" })).await;
+    let reply = client.raw("GET", &format!("/api/shells/{id}/shares"), &[("authorization", &alice)], Vec::new()).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json["shares"].as_array().unwrap().len(), 2);
+    assert!(!reply.text.contains(&token), "a token is shown once");
+    let mut helper =
+        open(&server, &format!("/bash?shell={id}"), &format!("Bearer {}", control["token"].as_str().unwrap()))
+            .await
+            .unwrap();
+    helper.type_text("echo helper-$((4+4))\r").await;
+    owner.read_until("helper-8").await;
+
+    // Revoked: its client is gone within a second, and it opens nothing more.
+    let share_id = observe["id"].as_str().unwrap();
+    let revoke = format!("/api/shells/{id}/shares/{share_id}");
+    assert_eq!(client.raw("DELETE", &revoke, &[("authorization", &alice)], Vec::new()).await.status, 204);
+    assert!(closed_within(&mut guest).await < Duration::from_millis(1500));
+    assert_eq!(guest.closed, Some(1008));
+    assert_eq!(open(&server, &format!("/bash?shell={id}"), &bearer).await.err(), Some(401));
+    assert_eq!(client.raw("DELETE", &revoke, &[("authorization", &alice)], Vec::new()).await.status, 404);
+
+    // Expired: the same.
+    let short = share(&server, &alice, &id, json!({ "mode": "observe", "expires_in": 1 })).await;
+    let short_bearer = format!("Bearer {}", short["token"].as_str().unwrap());
+    let mut brief = open(&server, &format!("/bash?shell={id}"), &short_bearer).await.unwrap();
+    assert!(closed_within(&mut brief).await < Duration::from_millis(2500));
+    assert_eq!(open(&server, &format!("/bash?shell={id}"), &short_bearer).await.err(), Some(401));
+
+    // Bad requests, and other people's shells.
+    for body in [json!({ "mode": "boss" }), json!({ "expires_in": 0 }), json!({ "expires_in": "soon" })] {
+        let reply = client.json("POST", &format!("/api/shells/{id}/shares"), &[("authorization", &alice)], &body).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.text);
+    }
+    new_user(&server, "bob", "bob-pw-1").await;
+    let bob = basic("bob", "bob-pw-1");
+    let reply = client.json("POST", &format!("/api/shells/{id}/shares"), &[("authorization", &bob)], &json!({})).await;
+    assert_eq!(reply.status, 404);
+    // The owner still has the shell.
+    owner.type_text("echo still-$((3+3))\r").await;
+    owner.read_until("still-6").await;
+}
+
+#[tokio::test]
+async fn a_disabled_or_deleted_user_loses_their_shells_within_a_second() {
+    let server = server_with(json!({}));
+    let alice_id = new_user(&server, "alice", "alice-pw-1").await;
+    let alice = basic("alice", "alice-pw-1");
+    let mut attached = open(&server, "/bash", &alice).await.unwrap();
+    attached.type_text("echo shell=$$; echo ready-$((5+5))\r").await;
+    attached.read_until("ready-10").await;
+    let attached_pid = number_after(&attached.output, "shell=");
+    let mut detached = open(&server, "/bash", &alice).await.unwrap();
+    detached.type_text("echo shell=$$; echo ready-$((5+5))\r").await;
+    detached.read_until("ready-10").await;
+    let detached_pid = number_after(&detached.output, "shell=");
+    drop(detached);
+    // An administrator watching one of them.
+    let mut watcher =
+        open(&server, &format!("/bash?shell={}&mode=observe", attached.id()), &admin_basic()).await.unwrap();
+
+    let client = server.client();
+    let disable = json!({ "status": "1" });
+    let reply = client.json("PUT", &format!("/user/{alice_id}"), &[("authorization", &admin_basic())], &disable).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let started = std::time::Instant::now();
+    attached.read_to_close().await;
+    watcher.read_to_close().await;
+    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while (alive(attached_pid) || alive(detached_pid)) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!alive(attached_pid) && !alive(detached_pid), "a disabled user's shells survived");
+    let reply = client.raw("GET", "/api/shells", &[("authorization", &admin_basic())], Vec::new()).await;
+    assert_eq!(reply.json["shells"], json!([]));
+
+    // Deleted: the same.
+    let bob_id = new_user(&server, "bob", "bob-pw-1").await;
+    let mut bobs = open(&server, "/bash", &basic("bob", "bob-pw-1")).await.unwrap();
+    bobs.type_text("echo shell=$$; echo ready-$((5+5))\r").await;
+    bobs.read_until("ready-10").await;
+    let bob_pid = number_after(&bobs.output, "shell=");
+    let reply =
+        client.raw("DELETE", &format!("/user/{bob_id}"), &[("authorization", &admin_basic())], Vec::new()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(closed_within(&mut bobs).await < Duration::from_millis(1500));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while alive(bob_pid) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!alive(bob_pid));
+}
+
+#[tokio::test]
+async fn a_revoked_token_disconnects_its_client_within_a_second() {
+    let server = server_with(json!({}));
+    let client = server.client();
+    let (identifier, token) = support::login(&client, "admin", ADMIN_PASSWORD).await;
+    let mut owner = open(&server, "/bash", &admin_basic()).await.unwrap();
+    owner.type_text("echo ready-$((5+5))\r").await;
+    owner.read_until("ready-10").await;
+    let mut by_token = open(&server, &format!("/bash?shell={}", owner.id()), &format!("Bearer {token}")).await.unwrap();
+    by_token.read_until("ready-10").await;
+    let body = json!({ "authorization": support::admin(), "token": { "identifier": identifier } });
+    let reply = client.json("DELETE", "/tokens", &[], &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(closed_within(&mut by_token).await < Duration::from_millis(1500));
+    assert_eq!(by_token.closed, Some(1008));
+    assert_eq!(by_token.errors, ["access ended"]);
+    // The shell and its owner's connection carry on.
+    owner.type_text("echo still-$((3+3))\r").await;
+    owner.read_until("still-6").await;
 }

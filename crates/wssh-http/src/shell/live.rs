@@ -35,6 +35,8 @@ enum Ending {
     ClientGone,
     /// The client sent something malformed.
     Rejected(String),
+    /// The client's credential stopped working.
+    AccessEnded,
 }
 
 /// Serves one client of `shell` (already attached as `client`) from output offset `offset`
@@ -44,6 +46,7 @@ pub(super) async fn serve<S>(
     mut stream: SplitStream<WebSocketStream<S>>,
     shell: Arc<LiveShell>,
     client: u64,
+    kick: Arc<tokio::sync::Notify>,
     mode: Mode,
     offset: u64,
 ) where
@@ -59,6 +62,7 @@ pub(super) async fn serve<S>(
                 Ok(Some(end)) => break Ending::ShellEnded(end),
                 _ => break Ending::ClientGone,
             },
+            () = kick.notified() => break Ending::AccessEnded,
             _ = pings.tick() => {
                 if last_heard.max(delivered.last()).elapsed() >= IDLE_TIMEOUT {
                     break Ending::ClientGone;
@@ -104,6 +108,14 @@ pub(super) async fn serve<S>(
             let _ = tokio::time::timeout(Duration::from_millis(500), last_words).await;
             let _ =
                 tokio::time::timeout(Duration::from_secs(1), async { while stream.next().await.is_some() {} }).await;
+        }
+        Ending::AccessEnded => {
+            let last_words = async {
+                let mut sink = sink.lock().await;
+                let _ = sink.send(Message::Binary(Framing::Native.rejected("access ended"))).await;
+                let _ = sink.send(close(CloseCode::Policy, "access ended".to_owned())).await;
+            };
+            let _ = tokio::time::timeout(Duration::from_millis(500), last_words).await;
         }
         Ending::ClientGone => {
             tracing::info!(shell = %short(&shell.id), session = %shell.session, "client detached");

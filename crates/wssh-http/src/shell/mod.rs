@@ -32,11 +32,11 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use wssh_auth::credentials::AuthorizationObject;
 use wssh_auth::{AuthError, Credentials};
-use wssh_domain::SessionSpec;
+use wssh_domain::{Permission, SessionSpec};
 use wssh_pty::{PtyCommand, WindowSize};
 
 use self::framing::{ClientMessage, Framing, MAX_MESSAGE_BYTES, NATIVE_SUBPROTOCOL};
-use self::registry::{LiveShell, Mode, Registry};
+use self::registry::{Holder, LiveShell, Mode};
 use crate::SharedState;
 use crate::error::ApiError;
 use crate::respond::{Body, LoggedUser, empty};
@@ -156,31 +156,51 @@ pub(crate) async fn open(
         .and_then(|value| value.to_str().ok())
         .filter(|value| !value.trim().is_empty())
         .map(str::to_owned);
-    let attach_requested = attach.is_some();
     let (echo, object) = match offer.credentials {
         Some((echo, object)) => (Some(echo), Some(object)),
         None => (None, None),
     };
+    let share_token = share_token(object.as_ref(), authorization.as_deref());
+    let session_name = name.clone();
     let lookup_state = state.clone();
     let native = offer.native;
-    let (username, spec) = tokio::task::spawn_blocking(move || -> Result<(String, SessionSpec), ApiError> {
+    let attach_requested = attach.is_some();
+    let (access, spec) = tokio::task::spawn_blocking(move || -> Result<(Access, Option<SessionSpec>), ApiError> {
+        if let Some(token) = share_token {
+            // A share token opens its own shell and nothing else.
+            let (shell, share) = lookup_state
+                .shells
+                .find_share(&token)
+                .filter(|(shell, _)| attach_requested && shell.session == name)
+                .ok_or(AuthError::InvalidCredentials)?;
+            return Ok((Access::Share(shell, share), None));
+        }
         let credentials = match (object, authorization) {
             (Some(object), _) => object.into_credentials()?,
             (None, Some(header)) => Credentials::from_authorization_header(&header)?,
             (None, None) => return Err(AuthError::MissingCredentials.into()),
         };
         let principal = lookup_state.auth.authenticate(&credentials, Some(peer.ip()))?;
+        if attach_requested {
+            // Attaching runs no program: the shell's own session is what counts.
+            return Ok((Access::User(principal), None));
+        }
         let session = lookup_state.services.session_to_connect(&principal, &name)?;
-        if native && !attach_requested {
+        if native {
             lookup_state.shells.check_limits(principal.username.as_str()).map_err(limit_error)?;
         }
-        Ok((principal.username.to_string(), session.spec))
+        Ok((Access::User(principal), Some(session.spec)))
     })
     .await
     .map_err(|join_error| ApiError::internal(&join_error))??;
-    let attached = match attach {
-        Some(attach) => Some(attach.find(&state, spec.name.as_str(), &username)?),
-        None => None,
+    let username = match &access {
+        Access::User(principal) => principal.username.to_string(),
+        Access::Share(_, share) => format!("share:{}", share.id),
+    };
+    let (attached, owner) = match (attach, access) {
+        (Some(attach), access) => (Some(attach.find(&state, &session_name, access)?), None),
+        (None, Access::User(principal)) => (None, Some(principal)),
+        (None, Access::Share(..)) => return Err(AuthError::InvalidCredentials.into()),
     };
 
     let framing = if offer.native { Framing::Native } else { Framing::GoWsSh };
@@ -205,10 +225,11 @@ pub(crate) async fn open(
                     .read_buffer_size(INPUT_BUFFER)
                     .write_buffer_size(0);
                 let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                match (framing, attached) {
-                    (_, Some((shell, mode, offset))) => run_attach(socket, shell, username, mode, offset).await,
-                    (Framing::Native, None) => run_live(socket, spec, username, state.shells.clone()).await,
-                    (Framing::GoWsSh, None) => run_shell(socket, framing, spec, &username).await,
+                match (framing, attached, owner, spec) {
+                    (_, Some(attached), _, _) => run_attach(socket, attached).await,
+                    (Framing::Native, None, Some(owner), Some(spec)) => run_live(socket, spec, owner, &state).await,
+                    (Framing::GoWsSh, None, _, Some(spec)) => run_shell(socket, framing, spec, &username).await,
+                    _ => {}
                 }
             }
             Err(error) => tracing::debug!(%error, "upgrade failed"),
@@ -221,7 +242,7 @@ pub(crate) async fn open(
 struct Attach {
     shell: String,
     offset: Option<u64>,
-    mode: Mode,
+    mode: Option<Mode>,
 }
 
 impl Attach {
@@ -247,27 +268,67 @@ impl Attach {
             }
         }
         match shell {
-            Some(shell) => Ok(Some(Attach { shell, offset, mode: mode.unwrap_or(Mode::Control) })),
+            Some(shell) => Ok(Some(Attach { shell, offset, mode })),
             None if offset.is_some() || mode.is_some() => Err(ApiError::bad_request("offset and mode need shell")),
             None => Ok(None),
         }
     }
 
-    /// The shell asked for, if `username` may attach to it in the mode asked for: the shell,
-    /// the mode, and the offset to start from.
-    fn find(self, state: &SharedState, session: &str, username: &str) -> Result<(Arc<LiveShell>, Mode, u64), ApiError> {
-        let shell = state
-            .shells
-            .get(&self.shell)
-            .filter(|shell| shell.session == session && shell.owner == username)
-            .ok_or_else(|| ApiError::not_found("Shell not found"))?;
+    /// The shell asked for, if `access` may attach to it in the mode asked for.
+    fn find(self, state: &SharedState, session: &str, access: Access) -> Result<Attached, ApiError> {
+        let not_found = || ApiError::not_found("Shell not found");
+        let (shell, holder, mode) = match access {
+            Access::User(principal) => {
+                let shell = state
+                    .shells
+                    .get(&self.shell)
+                    .filter(|shell| shell.session == session)
+                    .filter(|shell| registry::may_attach(&principal, shell, Mode::Observe))
+                    .ok_or_else(not_found)?;
+                let mode = self.mode.unwrap_or(Mode::Control);
+                if !registry::may_attach(&principal, &shell, mode) {
+                    return Err(AuthError::Forbidden(Permission::ShellsControl).into());
+                }
+                (shell, Holder::User(principal), mode)
+            }
+            Access::Share(shell, share) => {
+                let mode = self.mode.unwrap_or(share.mode);
+                if mode != share.mode {
+                    return Err(ApiError::new(StatusCode::FORBIDDEN, "This share link does not allow that mode"));
+                }
+                (shell, Holder::Share(share.id), mode)
+            }
+        };
         let (_, end) = shell.span();
         let offset = self.offset.unwrap_or(0);
         if offset > end {
             return Err(ApiError::bad_request(format!("offset {offset} is beyond the shell's output ({end} bytes)")));
         }
-        Ok((shell, self.mode, offset))
+        Ok(Attached { shell, holder, mode, offset })
     }
+}
+
+/// Who is connecting: a user, or the holder of a share link.
+enum Access {
+    User(wssh_auth::Principal),
+    Share(Arc<LiveShell>, registry::Share),
+}
+
+/// A connection about to attach to a live shell.
+struct Attached {
+    shell: Arc<LiveShell>,
+    holder: Holder,
+    mode: Mode,
+    offset: u64,
+}
+
+/// The share token among the credentials offered, if one is.
+fn share_token(object: Option<&AuthorizationObject>, authorization: Option<&str>) -> Option<String> {
+    if let Some(object) = object {
+        return object.token.starts_with(registry::SHARE_PREFIX).then(|| object.token.clone());
+    }
+    let token = authorization?.trim().strip_prefix("Bearer ")?.trim();
+    token.starts_with(registry::SHARE_PREFIX).then(|| token.to_owned())
 }
 
 /// A refused start, naming the limit.
@@ -465,14 +526,15 @@ where
 
 /// A new live shell (native framing): the program starts as on any connection, and is kept
 /// in the registry for clients to come back to.
-async fn run_live<S>(socket: WebSocketStream<S>, spec: SessionSpec, username: String, registry: Arc<Registry>)
+async fn run_live<S>(socket: WebSocketStream<S>, spec: SessionSpec, owner: wssh_auth::Principal, state: &SharedState)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut stream) = socket.split();
     let Some((process, size)) = start_program(&mut sink, &mut stream, Framing::Native, &spec).await else { return };
     let pid = process.pid();
-    let (shell, client) = match registry.start(process, &username, spec.name.as_str(), size, Mode::Control) {
+    let username = owner.username.to_string();
+    let (shell, client, kick) = match state.shells.start(process, owner, spec.name.as_str(), size, &state.auth) {
         Ok(started) => started,
         Err(error) => {
             // The process is dropped here, which kills its session at once.
@@ -483,18 +545,19 @@ where
         }
     };
     tracing::info!(session = %spec.name, user = username, pid, shell = %registry::short(&shell.id), "shell started");
-    live::serve(Arc::new(Mutex::new(sink)), stream, shell, client, Mode::Control, 0).await;
+    live::serve(Arc::new(Mutex::new(sink)), stream, shell, client, kick, Mode::Control, 0).await;
 }
 
 /// Another connection to a live shell.
-async fn run_attach<S>(socket: WebSocketStream<S>, shell: Arc<LiveShell>, username: String, mode: Mode, offset: u64)
+async fn run_attach<S>(socket: WebSocketStream<S>, attached: Attached)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let Attached { shell, holder, mode, offset } = attached;
     let (sink, stream) = socket.split();
-    let client = shell.attach(&username, mode);
-    tracing::info!(shell = %registry::short(&shell.id), user = username, ?mode, "client attached");
-    live::serve(Arc::new(Mutex::new(sink)), stream, shell, client, mode, offset).await;
+    let (client, kick) = shell.attach(holder, mode);
+    tracing::info!(shell = %registry::short(&shell.id), ?mode, "client attached");
+    live::serve(Arc::new(Mutex::new(sink)), stream, shell, client, kick, mode, offset).await;
 }
 
 /// When the client last took output: a clock shared by the output task and the input loop.

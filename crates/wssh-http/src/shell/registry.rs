@@ -14,7 +14,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use tokio::sync::{Notify, watch};
-use wssh_domain::Timestamp;
+use wssh_auth::{Authenticator, Principal};
+use wssh_domain::{Permission, Timestamp, UserId};
 use wssh_pty::{PtyProcess, PtyWriter, WindowSize};
 
 /// The tag of a native data frame; history chunks are kept as ready-made data frames.
@@ -210,15 +211,56 @@ fn data_frame(output: &[u8]) -> Bytes {
     Bytes::from(frame)
 }
 
+/// Share links one shell may have at once.
+const MAX_SHARES: usize = 32;
+/// Every share token starts with this (and then 256 random bits in hex).
+pub(crate) const SHARE_PREFIX: &str = "wsshs_";
+
+/// A share link: one shell, one mode, until it expires or is revoked. Only the token's hash
+/// is kept.
+#[derive(Debug, Clone)]
+pub(crate) struct Share {
+    /// The share's id (shown in listings, used to revoke it).
+    pub(crate) id: String,
+    /// What the link allows.
+    pub(crate) mode: Mode,
+    /// Who made it.
+    pub(crate) created_by: String,
+    pub(crate) created_at: Timestamp,
+    pub(crate) expires_at: Timestamp,
+    /// Hex SHA-256 of the token.
+    hash: String,
+}
+
+impl Share {
+    /// Whether the link still works at `now`.
+    pub(crate) fn live_at(&self, now: Timestamp) -> bool {
+        now.0 < self.expires_at.0
+    }
+}
+
+/// Who an attached client is: what to check again while it stays.
+#[derive(Debug, Clone)]
+pub(crate) enum Holder {
+    /// A user, as authenticated.
+    User(Principal),
+    /// Whoever holds the token of this share link.
+    Share(String),
+}
+
 /// One attached client, as listed.
 #[derive(Debug, Clone)]
 pub(crate) struct ClientInfo {
     /// The client's number within its shell.
     pub(crate) id: u64,
-    /// Who it is.
+    /// Who it is: a user name, or `share:ID` for a share link.
     pub(crate) user: String,
     /// How it takes part.
     pub(crate) mode: Mode,
+    /// What it attached with.
+    holder: Holder,
+    /// Disconnects it: its credential stopped working.
+    kick: Arc<Notify>,
 }
 
 /// What changes in a shell, under one lock.
@@ -237,6 +279,8 @@ struct State {
     screen_size: WindowSize,
     /// Size changes not yet applied to `screen`, at their output offsets.
     resizes: VecDeque<(u64, WindowSize)>,
+    /// Share links.
+    shares: Vec<Share>,
 }
 
 impl std::fmt::Debug for State {
@@ -298,6 +342,8 @@ pub(crate) struct LiveShell {
     pub(crate) id: String,
     /// The user who started it.
     pub(crate) owner: String,
+    /// Their id.
+    pub(crate) owner_id: UserId,
     /// The session it was started from.
     pub(crate) session: String,
     /// When it started.
@@ -330,16 +376,71 @@ impl LiveShell {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds a client; returns its number.
-    pub(crate) fn attach(&self, user: &str, mode: Mode) -> u64 {
+    /// Adds a client; returns its number and what tells it that its access ended.
+    pub(crate) fn attach(&self, holder: Holder, mode: Mode) -> (u64, Arc<Notify>) {
         let mut state = self.lock();
         let id = state.next_client;
         state.next_client += 1;
-        state.clients.push(ClientInfo { id, user: user.to_owned(), mode });
+        let kick = Arc::new(Notify::new());
+        state.clients.push(ClientInfo { id, user: holder.label(), mode, holder, kick: kick.clone() });
         state.detached_since = None;
         drop(state);
         self.wake.notify_one();
-        id
+        (id, kick)
+    }
+
+    /// Disconnects the clients whose share link stopped working (in memory: cheap, every tick).
+    fn kick_dead_shares(&self) {
+        let now = Timestamp::now();
+        let state = self.lock();
+        for client in &state.clients {
+            if let Holder::Share(id) = &client.holder
+                && !state.shares.iter().any(|share| &share.id == id && share.live_at(now))
+            {
+                client.kick.notify_one();
+            }
+        }
+    }
+
+    /// Checks again, in the store, that the owner may still have this shell (or ends it) and
+    /// that each attached user's credential still works and still allows its mode (or
+    /// disconnects that client). A failing store decides nothing.
+    fn recheck(&self, auth: &Authenticator) {
+        match auth.store().find_user_by_id(self.owner_id) {
+            Ok(Some(owner)) if !owner.disabled && owner.permissions.contains(Permission::SessionsConnect) => {}
+            Ok(_) => {
+                tracing::info!(shell = %short(&self.id), user = %self.owner, "the owner's access ended, shell ended");
+                self.end();
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot check a shell's owner");
+                return;
+            }
+        }
+        let clients: Vec<(Principal, Mode, Arc<Notify>)> = self
+            .lock()
+            .clients
+            .iter()
+            .filter_map(|client| match &client.holder {
+                Holder::User(principal) => Some((principal.clone(), client.mode, client.kick.clone())),
+                Holder::Share(_) => None,
+            })
+            .collect();
+        for (principal, mode, kick) in clients {
+            let allowed = match auth.recheck(&principal) {
+                Ok(now) => may_attach(&now, self, mode),
+                Err(wssh_auth::AuthError::InvalidCredentials) => false,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot check a shell client's credential");
+                    true
+                }
+            };
+            if !allowed {
+                tracing::info!(shell = %short(&self.id), user = %principal.username, "access ended, client disconnected");
+                kick.notify_one();
+            }
+        }
     }
 
     /// Removes a client; the shell starts its detach timeout when it was the last.
@@ -351,6 +452,58 @@ impl LiveShell {
         }
         drop(state);
         self.wake.notify_one();
+    }
+
+    /// Makes a share link for `mode`, valid for `lifetime`: the share and its token (the only
+    /// time the token exists outside the client).
+    pub(crate) fn add_share(&self, mode: Mode, lifetime: Duration, by: &str) -> Result<(Share, String), ShareError> {
+        let mut state = self.lock();
+        let now = Timestamp::now();
+        state.shares.retain(|share| share.live_at(now));
+        if state.shares.len() >= MAX_SHARES {
+            return Err(ShareError::TooMany(MAX_SHARES));
+        }
+        let secret = wssh_auth::secret::generate_token_secret();
+        let token = format!("{SHARE_PREFIX}{}", secret.trim_start_matches(wssh_auth::secret::TOKEN_PREFIX));
+        let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
+        let share = Share {
+            id: new_id()[..11].to_owned(),
+            mode,
+            created_by: by.to_owned(),
+            created_at: now,
+            expires_at: Timestamp(now.0.saturating_add(lifetime)),
+            hash: wssh_auth::secret::hash_token_secret(&token),
+        };
+        state.shares.push(share.clone());
+        Ok((share, token))
+    }
+
+    /// The share links that still work.
+    pub(crate) fn shares(&self) -> Vec<Share> {
+        let now = Timestamp::now();
+        self.lock().shares.iter().filter(|share| share.live_at(now)).cloned().collect()
+    }
+
+    /// Revokes a share link; whether there was one.
+    pub(crate) fn revoke_share(&self, id: &str) -> bool {
+        let mut state = self.lock();
+        let before = state.shares.len();
+        state.shares.retain(|share| share.id != id);
+        before != state.shares.len()
+    }
+
+    /// The live share link whose token hashes to `hash`.
+    fn share_with_hash(&self, hash: &str) -> Option<Share> {
+        let now = Timestamp::now();
+        let state = self.lock();
+        // Every share is compared, in constant time each.
+        let mut found = None;
+        for share in &state.shares {
+            if wssh_auth::secret::hashes_equal(&share.hash, hash) && share.live_at(now) {
+                found = Some(share.clone());
+            }
+        }
+        found
     }
 
     /// Asks the shell to end (SIGHUP, SIGKILL after the grace).
@@ -501,6 +654,39 @@ pub(crate) fn short(id: &str) -> &str {
     id.get(..6).unwrap_or(id)
 }
 
+impl Holder {
+    /// How the client is listed.
+    fn label(&self) -> String {
+        match self {
+            Holder::User(principal) => principal.username.to_string(),
+            Holder::Share(id) => format!("share:{id}"),
+        }
+    }
+}
+
+/// Whether `principal` may attach to `shell` in `mode`: the owner in either mode (while they
+/// hold `sessions:connect`), anyone else with `shells:control`, or `shells:observe` to watch.
+pub(crate) fn may_attach(principal: &Principal, shell: &LiveShell, mode: Mode) -> bool {
+    if principal.user_id == shell.owner_id {
+        return principal.permissions.contains(Permission::SessionsConnect);
+    }
+    match mode {
+        Mode::Control => principal.permissions.contains(Permission::ShellsControl),
+        Mode::Observe => {
+            principal.permissions.contains(Permission::ShellsObserve)
+                || principal.permissions.contains(Permission::ShellsControl)
+        }
+    }
+}
+
+/// Why a share link could not be made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ShareError {
+    /// The shell has as many share links as allowed.
+    #[error("share link limit per shell reached ({0})")]
+    TooMany(usize),
+}
+
 /// Why a shell could not be started.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StartError {
@@ -517,12 +703,20 @@ pub(crate) enum StartError {
 pub(crate) struct Registry {
     settings: ShellSettings,
     shells: Mutex<HashMap<String, Arc<LiveShell>>>,
+    /// Whether the access watchdog runs.
+    watching: std::sync::atomic::AtomicBool,
 }
+
+/// How often the watchdog looks at share links, and whether anything stored changed.
+const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+/// How often every credential is checked again even when nothing stored changed (for
+/// tokens and logins that expire with time).
+const FULL_RECHECK: Duration = Duration::from_secs(10);
 
 impl Registry {
     /// A registry with `settings`.
     pub(crate) fn new(settings: ShellSettings) -> Self {
-        Registry { settings, shells: Mutex::new(HashMap::new()) }
+        Registry { settings, shells: Mutex::new(HashMap::new()), watching: std::sync::atomic::AtomicBool::new(false) }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<LiveShell>>> {
@@ -546,27 +740,40 @@ impl Registry {
     pub(crate) fn start(
         self: &Arc<Self>,
         process: PtyProcess,
-        owner: &str,
+        owner: Principal,
         session: &str,
         size: WindowSize,
-        mode: Mode,
-    ) -> Result<(Arc<LiveShell>, u64), StartError> {
-        self.check_limits(owner)?;
+        auth: &Arc<Authenticator>,
+    ) -> Result<(Arc<LiveShell>, u64, Arc<Notify>), StartError> {
+        self.check_limits(owner.username.as_str())?;
+        if !self.watching.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tokio::spawn(self.clone().watch_access(auth.clone()));
+        }
+        let kick = Arc::new(Notify::new());
+        let first = ClientInfo {
+            id: 0,
+            user: owner.username.to_string(),
+            mode: Mode::Control,
+            holder: Holder::User(owner.clone()),
+            kick: kick.clone(),
+        };
         let shell = Arc::new(LiveShell {
             id: new_id(),
-            owner: owner.to_owned(),
+            owner: owner.username.to_string(),
+            owner_id: owner.user_id,
             session: session.to_owned(),
             created_at: Timestamp::now(),
             pid: process.pid(),
             state: Mutex::new(State {
                 history: History::new(self.settings.history_bytes),
                 size,
-                clients: vec![ClientInfo { id: 0, user: owner.to_owned(), mode }],
+                clients: vec![first],
                 next_client: 1,
                 detached_since: None,
                 screen: None,
                 screen_size: size,
                 resizes: VecDeque::new(),
+                shares: Vec::new(),
             }),
             progress: watch::Sender::new(Progress { end: 0, ended: None }),
             writer: process.writer(),
@@ -575,7 +782,39 @@ impl Registry {
         });
         self.lock().insert(shell.id.clone(), shell.clone());
         tokio::spawn(shell.clone().run(process, self.settings.detach_timeout, self.clone()));
-        Ok((shell, 0))
+        Ok((shell, 0, kick))
+    }
+
+    /// The access watchdog: share links every tick; every owner and attached user in the store
+    /// whenever anything stored changed (and every [`FULL_RECHECK`] anyway). A revoked token,
+    /// an ended login, a disabled or deleted user, or a lost permission takes effect within
+    /// a second.
+    async fn watch_access(self: Arc<Self>, auth: Arc<Authenticator>) {
+        let mut ticks = tokio::time::interval(WATCH_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut checked: Option<(u64, tokio::time::Instant)> = None;
+        loop {
+            ticks.tick().await;
+            let shells = self.all();
+            if shells.is_empty() {
+                continue;
+            }
+            for shell in &shells {
+                shell.kick_dead_shares();
+            }
+            let generation = auth.store().generation();
+            if checked.is_some_and(|(seen, at)| seen == generation && at.elapsed() < FULL_RECHECK) {
+                continue;
+            }
+            checked = Some((generation, tokio::time::Instant::now()));
+            let auth = auth.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                for shell in shells {
+                    shell.recheck(&auth);
+                }
+            })
+            .await;
+        }
     }
 
     /// The shell with this id.
@@ -586,6 +825,12 @@ impl Registry {
     /// Every live shell.
     pub(crate) fn all(&self) -> Vec<Arc<LiveShell>> {
         self.lock().values().cloned().collect()
+    }
+
+    /// The shell and live share link that `token` (a share token) opens.
+    pub(crate) fn find_share(&self, token: &str) -> Option<(Arc<LiveShell>, Share)> {
+        let hash = wssh_auth::secret::hash_token_secret(token);
+        self.all().into_iter().find_map(|shell| shell.share_with_hash(&hash).map(|share| (shell, share)))
     }
 
     fn remove(&self, id: &str) {
