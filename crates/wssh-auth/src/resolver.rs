@@ -200,6 +200,40 @@ impl Authenticator {
         }
     }
 
+    /// The standing now of a principal resolved earlier, for a connection that lasts: the
+    /// user must still exist and be enabled, and the credential it authenticated with must
+    /// still work (the token usable, the login active; a password is not asked again). The
+    /// permissions are the current ones. `InvalidCredentials` once that is no longer so.
+    pub fn recheck(&self, principal: &Principal) -> Result<Principal, AuthError> {
+        let now = Timestamp::now();
+        let (user_id, narrowed) = match &principal.method {
+            AuthMethod::Password => (principal.user_id, None),
+            AuthMethod::Token(identifier) => {
+                let token = self
+                    .store
+                    .find_token(identifier.as_str())?
+                    .filter(|token| token.is_usable(now))
+                    .ok_or(AuthError::InvalidCredentials)?;
+                (token.user_id, Some(token.permissions.unwrap_or_else(PermissionSet::all)))
+            }
+            AuthMethod::Login(id) => {
+                let login = self
+                    .store
+                    .find_login(id)?
+                    .filter(|login| login.is_active(now))
+                    .ok_or(AuthError::InvalidCredentials)?;
+                (login.user_id, None)
+            }
+        };
+        if user_id != principal.user_id {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let user =
+            self.store.find_user_by_id(user_id)?.filter(|user| !user.disabled).ok_or(AuthError::InvalidCredentials)?;
+        let permissions = narrowed.map_or(user.permissions, |narrowed| user.permissions.intersection(narrowed));
+        Ok(Principal { user_id, username: user.username, permissions, method: principal.method.clone() })
+    }
+
     /// Resolves an access token or an access JWT from memory alone, without blocking: `Some`
     /// when the same credentials were resolved less than a second ago and nothing stored has
     /// changed since. `None` for passwords and on a miss: then [`Authenticator::authenticate`],

@@ -36,6 +36,10 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "lockout_window_seconds",
     "allow_registration",
     "limits",
+    "shell_detach_timeout_seconds",
+    "shell_history_bytes",
+    "shell_limit_per_user",
+    "shell_limit_total",
 ];
 /// Keys of one `servers` entry.
 const SERVER_KEYS: &[&str] = &["port", "protocol", "alpn", "cert", "key", "host"];
@@ -71,6 +75,15 @@ pub(crate) struct ServerConfig {
     pub(crate) lockout_window_seconds: Option<u64>,
     /// wssh: whether anyone may create an account with `POST /user` (default false).
     pub(crate) allow_registration: bool,
+    /// wssh: how long a shell with no client attached keeps running, in seconds (default 300;
+    /// 0 ends it with its last connection).
+    pub(crate) shell_detach_timeout_seconds: Option<u64>,
+    /// wssh: output bytes each shell keeps for clients that come back (default 4 MiB).
+    pub(crate) shell_history_bytes: Option<usize>,
+    /// wssh: live shells one user may have at once (default 50).
+    pub(crate) shell_limit_per_user: Option<usize>,
+    /// wssh: live shells on the server at once (default 1000).
+    pub(crate) shell_limit_total: Option<usize>,
     /// wssh: listener limits, lockout, password rules (see `hardening.rs`).
     pub(crate) limits: crate::hardening::LimitsConfig,
 }
@@ -164,6 +177,19 @@ impl ListenerConfig {
 }
 
 impl ServerConfig {
+    /// The live-shell settings, defaults filled in.
+    pub(crate) fn shell_settings(&self) -> wssh_http::ShellSettings {
+        let defaults = wssh_http::ShellSettings::default();
+        wssh_http::ShellSettings {
+            history_bytes: self.shell_history_bytes.unwrap_or(defaults.history_bytes),
+            detach_timeout: self
+                .shell_detach_timeout_seconds
+                .map_or(defaults.detach_timeout, std::time::Duration::from_secs),
+            max_per_user: self.shell_limit_per_user.unwrap_or(defaults.max_per_user),
+            max_total: self.shell_limit_total.unwrap_or(defaults.max_total),
+        }
+    }
+
     /// Reads the file at `path` (if any), then the `WSSH_…` variables in `env` (which win), and
     /// checks every key's name and type.
     pub(crate) fn load(

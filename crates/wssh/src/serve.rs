@@ -49,6 +49,8 @@ struct Plan {
     lockout_window: Duration,
     /// Listener limits, the login throttle's further limits, the hashing queue.
     limits: crate::hardening::LimitsConfig,
+    /// Live shells: history size, detach timeout, limits.
+    shell_settings: wssh_http::ShellSettings,
     allow_registration: bool,
     initial_session_names: HashSet<String>,
 }
@@ -151,6 +153,7 @@ async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> 
         lockout_max_failures,
         lockout_window: Duration::from_secs(lockout_window_seconds),
         allow_registration: config.allow_registration,
+        shell_settings: config.shell_settings(),
         limits: config.limits,
     })
 }
@@ -280,7 +283,8 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound), BoxError> {
 
     let state = Arc::new(
         AppState::new(auth, plan.initial_session_names.clone(), plan.allow_registration)
-            .with_listener_limits(plan.limits.listener_limits(crate::hardening::raise_open_files_limit())),
+            .with_listener_limits(plan.limits.listener_limits(crate::hardening::raise_open_files_limit()))
+            .with_shell_settings(plan.shell_settings.clone()),
     );
     Ok((state, listeners))
 }
