@@ -272,8 +272,9 @@ async fn listen_takes_a_port_a_colon_port_a_host_name_and_ipv6() {
         let server = Running::start(temp.path(), &["--data-dir", "data", "--listen", form], &[]);
         assert!(expected(&server.addr()), "{form} -> {:?}", server.addrs);
         let port = server.addr().port();
-        let reply =
-            Client { addr: SocketAddr::from(([127, 0, 0, 1], port)), source: None }.raw("GET", "/healthz", &[], Vec::new()).await;
+        let reply = Client { addr: SocketAddr::from(([127, 0, 0, 1], port)), source: None }
+            .raw("GET", "/healthz", &[], Vec::new())
+            .await;
         if !(form == "localhost:0" && server.addr().is_ipv6()) {
             assert_eq!(reply.status, 200, "{form}");
         }

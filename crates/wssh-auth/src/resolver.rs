@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wssh_domain::{
-    AccessToken, Login, LoginClient, LoginId, NewAccessToken, NewSshKey, NewUser, Password, PermissionSet, RoleKey,
-    SshKey, Timestamp, TokenSpec, User, UserId, UserProfile, Username,
+    AccessToken, Login, LoginClient, LoginId, NewAccessToken, NewSshKey, NewUser, Password, Permission, PermissionSet,
+    RoleKey, SshKey, Timestamp, TokenSpec, User, UserId, UserProfile, Username,
 };
 use wssh_store::{Rotation, Store, StoreCache, StoreError};
 
@@ -232,6 +232,20 @@ impl Authenticator {
             self.store.find_user_by_id(user_id)?.filter(|user| !user.disabled).ok_or(AuthError::InvalidCredentials)?;
         let permissions = narrowed.map_or(user.permissions, |narrowed| user.permissions.intersection(narrowed));
         Ok(Principal { user_id, username: user.username, permissions, method: principal.method.clone() })
+    }
+
+    /// Whether the user still exists, is enabled and holds `permission` now: for what a user
+    /// owns beyond one connection, such as a live shell.
+    pub fn user_holds(&self, user_id: UserId, permission: Permission) -> Result<bool, AuthError> {
+        Ok(self
+            .store
+            .find_user_by_id(user_id)?
+            .is_some_and(|user| !user.disabled && user.permissions.contains(permission)))
+    }
+
+    /// The store's change generation: unchanged means nothing stored changed since.
+    pub fn generation(&self) -> u64 {
+        self.store.generation()
     }
 
     /// Resolves an access token or an access JWT from memory alone, without blocking: `Some`

@@ -269,8 +269,7 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound), BoxError> {
     crate::hardening::lock_data_dir(&plan.data_dir)?;
     crate::hardening::protect_database(&plan.data_dir.join(DATABASE_FILE))?;
     let store = Arc::new(SqliteStore::open(&plan.data_dir.join(DATABASE_FILE))?);
-    let throttle =
-        plan.limits.login_throttle(Some(plan.lockout_max_failures), Some(plan.lockout_window.as_secs()));
+    let throttle = plan.limits.login_throttle(Some(plan.lockout_max_failures), Some(plan.lockout_window.as_secs()));
     let auth = plan.limits.apply_hash_queue(Authenticator::new(store.clone(), throttle)?);
     let seeding = {
         let store = store.clone();
