@@ -65,6 +65,11 @@ impl From<AuthError> for ApiError {
                 message: "Too many failed login attempts, try again later".into(),
                 retry_after: Some(retry_after_seconds),
             },
+            AuthError::Busy { retry_after_seconds } => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "Too many logins at once, try again shortly".into(),
+                retry_after: Some(retry_after_seconds),
+            },
             AuthError::Forbidden(permission) => {
                 Self::new(StatusCode::FORBIDDEN, format!("Permission denied: {permission} required"))
             }

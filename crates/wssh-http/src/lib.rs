@@ -11,6 +11,7 @@ mod alist;
 pub mod error;
 mod gows;
 mod input;
+mod limits;
 mod login_api;
 mod rbac;
 mod respond;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 use wssh_auth::Authenticator;
 use wssh_core::{ServiceConfig, Services};
 
+pub use limits::ListenerLimits;
 pub use server::serve;
 
 /// Everything a request handler needs, shared by all connections.
@@ -37,6 +39,10 @@ pub struct AppState {
     pub services: Services,
     /// The serialized session list, for answers that need no blocking thread.
     session_list: gows::SessionListCache,
+    /// Timeouts and connection caps of every listener.
+    pub listener_limits: ListenerLimits,
+    /// Open connections, in total and per address, across every listener.
+    connections: Arc<limits::ConnectionGate>,
 }
 
 impl AppState {
@@ -45,7 +51,22 @@ impl AppState {
     pub fn new(auth: Authenticator, initial_sessions: HashSet<String>, allow_registration: bool) -> Self {
         let auth = Arc::new(auth);
         let services = Services::new(auth.clone(), ServiceConfig { allow_registration, initial_sessions });
-        AppState { auth, services, session_list: gows::SessionListCache::default() }
+        AppState {
+            auth,
+            services,
+            session_list: gows::SessionListCache::default(),
+            listener_limits: ListenerLimits::default(),
+            connections: Arc::default(),
+        }
+    }
+}
+
+impl AppState {
+    /// Sets the listener limits.
+    #[must_use]
+    pub fn with_listener_limits(mut self, limits: ListenerLimits) -> Self {
+        self.listener_limits = limits;
+        self
     }
 }
 

@@ -13,12 +13,14 @@ mod cache;
 mod error;
 mod migrations;
 mod sqlite;
+mod throttle;
 mod traits;
 
 pub use cache::{ChangeCounter, StoreCache};
 pub use error::{Conflict, StoreError};
 pub use migrations::{MIGRATIONS, Migration, MigrationStatus};
 pub use sqlite::SqliteStore;
+pub use throttle::{FailureTimes, ThrottleStore};
 pub use traits::{
     LoginStore, PasswordChange, RoleStore, Rotation, SessionStore, SshKeyStore, Store, TokenStore, UserChange,
     UserStore,

@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "identity", sql: include_str!("../migrations/0003_identity.sql") },
     Migration { version: 4, name: "login_client", sql: include_str!("../migrations/0004_login_client.sql") },
     Migration { version: 5, name: "alist_hash", sql: include_str!("../migrations/0005_alist_hash.sql") },
+    Migration { version: 6, name: "login_failures", sql: include_str!("../migrations/0006_login_failures.sql") },
 ];
 
 /// Where a database stands.

@@ -16,6 +16,8 @@ use wssh_domain::{
     UserProfile, Username,
 };
 
+mod throttle;
+
 use crate::migrations::{self, MIGRATIONS, MigrationStatus};
 use crate::{
     ChangeCounter, Conflict, LoginStore, PasswordChange, RoleStore, Rotation, SessionStore, SshKeyStore, StoreError,

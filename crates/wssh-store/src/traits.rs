@@ -186,6 +186,19 @@ pub trait LoginStore: Send + Sync {
 }
 
 /// Everything wssh stores.
-pub trait Store: UserStore + TokenStore + SessionStore + LoginStore + RoleStore + SshKeyStore + ChangeCounter {}
+pub trait Store:
+    UserStore + TokenStore + SessionStore + LoginStore + RoleStore + SshKeyStore + crate::ThrottleStore + ChangeCounter
+{
+}
 
-impl<T: UserStore + TokenStore + SessionStore + LoginStore + RoleStore + SshKeyStore + ChangeCounter> Store for T {}
+impl<T> Store for T where
+    T: UserStore
+        + TokenStore
+        + SessionStore
+        + LoginStore
+        + RoleStore
+        + SshKeyStore
+        + crate::ThrottleStore
+        + ChangeCounter
+{
+}

@@ -40,6 +40,8 @@ pub(crate) struct ServerConfig {
     pub(crate) lockout_window_seconds: Option<u64>,
     /// wssh: whether anyone may create an account with `POST /user` (default false).
     pub(crate) allow_registration: bool,
+    /// wssh: listener limits, lockout, password rules (see `hardening.rs`).
+    pub(crate) limits: crate::hardening::LimitsConfig,
 }
 
 /// One `initial_credentials` entry.

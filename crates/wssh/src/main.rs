@@ -4,6 +4,7 @@
 
 mod config;
 mod connect;
+mod hardening;
 mod serve;
 
 use std::num::NonZeroUsize;

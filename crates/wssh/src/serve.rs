@@ -7,7 +7,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -15,7 +14,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use wssh_auth::Authenticator;
-use wssh_auth::throttle::LoginThrottle;
 use wssh_domain::{NewUser, Password, RoleKey, SessionName, SessionSpec, Username};
 use wssh_http::AppState;
 use wssh_store::{SessionStore, SqliteStore, UserStore};
@@ -58,12 +56,11 @@ async fn start(args: &ServeArgs) -> Result<(Arc<AppState>, Vec<(TcpListener, Opt
         .create(&data_dir)
         .map_err(|error| format!("cannot create the data directory {}: {error}", data_dir.display()))?;
 
+    crate::hardening::lock_data_dir(&data_dir)?;
+    crate::hardening::protect_database(&data_dir.join(DATABASE_FILE))?;
     let store = Arc::new(SqliteStore::open(&data_dir.join(DATABASE_FILE))?);
-    let throttle = LoginThrottle::new(
-        config.lockout_max_failures.unwrap_or(10),
-        Duration::from_secs(config.lockout_window_seconds.unwrap_or(15 * 60)),
-    );
-    let auth = Authenticator::new(store.clone(), throttle)?;
+    let throttle = config.limits.login_throttle(config.lockout_max_failures, config.lockout_window_seconds);
+    let auth = config.limits.apply_hash_queue(Authenticator::new(store.clone(), throttle)?);
     let seeding = {
         let store = store.clone();
         let data_dir = data_dir.clone();
@@ -73,11 +70,14 @@ async fn start(args: &ServeArgs) -> Result<(Arc<AppState>, Vec<(TcpListener, Opt
     seeding.await??;
     seed_sessions(&store, &config)?;
 
-    let state = Arc::new(AppState::new(
-        auth,
-        config.initial_sessions.iter().map(|session| session.name.clone()).collect::<HashSet<_>>(),
-        config.allow_registration,
-    ));
+    let state = Arc::new(
+        AppState::new(
+            auth,
+            config.initial_sessions.iter().map(|session| session.name.clone()).collect::<HashSet<_>>(),
+            config.allow_registration,
+        )
+        .with_listener_limits(config.limits.listener_limits(crate::hardening::raise_open_files_limit())),
+    );
 
     let listeners = bind_listeners(args, &config).await?;
     Ok((state, listeners))
@@ -234,6 +234,7 @@ fn seed_users(
         if generated {
             let file = data_dir.join(INITIAL_PASSWORD_FILE);
             let mut out = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&file)?;
+            crate::hardening::narrow_to_owner(&file)?;
             writeln!(out, "username: {username}\npassword: {}", password.expose())?;
             announce(&format!(
                 "created administrator {username} with password {} (also written to {}, mode 0600); change it after signing in",
