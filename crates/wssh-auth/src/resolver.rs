@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wssh_domain::{Login, LoginClient, LoginId, Password, PermissionSet, Timestamp, User, UserId};
+use wssh_domain::{Login, LoginClient, LoginId, Password, Permission, PermissionSet, Timestamp, User, UserId};
 use wssh_store::{Rotation, Store, StoreCache};
 
 use crate::jwt::{JwtKeys, claims_for};
@@ -177,6 +177,54 @@ impl Authenticator {
             }
             Credentials::Jwt(token) => self.authenticate_jwt(token),
         }
+    }
+
+    /// The standing now of a principal resolved earlier, for a connection that lasts: the
+    /// user must still exist and be enabled, and the credential it authenticated with must
+    /// still work (the token usable, the login active; a password is not asked again). The
+    /// permissions are the current ones. `InvalidCredentials` once that is no longer so.
+    pub fn recheck(&self, principal: &Principal) -> Result<Principal, AuthError> {
+        let now = Timestamp::now();
+        let (user_id, narrowed) = match &principal.method {
+            AuthMethod::Password => (principal.user_id, None),
+            AuthMethod::Token(identifier) => {
+                let token = self
+                    .store
+                    .find_token(identifier.as_str())?
+                    .filter(|token| token.is_usable(now))
+                    .ok_or(AuthError::InvalidCredentials)?;
+                (token.user_id, Some(token.permissions.unwrap_or_else(PermissionSet::all)))
+            }
+            AuthMethod::Login(id) => {
+                let login = self
+                    .store
+                    .find_login(id)?
+                    .filter(|login| login.is_active(now))
+                    .ok_or(AuthError::InvalidCredentials)?;
+                (login.user_id, None)
+            }
+        };
+        if user_id != principal.user_id {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let user =
+            self.store.find_user_by_id(user_id)?.filter(|user| !user.disabled).ok_or(AuthError::InvalidCredentials)?;
+        let permissions = narrowed.map_or(user.permissions, |narrowed| user.permissions.intersection(narrowed));
+        Ok(Principal { user_id, username: user.username, permissions, method: principal.method.clone() })
+    }
+
+    /// Whether the user still exists, is enabled and holds `permission` now: for what a user
+    /// owns beyond one connection, such as a live shell.
+    pub fn user_holds(&self, user_id: UserId, permission: Permission) -> Result<bool, AuthError> {
+        Ok(self
+            .store
+            .find_user_by_id(user_id)?
+            .is_some_and(|user| !user.disabled && user.permissions.contains(permission)))
+    }
+
+    /// The store's change generation: unchanged means nothing stored changed since.
+    pub fn generation(&self) -> u64 {
+        self.store.generation()
     }
 
     /// Resolves an access token or an access JWT from memory alone, without blocking: `Some`

@@ -210,6 +210,8 @@ fn permission_label(permission: Permission) -> &'static str {
         Permission::UsersWrite => "Create, change and delete users and their tokens",
         Permission::RolesRead => "Read roles and their permissions",
         Permission::RolesWrite => "Create, change and delete roles, and bind them to users",
+        Permission::ShellsObserve => "Watch other users' live shells",
+        Permission::ShellsControl => "Take part in other users' live shells",
     }
 }
 

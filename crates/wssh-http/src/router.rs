@@ -64,6 +64,9 @@ async fn route(
     if web::matches(path) {
         return Ok(web::handle(request, state, peer).await);
     }
+    if shell::api::matches(path) {
+        return Ok(shell::api::handle(request, state, peer).await);
+    }
     if alist::matches(path) {
         return Ok(surface::handle::<alist::Alist>(request, state, peer).await);
     }
