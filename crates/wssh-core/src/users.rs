@@ -1,8 +1,10 @@
 //! Users: reading, creating, registering, changing, deleting, passwords and role bindings.
 
 use wssh_auth::{AuthError, Principal};
-use wssh_domain::{Password, Permission, PermissionSet, Role, RoleId, RoleKey, User, UserId, UserProfile, Username};
-use wssh_store::{Conflict, PasswordChange, UserChange};
+use wssh_domain::{
+    NewUser, Password, Permission, PermissionSet, Role, RoleId, RoleKey, User, UserId, UserProfile, Username,
+};
+use wssh_store::{Conflict, PasswordChange, UserChange, rules};
 
 use crate::policy::{self, AccountManager, RoleGranter};
 use crate::{CoreError, Entity, Services};
@@ -189,9 +191,14 @@ impl Services {
         if self.store().find_user(account.username.as_str()).map_err(CoreError::store(Entity::User))?.is_some() {
             return Err(CoreError::Conflict(Conflict::UsernameTaken));
         }
-        self.auth
-            .create_user(account.username, &account.password, account.role, account.disabled, account.profile)
-            .map_err(CoreError::auth(Entity::User))
+        // Both hashes: argon2id of the password, and of alist's digest of it, so that every
+        // login route works for the user at once.
+        let mut new_user = NewUser::new(account.username, self.auth.hash_password(&account.password)?, account.role);
+        new_user.disabled = account.disabled;
+        new_user.profile = account.profile;
+        let user = self.store().create_user(&new_user).map_err(CoreError::store(Entity::User))?;
+        self.auth.remember_alist_hash(user.id, &user.password_hash, &account.password)?;
+        Ok(user)
     }
 
     /// Whether `principal` (or an anonymous caller) may register accounts at all: with
@@ -277,7 +284,7 @@ impl Services {
             return Ok(stored);
         }
         let change = UserChange { id, fields, roles: roles.as_deref(), password };
-        let updated = self.store().change_user(&change).map_err(CoreError::store(Entity::User))?;
+        let updated = self.write_user(principal, &change)?;
         if let (Some(password), Some(password_hash)) = (&changes.password, &password_hash) {
             self.auth.remember_alist_hash(id, password_hash, password).map_err(CoreError::auth(Entity::User))?;
         }
@@ -317,8 +324,15 @@ impl Services {
             policy::require(principal, Permission::UsersWrite)?;
         }
         let user = self.find_user(target)?;
-        AccountManager::new(principal, &user)?;
-        self.auth.change_password(principal, user.id, password).map_err(CoreError::auth(Entity::User))?;
+        let manager = AccountManager::new(principal, &user)?;
+        let password_hash = self.auth.hash_password(password)?;
+        let own = manager.is_own();
+        let keep_token = if own { principal.token_identifier() } else { None };
+        let keep_login = if own { principal.login_id() } else { None };
+        self.store()
+            .set_password(user.id, &password_hash, keep_token, keep_login)
+            .map_err(CoreError::store(Entity::User))?;
+        self.auth.remember_alist_hash(user.id, &password_hash, password)?;
         Ok(user)
     }
 
@@ -328,7 +342,12 @@ impl Services {
         policy::require(principal, Permission::UsersWrite)?;
         let user = self.find_user(target)?;
         AccountManager::new(principal, &user)?;
-        self.store().delete_user(user.id).map_err(CoreError::store(Entity::User))?;
+        let work = self.store().begin()?;
+        let before = work.find_user_by_id(user.id)?.ok_or(CoreError::NotFound(Entity::User))?;
+        AccountManager::new(principal, &before)?;
+        work.remove_user(user.id).map_err(CoreError::store(Entity::User))?;
+        rules::keeps_an_administrator(&*work, &before, None)?;
+        work.commit()?;
         Ok(user)
     }
 
@@ -346,7 +365,20 @@ impl Services {
         let removed: Vec<&Role> =
             roles.iter().filter(|role| !wanted.contains(&role.id) && user.roles.contains(&role.key)).collect();
         policy::may_bind(principal, &added, &removed)?;
-        self.store().set_user_roles(id, wanted).map_err(CoreError::store(Entity::User))
+        self.write_user(principal, &UserChange { id, fields: None, roles: Some(wanted), password: None })
+    }
+
+    /// Writes `change` in one unit of work: inside it, the caller must still be allowed to
+    /// manage the user as it now is, and an enabled administrator must remain after the write
+    /// (the write lock is held from the first read, so concurrent requests cannot both pass).
+    fn write_user(&self, principal: &Principal, change: &UserChange<'_>) -> Result<User, CoreError> {
+        let work = self.store().begin()?;
+        let before = work.find_user_by_id(change.id)?.ok_or(CoreError::NotFound(Entity::User))?;
+        AccountManager::new(principal, &before)?;
+        let after = work.write_user(change).map_err(CoreError::store(Entity::User))?;
+        rules::keeps_an_administrator(&*work, &before, Some(&after))?;
+        work.commit()?;
+        Ok(after)
     }
 
     /// Turns a user's two-factor authentication off: `users:write` and [`AccountManager`]'s

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use postgres::types::{FromSql, ToSql};
-use postgres::{NoTls, Row, Transaction};
+use postgres::{NoTls, Row};
 use r2d2::{Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 use wssh_store::{ChangeCounter, Conflict, StoreError};
@@ -45,6 +45,9 @@ pub fn is_postgres_url(url: &str) -> bool {
 pub(crate) struct Generation {
     counter: AtomicU64,
     listening: AtomicBool,
+    /// This store's name in its notifications' payload: its own come back and are skipped
+    /// (its generation moved at commit already).
+    node: String,
 }
 
 impl Generation {
@@ -107,7 +110,7 @@ impl PgStore {
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(backend)?;
-        let generation = Arc::new(Generation::default());
+        let generation = Arc::new(Generation { node: node_name(), ..Generation::default() });
         listener::start(config, &generation);
         Ok(PgStore { pool, generation })
     }
@@ -138,19 +141,46 @@ impl PgStore {
         &self,
         change: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut connection = self.connection()?;
-        let transaction = connection.transaction().map_err(backend)?;
-        let mut write = Write { transaction, changed: 0 };
+        let mut tx = Tx::begin(self.connection()?)?;
+        let mut write = Write { client: &mut tx.connection, changed: 0 };
         let value = change(&mut write)?;
-        let Write { mut transaction, changed } = write;
-        if changed > 0 {
-            transaction.batch_execute(&format!("NOTIFY {CHANNEL}")).map_err(backend)?;
-        }
-        transaction.commit().map_err(backend)?;
-        if changed > 0 {
-            self.generation.bump();
-        }
+        let changed = write.changed;
+        tx.commit(changed > 0, &self.generation)?;
         Ok(value)
+    }
+}
+
+/// A transaction on a pooled connection, rolled back when dropped before [`Tx::commit`].
+pub(crate) struct Tx {
+    pub(crate) connection: PooledConnection<Manager>,
+    open: bool,
+}
+
+impl Tx {
+    pub(crate) fn begin(mut connection: PooledConnection<Manager>) -> Result<Self, StoreError> {
+        connection.batch_execute("BEGIN").map_err(backend)?;
+        Ok(Tx { connection, open: true })
+    }
+
+    /// Commits; when `announce`, with a `NOTIFY` to every node and this node's generation moved.
+    pub(crate) fn commit(mut self, announce: bool, generation: &Generation) -> Result<(), StoreError> {
+        let sql =
+            if announce { format!("NOTIFY {CHANNEL}, '{}'; COMMIT", generation.node) } else { "COMMIT".to_owned() };
+        let committed = self.connection.batch_execute(&sql).map_err(backend);
+        self.open = committed.is_err();
+        committed?;
+        if announce {
+            generation.bump();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if self.open && self.connection.batch_execute("ROLLBACK").is_err() {
+            tracing::warn!("a PostgreSQL transaction could not be rolled back");
+        }
     }
 }
 
@@ -165,10 +195,10 @@ impl ChangeCounter for PgStore {
     }
 }
 
-/// A transaction that counts the rows it changes.
+/// A client inside a transaction, counting the rows it changes.
 pub(crate) struct Write<'a> {
-    pub(crate) transaction: Transaction<'a>,
-    changed: u64,
+    pub(crate) client: &'a mut postgres::Client,
+    pub(crate) changed: u64,
 }
 
 type Params<'p> = [&'p (dyn ToSql + Sync)];
@@ -176,33 +206,41 @@ type Params<'p> = [&'p (dyn ToSql + Sync)];
 impl Write<'_> {
     /// Runs a statement; the rows it changed.
     pub(crate) fn execute(&mut self, sql: &str, params: &Params<'_>) -> Result<u64, StoreError> {
-        let changed = self.transaction.execute(sql, params).map_err(backend)?;
+        let changed = self.client.execute(sql, params).map_err(backend)?;
         self.changed += changed;
         Ok(changed)
     }
 
     /// Runs a statement whose integrity violation is `conflict`.
     pub(crate) fn execute_or(&mut self, sql: &str, params: &Params<'_>, conflict: Conflict) -> Result<u64, StoreError> {
-        let changed = self.transaction.execute(sql, params).map_err(|error| map_error(error, conflict))?;
+        let changed = self.client.execute(sql, params).map_err(|error| map_error(error, conflict))?;
         self.changed += changed;
         Ok(changed)
     }
 
     /// Inserts one row and returns what the statement's `RETURNING` clause names.
     pub(crate) fn insert(&mut self, sql: &str, params: &Params<'_>, conflict: Conflict) -> Result<Row, StoreError> {
-        let row = self.transaction.query_one(sql, params).map_err(|error| map_error(error, conflict))?;
+        let row = self.client.query_one(sql, params).map_err(|error| map_error(error, conflict))?;
         self.changed += 1;
         Ok(row)
     }
 
     /// Takes the cluster-wide lock for changes whose reads decide them (the last administrator).
     pub(crate) fn lock_decisions(&mut self) -> Result<(), StoreError> {
-        self.transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&DECISION_LOCK]).map_err(backend).map(drop)
+        self.client.execute("SELECT pg_advisory_xact_lock($1)", &[&DECISION_LOCK]).map_err(backend).map(drop)
     }
 }
 
 /// The advisory lock serialising changes whose reads decide them, on every node.
 const DECISION_LOCK: i64 = 0x7773_7368_0001;
+
+/// A name for this store that no other store shares: process, time and a counter.
+fn node_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos());
+    format!("{}-{nanos}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
 
 pub(crate) fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::Backend(Box::new(error))

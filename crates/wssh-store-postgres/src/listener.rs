@@ -72,10 +72,12 @@ fn receive(client: &mut Client, generation: &Weak<Generation>) -> Result<(), pos
         {
             let mut notifications = client.notifications();
             let mut waiting = notifications.timeout_iter(POLL);
-            while let Some(_notification) = waiting.next()? {
+            while let Some(notification) = waiting.next()? {
                 received = true;
                 let Some(strong) = generation.upgrade() else { return Ok(()) };
-                strong.bump();
+                if notification.payload() != strong.node {
+                    strong.bump();
+                }
             }
         }
         if generation.strong_count() == 0 {

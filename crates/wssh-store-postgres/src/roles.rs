@@ -55,7 +55,7 @@ impl RoleStore for PgStore {
             )?;
             let id = RoleId(get(&row, 0)?);
             write_role_permissions(write, id, role.permissions)?;
-            query_role(&mut write.transaction, id)?.ok_or(StoreError::NotFound)
+            query_role(&mut *write.client, id)?.ok_or(StoreError::NotFound)
         })
     }
 
@@ -74,7 +74,7 @@ impl RoleStore for PgStore {
     fn update_role(&self, role: &Role) -> Result<Role, StoreError> {
         self.write(|write| {
             write.lock_decisions()?;
-            let stored = query_role(&mut write.transaction, role.id)?.ok_or(StoreError::NotFound)?;
+            let stored = query_role(&mut *write.client, role.id)?.ok_or(StoreError::NotFound)?;
             if stored.built_in && stored.key != role.key {
                 return Err(StoreError::Conflict(Conflict::BuiltInRoleKey));
             }
@@ -88,13 +88,13 @@ impl RoleStore for PgStore {
                 Conflict::RoleKeyTaken,
             )?;
             write_role_permissions(write, role.id, role.permissions)?;
-            query_role(&mut write.transaction, role.id)?.ok_or(StoreError::NotFound)
+            query_role(&mut *write.client, role.id)?.ok_or(StoreError::NotFound)
         })
     }
 
     fn delete_role(&self, id: RoleId) -> Result<(), StoreError> {
         self.write(|write| {
-            let stored = query_role(&mut write.transaction, id)?.ok_or(StoreError::NotFound)?;
+            let stored = query_role(&mut *write.client, id)?.ok_or(StoreError::NotFound)?;
             if stored.built_in {
                 return Err(StoreError::Conflict(Conflict::BuiltInRoleDeleted));
             }

@@ -34,7 +34,7 @@ impl SessionStore for PgStore {
                 &[&spec.name.as_str(), &spec.cmd, &args_json(&spec.args), &spec.dir, &Timestamp::now().0],
                 Conflict::SessionNameTaken,
             )?;
-            query_session(&mut write.transaction, spec.name.as_str())?.ok_or(StoreError::NotFound)
+            query_session(&mut *write.client, spec.name.as_str())?.ok_or(StoreError::NotFound)
         })
     }
 
@@ -59,7 +59,7 @@ impl SessionStore for PgStore {
             if changed == 0 {
                 return Err(StoreError::NotFound);
             }
-            query_session(&mut write.transaction, spec.name.as_str())?.ok_or(StoreError::NotFound)
+            query_session(&mut *write.client, spec.name.as_str())?.ok_or(StoreError::NotFound)
         })
     }
 
@@ -72,7 +72,7 @@ impl SessionStore for PgStore {
 
     fn copy_session(&self, from: &SessionName, to: &SessionName) -> Result<Session, StoreError> {
         self.write(|write| {
-            if query_session(&mut write.transaction, from.as_str())?.is_none() {
+            if query_session(&mut *write.client, from.as_str())?.is_none() {
                 return Err(StoreError::NotFound);
             }
             write.execute_or(
@@ -81,16 +81,16 @@ impl SessionStore for PgStore {
                 &[&from.as_str(), &to.as_str(), &Timestamp::now().0],
                 Conflict::SessionNameTaken,
             )?;
-            query_session(&mut write.transaction, to.as_str())?.ok_or(StoreError::NotFound)
+            query_session(&mut *write.client, to.as_str())?.ok_or(StoreError::NotFound)
         })
     }
 
     fn rename_session(&self, from: &SessionName, to: &SessionName) -> Result<Session, StoreError> {
         self.write(|write| {
-            if query_session(&mut write.transaction, from.as_str())?.is_none() {
+            if query_session(&mut *write.client, from.as_str())?.is_none() {
                 return Err(StoreError::NotFound);
             }
-            if from != to && query_session(&mut write.transaction, to.as_str())?.is_some() {
+            if from != to && query_session(&mut *write.client, to.as_str())?.is_some() {
                 return Err(StoreError::Conflict(Conflict::SessionNameTaken));
             }
             write.execute_or(
@@ -98,7 +98,7 @@ impl SessionStore for PgStore {
                 &[&from.as_str(), &to.as_str(), &Timestamp::now().0],
                 Conflict::SessionNameTaken,
             )?;
-            query_session(&mut write.transaction, to.as_str())?.ok_or(StoreError::NotFound)
+            query_session(&mut *write.client, to.as_str())?.ok_or(StoreError::NotFound)
         })
     }
 }

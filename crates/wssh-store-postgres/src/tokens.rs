@@ -77,7 +77,7 @@ impl TokenStore for PgStore {
                 ],
                 Conflict::TokenIdentifierTaken,
             )?;
-            query_token(&mut write.transaction, "access_tokens.identifier = $1", &token.identifier.as_str())?
+            query_token(&mut *write.client, "access_tokens.identifier = $1", &token.identifier.as_str())?
                 .ok_or(StoreError::NotFound)
         })
     }
@@ -109,8 +109,7 @@ impl TokenStore for PgStore {
             if changed == 0 {
                 return Err(StoreError::NotFound);
             }
-            query_token(&mut write.transaction, "access_tokens.identifier = $1", &identifier)?
-                .ok_or(StoreError::NotFound)
+            query_token(&mut *write.client, "access_tokens.identifier = $1", &identifier)?.ok_or(StoreError::NotFound)
         })
     }
 
@@ -132,7 +131,7 @@ impl TokenStore for PgStore {
             if changed == 0 {
                 return Err(StoreError::NotFound);
             }
-            query_token(&mut write.transaction, "access_tokens.identifier = $1", &token.identifier.as_str())?
+            query_token(&mut *write.client, "access_tokens.identifier = $1", &token.identifier.as_str())?
                 .ok_or(StoreError::NotFound)
         })
     }
@@ -242,7 +241,7 @@ impl LoginStore for PgStore {
         self.write(|write| {
             // The row lock makes two nodes rotating one token take turns: the second finds it
             // retired, which is a replay.
-            let current = query_login(&mut write.transaction, "refresh_hash = $1 FOR UPDATE", presented_hash)?;
+            let current = query_login(&mut *write.client, "refresh_hash = $1 FOR UPDATE", presented_hash)?;
             Ok(match current {
                 Some(login) if login.is_active(Timestamp::now()) => {
                     write.execute(
@@ -258,7 +257,7 @@ impl LoginStore for PgStore {
                 Some(_) => Rotation::Unknown,
                 None => {
                     let retired = write
-                        .transaction
+                        .client
                         .query_opt(
                             "SELECT login_id FROM retired_refresh_tokens WHERE refresh_hash = $1",
                             &[&presented_hash],

@@ -2,13 +2,15 @@
 
 use postgres::GenericClient;
 use postgres::types::ToSql;
+use std::cell::RefCell;
 use wssh_domain::{
     LoginId, NewSshKey, NewUser, Permission, PermissionSet, RoleId, SshKey, Timestamp, TokenIdentifier, User, UserId,
     UserProfile, Username,
 };
-use wssh_store::{Conflict, PasswordChange, SshKeyStore, StoreError, UserChange, UserStore};
 
-use crate::{PgStore, Write, backend, corrupt, get};
+use wssh_store::{Conflict, PasswordChange, SshKeyStore, StoreError, Transactional, UnitOfWork, UserChange, UserStore};
+
+use crate::{PgStore, Tx, Write, backend, corrupt, get};
 
 /// A user's row, with its role keys (space-separated, by role id) and the permissions of its
 /// enabled roles (comma-separated) gathered by subqueries: one statement per user read.
@@ -66,21 +68,6 @@ pub(crate) fn query_user(
     client.query_opt(&sql, &[key]).map_err(backend)?.as_ref().map(load_user).transpose()
 }
 
-/// How many users other than `except` hold the built-in `admin` role and are not disabled.
-fn other_active_admins(write: &mut Write<'_>, except: UserId) -> Result<i64, StoreError> {
-    let row = write
-        .transaction
-        .query_one(
-            "SELECT COUNT(DISTINCT users.id) FROM users \
-             JOIN user_roles ON user_roles.user_id = users.id \
-             JOIN roles ON roles.id = user_roles.role_id \
-             WHERE roles.key = 'admin' AND roles.built_in AND NOT users.disabled AND users.id <> $1",
-            &[&except.0],
-        )
-        .map_err(backend)?;
-    get(&row, 0)
-}
-
 fn write_user_fields(write: &mut Write<'_>, id: UserId, user: &User) -> Result<(), StoreError> {
     let profile = &user.profile;
     let changed = write.execute_or(
@@ -111,7 +98,7 @@ fn write_user_roles(write: &mut Write<'_>, id: UserId, roles: &[RoleId]) -> Resu
     write.execute("DELETE FROM user_roles WHERE user_id = $1", &[&id.0])?;
     for role in roles {
         let exists: bool = write
-            .transaction
+            .client
             .query_one("SELECT EXISTS (SELECT 1 FROM roles WHERE id = $1)", &[&role.0])
             .map_err(backend)
             .and_then(|row| get(&row, 0))?;
@@ -179,7 +166,7 @@ impl UserStore for PgStore {
             if bound != 1 {
                 return Err(StoreError::Conflict(Conflict::UnknownRole));
             }
-            query_user(&mut write.transaction, "id = $1", &id)?.ok_or(StoreError::NotFound)
+            query_user(&mut *write.client, "id = $1", &id)?.ok_or(StoreError::NotFound)
         })
     }
 
@@ -210,57 +197,6 @@ impl UserStore for PgStore {
         keep_login: Option<&LoginId>,
     ) -> Result<(), StoreError> {
         self.write(|write| write_password(write, id, &PasswordChange { password_hash, keep_token, keep_login }))
-    }
-
-    fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
-        self.write(|write| {
-            write.lock_decisions()?;
-            let stored = query_user(&mut write.transaction, "id = $1", &id.0)?.ok_or(StoreError::NotFound)?;
-            if stored.is_admin() && !stored.disabled && other_active_admins(write, id)? == 0 {
-                return Err(StoreError::Conflict(Conflict::LastAdministratorDeleted));
-            }
-            write.execute("DELETE FROM access_tokens WHERE user_id = $1", &[&id.0])?;
-            if write.execute("DELETE FROM users WHERE id = $1", &[&id.0])? == 0 {
-                return Err(StoreError::NotFound);
-            }
-            Ok(())
-        })
-    }
-
-    fn update_user(&self, user: &User) -> Result<User, StoreError> {
-        self.change_user(&UserChange { id: user.id, fields: Some(user), roles: None, password: None })
-    }
-
-    fn set_user_roles(&self, id: UserId, roles: &[RoleId]) -> Result<User, StoreError> {
-        self.change_user(&UserChange { id, fields: None, roles: Some(roles), password: None })
-    }
-
-    fn change_user(&self, change: &UserChange<'_>) -> Result<User, StoreError> {
-        self.write(|write| {
-            write.lock_decisions()?;
-            let id = change.id;
-            let stored = query_user(&mut write.transaction, "id = $1", &id.0)?.ok_or(StoreError::NotFound)?;
-            if let Some(fields) = change.fields {
-                write_user_fields(write, id, fields)?;
-            }
-            if let Some(roles) = change.roles {
-                write_user_roles(write, id, roles)?;
-            }
-            if let Some(password) = &change.password {
-                write_password(write, id, password)?;
-            }
-            let updated = query_user(&mut write.transaction, "id = $1", &id.0)?.ok_or(StoreError::NotFound)?;
-            let active_admin = |user: &User| user.is_admin() && !user.disabled;
-            if active_admin(&stored) && !active_admin(&updated) && other_active_admins(write, id)? == 0 {
-                let conflict = if updated.disabled {
-                    Conflict::LastAdministratorDisabled
-                } else {
-                    Conflict::LastAdministratorDemoted
-                };
-                return Err(StoreError::Conflict(conflict));
-            }
-            Ok(updated)
-        })
     }
 
     fn set_otp_secret(&self, id: UserId, secret: Option<&str>, accepted_step: i64) -> Result<(), StoreError> {
@@ -297,6 +233,83 @@ impl UserStore for PgStore {
             )
             .map_err(backend)?;
         Ok(changed == 1)
+    }
+}
+
+/// A unit of work on PostgreSQL: one transaction that takes the cluster-wide decision lock
+/// first, so the last-administrator rule holds across nodes as SQLite's `BEGIN IMMEDIATE`
+/// makes it hold in one file. Committed with a `NOTIFY` when it changed rows.
+struct PgWork<'a> {
+    store: &'a PgStore,
+    tx: RefCell<Option<Tx>>,
+    changed: RefCell<u64>,
+}
+
+impl PgWork<'_> {
+    fn run<T>(&self, work: impl FnOnce(&mut Write<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut tx = self.tx.borrow_mut();
+        let tx = tx.as_mut().ok_or(StoreError::NotFound)?;
+        let mut write = Write { client: &mut tx.connection, changed: 0 };
+        let value = work(&mut write);
+        *self.changed.borrow_mut() += write.changed;
+        value
+    }
+}
+
+impl Transactional for PgStore {
+    fn begin(&self) -> Result<Box<dyn UnitOfWork + '_>, StoreError> {
+        let mut tx = Tx::begin(self.connection()?)?;
+        Write { client: &mut tx.connection, changed: 0 }.lock_decisions()?;
+        Ok(Box::new(PgWork { store: self, tx: RefCell::new(Some(tx)), changed: RefCell::new(0) }))
+    }
+}
+
+impl UnitOfWork for PgWork<'_> {
+    fn find_user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        self.run(|write| query_user(&mut *write.client, "id = $1", &id.0))
+    }
+
+    fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        self.run(|write| {
+            let rows =
+                write.client.query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY id"), &[]).map_err(backend)?;
+            rows.iter().map(load_user).collect()
+        })
+    }
+
+    fn write_user(&self, change: &UserChange<'_>) -> Result<User, StoreError> {
+        self.run(|write| {
+            let id = change.id;
+            if query_user(&mut *write.client, "id = $1", &id.0)?.is_none() {
+                return Err(StoreError::NotFound);
+            }
+            if let Some(fields) = change.fields {
+                write_user_fields(write, id, fields)?;
+            }
+            if let Some(roles) = change.roles {
+                write_user_roles(write, id, roles)?;
+            }
+            if let Some(password) = &change.password {
+                write_password(write, id, password)?;
+            }
+            query_user(&mut *write.client, "id = $1", &id.0)?.ok_or(StoreError::NotFound)
+        })
+    }
+
+    fn remove_user(&self, id: UserId) -> Result<(), StoreError> {
+        self.run(|write| {
+            write.execute("DELETE FROM access_tokens WHERE user_id = $1", &[&id.0])?;
+            if write.execute("DELETE FROM users WHERE id = $1", &[&id.0])? == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        let tx = self.tx.borrow_mut().take().ok_or(StoreError::NotFound)?;
+        let changed = *self.changed.borrow();
+        tx.commit(changed > 0, &self.store.generation)
     }
 }
 

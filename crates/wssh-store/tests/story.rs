@@ -1,48 +1,37 @@
-//! The storage story (`shared/story.rs`) on a real SQLite file, and what only SQLite has.
+//! The storage story (`wssh_store::story`) run against a real SQLite file, and what is
+//! SQLite's own: migrations, and everything surviving a reopened file.
 
-#[path = "shared/story.rs"]
-mod story;
+use wssh_store::{SessionStore, TokenStore, story};
+use wssh_store_sqlite::{MIGRATIONS, SqliteStore};
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use wssh_store::{SqliteStore, Store};
-
-/// A SQLite file in a temporary directory.
-struct Sqlite {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl Sqlite {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("wssh.db");
-        Sqlite { _dir: dir, path }
-    }
-}
-
-impl story::Backend for Sqlite {
-    fn open(&self) -> Arc<dyn Store> {
-        Arc::new(SqliteStore::open(&self.path).unwrap())
-    }
+fn open() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("wssh.db")).unwrap();
+    (dir, store)
 }
 
 #[test]
 fn storage_story() {
-    let sqlite = Sqlite::new();
-    story::storage_story(&sqlite);
-    let store = SqliteStore::open(&sqlite.path).unwrap();
-    assert_eq!(store.migration_status().unwrap().applied, wssh_store::MIGRATIONS.last().unwrap().version);
-    assert!(store.migrate().unwrap().is_empty());
+    let (dir, store) = open();
+    assert_eq!(store.migration_status().unwrap().applied, MIGRATIONS.last().unwrap().version);
+    story::users_tokens_sessions_and_logins(&store);
+
+    // Everything survives reopening the file.
+    drop(store);
+    let reopened = SqliteStore::open(&dir.path().join("wssh.db")).unwrap();
+    assert_eq!(reopened.find_session("bash").unwrap().unwrap().spec.cmd, "zsh");
+    assert_eq!(reopened.list_tokens(None).unwrap().len(), 1);
+    assert!(reopened.migrate().unwrap().is_empty());
 }
 
 #[test]
 fn roles_profiles_otp_keys_and_app_tokens() {
-    story::roles_profiles_otp_keys_and_app_tokens(&Sqlite::new());
+    let (_dir, store) = open();
+    story::roles_profiles_otp_keys_and_app_tokens(&store);
 }
 
 #[test]
 fn the_generation_moves_with_every_committed_change_and_only_then() {
-    story::the_generation_moves_with_every_committed_change_and_only_then(&Sqlite::new());
+    let (_dir, store) = open();
+    story::the_generation_moves_with_every_committed_change_and_only_then(&store);
 }
