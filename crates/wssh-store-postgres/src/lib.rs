@@ -267,3 +267,31 @@ pub(crate) fn get<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T, S
 pub(crate) fn clamp(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
+
+/// `url` with its password (if any) replaced by `***`, for logs and messages.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|index| index + 3) else { return url.to_owned() };
+    let authority_end = url[scheme_end..].find(['/', '?']).map_or(url.len(), |index| scheme_end + index);
+    let authority = &url[scheme_end..authority_end];
+    match authority.rfind('@') {
+        Some(at) => match authority[..at].find(':') {
+            Some(colon) => {
+                format!("{}{}:***{}", &url[..scheme_end], &authority[..colon], &url[scheme_end + at..])
+            }
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn a_urls_password_is_hidden() {
+        assert_eq!(redact_url("postgres://u:p%40ss@h:5/db?x=1"), "postgres://u:***@h:5/db?x=1");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("postgresql://h/db"), "postgresql://h/db");
+    }
+}

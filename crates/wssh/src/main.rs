@@ -4,6 +4,7 @@
 
 mod config;
 mod connect;
+mod database;
 mod hardening;
 mod listen;
 mod serve;
@@ -47,6 +48,10 @@ pub(crate) struct ServeArgs {
     /// Where the database lives (default: $XDG_DATA_HOME/wssh or ~/.local/share/wssh).
     #[arg(long, env = "WSSH_DATA_DIR", value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
+    /// A PostgreSQL database shared by several wssh nodes (postgres://USER@HOST/DB), instead of
+    /// the SQLite file in the data directory. Also the `database` key and WSSH_DATABASE.
+    #[arg(long, value_name = "URL")]
+    pub(crate) database: Option<String>,
     /// Listen on this address instead of the configured listeners: PORT (127.0.0.1), :PORT
     /// (every interface), HOST:PORT (an address or host name) or [IPV6]:PORT.
     #[arg(long, value_name = "ADDRESS")]

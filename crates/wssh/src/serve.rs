@@ -16,18 +16,16 @@ use tokio_rustls::TlsAcceptor;
 use wssh_auth::Authenticator;
 use wssh_domain::{NewUser, Password, RoleKey, SessionName, SessionSpec, Username};
 use wssh_http::AppState;
-use wssh_store::{SessionStore, UserStore};
-use wssh_store_sqlite::SqliteStore;
+use wssh_store::Store;
 
 use crate::ServeArgs;
 use crate::config::{ServerConfig, default_data_dir};
+use crate::database::Database;
 use crate::listen::ListenAddress;
 use crate::tls::ReloadableCertificate;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The name of the database file in the data directory.
-const DATABASE_FILE: &str = "wssh.db";
 /// Where a generated administrator password is written, readable by the owner only.
 const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 /// The port of the listener used when nothing says otherwise (on 127.0.0.1).
@@ -37,6 +35,8 @@ const DEFAULT_PORT: u16 = 28080;
 #[derive(Debug)]
 struct Plan {
     data_dir: PathBuf,
+    /// The SQLite file in the data directory, or a PostgreSQL database.
+    database: Database,
     listeners: Vec<PlannedListener>,
     /// Administrators created when missing: a password, or `None` for a generated one.
     users: Vec<(Username, Option<Password>)>,
@@ -93,13 +93,19 @@ fn describe(plan: &Plan) -> String {
             listener.addresses.iter().map(move |address| format!("{scheme}://{address}"))
         })
         .collect();
-    format!("configuration OK: data directory {}, listeners {}", plan.data_dir.display(), listeners.join(" "))
+    format!(
+        "configuration OK: data directory {}, database {}, listeners {}",
+        plan.data_dir.display(),
+        plan.database,
+        listeners.join(" ")
+    )
 }
 
 /// Reads and checks every value: listeners (addresses resolved, certificates read), users,
 /// sessions, numbers. Writes nothing.
 async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> {
     let data_dir = args.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(default_data_dir);
+    let database = Database::choose(args.database.as_deref().or(config.database.as_deref()), &data_dir)?;
 
     let mut users = Vec::new();
     for credential in &config.initial_credentials {
@@ -145,6 +151,7 @@ async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> 
     let listeners = plan_listeners(args, &config).await?;
     Ok(Plan {
         data_dir,
+        database,
         listeners,
         users,
         login_shell_on_first_start: args.config.is_none() && sessions.is_empty() && command_session.is_none(),
@@ -268,18 +275,33 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound), BoxError> {
         .map_err(|error| format!("cannot create the data directory {}: {error}", plan.data_dir.display()))?;
 
     crate::hardening::lock_data_dir(&plan.data_dir)?;
-    crate::hardening::protect_database(&plan.data_dir.join(DATABASE_FILE))?;
-    let store = Arc::new(SqliteStore::open(&plan.data_dir.join(DATABASE_FILE))?);
+    if let Database::Sqlite(path) = &plan.database {
+        crate::hardening::protect_database(path)?;
+    }
     let throttle = plan.limits.login_throttle(Some(plan.lockout_max_failures), Some(plan.lockout_window.as_secs()));
-    let auth = plan.limits.apply_hash_queue(Authenticator::new(store.clone(), throttle)?);
-    let seeding = {
-        let store = store.clone();
+    // Everything that reaches the store runs on a blocking thread: the store blocks, and the
+    // PostgreSQL client must never run on an async worker.
+    let (auth, first_start_store) = {
+        let database = plan.database.clone();
         let data_dir = plan.data_dir.clone();
         let users = plan.users.clone();
-        tokio::task::spawn_blocking(move || seed_users(&store, users, &data_dir))
+        tokio::task::spawn_blocking(move || -> Result<_, BoxError> {
+            let store = database.open()?;
+            tracing::info!(%database, "database open");
+            let auth = Authenticator::new(store.clone(), throttle)?;
+            let first_start = seed_users(&*store, users, &data_dir)?;
+            Ok((auth, (first_start, store)))
+        })
+        .await??
     };
-    let first_start = seeding.await??;
-    seed_sessions(&store, plan, first_start)?;
+    let auth = plan.limits.apply_hash_queue(auth);
+    let (first_start, store) = first_start_store;
+    let sessions = SessionSeeds {
+        configured: plan.sessions.clone(),
+        command: plan.command_session.clone(),
+        login_shell: first_start && plan.login_shell_on_first_start,
+    };
+    tokio::task::spawn_blocking(move || seed_sessions(&*store, &sessions)).await??;
 
     let state = Arc::new(
         AppState::new(auth, plan.initial_session_names.clone(), plan.allow_registration)
@@ -406,7 +428,7 @@ impl Signals {
 /// user, so a changed password stays changed. Returns whether this was the first start (no
 /// user before).
 fn seed_users(
-    store: &SqliteStore,
+    store: &dyn Store,
     mut wanted: Vec<(Username, Option<Password>)>,
     data_dir: &Path,
 ) -> Result<bool, BoxError> {
@@ -448,18 +470,28 @@ fn seed_users(
     Ok(first_start)
 }
 
+/// The sessions a start creates or brings up to date.
+struct SessionSeeds {
+    /// From the configuration, created when missing.
+    configured: Vec<SessionSpec>,
+    /// The one-liner's session.
+    command: Option<SessionSpec>,
+    /// Whether to create the login shell's session (a first start without configuration).
+    login_shell: bool,
+}
+
 /// Creates the configured sessions that are missing, brings the one-liner's session up to
 /// date, and on a first start without configuration creates the login shell's session.
-fn seed_sessions(store: &SqliteStore, plan: &Plan, first_start: bool) -> Result<(), BoxError> {
-    let login_shell = (first_start && plan.login_shell_on_first_start).then(login_shell_session).flatten();
-    for spec in plan.sessions.iter().chain(&login_shell) {
+fn seed_sessions(store: &dyn Store, seeds: &SessionSeeds) -> Result<(), BoxError> {
+    let login_shell = seeds.login_shell.then(login_shell_session).flatten();
+    for spec in seeds.configured.iter().chain(&login_shell) {
         if store.find_session(spec.name.as_str())?.is_some() {
             continue;
         }
         store.create_session(spec)?;
         tracing::info!(name = %spec.name, cmd = spec.cmd, "created initial session");
     }
-    if let Some(spec) = &plan.command_session {
+    if let Some(spec) = &seeds.command {
         match store.find_session(spec.name.as_str())? {
             None => {
                 store.create_session(spec)?;
