@@ -142,6 +142,14 @@ impl Server {
         }
     }
 
+    /// Where its database is: the PostgreSQL URL, or the SQLite file in its data directory.
+    pub fn database_location(&self) -> String {
+        match &self.database {
+            Some(database) => database.url().to_owned(),
+            None => self.root.join("data").join("wssh.db").display().to_string(),
+        }
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()

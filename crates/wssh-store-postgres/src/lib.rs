@@ -9,6 +9,7 @@
 //! connection. While the listener is down, every read of the generation moves it, so no cache
 //! serves anything until it is back.
 
+mod dump;
 mod listener;
 mod migrations;
 mod roles;
@@ -65,8 +66,24 @@ impl Generation {
 /// A PostgreSQL database holding everything wssh stores, shared by any number of nodes.
 #[derive(Clone)]
 pub struct PgStore {
-    pool: Pool<Manager>,
+    pool: Arc<OwnPool>,
     generation: Arc<Generation>,
+}
+
+/// The pool, closed on a thread of its own: each connection owns a small runtime of the
+/// synchronous client, which must not be dropped on an async worker (a server drops its store
+/// when it shuts down, wherever the last reference happens to be).
+struct OwnPool(Option<Pool<Manager>>);
+
+impl Drop for OwnPool {
+    fn drop(&mut self) {
+        if let Some(pool) = self.0.take() {
+            let closing = std::thread::Builder::new().name("wssh-pg-close".into()).spawn(move || drop(pool));
+            if let Ok(closing) = closing {
+                let _ = closing.join();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -81,6 +98,9 @@ pub enum PgError {
     /// The URL could not be read.
     #[error("invalid PostgreSQL URL: {0}")]
     Url(String),
+    /// A copy's destination already holds users.
+    #[error("the destination database already holds users: copy into a new, empty database")]
+    NotEmpty,
     /// A stored row could not be turned back into a domain value.
     #[error("corrupt row: {0}")]
     CorruptRow(String),
@@ -112,7 +132,7 @@ impl PgStore {
             .map_err(backend)?;
         let generation = Arc::new(Generation { node: node_name(), ..Generation::default() });
         listener::start(config, &generation);
-        Ok(PgStore { pool, generation })
+        Ok(PgStore { pool: Arc::new(OwnPool(Some(pool))), generation })
     }
 
     /// Applies every pending migration; returns the versions applied. Nodes starting together
@@ -132,7 +152,8 @@ impl PgStore {
     }
 
     pub(crate) fn connection(&self) -> Result<PooledConnection<Manager>, StoreError> {
-        self.pool.get().map_err(backend)
+        let pool = self.pool.0.as_ref().ok_or(StoreError::NotFound)?;
+        pool.get().map_err(backend)
     }
 
     /// Runs `change` in one transaction; when it changed rows, announces it to every node

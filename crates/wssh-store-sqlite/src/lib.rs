@@ -19,6 +19,7 @@ use wssh_domain::{
     UserProfile, Username,
 };
 
+mod dump;
 mod logins;
 mod migrations;
 mod roles;

@@ -11,6 +11,7 @@
 //! the last change.
 
 mod cache;
+pub mod dump;
 mod error;
 pub mod rules;
 pub mod story;

@@ -34,6 +34,15 @@ impl Database {
         }
     }
 
+    /// A path (a SQLite file) or a PostgreSQL URL, as `wssh db copy` takes them.
+    pub(crate) fn parse_location(location: &str) -> Self {
+        if wssh_store_postgres::is_postgres_url(location) {
+            Database::Postgres(location.to_owned())
+        } else {
+            Database::Sqlite(PathBuf::from(location))
+        }
+    }
+
     /// Opens the database, applying pending migrations. Blocks: call it on a blocking thread
     /// (the PostgreSQL client must never run on an async worker).
     pub(crate) fn open(&self) -> Result<Arc<dyn Store>, StoreError> {

@@ -5,6 +5,7 @@
 mod config;
 mod connect;
 mod database;
+mod db;
 mod hardening;
 mod listen;
 mod serve;
@@ -30,6 +31,8 @@ enum Command {
     Serve(ServeArgs),
     /// Open a shell on a wssh server in this terminal.
     Connect(connect::ConnectArgs),
+    /// Manage the database: `wssh db copy --from PATH_OR_URL --to URL`.
+    Db(db::DbArgs),
 }
 
 /// Options of `wssh serve`.
@@ -117,6 +120,8 @@ fn main() -> ExitCode {
     let workers = match &cli.command {
         Command::Serve(args) => args.workers.map(NonZeroUsize::get),
         Command::Connect(_) => None,
+        // The copy runs on this thread, outside any runtime (the PostgreSQL client is blocking).
+        Command::Db(args) => return db::run(args),
     }
     .unwrap_or_else(default_workers);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build() {
@@ -129,6 +134,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Connect(args) => return runtime.block_on(connect::run(args)),
+        Command::Db(_) => unreachable!("handled before the runtime starts"),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
