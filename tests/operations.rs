@@ -1,6 +1,7 @@
 //! Operating wssh, against the real binary: the first start, the one-liner and its listen
-#![allow(clippy::type_complexity)]
 //! forms, strict configuration, signals, proxies, metrics.
+
+#![allow(clippy::type_complexity)]
 
 mod support;
 
@@ -21,7 +22,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 const WSSH: &str = env!("CARGO_BIN_EXE_wssh");
 
 /// A `wssh serve ARGS…` started exactly as given (no `--listen` appended), killed on drop.
-#[allow(dead_code)]
 struct Running {
     child: Child,
     /// Every address it announced.
@@ -31,7 +31,6 @@ struct Running {
     log: PathBuf,
 }
 
-#[allow(dead_code)]
 impl Running {
     fn start(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Running {
         let mut child = Command::new(WSSH)
@@ -141,20 +140,30 @@ async fn session_names(client: &Client, username: &str, password: &str) -> Vec<(
         .collect()
 }
 
+/// Any byte stream a shell can run over (plain TCP, TLS).
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
 /// A native-framing shell on `path` with Basic credentials.
 struct Shell {
-    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+    socket: tokio_tungstenite::WebSocketStream<Box<dyn Stream>>,
     output: Vec<u8>,
 }
 
-#[allow(dead_code)]
 impl Shell {
     async fn open(url: &str, username: &str, password: &str) -> Shell {
+        let request = url.into_client_request().unwrap();
+        let host = request.uri().authority().unwrap().as_str().to_owned();
+        let stream = TcpStream::connect(host).await.unwrap();
+        Shell::open_over(Box::new(stream), url, username, password).await
+    }
+
+    async fn open_over(stream: Box<dyn Stream>, url: &str, username: &str, password: &str) -> Shell {
         let mut request = url.into_client_request().unwrap();
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
         request.headers_mut().insert("authorization", format!("Basic {basic}").parse().unwrap());
         request.headers_mut().insert("sec-websocket-protocol", "wssh.v1".parse().unwrap());
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket handshake");
+        let (mut socket, _) = tokio_tungstenite::client_async(request, stream).await.expect("websocket handshake");
         socket.send(Message::Binary(vec![1, 0, 80, 0, 24].into())).await.unwrap();
         Shell { socket, output: Vec::new() }
     }
@@ -203,6 +212,7 @@ async fn a_first_start_without_configuration_serves_the_login_shell() {
     let temp = tempfile::tempdir().unwrap();
     let server = Running::start(temp.path(), &["--data-dir", "data", "--listen", "127.0.0.1:0"], &[]);
     let password = generated_password(&temp.path().join("data"));
+    assert!(server.head.iter().any(|line| line.contains(&password)), "{:?}", server.head);
     let sessions = session_names(&server.client(), "admin", &password).await;
     assert_eq!(sessions.len(), 1, "{sessions:?}");
     let (name, cmd) = &sessions[0];
@@ -351,4 +361,110 @@ fn check_validates_a_good_configuration_and_writes_nothing() {
     assert!(stdout.contains("configuration OK"), "{stdout}");
     assert!(stdout.contains("from-env") && stdout.contains(":28999"), "{stdout}");
     assert!(!root.join("from-env").exists());
+}
+
+// ---- signals ------------------------------------------------------------------------------------
+
+fn sh_config() -> Value {
+    json!({
+        "initial_credentials": [{ "username": "admin", "password": "admin-pw" }],
+        "initial_sessions": [{ "name": "sh", "cmd": "sh", "args": [], "dir": "/tmp" }],
+    })
+}
+
+#[tokio::test]
+async fn sigterm_closes_shells_with_1001_and_a_reason() {
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::write(temp.path().join("config.json"), sh_config().to_string()).unwrap();
+    let mut server =
+        Running::start(temp.path(), &["--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0"], &[]);
+    let mut shells = Vec::new();
+    for index in 0..2 {
+        let mut shell = Shell::open(&format!("ws://{}/sh", server.addr()), "admin", "admin-pw").await;
+        shell.type_text(&format!("echo ready-{index}-$((1+1))\n")).await;
+        shell.read_until(&format!("ready-{index}-2")).await;
+        shells.push(shell);
+    }
+    server.signal("TERM");
+    for shell in &mut shells {
+        let (code, reason) = shell.read_close().await;
+        assert_eq!(code, 1001, "going away");
+        assert!(reason.contains("shutting down"), "{reason}");
+    }
+    let status = server.wait_exit(Duration::from_secs(10)).expect("exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+}
+
+/// A self-signed certificate for 127.0.0.1 as `NAME.pem` and `NAME.key` in `dir`.
+fn make_certificate(dir: &Path, name: &str) {
+    let generated = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", &format!("/CN={name}"), "-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem")])
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+}
+
+/// A TLS connection to `addr` that trusts only the certificate in `trusted`.
+async fn tls_connect(addr: SocketAddr, trusted: &Path) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from_pem_file(trusted).unwrap()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let stream = TcpStream::connect(addr).await?;
+    connector.connect(rustls::pki_types::ServerName::from(addr.ip()), stream).await
+}
+
+#[tokio::test]
+async fn sighup_swaps_the_certificate_while_a_shell_stays_open() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    make_certificate(root, "old");
+    make_certificate(root, "new");
+    std::fs::copy(root.join("old.pem"), root.join("cert.pem")).unwrap();
+    std::fs::copy(root.join("old.key"), root.join("key.pem")).unwrap();
+    let mut config = sh_config();
+    config["servers"] =
+        json!([{ "port": 0, "protocol": "https", "cert": "cert.pem", "key": "key.pem", "host": "127.0.0.1" }]);
+    std::fs::write(root.join("config.json"), config.to_string()).unwrap();
+    let mut server = Running::start(root, &["--config", "config.json", "--data-dir", "data"], &[]);
+    let addr = server.addr();
+    assert!(tls_connect(addr, &root.join("new.pem")).await.is_err(), "the new certificate is not served yet");
+    let stream = tls_connect(addr, &root.join("old.pem")).await.unwrap();
+    let mut shell = Shell::open_over(Box::new(stream), &format!("wss://{addr}/sh"), "admin", "admin-pw").await;
+    shell.type_text("echo before-$((2+3))\n").await;
+    shell.read_until("before-5").await;
+
+    // A broken pair is refused and the old one stays.
+    std::fs::write(root.join("cert.pem"), "not a certificate").unwrap();
+    server.signal("HUP");
+    std::fs::copy(root.join("new.pem"), root.join("cert.pem")).unwrap();
+    std::fs::copy(root.join("new.key"), root.join("key.pem")).unwrap();
+    let log_mentions = |needle: &str| server.log().contains(needle);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !log_mentions("certificate not reloaded") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(tls_connect(addr, &root.join("old.pem")).await.is_ok(), "old pair kept after a failed reload");
+
+    server.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tls_connect(addr, &root.join("new.pem")).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the new certificate was not served after SIGHUP");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(tls_connect(addr, &root.join("old.pem")).await.is_err(), "the old certificate is gone");
+    assert!(server.wait_exit(Duration::from_millis(100)).is_none(), "SIGHUP does not end the server");
+    // The shell opened before the swap carries on.
+    shell.type_text("echo after-$((3+4))\n").await;
+    shell.read_until("after-7").await;
 }

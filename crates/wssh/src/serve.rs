@@ -32,6 +32,8 @@ const DATABASE_FILE: &str = "wssh.db";
 const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 /// The port of the listener used when nothing says otherwise (on 127.0.0.1).
 const DEFAULT_PORT: u16 = 28080;
+/// How long open shells get to close their WebSockets when the server stops.
+const SHELLS_CLOSING_LIMIT: Duration = Duration::from_secs(5);
 
 /// Everything `wssh serve` will do, checked before anything is written.
 #[derive(Debug)]
@@ -315,9 +317,14 @@ async fn serve(
         reload(&certificates);
     }
     tracing::info!("shutting down");
+    // Shells first: each closes its WebSocket with 1001 while the listeners stop accepting.
+    state.stop_shells();
     let _ = stop.send(true);
     while let Some(result) = servers.join_next().await {
         result??;
+    }
+    if tokio::time::timeout(SHELLS_CLOSING_LIMIT, state.shells_closed()).await.is_err() {
+        tracing::warn!(open = state.open_shells(), "shells still open at exit");
     }
     Ok(())
 }

@@ -185,7 +185,10 @@ pub(crate) async fn open(
     }
     response.extensions_mut().insert(LoggedUser(username.clone()));
 
+    let shell_guard = state.shell_opened();
+    let stopping = state.stopping();
     tokio::spawn(async move {
+        let _open = shell_guard;
         match hyper::upgrade::on(request).await {
             Ok(upgraded) => {
                 let config = WebSocketConfig::default()
@@ -194,7 +197,7 @@ pub(crate) async fn open(
                     .read_buffer_size(INPUT_BUFFER)
                     .write_buffer_size(0);
                 let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                run_shell(socket, framing, spec, &username).await;
+                run_shell(socket, framing, spec, &username, stopping).await;
             }
             Err(error) => tracing::debug!(%error, "upgrade failed"),
         }
@@ -210,14 +213,21 @@ enum Ending {
     ClientGone,
     /// The client sent something malformed.
     Rejected(String),
+    /// The server is stopping.
+    ServerStopping,
 }
 
 fn close(code: CloseCode, reason: String) -> Message {
     Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))
 }
 
-async fn run_shell<S>(socket: WebSocketStream<S>, framing: Framing, spec: SessionSpec, username: &str)
-where
+async fn run_shell<S>(
+    socket: WebSocketStream<S>,
+    framing: Framing,
+    spec: SessionSpec,
+    username: &str,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut stream) = socket.split();
@@ -290,6 +300,7 @@ where
         loop {
             tokio::select! {
                 _ = &mut exited => break Ending::Exited,
+                () = server_stopping(&mut stopping) => break Ending::ServerStopping,
                 _ = &mut output, if output_open => output_open = false,
                 _ = pings.tick() => {
                     if last_heard.max(delivered.last()).elapsed() >= IDLE_TIMEOUT {
@@ -357,6 +368,18 @@ where
             let _ = process.terminate(HANGUP_GRACE).await;
             tracing::info!(session = %spec.name, user = username, pid, "client left, shell ended");
         }
+        Ending::ServerStopping => {
+            output.abort();
+            let last_words = async {
+                let mut sink = sink.lock().await;
+                let _ = sink.send(close(CloseCode::Away, "server shutting down".to_owned())).await;
+            };
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, last_words).await;
+            let _ = process.terminate(HANGUP_GRACE).await;
+            tracing::info!(session = %spec.name, user = username, pid, "server stopping, shell ended");
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), async { while stream.next().await.is_some() {} }).await;
+        }
         Ending::Rejected(reason) => {
             output.abort();
             let _ = process.terminate(HANGUP_GRACE).await;
@@ -368,6 +391,13 @@ where
             };
             let _ = tokio::time::timeout(DRAIN_TIMEOUT, last_words).await;
         }
+    }
+}
+
+/// Resolves once the server stops.
+async fn server_stopping(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    if stopping.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
