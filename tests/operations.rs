@@ -468,3 +468,142 @@ async fn sighup_swaps_the_certificate_while_a_shell_stays_open() {
     shell.type_text("echo after-$((3+4))\n").await;
     shell.read_until("after-7").await;
 }
+
+// ---- behind a proxy -----------------------------------------------------------------------------
+
+async fn login_from(client: &Client, forwarded: &[(&str, &str)], username: &str, password: &str) -> support::Reply {
+    let body = serde_json::to_vec(&json!({ "username": username, "password": password })).unwrap();
+    let mut headers = vec![("content-type", "application/json")];
+    headers.extend_from_slice(forwarded);
+    client.raw("POST", "/auth/login", &headers, body).await
+}
+
+fn proxy_config() -> Value {
+    let mut config = sh_config();
+    config["lockout_max_failures"] = json!(3);
+    config
+}
+
+#[tokio::test]
+async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::write(temp.path().join("config.json"), proxy_config().to_string()).unwrap();
+    let args = ["--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0"];
+    let attacker = [("x-forwarded-for", "198.51.100.66")];
+    let user = [("forwarded", "for=203.0.113.7;proto=https")];
+
+    // Trusted: the attacker's failures lock out the attacker's address only.
+    let mut trusted_args = args.to_vec();
+    trusted_args.extend(["--trusted-proxy", "127.0.0.1,10.0.0.0/8"]);
+    let server = Running::start(temp.path(), &trusted_args, &[]);
+    let client = server.client();
+    for attempt in 0..3 {
+        let reply = login_from(&client, &attacker, &format!("guess{attempt}"), "wrong").await;
+        assert_eq!(reply.status, 401, "{}", reply.text);
+    }
+    assert_eq!(login_from(&client, &attacker, "admin", "admin-pw").await.status, 429, "the attacker is locked out");
+    let reply = login_from(&client, &user, "admin", "admin-pw").await;
+    assert_eq!(reply.status, 200, "another client behind the same proxy is not: {}", reply.text);
+    let log = server.log();
+    assert!(log.contains("client=198.51.100.66"), "{log}");
+    assert!(log.contains("client=203.0.113.7"), "{log}");
+    drop(server);
+
+    // Untrusted: the headers are ignored, every client is the proxy's address, and the
+    // attacker's failures lock everyone behind it out.
+    let server = Running::start(temp.path(), &args, &[]);
+    let client = server.client();
+    for attempt in 0..3 {
+        assert_eq!(login_from(&client, &attacker, &format!("guess{attempt}"), "wrong").await.status, 401);
+    }
+    assert_eq!(login_from(&client, &user, "admin", "admin-pw").await.status, 429);
+    let log = server.log();
+    assert!(!log.contains("198.51.100.66") && !log.contains("203.0.113.7"), "{log}");
+    assert!(log.contains("client=127.0.0.1"), "{log}");
+}
+
+#[tokio::test]
+async fn the_refresh_cookie_is_secure_when_the_client_came_over_tls() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    std::fs::write(root.join("config.json"), sh_config().to_string()).unwrap();
+    let server = Running::start(
+        root,
+        &["--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0", "--trusted-proxy", "127.0.0.1"],
+        &[],
+    );
+    let client = server.client();
+    let cookie = |reply: &support::Reply| reply.header("set-cookie").to_owned();
+    let plain = login_from(&client, &[], "admin", "admin-pw").await;
+    assert_eq!(plain.status, 200);
+    assert!(!cookie(&plain).contains("Secure"), "{}", cookie(&plain));
+    for proto in [
+        [("x-forwarded-proto", "https"), ("x-forwarded-for", "203.0.113.1")],
+        [("forwarded", "for=203.0.113.1;proto=https"), ("x-other", "1")],
+    ] {
+        let reply = login_from(&client, &proto, "admin", "admin-pw").await;
+        assert!(
+            cookie(&reply).contains("HttpOnly") && cookie(&reply).ends_with("; Secure"),
+            "{proto:?}: {}",
+            cookie(&reply)
+        );
+    }
+    drop(server);
+
+    // Directly over TLS.
+    make_certificate(root, "direct");
+    let mut config = sh_config();
+    config["servers"] =
+        json!([{ "port": 0, "protocol": "https", "cert": "direct.pem", "key": "direct.key", "host": "127.0.0.1" }]);
+    std::fs::write(root.join("config.json"), config.to_string()).unwrap();
+    let server = Running::start(root, &["--config", "config.json", "--data-dir", "data"], &[]);
+    let stream = tls_connect(server.addr(), &root.join("direct.pem")).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::post("/auth/login")
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            json!({ "username": "admin", "password": "admin-pw" }).to_string(),
+        )))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(set_cookie.ends_with("; Secure"), "{set_cookie}");
+}
+
+#[tokio::test]
+async fn everything_works_under_a_base_path() {
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::write(temp.path().join("config.json"), sh_config().to_string()).unwrap();
+    let server = Running::start(
+        temp.path(),
+        &["--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0", "--base-path", "/tools/wssh/"],
+        &[],
+    );
+    let client = server.client();
+    let page = client.raw("GET", "/tools/wssh/", &[], Vec::new()).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains(r#"src="assets/app.js""#), "relative asset URLs");
+    assert_eq!(client.raw("GET", "/tools/wssh/assets/app.js", &[], Vec::new()).await.status, 200);
+    let bare = client.raw("GET", "/tools/wssh", &[], Vec::new()).await;
+    assert_eq!((bare.status, bare.header("location")), (308, "/tools/wssh/"));
+    assert_eq!(client.raw("GET", "/tools/wssh/healthz", &[], Vec::new()).await.status, 200);
+    for outside in ["/", "/healthz", "/assets/app.js", "/tools/wsshx/healthz"] {
+        assert_eq!(client.raw("GET", outside, &[], Vec::new()).await.status, 404, "{outside}");
+    }
+    let sessions =
+        client.list("/tools/wssh/sessions", &json!({ "authorization": password_auth("admin", "admin-pw") })).await;
+    assert_eq!(sessions.status, 200, "{}", sessions.text);
+    let login = login_from(&client, &[], "admin", "admin-pw").await;
+    assert_eq!(login.status, 404, "the API answers only under the base path");
+    let body = serde_json::to_vec(&json!({ "username": "admin", "password": "admin-pw" })).unwrap();
+    let login = client.raw("POST", "/tools/wssh/auth/login", &[("content-type", "application/json")], body).await;
+    assert_eq!(login.status, 200);
+    assert!(login.header("set-cookie").contains("Path=/tools/wssh/auth;"), "{}", login.header("set-cookie"));
+    let mut shell = Shell::open(&format!("ws://{}/tools/wssh/sh", server.addr()), "admin", "admin-pw").await;
+    shell.type_text("echo under-$((40+2))\n").await;
+    shell.read_until("under-42").await;
+}

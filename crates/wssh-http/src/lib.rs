@@ -11,6 +11,7 @@ pub mod error;
 mod gows;
 mod input;
 mod login_api;
+mod proxy;
 mod rbac;
 mod respond;
 mod router;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 
 use wssh_auth::Authenticator;
 
+pub use proxy::Deployment;
 pub use server::serve;
 
 /// Everything a request handler needs, shared by all connections.
@@ -41,6 +43,8 @@ pub struct AppState {
     stopping: tokio::sync::watch::Sender<bool>,
     /// How many shell connections are open.
     shells: tokio::sync::watch::Sender<usize>,
+    /// Trusted proxies and the base path.
+    pub deployment: Deployment,
 }
 
 impl AppState {
@@ -54,7 +58,15 @@ impl AppState {
             session_list: gows::SessionListCache::default(),
             stopping: tokio::sync::watch::Sender::new(false),
             shells: tokio::sync::watch::Sender::new(0),
+            deployment: Deployment::default(),
         }
+    }
+
+    /// The same state behind `deployment`'s proxies and under its base path.
+    #[must_use]
+    pub fn with_deployment(mut self, deployment: Deployment) -> Self {
+        self.deployment = deployment;
+        self
     }
 
     /// Tells every open shell that the server is stopping: each ends its program and closes

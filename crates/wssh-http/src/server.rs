@@ -43,7 +43,9 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
-        let service = service_fn(move |request| {
+        let connection = crate::proxy::ConnectionInfo { tls: tls.is_some() };
+        let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(connection);
             let state = state.clone();
             async move { Ok::<_, Infallible>(router::handle(request, state, peer).await) }
         });

@@ -57,6 +57,15 @@ pub(crate) struct ServeArgs {
     /// variable: other users can read command lines.
     #[arg(short = 'c', long, value_name = "USER:PASSWORD", env = "WSSH_CREDENTIAL", hide_env_values = true)]
     pub(crate) credential: Option<String>,
+    /// A reverse proxy (address or CIDR range) whose Forwarded or X-Forwarded-For header is
+    /// believed for the client's address and scheme; repeat or separate with commas. Adds to
+    /// the configuration's `trusted_proxies`.
+    #[arg(long = "trusted-proxy", value_name = "ADDRESS", value_delimiter = ',')]
+    pub(crate) trusted_proxies: Vec<String>,
+    /// Serve the page, the API and the shells under this path (e.g. /wssh), as a reverse proxy
+    /// forwards them. Replaces the configuration's `base_path`.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) base_path: Option<String>,
     /// Check the configuration (keys, values, certificates, addresses), print what would be
     /// served, and exit without writing anything.
     #[arg(long)]

@@ -52,6 +52,7 @@ struct Plan {
     lockout_window: Duration,
     allow_registration: bool,
     initial_session_names: HashSet<String>,
+    deployment: wssh_http::Deployment,
 }
 
 #[derive(Debug)]
@@ -140,8 +141,27 @@ async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> 
         return Err("lockout_window_seconds must be at least 1".into());
     }
 
+    let mut trusted_proxies = Vec::new();
+    for proxy in config.trusted_proxies.iter().flat_map(crate::config::List::items).chain(args.trusted_proxies.clone())
+    {
+        let net = match proxy.parse::<ipnet::IpNet>() {
+            Ok(net) => net,
+            Err(_) => ipnet::IpNet::from(
+                proxy
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .map_err(|_| format!("trusted_proxies: {proxy:?} is not an address or CIDR range"))?,
+            ),
+        };
+        trusted_proxies.push(net);
+    }
+    let base_path = crate::config::base_path(args.base_path.as_deref().or(config.base_path.as_deref()).unwrap_or(""))
+        .map_err(|error| format!("base_path: {error}"))?;
+
     let listeners = plan_listeners(args, &config).await?;
     Ok(Plan {
+        deployment: wssh_http::Deployment { trusted_proxies, base_path },
         data_dir,
         listeners,
         users,
@@ -274,7 +294,10 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound), BoxError> {
     let first_start = seeding.await??;
     seed_sessions(&store, plan, first_start)?;
 
-    let state = Arc::new(AppState::new(auth, plan.initial_session_names.clone(), plan.allow_registration));
+    let state = Arc::new(
+        AppState::new(auth, plan.initial_session_names.clone(), plan.allow_registration)
+            .with_deployment(plan.deployment.clone()),
+    );
     Ok((state, listeners))
 }
 

@@ -187,21 +187,26 @@ pub(crate) async fn open(
 
     let shell_guard = state.shell_opened();
     let stopping = state.stopping();
-    tokio::spawn(async move {
-        let _open = shell_guard;
-        match hyper::upgrade::on(request).await {
-            Ok(upgraded) => {
-                let config = WebSocketConfig::default()
-                    .max_message_size(Some(2 * MAX_MESSAGE_BYTES))
-                    .max_frame_size(Some(2 * MAX_MESSAGE_BYTES))
-                    .read_buffer_size(INPUT_BUFFER)
-                    .write_buffer_size(0);
-                let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                run_shell(socket, framing, spec, &username, stopping).await;
+    let span = tracing::info_span!("shell", client = %peer.ip());
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            let _open = shell_guard;
+            match hyper::upgrade::on(request).await {
+                Ok(upgraded) => {
+                    let config = WebSocketConfig::default()
+                        .max_message_size(Some(2 * MAX_MESSAGE_BYTES))
+                        .max_frame_size(Some(2 * MAX_MESSAGE_BYTES))
+                        .read_buffer_size(INPUT_BUFFER)
+                        .write_buffer_size(0);
+                    let socket =
+                        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                    run_shell(socket, framing, spec, &username, stopping).await;
+                }
+                Err(error) => tracing::debug!(%error, "upgrade failed"),
             }
-            Err(error) => tracing::debug!(%error, "upgrade failed"),
-        }
-    });
+        },
+        span,
+    ));
     Ok(response)
 }
 
