@@ -121,7 +121,7 @@ fn hops(headers: &HeaderMap) -> Vec<Hop> {
 /// Takes the base path off the request's path. `Err` is the answer instead: a redirect from
 /// the bare prefix to the prefix with a slash (so the page's relative URLs resolve), 404
 /// outside the prefix.
-pub(crate) fn strip_base_path<B>(request: &mut Request<B>, base: &str) -> Result<(), Response<Body>> {
+pub(crate) fn strip_base_path<B>(request: &mut Request<B>, base: &str) -> Result<(), Box<Response<Body>>> {
     if base.is_empty() {
         return Ok(());
     }
@@ -132,10 +132,10 @@ pub(crate) fn strip_base_path<B>(request: &mut Request<B>, base: &str) -> Result
         if let Ok(location) = HeaderValue::from_str(&format!("{base}/{query}")) {
             response.headers_mut().insert(header::LOCATION, location);
         }
-        return Err(response);
+        return Err(Box::new(response));
     }
     let Some(rest) = path.strip_prefix(base).filter(|rest| rest.starts_with('/')) else {
-        return Err(respond::error(&crate::error::ApiError::not_found("Not found")));
+        return Err(Box::new(respond::error(&crate::error::ApiError::not_found("Not found"))));
     };
     let mut parts = request.uri().clone().into_parts();
     parts.path_and_query = format!("{rest}{query}").parse().ok();

@@ -37,7 +37,7 @@ pub(crate) async fn handle(mut request: Request<Incoming>, state: SharedState, p
     let base_path = state.deployment.base_path.clone();
     let mut response = match stripped {
         Ok(()) => route(request, state, peer).await.unwrap_or_else(|error| respond::error(&error)),
-        Err(response) => response,
+        Err(response) => *response,
     };
     crate::proxy::adjust_cookies(&mut response, client.secure, &base_path);
     // A surface that knows its own methods has set `Allow` already.
