@@ -80,7 +80,7 @@ impl Running {
     }
 
     fn client(&self) -> Client {
-        Client { addr: self.addr() }
+        Client { addr: self.addr(), source: None }
     }
 
     fn log(&self) -> String {
@@ -282,8 +282,9 @@ async fn listen_takes_a_port_a_colon_port_a_host_name_and_ipv6() {
         let server = Running::start(temp.path(), &["--data-dir", "data", "--listen", form], &[]);
         assert!(expected(&server.addr()), "{form} -> {:?}", server.addrs);
         let port = server.addr().port();
-        let reply =
-            Client { addr: SocketAddr::from(([127, 0, 0, 1], port)) }.raw("GET", "/healthz", &[], Vec::new()).await;
+        let reply = Client { addr: SocketAddr::from(([127, 0, 0, 1], port)), source: None }
+            .raw("GET", "/healthz", &[], Vec::new())
+            .await;
         if !(form == "localhost:0" && server.addr().is_ipv6()) {
             assert_eq!(reply.status, 200, "{form}");
         }
@@ -498,7 +499,7 @@ async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
     let server = Running::start(temp.path(), &trusted_args, &[]);
     let client = server.client();
     for attempt in 0..3 {
-        let reply = login_from(&client, &attacker, &format!("guess{attempt}"), "wrong").await;
+        let reply = login_from(&client, &attacker, "admin", &format!("guess{attempt}")).await;
         assert_eq!(reply.status, 401, "{}", reply.text);
     }
     assert_eq!(login_from(&client, &attacker, "admin", "admin-pw").await.status, 429, "the attacker is locked out");
@@ -514,7 +515,7 @@ async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
     let server = Running::start(temp.path(), &args, &[]);
     let client = server.client();
     for attempt in 0..3 {
-        assert_eq!(login_from(&client, &attacker, &format!("guess{attempt}"), "wrong").await.status, 401);
+        assert_eq!(login_from(&client, &attacker, "admin", &format!("guess{attempt}")).await.status, 401);
     }
     assert_eq!(login_from(&client, &user, "admin", "admin-pw").await.status, 429);
     let log = server.log();

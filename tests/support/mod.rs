@@ -154,7 +154,13 @@ impl Server {
 
     /// A client for this server.
     pub fn client(&self) -> Client {
-        Client { addr: self.addr }
+        Client { addr: self.addr, source: None }
+    }
+
+    /// A client whose connections come from `source` (any 127.0.0.0/8 address works on
+    /// loopback), to act as another client address.
+    pub fn client_from(&self, source: std::net::IpAddr) -> Client {
+        Client { addr: self.addr, source: Some(source) }
     }
 }
 
@@ -187,12 +193,14 @@ impl Reply {
 #[derive(Debug, Clone, Copy)]
 pub struct Client {
     pub addr: SocketAddr,
+    /// The local address to connect from; the system's choice when `None`.
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl Client {
     /// Sends `method path` with `headers` and a raw `body`.
     pub async fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
-        let stream = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
+        let stream = self.connect().await;
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
         tokio::spawn(connection);
@@ -214,6 +222,18 @@ impl Client {
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Reply { status, headers, text, json }
+    }
+
+    /// A TCP connection to the server, from [`Client::source`] when set.
+    pub async fn connect(&self) -> tokio::net::TcpStream {
+        match self.source {
+            None => tokio::net::TcpStream::connect(self.addr).await.expect("connect"),
+            Some(source) => {
+                let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                socket.bind(SocketAddr::new(source, 0)).expect("bind the source address");
+                socket.connect(self.addr).await.expect("connect")
+            }
+        }
     }
 
     /// Sends a JSON body.

@@ -5,7 +5,8 @@
 //! * [`credentials`]: what a client presents ([`Credentials`]) and how the forms it can take
 //!   (go_ws_sh's `authorization` object, `Basic`, `Bearer` with base64 JSON or an opaque token)
 //!   are read.
-//! * [`throttle`]: the failed-login lockout.
+//! * [`throttle`]: the login throttle.
+//! * [`hash_queue`]: the bounded, fair queue in front of password hashing.
 //! * [`totp`]: TOTP two-factor codes and the QR code a user scans to enrol.
 //! * [`ssh_key`]: SSH public keys, validated, with `ssh-keygen -l` fingerprints.
 //! * [`jwt`]: short-lived access JWTs for the login API, signed with a key kept in the store.
@@ -16,6 +17,7 @@
 
 pub mod credentials;
 mod error;
+pub mod hash_queue;
 pub mod jwt;
 pub mod password;
 mod principal;

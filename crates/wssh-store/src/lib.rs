@@ -13,10 +13,15 @@ mod cache;
 mod error;
 mod migrations;
 mod sqlite;
+mod throttle;
 mod traits;
 
 pub use cache::{ChangeCounter, StoreCache};
-pub use error::StoreError;
+pub use error::{Conflict, StoreError};
 pub use migrations::{MIGRATIONS, Migration, MigrationStatus};
 pub use sqlite::SqliteStore;
-pub use traits::{LoginStore, RoleStore, Rotation, SessionStore, SshKeyStore, Store, TokenStore, UserStore};
+pub use throttle::{FailureTimes, ThrottleStore};
+pub use traits::{
+    LoginStore, PasswordChange, RoleStore, Rotation, SessionStore, SshKeyStore, Store, TokenStore, UserChange,
+    UserStore,
+};

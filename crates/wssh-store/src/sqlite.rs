@@ -16,9 +16,12 @@ use wssh_domain::{
     UserProfile, Username,
 };
 
+mod throttle;
+
 use crate::migrations::{self, MIGRATIONS, MigrationStatus};
 use crate::{
-    ChangeCounter, LoginStore, RoleStore, Rotation, SessionStore, SshKeyStore, StoreError, TokenStore, UserStore,
+    ChangeCounter, Conflict, LoginStore, PasswordChange, RoleStore, Rotation, SessionStore, SshKeyStore, StoreError,
+    TokenStore, UserChange, UserStore,
 };
 
 /// How long a writer waits for another writer before giving up.
@@ -135,11 +138,17 @@ impl Drop for Checkout<'_> {
 }
 
 /// Maps a driver error, turning constraint violations into [`StoreError::Conflict`].
-fn map_error(error: rusqlite::Error, conflict: &'static str) -> StoreError {
+fn map_error(error: rusqlite::Error, conflict: Conflict) -> StoreError {
     match error.sqlite_error_code() {
         Some(ErrorCode::ConstraintViolation) => StoreError::Conflict(conflict),
         _ => StoreError::backend(error),
     }
+}
+
+/// A transaction that takes the write lock at once (`BEGIN IMMEDIATE`): a change whose reads
+/// decide whether it may happen (the last administrator) sees no other writer between them.
+fn immediate(connection: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
+    connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(backend)
 }
 
 fn backend(error: rusqlite::Error) -> StoreError {
@@ -222,6 +231,80 @@ fn query_user(connection: &Connection, condition: &str, key: &dyn rusqlite::ToSq
     statement.query_row([key], load_user).optional().map_err(backend)
 }
 
+/// Writes a user's name, disabled flag and profile.
+fn write_user_fields(connection: &Connection, id: UserId, user: &User) -> Result<(), StoreError> {
+    let profile = &user.profile;
+    let changed = connection
+        .execute(
+            "UPDATE users SET username = ?2, disabled = ?3, updated_at = ?4, base_path = ?5, \
+             alist_permission = ?6, sso_id = ?7, nickname = ?8, email = ?9, phone = ?10, avatar = ?11, \
+             sex = ?12, remark = ?13 WHERE id = ?1",
+            params![
+                id.0,
+                user.username.as_str(),
+                user.disabled,
+                Timestamp::now().0,
+                profile.base_path,
+                profile.alist_permission,
+                profile.sso_id,
+                profile.nickname,
+                profile.email,
+                profile.phone,
+                profile.avatar,
+                profile.sex,
+                profile.remark
+            ],
+        )
+        .map_err(|error| map_error(error, Conflict::UsernameTaken))?;
+    if changed == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+}
+
+/// Replaces the roles bound to a user.
+fn write_user_roles(connection: &Connection, id: UserId, roles: &[RoleId]) -> Result<(), StoreError> {
+    connection.execute("DELETE FROM user_roles WHERE user_id = ?1", [id.0]).map_err(backend)?;
+    for role in roles {
+        let bound = connection
+            .execute(
+                "INSERT OR IGNORE INTO user_roles (user_id, role_id) SELECT ?1, id FROM roles WHERE id = ?2",
+                params![id.0, role.0],
+            )
+            .map_err(backend)?;
+        let exists: bool = connection
+            .query_row("SELECT EXISTS (SELECT 1 FROM roles WHERE id = ?1)", [role.0], |row| row.get(0))
+            .map_err(backend)?;
+        if bound == 0 && !exists {
+            return Err(StoreError::Conflict(Conflict::UnknownRole));
+        }
+    }
+    Ok(())
+}
+
+/// Replaces a user's password hash, revokes its other tokens and logins, forgets its alist hash.
+fn write_password(connection: &Connection, id: UserId, change: &PasswordChange<'_>) -> Result<(), StoreError> {
+    let changed = connection
+        .execute(
+            "UPDATE users SET password_hash = ?2, alist_hash = NULL, updated_at = ?3 WHERE id = ?1",
+            params![id.0, change.password_hash, Timestamp::now().0],
+        )
+        .map_err(backend)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    connection
+        .execute(
+            "DELETE FROM access_tokens WHERE user_id = ?1 AND identifier IS NOT ?2",
+            params![id.0, change.keep_token.map(TokenIdentifier::as_str)],
+        )
+        .map_err(backend)?;
+    connection
+        .execute(
+            "UPDATE logins SET revoked = 1 WHERE user_id = ?1 AND revoked = 0 AND id IS NOT ?2",
+            params![id.0, change.keep_login.map(LoginId::as_str)],
+        )
+        .map_err(backend)?;
+    Ok(())
+}
+
 impl UserStore for SqliteStore {
     fn create_user(&self, user: &NewUser) -> Result<User, StoreError> {
         let mut connection = self.connection()?;
@@ -248,7 +331,7 @@ impl UserStore for SqliteStore {
                     user.profile.remark
                 ],
             )
-            .map_err(|error| map_error(error, "a user with that name already exists"))?;
+            .map_err(|error| map_error(error, Conflict::UsernameTaken))?;
         let id = transaction.last_insert_rowid();
         let bound = transaction
             .execute(
@@ -257,7 +340,7 @@ impl UserStore for SqliteStore {
             )
             .map_err(backend)?;
         if bound != 1 {
-            return Err(StoreError::Conflict("the role does not exist"));
+            return Err(StoreError::Conflict(Conflict::UnknownRole));
         }
         let created = query_user(&transaction, "id = ?1", &id)?.ok_or(StoreError::NotFound)?;
         transaction.commit().map_err(backend)?;
@@ -294,40 +377,20 @@ impl UserStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let mut connection = self.connection()?;
         let transaction = connection.transaction().map_err(backend)?;
-        let changed = transaction
-            .execute(
-                "UPDATE users SET password_hash = ?2, alist_hash = NULL, updated_at = ?3 WHERE id = ?1",
-                params![id.0, password_hash, Timestamp::now().0],
-            )
-            .map_err(backend)?;
-        if changed == 0 {
-            return Err(StoreError::NotFound);
-        }
-        transaction
-            .execute(
-                "DELETE FROM access_tokens WHERE user_id = ?1 AND identifier IS NOT ?2",
-                params![id.0, keep_token.map(TokenIdentifier::as_str)],
-            )
-            .map_err(backend)?;
-        transaction
-            .execute(
-                "UPDATE logins SET revoked = 1 WHERE user_id = ?1 AND revoked = 0 AND id IS NOT ?2",
-                params![id.0, keep_login.map(LoginId::as_str)],
-            )
-            .map_err(backend)?;
+        write_password(&transaction, id, &PasswordChange { password_hash, keep_token, keep_login })?;
         transaction.commit().map_err(backend)
     }
 
     fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
         let mut connection = self.connection()?;
-        let transaction = connection.transaction().map_err(backend)?;
+        let transaction = immediate(&mut connection)?;
         // The same rule as disabling and demoting: an enabled administrator may go only while
         // another enabled one stays (a disabled administrator cannot sign in to help).
         let Some(stored) = query_user(&transaction, "id = ?1", &id.0)? else {
             return Err(StoreError::NotFound);
         };
         if stored.is_admin() && !stored.disabled && other_active_admins(&transaction, id)? == 0 {
-            return Err(StoreError::Conflict("the last administrator cannot be deleted"));
+            return Err(StoreError::Conflict(Conflict::LastAdministratorDeleted));
         }
         // Tokens and role bindings go with the user: the foreign keys cascade, and deleting
         // tokens explicitly as well keeps this true on a backend without cascades.
@@ -340,62 +403,34 @@ impl UserStore for SqliteStore {
     }
 
     fn update_user(&self, user: &User) -> Result<User, StoreError> {
-        let mut connection = self.connection()?;
-        let transaction = connection.transaction().map_err(backend)?;
-        let stored = query_user(&transaction, "id = ?1", &user.id.0)?.ok_or(StoreError::NotFound)?;
-        if user.disabled && !stored.disabled && stored.is_admin() && other_active_admins(&transaction, user.id)? == 0 {
-            return Err(StoreError::Conflict("the last administrator cannot be disabled"));
-        }
-        let profile = &user.profile;
-        transaction
-            .execute(
-                "UPDATE users SET username = ?2, disabled = ?3, updated_at = ?4, base_path = ?5, \
-                 alist_permission = ?6, sso_id = ?7, nickname = ?8, email = ?9, phone = ?10, avatar = ?11, \
-                 sex = ?12, remark = ?13 WHERE id = ?1",
-                params![
-                    user.id.0,
-                    user.username.as_str(),
-                    user.disabled,
-                    Timestamp::now().0,
-                    profile.base_path,
-                    profile.alist_permission,
-                    profile.sso_id,
-                    profile.nickname,
-                    profile.email,
-                    profile.phone,
-                    profile.avatar,
-                    profile.sex,
-                    profile.remark
-                ],
-            )
-            .map_err(|error| map_error(error, "a user with that name already exists"))?;
-        let updated = query_user(&transaction, "id = ?1", &user.id.0)?.ok_or(StoreError::NotFound)?;
-        transaction.commit().map_err(backend)?;
-        Ok(updated)
+        self.change_user(&UserChange { id: user.id, fields: Some(user), roles: None, password: None })
     }
 
     fn set_user_roles(&self, id: UserId, roles: &[RoleId]) -> Result<User, StoreError> {
+        self.change_user(&UserChange { id, fields: None, roles: Some(roles), password: None })
+    }
+
+    fn change_user(&self, change: &UserChange<'_>) -> Result<User, StoreError> {
         let mut connection = self.connection()?;
-        let transaction = connection.transaction().map_err(backend)?;
+        let transaction = immediate(&mut connection)?;
+        let id = change.id;
         let stored = query_user(&transaction, "id = ?1", &id.0)?.ok_or(StoreError::NotFound)?;
-        transaction.execute("DELETE FROM user_roles WHERE user_id = ?1", [id.0]).map_err(backend)?;
-        for role in roles {
-            let bound = transaction
-                .execute(
-                    "INSERT OR IGNORE INTO user_roles (user_id, role_id) SELECT ?1, id FROM roles WHERE id = ?2",
-                    params![id.0, role.0],
-                )
-                .map_err(backend)?;
-            let exists: bool = transaction
-                .query_row("SELECT EXISTS (SELECT 1 FROM roles WHERE id = ?1)", [role.0], |row| row.get(0))
-                .map_err(backend)?;
-            if bound == 0 && !exists {
-                return Err(StoreError::Conflict("the role does not exist"));
-            }
+        if let Some(fields) = change.fields {
+            write_user_fields(&transaction, id, fields)?;
+        }
+        if let Some(roles) = change.roles {
+            write_user_roles(&transaction, id, roles)?;
+        }
+        if let Some(password) = &change.password {
+            write_password(&transaction, id, password)?;
         }
         let updated = query_user(&transaction, "id = ?1", &id.0)?.ok_or(StoreError::NotFound)?;
-        if stored.is_admin() && !updated.is_admin() && other_active_admins(&transaction, id)? == 0 {
-            return Err(StoreError::Conflict("the last administrator cannot lose the admin role"));
+        // An enabled administrator may stop being one only while another enabled one stays.
+        let active_admin = |user: &User| user.is_admin() && !user.disabled;
+        if active_admin(&stored) && !active_admin(&updated) && other_active_admins(&transaction, id)? == 0 {
+            let conflict =
+                if updated.disabled { Conflict::LastAdministratorDisabled } else { Conflict::LastAdministratorDemoted };
+            return Err(StoreError::Conflict(conflict));
         }
         transaction.commit().map_err(backend)?;
         Ok(updated)
@@ -483,8 +518,6 @@ fn write_role_permissions(connection: &Connection, id: RoleId, permissions: Perm
     Ok(())
 }
 
-const ROLE_TAKEN: &str = "a role with that key already exists";
-
 impl RoleStore for SqliteStore {
     fn create_role(&self, role: &NewRole) -> Result<Role, StoreError> {
         let mut connection = self.connection()?;
@@ -496,7 +529,7 @@ impl RoleStore for SqliteStore {
                  VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?6)",
                 params![role.key, role.name, role.sort, role.disabled, role.remark, now],
             )
-            .map_err(|error| map_error(error, ROLE_TAKEN))?;
+            .map_err(|error| map_error(error, Conflict::RoleKeyTaken))?;
         let id = RoleId(transaction.last_insert_rowid());
         write_role_permissions(&transaction, id, role.permissions)?;
         let created = query_role(&transaction, id)?.ok_or(StoreError::NotFound)?;
@@ -525,10 +558,10 @@ impl RoleStore for SqliteStore {
         let transaction = connection.transaction().map_err(backend)?;
         let stored = query_role(&transaction, role.id)?.ok_or(StoreError::NotFound)?;
         if stored.built_in && stored.key != role.key {
-            return Err(StoreError::Conflict("a built-in role's key cannot change"));
+            return Err(StoreError::Conflict(Conflict::BuiltInRoleKey));
         }
         if stored.is_admin() && (role.disabled || role.permissions != PermissionSet::all()) {
-            return Err(StoreError::Conflict("the admin role always holds every permission"));
+            return Err(StoreError::Conflict(Conflict::AdminRoleFixed));
         }
         transaction
             .execute(
@@ -536,7 +569,7 @@ impl RoleStore for SqliteStore {
                  WHERE id = ?1",
                 params![role.id.0, role.key, role.name, role.sort, role.disabled, role.remark, Timestamp::now().0],
             )
-            .map_err(|error| map_error(error, ROLE_TAKEN))?;
+            .map_err(|error| map_error(error, Conflict::RoleKeyTaken))?;
         write_role_permissions(&transaction, role.id, role.permissions)?;
         let updated = query_role(&transaction, role.id)?.ok_or(StoreError::NotFound)?;
         transaction.commit().map_err(backend)?;
@@ -548,7 +581,7 @@ impl RoleStore for SqliteStore {
         let transaction = connection.transaction().map_err(backend)?;
         let stored = query_role(&transaction, id)?.ok_or(StoreError::NotFound)?;
         if stored.built_in {
-            return Err(StoreError::Conflict("a built-in role cannot be deleted"));
+            return Err(StoreError::Conflict(Conflict::BuiltInRoleDeleted));
         }
         transaction.execute("DELETE FROM user_roles WHERE role_id = ?1", [id.0]).map_err(backend)?;
         transaction.execute("DELETE FROM roles WHERE id = ?1", [id.0]).map_err(backend)?;
@@ -578,7 +611,7 @@ impl SshKeyStore for SqliteStore {
                 "INSERT INTO ssh_keys (user_id, title, public_key, fingerprint, added_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![key.user_id.0, key.title, key.public_key, key.fingerprint, Timestamp::now().0],
             )
-            .map_err(|error| map_error(error, "this key is already registered"))?;
+            .map_err(|error| map_error(error, Conflict::SshKeyRegistered))?;
         let id = connection.last_insert_rowid();
         connection
             .query_row(&format!("SELECT {SSH_KEY_COLUMNS} FROM ssh_keys WHERE id = ?1"), [id], load_ssh_key)
@@ -670,7 +703,7 @@ impl TokenStore for SqliteStore {
                     spec.tags
                 ],
             )
-            .map_err(|error| map_error(error, "a token with that identifier already exists"))?;
+            .map_err(|error| map_error(error, Conflict::TokenIdentifierTaken))?;
         query_token(&connection, "access_tokens.identifier = ?1", token.identifier.as_str())?
             .ok_or(StoreError::NotFound)
     }
@@ -798,8 +831,6 @@ fn args_json(args: &[String]) -> String {
     serde_json::to_string(args).unwrap_or_else(|_| "[]".to_owned())
 }
 
-const SESSION_TAKEN: &str = "a session with that name already exists";
-
 impl SessionStore for SqliteStore {
     fn create_session(&self, spec: &SessionSpec) -> Result<Session, StoreError> {
         let connection = self.connection()?;
@@ -808,7 +839,7 @@ impl SessionStore for SqliteStore {
                 "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
                 params![spec.name.as_str(), spec.cmd, args_json(&spec.args), spec.dir, Timestamp::now().0],
             )
-            .map_err(|error| map_error(error, SESSION_TAKEN))?;
+            .map_err(|error| map_error(error, Conflict::SessionNameTaken))?;
         query_session(&connection, spec.name.as_str())?.ok_or(StoreError::NotFound)
     }
 
@@ -855,7 +886,7 @@ impl SessionStore for SqliteStore {
                  SELECT ?2, cmd, args, dir, ?3, ?3 FROM sessions WHERE name = ?1",
                 params![from.as_str(), to.as_str(), Timestamp::now().0],
             )
-            .map_err(|error| map_error(error, SESSION_TAKEN))?;
+            .map_err(|error| map_error(error, Conflict::SessionNameTaken))?;
         let copied = query_session(&transaction, to.as_str())?.ok_or(StoreError::NotFound)?;
         transaction.commit().map_err(backend)?;
         Ok(copied)
@@ -868,14 +899,14 @@ impl SessionStore for SqliteStore {
             return Err(StoreError::NotFound);
         }
         if from != to && query_session(&transaction, to.as_str())?.is_some() {
-            return Err(StoreError::Conflict(SESSION_TAKEN));
+            return Err(StoreError::Conflict(Conflict::SessionNameTaken));
         }
         transaction
             .execute(
                 "UPDATE sessions SET name = ?2, updated_at = ?3 WHERE name = ?1",
                 params![from.as_str(), to.as_str(), Timestamp::now().0],
             )
-            .map_err(|error| map_error(error, SESSION_TAKEN))?;
+            .map_err(|error| map_error(error, Conflict::SessionNameTaken))?;
         let moved = query_session(&transaction, to.as_str())?.ok_or(StoreError::NotFound)?;
         transaction.commit().map_err(backend)?;
         Ok(moved)
@@ -940,7 +971,7 @@ impl LoginStore for SqliteStore {
                     login.client.user_agent_hash
                 ],
             )
-            .map_err(|error| map_error(error, "a login with that id already exists"))
+            .map_err(|error| map_error(error, Conflict::LoginIdTaken))
             .map(drop)
     }
 

@@ -7,6 +7,30 @@ use wssh_domain::{
 
 use crate::{ChangeCounter, StoreError};
 
+/// A new password for a user, and what survives the change.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordChange<'a> {
+    /// The new argon2id hash.
+    pub password_hash: &'a str,
+    /// The one token of the user that stays valid.
+    pub keep_token: Option<&'a TokenIdentifier>,
+    /// The one login of the user that stays active.
+    pub keep_login: Option<&'a LoginId>,
+}
+
+/// Changes to one user that are written together (see [`UserStore::change_user`]).
+#[derive(Debug, Clone, Copy)]
+pub struct UserChange<'a> {
+    /// The user.
+    pub id: UserId,
+    /// Its new name, disabled flag and profile, if they change.
+    pub fields: Option<&'a User>,
+    /// Its new roles, if they change.
+    pub roles: Option<&'a [RoleId]>,
+    /// Its new password, if it changes.
+    pub password: Option<PasswordChange<'a>>,
+}
+
 /// Users, their password hashes and their roles.
 pub trait UserStore: Send + Sync {
     /// Creates a user bound to its role. [`StoreError::Conflict`] when the name is taken.
@@ -40,6 +64,11 @@ pub trait UserStore: Send + Sync {
     /// Replaces the roles bound to a user, in one transaction. [`StoreError::Conflict`] when a
     /// role does not exist, or when it would leave no enabled administrator.
     fn set_user_roles(&self, id: UserId, roles: &[RoleId]) -> Result<User, StoreError>;
+    /// Writes several parts of one user in one transaction, under the write lock: its fields
+    /// (name, disabled flag, profile), its roles, its password. [`StoreError::Conflict`] as
+    /// [`UserStore::update_user`] and [`UserStore::set_user_roles`] say, and when the change
+    /// would leave no enabled administrator.
+    fn change_user(&self, change: &UserChange<'_>) -> Result<User, StoreError>;
     /// Turns two-factor authentication on with `secret` (base32), accepting codes from
     /// `accepted_step` on, or off with `None`.
     fn set_otp_secret(&self, id: UserId, secret: Option<&str>, accepted_step: i64) -> Result<(), StoreError>;
@@ -157,6 +186,19 @@ pub trait LoginStore: Send + Sync {
 }
 
 /// Everything wssh stores.
-pub trait Store: UserStore + TokenStore + SessionStore + LoginStore + RoleStore + SshKeyStore + ChangeCounter {}
+pub trait Store:
+    UserStore + TokenStore + SessionStore + LoginStore + RoleStore + SshKeyStore + crate::ThrottleStore + ChangeCounter
+{
+}
 
-impl<T: UserStore + TokenStore + SessionStore + LoginStore + RoleStore + SshKeyStore + ChangeCounter> Store for T {}
+impl<T> Store for T where
+    T: UserStore
+        + TokenStore
+        + SessionStore
+        + LoginStore
+        + RoleStore
+        + SshKeyStore
+        + crate::ThrottleStore
+        + ChangeCounter
+{
+}

@@ -37,6 +37,11 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "allow_registration",
     "trusted_proxies",
     "base_path",
+    "limits",
+    "shell_detach_timeout_seconds",
+    "shell_history_bytes",
+    "shell_limit_per_user",
+    "shell_limit_total",
 ];
 /// Keys of one `servers` entry.
 const SERVER_KEYS: &[&str] = &["port", "protocol", "alpn", "cert", "key", "host"];
@@ -77,6 +82,17 @@ pub(crate) struct ServerConfig {
     pub(crate) trusted_proxies: Option<List>,
     /// wssh: the path prefix everything is served under, e.g. `/wssh`.
     pub(crate) base_path: Option<String>,
+    /// wssh: how long a shell with no client attached keeps running, in seconds (default 300;
+    /// 0 ends it with its last connection).
+    pub(crate) shell_detach_timeout_seconds: Option<u64>,
+    /// wssh: output bytes each shell keeps for clients that come back (default 4 MiB).
+    pub(crate) shell_history_bytes: Option<usize>,
+    /// wssh: live shells one user may have at once (default 50).
+    pub(crate) shell_limit_per_user: Option<usize>,
+    /// wssh: live shells on the server at once (default 1000).
+    pub(crate) shell_limit_total: Option<usize>,
+    /// wssh: listener limits, lockout, password rules (see `hardening.rs`).
+    pub(crate) limits: crate::hardening::LimitsConfig,
 }
 
 /// A list written as a JSON array or as one comma-separated string.
@@ -208,6 +224,19 @@ impl ListenerConfig {
 }
 
 impl ServerConfig {
+    /// The live-shell settings, defaults filled in.
+    pub(crate) fn shell_settings(&self) -> wssh_http::ShellSettings {
+        let defaults = wssh_http::ShellSettings::default();
+        wssh_http::ShellSettings {
+            history_bytes: self.shell_history_bytes.unwrap_or(defaults.history_bytes),
+            detach_timeout: self
+                .shell_detach_timeout_seconds
+                .map_or(defaults.detach_timeout, std::time::Duration::from_secs),
+            max_per_user: self.shell_limit_per_user.unwrap_or(defaults.max_per_user),
+            max_total: self.shell_limit_total.unwrap_or(defaults.max_total),
+        }
+    }
+
     /// Reads the file at `path` (if any), then the `WSSH_…` variables in `env` (which win), and
     /// checks every key's name and type.
     pub(crate) fn load(

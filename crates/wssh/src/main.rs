@@ -4,6 +4,7 @@
 
 mod config;
 mod connect;
+mod hardening;
 mod listen;
 mod serve;
 mod tls;

@@ -14,7 +14,6 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use wssh_auth::Authenticator;
-use wssh_auth::throttle::LoginThrottle;
 use wssh_domain::{NewUser, Password, RoleKey, SessionName, SessionSpec, Username};
 use wssh_http::AppState;
 use wssh_store::{SessionStore, SqliteStore, UserStore};
@@ -50,6 +49,10 @@ struct Plan {
     login_shell_on_first_start: bool,
     lockout_max_failures: usize,
     lockout_window: Duration,
+    /// Listener limits, the login throttle's further limits, the hashing queue.
+    limits: crate::hardening::LimitsConfig,
+    /// Live shells: history size, detach timeout, limits.
+    shell_settings: wssh_http::ShellSettings,
     allow_registration: bool,
     initial_session_names: HashSet<String>,
     deployment: wssh_http::Deployment,
@@ -172,6 +175,8 @@ async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> 
         lockout_max_failures,
         lockout_window: Duration::from_secs(lockout_window_seconds),
         allow_registration: config.allow_registration,
+        shell_settings: config.shell_settings(),
+        limits: config.limits,
     })
 }
 
@@ -282,9 +287,12 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound), BoxError> {
         .mode(0o700)
         .create(&plan.data_dir)
         .map_err(|error| format!("cannot create the data directory {}: {error}", plan.data_dir.display()))?;
+
+    crate::hardening::lock_data_dir(&plan.data_dir)?;
+    crate::hardening::protect_database(&plan.data_dir.join(DATABASE_FILE))?;
     let store = Arc::new(SqliteStore::open(&plan.data_dir.join(DATABASE_FILE))?);
-    let throttle = LoginThrottle::new(plan.lockout_max_failures, plan.lockout_window);
-    let auth = Authenticator::new(store.clone(), throttle)?;
+    let throttle = plan.limits.login_throttle(Some(plan.lockout_max_failures), Some(plan.lockout_window.as_secs()));
+    let auth = plan.limits.apply_hash_queue(Authenticator::new(store.clone(), throttle)?);
     let seeding = {
         let store = store.clone();
         let data_dir = plan.data_dir.clone();
@@ -296,6 +304,8 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound), BoxError> {
 
     let state = Arc::new(
         AppState::new(auth, plan.initial_session_names.clone(), plan.allow_registration)
+            .with_listener_limits(plan.limits.listener_limits(crate::hardening::raise_open_files_limit()))
+            .with_shell_settings(plan.shell_settings)
             .with_deployment(plan.deployment.clone()),
     );
     Ok((state, listeners))
@@ -452,6 +462,7 @@ fn seed_users(
         if generated {
             let file = data_dir.join(INITIAL_PASSWORD_FILE);
             let mut out = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&file)?;
+            crate::hardening::narrow_to_owner(&file)?;
             writeln!(out, "username: {username}\npassword: {}", password.expose())?;
             announce(&format!(
                 "created administrator {username} with password {} (also written to {}, mode 0600); change it after signing in",
