@@ -608,3 +608,137 @@ async fn everything_works_under_a_base_path() {
     shell.type_text("echo under-$((40+2))\n").await;
     shell.read_until("under-42").await;
 }
+
+// ---- metrics --------------------------------------------------------------------------------------
+
+/// A Python with the Prometheus project's `prometheus_client` (its OpenMetrics parser), in a
+/// venv under `target/`, made on first use.
+fn prometheus_python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("prometheus-venv");
+    let python = venv.join("bin/python");
+    let ready = || Command::new(&python).args(["-c", "import prometheus_client"]).status().is_ok_and(|s| s.success());
+    if !ready() {
+        let lock = std::fs::File::create(Path::new(env!("CARGO_TARGET_TMPDIR")).join("prometheus-venv.lock")).unwrap();
+        nix_lock(&lock);
+        if !ready() {
+            assert!(Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap().success());
+            let pip = Command::new(venv.join("bin/pip")).args(["install", "-q", "prometheus_client"]).status().unwrap();
+            assert!(pip.success(), "pip install prometheus_client");
+        }
+    }
+    python
+}
+
+/// Holds an exclusive lock on `file` until it is closed (tests run in parallel).
+fn nix_lock(file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock only reads the descriptor, which `file` keeps open.
+    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
+}
+
+/// Every sample of a scrape, parsed by the Prometheus parser: `name{labels}` → value.
+fn scrape(python: &Path, url: &str) -> std::collections::BTreeMap<String, f64> {
+    let script = r#"
+import json, sys, urllib.request
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+with urllib.request.urlopen(sys.argv[1]) as reply:
+    assert reply.headers['Content-Type'].startswith('application/openmetrics-text'), reply.headers['Content-Type']
+    text = reply.read().decode()
+samples = {}
+for family in text_string_to_metric_families(text):
+    for sample in family.samples:
+        labels = ','.join(f'{k}={v}' for k, v in sorted(sample.labels.items()))
+        samples[f'{sample.name}{{{labels}}}'] = sample.value
+print(json.dumps(samples))
+"#;
+    let output = Command::new(python).args(["-c", script, url]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text_and_move() {
+    let python = prometheus_python();
+    let temp = tempfile::tempdir().unwrap();
+    let mut config = sh_config();
+    config["lockout_max_failures"] = json!(2);
+    std::fs::write(temp.path().join("config.json"), config.to_string()).unwrap();
+    let args =
+        ["--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"];
+    let server = Running::start(temp.path(), &args, &[]);
+    let url =
+        server.head.iter().find_map(|line| line.strip_prefix("metrics on ")).expect("metrics announced").to_owned();
+    let before = scrape(&python, &url);
+    let value = |samples: &std::collections::BTreeMap<String, f64>, key: &str| samples.get(key).copied().unwrap_or(0.0);
+
+    let client = server.client();
+    assert_eq!(login_from(&client, &[], "admin", "admin-pw").await.status, 200);
+    for _ in 0..2 {
+        assert_eq!(login_from(&client, &[], "mallory", "wrong").await.status, 401);
+    }
+    assert_eq!(login_from(&client, &[], "mallory", "wrong").await.status, 429);
+    let mut shell = Shell::open(&format!("ws://{}/sh", server.addr()), "admin", "admin-pw").await;
+    shell.type_text("echo metrics-$((5*5))\n").await;
+    shell.read_until("metrics-25").await;
+    let during = scrape(&python, &url);
+    for (key, at_least) in [
+        ("wssh_http_requests_total{route=/auth/login,status=200}", 1.0),
+        ("wssh_http_requests_total{route=/auth/login,status=401}", 2.0),
+        ("wssh_http_requests_total{route=shell,status=101}", 1.0),
+        ("wssh_http_request_duration_seconds_count{route=/auth/login}", 4.0),
+        ("wssh_logins_total{outcome=success}", 1.0),
+        ("wssh_logins_total{outcome=failure}", 2.0),
+        ("wssh_logins_total{outcome=locked}", 1.0),
+        ("wssh_lockouts_total{}", 1.0),
+        ("wssh_shell_received_bytes_total{}", 10.0),
+        ("wssh_shell_sent_bytes_total{}", 10.0),
+    ] {
+        let moved = value(&during, key) - value(&before, key);
+        assert!(moved >= at_least, "{key}: {} -> {}", value(&before, key), value(&during, key));
+    }
+    assert!(value(&during, "wssh_shells{}") >= 1.0 && value(&during, "wssh_shell_clients{}") >= 1.0, "{during:?}");
+    assert!(value(&during, "wssh_db_pool_connections{}") >= 1.0, "{during:?}");
+    assert!(value(&during, "wssh_password_hashing_capacity{}") >= 1.0, "{during:?}");
+    assert!(during.contains_key("wssh_password_hashing_queue{}"), "{during:?}");
+    assert!(during.contains_key("wssh_http_request_duration_seconds_bucket{le=+Inf,route=/auth/login}"), "{during:?}");
+    drop(shell);
+    // The shell went: the gauges come down.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while value(&scrape(&python, &url), "wssh_shell_clients{}") != 0.0 {
+        assert!(std::time::Instant::now() < deadline, "shell_clients did not come down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The metrics listener serves nothing else, and the API has no /metrics.
+    let metrics_addr: SocketAddr = url.trim_start_matches("http://").trim_end_matches("/metrics").parse().unwrap();
+    assert_eq!(Client { addr: metrics_addr, source: None }.raw("GET", "/sessions", &[], Vec::new()).await.status, 404);
+    assert_eq!(client.raw("GET", "/metrics", &[], Vec::new()).await.status, 404);
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_client_address() {
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::write(temp.path().join("config.json"), sh_config().to_string()).unwrap();
+    let args = ["--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0", "--log-format", "json"];
+    let server = Running::start(temp.path(), &args, &[]);
+    assert_eq!(server.client().raw("GET", "/healthz", &[], Vec::new()).await.status, 200);
+    let mut shell = Shell::open(&format!("ws://{}/sh", server.addr()), "admin", "admin-pw").await;
+    shell.type_text("echo json-$((2*4))\n").await;
+    shell.read_until("json-8").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let lines: Vec<Value> =
+            server.log().lines().map(|line| serde_json::from_str(line).expect("every line is JSON")).collect();
+        if lines.iter().any(|line| line["fields"]["message"] == "shell started") || std::time::Instant::now() > deadline
+        {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let request = lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "request" && line["fields"]["path"] == "/healthz")
+        .expect("request line");
+    assert_eq!(request["fields"]["client"], "127.0.0.1");
+    let started = lines.iter().find(|line| line["fields"]["message"] == "shell started").expect("shell line");
+    assert_eq!(started["span"]["client"], "127.0.0.1", "{started}");
+}

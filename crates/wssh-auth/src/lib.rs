@@ -30,4 +30,4 @@ pub mod totp;
 pub use credentials::Credentials;
 pub use error::AuthError;
 pub use principal::{AuthMethod, Principal};
-pub use resolver::{Authenticator, LoginTokens, MintedToken};
+pub use resolver::{AuthStats, Authenticator, LoginTokens, MintedToken};

@@ -13,6 +13,7 @@ mod gows;
 mod input;
 mod limits;
 mod login_api;
+mod metrics;
 mod proxy;
 mod rbac;
 mod respond;
@@ -29,6 +30,7 @@ use wssh_auth::Authenticator;
 use wssh_core::{ServiceConfig, Services};
 
 pub use limits::ListenerLimits;
+pub use metrics::{PoolProbe, serve_metrics};
 pub use proxy::Deployment;
 pub use server::serve;
 pub use shell::registry::ShellSettings;
@@ -54,6 +56,8 @@ pub struct AppState {
     shell_connections: tokio::sync::watch::Sender<usize>,
     /// Trusted proxies and the base path.
     pub deployment: Deployment,
+    /// The Prometheus metrics.
+    pub(crate) metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -72,6 +76,7 @@ impl AppState {
             stopping: tokio::sync::watch::Sender::new(false),
             shell_connections: tokio::sync::watch::Sender::new(0),
             deployment: Deployment::default(),
+            metrics: metrics::Metrics::default(),
         }
     }
 }
@@ -88,6 +93,13 @@ impl AppState {
     #[must_use]
     pub fn with_shell_settings(mut self, settings: ShellSettings) -> Self {
         self.shells = Arc::new(shell::registry::Registry::new(settings));
+        self
+    }
+
+    /// Sets how the metrics read the database pool.
+    #[must_use]
+    pub fn with_pool_probe(self, probe: PoolProbe) -> Self {
+        self.metrics.set_pool_probe(probe);
         self
     }
 

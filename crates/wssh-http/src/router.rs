@@ -32,7 +32,10 @@ pub(crate) async fn handle(mut request: Request<Incoming>, state: SharedState, p
     let peer = client.addr;
     let stripped = crate::proxy::strip_base_path(&mut request, &state.deployment.base_path);
     let routed_path = request.uri().path().to_owned();
+    let upgrade = shell::is_upgrade(&request);
     let base_path = state.deployment.base_path.clone();
+    let metrics = state.clone();
+    let metrics = &metrics.metrics;
     let mut response = match stripped {
         Ok(()) => route(request, state, peer).await.unwrap_or_else(|error| respond::error(&error)),
         Err(response) => *response,
@@ -44,6 +47,11 @@ pub(crate) async fn handle(mut request: Request<Incoming>, state: SharedState, p
     }
     respond::add_cors(&mut response);
     let user = response.extensions().get::<LoggedUser>().map(|user| user.0.clone());
+    metrics.request(
+        crate::metrics::route_label(&routed_path, upgrade, response.status()),
+        response.status(),
+        started.elapsed(),
+    );
     tracing::info!(
         client = %peer.ip(),
         %method,

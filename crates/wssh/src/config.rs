@@ -37,6 +37,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "allow_registration",
     "trusted_proxies",
     "base_path",
+    "metrics_listen",
     "limits",
     "shell_detach_timeout_seconds",
     "shell_history_bytes",
@@ -50,7 +51,8 @@ const SESSION_KEYS: &[&str] = &["name", "cmd", "args", "dir"];
 /// Keys of one `initial_credentials` entry.
 const CREDENTIAL_KEYS: &[&str] = &["username", "password"];
 /// Top-level keys whose environment variable is taken as text as it is (never as JSON).
-const TEXT_KEYS: &[&str] = &["session_file", "token_file", "credential_file", "data_dir", "base_path"];
+const TEXT_KEYS: &[&str] =
+    &["session_file", "token_file", "credential_file", "data_dir", "base_path", "metrics_listen"];
 
 /// The whole configuration.
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +84,8 @@ pub(crate) struct ServerConfig {
     pub(crate) trusted_proxies: Option<List>,
     /// wssh: the path prefix everything is served under, e.g. `/wssh`.
     pub(crate) base_path: Option<String>,
+    /// wssh: where `GET /metrics` is served (a listener of its own), e.g. `127.0.0.1:9100`.
+    pub(crate) metrics_listen: Option<String>,
     /// wssh: how long a shell with no client attached keeps running, in seconds (default 300;
     /// 0 ends it with its last connection).
     pub(crate) shell_detach_timeout_seconds: Option<u64>,

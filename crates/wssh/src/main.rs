@@ -67,6 +67,13 @@ pub(crate) struct ServeArgs {
     /// forwards them. Replaces the configuration's `base_path`.
     #[arg(long, value_name = "PATH")]
     pub(crate) base_path: Option<String>,
+    /// Serve Prometheus metrics at GET /metrics on a listener of their own (same forms as
+    /// --listen; keep it private). Replaces the configuration's `metrics_listen`.
+    #[arg(long, value_name = "ADDRESS")]
+    pub(crate) metrics_listen: Option<String>,
+    /// Log lines as text (default) or as JSON objects, one per line.
+    #[arg(long, value_enum, env = "WSSH_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
     /// Check the configuration (keys, values, certificates, addresses), print what would be
     /// served, and exit without writing anything.
     #[arg(long)]
@@ -78,6 +85,15 @@ pub(crate) struct ServeArgs {
     /// started in the current directory with the arguments that follow it.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
     pub(crate) command: Vec<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Async worker threads unless told otherwise: half the cores, at least one. The workers move
@@ -110,14 +126,20 @@ fn main() -> ExitCode {
         libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES);
     }
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    let json = matches!(&cli.command, Command::Serve(args) if args.log_format == LogFormat::Json);
+    if json {
+        tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_env_filter(filter()).init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_env_filter(filter())
+            .init();
+    }
     let workers = match &cli.command {
         Command::Serve(args) => args.workers.map(NonZeroUsize::get),
         Command::Connect(_) => None,

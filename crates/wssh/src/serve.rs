@@ -56,6 +56,8 @@ struct Plan {
     allow_registration: bool,
     initial_session_names: HashSet<String>,
     deployment: wssh_http::Deployment,
+    /// Where `/metrics` is served, if anywhere.
+    metrics: Option<Vec<SocketAddr>>,
 }
 
 #[derive(Debug)]
@@ -74,7 +76,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), BoxError> {
         return Ok(());
     }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting");
-    let (state, listeners) = tokio::select! {
+    let (state, listeners, metrics_listeners) = tokio::select! {
         started = start(&plan) => started?,
         () = signals.stop() => {
             tracing::info!("stopped while starting");
@@ -82,7 +84,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), BoxError> {
         }
     };
     let certificates: Vec<_> = plan.listeners.iter().filter_map(|listener| listener.tls.clone()).collect();
-    serve(state, listeners, certificates, signals).await
+    serve(state, listeners, metrics_listeners, certificates, signals).await
 }
 
 /// What `--check` prints.
@@ -162,8 +164,16 @@ async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> 
     let base_path = crate::config::base_path(args.base_path.as_deref().or(config.base_path.as_deref()).unwrap_or(""))
         .map_err(|error| format!("base_path: {error}"))?;
 
+    let metrics = match args.metrics_listen.as_deref().or(config.metrics_listen.as_deref()) {
+        Some(text) => {
+            let address = ListenAddress::parse(text).map_err(|error| format!("metrics_listen: {error}"))?;
+            Some(address.resolve().await.map_err(|error| format!("metrics_listen: {error}"))?)
+        }
+        None => None,
+    };
     let listeners = plan_listeners(args, &config).await?;
     Ok(Plan {
+        metrics,
         deployment: wssh_http::Deployment { trusted_proxies, base_path },
         data_dir,
         listeners,
@@ -261,7 +271,14 @@ type Bound = Vec<(TcpListener, Option<TlsAcceptor>)>;
 
 /// Binds the listeners, then writes: the data directory, the store, the first users and
 /// sessions.
-async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound), BoxError> {
+async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound, Vec<TcpListener>), BoxError> {
+    let mut metrics_listeners = Vec::new();
+    for address in plan.metrics.iter().flatten() {
+        match TcpListener::bind(address).await {
+            Ok(bound) => metrics_listeners.push(bound),
+            Err(error) => return Err(format!("cannot listen on {address} for metrics: {error}").into()),
+        }
+    }
     let mut listeners = Vec::new();
     for listener in &plan.listeners {
         let acceptor = listener.tls.as_ref().map(ReloadableCertificate::acceptor);
@@ -306,9 +323,13 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound), BoxError> {
         AppState::new(auth, plan.initial_session_names.clone(), plan.allow_registration)
             .with_listener_limits(plan.limits.listener_limits(crate::hardening::raise_open_files_limit()))
             .with_shell_settings(plan.shell_settings)
-            .with_deployment(plan.deployment.clone()),
+            .with_deployment(plan.deployment.clone())
+            .with_pool_probe({
+                let store = store.clone();
+                Arc::new(move || store.pool_state())
+            }),
     );
-    Ok((state, listeners))
+    Ok((state, listeners, metrics_listeners))
 }
 
 /// Serves on every listener until SIGTERM or SIGINT, then shuts down gracefully; SIGHUP
@@ -316,11 +337,28 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound), BoxError> {
 async fn serve(
     state: Arc<AppState>,
     listeners: Bound,
+    metrics_listeners: Vec<TcpListener>,
     certificates: Vec<Arc<ReloadableCertificate>>,
     mut signals: Signals,
 ) -> Result<(), BoxError> {
+    if listeners.is_empty() {
+        return Err("no listener configured".into());
+    }
     let (stop, stopped) = watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
+    for listener in metrics_listeners {
+        let address = listener.local_addr()?;
+        tracing::info!(%address, "serving metrics");
+        announce(&format!("metrics on http://{address}/metrics"));
+        let mut stopped = stopped.clone();
+        let state = state.clone();
+        servers.spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            wssh_http::serve_metrics(listener, state, shutdown).await
+        });
+    }
     for (listener, tls) in listeners {
         let address = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -341,9 +379,6 @@ async fn serve(
             };
             wssh_http::serve(listener, tls, state, shutdown).await
         });
-    }
-    if servers.is_empty() {
-        return Err("no listener configured".into());
     }
 
     while signals.next().await == Received::Hangup {

@@ -229,14 +229,15 @@ pub(crate) async fn open(
                         .max_frame_size(Some(2 * MAX_MESSAGE_BYTES))
                         .read_buffer_size(INPUT_BUFFER)
                         .write_buffer_size(0);
-                    let socket =
-                        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                    let io = state.metrics.count_shell_bytes(TokioIo::new(upgraded));
+                    let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
                     match (framing, attached, owner, spec) {
                         (_, Some(attached), _, _) => run_attach(socket, attached, &mut stopping).await,
                         (Framing::Native, None, Some(owner), Some(spec)) => {
                             run_live(socket, spec, owner, &state, &mut stopping).await;
                         }
                         (Framing::GoWsSh, None, _, Some(spec)) => {
+                            let _running = state.metrics.gows_shell_running();
                             run_shell(socket, framing, spec, &username, stopping).await;
                         }
                         _ => {}
