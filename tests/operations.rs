@@ -742,3 +742,100 @@ async fn json_logs_carry_the_client_address() {
     let started = lines.iter().find(|line| line["fields"]["message"] == "shell started").expect("shell line");
     assert_eq!(started["span"]["client"], "127.0.0.1", "{started}");
 }
+
+// ---- packaging ------------------------------------------------------------------------------------
+
+#[test]
+fn completions_and_the_man_page_are_generated_from_the_command_line() {
+    let temp = tempfile::tempdir().unwrap();
+    for (shell, marker) in [
+        ("bash", "_wssh()"),
+        ("zsh", "#compdef wssh"),
+        ("fish", "complete -c wssh"),
+        ("elvish", "wssh"),
+        ("powershell", "wssh"),
+    ] {
+        let (code, stdout, stderr) = run(temp.path(), &["completions", shell], &[]);
+        assert_eq!(code, 0, "{shell}: {stderr}");
+        assert!(stdout.contains(marker), "{shell}: {stdout}");
+        for word in ["serve", "connect", "metrics-listen", "trusted-proxy", "base-path"] {
+            assert!(stdout.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let (code, _, stderr) = run(temp.path(), &["completions", "tcsh"], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    let (code, man, stderr) = run(temp.path(), &["man"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(man.contains(".TH wssh 1"), "{man}");
+    assert!(man.contains("wssh\\-serve") || man.contains("serve"), "{man}");
+    // Help is written for users.
+    let (_, help, _) = run(temp.path(), &["--help"], &[]);
+    assert!(help.starts_with("wssh: shells in the browser"), "{help}");
+    assert!(!help.contains("composes the crates"));
+    let (_, serve_help, _) = run(temp.path(), &["serve", "--help"], &[]);
+    for flag in [
+        "--port",
+        "--credential",
+        "--listen",
+        "--check",
+        "--trusted-proxy",
+        "--base-path",
+        "--metrics-listen",
+        "--log-format",
+        "[COMMAND]...",
+    ] {
+        assert!(serve_help.contains(flag), "serve --help lacks {flag}: {serve_help}");
+    }
+}
+
+#[test]
+fn the_systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../packaging/wssh.service")).unwrap();
+    assert!(unit.contains("Type=notify") && unit.contains("ExecReload=/bin/kill -HUP $MAINPID"), "{unit}");
+    let Ok(analyze) = Command::new("systemd-analyze").arg("--version").output() else {
+        panic!("systemd-analyze is not installed (apt-get install systemd; .ci/run installs it)");
+    };
+    assert!(analyze.status.success());
+    let temp = tempfile::tempdir().unwrap();
+    // The unit as installed, with this build's binary, and the man page it names generated.
+    let mut unit = unit.replace("/usr/local/bin/wssh", WSSH);
+    let man_dir = temp.path().join("man/man1");
+    std::fs::create_dir_all(&man_dir).unwrap();
+    let (code, man, _) = run(temp.path(), &["man"], &[]);
+    assert_eq!(code, 0);
+    std::fs::write(man_dir.join("wssh.1"), man).unwrap();
+    if Command::new("man").arg("--version").output().is_err() {
+        unit = unit.lines().filter(|line| !line.starts_with("Documentation=")).collect::<Vec<_>>().join("\n");
+    }
+    let path = temp.path().join("wssh.service");
+    std::fs::write(&path, unit).unwrap();
+    let verified = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .env("MANPATH", temp.path().join("man"))
+        .env("SYSTEMD_LOG_LEVEL", "warning")
+        .output()
+        .unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&verified.stdout), String::from_utf8_lossy(&verified.stderr));
+    assert!(verified.status.success() && !report.contains("wssh.service:"), "{report}");
+}
+
+#[tokio::test]
+async fn a_notify_socket_hears_ready_and_stopping() {
+    // What systemd's Type=notify listens for: READY=1 once the listeners are up.
+    let temp = tempfile::tempdir().unwrap();
+    let socket_path = temp.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let notify = socket_path.to_str().unwrap().to_owned();
+    let mut server =
+        Running::start(temp.path(), &["--data-dir", "data", "--listen", "127.0.0.1:0"], &[("NOTIFY_SOCKET", &notify)]);
+    let mut buffer = [0_u8; 256];
+    let length = socket.recv(&mut buffer).expect("READY=1 within 30 s");
+    assert_eq!(&buffer[..length], b"READY=1\n");
+    assert_eq!(server.client().raw("GET", "/healthz", &[], Vec::new()).await.status, 200, "ready means serving");
+    server.signal("TERM");
+    let length = socket.recv(&mut buffer).expect("STOPPING=1");
+    assert_eq!(&buffer[..length], b"STOPPING=1\n");
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some_and(|status| status.success()));
+}

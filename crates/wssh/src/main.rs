@@ -15,9 +15,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// A self-hosted web terminal server.
+/// wssh: shells in the browser and in your terminal, served from this machine.
+///
+/// `wssh serve` runs the server (a web page, an API, and shells over WebSocket);
+/// `wssh connect URL` opens one of its shells in this terminal.
 #[derive(Debug, Parser)]
-#[command(name = "wssh", version, about)]
+#[command(
+    name = "wssh",
+    version,
+    after_help = "Start here:\n  wssh serve                                    then open http://127.0.0.1:28080/\n  \
+wssh connect http://127.0.0.1:28080/bash --user admin\n\nMore: `wssh help serve`, `man wssh` (`wssh man`), README.md."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,10 +33,52 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server.
+    /// Run the server: the web page, the API and the shells.
     Serve(ServeArgs),
     /// Open a shell on a wssh server in this terminal.
     Connect(connect::ConnectArgs),
+    /// Print a completion script for your shell, e.g. `wssh completions bash > /etc/bash_completion.d/wssh`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `wssh man > /usr/local/share/man/man1/wssh.1`.
+    Man,
+}
+
+/// Writes `bytes` to standard output.
+fn print_bytes(bytes: &[u8]) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("wssh: cannot write: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `wssh completions` and `wssh man`, from the command line's own definition.
+fn generated(command: &Command) -> Option<ExitCode> {
+    use clap::CommandFactory;
+    match command {
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "wssh", &mut out);
+            Some(print_bytes(&out))
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            if let Err(error) = clap_mangen::Man::new(Cli::command()).render(&mut out) {
+                eprintln!("wssh: cannot render the manual page: {error}");
+                return Some(ExitCode::FAILURE);
+            }
+            Some(print_bytes(&out))
+        }
+        Command::Serve(_) | Command::Connect(_) => None,
+    }
 }
 
 /// Options of `wssh serve`.
@@ -126,6 +176,9 @@ fn main() -> ExitCode {
         libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES);
     }
     let cli = Cli::parse();
+    if let Some(code) = generated(&cli.command) {
+        return code;
+    }
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
@@ -142,7 +195,7 @@ fn main() -> ExitCode {
     }
     let workers = match &cli.command {
         Command::Serve(args) => args.workers.map(NonZeroUsize::get),
-        Command::Connect(_) => None,
+        Command::Connect(_) | Command::Completions { .. } | Command::Man => None,
     }
     .unwrap_or_else(default_workers);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build() {
@@ -155,6 +208,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Connect(args) => return runtime.block_on(connect::run(args)),
+        Command::Completions { .. } | Command::Man => return ExitCode::SUCCESS,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -381,10 +381,15 @@ async fn serve(
         });
     }
 
+    // Under systemd (Type=notify): ready now. Elsewhere this does nothing.
+    if let Err(error) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        tracing::debug!(%error, "cannot notify the service manager");
+    }
     while signals.next().await == Received::Hangup {
         reload(&certificates);
     }
     tracing::info!("shutting down");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     // Shells first: each closes its WebSocket with 1001 while the listeners stop accepting.
     state.stop_shells();
     let _ = stop.send(true);
