@@ -839,3 +839,52 @@ async fn a_notify_socket_hears_ready_and_stopping() {
     assert_eq!(&buffer[..length], b"STOPPING=1\n");
     assert!(server.wait_exit(Duration::from_secs(10)).is_some_and(|status| status.success()));
 }
+
+// ---- the client's trust ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn connect_trusts_the_systems_roots_by_default() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    make_certificate(root, "server");
+    let mut config = sh_config();
+    config["servers"] =
+        json!([{ "port": 0, "protocol": "https", "cert": "server.pem", "key": "server.key", "host": "127.0.0.1" }]);
+    std::fs::write(root.join("config.json"), config.to_string()).unwrap();
+    let server = Running::start(root, &["--config", "config.json", "--data-dir", "data"], &[]);
+    let url = format!("https://{}/sh", server.addr());
+    let connect = |env: &[(&str, &str)]| {
+        let output = Command::new(WSSH)
+            .args(["connect", &url, "--user", "admin"])
+            .env("WSSH_PASSWORD", "admin-pw")
+            .envs(env.iter().copied())
+            .current_dir(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(b"echo trusted-$((3*3))\nexit 7\n")?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    // The system's store, as rustls-native-certs reads it, with SSL_CERT_FILE pointing at a
+    // bundle that holds this server's certificate: trusted without --ca.
+    let server_pem = root.join("server.pem");
+    let (code, stdout, stderr) = connect(&[("SSL_CERT_FILE", server_pem.to_str().unwrap())]);
+    assert_eq!(code, Some(7), "{stdout} {stderr}");
+    assert!(stdout.contains("trusted-9"), "{stdout}");
+    // A bundle without it: refused, with advice.
+    make_certificate(root, "other");
+    let other_pem = root.join("other.pem");
+    let (code, _, stderr) = connect(&[("SSL_CERT_FILE", other_pem.to_str().unwrap())]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("--ca FILE"), "{stderr}");
+}
