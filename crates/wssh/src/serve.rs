@@ -16,7 +16,8 @@ use tokio_rustls::TlsAcceptor;
 use wssh_auth::Authenticator;
 use wssh_domain::{NewUser, Password, RoleKey, SessionName, SessionSpec, Username};
 use wssh_http::AppState;
-use wssh_store::{SessionStore, SqliteStore, UserStore};
+use wssh_store::{SessionStore, UserStore};
+use wssh_store_sqlite::SqliteStore;
 
 use crate::ServeArgs;
 use crate::config::{ServerConfig, default_data_dir};
