@@ -146,6 +146,14 @@ impl PgStore {
         migrations::status(&mut *self.connection()?)
     }
 
+    /// How many connections the pool holds, and how many of them are idle.
+    pub fn pool_state(&self) -> (u32, u32) {
+        self.pool.0.as_ref().map_or((0, 0), |pool| {
+            let state = pool.state();
+            (state.connections, state.idle_connections)
+        })
+    }
+
     /// Whether this store currently receives the other nodes' change notifications.
     pub fn is_listening(&self) -> bool {
         self.generation.listening.load(Ordering::Acquire)

@@ -91,6 +91,12 @@ impl SqliteStore {
         Ok(SqliteStore { pool, generation: Arc::new(AtomicU64::new(0)) })
     }
 
+    /// The connection pool now: connections open, and of those idle.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
     /// Applies every pending migration; returns the versions applied.
     pub fn migrate(&self) -> Result<Vec<u32>, StoreError> {
         migrations::apply_pending(&mut *self.connection()?)

@@ -9,6 +9,9 @@ use wssh_store::{Store, StoreError};
 use wssh_store_postgres::PgStore;
 use wssh_store_sqlite::SqliteStore;
 
+/// The pool's connections and idle connections, for the metrics.
+pub(crate) type PoolProbe = Arc<dyn Fn() -> (u32, u32) + Send + Sync>;
+
 /// The name of the database file in the data directory.
 pub(crate) const DATABASE_FILE: &str = "wssh.db";
 
@@ -45,10 +48,18 @@ impl Database {
 
     /// Opens the database, applying pending migrations. Blocks: call it on a blocking thread
     /// (the PostgreSQL client must never run on an async worker).
-    pub(crate) fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
+    pub(crate) fn open(&self) -> Result<(Arc<dyn Store>, PoolProbe), StoreError> {
         Ok(match self {
-            Database::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
-            Database::Postgres(url) => Arc::new(PgStore::connect(url)?),
+            Database::Sqlite(path) => {
+                let store = Arc::new(SqliteStore::open(path)?);
+                let probe = store.clone();
+                (store, Arc::new(move || probe.pool_state()))
+            }
+            Database::Postgres(url) => {
+                let store = Arc::new(PgStore::connect(url)?);
+                let probe = store.clone();
+                (store, Arc::new(move || probe.pool_state()))
+            }
         })
     }
 }

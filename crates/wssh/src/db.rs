@@ -33,7 +33,7 @@ enum DbCommand {
 }
 
 /// Runs the command; failures are reported on standard error.
-pub(crate) fn run(args: DbArgs) -> ExitCode {
+pub(crate) fn run(args: &DbArgs) -> ExitCode {
     let DbCommand::Copy { from, to } = &args.command;
     match copy(from, to) {
         Ok(()) => ExitCode::SUCCESS,
