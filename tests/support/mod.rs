@@ -150,6 +150,49 @@ impl Server {
         }
     }
 
+    /// Runs `sqlite` on its SQLite file, or `postgres` on its PostgreSQL database, with one
+    /// text parameter (`?1` / `$1`), as another process writing to the database would; the
+    /// rows changed.
+    pub fn execute_sql(&self, sqlite: &str, postgres: &str, parameter: &str) -> u64 {
+        match &self.database {
+            None => {
+                let database = rusqlite::Connection::open(self.root.join("data").join("wssh.db")).unwrap();
+                database.execute(sqlite, [parameter]).unwrap() as u64
+            }
+            Some(database) => {
+                let url = database.url().to_owned();
+                let (sql, parameter) = (postgres.to_owned(), parameter.to_owned());
+                // The synchronous client must not run inside the test's runtime.
+                std::thread::spawn(move || {
+                    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                    client.execute(&sql, &[&parameter]).unwrap()
+                })
+                .join()
+                .unwrap()
+            }
+        }
+    }
+
+    /// The stored value of a setting (such as the JWT signing key).
+    pub fn setting(&self, key: &str) -> Vec<u8> {
+        let sql = "SELECT value FROM settings WHERE key = ";
+        match &self.database {
+            None => rusqlite::Connection::open(self.root.join("data").join("wssh.db"))
+                .unwrap()
+                .query_row(&format!("{sql}?1"), [key], |row| row.get(0))
+                .unwrap(),
+            Some(database) => {
+                let (url, key) = (database.url().to_owned(), key.to_owned());
+                std::thread::spawn(move || {
+                    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                    client.query_one(&format!("{sql}$1"), &[&key]).unwrap().get(0)
+                })
+                .join()
+                .unwrap()
+            }
+        }
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
