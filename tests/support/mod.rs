@@ -173,6 +173,25 @@ impl Server {
         }
     }
 
+    /// Every stored row as text, when the server runs on PostgreSQL (on SQLite the rows are
+    /// in the data directory's files); empty otherwise.
+    pub fn postgres_rows(&self) -> Vec<u8> {
+        let Some(database) = &self.database else { return Vec::new() };
+        let url = database.url().to_owned();
+        std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let mut rows = Vec::new();
+            for table in wssh_store::dump::TABLES {
+                for row in client.query(&format!("SELECT t::TEXT FROM {table} AS t"), &[]).unwrap() {
+                    rows.extend(row.get::<_, String>(0).into_bytes());
+                }
+            }
+            rows
+        })
+        .join()
+        .unwrap()
+    }
+
     /// The stored value of a setting (such as the JWT signing key).
     pub fn setting(&self, key: &str) -> Vec<u8> {
         let sql = "SELECT value FROM settings WHERE key = ";
