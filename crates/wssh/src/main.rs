@@ -25,8 +25,10 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(ServeArgs),
-    /// Open a shell on a wssh server in this terminal.
+    /// Open a shell on a wssh server in this terminal (or attach to a live one).
     Connect(connect::ConnectArgs),
+    /// List the live shells you may attach to: wssh shells http://HOST:PORT
+    Shells(connect::ConnectArgs),
 }
 
 /// Options of `wssh serve`.
@@ -87,7 +89,7 @@ fn main() -> ExitCode {
         .init();
     let workers = match &cli.command {
         Command::Serve(args) => args.workers.map(NonZeroUsize::get),
-        Command::Connect(_) => None,
+        Command::Connect(_) | Command::Shells(_) => None,
     }
     .unwrap_or_else(default_workers);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build() {
@@ -100,6 +102,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Connect(args) => return runtime.block_on(connect::run(args)),
+        Command::Shells(args) => return runtime.block_on(connect::list_shells(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
