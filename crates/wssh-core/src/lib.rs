@@ -24,13 +24,13 @@ use std::sync::Arc;
 
 use wssh_auth::Authenticator;
 pub use wssh_auth::Principal;
-pub use wssh_store::Conflict;
 use wssh_store::Store;
+pub use wssh_store::{Conflict, StoreCache};
 
 pub use error::{CoreError, Entity};
 pub use roles::RoleChanges;
 pub use sessions::SessionChanges;
-pub use tokens::{AppTokenPage, TokenChanges, TokenFilter};
+pub use tokens::{AppTokenPage, MintedToken, TokenChanges, TokenFilter};
 pub use users::{NewAccount, ProfileChanges, UserChanges, UserRef, rank};
 
 /// Settings of the services that are policy, not transport.

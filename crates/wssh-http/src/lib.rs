@@ -18,6 +18,7 @@ mod respond;
 mod router;
 mod server;
 mod shell;
+mod surface;
 mod web;
 
 use std::collections::HashSet;

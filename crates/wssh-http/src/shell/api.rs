@@ -49,9 +49,10 @@ const DEFAULT_SHARE_SECONDS: i64 = 3600;
 pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer: SocketAddr) -> Response<Body> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let headers = request.headers().clone();
+    let (parts, incoming) = request.into_parts();
+    let headers = parts.headers;
     let origin = origin_of(&headers);
-    let body = match crate::router::read_body(request).await {
+    let body = match crate::router::read_incoming(&headers, incoming).await {
         Ok(body) => body,
         Err(error) => return respond::error(&error),
     };
