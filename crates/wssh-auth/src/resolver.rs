@@ -586,7 +586,8 @@ mod tests {
     use std::time::Duration;
 
     use wssh_domain::{AccessToken, NewAccessToken, NewUser, Permission, RoleKey, TokenSpec, Username};
-    use wssh_store::{SqliteStore, UserStore};
+    use wssh_store::UserStore;
+    use wssh_store_sqlite::SqliteStore;
 
     use super::*;
     use crate::secret::generate_token_identifier;
@@ -690,7 +691,8 @@ mod two_factor_tests {
     use std::time::Duration;
 
     use wssh_domain::{NewUser, RoleKey, Username};
-    use wssh_store::{SqliteStore, UserStore};
+    use wssh_store::UserStore;
+    use wssh_store_sqlite::SqliteStore;
 
     use super::*;
 
@@ -742,7 +744,8 @@ mod alist_digest_tests {
     use std::time::Duration;
 
     use wssh_domain::{NewUser, RoleKey, Username};
-    use wssh_store::{SqliteStore, UserStore};
+    use wssh_store::UserStore;
+    use wssh_store_sqlite::SqliteStore;
 
     use super::*;
     use crate::password::alist_digest;

@@ -4,7 +4,7 @@ use wssh_auth::{AuthError, Principal};
 use wssh_domain::{
     NewUser, Password, Permission, PermissionSet, Role, RoleId, RoleKey, User, UserId, UserProfile, Username,
 };
-use wssh_store::{Conflict, PasswordChange, UserChange};
+use wssh_store::{Conflict, PasswordChange, UserChange, rules};
 
 use crate::policy::{self, AccountManager, RoleGranter};
 use crate::{CoreError, Entity, Services};
@@ -284,7 +284,7 @@ impl Services {
             return Ok(stored);
         }
         let change = UserChange { id, fields, roles: roles.as_deref(), password };
-        let updated = self.store().change_user(&change).map_err(CoreError::store(Entity::User))?;
+        let updated = self.write_user(principal, &change)?;
         if let (Some(password), Some(password_hash)) = (&changes.password, &password_hash) {
             self.auth.remember_alist_hash(id, password_hash, password).map_err(CoreError::auth(Entity::User))?;
         }
@@ -342,7 +342,12 @@ impl Services {
         policy::require(principal, Permission::UsersWrite)?;
         let user = self.find_user(target)?;
         AccountManager::new(principal, &user)?;
-        self.store().delete_user(user.id).map_err(CoreError::store(Entity::User))?;
+        let work = self.store().begin()?;
+        let before = work.find_user_by_id(user.id)?.ok_or(CoreError::NotFound(Entity::User))?;
+        AccountManager::new(principal, &before)?;
+        work.remove_user(user.id).map_err(CoreError::store(Entity::User))?;
+        rules::keeps_an_administrator(&*work, &before, None)?;
+        work.commit()?;
         Ok(user)
     }
 
@@ -360,7 +365,20 @@ impl Services {
         let removed: Vec<&Role> =
             roles.iter().filter(|role| !wanted.contains(&role.id) && user.roles.contains(&role.key)).collect();
         policy::may_bind(principal, &added, &removed)?;
-        self.store().set_user_roles(id, wanted).map_err(CoreError::store(Entity::User))
+        self.write_user(principal, &UserChange { id, fields: None, roles: Some(wanted), password: None })
+    }
+
+    /// Writes `change` in one unit of work: inside it, the caller must still be allowed to
+    /// manage the user as it now is, and an enabled administrator must remain after the write
+    /// (the write lock is held from the first read, so concurrent requests cannot both pass).
+    fn write_user(&self, principal: &Principal, change: &UserChange<'_>) -> Result<User, CoreError> {
+        let work = self.store().begin()?;
+        let before = work.find_user_by_id(change.id)?.ok_or(CoreError::NotFound(Entity::User))?;
+        AccountManager::new(principal, &before)?;
+        let after = work.write_user(change).map_err(CoreError::store(Entity::User))?;
+        rules::keeps_an_administrator(&*work, &before, Some(&after))?;
+        work.commit()?;
+        Ok(after)
     }
 
     /// Turns a user's two-factor authentication off: `users:write` and [`AccountManager`]'s

@@ -16,7 +16,8 @@ use tokio_rustls::TlsAcceptor;
 use wssh_auth::Authenticator;
 use wssh_domain::{NewUser, Password, RoleKey, SessionName, SessionSpec, Username};
 use wssh_http::AppState;
-use wssh_store::{SessionStore, SqliteStore, UserStore};
+use wssh_store::{SessionStore, UserStore};
+use wssh_store_sqlite::SqliteStore;
 
 use crate::ServeArgs;
 use crate::config::{ServerConfig, default_data_dir};
@@ -283,7 +284,7 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound), BoxError> {
     let state = Arc::new(
         AppState::new(auth, plan.initial_session_names.clone(), plan.allow_registration)
             .with_listener_limits(plan.limits.listener_limits(crate::hardening::raise_open_files_limit()))
-            .with_shell_settings(plan.shell_settings.clone()),
+            .with_shell_settings(plan.shell_settings),
     );
     Ok((state, listeners))
 }
