@@ -35,7 +35,7 @@ struct Cli {
 enum Command {
     /// Run the server: the web page, the API and the shells.
     Serve(ServeArgs),
-    /// Open a shell on a wssh server in this terminal.
+    /// Open a shell on a wssh server in this terminal (or attach to a live one).
     Connect(connect::ConnectArgs),
     /// Print a completion script for your shell, e.g. `wssh completions bash > /etc/bash_completion.d/wssh`.
     Completions {
@@ -45,6 +45,8 @@ enum Command {
     },
     /// Print the manual page (roff), e.g. `wssh man > /usr/local/share/man/man1/wssh.1`.
     Man,
+    /// List the live shells you may attach to: wssh shells http://HOST:PORT
+    Shells(connect::ConnectArgs),
 }
 
 /// Writes `bytes` to standard output.
@@ -77,7 +79,7 @@ fn generated(command: &Command) -> Option<ExitCode> {
             }
             Some(print_bytes(&out))
         }
-        Command::Serve(_) | Command::Connect(_) => None,
+        Command::Serve(_) | Command::Connect(_) | Command::Shells(_) => None,
     }
 }
 
@@ -195,7 +197,7 @@ fn main() -> ExitCode {
     }
     let workers = match &cli.command {
         Command::Serve(args) => args.workers.map(NonZeroUsize::get),
-        Command::Connect(_) | Command::Completions { .. } | Command::Man => None,
+        Command::Connect(_) | Command::Shells(_) | Command::Completions { .. } | Command::Man => None,
     }
     .unwrap_or_else(default_workers);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build() {
@@ -209,6 +211,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Connect(args) => return runtime.block_on(connect::run(args)),
         Command::Completions { .. } | Command::Man => return ExitCode::SUCCESS,
+        Command::Shells(args) => return runtime.block_on(connect::list_shells(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
