@@ -13,7 +13,9 @@ use wssh_store::{Rotation, Store, StoreCache, StoreError};
 use crate::jwt::{JwtKeys, claims_for};
 
 use crate::hash_queue::{HashQueue, HashQueueLimits, Requester};
-use crate::password::{hash_alist_digest, hash_password, is_alist_digest, verify_decoy, verify_password};
+use crate::password::{
+    PasswordPolicy, hash_alist_digest, hash_password, is_alist_digest, verify_decoy, verify_password,
+};
 use crate::secret::{
     generate_password, generate_token_identifier, generate_token_secret, hash_token_secret, hashes_equal,
 };
@@ -122,6 +124,7 @@ pub struct Authenticator {
     store: Arc<dyn Store>,
     throttle: LoginThrottle,
     hash_pool: HashQueue,
+    password_policy: PasswordPolicy,
     jwt: JwtKeys,
     lifetimes: LoginLifetimes,
     /// Tokens and logins resolved recently, so a busy client costs no storage reads.
@@ -149,6 +152,7 @@ impl Authenticator {
             store,
             throttle,
             hash_pool: HashQueue::new(threads, HashQueueLimits::for_threads(threads)),
+            password_policy: PasswordPolicy::default(),
             jwt: JwtKeys::new(&secret),
             lifetimes: LoginLifetimes::default(),
             resolved: StoreCache::new(RESOLVED_CAPACITY, RESOLVED_TTL),
@@ -160,6 +164,18 @@ impl Authenticator {
     pub fn with_hash_queue_limits(mut self, limits: HashQueueLimits) -> Self {
         self.hash_pool.set_limits(limits);
         self
+    }
+
+    /// Sets the rules new passwords must meet.
+    #[must_use]
+    pub fn with_password_policy(mut self, policy: PasswordPolicy) -> Self {
+        self.password_policy = policy;
+        self
+    }
+
+    /// The rules new passwords must meet.
+    pub fn password_policy(&self) -> PasswordPolicy {
+        self.password_policy
     }
 
     /// How many password hashes may wait or run.
@@ -569,6 +585,7 @@ impl Authenticator {
         disabled: bool,
         profile: UserProfile,
     ) -> Result<User, AuthError> {
+        self.password_policy.check(username.as_str(), password)?;
         let mut new_user = NewUser::new(username, self.hash_password(password)?, role);
         new_user.disabled = disabled;
         new_user.profile = profile;
@@ -581,6 +598,8 @@ impl Authenticator {
     /// its other logins. When users change their own password, the token or login the request
     /// came with survives, so the current client stays signed in.
     pub fn change_password(&self, actor: &Principal, user: UserId, password: &Password) -> Result<(), AuthError> {
+        let target = self.store.find_user_by_id(user)?.ok_or(StoreError::NotFound)?;
+        self.password_policy.check(target.username.as_str(), password)?;
         let password_hash = self.hash_password(password)?;
         let own = user == actor.user_id;
         let keep = if own { actor.token_identifier() } else { None };

@@ -60,12 +60,13 @@ async fn start(args: &ServeArgs) -> Result<(Arc<AppState>, Vec<(TcpListener, Opt
     crate::hardening::protect_database(&data_dir.join(DATABASE_FILE))?;
     let store = Arc::new(SqliteStore::open(&data_dir.join(DATABASE_FILE))?);
     let throttle = config.limits.login_throttle(config.lockout_max_failures, config.lockout_window_seconds);
-    let auth = config.limits.apply_hash_queue(Authenticator::new(store.clone(), throttle)?);
+    let auth = config.limits.configure_auth(Authenticator::new(store.clone(), throttle)?);
     let seeding = {
         let store = store.clone();
         let data_dir = data_dir.clone();
         let credentials = std::mem::take(&mut config.initial_credentials);
-        tokio::task::spawn_blocking(move || seed_users(&store, &credentials, &data_dir))
+        let policy = auth.password_policy();
+        tokio::task::spawn_blocking(move || seed_users(&store, &credentials, &data_dir, policy))
     };
     seeding.await??;
     seed_sessions(&store, &config)?;
@@ -203,6 +204,7 @@ fn seed_users(
     store: &SqliteStore,
     credentials: &[crate::config::InitialCredential],
     data_dir: &Path,
+    policy: wssh_auth::password::PasswordPolicy,
 ) -> Result<(), BoxError> {
     let mut wanted: Vec<(String, Option<String>)> = credentials
         .iter()
@@ -226,6 +228,10 @@ fn seed_users(
             None => (wssh_auth::secret::generate_password(), true),
         };
         let password = Password::parse(&password).map_err(|error| format!("initial_credentials: {error}"))?;
+        if let Err(weak) = policy.check(username.as_str(), &password) {
+            // Configured by the operator (go_ws_sh's sample configs use short ones): kept, flagged.
+            tracing::warn!(%username, "initial_credentials: {weak}; change it after signing in");
+        }
         let password_hash = wssh_auth::password::hash_password(&password)?;
         let created = store.create_user(&NewUser::new(username.clone(), password_hash, RoleKey::Admin))?;
         // alist's /api/auth/login/hash checks the password's digest against its own hash.
