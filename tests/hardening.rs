@@ -304,6 +304,10 @@ async fn five_hundred_shells_dropped_at_once_are_gone_within_the_grace() {
     const SHELLS: usize = 500;
     let mut config = support::default_config();
     config["limits"] = json!({ "max_connections_per_address": 2000, "max_connections": 4000 });
+    // Shells that end with their connection, as many as the test opens.
+    config["shell_detach_timeout_seconds"] = json!(0);
+    config["shell_limit_per_user"] = json!(SHELLS);
+    config["shell_limit_total"] = json!(SHELLS);
     // Two processes per session: a background job beside the program.
     config["initial_sessions"] =
         json!([{ "name": "pair", "cmd": "sh", "args": ["-c", "sleep 1000 & exec sleep 1001"], "dir": "/tmp" }]);

@@ -1,4 +1,5 @@
-//! Tidy checks run as a test: the layers depend downward only, every crate is named in
+//! Tidy checks run as a test: the layers depend downward only, the transport calls no store,
+//! the store traits and the services reach no database driver, every crate is named in
 //! docs/architecture.md, and every Rust file starts with a `//!` doc saying what it holds.
 
 use std::collections::{HashMap, HashSet};
@@ -64,9 +65,11 @@ fn layers_depend_downward_only() {
     let reach = reachable_dependencies();
     let forbidden: &[(&str, &[&str])] = &[
         ("wssh-domain", &["tokio", "hyper", "rusqlite", "argon2", "nix", "wssh-store", "wssh-auth", "wssh-http"]),
-        ("wssh-store", &["tokio", "hyper", "argon2", "wssh-auth", "wssh-http"]),
+        ("wssh-store", &["tokio", "hyper", "argon2", "wssh-auth", "wssh-http", "wssh-store-sqlite"]),
+        ("wssh-store-sqlite", &["tokio", "hyper", "argon2", "wssh-auth", "wssh-core", "wssh-http"]),
         ("wssh-auth", &["tokio", "hyper", "wssh-http"]),
         ("wssh-pty", &["hyper", "rusqlite", "argon2", "wssh-store", "wssh-auth", "wssh-http"]),
+        ("wssh-core", &["tokio", "hyper", "http", "wssh-pty", "wssh-http"]),
         ("wssh-http", &["wssh"]),
     ];
     for (krate, banned) in forbidden {
@@ -114,5 +117,53 @@ fn architecture_doc_names_every_crate() {
     for entry in std::fs::read_dir(root.join("crates")).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         assert!(doc.contains(&format!("`crates/{name}`")), "docs/architecture.md does not describe crates/{name}");
+    }
+}
+
+/// The names of a workspace member's direct normal (non-dev) dependencies, from its manifest.
+fn direct_dependencies(krate: &str) -> Vec<String> {
+    let manifest = std::fs::read_to_string(project_root().join("crates").join(krate).join("Cargo.toml")).unwrap();
+    let mut names = Vec::new();
+    let mut in_dependencies = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_dependencies = line == "[dependencies]";
+        } else if in_dependencies && let Some((name, _)) = line.split_once(['=', '.']) {
+            names.push(name.trim().to_owned());
+        }
+    }
+    names
+}
+
+/// Database drivers and pools: what only a store implementation may depend on.
+const DATABASE_DRIVERS: [&str; 6] = ["rusqlite", "r2d2", "r2d2_sqlite", "libsqlite3-sys", "postgres", "sqlx"];
+
+#[test]
+fn the_transport_calls_no_store() {
+    let dependencies = direct_dependencies("wssh-http");
+    assert!(dependencies.iter().any(|name| name == "wssh-core"), "wssh-http goes through the services");
+    for banned in ["wssh-store"].iter().chain(DATABASE_DRIVERS.iter()) {
+        assert!(!dependencies.iter().any(|name| name == banned), "wssh-http must not depend on {banned}");
+    }
+    let mut files = Vec::new();
+    rust_files(&project_root().join("crates/wssh-http/src"), &mut files);
+    assert!(files.len() > 5);
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for call in [".store()", "wssh_store::"] {
+            assert!(!text.contains(call), "{} calls the store ({call}); go through wssh-core", path.display());
+        }
+    }
+}
+
+#[test]
+fn the_store_traits_and_the_services_reach_no_database_driver() {
+    let reach = reachable_dependencies();
+    assert!(reach["wssh-core"].contains("wssh-store"));
+    assert!(reach["wssh-store-sqlite"].contains("rusqlite"), "the check looks at the right names");
+    for krate in ["wssh-store", "wssh-auth", "wssh-core", "wssh-http"] {
+        for driver in DATABASE_DRIVERS.iter().chain(["wssh-store-sqlite"].iter()) {
+            assert!(!reach[krate].contains(*driver), "{krate} must not reach {driver}");
+        }
     }
 }

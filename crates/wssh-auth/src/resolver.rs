@@ -4,11 +4,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wssh_domain::{
-    AccessToken, Login, LoginClient, LoginId, NewAccessToken, NewSshKey, NewUser, Password, PermissionSet, RoleKey,
-    SshKey, Timestamp, TokenSpec, User, UserId, UserProfile, Username,
-};
-use wssh_store::{Rotation, Store, StoreCache, StoreError};
+use wssh_domain::{Login, LoginClient, LoginId, Password, Permission, PermissionSet, Timestamp, User, UserId};
+use wssh_store::{Rotation, Store, StoreCache};
 
 use crate::jwt::{JwtKeys, claims_for};
 
@@ -16,31 +13,13 @@ use crate::hash_queue::{HashQueue, HashQueueLimits, Requester};
 use crate::password::{
     PasswordPolicy, hash_alist_digest, hash_password, is_alist_digest, verify_decoy, verify_password,
 };
-use crate::secret::{
-    generate_password, generate_token_identifier, generate_token_secret, hash_token_secret, hashes_equal,
-};
-use crate::ssh_key::parse_public_key;
+use crate::secret::{generate_password, generate_token_secret, hash_token_secret, hashes_equal};
 use crate::throttle::LoginThrottle;
 use crate::totp::{self, TotpEnrollment};
 use crate::{AuthError, AuthMethod, Credentials, Principal};
 
 /// The longest token secret looked at; anything longer is refused without hashing.
 const MAX_TOKEN_BYTES: usize = 1024;
-
-/// A newly minted token: the stored row and the secret, which is shown once and then only
-/// its hash exists.
-pub struct MintedToken {
-    /// The stored token.
-    pub token: AccessToken,
-    /// The secret, to hand to the client once.
-    pub secret: String,
-}
-
-impl std::fmt::Debug for MintedToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MintedToken").field("token", &self.token).finish_non_exhaustive()
-    }
-}
 
 /// What a login hands the client: a short-lived access JWT and a refresh token, both shown
 /// once; only the refresh token's hash is stored.
@@ -129,6 +108,31 @@ pub struct Authenticator {
     lifetimes: LoginLifetimes,
     /// Tokens and logins resolved recently, so a busy client costs no storage reads.
     resolved: StoreCache<ResolvedKey, Resolved>,
+    /// Password logins by outcome, for the metrics.
+    logins: LoginCounters,
+}
+
+/// Password logins so far, by outcome.
+#[derive(Debug, Default)]
+struct LoginCounters {
+    succeeded: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+    throttled: std::sync::atomic::AtomicU64,
+}
+
+/// What the authenticator has done so far and holds now, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthStats {
+    /// Password logins that succeeded.
+    pub logins_succeeded: u64,
+    /// Password logins refused: wrong password, unknown user, wrong two-factor code.
+    pub logins_failed: u64,
+    /// Password logins refused by the lockout without a look at the password.
+    pub logins_throttled: u64,
+    /// Password hashing jobs waiting or running.
+    pub hashing_in_queue: usize,
+    /// How many hashing jobs the queue admits at once.
+    pub hashing_capacity: usize,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -138,6 +142,18 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
+    /// Counts so far and the hashing queue now.
+    pub fn stats(&self) -> AuthStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        AuthStats {
+            logins_succeeded: self.logins.succeeded.load(Relaxed),
+            logins_failed: self.logins.failed.load(Relaxed),
+            logins_throttled: self.logins.throttled.load(Relaxed),
+            hashing_in_queue: self.hash_pool.in_queue(),
+            hashing_capacity: self.hash_pool.limits().capacity,
+        }
+    }
+
     /// An authenticator over `store`, locking out as `throttle` says. The JWT signing key is
     /// read from the store, or generated (256 random bits) and kept there on the first start.
     pub fn new(store: Arc<dyn Store>, throttle: LoginThrottle) -> Result<Self, AuthError> {
@@ -156,6 +172,7 @@ impl Authenticator {
             jwt: JwtKeys::new(&secret),
             lifetimes: LoginLifetimes::default(),
             resolved: StoreCache::new(RESOLVED_CAPACITY, RESOLVED_TTL),
+            logins: LoginCounters::default(),
         })
     }
 
@@ -214,6 +231,54 @@ impl Authenticator {
             }
             Credentials::Jwt(token) => self.authenticate_jwt(token),
         }
+    }
+
+    /// The standing now of a principal resolved earlier, for a connection that lasts: the
+    /// user must still exist and be enabled, and the credential it authenticated with must
+    /// still work (the token usable, the login active; a password is not asked again). The
+    /// permissions are the current ones. `InvalidCredentials` once that is no longer so.
+    pub fn recheck(&self, principal: &Principal) -> Result<Principal, AuthError> {
+        let now = Timestamp::now();
+        let (user_id, narrowed) = match &principal.method {
+            AuthMethod::Password => (principal.user_id, None),
+            AuthMethod::Token(identifier) => {
+                let token = self
+                    .store
+                    .find_token(identifier.as_str())?
+                    .filter(|token| token.is_usable(now))
+                    .ok_or(AuthError::InvalidCredentials)?;
+                (token.user_id, Some(token.permissions.unwrap_or_else(PermissionSet::all)))
+            }
+            AuthMethod::Login(id) => {
+                let login = self
+                    .store
+                    .find_login(id)?
+                    .filter(|login| login.is_active(now))
+                    .ok_or(AuthError::InvalidCredentials)?;
+                (login.user_id, None)
+            }
+        };
+        if user_id != principal.user_id {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let user =
+            self.store.find_user_by_id(user_id)?.filter(|user| !user.disabled).ok_or(AuthError::InvalidCredentials)?;
+        let permissions = narrowed.map_or(user.permissions, |narrowed| user.permissions.intersection(narrowed));
+        Ok(Principal { user_id, username: user.username, permissions, method: principal.method.clone() })
+    }
+
+    /// Whether the user still exists, is enabled and holds `permission` now: for what a user
+    /// owns beyond one connection, such as a live shell.
+    pub fn user_holds(&self, user_id: UserId, permission: Permission) -> Result<bool, AuthError> {
+        Ok(self
+            .store
+            .find_user_by_id(user_id)?
+            .is_some_and(|user| !user.disabled && user.permissions.contains(permission)))
+    }
+
+    /// The store's change generation: unchanged means nothing stored changed since.
+    pub fn generation(&self) -> u64 {
+        self.store.generation()
     }
 
     /// Resolves an access token or an access JWT from memory alone, without blocking: `Some`
@@ -409,7 +474,11 @@ impl Authenticator {
         if username.is_empty() || presented.is_empty() || presented.len() > Password::MAX_BYTES {
             return Err(AuthError::InvalidCredentials);
         }
-        let standing = self.throttle.check(&*self.store, username, client)?;
+        let standing = self.throttle.check(&*self.store, username, client).inspect_err(|error| {
+            if matches!(error, AuthError::TooManyAttempts { .. }) {
+                self.logins.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })?;
         let requester = Requester::Client {
             address: crate::throttle::address_key(client),
             has_failed: standing.address_has_failed,
@@ -430,6 +499,7 @@ impl Authenticator {
         let user = match user {
             Some(user) if matches => user,
             _ => {
+                self.logins.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.throttle.record_failure(&*self.store, username, client)?;
                 // A name that matches no user may be a password typed in the wrong field.
                 let username = if user.is_some() { username } else { "(no such user)" };
@@ -445,12 +515,14 @@ impl Authenticator {
                 return Err(AuthError::OtpRequired);
             };
             if !self.accept_totp(user.id, secret, code)? {
+                self.logins.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.throttle.record_failure(&*self.store, username, client)?;
                 tracing::info!(username, client = ?client, "wrong or replayed two-factor code");
                 return Err(AuthError::InvalidOtp);
             }
         }
         self.throttle.record_success(&*self.store, username, client)?;
+        self.logins.succeeded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if form == PasswordForm::Plain {
             self.remember_alist_hash_if_missing(&user, presented);
         }
@@ -523,23 +595,6 @@ impl Authenticator {
         Ok(self.store.set_otp_secret(user, None, 0)?)
     }
 
-    /// Validates an SSH public key and stores it for `owner` under `title`.
-    pub fn add_ssh_key(&self, owner: UserId, title: &str, key: &str) -> Result<SshKey, AuthError> {
-        let title = title.trim();
-        if title.is_empty() || title.chars().count() > 128 || title.chars().any(char::is_control) {
-            return Err(AuthError::Invalid(wssh_domain::ValidationError::new("title", "must be 1 to 128 characters")));
-        }
-        let parsed = parse_public_key(key).map_err(|_| {
-            AuthError::Invalid(wssh_domain::ValidationError::new("key", "is not a valid OpenSSH public key"))
-        })?;
-        Ok(self.store.add_ssh_key(&NewSshKey {
-            user_id: owner,
-            title: title.to_owned(),
-            public_key: parsed.openssh,
-            fingerprint: parsed.fingerprint,
-        })?)
-    }
-
     /// Resolves an access token from the store, and keeps the result (see
     /// [`Authenticator::authenticate_cached`]).
     fn authenticate_token(&self, identifier: Option<&str>, secret: &str) -> Result<Principal, AuthError> {
@@ -575,63 +630,16 @@ impl Authenticator {
         Ok(principal)
     }
 
-    /// Creates a user whose password is `password`: its argon2id hash, and the hash alist's
-    /// hashed login checks, so that every login route works for the user at once.
-    pub fn create_user(
-        &self,
-        username: Username,
-        password: &Password,
-        role: RoleKey,
-        disabled: bool,
-        profile: UserProfile,
-    ) -> Result<User, AuthError> {
-        self.password_policy.check(username.as_str(), password)?;
-        let mut new_user = NewUser::new(username, self.hash_password(password)?, role);
-        new_user.disabled = disabled;
-        new_user.profile = profile;
-        let user = self.store.create_user(&new_user)?;
-        self.remember_alist_hash(user.id, &user.password_hash, password)?;
-        Ok(user)
-    }
-
-    /// Sets `user`'s password on behalf of `actor`, revoking the user's other tokens and ending
-    /// its other logins. When users change their own password, the token or login the request
-    /// came with survives, so the current client stays signed in.
-    pub fn change_password(&self, actor: &Principal, user: UserId, password: &Password) -> Result<(), AuthError> {
-        let target = self.store.find_user_by_id(user)?.ok_or(StoreError::NotFound)?;
-        self.password_policy.check(target.username.as_str(), password)?;
-        let password_hash = self.hash_password(password)?;
-        let own = user == actor.user_id;
-        let keep = if own { actor.token_identifier() } else { None };
-        let keep_login = if own { actor.login_id() } else { None };
-        self.store.set_password(user, &password_hash, keep, keep_login)?;
-        self.remember_alist_hash(user, &password_hash, password)
+    /// Checks a new password for `username` against the password policy (see
+    /// [`PasswordPolicy::check`]); call it wherever a password is set.
+    pub fn check_new_password(&self, username: &str, password: &Password) -> Result<(), AuthError> {
+        self.password_policy.check(username, password)
     }
 
     /// Hashes a new password, within the bound on concurrent hashing.
     pub fn hash_password(&self, password: &Password) -> Result<String, AuthError> {
         let password = password.clone();
         self.hash_pool.run(&Requester::Internal, move || hash_password(&password))?
-    }
-
-    /// Mints a token for `owner`; the secret in the result is the only copy.
-    pub fn mint_token(&self, owner: &User, spec: TokenSpec) -> Result<MintedToken, AuthError> {
-        // Identifiers carry 12 random bits per millisecond; a clash is rare, and retried.
-        let mut attempts = 0;
-        loop {
-            let secret = generate_token_secret();
-            let new_token = NewAccessToken {
-                identifier: generate_token_identifier(),
-                user_id: owner.id,
-                secret_hash: hash_token_secret(&secret),
-                spec: spec.clone(),
-            };
-            match self.store.insert_token(&new_token) {
-                Ok(token) => return Ok(MintedToken { token, secret }),
-                Err(StoreError::Conflict(_)) if attempts < 3 => attempts += 1,
-                Err(error) => return Err(error.into()),
-            }
-        }
     }
 }
 
@@ -644,10 +652,12 @@ fn unix_now() -> u64 {
 mod tests {
     use std::time::Duration;
 
-    use wssh_domain::{NewUser, Permission, RoleKey, Username};
-    use wssh_store::{SqliteStore, UserStore};
+    use wssh_domain::{AccessToken, NewAccessToken, NewUser, Permission, RoleKey, TokenSpec, Username};
+    use wssh_store::UserStore;
+    use wssh_store_sqlite::SqliteStore;
 
     use super::*;
+    use crate::secret::generate_token_identifier;
 
     fn setup() -> (tempfile::TempDir, Authenticator, User) {
         let dir = tempfile::tempdir().unwrap();
@@ -685,30 +695,39 @@ mod tests {
         ));
     }
 
+    /// Stores a token of `owner` as minting does (see `wssh-core`), and returns it with its secret.
+    fn mint(auth: &Authenticator, owner: &User, spec: TokenSpec) -> (AccessToken, String) {
+        let secret = generate_token_secret();
+        let new_token = NewAccessToken {
+            identifier: generate_token_identifier(),
+            user_id: owner.id,
+            secret_hash: hash_token_secret(&secret),
+            spec,
+        };
+        (auth.store().insert_token(&new_token).unwrap(), secret)
+    }
+
     #[test]
     fn tokens() {
         let (_dir, auth, user) = setup();
         let narrow = PermissionSet::EMPTY.with(Permission::SessionsRead).with(Permission::UsersWrite);
-        let minted = auth
-            .mint_token(
-                &user,
-                TokenSpec { description: "laptop".into(), permissions: Some(narrow), ..TokenSpec::default() },
-            )
-            .unwrap();
-        let by_hash = Credentials::Token { identifier: None, secret: minted.secret.clone() };
+        let (token, secret) = mint(
+            &auth,
+            &user,
+            TokenSpec { description: "laptop".into(), permissions: Some(narrow), ..TokenSpec::default() },
+        );
+        let by_hash = Credentials::Token { identifier: None, secret: secret.clone() };
         let principal = auth.authenticate(&by_hash, None).unwrap();
         // The token's rights are its owner's intersected with its own.
         assert_eq!(principal.permissions, PermissionSet::EMPTY.with(Permission::SessionsRead));
-        assert_eq!(principal.token_identifier(), Some(&minted.token.identifier));
-        let by_identifier =
-            Credentials::Token { identifier: Some(minted.token.identifier.clone()), secret: minted.secret.clone() };
+        assert_eq!(principal.token_identifier(), Some(&token.identifier));
+        let by_identifier = Credentials::Token { identifier: Some(token.identifier.clone()), secret: secret.clone() };
         assert!(auth.authenticate(&by_identifier, None).is_ok());
-        let wrong = Credentials::Token { identifier: Some(minted.token.identifier.clone()), secret: "wssh_x".into() };
+        let wrong = Credentials::Token { identifier: Some(token.identifier.clone()), secret: "wssh_x".into() };
         assert!(matches!(auth.authenticate(&wrong, None), Err(AuthError::InvalidCredentials)));
 
-        let expired =
-            auth.mint_token(&user, TokenSpec { expires_at: Some(Timestamp(1)), ..TokenSpec::default() }).unwrap();
-        let expired = Credentials::Token { identifier: None, secret: expired.secret };
+        let (_, expired) = mint(&auth, &user, TokenSpec { expires_at: Some(Timestamp(1)), ..TokenSpec::default() });
+        let expired = Credentials::Token { identifier: None, secret: expired };
         assert!(matches!(auth.authenticate(&expired, None), Err(AuthError::InvalidCredentials)));
     }
 
@@ -739,7 +758,8 @@ mod two_factor_tests {
     use std::time::Duration;
 
     use wssh_domain::{NewUser, RoleKey, Username};
-    use wssh_store::{SqliteStore, UserStore};
+    use wssh_store::UserStore;
+    use wssh_store_sqlite::SqliteStore;
 
     use super::*;
 
@@ -791,7 +811,8 @@ mod alist_digest_tests {
     use std::time::Duration;
 
     use wssh_domain::{NewUser, RoleKey, Username};
-    use wssh_store::{SqliteStore, UserStore};
+    use wssh_store::UserStore;
+    use wssh_store_sqlite::SqliteStore;
 
     use super::*;
     use crate::password::alist_digest;

@@ -7,22 +7,19 @@
 //! secret is shown once, in the reply that mints it; lists never show it. A token's rights are
 //! its owner's intersected with its own `permissions`.
 
-use std::net::SocketAddr;
-
-use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use http::header::HeaderMap;
+use http::{Method, Response, StatusCode};
 use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
 use wssh_auth::Principal;
-use wssh_domain::{AccessToken, Permission, PermissionSet, Timestamp, TokenSpec, User, UserId};
+use wssh_core::{CoreError, Services, TokenChanges, UserRef, limits};
+use wssh_domain::{AccessToken, Permission, PermissionSet, Timestamp, TokenSpec, UserId};
 
 use crate::SharedState;
 use crate::error::ApiError;
 use crate::input::{self, Object, Query};
 use crate::respond::{self, Body, LoggedUser};
-use crate::router::read_body;
+use crate::surface::{Call, Misroute, Surface};
 
 /// The path prefix of this surface.
 const PREFIX: &str = "/AccessToken";
@@ -30,16 +27,8 @@ const PREFIX: &str = "/AccessToken";
 const DEFAULT_TAKE: u64 = 20;
 /// The most rows one page holds.
 const MAX_TAKE: u64 = 1000;
-/// The longest expiry accepted, in days (a hundred years).
-const MAX_EXPIRY_DAYS: i64 = 36_500;
 /// Seconds in a day.
 const DAY_SECONDS: i64 = 86_400;
-/// The longest `appKey`, in characters.
-const MAX_APP_KEY_CHARS: usize = 128;
-/// The longest title, in characters.
-const MAX_TITLE_CHARS: usize = 256;
-/// The longest tags and description, in characters.
-const MAX_TEXT_CHARS: usize = 1024;
 
 /// Whether `path` belongs to this surface.
 pub(crate) fn matches(path: &str) -> bool {
@@ -48,7 +37,7 @@ pub(crate) fn matches(path: &str) -> bool {
 
 /// A route of this surface, with its path parameters (raw, still percent-encoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Route {
+pub(crate) enum Route {
     /// `/AccessToken/{appKey}`: list and create.
     Collection { app_key: String },
     /// `/AccessToken/{appKey}/{id}`: update and delete.
@@ -87,78 +76,54 @@ fn success(data: Value) -> Response<Body> {
     respond::json(StatusCode::OK, &json!({ "code": 200, "data": data, "error": "" }))
 }
 
-/// The seed's error envelope: `{code, data: null, error}` with `code` equal to the status.
-fn error(failure: &ApiError) -> Response<Body> {
-    let mut response = respond::json(
-        failure.status,
-        &json!({ "code": failure.status.as_u16(), "data": Value::Null, "error": failure.message }),
-    );
-    let headers = response.headers_mut();
-    if let Some(seconds) = failure.retry_after {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    if failure.status == StatusCode::UNAUTHORIZED {
-        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"wssh\""));
-    }
-    response
-}
+/// Seed 002's access tokens, on the shared skeleton.
+pub(crate) struct AccessTokens;
 
-/// Answers one request of this surface.
-pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer: SocketAddr) -> Response<Body> {
-    let Some(route) = Route::at(request.uri().path()) else {
-        return error(&ApiError::not_found("Not found"));
-    };
-    if !route.allows(request.method()) {
-        let mut response = error(&ApiError::method_not_allowed());
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(route.allow_header()));
-        return response;
-    }
-    let method = request.method().clone();
-    let headers = request.headers().clone();
-    let query = Query::parse(request.uri().query());
-    let body = match read_body(request).await {
-        Ok(body) => body,
-        Err(failure) => return error(&failure),
-    };
-    let outcome = tokio::task::spawn_blocking(move || run(&state, &route, &method, &headers, &query, &body, peer))
-        .await
-        .unwrap_or_else(|join_error| Err(ApiError::internal(&join_error)));
-    match outcome {
-        Ok((data, username)) => {
-            let mut response = success(data);
-            response.extensions_mut().insert(LoggedUser(username));
-            response
+impl Surface for AccessTokens {
+    type Route = Route;
+
+    fn route(path: &str, method: &Method, _headers: &HeaderMap) -> Result<Route, Misroute> {
+        let route = Route::at(path).ok_or(Misroute::NotFound)?;
+        if !route.allows(method) {
+            return Err(Misroute::MethodNotAllowed(Some(route.allow_header())));
         }
-        Err(failure) => error(&failure),
+        Ok(route)
+    }
+
+    /// The seed's error envelope: `{code, data: null, error}` with `code` equal to the status.
+    fn refuse(failure: &ApiError) -> Response<Body> {
+        respond::refusal(
+            failure,
+            &json!({ "code": failure.status.as_u16(), "data": Value::Null, "error": failure.message }),
+        )
+    }
+
+    fn run(state: &SharedState, route: Route, call: &Call) -> Result<Response<Body>, ApiError> {
+        let (data, username) = run(state, &route, call)?;
+        let mut response = success(data);
+        response.extensions_mut().insert(LoggedUser(username));
+        Ok(response)
     }
 }
 
 /// Runs one operation; the data of the reply and the caller's name, or the refusal.
-fn run(
-    state: &SharedState,
-    route: &Route,
-    method: &Method,
-    headers: &HeaderMap,
-    query: &Query,
-    body: &Bytes,
-    peer: SocketAddr,
-) -> Result<(Value, String), ApiError> {
-    let principal = input::authenticate(state, headers, peer)?;
-    let operations = Operations { state, principal: &principal };
+fn run(state: &SharedState, route: &Route, call: &Call) -> Result<(Value, String), ApiError> {
+    let principal = input::authenticate(state, &call.headers, call.peer)?;
+    let operations = Operations { services: &state.services, principal: &principal };
     let data = match route {
         Route::Collection { app_key } => {
             let app_key = decode_app_key(app_key)?;
-            if *method == Method::GET {
-                operations.list(&app_key, query)?
+            if call.method == Method::GET {
+                operations.list(&app_key, &call.query)?
             } else {
-                operations.create(&app_key, body)?
+                operations.create(&app_key, &call.body)?
             }
         }
         Route::Item { app_key, id } => {
             let app_key = decode_app_key(app_key)?;
             let identifier = parse_identifier(id)?;
-            if *method == Method::PUT {
-                operations.update(&app_key, &identifier, body)?
+            if call.method == Method::PUT {
+                operations.update(&app_key, &identifier, &call.body)?
             } else {
                 operations.delete(&app_key, &identifier)?
             }
@@ -176,7 +141,7 @@ fn decode_app_key(raw: &str) -> Result<String, ApiError> {
     if app_key.trim().is_empty() {
         return Err(ApiError::bad_request("appKey is empty"));
     }
-    input::check_text("appKey", &app_key, MAX_APP_KEY_CHARS)?;
+    input::check_text("appKey", &app_key, limits::APP_KEY_CHARS)?;
     Ok(app_key)
 }
 
@@ -221,91 +186,54 @@ fn text(body: &Object, name: &str, max: usize) -> Result<Option<String>, ApiErro
 }
 
 struct Operations<'a> {
-    state: &'a SharedState,
+    services: &'a Services,
     principal: &'a Principal,
 }
 
 impl Operations<'_> {
-    fn store(&self) -> &dyn wssh_store::Store {
-        self.state.auth.store()
-    }
-
-    fn user(&self, id: UserId) -> Result<User, ApiError> {
-        self.store()
-            .find_user_by_id(id)
-            .map_err(|failure| ApiError::from_store(failure, "User"))?
-            .ok_or_else(|| ApiError::not_found("User not found"))
-    }
-
-    /// The user a request names by id (`0` or absent: the caller). Another user needs
-    /// `permission`, checked before the lookup so that existence leaks nothing.
-    fn target_user(&self, id: Option<i64>, permission: Permission) -> Result<User, ApiError> {
-        let id = id.filter(|id| *id != 0).map_or(self.principal.user_id, UserId);
-        if id != self.principal.user_id {
-            self.principal.require(permission)?;
-        }
-        self.user(id)
-    }
-
-    /// What a token minted or changed by this caller may carry: when the caller itself came
-    /// with a token, never more than that token's rights.
-    fn cap(&self, permissions: Option<PermissionSet>) -> Option<PermissionSet> {
-        match self.principal.token_identifier() {
-            Some(_) => Some(permissions.unwrap_or_else(PermissionSet::all).intersection(self.principal.permissions)),
-            None => permissions,
-        }
-    }
-
-    /// The token `identifier` under `app_key`, which the caller must own or manage.
-    fn app_token(&self, app_key: &str, identifier: &str) -> Result<AccessToken, ApiError> {
-        let token = self
-            .store()
-            .find_token(identifier)
-            .map_err(|failure| ApiError::from_store(failure, "Token"))?
-            .filter(|token| token.app_key.as_deref() == Some(app_key))
-            .ok_or_else(|| ApiError::not_found("Token not found"))?;
-        self.principal.require_owner_or(token.user_id, Permission::UsersWrite)?;
-        Ok(token)
-    }
-
     fn list(&self, app_key: &str, query: &Query) -> Result<Value, ApiError> {
-        self.principal.require(Permission::TokensRead)?;
-        let owner = self.target_user(query.integer("userId")?, Permission::UsersRead)?;
-        let skip = query.integer("skip")?.unwrap_or(0);
-        let take = query.integer("take")?.unwrap_or(0);
-        let skip = u64::try_from(skip).map_err(|_| ApiError::bad_request("skip must not be negative"))?;
-        let take = u64::try_from(take).map_err(|_| ApiError::bad_request("take must not be negative"))?;
-        let take = if take == 0 { DEFAULT_TAKE } else { take.min(MAX_TAKE) };
-        let (total, tokens) = self
-            .store()
-            .list_app_tokens(app_key, Some(owner.id), skip, take)
-            .map_err(|failure| ApiError::from_store(failure, "Token"))?;
-        let rows: Vec<Value> = tokens.iter().map(|token| token_view(token, owner.permissions)).collect();
-        Ok(json!({ "total": total, "data": rows }))
+        let parsed = (|| {
+            let owner = query.integer("userId")?.filter(|id| *id != 0).map(UserId);
+            let skip = query.integer("skip")?.unwrap_or(0);
+            let take = query.integer("take")?.unwrap_or(0);
+            let skip = u64::try_from(skip).map_err(|_| ApiError::bad_request("skip must not be negative"))?;
+            let take = u64::try_from(take).map_err(|_| ApiError::bad_request("take must not be negative"))?;
+            Ok((owner, skip, if take == 0 { DEFAULT_TAKE } else { take.min(MAX_TAKE) }))
+        })();
+        let (owner, skip, take) = refuse_early(self.principal, Permission::TokensRead, parsed)?;
+        let page = self.services.app_tokens(self.principal, app_key, owner, skip, take)?;
+        let rows: Vec<Value> = page.tokens.iter().map(|token| token_view(token, page.owner.permissions)).collect();
+        Ok(json!({ "total": page.total, "data": rows }))
     }
 
     fn create(&self, app_key: &str, body: &[u8]) -> Result<Value, ApiError> {
-        self.principal.require(Permission::TokensWrite)?;
-        let body = input::object_body(body)?;
-        let owner_id = input::integer_field(&body, &["userID", "userId", "user_id"], "userID")?;
-        let owner = self.target_user(owner_id, Permission::UsersWrite)?;
-        let days = input::integer_field(&body, &["expireInDays", "expire_in_days"], "expireInDays")?.unwrap_or(0);
-        if days < 0 {
-            return Err(ApiError::bad_request("expireInDays must not be negative (0 means never)"));
-        }
-        if days > MAX_EXPIRY_DAYS {
-            return Err(ApiError::bad_request(format!("expireInDays must be at most {MAX_EXPIRY_DAYS}")));
-        }
-        let permissions = self.cap(permissions_field(&body)?.flatten());
-        let spec = TokenSpec {
-            description: text(&body, "description", MAX_TEXT_CHARS)?.unwrap_or_default(),
-            permissions,
-            expires_at: (days > 0).then(|| Timestamp::now().plus_seconds(days * DAY_SECONDS)),
-            app_key: Some(app_key.to_owned()),
-            title: text(&body, "title", MAX_TITLE_CHARS)?.unwrap_or_default(),
-            tags: text(&body, "tags", MAX_TEXT_CHARS)?.unwrap_or_default(),
-        };
-        let minted = self.state.auth.mint_token(&owner, spec)?;
+        let parsed = (|| {
+            let body = input::object_body(body)?;
+            let owner = input::integer_field(&body, &["userID", "userId", "user_id"], "userID")?
+                .filter(|id| *id != 0)
+                .map(UserId);
+            let days = input::integer_field(&body, &["expireInDays", "expire_in_days"], "expireInDays")?.unwrap_or(0);
+            if days < 0 {
+                return Err(ApiError::bad_request("expireInDays must not be negative (0 means never)"));
+            }
+            if days > limits::TOKEN_EXPIRY_DAYS {
+                return Err(ApiError::bad_request(format!(
+                    "expireInDays must be at most {}",
+                    limits::TOKEN_EXPIRY_DAYS
+                )));
+            }
+            let spec = TokenSpec {
+                description: text(&body, "description", limits::TOKEN_TEXT_CHARS)?.unwrap_or_default(),
+                permissions: permissions_field(&body)?.flatten(),
+                expires_at: (days > 0).then(|| Timestamp::now().plus_seconds(days * DAY_SECONDS)),
+                app_key: Some(app_key.to_owned()),
+                title: text(&body, "title", limits::TOKEN_TITLE_CHARS)?.unwrap_or_default(),
+                tags: text(&body, "tags", limits::TOKEN_TEXT_CHARS)?.unwrap_or_default(),
+            };
+            Ok((owner, days, spec))
+        })();
+        let (owner, days, spec) = refuse_early(self.principal, Permission::TokensWrite, parsed)?;
+        let minted = self.services.mint_token(self.principal, owner.map(UserRef::Id), spec)?;
         Ok(json!({
             "access_token": minted.secret,
             "token_type": "Bearer",
@@ -315,35 +243,33 @@ impl Operations<'_> {
     }
 
     fn update(&self, app_key: &str, identifier: &str, body: &[u8]) -> Result<Value, ApiError> {
-        self.principal.require(Permission::TokensWrite)?;
-        let body = input::object_body(body)?;
-        let mut token = self.app_token(app_key, identifier)?;
-        if let Some(title) = text(&body, "title", MAX_TITLE_CHARS)? {
-            token.title = title;
-        }
-        if let Some(tags) = text(&body, "tags", MAX_TEXT_CHARS)? {
-            token.tags = tags;
-        }
-        if let Some(description) = text(&body, "description", MAX_TEXT_CHARS)? {
-            token.description = description;
-        }
-        if let Some(permissions) = permissions_field(&body)? {
-            token.permissions = self.cap(permissions);
-        }
-        if let Some(enable) = input::bool_field(&body, &["enable", "enabled"], "enable")? {
-            token.enabled = enable;
-        }
-        self.store().update_token(&token).map_err(|failure| ApiError::from_store(failure, "Token"))?;
+        let parsed = (|| {
+            let body = input::object_body(body)?;
+            Ok(TokenChanges {
+                title: text(&body, "title", limits::TOKEN_TITLE_CHARS)?,
+                tags: text(&body, "tags", limits::TOKEN_TEXT_CHARS)?,
+                description: text(&body, "description", limits::TOKEN_TEXT_CHARS)?,
+                permissions: permissions_field(&body)?,
+                enabled: input::bool_field(&body, &["enable", "enabled"], "enable")?,
+            })
+        })();
+        let changes = refuse_early(self.principal, Permission::TokensWrite, parsed)?;
+        self.services.update_token(self.principal, identifier, Some(app_key), changes)?;
         Ok(Value::Bool(true))
     }
 
     fn delete(&self, app_key: &str, identifier: &str) -> Result<Value, ApiError> {
-        self.principal.require(Permission::TokensWrite)?;
-        let token = self.app_token(app_key, identifier)?;
-        self.store()
-            .delete_token(token.identifier.as_str())
-            .map_err(|failure| ApiError::from_store(failure, "Token"))?;
+        self.services.revoke_token(self.principal, identifier, Some(app_key))?;
         Ok(Value::Bool(true))
+    }
+}
+
+/// A refusal of the request's fields, unless the caller lacks `permission`: then that refusal,
+/// as the service would give it, comes first (403 before 400).
+fn refuse_early<T>(principal: &Principal, permission: Permission, parsed: Result<T, ApiError>) -> Result<T, ApiError> {
+    match parsed {
+        Err(_) if !principal.can(permission) => Err(CoreError::Forbidden(permission).into()),
+        other => other,
     }
 }
 

@@ -14,24 +14,20 @@
 //! `data: null`. Checks run in this order: method (405), body size (413), credentials (401,
 //! 429), permission (403), input (400), existence and conflicts (404, 409).
 
-use std::net::SocketAddr;
-
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use http::{Method, Response, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use wssh_auth::{AuthError, Credentials, Principal};
-use wssh_domain::{Password, Permission, RoleId, RoleKey, SshKey, User, UserId, UserProfile, Username};
-use wssh_store::StoreError;
+use wssh_core::{CoreError, NewAccount, ProfileChanges, UserChanges, UserRef, limits, rank};
+use wssh_domain::{LoginClient, Password, Permission, RoleKey, SshKey, User, UserId, UserProfile, Username};
 
 use crate::SharedState;
 use crate::error::ApiError;
 use crate::input::{self, LoginBody};
 use crate::respond::{self, Body, LoggedUser};
-use crate::router::read_body;
+use crate::surface::{Call, Misroute, Surface};
 
 /// How long an alist login's JWT lives: 48 hours, as alist's tokens do.
 const LOGIN_SECONDS: i64 = 48 * 3600;
@@ -44,13 +40,9 @@ const ALIST_ROLE_USER: i64 = 0;
 const ALIST_ROLE_GUEST: i64 = 1;
 const ALIST_ROLE_ADMIN: i64 = 2;
 
-/// The longest `base_path` and `sso_id` accepted, in characters.
-const MAX_BASE_PATH_CHARS: usize = 1024;
-const MAX_SSO_ID_CHARS: usize = 256;
-
 /// The routes of this surface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub(crate) enum Route {
     Login,
     LoginHash,
     TwoFactorGenerate,
@@ -111,36 +103,31 @@ pub(crate) fn matches(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/")
 }
 
-/// One request, read off the connection.
-struct Call {
-    route: Route,
-    headers: HeaderMap,
-    query: String,
-    body: Bytes,
-    peer: SocketAddr,
-}
+/// The alist surfaces, on the shared skeleton.
+pub(crate) struct Alist;
 
-/// Answers one request of this surface.
-pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer: SocketAddr) -> Response<Body> {
-    let Some(route) = Route::at(request.uri().path()) else {
-        return error(&ApiError::not_found("Not found"));
-    };
-    if *request.method() != route.method() {
-        let mut response = error(&ApiError::method_not_allowed());
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(route.allow()));
-        return response;
+impl Surface for Alist {
+    type Route = Route;
+
+    fn route(path: &str, method: &Method, _headers: &HeaderMap) -> Result<Route, Misroute> {
+        let route = Route::at(path).ok_or(Misroute::NotFound)?;
+        if *method != route.method() {
+            return Err(Misroute::MethodNotAllowed(Some(route.allow())));
+        }
+        Ok(route)
     }
-    let headers = request.headers().clone();
-    let query = request.uri().query().unwrap_or_default().to_owned();
-    let body = match read_body(request).await {
-        Ok(body) => body,
-        Err(failure) => return error(&failure),
-    };
-    let call = Call { route, headers, query, body, peer };
-    tokio::task::spawn_blocking(move || run(&state, &call))
-        .await
-        .unwrap_or_else(|join_error| Err(ApiError::internal(&join_error)))
-        .unwrap_or_else(|failure| error(&failure))
+
+    /// An error in alist's envelope: `{code, message, data: null}` with `code` = the status.
+    fn refuse(failure: &ApiError) -> Response<Body> {
+        respond::refusal(
+            failure,
+            &json!({ "code": failure.status.as_u16(), "message": failure.message, "data": Value::Null }),
+        )
+    }
+
+    fn run(state: &SharedState, route: Route, call: &Call) -> Result<Response<Body>, ApiError> {
+        run(state, route, call)
+    }
 }
 
 /// alist's success envelope.
@@ -148,43 +135,28 @@ fn success(data: Value) -> Response<Body> {
     respond::json(StatusCode::OK, &json!({ "code": 200, "message": "success", "data": data }))
 }
 
-/// An error in alist's envelope: `{code, message, data: null}` with `code` = the status.
-fn error(failure: &ApiError) -> Response<Body> {
-    let mut response = respond::json(
-        failure.status,
-        &json!({ "code": failure.status.as_u16(), "message": failure.message, "data": Value::Null }),
-    );
-    let headers = response.headers_mut();
-    if let Some(seconds) = failure.retry_after {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    if failure.status == StatusCode::UNAUTHORIZED {
-        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"wssh\""));
-    }
-    response
-}
-
-fn run(state: &SharedState, call: &Call) -> Result<Response<Body>, ApiError> {
-    if matches!(call.route, Route::Login | Route::LoginHash) {
-        return login(state, call);
+fn run(state: &SharedState, route: Route, call: &Call) -> Result<Response<Body>, ApiError> {
+    if matches!(route, Route::Login | Route::LoginHash) {
+        return login(state, route, call);
     }
     // Every form wssh reads, alist's bare JWT included.
     let principal = input::authenticate(state, &call.headers, call.peer)?;
-    let mut response = match call.route {
-        Route::Login | Route::LoginHash => return login(state, call),
+    let query = call.raw_query.as_str();
+    let mut response = match route {
+        Route::Login | Route::LoginHash => return login(state, route, call),
         Route::TwoFactorGenerate => two_factor_generate(state, &principal),
         Route::TwoFactorVerify => two_factor_verify(state, &principal, &call.body),
         Route::Me => me(state, &principal),
         Route::SshKeyList => ssh_key_list(state, &principal),
         Route::SshKeyAdd => ssh_key_add(state, &principal, &call.body),
-        Route::SshKeyDelete => ssh_key_delete(state, &principal, &call.query),
-        Route::UserList => user_list(state, &principal, &call.query),
-        Route::UserGet => user_get(state, &principal, &call.query),
+        Route::SshKeyDelete => ssh_key_delete(state, &principal, query),
+        Route::UserList => user_list(state, &principal, query),
+        Route::UserGet => user_get(state, &principal, query),
         Route::UserCreate => user_create(state, &principal, &call.body),
         Route::UserUpdate => user_update(state, &principal, &call.body),
-        Route::UserCancelTwoFactor => user_cancel_two_factor(state, &principal, &call.query),
-        Route::UserDelete => user_delete(state, &principal, &call.query),
-        Route::UserDeleteCache => user_delete_cache(state, &principal, &call.query),
+        Route::UserCancelTwoFactor => user_cancel_two_factor(state, &principal, query),
+        Route::UserDelete => user_delete(state, &principal, query),
+        Route::UserDeleteCache => user_delete_cache(state, &principal, query),
     }?;
     response.extensions_mut().insert(LoggedUser(principal.username.to_string()));
     Ok(response)
@@ -216,19 +188,10 @@ fn id_param(query: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::bad_request("The query parameter id must be a positive integer"))
 }
 
-/// Maps an error of a call about a user: a missing one is `User not found`.
-fn user_error(failure: AuthError) -> ApiError {
-    ApiError::from_auth(failure, "User")
-}
-
-fn store_user_error(failure: StoreError) -> ApiError {
-    ApiError::from_store(failure, "User")
-}
-
 // ---------------------------------------------------------------------------------------------
 // Seed 001: logins, two-factor authentication, the caller and its SSH keys.
 
-fn login(state: &SharedState, call: &Call) -> Result<Response<Body>, ApiError> {
+fn login(state: &SharedState, route: Route, call: &Call) -> Result<Response<Body>, ApiError> {
     let body: LoginBody = parse_body(&call.body)?;
     if body.username.is_empty() || body.password.is_empty() {
         return Err(ApiError::bad_request("username and password are required"));
@@ -236,7 +199,7 @@ fn login(state: &SharedState, call: &Call) -> Result<Response<Body>, ApiError> {
     let otp_code = Some(body.otp_code.trim()).filter(|code| !code.is_empty());
     let client = Some(call.peer.ip());
     let auth = &state.auth;
-    let resolved = if call.route == Route::LoginHash {
+    let resolved = if route == Route::LoginHash {
         auth.authenticate_alist_digest(&body.username, &body.password, otp_code, client)
     } else {
         let credentials = Credentials::Password {
@@ -248,35 +211,22 @@ fn login(state: &SharedState, call: &Call) -> Result<Response<Body>, ApiError> {
     };
     let principal = resolved.map_err(|failure| match failure {
         AuthError::InvalidOtp => ApiError::new(StatusCode::UNAUTHORIZED, "Invalid 2FA code"),
-        AuthError::InvalidCredentials if call.route == Route::LoginHash => ApiError::new(
+        AuthError::InvalidCredentials if route == Route::LoginHash => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "Invalid credentials. If the password is right, log in once with the plain password \
              (POST /api/auth/login) to enable hashed logins for this user",
         ),
         other => other.into(),
     })?;
-    let tokens = auth.start_login_lasting(&principal, LOGIN_SECONDS)?;
+    let tokens = state.services.start_login(&principal, LOGIN_SECONDS, LoginClient::default())?;
     let mut response = success(json!({ "token": tokens.access }));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response.extensions_mut().insert(LoggedUser(principal.username.to_string()));
     Ok(response)
 }
 
-/// The stored user behind a principal.
-fn caller(state: &SharedState, principal: &Principal) -> Result<User, ApiError> {
-    state
-        .auth
-        .store()
-        .find_user_by_id(principal.user_id)
-        .map_err(store_user_error)?
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "Invalid credentials"))
-}
-
 fn two_factor_generate(state: &SharedState, principal: &Principal) -> Result<Response<Body>, ApiError> {
-    if caller(state, principal)?.has_otp() {
-        return Err(ApiError::bad_request("2FA is already enabled"));
-    }
-    let enrollment = state.auth.totp_enrollment(principal)?;
+    let enrollment = state.services.totp_enrollment(principal)?;
     let mut response = success(json!({ "qr": enrollment.qr_data_url, "secret": enrollment.secret }));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
@@ -295,12 +245,9 @@ fn two_factor_verify(state: &SharedState, principal: &Principal, body: &[u8]) ->
     if body.code.trim().is_empty() || body.secret.trim().is_empty() {
         return Err(ApiError::bad_request("code and secret are required"));
     }
-    if caller(state, principal)?.has_otp() {
-        return Err(ApiError::bad_request("2FA is already enabled"));
-    }
-    state.auth.enable_totp(principal.user_id, &body.secret, &body.code).map_err(|failure| match failure {
-        AuthError::InvalidOtp => ApiError::bad_request("Invalid 2FA code"),
-        other => user_error(other),
+    state.services.enable_totp(principal, &body.secret, &body.code).map_err(|failure| match failure {
+        CoreError::Auth(AuthError::InvalidOtp) => ApiError::bad_request("Invalid 2FA code"),
+        other => other.into(),
     })?;
     Ok(success(Value::Null))
 }
@@ -308,13 +255,7 @@ fn two_factor_verify(state: &SharedState, principal: &Principal, body: &[u8]) ->
 /// alist's `role` for a user: 2 with the admin role, 1 when its roles grant nothing (the
 /// built-in `guest`), 0 otherwise.
 fn alist_role(user: &User) -> i64 {
-    if user.is_admin() {
-        ALIST_ROLE_ADMIN
-    } else if user.permissions.iter().next().is_none() {
-        ALIST_ROLE_GUEST
-    } else {
-        ALIST_ROLE_USER
-    }
+    alist_role_of(rank(user))
 }
 
 /// The built-in role an alist `role` number stands for.
@@ -350,7 +291,7 @@ fn admin_view(user: &User) -> Value {
 }
 
 fn me(state: &SharedState, principal: &Principal) -> Result<Response<Body>, ApiError> {
-    Ok(success(me_view(&caller(state, principal)?)))
+    Ok(success(me_view(&state.services.caller(principal)?)))
 }
 
 fn ssh_key_view(key: &SshKey) -> Value {
@@ -364,7 +305,7 @@ fn ssh_key_view(key: &SshKey) -> Value {
 }
 
 fn ssh_key_list(state: &SharedState, principal: &Principal) -> Result<Response<Body>, ApiError> {
-    let keys = state.auth.store().list_ssh_keys(principal.user_id).map_err(|e| ApiError::from_store(e, "SSH key"))?;
+    let keys = state.services.ssh_keys(principal)?;
     let content: Vec<Value> = keys.iter().map(ssh_key_view).collect();
     Ok(success(json!({ "total": content.len(), "content": content })))
 }
@@ -382,19 +323,13 @@ fn ssh_key_add(state: &SharedState, principal: &Principal, body: &[u8]) -> Resul
     if body.title.trim().is_empty() || body.key.trim().is_empty() {
         return Err(ApiError::bad_request("title and key are required"));
     }
-    state.auth.add_ssh_key(principal.user_id, &body.title, &body.key).map_err(|failure| match failure {
-        AuthError::Store(StoreError::Conflict(_)) => {
-            ApiError::new(StatusCode::CONFLICT, "This SSH key is already registered")
-        }
-        AuthError::Store(store) => ApiError::from_store(store, "SSH key"),
-        other => other.into(),
-    })?;
+    state.services.add_ssh_key(principal, &body.title, &body.key)?;
     Ok(success(Value::Null))
 }
 
 fn ssh_key_delete(state: &SharedState, principal: &Principal, query: &str) -> Result<Response<Body>, ApiError> {
     let id = id_param(query)?;
-    state.auth.store().delete_ssh_key(principal.user_id, id).map_err(|e| ApiError::from_store(e, "SSH key"))?;
+    state.services.delete_ssh_key(principal, id)?;
     Ok(success(Value::Null))
 }
 
@@ -402,8 +337,7 @@ fn ssh_key_delete(state: &SharedState, principal: &Principal, query: &str) -> Re
 // Seed 003: user management.
 
 fn user_list(state: &SharedState, principal: &Principal, query: &str) -> Result<Response<Body>, ApiError> {
-    principal.require(Permission::UsersRead)?;
-    let users = state.auth.store().list_users().map_err(store_user_error)?;
+    let users = state.services.users(principal)?;
     let total = users.len();
     let page = page_param(query, "page")?;
     let per_page = page_param(query, "per_page")?;
@@ -431,20 +365,19 @@ fn page_param(query: &str, name: &'static str) -> Result<Option<usize>, ApiError
         .transpose()
 }
 
-/// The user the `id` query parameter names: 400 without one, 404 when there is none.
-fn user_by_id(state: &SharedState, id: i64) -> Result<User, ApiError> {
-    state
-        .auth
-        .store()
-        .find_user_by_id(UserId(id))
-        .map_err(store_user_error)?
-        .ok_or_else(|| ApiError::not_found("User not found"))
+fn user_get(state: &SharedState, principal: &Principal, query: &str) -> Result<Response<Body>, ApiError> {
+    let id = refuse_early(principal, Permission::UsersRead, id_param(query))?;
+    let user = state.services.administered_user(principal, UserRef::Id(UserId(id)))?;
+    Ok(success(admin_view(&user)))
 }
 
-fn user_get(state: &SharedState, principal: &Principal, query: &str) -> Result<Response<Body>, ApiError> {
-    principal.require(Permission::UsersRead)?;
-    let user = user_by_id(state, id_param(query)?)?;
-    Ok(success(admin_view(&user)))
+/// A refusal of the request's fields, unless the caller lacks `permission`: then that refusal,
+/// as the service would give it, comes first (403 before 400).
+fn refuse_early<T>(principal: &Principal, permission: Permission, parsed: Result<T, ApiError>) -> Result<T, ApiError> {
+    match parsed {
+        Err(_) if !principal.can(permission) => Err(CoreError::Forbidden(permission).into()),
+        other => other,
+    }
 }
 
 /// The body of `create` and `update`, as alist's front end sends it. Absent fields keep
@@ -476,14 +409,14 @@ fn checked_base_path(value: &str) -> Result<String, ApiError> {
     if value.is_empty() {
         return Ok("/".to_owned());
     }
-    if value.chars().count() > MAX_BASE_PATH_CHARS || value.chars().any(char::is_control) {
+    if value.chars().count() > limits::BASE_PATH_CHARS || value.chars().any(char::is_control) {
         return Err(ApiError::bad_request("base_path must be at most 1024 characters without control characters"));
     }
     Ok(if value.starts_with('/') { value.to_owned() } else { format!("/{value}") })
 }
 
 fn checked_sso_id(value: &str) -> Result<String, ApiError> {
-    if value.chars().count() > MAX_SSO_ID_CHARS || value.chars().any(char::is_control) {
+    if value.chars().count() > limits::SSO_ID_CHARS || value.chars().any(char::is_control) {
         return Err(ApiError::bad_request("sso_id must be at most 256 characters without control characters"));
     }
     Ok(value.to_owned())
@@ -497,103 +430,53 @@ fn checked_permission(value: i64) -> Result<i64, ApiError> {
 }
 
 fn user_create(state: &SharedState, principal: &Principal, body: &[u8]) -> Result<Response<Body>, ApiError> {
-    principal.require(Permission::UsersWrite)?;
-    let body: UserBody = parse_body(body)?;
-    let username = Username::parse(body.username.as_deref().unwrap_or_default())?;
-    let password = Password::parse(body.password.as_deref().unwrap_or_default())?;
-    let role = role_key(body.role.unwrap_or(ALIST_ROLE_USER))?;
-    let profile = UserProfile {
-        base_path: checked_base_path(body.base_path.as_deref().unwrap_or_default())?,
-        alist_permission: checked_permission(body.permission.unwrap_or(0))?,
-        sso_id: checked_sso_id(body.sso_id.as_deref().unwrap_or_default())?,
-        ..UserProfile::default()
-    };
-    let store = state.auth.store();
-    if store.find_user(username.as_str()).map_err(store_user_error)?.is_some() {
-        return Err(ApiError::new(StatusCode::CONFLICT, "User already exists"));
-    }
-    state.auth.create_user(username, &password, role, body.disabled.unwrap_or(false), profile).map_err(user_error)?;
+    let parsed = (|| {
+        let body: UserBody = parse_body(body)?;
+        Ok(NewAccount {
+            username: Username::parse(body.username.as_deref().unwrap_or_default())?,
+            password: Password::parse(body.password.as_deref().unwrap_or_default())?,
+            role: role_key(body.role.unwrap_or(ALIST_ROLE_USER))?,
+            disabled: body.disabled.unwrap_or(false),
+            profile: UserProfile {
+                base_path: checked_base_path(body.base_path.as_deref().unwrap_or_default())?,
+                alist_permission: checked_permission(body.permission.unwrap_or(0))?,
+                sso_id: checked_sso_id(body.sso_id.as_deref().unwrap_or_default())?,
+                ..UserProfile::default()
+            },
+        })
+    })();
+    let account = refuse_early(principal, Permission::UsersWrite, parsed)?;
+    state.services.create_user(principal, account)?;
     Ok(success(Value::Null))
 }
 
-/// The role ids of `user` after giving it the built-in role `wanted`: its custom roles stay,
-/// its built-in ones are replaced.
-fn roles_with(state: &SharedState, user: &User, wanted: RoleKey) -> Result<Vec<RoleId>, ApiError> {
-    let roles = state.auth.store().list_roles().map_err(|e| ApiError::from_store(e, "Role"))?;
-    let built_in = [RoleKey::Admin, RoleKey::User, RoleKey::Guest].map(RoleKey::as_str);
-    let mut ids: Vec<RoleId> = roles
-        .iter()
-        .filter(|role| user.roles.contains(&role.key) && !(role.built_in && built_in.contains(&role.key.as_str())))
-        .map(|role| role.id)
-        .collect();
-    let wanted_role = roles
-        .iter()
-        .find(|role| role.built_in && role.key == wanted.as_str())
-        .ok_or_else(|| ApiError::internal(&format!("the built-in role {} is missing", wanted.as_str())))?;
-    ids.push(wanted_role.id);
-    Ok(ids)
-}
-
-/// Whether another enabled user than `except` holds the admin role.
-fn another_active_admin(state: &SharedState, except: UserId) -> Result<bool, ApiError> {
-    let users = state.auth.store().list_users().map_err(store_user_error)?;
-    Ok(users.iter().any(|user| user.id != except && user.is_admin() && !user.disabled))
-}
-
 fn user_update(state: &SharedState, principal: &Principal, body: &[u8]) -> Result<Response<Body>, ApiError> {
-    principal.require(Permission::UsersWrite)?;
-    let body: UserBody = parse_body(body)?;
-    let id = body.id.filter(|id| *id > 0).ok_or_else(|| ApiError::bad_request("id must be a positive integer"))?;
-    // Check everything before changing anything.
-    let username = body.username.as_deref().map(Username::parse).transpose()?;
-    let password = body.password.as_deref().filter(|password| !password.is_empty()).map(Password::parse).transpose()?;
-    let role = body.role.map(role_key).transpose()?;
-    let base_path = body.base_path.as_deref().map(checked_base_path).transpose()?;
-    let permission = body.permission.map(checked_permission).transpose()?;
-    let sso_id = body.sso_id.as_deref().map(checked_sso_id).transpose()?;
-    let store = state.auth.store();
-    let stored = user_by_id(state, id)?;
-    if let Some(username) = &username
-        && let Some(holder) = store.find_user(username.as_str()).map_err(store_user_error)?
-        && holder.id != stored.id
-    {
-        return Err(ApiError::new(StatusCode::CONFLICT, "User already exists"));
-    }
-    let disabling = body.disabled == Some(true) && !stored.disabled;
-    let demoting = role.is_some_and(|role| role != RoleKey::Admin);
-    if stored.is_admin() && (disabling || demoting) && !another_active_admin(state, stored.id)? {
-        return Err(ApiError::new(StatusCode::CONFLICT, "The last administrator cannot be disabled or demoted"));
-    }
-
-    let mut changed = stored.clone();
-    if let Some(username) = username {
-        changed.username = username;
-    }
-    if let Some(disabled) = body.disabled {
-        changed.disabled = disabled;
-    }
-    if let Some(base_path) = base_path {
-        changed.profile.base_path = base_path;
-    }
-    if let Some(permission) = permission {
-        changed.profile.alist_permission = permission;
-    }
-    if let Some(sso_id) = sso_id {
-        changed.profile.sso_id = sso_id;
-    }
-    if let Some(role) = role
-        && alist_role(&stored) != alist_role_of(role)
-    {
-        let roles = roles_with(state, &stored, role)?;
-        store.set_user_roles(stored.id, &roles).map_err(store_user_error)?;
-    }
-    if changed != stored {
-        store.update_user(&changed).map_err(store_user_error)?;
-    }
-    if let Some(password) = password {
-        // The caller's own token survives a change of its own password, as on /credentials.
-        state.auth.change_password(principal, stored.id, &password).map_err(user_error)?;
-    }
+    let parsed = (|| {
+        let body: UserBody = parse_body(body)?;
+        let id = body.id.filter(|id| *id > 0).ok_or_else(|| ApiError::bad_request("id must be a positive integer"))?;
+        let changes = UserChanges {
+            username: body.username.as_deref().map(Username::parse).transpose()?,
+            disabled: body.disabled,
+            profile: ProfileChanges {
+                base_path: body.base_path.as_deref().map(checked_base_path).transpose()?,
+                alist_permission: body.permission.map(checked_permission).transpose()?,
+                sso_id: body.sso_id.as_deref().map(checked_sso_id).transpose()?,
+                ..ProfileChanges::default()
+            },
+            role: body.role.map(role_key).transpose()?,
+            password: body
+                .password
+                .as_deref()
+                .filter(|password| !password.is_empty())
+                .map(Password::parse)
+                .transpose()?,
+        };
+        Ok((UserId(id), changes))
+    })();
+    let (id, changes) = refuse_early(principal, Permission::UsersWrite, parsed)?;
+    // One transaction; the caller's own token survives a change of its own password, as on
+    // /credentials.
+    state.services.administer_user(principal, id, changes)?;
     Ok(success(Value::Null))
 }
 
@@ -607,29 +490,24 @@ fn alist_role_of(role: RoleKey) -> i64 {
 }
 
 fn user_cancel_two_factor(state: &SharedState, principal: &Principal, query: &str) -> Result<Response<Body>, ApiError> {
-    principal.require(Permission::UsersWrite)?;
-    let user = user_by_id(state, id_param(query)?)?;
-    state.auth.disable_totp(user.id).map_err(user_error)?;
+    let id = refuse_early(principal, Permission::UsersWrite, id_param(query))?;
+    state.services.cancel_two_factor(principal, UserId(id))?;
     Ok(success(Value::Null))
 }
 
 fn user_delete(state: &SharedState, principal: &Principal, query: &str) -> Result<Response<Body>, ApiError> {
-    principal.require(Permission::UsersWrite)?;
-    let user = user_by_id(state, id_param(query)?)?;
-    state.auth.store().delete_user(user.id).map_err(store_user_error)?;
+    let id = refuse_early(principal, Permission::UsersWrite, id_param(query))?;
+    state.services.delete_user(principal, UserRef::Id(UserId(id)))?;
     Ok(success(Value::Null))
 }
 
 fn user_delete_cache(state: &SharedState, principal: &Principal, query: &str) -> Result<Response<Body>, ApiError> {
-    principal.require(Permission::UsersWrite)?;
-    let username = query_param(query, "username")
-        .ok_or_else(|| ApiError::bad_request("The query parameter username is required"))?;
+    let username = refuse_early(
+        principal,
+        Permission::UsersWrite,
+        query_param(query, "username").ok_or_else(|| ApiError::bad_request("The query parameter username is required")),
+    )?;
     // wssh caches no user: every request reads the store. Only existence is checked.
-    state
-        .auth
-        .store()
-        .find_user(&username)
-        .map_err(store_user_error)?
-        .ok_or_else(|| ApiError::not_found("User not found"))?;
+    state.services.check_user_exists(principal, &username)?;
     Ok(success(Value::Null))
 }

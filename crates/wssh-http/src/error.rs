@@ -2,7 +2,7 @@
 
 use http::StatusCode;
 use wssh_auth::AuthError;
-use wssh_store::StoreError;
+use wssh_core::{Conflict, CoreError, Entity};
 
 /// An error on its way to the client: a status and a message. Internal causes are logged
 /// here and replaced by a generic message, never echoed.
@@ -42,30 +42,6 @@ impl ApiError {
         tracing::error!(%cause, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
     }
-
-    /// Maps a storage error; `what` names the resource in 404 and 409 messages
-    /// (`Session` → `Session not found`, `Session already exists`).
-    pub fn from_store(error: StoreError, what: &str) -> Self {
-        match error {
-            StoreError::NotFound => Self::not_found(format!("{what} not found")),
-            StoreError::Conflict(reason) if reason.contains("already exists") => {
-                Self::new(StatusCode::CONFLICT, format!("{what} already exists"))
-            }
-            StoreError::Conflict(reason) => Self::new(StatusCode::CONFLICT, capitalise(reason)),
-            StoreError::Backend(cause) => Self::internal(&cause),
-        }
-    }
-}
-
-impl ApiError {
-    /// Maps an auth error whose storage failures concern `what` (`User` → `User already
-    /// exists`, `User not found`).
-    pub fn from_auth(error: AuthError, what: &str) -> Self {
-        match error {
-            AuthError::Store(store) => Self::from_store(store, what),
-            other => other.into(),
-        }
-    }
 }
 
 fn capitalise(text: &str) -> String {
@@ -101,7 +77,7 @@ impl From<AuthError> for ApiError {
             AuthError::Invalid(validation) => Self::bad_request(capitalise(&validation.to_string())),
             AuthError::WeakPassword(reason) => Self::bad_request(format!("Password {reason}")),
             AuthError::Hashing => Self::internal(&"password hashing failed"),
-            AuthError::Store(store) => Self::from_store(store, "Resource"),
+            AuthError::Store(store) => CoreError::from(store).into(),
         }
     }
 }
@@ -109,5 +85,42 @@ impl From<AuthError> for ApiError {
 impl From<wssh_domain::ValidationError> for ApiError {
     fn from(error: wssh_domain::ValidationError) -> Self {
         Self::bad_request(capitalise(&error.to_string()))
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(error: CoreError) -> Self {
+        match error {
+            CoreError::Forbidden(permission) => AuthError::Forbidden(permission).into(),
+            CoreError::NotOwner => AuthError::NotOwner.into(),
+            CoreError::Exceeds(permission) => Self::new(
+                StatusCode::FORBIDDEN,
+                format!("Permission denied: cannot grant {permission}, which you do not hold"),
+            ),
+            CoreError::Outranked(permission) => Self::new(
+                StatusCode::FORBIDDEN,
+                format!("Permission denied: the user holds {permission}, which you do not"),
+            ),
+            CoreError::NotFound(entity) => Self::not_found(format!("{} not found", entity.as_str())),
+            CoreError::UnknownRole(id) => Self::bad_request(format!("Unknown role id {}", id.0)),
+            CoreError::Conflict(conflict) => Self::new(StatusCode::CONFLICT, conflict_message(conflict)),
+            CoreError::Refused(reason) => Self::bad_request(reason),
+            CoreError::Invalid(validation) => validation.into(),
+            CoreError::Auth(auth) => auth.into(),
+            CoreError::Store(cause) => Self::internal(&cause),
+        }
+    }
+}
+
+/// What a conflict says to the client.
+fn conflict_message(conflict: Conflict) -> String {
+    let taken = |entity: Entity| format!("{} already exists", entity.as_str());
+    match conflict {
+        Conflict::UsernameTaken => taken(Entity::User),
+        Conflict::RoleKeyTaken => taken(Entity::Role),
+        Conflict::SessionNameTaken => taken(Entity::Session),
+        Conflict::TokenIdentifierTaken => taken(Entity::Token),
+        Conflict::SshKeyRegistered => "This SSH key is already registered".to_owned(),
+        other => capitalise(&other.to_string()),
     }
 }

@@ -10,20 +10,22 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::StatusCode;
+use http::header::{self, HeaderMap};
+use http::{Method, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use wssh_auth::credentials::AuthorizationObject;
 use wssh_auth::{AuthError, Credentials, Principal};
+use wssh_core::{NewAccount, Services, SessionChanges, StoreCache, TokenChanges, TokenFilter, UserRef, limits};
 use wssh_domain::{
     AccessToken, Password, Permission, RoleKey, Session, SessionName, SessionSpec, TokenSpec, User, UserProfile,
     Username,
 };
 
-use wssh_store::StoreCache;
-
-use crate::AppState;
 use crate::error::ApiError;
+use crate::respond::{self, Body, LoggedUser};
+use crate::surface::{Call, Misroute, Surface};
+use crate::{AppState, SharedState};
 
 /// The three resources of the go_ws_sh API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,9 +45,6 @@ pub(crate) enum Operation {
     Copy,
     Move,
 }
-
-/// The longest token description accepted, in characters.
-const MAX_DESCRIPTION_CHARS: usize = 1024;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -116,11 +115,82 @@ impl Default for SessionListCache {
     }
 }
 
+/// go_ws_sh's routing discriminator for POST requests.
+const METHOD_OVERRIDE: &str = "x-http-method-override";
+
+/// go_ws_sh's management API, on the shared skeleton.
+pub(crate) struct GoWsSh;
+
+impl Surface for GoWsSh {
+    type Route = (Resource, Operation);
+
+    fn route(path: &str, method: &Method, headers: &HeaderMap) -> Result<Self::Route, Misroute> {
+        let resource = match path {
+            "/tokens" => Resource::Tokens,
+            "/credentials" => Resource::Credentials,
+            "/sessions" => Resource::Sessions,
+            _ => return Err(Misroute::NotFound),
+        };
+        let operation = operation(method, headers, resource).ok_or(Misroute::MethodNotAllowed(None))?;
+        Ok((resource, operation))
+    }
+
+    fn refuse(failure: &ApiError) -> Response<Body> {
+        respond::error(failure)
+    }
+
+    fn answer_from_memory(state: &SharedState, route: &Self::Route, call: &Call) -> Option<Response<Body>> {
+        let authorization = authorization(&call.headers).ok()?;
+        let reply = answer_from_memory(state, route.0, route.1, authorization, &call.body)?;
+        Some(reply.into_response())
+    }
+
+    fn run(state: &SharedState, (resource, operation): Self::Route, call: &Call) -> Result<Response<Body>, ApiError> {
+        let authorization = authorization(&call.headers)?;
+        Ok(run(state, resource, operation, authorization, &call.body, call.peer.ip())?.into_response())
+    }
+}
+
+/// The `Authorization` header, when present and not blank; one that is not text is 401.
+fn authorization(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| ApiError::new(StatusCode::UNAUTHORIZED, "Invalid token"))?;
+    Ok(Some(value).filter(|value| !value.trim().is_empty()))
+}
+
+impl Reply {
+    fn into_response(self) -> Response<Body> {
+        let mut response = respond::json_bytes(self.status, self.body);
+        response.extensions_mut().insert(LoggedUser(self.username));
+        response
+    }
+}
+
+/// Picks the operation as go_ws_sh does: GET lists; POST creates, or lists when
+/// `x-HTTP-method-override: GET`; PUT, DELETE, COPY and MOVE act on their real method and
+/// ignore the header. Anything else is 405.
+fn operation(method: &Method, headers: &HeaderMap, resource: Resource) -> Option<Operation> {
+    let operation = match method.as_str() {
+        "GET" => Operation::List,
+        "POST" => match headers.get(METHOD_OVERRIDE).map(|value| value.as_bytes()) {
+            None | Some(b"" | b"POST") => Operation::Create,
+            Some(b"GET") => Operation::List,
+            Some(_) => return None,
+        },
+        "PUT" => Operation::Update,
+        "DELETE" => Operation::Delete,
+        "COPY" if resource == Resource::Sessions => Operation::Copy,
+        "MOVE" if resource == Resource::Sessions => Operation::Move,
+        _ => return None,
+    };
+    Some(operation)
+}
+
 /// Answers a `/sessions` listing without blocking when everything it needs is in memory: the
 /// request has no body (no filter, no credentials in it), its token or access JWT was
 /// resolved recently, it may read sessions, and the list is cached. The reply is byte for byte
 /// the one [`run`] gives. `None`: take [`run`] on a blocking thread, which fills the caches.
-pub(crate) fn answer_from_memory(
+fn answer_from_memory(
     state: &AppState,
     resource: Resource,
     operation: Operation,
@@ -131,7 +201,7 @@ pub(crate) fn answer_from_memory(
         return None;
     }
     let credentials = Credentials::from_authorization_header(authorization_header?).ok()?;
-    let generation = state.auth.store().generation();
+    let generation = state.services.generation();
     let principal = state.auth.authenticate_cached(&credentials)?;
     if !principal.can(Permission::SessionsRead) {
         return None;
@@ -156,7 +226,7 @@ fn parse_body(body: &[u8]) -> Result<RequestBody, ApiError> {
 }
 
 /// Runs one go_ws_sh API operation.
-pub(crate) fn run(
+fn run(
     state: &AppState,
     resource: Resource,
     operation: Operation,
@@ -170,7 +240,7 @@ pub(crate) fn run(
         Some(value) => Credentials::from_authorization_header(value)?,
         None => body.authorization.take().ok_or(AuthError::MissingCredentials)?.into_credentials()?,
     };
-    let principal = state.auth.authenticate(&credentials, Some(client))?;
+    let principal = state.services.authenticate(&credentials, Some(client))?;
     let operations = Operations { state, principal: &principal };
     let (message, mut reply) = match (resource, operation) {
         (Resource::Tokens, Operation::Create) => operations.create_token(body.token.unwrap_or_default())?,
@@ -250,119 +320,70 @@ struct Operations<'a> {
     principal: &'a Principal,
 }
 
-impl Operations<'_> {
-    fn store(&self) -> &dyn wssh_store::Store {
-        self.state.auth.store()
-    }
+/// A user named in a body: empty is the caller.
+fn named(username: Option<&str>) -> Option<UserRef<'_>> {
+    username.filter(|name| !name.is_empty()).map(UserRef::Name)
+}
 
-    /// The user named `username`, or the caller when it is empty. Acting for another user
-    /// needs `permission`, checked before looking the user up so that existence leaks nothing.
-    fn target_user(&self, username: Option<&str>, permission: Permission) -> Result<User, ApiError> {
-        let name = username.filter(|name| !name.is_empty()).unwrap_or(self.principal.username.as_str());
-        if name != self.principal.username.as_str() {
-            self.principal.require(permission)?;
-        }
-        self.store()
-            .find_user(name)
-            .map_err(|error| ApiError::from_store(error, "User"))?
-            .ok_or_else(|| ApiError::not_found("User not found"))
+impl Operations<'_> {
+    fn services(&self) -> &Services {
+        &self.state.services
     }
 
     fn create_token(&self, fields: TokenFields) -> Outcome {
-        self.principal.require(Permission::TokensWrite)?;
-        let owner = self.target_user(fields.username.as_deref(), Permission::UsersWrite)?;
         let description = fields.description.unwrap_or_default();
-        if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        if description.chars().count() > limits::TOKEN_TEXT_CHARS {
             return Err(ApiError::bad_request("Token description is too long"));
         }
-        // A token minted with a token never carries more than the token it was minted with.
-        let permissions = self.principal.token_identifier().map(|_| self.principal.permissions);
-        let minted =
-            self.state.auth.mint_token(&owner, TokenSpec { description, permissions, ..TokenSpec::default() })?;
+        let spec = TokenSpec { description, ..TokenSpec::default() };
+        let minted = self.services().mint_token(self.principal, named(fields.username.as_deref()), spec)?;
         let mut token = token_view(&minted.token);
         token["token"] = Value::String(minted.secret);
         Ok(("Login successful", json!({ "token": token })))
     }
 
     fn list_tokens(&self, fields: TokenFields) -> Outcome {
-        self.principal.require(Permission::TokensRead)?;
-        let owner = if self.principal.can(Permission::UsersRead) { None } else { Some(self.principal.user_id) };
-        let identifier = fields.identifier.filter(|identifier| !identifier.is_empty());
-        let username = fields.username.filter(|username| !username.is_empty());
-        let tokens: Vec<Value> = self
-            .store()
-            .list_tokens(owner)
-            .map_err(|error| ApiError::from_store(error, "Token"))?
-            .iter()
-            .filter(|token| identifier.as_deref().is_none_or(|wanted| token.identifier.as_str() == wanted))
-            .filter(|token| username.as_deref().is_none_or(|wanted| token.username.as_str() == wanted))
-            .map(token_view)
-            .collect();
+        let filter = TokenFilter {
+            identifier: fields.identifier.as_deref().filter(|identifier| !identifier.is_empty()),
+            username: fields.username.as_deref().filter(|username| !username.is_empty()),
+        };
+        let tokens: Vec<Value> = self.services().tokens(self.principal, filter)?.iter().map(token_view).collect();
         Ok(("Tokens listed successfully", json!({ "tokens": tokens })))
     }
 
-    /// The token named by `fields.identifier`, which the caller must own or manage.
-    fn owned_token(&self, fields: &TokenFields) -> Result<AccessToken, ApiError> {
-        let identifier = required(fields.identifier.clone(), "Identifier is empty")?;
-        let token = self
-            .store()
-            .find_token(&identifier)
-            .map_err(|error| ApiError::from_store(error, "Token"))?
-            .ok_or_else(|| ApiError::not_found("Token not found"))?;
-        self.principal.require_owner_or(token.user_id, Permission::UsersWrite)?;
-        Ok(token)
-    }
-
     fn update_token(&self, fields: TokenFields) -> Outcome {
-        self.principal.require(Permission::TokensWrite)?;
-        let token = self.owned_token(&fields)?;
-        let updated = match fields.description {
-            Some(description) => {
-                if description.chars().count() > MAX_DESCRIPTION_CHARS {
-                    return Err(ApiError::bad_request("Token description is too long"));
-                }
-                self.store()
-                    .update_token_description(token.identifier.as_str(), &description)
-                    .map_err(|error| ApiError::from_store(error, "Token"))?
-            }
-            None => token,
-        };
+        let identifier = required(fields.identifier, "Identifier is empty")?;
+        if fields.description.as_ref().is_some_and(|description| description.chars().count() > limits::TOKEN_TEXT_CHARS)
+        {
+            return Err(ApiError::bad_request("Token description is too long"));
+        }
+        let changes = TokenChanges { description: fields.description, ..TokenChanges::default() };
+        let updated = self.services().update_token(self.principal, &identifier, None, changes)?;
         Ok(("Token updated successfully", json!({ "token": token_view(&updated) })))
     }
 
     fn delete_token(&self, fields: TokenFields) -> Outcome {
-        self.principal.require(Permission::TokensWrite)?;
-        let token = self.owned_token(&fields)?;
-        self.store().delete_token(token.identifier.as_str()).map_err(|error| ApiError::from_store(error, "Token"))?;
+        let identifier = required(fields.identifier, "Identifier is empty")?;
+        let token = self.services().revoke_token(self.principal, &identifier, None)?;
         Ok(("Token deleted successfully", json!({ "token": token_view(&token) })))
     }
 
     fn create_credential(&self, fields: CredentialFields) -> Outcome {
-        self.principal.require(Permission::UsersWrite)?;
         const EMPTY: &str = "New password is empty or username is empty";
+        require(self.principal, Permission::UsersWrite)?;
         let username = Username::parse(&required(fields.username, EMPTY)?)?;
         let password = Password::parse(&required(fields.password, EMPTY)?)?;
-        let user = self
-            .state
-            .auth
-            .create_user(username, &password, RoleKey::User, false, UserProfile::default())
-            .map_err(|error| ApiError::from_auth(error, "User"))?;
+        let account =
+            NewAccount { username, password, role: RoleKey::User, disabled: false, profile: UserProfile::default() };
+        let user = self.services().create_user(self.principal, account)?;
         Ok(("username and Password create successfully", json!({ "credential": credential_view(&user) })))
     }
 
     fn list_credentials(&self, fields: CredentialFields) -> Outcome {
         let wanted = fields.username.filter(|username| !username.is_empty());
-        let users = if self.principal.can(Permission::UsersRead) {
-            self.store().list_users().map_err(|error| ApiError::from_store(error, "User"))?
-        } else {
-            // Without users:read a caller sees only itself.
-            self.store()
-                .find_user_by_id(self.principal.user_id)
-                .map_err(|error| ApiError::from_store(error, "User"))?
-                .into_iter()
-                .collect()
-        };
-        let credentials: Vec<Value> = users
+        let credentials: Vec<Value> = self
+            .services()
+            .visible_users(self.principal)?
             .iter()
             .filter(|user| wanted.as_deref().is_none_or(|wanted| user.username.as_str() == wanted))
             .map(credential_view)
@@ -371,22 +392,21 @@ impl Operations<'_> {
     }
 
     fn change_password(&self, fields: CredentialFields) -> Outcome {
-        let user = self.target_user(fields.username.as_deref(), Permission::UsersWrite)?;
+        let target = named(fields.username.as_deref()).unwrap_or(UserRef::Id(self.principal.user_id));
+        if matches!(target, UserRef::Name(name) if name != self.principal.username.as_str()) {
+            require(self.principal, Permission::UsersWrite)?;
+        }
         let password = Password::parse(&required(fields.password, "New password is empty or username is empty")?)?;
         // Every other token of the user is revoked; the caller's own token survives so that
         // changing one's password does not sign the current client out.
-        self.state
-            .auth
-            .change_password(self.principal, user.id, &password)
-            .map_err(|error| ApiError::from_auth(error, "User"))?;
+        let user = self.services().change_password(self.principal, target, &password)?;
         Ok(("Password updated successfully", json!({ "credential": credential_view(&user) })))
     }
 
     fn delete_credential(&self, fields: CredentialFields) -> Outcome {
-        self.principal.require(Permission::UsersWrite)?;
+        require(self.principal, Permission::UsersWrite)?;
         let username = required(fields.username, "Username is empty")?;
-        let user = self.target_user(Some(&username), Permission::UsersWrite)?;
-        self.store().delete_user(user.id).map_err(|error| ApiError::from_store(error, "User"))?;
+        let user = self.services().delete_user(self.principal, UserRef::Name(&username))?;
         Ok(("Credential deleted successfully", json!({ "credential": credential_view(&user) })))
     }
 
@@ -395,7 +415,7 @@ impl Operations<'_> {
     }
 
     fn create_session(&self, fields: SessionFields) -> Outcome {
-        self.principal.require(Permission::SessionsWrite)?;
+        require(self.principal, Permission::SessionsWrite)?;
         let name = self.session_name(fields.name, "session.name")?;
         let spec = SessionSpec::new(
             name,
@@ -403,18 +423,16 @@ impl Operations<'_> {
             fields.args.unwrap_or_default(),
             fields.dir.unwrap_or_default(),
         )?;
-        let session = self.store().create_session(&spec).map_err(|error| ApiError::from_store(error, "Session"))?;
+        let session = self.services().create_session(self.principal, &spec)?;
         Ok(("Session created successfully", json!({ "session": session_view(&session) })))
     }
 
     fn list_sessions(&self, fields: SessionFields) -> Outcome {
-        self.principal.require(Permission::SessionsRead)?;
         let wanted = fields.name.filter(|name| !name.is_empty());
-        let generation = self.store().generation();
+        let generation = self.services().generation();
         let sessions: Vec<Value> = self
-            .store()
-            .list_sessions()
-            .map_err(|error| ApiError::from_store(error, "Session"))?
+            .services()
+            .sessions(self.principal)?
             .iter()
             .filter(|session| wanted.as_deref().is_none_or(|wanted| session.spec.name.as_str() == wanted))
             .map(session_view)
@@ -428,52 +446,38 @@ impl Operations<'_> {
     }
 
     fn update_session(&self, fields: SessionFields) -> Outcome {
-        self.principal.require(Permission::SessionsWrite)?;
+        require(self.principal, Permission::SessionsWrite)?;
         let name = self.session_name(fields.name, "session.name")?;
-        let current = self
-            .store()
-            .find_session(name.as_str())
-            .map_err(|error| ApiError::from_store(error, "Session"))?
-            .ok_or_else(|| ApiError::not_found("Session not found"))?;
         // Fields left out keep their values (go_ws_sh blanked them).
-        let spec = SessionSpec::new(
-            name,
-            fields.cmd.unwrap_or(current.spec.cmd),
-            fields.args.unwrap_or(current.spec.args),
-            fields.dir.unwrap_or(current.spec.dir),
-        )?;
-        let session = self.store().update_session(&spec).map_err(|error| ApiError::from_store(error, "Session"))?;
+        let changes = SessionChanges { cmd: fields.cmd, args: fields.args, dir: fields.dir };
+        let session = self.services().update_session(self.principal, name, changes)?;
         Ok(("Session updated successfully", json!({ "session": session_view(&session) })))
     }
 
     fn delete_session(&self, fields: SessionFields) -> Outcome {
-        self.principal.require(Permission::SessionsWrite)?;
+        require(self.principal, Permission::SessionsWrite)?;
         let name = self.session_name(fields.name, "session.name")?;
-        let session = self
-            .store()
-            .find_session(name.as_str())
-            .map_err(|error| ApiError::from_store(error, "Session"))?
-            .ok_or_else(|| ApiError::not_found("Session not found"))?;
-        self.store().delete_session(name.as_str()).map_err(|error| ApiError::from_store(error, "Session"))?;
+        let session = self.services().delete_session(self.principal, &name)?;
         Ok(("Session deleted successfully", json!({ "session": session_view(&session) })))
     }
 
     fn copy_or_move_session(&self, is_move: bool, source: SessionFields, destination: DestinationFields) -> Outcome {
-        self.principal.require(Permission::SessionsWrite)?;
+        require(self.principal, Permission::SessionsWrite)?;
         let from = self.session_name(source.name, "session.name")?;
         let to =
             SessionName::parse_field("destination.name", &required(destination.name, "Destination name is empty")?)?;
         if is_move {
-            if self.state.initial_sessions.contains(from.as_str()) {
-                return Err(ApiError::bad_request("Session is an initial session and cannot be moved"));
-            }
-            let session =
-                self.store().rename_session(&from, &to).map_err(|error| ApiError::from_store(error, "Session"))?;
+            let session = self.services().move_session(self.principal, &from, &to)?;
             Ok(("Session moved successfully", json!({ "session": session_view(&session) })))
         } else {
-            let session =
-                self.store().copy_session(&from, &to).map_err(|error| ApiError::from_store(error, "Session"))?;
+            let session = self.services().copy_session(self.principal, &from, &to)?;
             Ok(("Session copied successfully", json!({ "session": session_view(&session) })))
         }
     }
+}
+
+/// Refuses early, before the body's fields are read, when the caller lacks `permission`: the
+/// seed's order (403 before 400). The service checks it again.
+fn require(principal: &Principal, permission: Permission) -> Result<(), ApiError> {
+    if principal.can(permission) { Ok(()) } else { Err(AuthError::Forbidden(permission).into()) }
 }

@@ -10,17 +10,13 @@
 //! The users are the ones every other surface knows: a user made here logs in everywhere, and
 //! disabling, deleting or rebinding it takes effect on every surface at once.
 
-use std::net::SocketAddr;
-
-use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use http::header::{self, HeaderMap};
+use http::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use wssh_auth::Principal;
+use wssh_core::{Conflict, CoreError, ProfileChanges, RoleChanges, Services, UserChanges, UserRef, limits};
 use wssh_domain::{
-    NewRole, Password, Permission, PermissionSet, Role, RoleId, RoleKey, Timestamp, User, UserId, UserProfile,
-    Username, validate_role_key, validate_role_name,
+    NewRole, Password, Permission, PermissionSet, Role, RoleId, Timestamp, User, UserId, UserProfile, Username,
 };
 
 use crate::SharedState;
@@ -28,18 +24,12 @@ use crate::error::ApiError;
 use crate::input::{self, Object, Query};
 use crate::login_api;
 use crate::respond::{self, Body, LoggedUser};
-use crate::router::read_body;
+use crate::surface::{Call, Misroute, Surface};
 
 /// Rows per page of `/role/list` when `pageSize` is absent or 0.
 const DEFAULT_PAGE_SIZE: i64 = 10;
 /// The most rows one page holds.
 const MAX_PAGE_SIZE: i64 = 1000;
-/// The longest remark, in characters.
-const MAX_REMARK_CHARS: usize = 1024;
-/// The longest profile field (nickname, e-mail, …), in characters.
-const MAX_PROFILE_CHARS: usize = 256;
-/// The longest avatar URL, in characters.
-const MAX_AVATAR_CHARS: usize = 2048;
 
 /// Whether `path` belongs to this surface.
 pub(crate) fn matches(path: &str) -> bool {
@@ -50,7 +40,7 @@ pub(crate) fn matches(path: &str) -> bool {
 
 /// A route of this surface, with its path parameter (raw).
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Route {
+pub(crate) enum Route {
     /// `/role`: create.
     Roles,
     /// `/role/list`: a page of roles.
@@ -126,55 +116,41 @@ impl Reply {
     }
 }
 
-/// Answers one request of this surface.
-pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer: SocketAddr) -> Response<Body> {
-    let Some(route) = Route::at(request.uri().path()) else {
-        return login_api::error(&ApiError::not_found("Not found"));
-    };
-    if !route.methods().contains(request.method()) {
-        let mut response = login_api::error(&ApiError::method_not_allowed());
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(route.allow_header()));
-        return response;
-    }
-    let method = request.method().clone();
-    let headers = request.headers().clone();
-    let query = Query::parse(request.uri().query());
-    let body = match read_body(request).await {
-        Ok(body) => body,
-        Err(failure) => return login_api::error(&failure),
-    };
-    let request = RequestParts { method, headers, query, body, peer };
-    let outcome = tokio::task::spawn_blocking(move || run(&state, &route, &request))
-        .await
-        .unwrap_or_else(|join_error| Err(ApiError::internal(&join_error)));
-    match outcome {
-        Ok((reply, username)) => {
-            let mut response = envelope(reply.status, reply.message, reply.data);
-            if let Some(username) = username {
-                response.extensions_mut().insert(LoggedUser(username));
-            }
-            response
-        }
-        Err(failure) => login_api::error(&failure),
-    }
-}
+/// Seed 004's roles, permissions and users, on the shared skeleton.
+pub(crate) struct Rbac;
 
-/// What a handler needs of the request.
-struct RequestParts {
-    method: Method,
-    headers: HeaderMap,
-    query: Query,
-    body: Bytes,
-    peer: SocketAddr,
+impl Surface for Rbac {
+    type Route = Route;
+
+    fn route(path: &str, method: &Method, _headers: &HeaderMap) -> Result<Route, Misroute> {
+        let route = Route::at(path).ok_or(Misroute::NotFound)?;
+        if !route.methods().contains(method) {
+            return Err(Misroute::MethodNotAllowed(Some(route.allow_header())));
+        }
+        Ok(route)
+    }
+
+    fn refuse(failure: &ApiError) -> Response<Body> {
+        login_api::error(failure)
+    }
+
+    fn run(state: &SharedState, route: Route, call: &Call) -> Result<Response<Body>, ApiError> {
+        let (reply, username) = run(state, &route, call)?;
+        let mut response = envelope(reply.status, reply.message, reply.data);
+        if let Some(username) = username {
+            response.extensions_mut().insert(LoggedUser(username));
+        }
+        Ok(response)
+    }
 }
 
 /// Runs one operation: the reply and the caller's name, or the refusal.
-fn run(state: &SharedState, route: &Route, request: &RequestParts) -> Result<(Reply, Option<String>), ApiError> {
+fn run(state: &SharedState, route: &Route, request: &Call) -> Result<(Reply, Option<String>), ApiError> {
     if *route == Route::Users {
         return register(state, request);
     }
     let principal = input::authenticate(state, &request.headers, request.peer)?;
-    let operations = Operations { state, principal: &principal };
+    let operations = Operations { services: &state.services, principal: &principal };
     let reply = match (route, &request.method) {
         (Route::Roles, _) => operations.create_role(&request.body)?,
         (Route::RoleList, _) => operations.list_roles(&request.query, &request.body)?,
@@ -234,6 +210,8 @@ fn permission_label(permission: Permission) -> &'static str {
         Permission::UsersWrite => "Create, change and delete users and their tokens",
         Permission::RolesRead => "Read roles and their permissions",
         Permission::RolesWrite => "Create, change and delete roles, and bind them to users",
+        Permission::ShellsObserve => "Watch other users' live shells",
+        Permission::ShellsControl => "Take part in other users' live shells",
     }
 }
 
@@ -310,7 +288,7 @@ impl RoleFields {
     fn read(body: &Object) -> Result<RoleFields, ApiError> {
         let remark = input::text_field(body, &["remark"], "remark")?;
         if let Some(remark) = &remark {
-            input::check_text("remark", remark, MAX_REMARK_CHARS)?;
+            input::check_text("remark", remark, limits::REMARK_CHARS)?;
         }
         let permissions = match input::field(body, &["permissions", "permission"]) {
             None => None,
@@ -329,19 +307,15 @@ impl RoleFields {
 
 /// `POST /user`: open to anyone when registration is allowed, else it needs `users:write`.
 /// Users made by a holder of `users:write` get the `user` role; self-registered ones `guest`.
-fn register(state: &SharedState, request: &RequestParts) -> Result<(Reply, Option<String>), ApiError> {
+fn register(state: &SharedState, request: &Call) -> Result<(Reply, Option<String>), ApiError> {
+    let services = &state.services;
     let presented = request.headers.get(header::AUTHORIZATION).is_some();
-    let principal = if presented || !state.allow_registration {
+    let principal = if presented || !services.config().allow_registration {
         Some(input::authenticate(state, &request.headers, request.peer)?)
     } else {
         None
     };
-    let administrator = principal.as_ref().is_some_and(|principal| principal.can(Permission::UsersWrite));
-    if !state.allow_registration
-        && let Some(principal) = &principal
-    {
-        principal.require(Permission::UsersWrite)?;
-    }
+    services.may_register(principal.as_ref())?;
     let body = input::object_body(&request.body)?;
     let username = input::text_field(&body, &["username", "userName"], "username")?.unwrap_or_default();
     let password = input::text_field(&body, &["password"], "password")?.unwrap_or_default();
@@ -351,12 +325,12 @@ fn register(state: &SharedState, request: &RequestParts) -> Result<(Reply, Optio
     let username = Username::parse(&username)?;
     let password = Password::parse(&password)?;
     let mut profile = UserProfile::default();
-    apply_profile(&body, &mut profile)?;
-    let role = if administrator { RoleKey::User } else { RoleKey::Guest };
-    let user = state
-        .auth
-        .create_user(username, &password, role, false, profile)
-        .map_err(|failure| ApiError::from_auth(failure, "User"))?;
+    profile_changes(&body)?.apply(&mut profile);
+    // The seed lists 400 as this route's only refusal of input: a taken name is one.
+    let user = services.register(principal.as_ref(), username, password, profile).map_err(|failure| match failure {
+        CoreError::Conflict(Conflict::UsernameTaken) => ApiError::bad_request("User already exists"),
+        other => other.into(),
+    })?;
     let reply = Reply {
         status: StatusCode::CREATED,
         message: "User created",
@@ -366,75 +340,53 @@ fn register(state: &SharedState, request: &RequestParts) -> Result<(Reply, Optio
     Ok((reply, Some(caller)))
 }
 
-/// Copies the profile fields a body carries into `profile`.
-fn apply_profile(body: &Object, profile: &mut UserProfile) -> Result<(), ApiError> {
-    let fields: [(&str, usize, &mut String); 6] = [
-        ("nickname", MAX_PROFILE_CHARS, &mut profile.nickname),
-        ("avatar", MAX_AVATAR_CHARS, &mut profile.avatar),
-        ("phone", MAX_PROFILE_CHARS, &mut profile.phone),
-        ("email", MAX_PROFILE_CHARS, &mut profile.email),
-        ("sex", MAX_PROFILE_CHARS, &mut profile.sex),
-        ("remark", MAX_REMARK_CHARS, &mut profile.remark),
-    ];
-    for (name, max, target) in fields {
-        if let Some(value) = input::text_field(body, &[name], name)? {
-            input::check_text(name, &value, max)?;
-            *target = value;
+/// The profile fields a body carries, checked.
+fn profile_changes(body: &Object) -> Result<ProfileChanges, ApiError> {
+    let field = |name: &'static str, max: usize| -> Result<Option<String>, ApiError> {
+        let value = input::text_field(body, &[name], name)?;
+        if let Some(value) = &value {
+            input::check_text(name, value, max)?;
         }
-    }
-    Ok(())
+        Ok(value)
+    };
+    Ok(ProfileChanges {
+        nickname: field("nickname", limits::PROFILE_CHARS)?,
+        avatar: field("avatar", limits::AVATAR_CHARS)?,
+        phone: field("phone", limits::PROFILE_CHARS)?,
+        email: field("email", limits::PROFILE_CHARS)?,
+        sex: field("sex", limits::PROFILE_CHARS)?,
+        remark: field("remark", limits::REMARK_CHARS)?,
+        ..ProfileChanges::default()
+    })
 }
 
 struct Operations<'a> {
-    state: &'a SharedState,
+    services: &'a Services,
     principal: &'a Principal,
 }
 
 impl Operations<'_> {
-    fn store(&self) -> &dyn wssh_store::Store {
-        self.state.auth.store()
-    }
-
-    fn role(&self, id: i64) -> Result<Role, ApiError> {
-        self.store()
-            .find_role(RoleId(id))
-            .map_err(|failure| ApiError::from_store(failure, "Role"))?
-            .ok_or_else(|| ApiError::not_found("Role not found"))
-    }
-
-    fn user(&self, id: UserId) -> Result<User, ApiError> {
-        self.store()
-            .find_user_by_id(id)
-            .map_err(|failure| ApiError::from_store(failure, "User"))?
-            .ok_or_else(|| ApiError::not_found("User not found"))
-    }
-
     fn create_role(&self, body: &[u8]) -> Result<Reply, ApiError> {
-        self.principal.require(Permission::RolesWrite)?;
-        let fields = RoleFields::read(&input::object_body(body)?)?;
+        let parsed = input::object_body(body).and_then(|body| RoleFields::read(&body));
+        let fields = self.refuse_early(Permission::RolesWrite, parsed)?;
         let name = fields.name.unwrap_or_default();
         let key = fields.key.unwrap_or_default();
         if name.is_empty() || key.is_empty() {
             return Err(ApiError::bad_request("role_name and role_key are required"));
         }
-        validate_role_name(&name)?;
-        validate_role_key(&key)?;
-        let role = self
-            .store()
-            .create_role(&NewRole {
-                key,
-                name,
-                sort: fields.sort.unwrap_or(0),
-                disabled: fields.disabled.unwrap_or(false),
-                remark: fields.remark.unwrap_or_default(),
-                permissions: fields.permissions.unwrap_or(PermissionSet::EMPTY),
-            })
-            .map_err(|failure| ApiError::from_store(failure, "Role"))?;
+        let role = NewRole {
+            key,
+            name,
+            sort: fields.sort.unwrap_or(0),
+            disabled: fields.disabled.unwrap_or(false),
+            remark: fields.remark.unwrap_or_default(),
+            permissions: fields.permissions.unwrap_or(PermissionSet::EMPTY),
+        };
+        let role = self.services.create_role(self.principal, role)?;
         Ok(Reply::ok("Role created", role_view(&role)))
     }
 
     fn list_roles(&self, query: &Query, body: &[u8]) -> Result<Reply, ApiError> {
-        self.principal.require(Permission::RolesRead)?;
         // The seed sends these in a GET body; the query string is read first. A body that is
         // not a JSON object is ignored.
         let body = match serde_json::from_slice::<Value>(body) {
@@ -453,6 +405,7 @@ impl Operations<'_> {
                 None => Ok(input::text_field(&body, &[name], name)?.unwrap_or_default()),
             }
         };
+        let roles = self.services.roles(self.principal)?;
         let page = integer("pageNum")?.unwrap_or(1);
         let size = integer("pageSize")?.unwrap_or(0);
         if page < 0 || size < 0 {
@@ -468,10 +421,7 @@ impl Operations<'_> {
             "1" => Some(true),
             _ => return Err(ApiError::bad_request("status must be \"0\" (enabled) or \"1\" (disabled)")),
         };
-        let roles: Vec<Role> = self
-            .store()
-            .list_roles()
-            .map_err(|failure| ApiError::from_store(failure, "Role"))?
+        let roles: Vec<Role> = roles
             .into_iter()
             .filter(|role| role.name.to_lowercase().contains(&name))
             .filter(|role| role.key.to_lowercase().contains(&key))
@@ -484,42 +434,35 @@ impl Operations<'_> {
     }
 
     fn get_role(&self, id: i64) -> Result<Reply, ApiError> {
-        self.principal.require(Permission::RolesRead)?;
-        Ok(Reply::ok("Role found", role_view(&self.role(id)?)))
+        Ok(Reply::ok("Role found", role_view(&self.services.role(self.principal, RoleId(id))?)))
     }
 
     fn update_role(&self, id: i64, body: &[u8]) -> Result<Reply, ApiError> {
-        self.principal.require(Permission::RolesWrite)?;
-        let fields = RoleFields::read(&input::object_body(body)?)?;
-        let mut role = self.role(id)?;
-        if let Some(name) = fields.name {
-            validate_role_name(&name)?;
-            role.name = name;
-        }
-        if let Some(key) = fields.key {
-            validate_role_key(&key)?;
-            role.key = key;
-        }
-        if let Some(sort) = fields.sort {
-            role.sort = sort;
-        }
-        if let Some(disabled) = fields.disabled {
-            role.disabled = disabled;
-        }
-        if let Some(remark) = fields.remark {
-            role.remark = remark;
-        }
-        if let Some(permissions) = fields.permissions {
-            role.permissions = permissions;
-        }
-        let updated = self.store().update_role(&role).map_err(|failure| ApiError::from_store(failure, "Role"))?;
+        let parsed = input::object_body(body).and_then(|body| RoleFields::read(&body));
+        let fields = self.refuse_early(Permission::RolesWrite, parsed)?;
+        let changes = RoleChanges {
+            name: fields.name,
+            key: fields.key,
+            sort: fields.sort,
+            disabled: fields.disabled,
+            remark: fields.remark,
+            permissions: fields.permissions,
+        };
+        let updated = self.services.update_role(self.principal, RoleId(id), changes)?;
         Ok(Reply::ok("Role updated", role_view(&updated)))
     }
 
+    /// A refusal of the body's fields, unless the caller lacks `permission`: then that refusal,
+    /// as the service would give it, comes first (403 before 400).
+    fn refuse_early<T>(&self, permission: Permission, parsed: Result<T, ApiError>) -> Result<T, ApiError> {
+        match parsed {
+            Err(_) if !self.principal.can(permission) => Err(CoreError::Forbidden(permission).into()),
+            other => other,
+        }
+    }
+
     fn delete_role(&self, id: i64) -> Result<Reply, ApiError> {
-        self.principal.require(Permission::RolesWrite)?;
-        let role = self.role(id)?;
-        self.store().delete_role(role.id).map_err(|failure| ApiError::from_store(failure, "Role"))?;
+        let role = self.services.delete_role(self.principal, RoleId(id))?;
         Ok(Reply::ok("Role deleted", role_view(&role)))
     }
 
@@ -538,8 +481,8 @@ impl Operations<'_> {
         };
         match Self::role_id_param(query, &body)? {
             Some(id) => {
-                self.principal.require(Permission::RolesRead)?;
-                Ok(Reply::ok("Permissions listed", permission_list(self.role(id)?.permissions)))
+                let role = self.services.role(self.principal, RoleId(id))?;
+                Ok(Reply::ok("Permissions listed", permission_list(role.permissions)))
             }
             // Without a role: the permissions this request holds.
             None => Ok(Reply::ok("Permissions listed", permission_list(self.principal.permissions))),
@@ -547,44 +490,39 @@ impl Operations<'_> {
     }
 
     fn set_role_permissions(&self, query: &Query, body: &[u8]) -> Result<Reply, ApiError> {
-        self.principal.require(Permission::RolesWrite)?;
-        let body = input::object_body(body)?;
-        let id = Self::role_id_param(query, &body)?.ok_or_else(|| ApiError::bad_request("roleId is required"))?;
-        let permissions: PermissionSet = if query.has("permissions") {
-            let mut set = PermissionSet::EMPTY;
-            for value in query.all("permissions") {
-                for permission in input::permission_names(&Value::String(value.to_owned()), "permissions")? {
-                    set = set.with(permission);
+        let parsed = (|| {
+            let body = input::object_body(body)?;
+            let id = Self::role_id_param(query, &body)?.ok_or_else(|| ApiError::bad_request("roleId is required"))?;
+            let permissions: PermissionSet = if query.has("permissions") {
+                let mut set = PermissionSet::EMPTY;
+                for value in query.all("permissions") {
+                    for permission in input::permission_names(&Value::String(value.to_owned()), "permissions")? {
+                        set = set.with(permission);
+                    }
                 }
-            }
-            set
-        } else if let Some(value) = input::field(&body, &["permissions", "permission"]) {
-            input::permission_names(value, "permissions")?.into_iter().collect()
-        } else {
-            return Err(ApiError::bad_request("permissions is required (empty to clear)"));
-        };
-        let mut role = self.role(id)?;
-        role.permissions = permissions;
-        let updated = self.store().update_role(&role).map_err(|failure| ApiError::from_store(failure, "Role"))?;
+                set
+            } else if let Some(value) = input::field(&body, &["permissions", "permission"]) {
+                input::permission_names(value, "permissions")?.into_iter().collect()
+            } else {
+                return Err(ApiError::bad_request("permissions is required (empty to clear)"));
+            };
+            Ok((id, permissions))
+        })();
+        let (id, permissions) = self.refuse_early(Permission::RolesWrite, parsed)?;
+        let changes = RoleChanges { permissions: Some(permissions), ..RoleChanges::default() };
+        let updated = self.services.update_role(self.principal, RoleId(id), changes)?;
         Ok(Reply::ok("Permissions updated", permission_list(updated.permissions)))
     }
 
     fn all_permissions(&self) -> Result<Reply, ApiError> {
-        self.principal.require(Permission::RolesRead)?;
-        Ok(Reply::ok("Permissions listed", permission_list(PermissionSet::all())))
+        Ok(Reply::ok("Permissions listed", permission_list(self.services.permission_catalogue(self.principal)?)))
     }
 
     fn user_info(&self, query: &Query) -> Result<Reply, ApiError> {
         let wanted = query.get("username").map(str::trim).filter(|name| !name.is_empty());
         let user = match wanted {
-            Some(name) if name != self.principal.username.as_str() => {
-                self.principal.require(Permission::UsersRead)?;
-                self.store()
-                    .find_user(name)
-                    .map_err(|failure| ApiError::from_store(failure, "User"))?
-                    .ok_or_else(|| ApiError::not_found("User not found"))?
-            }
-            _ => self.user(self.principal.user_id)?,
+            Some(name) => self.services.user(self.principal, UserRef::Name(name))?,
+            None => self.services.caller(self.principal)?,
         };
         let profile = &user.profile;
         Ok(Reply::ok(
@@ -609,80 +547,65 @@ impl Operations<'_> {
     }
 
     fn get_user(&self, id: UserId) -> Result<Reply, ApiError> {
-        self.principal.require_owner_or(id, Permission::UsersRead)?;
-        Ok(Reply::ok("User found", user_view(&self.user(id)?)))
+        Ok(Reply::ok("User found", user_view(&self.services.user(self.principal, UserRef::Id(id))?)))
     }
 
     fn update_user(&self, id: UserId, body: &[u8]) -> Result<Reply, ApiError> {
-        self.principal.require_owner_or(id, Permission::UsersWrite)?;
-        let body = input::object_body(body)?;
-        let mut user = self.user(id)?;
-        if let Some(name) = input::text_field(&body, &["username", "userName"], "username")?
-            && !name.is_empty()
-            && name != user.username.as_str()
-        {
-            self.principal.require(Permission::UsersWrite)?;
-            user.username = Username::parse(&name)?;
-        }
-        if let Some(disabled) = status_field(&body)?
-            && disabled != user.disabled
-        {
-            self.principal.require(Permission::UsersWrite)?;
-            user.disabled = disabled;
-        }
-        apply_profile(&body, &mut user.profile)?;
-        let password = input::text_field(&body, &["password"], "password")?
-            .filter(|password| !password.is_empty())
-            .map(|password| Password::parse(&password))
-            .transpose()?;
-        let mut updated = self.store().update_user(&user).map_err(|failure| ApiError::from_store(failure, "User"))?;
-        if let Some(password) = password {
-            // The user's other tokens are revoked; the one this request came with survives
-            // when users change their own password.
-            self.state
-                .auth
-                .change_password(self.principal, id, &password)
-                .map_err(|failure| ApiError::from_auth(failure, "User"))?;
-            updated = self.user(id)?;
-        }
+        let parsed = (|| {
+            let body = input::object_body(body)?;
+            let username = input::text_field(&body, &["username", "userName"], "username")?
+                .filter(|name| !name.is_empty())
+                .map(|name| Username::parse(&name))
+                .transpose()?;
+            Ok(UserChanges {
+                username,
+                disabled: status_field(&body)?,
+                profile: profile_changes(&body)?,
+                role: None,
+                password: input::text_field(&body, &["password"], "password")?
+                    .filter(|password| !password.is_empty())
+                    .map(|password| Password::parse(&password))
+                    .transpose()?,
+            })
+        })();
+        let changes =
+            if id == self.principal.user_id { parsed? } else { self.refuse_early(Permission::UsersWrite, parsed)? };
+        // The user's other tokens are revoked with a new password; the one this request came
+        // with survives when users change their own.
+        let updated = self.services.edit_user(self.principal, id, changes)?;
         Ok(Reply::ok("User updated", user_view(&updated)))
     }
 
     fn delete_user(&self, id: UserId) -> Result<Reply, ApiError> {
-        self.principal.require(Permission::UsersWrite)?;
-        let user = self.user(id)?;
-        self.store().delete_user(id).map_err(|failure| ApiError::from_store(failure, "User"))?;
+        let user = self.services.delete_user(self.principal, UserRef::Id(id))?;
         Ok(Reply::ok("User deleted", user_view(&user)))
     }
 
     fn bind_roles(&self, id: UserId, body: &[u8]) -> Result<Reply, ApiError> {
-        self.principal.require(Permission::RolesWrite)?;
-        let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::bad_request("The body must be an array of role ids"));
-        } else {
-            serde_json::from_slice(body)
-                .map_err(|error| ApiError::bad_request(format!("Malformed JSON body: {error}")))?
-        };
-        let items = match &value {
-            Value::Array(items) => items,
-            Value::Object(object) => match input::field(object, &["roleIds", "role_ids", "roles"]) {
-                Some(Value::Array(items)) => items,
+        let parsed = (|| {
+            let value: Value = if body.iter().all(u8::is_ascii_whitespace) {
+                return Err(ApiError::bad_request("The body must be an array of role ids"));
+            } else {
+                serde_json::from_slice(body)
+                    .map_err(|error| ApiError::bad_request(format!("Malformed JSON body: {error}")))?
+            };
+            let items = match &value {
+                Value::Array(items) => items,
+                Value::Object(object) => match input::field(object, &["roleIds", "role_ids", "roles"]) {
+                    Some(Value::Array(items)) => items,
+                    _ => return Err(ApiError::bad_request("The body must be an array of role ids")),
+                },
                 _ => return Err(ApiError::bad_request("The body must be an array of role ids")),
-            },
-            _ => return Err(ApiError::bad_request("The body must be an array of role ids")),
-        };
-        let mut roles = Vec::with_capacity(items.len());
-        for item in items {
-            let id = input::integer(item, "role id")?.ok_or_else(|| ApiError::bad_request("role id is empty"))?;
-            roles.push(RoleId(id));
-        }
-        self.user(id)?;
-        for role in &roles {
-            if self.store().find_role(*role).map_err(|failure| ApiError::from_store(failure, "Role"))?.is_none() {
-                return Err(ApiError::bad_request(format!("Unknown role id {}", role.0)));
+            };
+            let mut roles = Vec::with_capacity(items.len());
+            for item in items {
+                let id = input::integer(item, "role id")?.ok_or_else(|| ApiError::bad_request("role id is empty"))?;
+                roles.push(RoleId(id));
             }
-        }
-        let user = self.store().set_user_roles(id, &roles).map_err(|failure| ApiError::from_store(failure, "User"))?;
+            Ok(roles)
+        })();
+        let roles = self.refuse_early(Permission::RolesWrite, parsed)?;
+        let user = self.services.bind_roles(self.principal, id, &roles)?;
         Ok(Reply::ok("Roles bound", user_view(&user)))
     }
 }

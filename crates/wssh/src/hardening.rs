@@ -12,7 +12,7 @@ use wssh_http::ListenerLimits;
 
 /// The configuration's `limits` object; every key is optional (defaults in `docs/security.md`).
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub(crate) struct LimitsConfig {
     /// Open connections across all listeners (default: from the open-files limit).
     pub(crate) max_connections: Option<usize>,

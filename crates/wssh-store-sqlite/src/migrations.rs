@@ -5,7 +5,7 @@
 
 use rusqlite::Connection;
 
-use crate::StoreError;
+use wssh_store::StoreError;
 
 /// One schema change.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "login_client", sql: include_str!("../migrations/0004_login_client.sql") },
     Migration { version: 5, name: "alist_hash", sql: include_str!("../migrations/0005_alist_hash.sql") },
     Migration { version: 6, name: "login_failures", sql: include_str!("../migrations/0006_login_failures.sql") },
+    Migration { version: 7, name: "shell_permissions", sql: include_str!("../migrations/0007_shell_permissions.sql") },
 ];
 
 /// Where a database stands.
@@ -46,7 +47,7 @@ pub(crate) fn apply_pending(connection: &mut Connection) -> Result<Vec<u32>, Sto
     let applied = applied_version(connection)?;
     let latest = MIGRATIONS.last().map_or(0, |migration| migration.version);
     if applied > latest {
-        return Err(StoreError::Conflict("the database is newer than this build of wssh"));
+        return Err(StoreError::Conflict(wssh_store::Conflict::DatabaseNewer));
     }
     let mut done = Vec::new();
     for migration in MIGRATIONS.iter().filter(|migration| migration.version > applied) {

@@ -1,0 +1,97 @@
+//! Session templates: what a shell runs.
+
+use wssh_auth::Principal;
+use wssh_domain::{Permission, Session, SessionName, SessionSpec};
+
+use crate::policy;
+use crate::{CoreError, Entity, Services};
+
+/// Changes to a session template; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct SessionChanges {
+    /// The program.
+    pub cmd: Option<String>,
+    /// Its arguments.
+    pub args: Option<Vec<String>>,
+    /// Its working directory.
+    pub dir: Option<String>,
+}
+
+impl Services {
+    /// Every session, by name: `sessions:read`.
+    pub fn sessions(&self, principal: &Principal) -> Result<Vec<Session>, CoreError> {
+        policy::require(principal, Permission::SessionsRead)?;
+        self.store().list_sessions().map_err(CoreError::store(Entity::Session))
+    }
+
+    fn find_session(&self, name: &str) -> Result<Session, CoreError> {
+        self.store()
+            .find_session(name)
+            .map_err(CoreError::store(Entity::Session))?
+            .ok_or(CoreError::NotFound(Entity::Session))
+    }
+
+    /// The session a shell is opened on: `sessions:connect`.
+    pub fn session_to_connect(&self, principal: &Principal, name: &str) -> Result<Session, CoreError> {
+        policy::require(principal, Permission::SessionsConnect)?;
+        self.find_session(name)
+    }
+
+    /// Creates a session: `sessions:write`.
+    pub fn create_session(&self, principal: &Principal, spec: &SessionSpec) -> Result<Session, CoreError> {
+        policy::require(principal, Permission::SessionsWrite)?;
+        self.store().create_session(spec).map_err(CoreError::store(Entity::Session))
+    }
+
+    /// Changes a session's command, arguments or directory: `sessions:write`.
+    pub fn update_session(
+        &self,
+        principal: &Principal,
+        name: SessionName,
+        changes: SessionChanges,
+    ) -> Result<Session, CoreError> {
+        policy::require(principal, Permission::SessionsWrite)?;
+        let current = self.find_session(name.as_str())?;
+        let spec = SessionSpec::new(
+            name,
+            changes.cmd.unwrap_or(current.spec.cmd),
+            changes.args.unwrap_or(current.spec.args),
+            changes.dir.unwrap_or(current.spec.dir),
+        )?;
+        self.store().update_session(&spec).map_err(CoreError::store(Entity::Session))
+    }
+
+    /// Deletes a session: `sessions:write`.
+    pub fn delete_session(&self, principal: &Principal, name: &SessionName) -> Result<Session, CoreError> {
+        policy::require(principal, Permission::SessionsWrite)?;
+        let session = self.find_session(name.as_str())?;
+        self.store().delete_session(name.as_str()).map_err(CoreError::store(Entity::Session))?;
+        Ok(session)
+    }
+
+    /// Copies a session to a free name: `sessions:write`.
+    pub fn copy_session(
+        &self,
+        principal: &Principal,
+        from: &SessionName,
+        to: &SessionName,
+    ) -> Result<Session, CoreError> {
+        policy::require(principal, Permission::SessionsWrite)?;
+        self.store().copy_session(from, to).map_err(CoreError::store(Entity::Session))
+    }
+
+    /// Renames a session to a free name: `sessions:write`; the configuration's initial
+    /// sessions stay where they are.
+    pub fn move_session(
+        &self,
+        principal: &Principal,
+        from: &SessionName,
+        to: &SessionName,
+    ) -> Result<Session, CoreError> {
+        policy::require(principal, Permission::SessionsWrite)?;
+        if self.config.initial_sessions.contains(from.as_str()) {
+            return Err(CoreError::Refused("Session is an initial session and cannot be moved"));
+        }
+        self.store().rename_session(from, to).map_err(CoreError::store(Entity::Session))
+    }
+}
