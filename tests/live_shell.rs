@@ -385,8 +385,8 @@ async fn shells_are_listed_and_ended_through_the_api() {
     assert!(shell["created_at"].as_str().unwrap().ends_with('Z'));
 
     // Someone else sees none of it, and cannot end it.
-    create_user(&client, "bob", "bob-pw").await;
-    let bob = basic("bob", "bob-pw");
+    create_user(&client, "bob", "bob-password").await;
+    let bob = basic("bob", "bob-password");
     let reply = client.raw("GET", "/api/shells", &[("authorization", &bob)], Vec::new()).await;
     assert_eq!(reply.json["shells"], json!([]));
     let path = format!("/api/shells/{}", conn.id());

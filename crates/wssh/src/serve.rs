@@ -310,12 +310,13 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound, Vec<TcpListener>), 
     crate::hardening::protect_database(&plan.data_dir.join(DATABASE_FILE))?;
     let store = Arc::new(SqliteStore::open(&plan.data_dir.join(DATABASE_FILE))?);
     let throttle = plan.limits.login_throttle(Some(plan.lockout_max_failures), Some(plan.lockout_window.as_secs()));
-    let auth = plan.limits.apply_hash_queue(Authenticator::new(store.clone(), throttle)?);
+    let auth = plan.limits.configure_auth(Authenticator::new(store.clone(), throttle)?);
     let seeding = {
         let store = store.clone();
         let data_dir = plan.data_dir.clone();
         let users = plan.users.clone();
-        tokio::task::spawn_blocking(move || seed_users(&store, users, &data_dir))
+        let policy = auth.password_policy();
+        tokio::task::spawn_blocking(move || seed_users(&store, users, &data_dir, policy))
     };
     let first_start = seeding.await??;
     seed_sessions(&store, plan, first_start)?;
@@ -477,6 +478,7 @@ fn seed_users(
     store: &SqliteStore,
     mut wanted: Vec<(Username, Option<Password>)>,
     data_dir: &Path,
+    policy: wssh_auth::password::PasswordPolicy,
 ) -> Result<bool, BoxError> {
     let first_start = store.count_users()? == 0;
     if wanted.is_empty() && first_start {
@@ -495,6 +497,10 @@ fn seed_users(
             Some(password) => (password, false),
             None => (Password::parse(&wssh_auth::secret::generate_password())?, true),
         };
+        if let Err(weak) = policy.check(username.as_str(), &password) {
+            // Configured by the operator (go_ws_sh's sample configs use short ones): kept, flagged.
+            tracing::warn!(%username, "initial_credentials: {weak}; change it after signing in");
+        }
         let password_hash = wssh_auth::password::hash_password(&password)?;
         let created = store.create_user(&NewUser::new(username.clone(), password_hash, RoleKey::Admin))?;
         // alist's /api/auth/login/hash checks the password's digest against its own hash.
