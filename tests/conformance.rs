@@ -1193,8 +1193,14 @@ async fn rbac_surface() {
         ),
         Scenario::new("create a user as a user", "POST", "/user", &json!({ "username": "x", "password": "y" }), 403)
             .header("authorization", alice.clone()),
-        Scenario::new("create a taken user", "POST", "/user", &json!({ "username": "carol", "password": "y" }), 400)
-            .header("authorization", admin.clone()),
+        Scenario::new(
+            "create a taken user",
+            "POST",
+            "/user",
+            &json!({ "username": "carol", "password": "carol-pw-again" }),
+            400,
+        )
+        .header("authorization", admin.clone()),
         Scenario::raw("create a user with a body over 1 MiB", "POST", "/user", huge, 413)
             .header("authorization", admin.clone()),
         bare("own info", "GET", "/user/info", 200).header("authorization", carol_auth.clone()),
@@ -1449,7 +1455,7 @@ async fn alist_surface() {
             "POST",
             "/api/admin/user/create",
             &admin_jwt,
-            Some(json!({ "username": "c", "password": "p", "role": 5 })),
+            Some(json!({ "username": "c", "password": "c-password-1", "role": 5 })),
             400,
         ),
         call(

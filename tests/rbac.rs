@@ -284,9 +284,16 @@ async fn users_made_here_live_everywhere_and_die_everywhere() {
     let admin = admin_basic();
 
     let carol = create_user(&client, "carol", "carol-password-1").await;
-    refused(&call(&client, "POST", "/user", &admin, Some(&json!({ "username": "carol", "password": "x" }))).await, 400);
+    refused(
+        &call(&client, "POST", "/user", &admin, Some(&json!({ "username": "carol", "password": "carol-other-pw" })))
+            .await,
+        400,
+    );
     refused(&call(&client, "POST", "/user", &admin, Some(&json!({ "username": "erin" }))).await, 400);
-    refused(&call(&client, "POST", "/user", &admin, Some(&json!({ "username": "a:b", "password": "x" }))).await, 400);
+    refused(
+        &call(&client, "POST", "/user", &admin, Some(&json!({ "username": "a:b", "password": "a-b-password" }))).await,
+        400,
+    );
     refused(&client.raw("POST", "/user", &[("authorization", &admin)], b"[1,".to_vec()).await, 400);
 
     // Carol logs in on every surface.

@@ -10,7 +10,9 @@ use wssh_store::{Rotation, Store, StoreCache};
 use crate::jwt::{JwtKeys, claims_for};
 
 use crate::hash_queue::{HashQueue, HashQueueLimits, Requester};
-use crate::password::{hash_alist_digest, hash_password, is_alist_digest, verify_decoy, verify_password};
+use crate::password::{
+    PasswordPolicy, hash_alist_digest, hash_password, is_alist_digest, verify_decoy, verify_password,
+};
 use crate::secret::{generate_password, generate_token_secret, hash_token_secret, hashes_equal};
 use crate::throttle::LoginThrottle;
 use crate::totp::{self, TotpEnrollment};
@@ -101,6 +103,7 @@ pub struct Authenticator {
     store: Arc<dyn Store>,
     throttle: LoginThrottle,
     hash_pool: HashQueue,
+    password_policy: PasswordPolicy,
     jwt: JwtKeys,
     lifetimes: LoginLifetimes,
     /// Tokens and logins resolved recently, so a busy client costs no storage reads.
@@ -165,6 +168,7 @@ impl Authenticator {
             store,
             throttle,
             hash_pool: HashQueue::new(threads, HashQueueLimits::for_threads(threads)),
+            password_policy: PasswordPolicy::default(),
             jwt: JwtKeys::new(&secret),
             lifetimes: LoginLifetimes::default(),
             resolved: StoreCache::new(RESOLVED_CAPACITY, RESOLVED_TTL),
@@ -177,6 +181,18 @@ impl Authenticator {
     pub fn with_hash_queue_limits(mut self, limits: HashQueueLimits) -> Self {
         self.hash_pool.set_limits(limits);
         self
+    }
+
+    /// Sets the rules new passwords must meet.
+    #[must_use]
+    pub fn with_password_policy(mut self, policy: PasswordPolicy) -> Self {
+        self.password_policy = policy;
+        self
+    }
+
+    /// The rules new passwords must meet.
+    pub fn password_policy(&self) -> PasswordPolicy {
+        self.password_policy
     }
 
     /// How many password hashes may wait or run.
@@ -612,6 +628,12 @@ impl Authenticator {
         let resolved = Resolved { principal: principal.clone(), expires_at: token.expires_at };
         self.resolved.insert(ResolvedKey::Token(presented), resolved, generation);
         Ok(principal)
+    }
+
+    /// Checks a new password for `username` against the password policy (see
+    /// [`PasswordPolicy::check`]); call it wherever a password is set.
+    pub fn check_new_password(&self, username: &str, password: &Password) -> Result<(), AuthError> {
+        self.password_policy.check(username, password)
     }
 
     /// Hashes a new password, within the bound on concurrent hashing.

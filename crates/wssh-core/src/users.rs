@@ -191,6 +191,7 @@ impl Services {
         if self.store().find_user(account.username.as_str()).map_err(CoreError::store(Entity::User))?.is_some() {
             return Err(CoreError::Conflict(Conflict::UsernameTaken));
         }
+        self.auth.check_new_password(account.username.as_str(), &account.password)?;
         // Both hashes: argon2id of the password, and of alist's digest of it, so that every
         // login route works for the user at once.
         let mut new_user = NewUser::new(account.username, self.auth.hash_password(&account.password)?, account.role);
@@ -272,6 +273,9 @@ impl Services {
         {
             return Err(CoreError::Conflict(Conflict::UsernameTaken));
         }
+        if let Some(password) = &changes.password {
+            self.auth.check_new_password(changed.username.as_str(), password)?;
+        }
         let password_hash = changes.password.as_ref().map(|password| self.auth.hash_password(password)).transpose()?;
         let own = manager.is_own();
         let password = password_hash.as_deref().map(|password_hash| PasswordChange {
@@ -325,6 +329,7 @@ impl Services {
         }
         let user = self.find_user(target)?;
         let manager = AccountManager::new(principal, &user)?;
+        self.auth.check_new_password(user.username.as_str(), password)?;
         let password_hash = self.auth.hash_password(password)?;
         let own = manager.is_own();
         let keep_token = if own { principal.token_identifier() } else { None };

@@ -9,6 +9,9 @@
 mod access_token;
 mod alist;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gows;
 mod input;
 mod limits;

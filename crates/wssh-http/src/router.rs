@@ -34,6 +34,7 @@ pub(crate) async fn handle(mut request: Request<Incoming>, state: SharedState, p
     let routed_path = request.uri().path().to_owned();
     let upgrade = shell::is_upgrade(&request);
     let base_path = state.deployment.base_path.clone();
+    request.extensions_mut().insert(crate::proxy::PublicBase { secure: client.secure, base_path: base_path.clone() });
     let metrics = state.clone();
     let metrics = &metrics.metrics;
     let mut response = match stripped {

@@ -37,7 +37,7 @@ struct Cli {
 enum Command {
     /// Run the server: the web page, the API and the shells.
     Serve(ServeArgs),
-    /// Open a shell on a wssh server in this terminal.
+    /// Open a shell on a wssh server in this terminal (or attach to a live one).
     Connect(connect::ConnectArgs),
     /// Manage the database: `wssh db copy --from PATH_OR_URL --to URL`.
     Db(db::DbArgs),
@@ -49,6 +49,8 @@ enum Command {
     },
     /// Print the manual page (roff), e.g. `wssh man > /usr/local/share/man/man1/wssh.1`.
     Man,
+    /// List the live shells you may attach to: wssh shells http://HOST:PORT
+    Shells(connect::ConnectArgs),
 }
 
 /// Writes `bytes` to standard output.
@@ -81,7 +83,7 @@ fn generated(command: &Command) -> Option<ExitCode> {
             }
             Some(print_bytes(&out))
         }
-        Command::Serve(_) | Command::Connect(_) | Command::Db(_) => None,
+        Command::Serve(_) | Command::Connect(_) | Command::Shells(_) | Command::Db(_) => None,
     }
 }
 
@@ -205,7 +207,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => args.workers.map(NonZeroUsize::get),
         // The copy runs on this thread, outside any runtime (the PostgreSQL client is blocking).
         Command::Db(args) => return db::run(args),
-        Command::Connect(_) | Command::Completions { .. } | Command::Man => None,
+        Command::Connect(_) | Command::Shells(_) | Command::Completions { .. } | Command::Man => None,
     }
     .unwrap_or_else(default_workers);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build() {
@@ -220,6 +222,7 @@ fn main() -> ExitCode {
         Command::Connect(args) => return runtime.block_on(connect::run(args)),
         // `db` returned before the runtime started.
         Command::Completions { .. } | Command::Man | Command::Db(_) => return ExitCode::SUCCESS,
+        Command::Shells(args) => return runtime.block_on(connect::list_shells(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -320,27 +320,32 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound, Vec<TcpListener>), 
     let throttle = plan.limits.login_throttle(Some(plan.lockout_max_failures), Some(plan.lockout_window.as_secs()));
     // Everything that reaches the store runs on a blocking thread: the store blocks, and the
     // PostgreSQL client must never run on an async worker.
-    let (auth, first_start_store) = {
+    let (store, pool_probe, auth) = {
         let database = plan.database.clone();
-        let data_dir = plan.data_dir.clone();
-        let users = plan.users.clone();
         tokio::task::spawn_blocking(move || -> Result<_, BoxError> {
             let (store, pool_probe) = database.open()?;
             tracing::info!(%database, "database open");
             let auth = Authenticator::new(store.clone(), throttle)?;
-            let first_start = seed_users(&*store, users, &data_dir)?;
-            Ok((auth, (first_start, store, pool_probe)))
+            Ok((store, pool_probe, auth))
         })
         .await??
     };
-    let auth = plan.limits.apply_hash_queue(auth);
-    let (first_start, store, pool_probe) = first_start_store;
-    let sessions = SessionSeeds {
-        configured: plan.sessions.clone(),
-        command: plan.command_session.clone(),
-        login_shell: first_start && plan.login_shell_on_first_start,
-    };
-    tokio::task::spawn_blocking(move || seed_sessions(&*store, &sessions)).await??;
+    let auth = plan.limits.configure_auth(auth);
+    {
+        let store = store.clone();
+        let data_dir = plan.data_dir.clone();
+        let users = plan.users.clone();
+        let policy = auth.password_policy();
+        let configured = plan.sessions.clone();
+        let command = plan.command_session.clone();
+        let login_shell_on_first_start = plan.login_shell_on_first_start;
+        tokio::task::spawn_blocking(move || -> Result<(), BoxError> {
+            let first_start = seed_users(&*store, users, &data_dir, policy)?;
+            let login_shell = first_start && login_shell_on_first_start;
+            seed_sessions(&*store, &SessionSeeds { configured, command, login_shell })
+        })
+        .await??;
+    }
 
     let state = Arc::new(
         AppState::new(auth, plan.initial_session_names.clone(), plan.allow_registration)
@@ -496,6 +501,7 @@ fn seed_users(
     store: &dyn Store,
     mut wanted: Vec<(Username, Option<Password>)>,
     data_dir: &Path,
+    policy: wssh_auth::password::PasswordPolicy,
 ) -> Result<bool, BoxError> {
     let first_start = store.count_users()? == 0;
     if wanted.is_empty() && first_start {
@@ -514,6 +520,10 @@ fn seed_users(
             Some(password) => (password, false),
             None => (Password::parse(&wssh_auth::secret::generate_password())?, true),
         };
+        if let Err(weak) = policy.check(username.as_str(), &password) {
+            // Configured by the operator (go_ws_sh's sample configs use short ones): kept, flagged.
+            tracing::warn!(%username, "initial_credentials: {weak}; change it after signing in");
+        }
         let password_hash = wssh_auth::password::hash_password(&password)?;
         let created = store.create_user(&NewUser::new(username.clone(), password_hash, RoleKey::Admin))?;
         // alist's /api/auth/login/hash checks the password's digest against its own hash.

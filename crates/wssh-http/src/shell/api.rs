@@ -51,7 +51,7 @@ pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer:
     let path = request.uri().path().to_owned();
     let (parts, incoming) = request.into_parts();
     let headers = parts.headers;
-    let origin = origin_of(&headers);
+    let origin = origin_of(&headers, parts.extensions.get::<crate::proxy::PublicBase>());
     let body = match crate::router::read_incoming(&headers, incoming).await {
         Ok(body) => body,
         Err(error) => return respond::error(&error),
@@ -80,14 +80,18 @@ struct Call<'a> {
 }
 
 /// Where the client reached the server: the `Origin` header a browser sends, else the `Host`.
-fn origin_of(headers: &http::HeaderMap) -> String {
+/// Where the page is, as the client sees it: its origin (the `Origin` header, else the scheme
+/// and `Host`) and the base path.
+fn origin_of(headers: &http::HeaderMap, base: Option<&crate::proxy::PublicBase>) -> String {
+    let base_path = base.map_or("", |base| base.base_path.as_str());
     if let Some(origin) = headers.get(http::header::ORIGIN).and_then(|value| value.to_str().ok())
         && (origin.starts_with("http://") || origin.starts_with("https://"))
     {
-        return origin.trim_end_matches('/').to_owned();
+        return format!("{}{base_path}", origin.trim_end_matches('/'));
     }
     let host = headers.get(http::header::HOST).and_then(|value| value.to_str().ok()).unwrap_or("localhost");
-    format!("http://{host}")
+    let scheme = if base.is_some_and(|base| base.secure) { "https" } else { "http" };
+    format!("{scheme}://{host}{base_path}")
 }
 
 fn answer(call: &Call<'_>, state: &SharedState, principal: &Principal) -> Result<Response<Body>, ApiError> {

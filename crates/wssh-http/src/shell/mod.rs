@@ -124,6 +124,12 @@ fn read_offer(headers: &HeaderMap) -> Offer {
     offer
 }
 
+/// Whether the `Sec-WebSocket-Protocol` headers offer credentials (for the fuzz targets).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn offers_credentials(headers: &HeaderMap) -> bool {
+    read_offer(headers).credentials.is_some()
+}
+
 /// Answers an upgrade request: 101 and a shell, or a refusal before upgrading.
 pub(crate) async fn open(
     request: Request<Incoming>,

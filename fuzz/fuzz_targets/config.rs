@@ -1,0 +1,20 @@
+//! The server configuration file (go_ws_sh's `server-config.json` plus wssh's keys), read by
+//! the binary's own code, and every derived value the server computes from it.
+#![no_main]
+#![allow(dead_code, unreachable_pub)]
+
+#[path = "../../crates/wssh/src/config.rs"]
+mod config;
+#[path = "../../crates/wssh/src/hardening.rs"]
+mod hardening;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    if let Ok(config) = serde_json::from_slice::<config::ServerConfig>(data) {
+        for (index, server) in config.servers.iter().enumerate() {
+            let _ = server.port(index);
+            let _ = server.is_tls();
+        }
+        let _ = config.limits.listener_limits(1024);
+        let _ = config.limits.login_throttle(config.lockout_max_failures, config.lockout_window_seconds);
+    }
+});
