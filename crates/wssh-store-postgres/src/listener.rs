@@ -9,6 +9,8 @@ use postgres::{Client, NoTls};
 
 use crate::{CHANNEL, Generation};
 
+/// The listening connection's `application_name`.
+pub(crate) const APPLICATION_NAME: &str = "wssh-listener";
 /// How long one wait for a notification lasts before the store's liveness is checked.
 const POLL: Duration = Duration::from_millis(250);
 /// How often the connection is probed while no notification comes.
@@ -58,6 +60,9 @@ fn run(config: &postgres::Config, generation: &Weak<Generation>, ready: std::syn
 }
 
 fn listen(config: &postgres::Config) -> Result<Client, postgres::Error> {
+    let mut config = config.clone();
+    // Named, so an operator (and a test) can tell it from the pool's connections.
+    config.application_name(APPLICATION_NAME);
     let mut client = config.connect(NoTls)?;
     client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
     Ok(client)

@@ -82,3 +82,45 @@ fn nodes_starting_together_migrate_once() {
         assert_eq!(status.applied, status.latest);
     }
 }
+
+#[test]
+fn a_lost_listener_turns_the_caches_off_until_it_is_back() {
+    let Some(database) = database("listener_lost") else { return };
+    let store = connect(&database);
+    let before = store.generation();
+    assert_eq!(store.generation(), before, "steady while listening");
+    // End the listening connection from the server side, as a database restart would.
+    let mut admin = postgres::Client::connect(database.url(), postgres::NoTls).unwrap();
+    let ended = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'wssh-listener'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(ended.len(), 1, "one listening connection per store");
+    let started = Instant::now();
+    while store.is_listening() {
+        assert!(started.elapsed() < Duration::from_secs(3), "the loss was not noticed");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Deaf: every read of the generation is a new one, so nothing cached is served.
+    if !store.is_listening() {
+        let first = store.generation();
+        assert_ne!(store.generation(), first);
+    }
+    while !store.is_listening() {
+        assert!(started.elapsed() < Duration::from_secs(5), "the listener did not reconnect");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let back = store.generation();
+    assert!(back > before, "the reconnect moved the generation");
+    assert_eq!(store.generation(), back, "steady again once listening");
+    // And it hears other nodes again.
+    let other = connect(&database);
+    other.create_user(&NewUser::new(Username::parse("bob").unwrap(), "$argon2id$x".into(), RoleKey::User)).unwrap();
+    while store.generation() == back {
+        assert!(started.elapsed() < Duration::from_secs(6), "no notification after the reconnect");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
