@@ -1294,6 +1294,7 @@ const ALIST_CALLS: &[(&str, &str, bool)] = &[
     ("POST", "/api/admin/user/cancel_2fa", true),
     ("POST", "/api/admin/user/delete", true),
     ("POST", "/api/admin/user/del_cache", true),
+    ("GET", "/api/audit", true),
 ];
 
 /// A valid OpenSSH public key (generated with `ssh-keygen -t ed25519 -C test`).
@@ -1499,6 +1500,12 @@ async fn alist_surface() {
         call("delete", "POST", admin_path("delete", format!("id={bob_id}")), &admin_jwt, None, 200),
         call("delete again", "POST", admin_path("delete", format!("id={bob_id}")), &admin_jwt, None, 404),
         call("delete without id", "POST", "/api/admin/user/delete", &admin_jwt, None, 400),
+        // The audit log.
+        call("read the audit log", "GET", "/api/audit", &admin_jwt, None, 200),
+        call("read a page of logins", "GET", "/api/audit?kind=login&per_page=2&page=2", &admin_jwt, None, 200),
+        call("read the audit log as a user", "GET", "/api/audit", &alice_jwt, None, 403),
+        call("read an unknown kind", "GET", "/api/audit?kind=nonsense", &admin_jwt, None, 400),
+        call("read a page too large", "GET", "/api/audit?per_page=501", &admin_jwt, None, 400),
         call(
             "delete the last administrator",
             "POST",

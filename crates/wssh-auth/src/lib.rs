@@ -6,6 +6,7 @@
 //!   (go_ws_sh's `authorization` object, `Basic`, `Bearer` with base64 JSON or an opaque token)
 //!   are read.
 //! * [`throttle`]: the failed-login lockout.
+//! * [`audit`]: the audit log's writer (store and JSON-lines stream).
 //! * [`totp`]: TOTP two-factor codes and the QR code a user scans to enrol.
 //! * [`ssh_key`]: SSH public keys, validated, with `ssh-keygen -l` fingerprints.
 //! * [`jwt`]: short-lived access JWTs for the login API, signed with a key kept in the store.
@@ -14,6 +15,7 @@
 //!
 //! Nothing here knows HTTP: the transport hands in strings and maps [`AuthError`] to statuses.
 
+pub mod audit;
 pub mod credentials;
 mod error;
 pub mod jwt;
@@ -28,4 +30,4 @@ pub mod totp;
 pub use credentials::Credentials;
 pub use error::AuthError;
 pub use principal::{AuthMethod, Principal};
-pub use resolver::{Authenticator, LoginTokens, MintedToken};
+pub use resolver::{Authenticator, LoginTokens, MintedToken, Origin};

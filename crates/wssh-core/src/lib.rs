@@ -11,6 +11,7 @@
 //! The methods block (argon2, storage): call them from a blocking thread.
 
 mod account;
+pub mod audit;
 mod error;
 pub mod limits;
 pub mod policy;

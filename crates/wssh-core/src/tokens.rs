@@ -1,6 +1,7 @@
 //! Access tokens: minting, listing, changing, revoking.
 
 use wssh_auth::{MintedToken, Principal};
+use wssh_domain::audit::{AuditEvent, permission_names};
 use wssh_domain::{AccessToken, Permission, PermissionSet, TokenSpec, User, UserId};
 
 use crate::policy::{self, AccountManager};
@@ -75,7 +76,17 @@ impl Services {
         policy::require(principal, Permission::TokensWrite)?;
         let owner = self.token_owner(principal, owner)?;
         spec.permissions = policy::token_permissions(principal, &owner, spec.permissions);
-        self.auth.mint_token(&owner, spec).map_err(CoreError::auth(Entity::Token))
+        let minted = self.auth.mint_token(&owner, spec).map_err(CoreError::auth(Entity::Token))?;
+        let token = &minted.token;
+        let event = AuditEvent::TokenMinted {
+            token: token.identifier.as_str().to_owned(),
+            owner: token.username.as_str().to_owned(),
+            title: token.title.clone(),
+            permissions: token.permissions.map(permission_names),
+            expires_at: token.expires_at.map(|at| at.0),
+        };
+        self.audit(principal, event);
+        Ok(minted)
     }
 
     /// go_ws_sh's listing: `tokens:read`; everyone's with `users:read`, else the caller's.
@@ -169,6 +180,11 @@ impl Services {
         policy::require(principal, Permission::TokensWrite)?;
         let (token, _) = self.managed_token(principal, identifier, app_key)?;
         self.store().delete_token(token.identifier.as_str()).map_err(CoreError::store(Entity::Token))?;
+        let event = AuditEvent::TokenRevoked {
+            token: token.identifier.as_str().to_owned(),
+            owner: token.username.as_str().to_owned(),
+        };
+        self.audit(principal, event);
         Ok(token)
     }
 }

@@ -1,6 +1,7 @@
 //! Users: reading, creating, registering, changing, deleting, passwords and role bindings.
 
 use wssh_auth::{AuthError, Principal};
+use wssh_domain::audit::{AuditEvent, UserSnapshot};
 use wssh_domain::{Password, Permission, PermissionSet, Role, RoleId, RoleKey, User, UserId, UserProfile, Username};
 use wssh_store::{Conflict, PasswordChange, UserChange};
 
@@ -182,16 +183,24 @@ impl Services {
         policy::require(principal, Permission::UsersWrite)?;
         let role = self.built_in_role(account.role)?;
         policy::may_bind(principal, &[&role], &[])?;
-        self.insert_user(account)
+        self.insert_user(account, Some(principal))
     }
 
-    fn insert_user(&self, account: NewAccount) -> Result<User, CoreError> {
+    /// Creates the account, and audits it as done by `actor` (`None`: self-registration).
+    fn insert_user(&self, account: NewAccount, actor: Option<&Principal>) -> Result<User, CoreError> {
         if self.store().find_user(account.username.as_str()).map_err(CoreError::store(Entity::User))?.is_some() {
             return Err(CoreError::Conflict(Conflict::UsernameTaken));
         }
-        self.auth
+        let user = self
+            .auth
             .create_user(account.username, &account.password, account.role, account.disabled, account.profile)
-            .map_err(CoreError::auth(Entity::User))
+            .map_err(CoreError::auth(Entity::User))?;
+        let event = AuditEvent::UserCreated { new: Box::new(UserSnapshot::from(&user)) };
+        match actor {
+            Some(actor) => self.audit(actor, event),
+            None => self.audit_server(event),
+        }
+        Ok(user)
     }
 
     /// Whether `principal` (or an anonymous caller) may register accounts at all: with
@@ -219,7 +228,7 @@ impl Services {
         let account = |role| NewAccount { username, password, role, disabled: false, profile };
         match (administrator, principal) {
             (Some(principal), _) => self.create_user(principal, account(RoleKey::User)),
-            (None, _) if self.config.allow_registration => self.insert_user(account(RoleKey::Guest)),
+            (None, _) if self.config.allow_registration => self.insert_user(account(RoleKey::Guest), None),
             (None, Some(_)) => Err(CoreError::Forbidden(Permission::UsersWrite)),
             (None, None) => Err(CoreError::Auth(AuthError::MissingCredentials)),
         }
@@ -276,9 +285,18 @@ impl Services {
         if fields.is_none() && roles.is_none() && password.is_none() {
             return Ok(stored);
         }
+        let user_changed = fields.is_some() || roles.is_some();
         let change = UserChange { id, fields, roles: roles.as_deref(), password };
         let updated = self.store().change_user(&change).map_err(CoreError::store(Entity::User))?;
+        if user_changed {
+            let event = AuditEvent::UserChanged {
+                old: Box::new(UserSnapshot::from(&stored)),
+                new: Box::new(UserSnapshot::from(&updated)),
+            };
+            self.audit(principal, event);
+        }
         if let (Some(password), Some(password_hash)) = (&changes.password, &password_hash) {
+            self.audit(principal, AuditEvent::PasswordChanged { user: updated.username.as_str().to_owned() });
             self.auth.remember_alist_hash(id, password_hash, password).map_err(CoreError::auth(Entity::User))?;
         }
         Ok(updated)
@@ -319,6 +337,7 @@ impl Services {
         let user = self.find_user(target)?;
         AccountManager::new(principal, &user)?;
         self.auth.change_password(principal, user.id, password).map_err(CoreError::auth(Entity::User))?;
+        self.audit(principal, AuditEvent::PasswordChanged { user: user.username.as_str().to_owned() });
         Ok(user)
     }
 
@@ -329,6 +348,7 @@ impl Services {
         let user = self.find_user(target)?;
         AccountManager::new(principal, &user)?;
         self.store().delete_user(user.id).map_err(CoreError::store(Entity::User))?;
+        self.audit(principal, AuditEvent::UserDeleted { old: Box::new(UserSnapshot::from(&user)) });
         Ok(user)
     }
 
@@ -346,7 +366,16 @@ impl Services {
         let removed: Vec<&Role> =
             roles.iter().filter(|role| !wanted.contains(&role.id) && user.roles.contains(&role.key)).collect();
         policy::may_bind(principal, &added, &removed)?;
-        self.store().set_user_roles(id, wanted).map_err(CoreError::store(Entity::User))
+        let changed = !added.is_empty() || !removed.is_empty();
+        let updated = self.store().set_user_roles(id, wanted).map_err(CoreError::store(Entity::User))?;
+        if changed {
+            let event = AuditEvent::UserChanged {
+                old: Box::new(UserSnapshot::from(&user)),
+                new: Box::new(UserSnapshot::from(&updated)),
+            };
+            self.audit(principal, event);
+        }
+        Ok(updated)
     }
 
     /// Turns a user's two-factor authentication off: `users:write` and [`AccountManager`]'s
@@ -355,6 +384,8 @@ impl Services {
         policy::require(principal, Permission::UsersWrite)?;
         let user = self.find_user(UserRef::Id(id))?;
         AccountManager::new(principal, &user)?;
-        self.auth.disable_totp(user.id).map_err(CoreError::auth(Entity::User))
+        self.auth.disable_totp(user.id).map_err(CoreError::auth(Entity::User))?;
+        self.audit(principal, AuditEvent::TwoFactorDisabled { user: user.username.as_str().to_owned() });
+        Ok(())
     }
 }

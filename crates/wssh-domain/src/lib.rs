@@ -5,6 +5,7 @@
 //! these types is always well formed. This crate does no I/O and knows nothing about HTTP,
 //! SQL or PTYs.
 
+pub mod audit;
 mod login;
 mod permission;
 mod role;

@@ -24,11 +24,15 @@ pub enum Permission {
     RolesRead,
     /// Create, change and delete roles, and bind them to users.
     RolesWrite,
+    /// Read the audit log.
+    AuditRead,
+    /// List, read and delete shell recordings.
+    RecordingsRead,
 }
 
 impl Permission {
     /// Every permission the server knows, in a stable order.
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 11] = [
         Permission::SessionsRead,
         Permission::SessionsWrite,
         Permission::SessionsConnect,
@@ -38,6 +42,8 @@ impl Permission {
         Permission::UsersWrite,
         Permission::RolesRead,
         Permission::RolesWrite,
+        Permission::AuditRead,
+        Permission::RecordingsRead,
     ];
 
     /// The permission's wire name, e.g. `sessions:read`.
@@ -52,6 +58,8 @@ impl Permission {
             Permission::UsersWrite => "users:write",
             Permission::RolesRead => "roles:read",
             Permission::RolesWrite => "roles:write",
+            Permission::AuditRead => "audit:read",
+            Permission::RecordingsRead => "recordings:read",
         }
     }
 

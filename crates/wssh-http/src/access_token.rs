@@ -136,7 +136,7 @@ fn run(
     body: &Bytes,
     peer: SocketAddr,
 ) -> Result<(Value, String), ApiError> {
-    let principal = input::authenticate(state, headers, peer)?;
+    let principal = input::authenticate(state, headers, peer, wssh_domain::audit::Surface::AccessToken)?;
     let operations = Operations { services: &state.services, principal: &principal };
     let data = match route {
         Route::Collection { app_key } => {

@@ -23,8 +23,9 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use wssh_auth::{AuthError, Credentials, Principal};
+use wssh_auth::{AuthError, Credentials, Origin, Principal};
 use wssh_core::{CoreError, NewAccount, ProfileChanges, UserChanges, UserRef, limits, rank};
+use wssh_domain::audit::Surface;
 use wssh_domain::{LoginClient, Password, Permission, RoleKey, SshKey, User, UserId, UserProfile, Username};
 
 use crate::SharedState;
@@ -140,12 +141,12 @@ pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer:
 }
 
 /// alist's success envelope.
-fn success(data: Value) -> Response<Body> {
+pub(crate) fn success(data: Value) -> Response<Body> {
     respond::json(StatusCode::OK, &json!({ "code": 200, "message": "success", "data": data }))
 }
 
 /// An error in alist's envelope: `{code, message, data: null}` with `code` = the status.
-fn error(failure: &ApiError) -> Response<Body> {
+pub(crate) fn error(failure: &ApiError) -> Response<Body> {
     let mut response = respond::json(
         failure.status,
         &json!({ "code": failure.status.as_u16(), "message": failure.message, "data": Value::Null }),
@@ -165,7 +166,7 @@ fn run(state: &SharedState, call: &Call) -> Result<Response<Body>, ApiError> {
         return login(state, call);
     }
     // Every form wssh reads, alist's bare JWT included.
-    let principal = input::authenticate(state, &call.headers, call.peer)?;
+    let principal = input::authenticate(state, &call.headers, call.peer, Surface::Alist)?;
     let mut response = match call.route {
         Route::Login | Route::LoginHash => return login(state, call),
         Route::TwoFactorGenerate => two_factor_generate(state, &principal),
@@ -195,7 +196,7 @@ fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 /// A query parameter's value, if given and not empty.
-fn query_param(query: &str, name: &str) -> Option<String> {
+pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.trim().to_owned())
@@ -221,17 +222,17 @@ fn login(state: &SharedState, call: &Call) -> Result<Response<Body>, ApiError> {
         return Err(ApiError::bad_request("username and password are required"));
     }
     let otp_code = Some(body.otp_code.trim()).filter(|code| !code.is_empty());
-    let client = Some(call.peer.ip());
+    let origin = Origin::login(Surface::Alist, Some(call.peer.ip()));
     let auth = &state.auth;
     let resolved = if call.route == Route::LoginHash {
-        auth.authenticate_alist_digest(&body.username, &body.password, otp_code, client)
+        auth.authenticate_alist_digest(&body.username, &body.password, otp_code, &origin)
     } else {
         let credentials = Credentials::Password {
             username: body.username.clone(),
             password: body.password.clone(),
             otp_code: otp_code.map(str::to_owned),
         };
-        auth.authenticate(&credentials, client)
+        auth.authenticate_from(&credentials, &origin)
     };
     let principal = resolved.map_err(|failure| match failure {
         AuthError::InvalidOtp => ApiError::new(StatusCode::UNAUTHORIZED, "Invalid 2FA code"),
@@ -377,7 +378,7 @@ fn user_list(state: &SharedState, principal: &Principal, query: &str) -> Result<
 }
 
 /// An optional paging parameter: a positive integer.
-fn page_param(query: &str, name: &'static str) -> Result<Option<usize>, ApiError> {
+pub(crate) fn page_param(query: &str, name: &'static str) -> Result<Option<usize>, ApiError> {
     query_param(query, name)
         .map(|value| {
             value

@@ -8,6 +8,7 @@
 
 mod access_token;
 mod alist;
+mod api;
 pub mod error;
 mod gows;
 mod input;

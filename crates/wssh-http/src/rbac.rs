@@ -167,7 +167,7 @@ fn run(state: &SharedState, route: &Route, request: &RequestParts) -> Result<(Re
     if *route == Route::Users {
         return register(state, request);
     }
-    let principal = input::authenticate(state, &request.headers, request.peer)?;
+    let principal = input::authenticate(state, &request.headers, request.peer, wssh_domain::audit::Surface::Rbac)?;
     let operations = Operations { services: &state.services, principal: &principal };
     let reply = match (route, &request.method) {
         (Route::Roles, _) => operations.create_role(&request.body)?,
@@ -228,6 +228,8 @@ fn permission_label(permission: Permission) -> &'static str {
         Permission::UsersWrite => "Create, change and delete users and their tokens",
         Permission::RolesRead => "Read roles and their permissions",
         Permission::RolesWrite => "Create, change and delete roles, and bind them to users",
+        Permission::AuditRead => "Read the audit log",
+        Permission::RecordingsRead => "List, play and delete shell recordings",
     }
 }
 
@@ -327,7 +329,7 @@ fn register(state: &SharedState, request: &RequestParts) -> Result<(Reply, Optio
     let services = &state.services;
     let presented = request.headers.get(header::AUTHORIZATION).is_some();
     let principal = if presented || !services.config().allow_registration {
-        Some(input::authenticate(state, &request.headers, request.peer)?)
+        Some(input::authenticate(state, &request.headers, request.peer, wssh_domain::audit::Surface::Rbac)?)
     } else {
         None
     };

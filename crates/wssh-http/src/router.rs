@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::gows::{self, Operation, Resource};
 use crate::respond::{self, Body, LoggedUser};
 use crate::shell;
-use crate::{access_token, alist, login_api, rbac, web};
+use crate::{access_token, alist, api, login_api, rbac, web};
 
 /// The largest request body accepted (1 MiB); larger ones get 413.
 pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -65,6 +65,9 @@ async fn route(
     let path = request.uri().path();
     if web::matches(path) {
         return Ok(web::handle(request, state, peer).await);
+    }
+    if api::matches(path) {
+        return Ok(api::handle(request, state, peer).await);
     }
     if alist::matches(path) {
         return Ok(alist::handle(request, state, peer).await);

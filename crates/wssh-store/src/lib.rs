@@ -9,6 +9,7 @@
 //! changes, so hot reads can be kept in a [`StoreCache`] that never serves a value older than
 //! the last change.
 
+mod audit;
 mod cache;
 mod error;
 mod migrations;
@@ -16,6 +17,7 @@ mod sqlite;
 mod throttle;
 mod traits;
 
+pub use audit::{AuditPage, AuditStore};
 pub use cache::{ChangeCounter, StoreCache};
 pub use error::{Conflict, StoreError};
 pub use migrations::{MIGRATIONS, Migration, MigrationStatus};

@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "login_client", sql: include_str!("../migrations/0004_login_client.sql") },
     Migration { version: 5, name: "alist_hash", sql: include_str!("../migrations/0005_alist_hash.sql") },
     Migration { version: 6, name: "login_failures", sql: include_str!("../migrations/0006_login_failures.sql") },
+    Migration { version: 7, name: "audit", sql: include_str!("../migrations/0007_audit.sql") },
 ];
 
 /// Where a database stands.

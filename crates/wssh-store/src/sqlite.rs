@@ -16,6 +16,7 @@ use wssh_domain::{
     UserProfile, Username,
 };
 
+mod audit;
 mod throttle;
 
 use crate::migrations::{self, MIGRATIONS, MigrationStatus};

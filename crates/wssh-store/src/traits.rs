@@ -187,7 +187,15 @@ pub trait LoginStore: Send + Sync {
 
 /// Everything wssh stores.
 pub trait Store:
-    UserStore + TokenStore + SessionStore + LoginStore + RoleStore + SshKeyStore + crate::ThrottleStore + ChangeCounter
+    UserStore
+    + TokenStore
+    + SessionStore
+    + LoginStore
+    + RoleStore
+    + SshKeyStore
+    + crate::ThrottleStore
+    + crate::AuditStore
+    + ChangeCounter
 {
 }
 
@@ -199,6 +207,7 @@ impl<T> Store for T where
         + RoleStore
         + SshKeyStore
         + crate::ThrottleStore
+        + crate::AuditStore
         + ChangeCounter
 {
 }

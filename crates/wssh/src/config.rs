@@ -42,6 +42,9 @@ pub(crate) struct ServerConfig {
     pub(crate) allow_registration: bool,
     /// wssh: listener limits, lockout, password rules (see `hardening.rs`).
     pub(crate) limits: crate::hardening::LimitsConfig,
+    /// wssh: stream the audit log as JSON lines to this file, or to standard error with `-`
+    /// (the `--audit-log` option wins).
+    pub(crate) audit_log: Option<PathBuf>,
 }
 
 /// One `initial_credentials` entry.

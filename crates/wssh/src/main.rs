@@ -2,6 +2,7 @@
 //! store, seeds the first users and sessions, starts the listeners and stops them on
 //! SIGTERM/SIGINT. Everything else lives in the library crates.
 
+mod audit_log;
 mod config;
 mod connect;
 mod hardening;
@@ -45,6 +46,9 @@ pub(crate) struct ServeArgs {
     /// Async worker threads (default: half the cores, at least one).
     #[arg(long, env = "WSSH_WORKERS")]
     pub(crate) workers: Option<NonZeroUsize>,
+    /// Also write the audit log as JSON lines to this file, or to standard error with `-`.
+    #[arg(long, value_name = "PATH|-")]
+    pub(crate) audit_log: Option<PathBuf>,
 }
 
 /// Async worker threads unless told otherwise: half the cores, at least one. The workers move

@@ -58,7 +58,10 @@ async fn start(args: &ServeArgs) -> Result<(Arc<AppState>, Vec<(TcpListener, Opt
 
     let store = Arc::new(SqliteStore::open(&data_dir.join(DATABASE_FILE))?);
     let throttle = config.limits.login_throttle(config.lockout_max_failures, config.lockout_window_seconds);
-    let auth = Authenticator::new(store.clone(), throttle)?;
+    let mut auth = Authenticator::new(store.clone(), throttle)?;
+    if let Some(target) = args.audit_log.as_ref().or(config.audit_log.as_ref()) {
+        auth = auth.with_audit_stream(crate::audit_log::open(target)?);
+    }
     let seeding = {
         let store = store.clone();
         let data_dir = data_dir.clone();

@@ -8,6 +8,7 @@
 //! input and resizes flow in. The connection ends with a close frame that says how the program
 //! exited; a connection that ends first takes the program's whole session down with it.
 
+mod audit;
 pub(crate) mod framing;
 mod output;
 
@@ -28,10 +29,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use wssh_auth::credentials::AuthorizationObject;
-use wssh_auth::{AuthError, Credentials};
+use wssh_auth::{AuthError, Credentials, Origin, Principal};
 use wssh_domain::SessionSpec;
+use wssh_domain::audit::Surface;
 use wssh_pty::{PtyCommand, WindowSize};
 
+use self::audit::ShellAudit;
 use self::framing::{ClientMessage, Framing, MAX_MESSAGE_BYTES, NATIVE_SUBPROTOCOL};
 use crate::SharedState;
 use crate::error::ApiError;
@@ -153,15 +156,16 @@ pub(crate) async fn open(
         None => (None, None),
     };
     let lookup_state = state.clone();
-    let (username, spec) = tokio::task::spawn_blocking(move || -> Result<(String, SessionSpec), ApiError> {
+    let (principal, spec) = tokio::task::spawn_blocking(move || -> Result<(Principal, SessionSpec), ApiError> {
         let credentials = match (object, authorization) {
             (Some(object), _) => object.into_credentials()?,
             (None, Some(header)) => Credentials::from_authorization_header(&header)?,
             (None, None) => return Err(AuthError::MissingCredentials.into()),
         };
-        let principal = lookup_state.auth.authenticate(&credentials, Some(peer.ip()))?;
+        let origin = Origin::login(Surface::Shell, Some(peer.ip()));
+        let principal = lookup_state.auth.authenticate_from(&credentials, &origin)?;
         let session = lookup_state.services.session_to_connect(&principal, &name)?;
-        Ok((principal.username.to_string(), session.spec))
+        Ok((principal, session.spec))
     })
     .await
     .map_err(|join_error| ApiError::internal(&join_error))??;
@@ -177,6 +181,8 @@ pub(crate) async fn open(
     if let Some(protocol) = protocol.and_then(|protocol| HeaderValue::from_str(&protocol).ok()) {
         headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
     }
+    let username = principal.username.to_string();
+    let trail = ShellAudit::new(state.clone(), principal);
     response.extensions_mut().insert(LoggedUser(username.clone()));
 
     tokio::spawn(async move {
@@ -188,7 +194,7 @@ pub(crate) async fn open(
                     .read_buffer_size(INPUT_BUFFER)
                     .write_buffer_size(0);
                 let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                run_shell(socket, framing, spec, &username).await;
+                run_shell(socket, framing, spec, &username, &trail).await;
             }
             Err(error) => tracing::debug!(%error, "upgrade failed"),
         }
@@ -210,8 +216,13 @@ fn close(code: CloseCode, reason: String) -> Message {
     Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from(reason) }))
 }
 
-async fn run_shell<S>(socket: WebSocketStream<S>, framing: Framing, spec: SessionSpec, username: &str)
-where
+async fn run_shell<S>(
+    socket: WebSocketStream<S>,
+    framing: Framing,
+    spec: SessionSpec,
+    username: &str,
+    trail: &ShellAudit,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut stream) = socket.split();
@@ -256,6 +267,7 @@ where
     };
     let pid = process.pid();
     tracing::info!(session = %spec.name, user = username, pid, "shell started");
+    trail.started(spec.name.as_str(), size.cols, size.rows);
     if let Some(started) = framing.started(&spec.cmd)
         && sink.send(Message::Binary(started)).await.is_err()
     {
@@ -331,6 +343,7 @@ where
             }
             output.abort();
             let status = process.terminate(Duration::from_millis(100)).await;
+            trail.ended(status.as_ref().ok().copied());
             let code = status.as_ref().ok().and_then(std::process::ExitStatus::code).unwrap_or(-1);
             tracing::info!(session = %spec.name, user = username, pid, code, "shell exited");
             let last_words = async {
@@ -345,15 +358,18 @@ where
             // Give the client a moment to answer the close handshake.
             let _ =
                 tokio::time::timeout(Duration::from_secs(1), async { while stream.next().await.is_some() {} }).await;
+            trail.detached();
         }
         Ending::ClientGone => {
             output.abort();
-            let _ = process.terminate(HANGUP_GRACE).await;
+            trail.detached();
+            trail.ended(process.terminate(HANGUP_GRACE).await.ok());
             tracing::info!(session = %spec.name, user = username, pid, "client left, shell ended");
         }
         Ending::Rejected(reason) => {
             output.abort();
-            let _ = process.terminate(HANGUP_GRACE).await;
+            trail.detached();
+            trail.ended(process.terminate(HANGUP_GRACE).await.ok());
             tracing::info!(session = %spec.name, user = username, pid, reason, "malformed frame, shell ended");
             let last_words = async {
                 let mut sink = sink.lock().await;
