@@ -103,10 +103,17 @@ fn totp_now(secret: &str) -> String {
     format!("{:06}", number % 1_000_000)
 }
 
-/// Opens a native shell on `session` with `authorization`, sizes it, types `input` and reads
-/// until the server closes.
-async fn run_shell(server: &Server, session: &str, authorization: &str, input: &str) {
-    let mut request = format!("ws://{}/{session}", server.addr).into_client_request().unwrap();
+/// A native shell connection.
+struct Conn {
+    socket: tokio_tungstenite::WebSocketStream<TcpStream>,
+    /// The `0x04` message's JSON.
+    hello: Value,
+}
+
+/// Opens `path` (a session, maybe with `?shell=…`) with `authorization`, sized 100x30; reads
+/// the `0x04` message that comes first.
+async fn open(server: &Server, path: &str, authorization: &str) -> Conn {
+    let mut request = format!("ws://{}{path}", server.addr).into_client_request().unwrap();
     request.headers_mut().insert("sec-websocket-protocol", "wssh.v1".parse().unwrap());
     request.headers_mut().insert("authorization", authorization.parse().unwrap());
     let stream = TcpStream::connect(server.addr).await.unwrap();
@@ -115,17 +122,29 @@ async fn run_shell(server: &Server, session: &str, authorization: &str, input: &
     resize.extend_from_slice(&100u16.to_be_bytes());
     resize.extend_from_slice(&30u16.to_be_bytes());
     socket.send(Message::Binary(resize.into())).await.unwrap();
-    let mut stdin = vec![0];
-    stdin.extend_from_slice(input.as_bytes());
-    socket.send(Message::Binary(stdin.into())).await.unwrap();
-    let closed = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(Ok(message)) = socket.next().await {
-            if matches!(message, Message::Close(_)) {
-                break;
+    let first = tokio::time::timeout(Duration::from_secs(20), socket.next()).await.expect("a first frame");
+    let Some(Ok(Message::Binary(frame))) = first else { panic!("a binary first frame, got {first:?}") };
+    assert_eq!(frame[0], 0x04, "the shell message first");
+    Conn { socket, hello: serde_json::from_slice(&frame[1..]).unwrap() }
+}
+
+impl Conn {
+    async fn type_text(&mut self, text: &str) {
+        let mut stdin = vec![0];
+        stdin.extend_from_slice(text.as_bytes());
+        self.socket.send(Message::Binary(stdin.into())).await.unwrap();
+    }
+
+    async fn read_to_close(&mut self) {
+        let closed = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(Ok(message)) = self.socket.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
             }
-        }
-    });
-    closed.await.expect("the shell ends");
+        });
+        closed.await.expect("the connection ends");
+    }
 }
 
 fn audit_config() -> Value {
@@ -304,33 +323,52 @@ async fn every_action_is_audited_once_with_its_actor_and_no_secret() {
     let events = expect(&client, &admin, &mut last, &["session.deleted"]).await;
     assert_eq!(events[0]["old"]["cmd"], "sh");
 
-    // A shell opened with a token: a token login, started, attached, detached, ended.
-    run_shell(&server, "sh", &admin, "exit 3\n").await;
-    let events = expect(
-        &client,
-        &admin,
-        &mut last,
-        &["login.succeeded", "shell.started", "shell.attached", "shell.detached", "shell.ended"],
-    )
-    .await;
+    // A live shell opened with a token: a token login, started, attached.
+    let mut owner = open(&server, "/sh", &admin).await;
+    let shell = owner.hello["shell"].as_str().unwrap().to_owned();
+    let events = expect(&client, &admin, &mut last, &["login.succeeded", "shell.started", "shell.attached"]).await;
     let login = one(&events, "login.succeeded");
     assert_eq!((login["method"].as_str(), login["surface"].as_str()), (Some("token"), Some("shell")));
     let started = one(&events, "shell.started");
-    assert_eq!(
-        (started["session"].as_str(), started["cols"].as_u64(), started["rows"].as_u64()),
-        (Some("sh"), Some(100), Some(30))
-    );
-    assert_eq!(actor(started), ("admin", "token"));
-    let shell = started["shell"].as_str().unwrap();
-    assert!(shell.len() >= 32, "{shell}");
-    assert!(
-        events
-            .iter()
-            .filter(|event| event["kind"].as_str().unwrap().starts_with("shell."))
-            .all(|event| event["shell"] == shell)
-    );
+    let size = (started["session"].as_str(), started["cols"].as_u64(), started["rows"].as_u64());
+    assert_eq!(size, (Some("sh"), Some(100), Some(30)));
+    assert_eq!((started["shell"].as_str(), actor(started)), (Some(shell.as_str()), ("admin", "token")));
     assert_eq!(one(&events, "shell.attached")["mode"], "control");
+
+    // A share link: created, used to attach in its mode, the holder detaches, revoked.
+    let body = json!({ "mode": "observe", "expires_in": 600 });
+    let shared = client.json("POST", &format!("/api/shells/{shell}/shares"), &[("authorization", &admin)], &body).await;
+    assert_eq!(shared.status, 201, "{}", shared.text);
+    let (share, share_token) = (shared.json["id"].as_str().unwrap(), shared.json["token"].as_str().unwrap());
+    secrets.push(share_token.to_owned());
+    let events = expect(&client, &admin, &mut last, &["share.created"]).await;
+    assert_eq!((events[0]["share"].as_str(), events[0]["mode"].as_str()), (Some(share), Some("observe")));
+    assert_eq!(actor(&events[0]), ("admin", "token"));
+    let mut guest = open(&server, &format!("/sh?shell={shell}"), &format!("Bearer {share_token}")).await;
+    let events = expect(&client, &admin, &mut last, &["share.used", "shell.attached"]).await;
+    assert_eq!(
+        (one(&events, "share.used")["share"].as_str(), one(&events, "share.used")["client"].as_str()),
+        (Some(share), Some("127.0.0.1"))
+    );
+    let attached = one(&events, "shell.attached");
+    assert_eq!((attached["mode"].as_str(), &attached["actor"]), (Some("observe"), &Value::Null));
+    guest.socket.close(None).await.unwrap();
+    let events = expect(&client, &admin, &mut last, &["shell.detached"]).await;
+    assert_eq!(events[0]["mode"], "observe");
+    let revoked = client
+        .raw("DELETE", &format!("/api/shells/{shell}/shares/{share}"), &[("authorization", &admin)], Vec::new())
+        .await;
+    assert_eq!(revoked.status, 204, "{}", revoked.text);
+    let events = expect(&client, &admin, &mut last, &["share.revoked"]).await;
+    assert_eq!((events[0]["share"].as_str(), actor(&events[0]).0), (Some(share), "admin"));
+
+    // The program exits: the owner's client detaches, the shell ends with the status.
+    owner.type_text("exit 3\n").await;
+    owner.read_to_close().await;
+    let events = expect(&client, &admin, &mut last, &["shell.detached", "shell.ended"]).await;
     assert_eq!(one(&events, "shell.ended")["exit_status"], 3);
+    assert!(one(&events, "shell.ended")["actor"].is_null());
+    assert!(events.iter().all(|event| event["shell"] == shell.as_str()));
 
     // The user deleted.
     assert_eq!(call(&client, "POST", &format!("/api/admin/user/delete?id={bob}"), &admin, None).await.status, 200);

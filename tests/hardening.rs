@@ -4,7 +4,7 @@
 mod support;
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -228,4 +228,207 @@ async fn the_account_cap_stops_many_addresses_but_not_the_users_own() {
     assert!(refused.header("retry-after").parse::<u64>().unwrap() > 60);
     // ...while the admin's own address still gets in.
     assert_eq!(list_as(&usual, "admin", ADMIN_PASSWORD).await.status, 200);
+}
+
+// ---- the hashing queue -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_password_flood_is_refused_with_503_while_a_real_user_logs_in() {
+    let mut config = support::default_config();
+    config["limits"] = json!({ "hash_queue": 8, "hash_queue_per_address": 2, "hash_queue_reserved": 2 });
+    let server = Server::start_with(config);
+    let flooders: Vec<Client> = (3..9).map(|host| server.client_from(ip(&format!("127.0.0.{host}")))).collect();
+    // Each flooding address has failed before (as a flood does within its first answers).
+    for flooder in &flooders {
+        assert_eq!(list_as(flooder, "nobody-0", "guess").await.status, 401);
+    }
+    let mut flood = tokio::task::JoinSet::new();
+    for (index, flooder) in flooders.iter().enumerate() {
+        for attempt in 0..150 {
+            let flooder = *flooder;
+            flood.spawn(async move {
+                let reply = list_as(&flooder, &format!("nobody-{index}-{attempt}"), "guess").await;
+                (reply.status, reply.header("retry-after").to_owned())
+            });
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The real user, from an address that has not failed, gets in during the flood.
+    let real = server.client_from(ip(NEIGHBOUR));
+    assert_eq!(list_as(&real, "admin", ADMIN_PASSWORD).await.status, 200);
+    let still_flooding = !flood.is_empty();
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    while let Some(result) = flood.join_next().await {
+        let (status, retry_after) = result.unwrap();
+        *statuses.entry(status).or_default() += 1;
+        assert!([401, 429, 503].contains(&status), "unexpected {status}");
+        if status == 503 {
+            assert_eq!(retry_after, "1", "503 carries Retry-After");
+        }
+    }
+    assert!(still_flooding);
+    assert!(statuses.get(&503).copied().unwrap_or(0) > 100, "the flood was not refused: {statuses:?}");
+    assert_eq!(list_as(&real, "admin", ADMIN_PASSWORD).await.status, 200);
+}
+
+// ---- teardown ----------------------------------------------------------------------------------
+
+/// The grace the server gives a disconnected client's programs (shell/mod.rs's HANGUP_GRACE).
+const HANGUP_GRACE: Duration = Duration::from_secs(2);
+
+/// (pid, parent pid, session id) of every live (non-zombie) process.
+fn processes() -> Vec<(i32, i32, i32)> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().filter_map(Result::ok) {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(end) = stat.rfind(')') else { continue };
+        let fields: Vec<&str> = stat[end + 1..].split_whitespace().collect();
+        if fields[0] != "Z" {
+            all.push((pid, fields[1].parse().unwrap(), fields[3].parse().unwrap()));
+        }
+    }
+    all
+}
+
+/// Live processes in the sessions the server's children lead.
+fn shell_processes(server_pid: i32) -> usize {
+    let all = processes();
+    let sessions: std::collections::HashSet<i32> =
+        all.iter().filter(|(pid, parent, session)| *parent == server_pid && pid == session).map(|p| p.0).collect();
+    all.iter().filter(|(_, _, session)| sessions.contains(session)).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_hundred_shells_dropped_at_once_are_gone_within_the_grace() {
+    const SHELLS: usize = 500;
+    let mut config = support::default_config();
+    config["limits"] = json!({ "max_connections_per_address": 2000, "max_connections": 4000 });
+    // Shells that end with their connection, as many as the test opens.
+    config["shell_detach_timeout_seconds"] = json!(0);
+    config["shell_limit_per_user"] = json!(SHELLS);
+    config["shell_limit_total"] = json!(SHELLS);
+    // Two processes per session: a background job beside the program.
+    config["initial_sessions"] =
+        json!([{ "name": "pair", "cmd": "sh", "args": ["-c", "sleep 1000 & exec sleep 1001"], "dir": "/tmp" }]);
+    let server = Server::start_with(config);
+    let server_pid = i32::try_from(server.pid()).unwrap();
+    let client = server.client();
+    let (identifier, token) = login(&client, "admin", ADMIN_PASSWORD).await;
+    let credential = format!("token%3D{token}%26username%3Dadmin%26type%3Dtoken%26identifier%3D{identifier}");
+    let mut shells = Vec::new();
+    for _ in 0..SHELLS {
+        let mut request = format!("ws://{}/pair", server.addr).into_client_request().unwrap();
+        request.headers_mut().insert("sec-websocket-protocol", format!("wssh.v1, {credential}").parse().unwrap());
+        let (mut socket, _) = tokio_tungstenite::client_async(request, client.connect().await).await.expect("shell");
+        socket.send(Message::Binary(vec![1, 0, 80, 0, 24].into())).await.unwrap();
+        shells.push(socket);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while shell_processes(server_pid) < 2 * SHELLS {
+        assert!(Instant::now() < deadline, "only {} processes started", shell_processes(server_pid));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Every client leaves at once.
+    let dropped = Instant::now();
+    drop(shells);
+    let mut slowest_health = Duration::ZERO;
+    loop {
+        let asked = Instant::now();
+        let health = tokio::time::timeout(Duration::from_secs(5), client.raw("GET", "/healthz", &[], Vec::new()))
+            .await
+            .expect("/healthz answered during the teardown");
+        assert_eq!(health.status, 200);
+        slowest_health = slowest_health.max(asked.elapsed());
+        let left = tokio::task::spawn_blocking(move || shell_processes(server_pid)).await.unwrap();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            dropped.elapsed() < HANGUP_GRACE + Duration::from_secs(3),
+            "{left} processes left {:?} after the clients left",
+            dropped.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A correctness bound with a wide margin; the 100 ms target is the bench's.
+    assert!(slowest_health < Duration::from_secs(1), "/healthz took {slowest_health:?} during the teardown");
+}
+
+// ---- files and single ownership ----------------------------------------------------------------
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap_or_else(|error| panic!("{}: {error}", path.display())).permissions().mode() & 0o777
+}
+
+#[tokio::test]
+async fn the_database_and_secret_files_are_owner_only_whatever_the_directory_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let temp = tempfile::tempdir().unwrap();
+    let data = temp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // No configured users: the generated administrator's password is written to a file.
+    let server = Server::spawn(temp.path(), &["--data-dir", "data"]);
+    assert_eq!(server.client().raw("GET", "/healthz", &[], Vec::new()).await.status, 200);
+    let files = ["wssh.db", "wssh.db-wal", "wssh.db-shm", "initial-admin-password", "wssh.lock"];
+    for file in files {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    // Files left readable by an older version or an operator are narrowed on the next start.
+    let mut server = server;
+    assert!(server.terminate().success());
+    for file in ["wssh.db", "wssh.db-wal", "wssh.db-shm"] {
+        if data.join(file).exists() {
+            std::fs::set_permissions(data.join(file), std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+    let server = Server::spawn(temp.path(), &["--data-dir", "data"]);
+    assert_eq!(server.client().raw("GET", "/healthz", &[], Vec::new()).await.status, 200);
+    for file in ["wssh.db", "wssh.db-wal", "wssh.db-shm"] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file} after a restart");
+    }
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_directory_refuses_to_start() {
+    let server = Server::start();
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_wssh"))
+        .args(["serve", "--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0"])
+        .current_dir(&server.root)
+        .output()
+        .unwrap();
+    assert!(!second.status.success(), "the second server started");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("another wssh server"), "{stderr}");
+    assert!(stderr.contains(&format!("pid {}", server.pid())), "{stderr}");
+    // The first one is unaffected.
+    assert_eq!(server.client().raw("GET", "/healthz", &[], Vec::new()).await.status, 200);
+}
+
+#[tokio::test]
+async fn the_native_framing_refuses_a_0x0_resize() {
+    let server = Server::start();
+    let client = server.client();
+    let (identifier, token) = login(&client, "admin", ADMIN_PASSWORD).await;
+    let credential = format!("token%3D{token}%26username%3Dadmin%26type%3Dtoken%26identifier%3D{identifier}");
+    let mut request = format!("ws://{}/bash", server.addr).into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", format!("wssh.v1, {credential}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::client_async(request, client.connect().await).await.expect("shell");
+    socket.send(Message::Binary(vec![1, 0, 0, 0, 0].into())).await.unwrap();
+    let mut rejected = None;
+    while let Some(Ok(message)) = tokio::time::timeout(Duration::from_secs(10), socket.next()).await.expect("answer") {
+        match message {
+            Message::Binary(frame) if frame.first() == Some(&3) => {
+                rejected = Some(String::from_utf8_lossy(&frame[1..]).into_owned());
+            }
+            Message::Binary(frame) => panic!("a program started: frame {:?}", &frame[..1]),
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    let rejected = rejected.expect("a rejection frame");
+    assert!(rejected.contains("terminal size out of range"), "{rejected}");
 }

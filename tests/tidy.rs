@@ -1,4 +1,5 @@
-//! Tidy checks run as a test: the layers depend downward only, every crate is named in
+//! Tidy checks run as a test: the layers depend downward only, the transport calls no store
+//! and the service crate names no database driver, every crate is named in
 //! docs/architecture.md, and every Rust file starts with a `//!` doc saying what it holds.
 
 use std::collections::{HashMap, HashSet};
@@ -67,6 +68,7 @@ fn layers_depend_downward_only() {
         ("wssh-store", &["tokio", "hyper", "argon2", "wssh-auth", "wssh-http"]),
         ("wssh-auth", &["tokio", "hyper", "wssh-http"]),
         ("wssh-pty", &["hyper", "rusqlite", "argon2", "wssh-store", "wssh-auth", "wssh-http"]),
+        ("wssh-core", &["tokio", "hyper", "http", "wssh-pty", "wssh-http"]),
         ("wssh-http", &["wssh"]),
     ];
     for (krate, banned) in forbidden {
@@ -114,5 +116,50 @@ fn architecture_doc_names_every_crate() {
     for entry in std::fs::read_dir(root.join("crates")).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         assert!(doc.contains(&format!("`crates/{name}`")), "docs/architecture.md does not describe crates/{name}");
+    }
+}
+
+/// The names of a workspace member's direct normal (non-dev) dependencies, from its manifest.
+fn direct_dependencies(krate: &str) -> Vec<String> {
+    let manifest = std::fs::read_to_string(project_root().join("crates").join(krate).join("Cargo.toml")).unwrap();
+    let mut names = Vec::new();
+    let mut in_dependencies = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_dependencies = line == "[dependencies]";
+        } else if in_dependencies && let Some((name, _)) = line.split_once(['=', '.']) {
+            names.push(name.trim().to_owned());
+        }
+    }
+    names
+}
+
+/// Database drivers and pools: what only a store implementation may depend on.
+const DATABASE_DRIVERS: [&str; 6] = ["rusqlite", "r2d2", "r2d2_sqlite", "libsqlite3-sys", "postgres", "sqlx"];
+
+#[test]
+fn the_transport_calls_no_store() {
+    let dependencies = direct_dependencies("wssh-http");
+    assert!(dependencies.iter().any(|name| name == "wssh-core"), "wssh-http goes through the services");
+    for banned in ["wssh-store"].iter().chain(DATABASE_DRIVERS.iter()) {
+        assert!(!dependencies.iter().any(|name| name == banned), "wssh-http must not depend on {banned}");
+    }
+    let mut files = Vec::new();
+    rust_files(&project_root().join("crates/wssh-http/src"), &mut files);
+    assert!(files.len() > 5);
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for call in [".store()", "wssh_store::"] {
+            assert!(!text.contains(call), "{} calls the store ({call}); go through wssh-core", path.display());
+        }
+    }
+}
+
+#[test]
+fn the_service_crate_names_no_database_driver() {
+    let dependencies = direct_dependencies("wssh-core");
+    assert!(dependencies.iter().any(|name| name == "wssh-store"), "{dependencies:?}");
+    for driver in DATABASE_DRIVERS {
+        assert!(!dependencies.iter().any(|name| name == driver), "wssh-core must not depend on {driver}");
     }
 }

@@ -32,6 +32,12 @@ pub enum AuthError {
         /// Seconds until the oldest counted failure leaves the window.
         retry_after_seconds: u64,
     },
+    /// Password hashing is saturated; try again after this many seconds.
+    #[error("the server is busy, try again shortly")]
+    Busy {
+        /// Seconds to wait.
+        retry_after_seconds: u64,
+    },
     /// Authenticated, but the principal lacks this permission.
     #[error("permission {0} required")]
     Forbidden(Permission),

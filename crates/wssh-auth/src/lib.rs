@@ -5,6 +5,8 @@
 //! * [`credentials`]: what a client presents ([`Credentials`]) and how the forms it can take
 //!   (go_ws_sh's `authorization` object, `Basic`, `Bearer` with base64 JSON or an opaque token)
 //!   are read.
+//! * [`throttle`]: the login throttle.
+//! * [`hash_queue`]: the bounded, fair queue in front of password hashing.
 //! * [`throttle`]: the failed-login lockout.
 //! * [`audit`]: the audit log's writer (store and JSON-lines stream).
 //! * [`totp`]: TOTP two-factor codes and the QR code a user scans to enrol.
@@ -18,6 +20,7 @@
 pub mod audit;
 pub mod credentials;
 mod error;
+pub mod hash_queue;
 pub mod jwt;
 pub mod password;
 mod principal;

@@ -1,7 +1,7 @@
 //! Resolution: credentials in, a [`Principal`] or a precise refusal out.
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::Arc;
 use std::time::Duration;
 
 use wssh_domain::{
@@ -15,6 +15,7 @@ use wssh_domain::audit::{AuditEvent, LoginFailure, LoginMethod, Surface, UNKNOWN
 use crate::audit::Auditor;
 use crate::jwt::{JwtKeys, claims_for};
 
+use crate::hash_queue::{HashQueue, HashQueueLimits, Requester};
 use crate::password::{hash_alist_digest, hash_password, is_alist_digest, verify_decoy, verify_password};
 use crate::secret::{
     generate_password, generate_token_identifier, generate_token_secret, hash_token_secret, hashes_equal,
@@ -147,80 +148,12 @@ impl Resolved {
     }
 }
 
-/// A fixed pool of threads that run every argon2 hash and verification.
-///
-/// It bounds concurrent hashing and, as important, memory: each argon2 run allocates 19 MiB,
-/// which the allocator may keep in the arena of the thread that ran it. On a few dedicated
-/// threads that memory is reused; spread over the runtime's many blocking threads it would pile
-/// up with every login. A login storm must not slow the shells: the pool leaves one core free
-/// (one thread fewer than the cores, at least one) and its threads run at a lower priority
-/// (nice 10), so keystrokes and output always win the CPU.
-struct HashPool {
-    jobs: Mutex<mpsc::Sender<Box<dyn FnOnce() + Send>>>,
-}
-
-impl std::fmt::Debug for HashPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HashPool").finish_non_exhaustive()
-    }
-}
-
-/// Lowers the calling thread's scheduling priority to nice 10 (Linux: `setpriority` on a
-/// thread id acts on that thread alone). Failure only costs fairness, so it is logged.
-fn lower_this_threads_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: gettid has no preconditions; setpriority only reads its integer arguments.
-        let result = unsafe {
-            let thread = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, thread, 10)
-        };
-        if result != 0 {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the hashing thread's priority");
-        }
-    }
-}
-
-impl HashPool {
-    fn new(threads: usize) -> Self {
-        let (sender, receiver) = mpsc::channel::<Box<dyn FnOnce() + Send>>();
-        let receiver = Arc::new(Mutex::new(receiver));
-        for index in 0..threads.max(1) {
-            let receiver = receiver.clone();
-            let spawned = std::thread::Builder::new().name(format!("wssh-argon2-{index}")).spawn(move || {
-                lower_this_threads_priority();
-                loop {
-                    let job = receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv();
-                    match job {
-                        Ok(job) => job(),
-                        Err(_) => break,
-                    }
-                }
-            });
-            if let Err(error) = spawned {
-                tracing::warn!(%error, "cannot start a password hashing thread");
-            }
-        }
-        HashPool { jobs: Mutex::new(sender) }
-    }
-
-    /// Runs `work` on the pool and waits for it; `None` if the pool could not run it.
-    fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-        let (reply, result) = mpsc::sync_channel(1);
-        let job: Box<dyn FnOnce() + Send> = Box::new(move || {
-            let _ = reply.send(work());
-        });
-        self.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).send(job).ok()?;
-        result.recv().ok()
-    }
-}
-
 /// Checks credentials against the store. Its methods block (argon2, storage): call them from
 /// a blocking thread.
 pub struct Authenticator {
     store: Arc<dyn Store>,
     throttle: LoginThrottle,
-    hash_pool: HashPool,
+    hash_pool: HashQueue,
     jwt: JwtKeys,
     lifetimes: LoginLifetimes,
     /// Tokens and logins resolved recently, so a busy client costs no storage reads.
@@ -240,6 +173,7 @@ impl Authenticator {
     /// read from the store, or generated (256 random bits) and kept there on the first start.
     pub fn new(store: Arc<dyn Store>, throttle: LoginThrottle) -> Result<Self, AuthError> {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let threads = cores.saturating_sub(1).max(1);
         let secret = store.setting_or_create(SIGNING_KEY_SETTING, &|| {
             let mut key = vec![0u8; 32];
             crate::secret::fill_random(&mut key);
@@ -249,11 +183,23 @@ impl Authenticator {
             audit: Auditor::new(store.clone()),
             store,
             throttle,
-            hash_pool: HashPool::new(cores.saturating_sub(1).max(1)),
+            hash_pool: HashQueue::new(threads, HashQueueLimits::for_threads(threads)),
             jwt: JwtKeys::new(&secret),
             lifetimes: LoginLifetimes::default(),
             resolved: StoreCache::new(RESOLVED_CAPACITY, RESOLVED_TTL),
         })
+    }
+
+    /// Sets how many password hashes may wait or run, in all and per client address.
+    #[must_use]
+    pub fn with_hash_queue_limits(mut self, limits: HashQueueLimits) -> Self {
+        self.hash_pool.set_limits(limits);
+        self
+    }
+
+    /// How many password hashes may wait or run.
+    pub fn hash_queue_limits(&self) -> HashQueueLimits {
+        self.hash_pool.limits()
     }
 
     /// Sets how long logins' tokens live.
@@ -337,6 +283,40 @@ impl Authenticator {
             ),
             _ => {}
         }
+    }
+
+    /// The standing now of a principal resolved earlier, for a connection that lasts: the
+    /// user must still exist and be enabled, and the credential it authenticated with must
+    /// still work (the token usable, the login active; a password is not asked again). The
+    /// permissions are the current ones. `InvalidCredentials` once that is no longer so.
+    pub fn recheck(&self, principal: &Principal) -> Result<Principal, AuthError> {
+        let now = Timestamp::now();
+        let (user_id, narrowed) = match &principal.method {
+            AuthMethod::Password => (principal.user_id, None),
+            AuthMethod::Token(identifier) => {
+                let token = self
+                    .store
+                    .find_token(identifier.as_str())?
+                    .filter(|token| token.is_usable(now))
+                    .ok_or(AuthError::InvalidCredentials)?;
+                (token.user_id, Some(token.permissions.unwrap_or_else(PermissionSet::all)))
+            }
+            AuthMethod::Login(id) => {
+                let login = self
+                    .store
+                    .find_login(id)?
+                    .filter(|login| login.is_active(now))
+                    .ok_or(AuthError::InvalidCredentials)?;
+                (login.user_id, None)
+            }
+        };
+        if user_id != principal.user_id {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let user =
+            self.store.find_user_by_id(user_id)?.filter(|user| !user.disabled).ok_or(AuthError::InvalidCredentials)?;
+        let permissions = narrowed.map_or(user.permissions, |narrowed| user.permissions.intersection(narrowed));
+        Ok(Principal { user_id, username: user.username, permissions, method: principal.method.clone() })
     }
 
     /// Resolves an access token or an access JWT from memory alone, without blocking: `Some`
@@ -574,7 +554,11 @@ impl Authenticator {
         if username.is_empty() || presented.is_empty() || presented.len() > Password::MAX_BYTES {
             return Err(AuthError::InvalidCredentials);
         }
-        self.throttle.check(&*self.store, username, client)?;
+        let standing = self.throttle.check(&*self.store, username, client)?;
+        let requester = Requester::Client {
+            address: crate::throttle::address_key(client),
+            has_failed: standing.address_has_failed,
+        };
         let user = self.store.find_user(username)?;
         let (stored, presented_form) = match (form, &user) {
             (_, None) => (None, presented.to_owned()),
@@ -584,13 +568,10 @@ impl Authenticator {
                 (stored, presented.to_ascii_lowercase())
             }
         };
-        let matches = self
-            .hash_pool
-            .run(move || match stored {
-                Some(stored) => verify_password(&presented_form, &stored),
-                None => verify_decoy(&presented_form),
-            })
-            .ok_or(AuthError::Hashing)?;
+        let matches = self.hash_pool.run(&requester, move || match stored {
+            Some(stored) => verify_password(&presented_form, &stored),
+            None => verify_decoy(&presented_form),
+        })?;
         let user = match user {
             Some(user) if matches => user,
             _ => {
@@ -651,7 +632,7 @@ impl Authenticator {
     /// has changed meanwhile. Call it wherever a password is set in plain text.
     pub fn remember_alist_hash(&self, user: UserId, password_hash: &str, password: &Password) -> Result<(), AuthError> {
         let password = password.clone();
-        let alist_hash = self.hash_pool.run(move || hash_alist_digest(&password)).ok_or(AuthError::Hashing)??;
+        let alist_hash = self.hash_pool.run(&Requester::Internal, move || hash_alist_digest(&password))??;
         self.store.set_alist_password_hash(user, password_hash, &alist_hash)?;
         Ok(())
     }
@@ -772,7 +753,7 @@ impl Authenticator {
     /// Hashes a new password, within the bound on concurrent hashing.
     pub fn hash_password(&self, password: &Password) -> Result<String, AuthError> {
         let password = password.clone();
-        self.hash_pool.run(move || hash_password(&password)).ok_or(AuthError::Hashing)?
+        self.hash_pool.run(&Requester::Internal, move || hash_password(&password))?
     }
 
     /// Mints a token for `owner`; the secret in the result is the only copy.

@@ -30,6 +30,13 @@ const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The first delay once a pair or an address is throttled; it doubles with each failure.
 const FIRST_DELAY: Duration = Duration::from_secs(60);
 
+/// What the throttle knows of an attempt it lets through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// Whether a login from this address failed within the window (for any account).
+    pub address_has_failed: bool,
+}
+
 /// The throttle's limits.
 #[derive(Debug, Clone)]
 pub struct LoginThrottle {
@@ -62,7 +69,7 @@ fn account_key(username: &str) -> String {
 }
 
 /// What a client address is counted under: IPv4 as it is, IPv6 by its /64, "-" when unknown.
-fn address_key(client: Option<IpAddr>) -> String {
+pub(crate) fn address_key(client: Option<IpAddr>) -> String {
     match client {
         None => "-".to_owned(),
         Some(IpAddr::V4(v4)) => v4.to_string(),
@@ -145,8 +152,13 @@ impl LoginThrottle {
     }
 
     /// Refuses with [`AuthError::TooManyAttempts`] when this account, from this address, must
-    /// wait.
-    pub fn check(&self, store: &dyn ThrottleStore, username: &str, client: Option<IpAddr>) -> Result<(), AuthError> {
+    /// wait; otherwise tells whether the address failed lately.
+    pub fn check(
+        &self,
+        store: &dyn ThrottleStore,
+        username: &str,
+        client: Option<IpAddr>,
+    ) -> Result<Standing, AuthError> {
         let now = now_ms();
         let (account, address) = (account_key(username), address_key(client));
         let times = store.login_failures(&account, &address, now - millis(self.lookback()), self.fetch_limit())?;
@@ -166,7 +178,10 @@ impl LoginThrottle {
             Some(wait) => Err(AuthError::TooManyAttempts {
                 retry_after_seconds: u64::try_from(wait).unwrap_or(0).div_ceil(1000).max(1),
             }),
-            None => Ok(()),
+            None => {
+                let since = now - millis(self.window);
+                Ok(Standing { address_has_failed: times.address.iter().any(|time| *time >= since) })
+            }
         }
     }
 

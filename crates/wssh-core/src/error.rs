@@ -18,6 +18,8 @@ pub enum Entity {
     Session,
     /// An SSH key.
     SshKey,
+    /// Anything else a store found missing.
+    Resource,
 }
 
 impl Entity {
@@ -29,6 +31,7 @@ impl Entity {
             Entity::Token => "Token",
             Entity::Session => "Session",
             Entity::SshKey => "SSH key",
+            Entity::Resource => "Resource",
         }
     }
 }
@@ -69,7 +72,7 @@ pub enum CoreError {
     /// Authentication failed (credentials, two-factor codes, lockout) or hashing failed.
     #[error(transparent)]
     Auth(AuthError),
-    /// Storage failed.
+    /// Storage failed (the database could not be reached or read).
     #[error(transparent)]
     Store(StoreError),
 }
@@ -90,7 +93,8 @@ impl From<StoreError> for CoreError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict(conflict) => CoreError::Conflict(conflict),
-            other => CoreError::Store(other),
+            StoreError::NotFound => CoreError::NotFound(Entity::Resource),
+            backend @ StoreError::Backend(_) => CoreError::Store(backend),
         }
     }
 }

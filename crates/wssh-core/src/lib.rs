@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 use wssh_auth::Authenticator;
 pub use wssh_auth::Principal;
-pub use wssh_store::Conflict;
 use wssh_store::Store;
+pub use wssh_store::{Conflict, StoreCache};
 
 pub use error::{CoreError, Entity};
 pub use roles::RoleChanges;

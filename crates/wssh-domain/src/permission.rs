@@ -24,6 +24,10 @@ pub enum Permission {
     RolesRead,
     /// Create, change and delete roles, and bind them to users.
     RolesWrite,
+    /// Watch other users' live shells (output only).
+    ShellsObserve,
+    /// Take part in other users' live shells (input and resizes).
+    ShellsControl,
     /// Read the audit log.
     AuditRead,
     /// List, read and delete shell recordings.
@@ -32,7 +36,7 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission the server knows, in a stable order.
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 13] = [
         Permission::SessionsRead,
         Permission::SessionsWrite,
         Permission::SessionsConnect,
@@ -42,6 +46,8 @@ impl Permission {
         Permission::UsersWrite,
         Permission::RolesRead,
         Permission::RolesWrite,
+        Permission::ShellsObserve,
+        Permission::ShellsControl,
         Permission::AuditRead,
         Permission::RecordingsRead,
     ];
@@ -58,6 +64,8 @@ impl Permission {
             Permission::UsersWrite => "users:write",
             Permission::RolesRead => "roles:read",
             Permission::RolesWrite => "roles:write",
+            Permission::ShellsObserve => "shells:observe",
+            Permission::ShellsControl => "shells:control",
             Permission::AuditRead => "audit:read",
             Permission::RecordingsRead => "recordings:read",
         }

@@ -7,12 +7,8 @@
 //! secret is shown once, in the reply that mints it; lists never show it. A token's rights are
 //! its owner's intersected with its own `permissions`.
 
-use std::net::SocketAddr;
-
-use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use http::header::HeaderMap;
+use http::{Method, Response, StatusCode};
 use percent_encoding::percent_decode_str;
 use serde_json::{Value, json};
 use wssh_auth::Principal;
@@ -23,7 +19,10 @@ use crate::SharedState;
 use crate::error::ApiError;
 use crate::input::{self, Object, Query};
 use crate::respond::{self, Body, LoggedUser};
-use crate::router::read_body;
+use crate::surface::{Call, Misroute, Surface};
+
+/// How the audit log names this surface.
+const SURFACE: wssh_domain::audit::Surface = wssh_domain::audit::Surface::AccessToken;
 
 /// The path prefix of this surface.
 const PREFIX: &str = "/AccessToken";
@@ -41,7 +40,7 @@ pub(crate) fn matches(path: &str) -> bool {
 
 /// A route of this surface, with its path parameters (raw, still percent-encoded).
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Route {
+pub(crate) enum Route {
     /// `/AccessToken/{appKey}`: list and create.
     Collection { app_key: String },
     /// `/AccessToken/{appKey}/{id}`: update and delete.
@@ -80,78 +79,54 @@ fn success(data: Value) -> Response<Body> {
     respond::json(StatusCode::OK, &json!({ "code": 200, "data": data, "error": "" }))
 }
 
-/// The seed's error envelope: `{code, data: null, error}` with `code` equal to the status.
-fn error(failure: &ApiError) -> Response<Body> {
-    let mut response = respond::json(
-        failure.status,
-        &json!({ "code": failure.status.as_u16(), "data": Value::Null, "error": failure.message }),
-    );
-    let headers = response.headers_mut();
-    if let Some(seconds) = failure.retry_after {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    if failure.status == StatusCode::UNAUTHORIZED {
-        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"wssh\""));
-    }
-    response
-}
+/// Seed 002's access tokens, on the shared skeleton.
+pub(crate) struct AccessTokens;
 
-/// Answers one request of this surface.
-pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer: SocketAddr) -> Response<Body> {
-    let Some(route) = Route::at(request.uri().path()) else {
-        return error(&ApiError::not_found("Not found"));
-    };
-    if !route.allows(request.method()) {
-        let mut response = error(&ApiError::method_not_allowed());
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(route.allow_header()));
-        return response;
-    }
-    let method = request.method().clone();
-    let headers = request.headers().clone();
-    let query = Query::parse(request.uri().query());
-    let body = match read_body(request).await {
-        Ok(body) => body,
-        Err(failure) => return error(&failure),
-    };
-    let outcome = tokio::task::spawn_blocking(move || run(&state, &route, &method, &headers, &query, &body, peer))
-        .await
-        .unwrap_or_else(|join_error| Err(ApiError::internal(&join_error)));
-    match outcome {
-        Ok((data, username)) => {
-            let mut response = success(data);
-            response.extensions_mut().insert(LoggedUser(username));
-            response
+impl Surface for AccessTokens {
+    type Route = Route;
+
+    fn route(path: &str, method: &Method, _headers: &HeaderMap) -> Result<Route, Misroute> {
+        let route = Route::at(path).ok_or(Misroute::NotFound)?;
+        if !route.allows(method) {
+            return Err(Misroute::MethodNotAllowed(Some(route.allow_header())));
         }
-        Err(failure) => error(&failure),
+        Ok(route)
+    }
+
+    /// The seed's error envelope: `{code, data: null, error}` with `code` equal to the status.
+    fn refuse(failure: &ApiError) -> Response<Body> {
+        respond::refusal(
+            failure,
+            &json!({ "code": failure.status.as_u16(), "data": Value::Null, "error": failure.message }),
+        )
+    }
+
+    fn run(state: &SharedState, route: Route, call: &Call) -> Result<Response<Body>, ApiError> {
+        let (data, username) = run(state, &route, call)?;
+        let mut response = success(data);
+        response.extensions_mut().insert(LoggedUser(username));
+        Ok(response)
     }
 }
 
 /// Runs one operation; the data of the reply and the caller's name, or the refusal.
-fn run(
-    state: &SharedState,
-    route: &Route,
-    method: &Method,
-    headers: &HeaderMap,
-    query: &Query,
-    body: &Bytes,
-    peer: SocketAddr,
-) -> Result<(Value, String), ApiError> {
-    let principal = input::authenticate(state, headers, peer, wssh_domain::audit::Surface::AccessToken)?;
+fn run(state: &SharedState, route: &Route, call: &Call) -> Result<(Value, String), ApiError> {
+    let principal = input::authenticate(state, &call.headers, call.peer, SURFACE)?;
     let operations = Operations { services: &state.services, principal: &principal };
     let data = match route {
         Route::Collection { app_key } => {
             let app_key = decode_app_key(app_key)?;
-            if *method == Method::GET {
-                operations.list(&app_key, query)?
+            if call.method == Method::GET {
+                operations.list(&app_key, &call.query)?
             } else {
-                operations.create(&app_key, body)?
+                operations.create(&app_key, &call.body)?
             }
         }
         Route::Item { app_key, id } => {
             let app_key = decode_app_key(app_key)?;
             let identifier = parse_identifier(id)?;
-            if *method == Method::PUT {
-                operations.update(&app_key, &identifier, body)?
+            if call.method == Method::PUT {
+                operations.update(&app_key, &identifier, &call.body)?
             } else {
                 operations.delete(&app_key, &identifier)?
             }

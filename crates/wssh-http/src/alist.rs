@@ -14,25 +14,21 @@
 //! `data: null`. Checks run in this order: method (405), body size (413), credentials (401,
 //! 429), permission (403), input (400), existence and conflicts (404, 409).
 
-use std::net::SocketAddr;
-
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use http::{Method, Response, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use wssh_auth::{AuthError, Credentials, Origin, Principal};
 use wssh_core::{CoreError, NewAccount, ProfileChanges, UserChanges, UserRef, limits, rank};
-use wssh_domain::audit::Surface;
+use wssh_domain::audit::Surface as AuditSurface;
 use wssh_domain::{LoginClient, Password, Permission, RoleKey, SshKey, User, UserId, UserProfile, Username};
 
 use crate::SharedState;
 use crate::error::ApiError;
 use crate::input::{self, LoginBody};
 use crate::respond::{self, Body, LoggedUser};
-use crate::router::read_body;
+use crate::surface::{Call, Misroute, Surface};
 
 /// How long an alist login's JWT lives: 48 hours, as alist's tokens do.
 const LOGIN_SECONDS: i64 = 48 * 3600;
@@ -47,7 +43,7 @@ const ALIST_ROLE_ADMIN: i64 = 2;
 
 /// The routes of this surface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub(crate) enum Route {
     Login,
     LoginHash,
     TwoFactorGenerate,
@@ -108,36 +104,34 @@ pub(crate) fn matches(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/")
 }
 
-/// One request, read off the connection.
-struct Call {
-    route: Route,
-    headers: HeaderMap,
-    query: String,
-    body: Bytes,
-    peer: SocketAddr,
-}
+/// How the audit log names this surface.
+const SURFACE: AuditSurface = AuditSurface::Alist;
 
-/// Answers one request of this surface.
-pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer: SocketAddr) -> Response<Body> {
-    let Some(route) = Route::at(request.uri().path()) else {
-        return error(&ApiError::not_found("Not found"));
-    };
-    if *request.method() != route.method() {
-        let mut response = error(&ApiError::method_not_allowed());
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(route.allow()));
-        return response;
+/// The alist surfaces, on the shared skeleton.
+pub(crate) struct Alist;
+
+impl Surface for Alist {
+    type Route = Route;
+
+    fn route(path: &str, method: &Method, _headers: &HeaderMap) -> Result<Route, Misroute> {
+        let route = Route::at(path).ok_or(Misroute::NotFound)?;
+        if *method != route.method() {
+            return Err(Misroute::MethodNotAllowed(Some(route.allow())));
+        }
+        Ok(route)
     }
-    let headers = request.headers().clone();
-    let query = request.uri().query().unwrap_or_default().to_owned();
-    let body = match read_body(request).await {
-        Ok(body) => body,
-        Err(failure) => return error(&failure),
-    };
-    let call = Call { route, headers, query, body, peer };
-    tokio::task::spawn_blocking(move || run(&state, &call))
-        .await
-        .unwrap_or_else(|join_error| Err(ApiError::internal(&join_error)))
-        .unwrap_or_else(|failure| error(&failure))
+
+    /// An error in alist's envelope: `{code, message, data: null}` with `code` = the status.
+    fn refuse(failure: &ApiError) -> Response<Body> {
+        respond::refusal(
+            failure,
+            &json!({ "code": failure.status.as_u16(), "message": failure.message, "data": Value::Null }),
+        )
+    }
+
+    fn run(state: &SharedState, route: Route, call: &Call) -> Result<Response<Body>, ApiError> {
+        run(state, route, call)
+    }
 }
 
 /// alist's success envelope.
@@ -145,43 +139,28 @@ pub(crate) fn success(data: Value) -> Response<Body> {
     respond::json(StatusCode::OK, &json!({ "code": 200, "message": "success", "data": data }))
 }
 
-/// An error in alist's envelope: `{code, message, data: null}` with `code` = the status.
-pub(crate) fn error(failure: &ApiError) -> Response<Body> {
-    let mut response = respond::json(
-        failure.status,
-        &json!({ "code": failure.status.as_u16(), "message": failure.message, "data": Value::Null }),
-    );
-    let headers = response.headers_mut();
-    if let Some(seconds) = failure.retry_after {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    if failure.status == StatusCode::UNAUTHORIZED {
-        headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"wssh\""));
-    }
-    response
-}
-
-fn run(state: &SharedState, call: &Call) -> Result<Response<Body>, ApiError> {
-    if matches!(call.route, Route::Login | Route::LoginHash) {
-        return login(state, call);
+fn run(state: &SharedState, route: Route, call: &Call) -> Result<Response<Body>, ApiError> {
+    if matches!(route, Route::Login | Route::LoginHash) {
+        return login(state, route, call);
     }
     // Every form wssh reads, alist's bare JWT included.
-    let principal = input::authenticate(state, &call.headers, call.peer, Surface::Alist)?;
-    let mut response = match call.route {
-        Route::Login | Route::LoginHash => return login(state, call),
+    let principal = input::authenticate(state, &call.headers, call.peer, SURFACE)?;
+    let query = call.raw_query.as_str();
+    let mut response = match route {
+        Route::Login | Route::LoginHash => return login(state, route, call),
         Route::TwoFactorGenerate => two_factor_generate(state, &principal),
         Route::TwoFactorVerify => two_factor_verify(state, &principal, &call.body),
         Route::Me => me(state, &principal),
         Route::SshKeyList => ssh_key_list(state, &principal),
         Route::SshKeyAdd => ssh_key_add(state, &principal, &call.body),
-        Route::SshKeyDelete => ssh_key_delete(state, &principal, &call.query),
-        Route::UserList => user_list(state, &principal, &call.query),
-        Route::UserGet => user_get(state, &principal, &call.query),
+        Route::SshKeyDelete => ssh_key_delete(state, &principal, query),
+        Route::UserList => user_list(state, &principal, query),
+        Route::UserGet => user_get(state, &principal, query),
         Route::UserCreate => user_create(state, &principal, &call.body),
         Route::UserUpdate => user_update(state, &principal, &call.body),
-        Route::UserCancelTwoFactor => user_cancel_two_factor(state, &principal, &call.query),
-        Route::UserDelete => user_delete(state, &principal, &call.query),
-        Route::UserDeleteCache => user_delete_cache(state, &principal, &call.query),
+        Route::UserCancelTwoFactor => user_cancel_two_factor(state, &principal, query),
+        Route::UserDelete => user_delete(state, &principal, query),
+        Route::UserDeleteCache => user_delete_cache(state, &principal, query),
     }?;
     response.extensions_mut().insert(LoggedUser(principal.username.to_string()));
     Ok(response)
@@ -216,15 +195,15 @@ fn id_param(query: &str) -> Result<i64, ApiError> {
 // ---------------------------------------------------------------------------------------------
 // Seed 001: logins, two-factor authentication, the caller and its SSH keys.
 
-fn login(state: &SharedState, call: &Call) -> Result<Response<Body>, ApiError> {
+fn login(state: &SharedState, route: Route, call: &Call) -> Result<Response<Body>, ApiError> {
     let body: LoginBody = parse_body(&call.body)?;
     if body.username.is_empty() || body.password.is_empty() {
         return Err(ApiError::bad_request("username and password are required"));
     }
     let otp_code = Some(body.otp_code.trim()).filter(|code| !code.is_empty());
-    let origin = Origin::login(Surface::Alist, Some(call.peer.ip()));
+    let origin = Origin::login(SURFACE, Some(call.peer.ip()));
     let auth = &state.auth;
-    let resolved = if call.route == Route::LoginHash {
+    let resolved = if route == Route::LoginHash {
         auth.authenticate_alist_digest(&body.username, &body.password, otp_code, &origin)
     } else {
         let credentials = Credentials::Password {
@@ -236,7 +215,7 @@ fn login(state: &SharedState, call: &Call) -> Result<Response<Body>, ApiError> {
     };
     let principal = resolved.map_err(|failure| match failure {
         AuthError::InvalidOtp => ApiError::new(StatusCode::UNAUTHORIZED, "Invalid 2FA code"),
-        AuthError::InvalidCredentials if call.route == Route::LoginHash => ApiError::new(
+        AuthError::InvalidCredentials if route == Route::LoginHash => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "Invalid credentials. If the password is right, log in once with the plain password \
              (POST /api/auth/login) to enable hashed logins for this user",

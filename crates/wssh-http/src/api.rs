@@ -6,23 +6,20 @@
 //!   excluded), `user` (events the user did or that were about the user), `kind` (a kind such
 //!   as `login.failed`, or a family such as `login`).
 
-use std::net::SocketAddr;
-
-use http::header::{self, HeaderValue};
-use http::{Method, Request, Response};
-use hyper::body::Incoming;
+use http::header::HeaderMap;
+use http::{Method, Response};
 use serde_json::{Value, json};
 use wssh_auth::Principal;
 use wssh_core::CoreError;
-use wssh_domain::audit::{AuditEvent, AuditQuery, Surface};
+use wssh_domain::audit::{AuditEvent, AuditQuery, Surface as AuditSurface};
 use wssh_domain::{Permission, Timestamp};
 
 use crate::SharedState;
-use crate::alist::{error, page_param, query_param, success};
+use crate::alist::{Alist, page_param, query_param, success};
 use crate::error::ApiError;
 use crate::input;
 use crate::respond::{Body, LoggedUser};
-use crate::router::read_body;
+use crate::surface::{Call, Misroute, Surface};
 
 /// A page of the audit log when `per_page` is not given.
 const DEFAULT_PER_PAGE: usize = 50;
@@ -32,28 +29,38 @@ pub(crate) fn matches(path: &str) -> bool {
     path == "/api/audit"
 }
 
-/// Answers one request of these routes.
-pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer: SocketAddr) -> Response<Body> {
-    if *request.method() != Method::GET {
-        let mut response = error(&ApiError::method_not_allowed());
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, OPTIONS"));
-        return response;
+/// The routes of wssh's own `/api/*`.
+pub(crate) enum Route {
+    /// `GET /api/audit`.
+    Audit,
+}
+
+/// wssh's own `/api/*` routes, on the shared skeleton, in alist's envelope.
+pub(crate) struct Api;
+
+impl Surface for Api {
+    type Route = Route;
+
+    fn route(path: &str, method: &Method, _headers: &HeaderMap) -> Result<Route, Misroute> {
+        match path {
+            "/api/audit" if *method == Method::GET => Ok(Route::Audit),
+            "/api/audit" => Err(Misroute::MethodNotAllowed(Some("GET, OPTIONS"))),
+            _ => Err(Misroute::NotFound),
+        }
     }
-    let headers = request.headers().clone();
-    let query = request.uri().query().unwrap_or_default().to_owned();
-    // Read (and bounded) like every other route's, though these routes take no body.
-    if let Err(failure) = read_body(request).await {
-        return error(&failure);
+
+    fn refuse(failure: &ApiError) -> Response<Body> {
+        Alist::refuse(failure)
     }
-    tokio::task::spawn_blocking(move || {
-        let principal = input::authenticate(&state, &headers, peer, Surface::Api)?;
-        let mut response = audit(&state, &principal, &query)?;
+
+    fn run(state: &SharedState, route: Route, call: &Call) -> Result<Response<Body>, ApiError> {
+        let principal = input::authenticate(state, &call.headers, call.peer, AuditSurface::Api)?;
+        let mut response = match route {
+            Route::Audit => audit(state, &principal, &call.raw_query)?,
+        };
         response.extensions_mut().insert(LoggedUser(principal.username.to_string()));
-        Ok::<_, ApiError>(response)
-    })
-    .await
-    .unwrap_or_else(|join_error| Err(ApiError::internal(&join_error)))
-    .unwrap_or_else(|failure| error(&failure))
+        Ok(response)
+    }
 }
 
 /// A time parameter: Unix seconds.

@@ -3,7 +3,6 @@
 use http::StatusCode;
 use wssh_auth::AuthError;
 use wssh_core::{Conflict, CoreError, Entity};
-use wssh_store::StoreError;
 
 /// An error on its way to the client: a status and a message. Internal causes are logged
 /// here and replaced by a generic message, never echoed.
@@ -43,30 +42,6 @@ impl ApiError {
         tracing::error!(%cause, "internal error");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
     }
-
-    /// Maps a storage error; `what` names the resource in 404 and 409 messages
-    /// (`Session` → `Session not found`, `Session already exists`).
-    pub fn from_store(error: StoreError, what: &str) -> Self {
-        match error {
-            StoreError::NotFound => Self::not_found(format!("{what} not found")),
-            StoreError::Conflict(conflict) if conflict.is_taken() => {
-                Self::new(StatusCode::CONFLICT, format!("{what} already exists"))
-            }
-            StoreError::Conflict(conflict) => Self::new(StatusCode::CONFLICT, capitalise(&conflict.to_string())),
-            StoreError::Backend(cause) => Self::internal(&cause),
-        }
-    }
-}
-
-impl ApiError {
-    /// Maps an auth error whose storage failures concern `what` (`User` → `User already
-    /// exists`, `User not found`).
-    pub fn from_auth(error: AuthError, what: &str) -> Self {
-        match error {
-            AuthError::Store(store) => Self::from_store(store, what),
-            other => other.into(),
-        }
-    }
 }
 
 fn capitalise(text: &str) -> String {
@@ -90,13 +65,18 @@ impl From<AuthError> for ApiError {
                 message: "Too many failed login attempts, try again later".into(),
                 retry_after: Some(retry_after_seconds),
             },
+            AuthError::Busy { retry_after_seconds } => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "Too many logins at once, try again shortly".into(),
+                retry_after: Some(retry_after_seconds),
+            },
             AuthError::Forbidden(permission) => {
                 Self::new(StatusCode::FORBIDDEN, format!("Permission denied: {permission} required"))
             }
             AuthError::NotOwner => Self::new(StatusCode::FORBIDDEN, "Permission denied: not your resource"),
             AuthError::Invalid(validation) => Self::bad_request(capitalise(&validation.to_string())),
             AuthError::Hashing => Self::internal(&"password hashing failed"),
-            AuthError::Store(store) => Self::from_store(store, "Resource"),
+            AuthError::Store(store) => CoreError::from(store).into(),
         }
     }
 }
@@ -126,7 +106,7 @@ impl From<CoreError> for ApiError {
             CoreError::Refused(reason) => Self::bad_request(reason),
             CoreError::Invalid(validation) => validation.into(),
             CoreError::Auth(auth) => auth.into(),
-            CoreError::Store(store) => Self::from_store(store, "Resource"),
+            CoreError::Store(cause) => Self::internal(&cause),
         }
     }
 }

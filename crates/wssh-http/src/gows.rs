@@ -10,21 +10,22 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::StatusCode;
+use http::header::{self, HeaderMap};
+use http::{Method, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use wssh_auth::credentials::AuthorizationObject;
 use wssh_auth::{AuthError, Credentials, Principal};
-use wssh_core::{NewAccount, Services, SessionChanges, TokenChanges, TokenFilter, UserRef, limits};
+use wssh_core::{NewAccount, Services, SessionChanges, StoreCache, TokenChanges, TokenFilter, UserRef, limits};
 use wssh_domain::{
     AccessToken, Password, Permission, RoleKey, Session, SessionName, SessionSpec, TokenSpec, User, UserProfile,
     Username,
 };
 
-use wssh_store::StoreCache;
-
-use crate::AppState;
 use crate::error::ApiError;
+use crate::respond::{self, Body, LoggedUser};
+use crate::surface::{Call, Misroute, Surface};
+use crate::{AppState, SharedState};
 
 /// The three resources of the go_ws_sh API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,11 +115,82 @@ impl Default for SessionListCache {
     }
 }
 
+/// go_ws_sh's routing discriminator for POST requests.
+const METHOD_OVERRIDE: &str = "x-http-method-override";
+
+/// go_ws_sh's management API, on the shared skeleton.
+pub(crate) struct GoWsSh;
+
+impl Surface for GoWsSh {
+    type Route = (Resource, Operation);
+
+    fn route(path: &str, method: &Method, headers: &HeaderMap) -> Result<Self::Route, Misroute> {
+        let resource = match path {
+            "/tokens" => Resource::Tokens,
+            "/credentials" => Resource::Credentials,
+            "/sessions" => Resource::Sessions,
+            _ => return Err(Misroute::NotFound),
+        };
+        let operation = operation(method, headers, resource).ok_or(Misroute::MethodNotAllowed(None))?;
+        Ok((resource, operation))
+    }
+
+    fn refuse(failure: &ApiError) -> Response<Body> {
+        respond::error(failure)
+    }
+
+    fn answer_from_memory(state: &SharedState, route: &Self::Route, call: &Call) -> Option<Response<Body>> {
+        let authorization = authorization(&call.headers).ok()?;
+        let reply = answer_from_memory(state, route.0, route.1, authorization, &call.body)?;
+        Some(reply.into_response())
+    }
+
+    fn run(state: &SharedState, (resource, operation): Self::Route, call: &Call) -> Result<Response<Body>, ApiError> {
+        let authorization = authorization(&call.headers)?;
+        Ok(run(state, resource, operation, authorization, &call.body, call.peer.ip())?.into_response())
+    }
+}
+
+/// The `Authorization` header, when present and not blank; one that is not text is 401.
+fn authorization(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| ApiError::new(StatusCode::UNAUTHORIZED, "Invalid token"))?;
+    Ok(Some(value).filter(|value| !value.trim().is_empty()))
+}
+
+impl Reply {
+    fn into_response(self) -> Response<Body> {
+        let mut response = respond::json_bytes(self.status, self.body);
+        response.extensions_mut().insert(LoggedUser(self.username));
+        response
+    }
+}
+
+/// Picks the operation as go_ws_sh does: GET lists; POST creates, or lists when
+/// `x-HTTP-method-override: GET`; PUT, DELETE, COPY and MOVE act on their real method and
+/// ignore the header. Anything else is 405.
+fn operation(method: &Method, headers: &HeaderMap, resource: Resource) -> Option<Operation> {
+    let operation = match method.as_str() {
+        "GET" => Operation::List,
+        "POST" => match headers.get(METHOD_OVERRIDE).map(|value| value.as_bytes()) {
+            None | Some(b"" | b"POST") => Operation::Create,
+            Some(b"GET") => Operation::List,
+            Some(_) => return None,
+        },
+        "PUT" => Operation::Update,
+        "DELETE" => Operation::Delete,
+        "COPY" if resource == Resource::Sessions => Operation::Copy,
+        "MOVE" if resource == Resource::Sessions => Operation::Move,
+        _ => return None,
+    };
+    Some(operation)
+}
+
 /// Answers a `/sessions` listing without blocking when everything it needs is in memory: the
 /// request has no body (no filter, no credentials in it), its token or access JWT was
 /// resolved recently, it may read sessions, and the list is cached. The reply is byte for byte
 /// the one [`run`] gives. `None`: take [`run`] on a blocking thread, which fills the caches.
-pub(crate) fn answer_from_memory(
+fn answer_from_memory(
     state: &AppState,
     resource: Resource,
     operation: Operation,
@@ -154,7 +226,7 @@ fn parse_body(body: &[u8]) -> Result<RequestBody, ApiError> {
 }
 
 /// Runs one go_ws_sh API operation.
-pub(crate) fn run(
+fn run(
     state: &AppState,
     resource: Resource,
     operation: Operation,

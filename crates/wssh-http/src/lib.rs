@@ -19,6 +19,7 @@ mod respond;
 mod router;
 mod server;
 mod shell;
+mod surface;
 mod web;
 
 use std::collections::HashSet;
@@ -29,6 +30,7 @@ use wssh_core::{ServiceConfig, Services};
 
 pub use limits::ListenerLimits;
 pub use server::serve;
+pub use shell::registry::ShellSettings;
 
 /// Everything a request handler needs, shared by all connections.
 #[derive(Debug)]
@@ -43,6 +45,8 @@ pub struct AppState {
     pub listener_limits: ListenerLimits,
     /// Open connections, in total and per address, across every listener.
     connections: Arc<limits::ConnectionGate>,
+    /// Live shells: programs that outlive their connections.
+    pub(crate) shells: Arc<shell::registry::Registry>,
 }
 
 impl AppState {
@@ -57,6 +61,7 @@ impl AppState {
             session_list: gows::SessionListCache::default(),
             listener_limits: ListenerLimits::default(),
             connections: Arc::default(),
+            shells: Arc::default(),
         }
     }
 }
@@ -66,6 +71,13 @@ impl AppState {
     #[must_use]
     pub fn with_listener_limits(mut self, limits: ListenerLimits) -> Self {
         self.listener_limits = limits;
+        self
+    }
+
+    /// Sets the live-shell settings (history size, detach timeout, limits).
+    #[must_use]
+    pub fn with_shell_settings(mut self, settings: ShellSettings) -> Self {
+        self.shells = Arc::new(shell::registry::Registry::new(settings));
         self
     }
 }

@@ -10,19 +10,19 @@
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use wssh_auth::secret::hash_token_secret;
 use wssh_auth::{AuthError, Credentials, LoginTokens, Origin};
 use wssh_domain::LoginClient;
-use wssh_domain::audit::Surface;
+use wssh_domain::audit::Surface as AuditSurface;
 
 use crate::SharedState;
 use crate::error::ApiError;
 use crate::input::LoginBody;
 use crate::respond::{self, Body, LoggedUser};
+use crate::surface::{Call, Misroute, Surface};
 
 /// The header carrying the refresh token.
 const REFRESH_HEADER: &str = "x-refresh-token";
@@ -65,18 +65,7 @@ fn envelope(status: StatusCode, message: &str, data: Value) -> Response<Body> {
 
 /// An error in the seed's envelope: `{code, message, data: null}` with `code` = the status.
 pub(crate) fn error(error: &ApiError) -> Response<Body> {
-    let mut response = respond::json(
-        error.status,
-        &json!({ "code": error.status.as_u16(), "message": error.message, "data": Value::Null }),
-    );
-    if let Some(seconds) = error.retry_after {
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    // RFC 9110 §15.5.2: a 401 carries a challenge, here as on every other surface.
-    if error.status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"wssh\""));
-    }
-    response
+    respond::refusal(error, &json!({ "code": error.status.as_u16(), "message": error.message, "data": Value::Null }))
 }
 
 fn refresh_cookie(value: &str, max_age: i64) -> Option<HeaderValue> {
@@ -135,22 +124,27 @@ fn authorization(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Answers one request of the login API.
-pub(crate) async fn handle(
-    route: Route,
-    method: &Method,
-    headers: HeaderMap,
-    body: Bytes,
-    state: SharedState,
-    peer: SocketAddr,
-) -> Response<Body> {
-    if *method != route.method() {
-        return error(&ApiError::method_not_allowed());
+/// Seed 004's login API, on the shared skeleton.
+pub(crate) struct LoginApi;
+
+impl Surface for LoginApi {
+    type Route = Route;
+
+    fn route(path: &str, method: &Method, _headers: &HeaderMap) -> Result<Route, Misroute> {
+        let route = Route::at(path).ok_or(Misroute::NotFound)?;
+        if *method != route.method() {
+            return Err(Misroute::MethodNotAllowed(None));
+        }
+        Ok(route)
     }
-    let outcome = tokio::task::spawn_blocking(move || run(route, &headers, &body, &state, peer))
-        .await
-        .unwrap_or_else(|join_error| Err(ApiError::internal(&join_error)));
-    outcome.unwrap_or_else(|failure| error(&failure))
+
+    fn refuse(failure: &ApiError) -> Response<Body> {
+        error(failure)
+    }
+
+    fn run(state: &SharedState, route: Route, call: &Call) -> Result<Response<Body>, ApiError> {
+        run(route, &call.headers, &call.body, state, call.peer)
+    }
 }
 
 fn run(
@@ -171,7 +165,8 @@ fn run(
             }
             let otp_code = (!login.otp_code.is_empty()).then_some(login.otp_code);
             let credentials = Credentials::Password { username: login.username, password: login.password, otp_code };
-            let principal = auth.authenticate_from(&credentials, &Origin::login(Surface::LoginApi, Some(peer.ip())))?;
+            let principal =
+                auth.authenticate_from(&credentials, &Origin::login(AuditSurface::LoginApi, Some(peer.ip())))?;
             let access_seconds = auth.login_lifetimes().access_seconds;
             let tokens = state.services.start_login(&principal, access_seconds, login_client(headers, peer))?;
             let mut response = envelope(
@@ -200,7 +195,8 @@ fn run(
                 (Some(login), _) => login,
                 (None, Some(header)) => {
                     let credentials = Credentials::from_authorization_header(&header)?;
-                    let principal = auth.authenticate_from(&credentials, &Origin::request(Surface::LoginApi, None))?;
+                    let principal =
+                        auth.authenticate_from(&credentials, &Origin::request(AuditSurface::LoginApi, None))?;
                     match principal.method {
                         wssh_auth::AuthMethod::Login(login) => login,
                         _ => return Err(AuthError::InvalidCredentials.into()),
@@ -219,7 +215,7 @@ fn run(
             let header = authorization(headers).ok_or(AuthError::MissingCredentials)?;
             let credentials = Credentials::from_authorization_header(&header)?;
             let principal =
-                auth.authenticate_from(&credentials, &Origin::request(Surface::LoginApi, Some(peer.ip())))?;
+                auth.authenticate_from(&credentials, &Origin::request(AuditSurface::LoginApi, Some(peer.ip())))?;
             if principal.permissions.iter().next().is_none() {
                 return Err(ApiError::new(StatusCode::FORBIDDEN, "Permission denied"));
             }

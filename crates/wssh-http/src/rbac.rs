@@ -10,12 +10,8 @@
 //! The users are the ones every other surface knows: a user made here logs in everywhere, and
 //! disabling, deleting or rebinding it takes effect on every surface at once.
 
-use std::net::SocketAddr;
-
-use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use http::header::{self, HeaderMap};
+use http::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use wssh_auth::Principal;
 use wssh_core::{Conflict, CoreError, ProfileChanges, RoleChanges, Services, UserChanges, UserRef, limits};
@@ -28,7 +24,7 @@ use crate::error::ApiError;
 use crate::input::{self, Object, Query};
 use crate::login_api;
 use crate::respond::{self, Body, LoggedUser};
-use crate::router::read_body;
+use crate::surface::{Call, Misroute, Surface};
 
 /// Rows per page of `/role/list` when `pageSize` is absent or 0.
 const DEFAULT_PAGE_SIZE: i64 = 10;
@@ -44,7 +40,7 @@ pub(crate) fn matches(path: &str) -> bool {
 
 /// A route of this surface, with its path parameter (raw).
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Route {
+pub(crate) enum Route {
     /// `/role`: create.
     Roles,
     /// `/role/list`: a page of roles.
@@ -120,50 +116,36 @@ impl Reply {
     }
 }
 
-/// Answers one request of this surface.
-pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer: SocketAddr) -> Response<Body> {
-    let Some(route) = Route::at(request.uri().path()) else {
-        return login_api::error(&ApiError::not_found("Not found"));
-    };
-    if !route.methods().contains(request.method()) {
-        let mut response = login_api::error(&ApiError::method_not_allowed());
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(route.allow_header()));
-        return response;
-    }
-    let method = request.method().clone();
-    let headers = request.headers().clone();
-    let query = Query::parse(request.uri().query());
-    let body = match read_body(request).await {
-        Ok(body) => body,
-        Err(failure) => return login_api::error(&failure),
-    };
-    let request = RequestParts { method, headers, query, body, peer };
-    let outcome = tokio::task::spawn_blocking(move || run(&state, &route, &request))
-        .await
-        .unwrap_or_else(|join_error| Err(ApiError::internal(&join_error)));
-    match outcome {
-        Ok((reply, username)) => {
-            let mut response = envelope(reply.status, reply.message, reply.data);
-            if let Some(username) = username {
-                response.extensions_mut().insert(LoggedUser(username));
-            }
-            response
-        }
-        Err(failure) => login_api::error(&failure),
-    }
-}
+/// Seed 004's roles, permissions and users, on the shared skeleton.
+pub(crate) struct Rbac;
 
-/// What a handler needs of the request.
-struct RequestParts {
-    method: Method,
-    headers: HeaderMap,
-    query: Query,
-    body: Bytes,
-    peer: SocketAddr,
+impl Surface for Rbac {
+    type Route = Route;
+
+    fn route(path: &str, method: &Method, _headers: &HeaderMap) -> Result<Route, Misroute> {
+        let route = Route::at(path).ok_or(Misroute::NotFound)?;
+        if !route.methods().contains(method) {
+            return Err(Misroute::MethodNotAllowed(Some(route.allow_header())));
+        }
+        Ok(route)
+    }
+
+    fn refuse(failure: &ApiError) -> Response<Body> {
+        login_api::error(failure)
+    }
+
+    fn run(state: &SharedState, route: Route, call: &Call) -> Result<Response<Body>, ApiError> {
+        let (reply, username) = run(state, &route, call)?;
+        let mut response = envelope(reply.status, reply.message, reply.data);
+        if let Some(username) = username {
+            response.extensions_mut().insert(LoggedUser(username));
+        }
+        Ok(response)
+    }
 }
 
 /// Runs one operation: the reply and the caller's name, or the refusal.
-fn run(state: &SharedState, route: &Route, request: &RequestParts) -> Result<(Reply, Option<String>), ApiError> {
+fn run(state: &SharedState, route: &Route, request: &Call) -> Result<(Reply, Option<String>), ApiError> {
     if *route == Route::Users {
         return register(state, request);
     }
@@ -228,6 +210,8 @@ fn permission_label(permission: Permission) -> &'static str {
         Permission::UsersWrite => "Create, change and delete users and their tokens",
         Permission::RolesRead => "Read roles and their permissions",
         Permission::RolesWrite => "Create, change and delete roles, and bind them to users",
+        Permission::ShellsObserve => "Watch other users' live shells",
+        Permission::ShellsControl => "Take part in other users' live shells",
         Permission::AuditRead => "Read the audit log",
         Permission::RecordingsRead => "List, play and delete shell recordings",
     }
@@ -325,7 +309,7 @@ impl RoleFields {
 
 /// `POST /user`: open to anyone when registration is allowed, else it needs `users:write`.
 /// Users made by a holder of `users:write` get the `user` role; self-registered ones `guest`.
-fn register(state: &SharedState, request: &RequestParts) -> Result<(Reply, Option<String>), ApiError> {
+fn register(state: &SharedState, request: &Call) -> Result<(Reply, Option<String>), ApiError> {
     let services = &state.services;
     let presented = request.headers.get(header::AUTHORIZATION).is_some();
     let principal = if presented || !services.config().allow_registration {

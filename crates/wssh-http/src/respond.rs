@@ -29,7 +29,13 @@ pub(crate) fn json_bytes(status: StatusCode, body: Bytes) -> Response<Body> {
 
 /// The go_ws_sh error envelope: `{"message": "Error: …"}`.
 pub(crate) fn error(error: &ApiError) -> Response<Body> {
-    let mut response = json(error.status, &serde_json::json!({ "message": format!("Error: {}", error.message) }));
+    refusal(error, &serde_json::json!({ "message": format!("Error: {}", error.message) }))
+}
+
+/// A refusal with `envelope` as its body, in every surface's shape: the status, `Retry-After`
+/// on 429, and on 401 a challenge (RFC 9110 §15.5.2).
+pub(crate) fn refusal(error: &ApiError, envelope: &serde_json::Value) -> Response<Body> {
+    let mut response = json(error.status, envelope);
     let headers = response.headers_mut();
     if let Some(seconds) = error.retry_after {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));

@@ -11,16 +11,14 @@ use hyper::body::Incoming;
 
 use crate::SharedState;
 use crate::error::ApiError;
-use crate::gows::{self, Operation, Resource};
+use crate::gows;
 use crate::respond::{self, Body, LoggedUser};
 use crate::shell;
+use crate::surface;
 use crate::{access_token, alist, api, login_api, rbac, web};
 
 /// The largest request body accepted (1 MiB); larger ones get 413.
 pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
-
-/// go_ws_sh's routing discriminator for POST requests.
-const METHOD_OVERRIDE: &str = "x-http-method-override";
 
 /// Answers one request, and logs it: method, path (never the query), status, duration, user.
 pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer: SocketAddr) -> Response<Body> {
@@ -66,55 +64,29 @@ async fn route(
     if web::matches(path) {
         return Ok(web::handle(request, state, peer).await);
     }
+    if shell::api::matches(path) {
+        return Ok(shell::api::handle(request, state, peer).await);
+    }
     if api::matches(path) {
-        return Ok(api::handle(request, state, peer).await);
+        return Ok(surface::handle::<api::Api>(request, state, peer).await);
     }
     if alist::matches(path) {
-        return Ok(alist::handle(request, state, peer).await);
+        return Ok(surface::handle::<alist::Alist>(request, state, peer).await);
     }
     if access_token::matches(path) {
-        return Ok(access_token::handle(request, state, peer).await);
+        return Ok(surface::handle::<access_token::AccessTokens>(request, state, peer).await);
     }
     if rbac::matches(path) {
-        return Ok(rbac::handle(request, state, peer).await);
+        return Ok(surface::handle::<rbac::Rbac>(request, state, peer).await);
     }
-    if let Some(route) = login_api::Route::at(request.uri().path()) {
-        let method = request.method().clone();
-        let headers = request.headers().clone();
-        let body = match read_body(request).await {
-            Ok(body) => body,
-            Err(error) => return Ok(login_api::error(&error)),
-        };
-        return Ok(login_api::handle(route, &method, headers, body, state, peer).await);
+    if login_api::Route::at(path).is_some() {
+        return Ok(surface::handle::<login_api::LoginApi>(request, state, peer).await);
     }
-    let resource = match request.uri().path() {
-        "/healthz" => return healthz(request.method()),
-        "/tokens" => Resource::Tokens,
-        "/credentials" => Resource::Credentials,
-        "/sessions" => Resource::Sessions,
-        _ => return Err(ApiError::not_found("Not found")),
-    };
-    let operation = operation(request.method(), request.headers(), resource)?;
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(|value| value.to_str().map(str::to_owned))
-        .transpose()
-        .map_err(|_| ApiError::new(StatusCode::UNAUTHORIZED, "Invalid token"))?
-        .filter(|value| !value.trim().is_empty());
-    let body = read_body(request).await?;
-    let client = peer.ip();
-    let reply = match gows::answer_from_memory(&state, resource, operation, authorization.as_deref(), &body) {
-        Some(reply) => reply,
-        None => tokio::task::spawn_blocking(move || {
-            gows::run(&state, resource, operation, authorization.as_deref(), &body, client)
-        })
-        .await
-        .map_err(|join_error| ApiError::internal(&join_error))??,
-    };
-    let mut response = respond::json_bytes(reply.status, reply.body);
-    response.extensions_mut().insert(LoggedUser(reply.username));
-    Ok(response)
+    match path {
+        "/healthz" => healthz(request.method()),
+        "/tokens" | "/credentials" | "/sessions" => Ok(surface::handle::<gows::GoWsSh>(request, state, peer).await),
+        _ => Err(ApiError::not_found("Not found")),
+    }
 }
 
 /// What `Allow` says on a 405 for `path`.
@@ -136,26 +108,6 @@ fn healthz(method: &Method) -> Result<Response<Body>, ApiError> {
     }
 }
 
-/// Picks the operation as go_ws_sh does: GET lists; POST creates, or lists when
-/// `x-HTTP-method-override: GET`; PUT, DELETE, COPY and MOVE act on their real method and
-/// ignore the header. Anything else is 405.
-fn operation(method: &Method, headers: &HeaderMap, resource: Resource) -> Result<Operation, ApiError> {
-    let operation = match method.as_str() {
-        "GET" => Operation::List,
-        "POST" => match headers.get(METHOD_OVERRIDE).map(|value| value.as_bytes()) {
-            None | Some(b"" | b"POST") => Operation::Create,
-            Some(b"GET") => Operation::List,
-            Some(_) => return Err(ApiError::method_not_allowed()),
-        },
-        "PUT" => Operation::Update,
-        "DELETE" => Operation::Delete,
-        "COPY" if resource == Resource::Sessions => Operation::Copy,
-        "MOVE" if resource == Resource::Sessions => Operation::Move,
-        _ => return Err(ApiError::method_not_allowed()),
-    };
-    Ok(operation)
-}
-
 fn too_large() -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
 }
@@ -164,14 +116,12 @@ fn too_large() -> ApiError {
 /// client still sending gets the answer rather than a connection reset.
 const MAX_DISCARD_BYTES: usize = 16 * MAX_BODY_BYTES;
 
-/// Reads the whole body, at most [`MAX_BODY_BYTES`].
-pub(crate) async fn read_body(request: Request<Incoming>) -> Result<Bytes, ApiError> {
-    let declared = request
-        .headers()
+/// Reads the whole body of a request with `headers`, at most [`MAX_BODY_BYTES`].
+pub(crate) async fn read_incoming(headers: &HeaderMap, mut body: Incoming) -> Result<Bytes, ApiError> {
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
-    let mut body = request.into_body();
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
         discard(&mut body).await;
         return Err(too_large());

@@ -22,6 +22,7 @@
 //! ```
 
 mod process;
+mod reaper;
 mod session;
 
 pub use process::{BlockingRead, PtyCommand, PtyError, PtyProcess, PtyReader, PtyWriter, WindowSize};

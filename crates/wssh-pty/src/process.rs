@@ -13,11 +13,10 @@ use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use nix::libc;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::pty::{OpenptyResult, Winsize, openpty};
-use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::io::unix::AsyncFd;
 
-use crate::session::{session_alive, signal_session};
+use crate::reaper;
 
 /// Why a program could not be started on a PTY.
 #[derive(Debug, thiserror::Error)]
@@ -238,23 +237,12 @@ impl PtyProcess {
     }
 
     /// Ends the program's whole session: SIGHUP to every process in it, then after `grace`
-    /// SIGKILL to whatever is left, and reaps the program. Returns its exit status.
+    /// SIGKILL to whatever is left, and reaps the program. Returns its exit status. The
+    /// signalling and watching happen on the session reaper's thread, never on an async
+    /// worker, so many sessions ending at once cost one `/proc` scan per tick in all.
     pub async fn terminate(&mut self, grace: Duration) -> io::Result<ExitStatus> {
-        signal_session(self.pid, Signal::SIGHUP);
-        // SIGHUP is ignored by some programs while stopped; SIGCONT lets it be delivered.
-        signal_session(self.pid, Signal::SIGCONT);
-        let deadline = tokio::time::Instant::now() + grace;
-        loop {
-            let leader_done = self.try_wait()?.is_some();
-            if leader_done && !session_alive(self.pid) {
-                break;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                signal_session(self.pid, Signal::SIGKILL);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        // Told when nothing of the session is left; an error only means the reaper is gone.
+        let _ = reaper::end_session(self.pid, grace).await;
         self.wait().await
     }
 }
@@ -264,7 +252,7 @@ impl Drop for PtyProcess {
     /// server) takes its whole session with it, at once.
     fn drop(&mut self) {
         if self.status.is_none() {
-            signal_session(self.pid, Signal::SIGKILL);
+            reaper::kill_session(self.pid);
         }
     }
 }

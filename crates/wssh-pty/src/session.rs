@@ -1,44 +1,32 @@
-//! Signalling every process of a terminal session, children of children included.
+//! The processes of terminal sessions, children of children included, read from `/proc`.
 
-use nix::sys::signal::{Signal, kill, killpg};
+use std::collections::HashMap;
+
 use nix::unistd::Pid;
 
-/// Sends `signal` to every process whose session id is `session` (the session leader's pid),
-/// and to its process group. Processes that left the session with their own `setsid` are out
-/// of reach, as they are for the kernel's own hang-up.
-pub(crate) fn signal_session(session: Pid, signal: Signal) {
-    let _ = killpg(session, signal);
-    for pid in session_members(session) {
-        let _ = kill(pid, signal);
+/// One process of a session.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Member {
+    pub(crate) pid: Pid,
+    /// Exited but not reaped: counts as gone.
+    pub(crate) zombie: bool,
+}
+
+/// Every process on the system by session id, from one pass over `/proc/<pid>/stat` (field 6
+/// is the session id). Processes that left a session with their own `setsid` are out of
+/// reach, as they are for the kernel's own hang-up. Empty where there is no `/proc`.
+pub(crate) fn scan_sessions() -> HashMap<i32, Vec<Member>> {
+    let mut sessions: HashMap<i32, Vec<Member>> = HashMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return sessions };
+    for pid in entries.filter_map(Result::ok).filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok()) {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // The command name is in parentheses and may contain spaces: parse after the last ')'.
+        let Some(end) = stat.rfind(')') else { continue };
+        let mut fields = stat[end + 1..].split_whitespace();
+        // Fields after the name: state, ppid, pgrp, session, ...
+        let zombie = fields.next() == Some("Z");
+        let Some(session) = fields.nth(2).and_then(|field| field.parse::<i32>().ok()) else { continue };
+        sessions.entry(session).or_default().push(Member { pid: Pid::from_raw(pid), zombie });
     }
-}
-
-/// The processes of `session`, read from `/proc/<pid>/stat` (field 6 is the session id).
-/// Empty where there is no `/proc`.
-fn session_members(session: Pid) -> Vec<Pid> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| session_of(*pid) == Some(session.as_raw()))
-        .map(Pid::from_raw)
-        .collect()
-}
-
-fn session_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may contain spaces: parse after the last ')'.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    // Fields after the name: state, ppid, pgrp, session, ...
-    after_name.split_whitespace().nth(3)?.parse().ok()
-}
-
-/// Whether any process of `session` is still alive (zombies count as gone).
-pub(crate) fn session_alive(session: Pid) -> bool {
-    session_members(session).into_iter().any(|pid| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|stat| stat.rfind(')').map(|end| stat[end + 1..].trim_start().starts_with('Z')))
-            .is_some_and(|zombie| !zombie)
-    })
+    sessions
 }

@@ -26,7 +26,8 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "login_client", sql: include_str!("../migrations/0004_login_client.sql") },
     Migration { version: 5, name: "alist_hash", sql: include_str!("../migrations/0005_alist_hash.sql") },
     Migration { version: 6, name: "login_failures", sql: include_str!("../migrations/0006_login_failures.sql") },
-    Migration { version: 7, name: "audit", sql: include_str!("../migrations/0007_audit.sql") },
+    Migration { version: 7, name: "shell_permissions", sql: include_str!("../migrations/0007_shell_permissions.sql") },
+    Migration { version: 8, name: "audit", sql: include_str!("../migrations/0008_audit.sql") },
 ];
 
 /// Where a database stands.

@@ -427,8 +427,8 @@ impl UserStore for SqliteStore {
         }
         let updated = query_user(&transaction, "id = ?1", &id.0)?.ok_or(StoreError::NotFound)?;
         // An enabled administrator may stop being one only while another enabled one stays.
-        let was_admin = stored.is_admin() && !stored.disabled;
-        if was_admin && !(updated.is_admin() && !updated.disabled) && other_active_admins(&transaction, id)? == 0 {
+        let active_admin = |user: &User| user.is_admin() && !user.disabled;
+        if active_admin(&stored) && !active_admin(&updated) && other_active_admins(&transaction, id)? == 0 {
             let conflict =
                 if updated.disabled { Conflict::LastAdministratorDisabled } else { Conflict::LastAdministratorDemoted };
             return Err(StoreError::Conflict(conflict));

@@ -4,12 +4,14 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use wssh_auth::Authenticator;
+use wssh_auth::hash_queue::HashQueueLimits;
 use wssh_auth::throttle::LoginThrottle;
 use wssh_http::ListenerLimits;
 
 /// The configuration's `limits` object; every key is optional (defaults in `docs/security.md`).
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub(crate) struct LimitsConfig {
     /// Open connections across all listeners (default: from the open-files limit).
     pub(crate) max_connections: Option<usize>,
@@ -29,6 +31,12 @@ pub(crate) struct LimitsConfig {
     /// Failed logins one account may take within an hour before only addresses it signed in
     /// from may try (default 100).
     pub(crate) lockout_account_max_failures_per_hour: Option<usize>,
+    /// Password hashes that may wait or run at once (default 16 per hashing thread).
+    pub(crate) hash_queue: Option<usize>,
+    /// Of those, at most this many for one client address (default an eighth, at least 2).
+    pub(crate) hash_queue_per_address: Option<usize>,
+    /// Of those, this many kept for addresses without recent failed logins (default a quarter).
+    pub(crate) hash_queue_reserved: Option<usize>,
 }
 
 impl LimitsConfig {
@@ -64,6 +72,20 @@ impl LimitsConfig {
     }
 }
 
+impl LimitsConfig {
+    /// `auth` with the configured hashing queue limits, where set.
+    pub(crate) fn apply_hash_queue(&self, auth: Authenticator) -> Authenticator {
+        let defaults = auth.hash_queue_limits();
+        let capacity = self.hash_queue.unwrap_or(defaults.capacity).max(1);
+        let scaled = if self.hash_queue.is_some() { HashQueueLimits::for_capacity(capacity) } else { defaults };
+        auth.with_hash_queue_limits(HashQueueLimits {
+            capacity,
+            per_address: self.hash_queue_per_address.unwrap_or(scaled.per_address),
+            reserved: self.hash_queue_reserved.unwrap_or(scaled.reserved),
+        })
+    }
+}
+
 /// Raises the soft open-files limit to the hard one; returns the soft limit in force.
 pub(crate) fn raise_open_files_limit() -> u64 {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
@@ -81,6 +103,84 @@ pub(crate) fn raise_open_files_limit() -> u64 {
         }
     }
     limit.rlim_cur
+}
+
+/// The lock file in the data directory that one server at a time holds.
+const LOCK_FILE: &str = "wssh.lock";
+
+/// The held lock, kept for the life of the process (the kernel releases it at exit).
+static DATA_DIR_LOCK: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+
+/// Takes the data directory for this process: an exclusive `flock` on `wssh.lock`, which
+/// holds our pid. A second server on the same directory is refused with a clear error.
+pub(crate) fn lock_data_dir(data_dir: &std::path::Path) -> Result<(), String> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|error| format!("cannot open the lock file {}: {error}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let by = if holder.is_empty() { String::new() } else { format!(" (pid {holder})") };
+            return Err(format!(
+                "another wssh server{by} is already using the data directory {}; stop it first, or give this one \
+                 another --data-dir",
+                data_dir.display()
+            ));
+        }
+        Err(std::fs::TryLockError::Error(error)) => {
+            return Err(format!("cannot lock {}: {error}", path.display()));
+        }
+    }
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = writeln!(file, "{}", std::process::id());
+    let _ = DATA_DIR_LOCK.set(file);
+    Ok(())
+}
+
+/// Makes the database and its companions owner-only (0600) before SQLite opens it, whatever
+/// the data directory's mode: a new database is created 0600 (SQLite gives its `-wal` and
+/// `-shm` files the database's mode), and existing files are narrowed.
+pub(crate) fn protect_database(database: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(database)
+        .map_err(|error| format!("cannot create the database {}: {error}", database.display()))?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = database.as_os_str().to_owned();
+        name.push(suffix);
+        let path = std::path::PathBuf::from(name);
+        if path.exists() {
+            narrow_to_owner(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets a file's mode to 0600 unless it already grants nothing to group and others.
+pub(crate) fn narrow_to_owner(path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = std::fs::metadata(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    if metadata.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|error| format!("cannot make {} owner-only: {error}", path.display()))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ mod audit_log;
 mod config;
 mod connect;
 mod hardening;
+mod listen;
 mod serve;
+mod tls;
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -32,20 +34,42 @@ enum Command {
 
 /// Options of `wssh serve`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  wssh serve                          127.0.0.1:28080, a generated admin, your login shell\n  \
+wssh serve -p 7681 -c me:secret bash  serve bash on 127.0.0.1:7681 to the administrator `me`\n  \
+wssh serve --config server-config.json\n  wssh serve --config server-config.json --check"
+)]
 pub(crate) struct ServeArgs {
-    /// A go_ws_sh `server-config.json` (plus wssh's own keys). Without it: one listener on
-    /// 127.0.0.1:28080 and a generated administrator.
-    #[arg(long, short = 'c')]
+    /// Configuration file: go_ws_sh's server-config.json plus wssh's own keys. Every key can
+    /// also be set with a WSSH_<KEY> environment variable. Without any: 127.0.0.1:28080, a
+    /// generated administrator and, on the first start, a session for your login shell.
+    #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
     /// Where the database lives (default: $XDG_DATA_HOME/wssh or ~/.local/share/wssh).
-    #[arg(long, env = "WSSH_DATA_DIR")]
+    #[arg(long, env = "WSSH_DATA_DIR", value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
-    /// Listen on this address instead of the configured listeners, e.g. 127.0.0.1:0.
+    /// Listen on this address instead of the configured listeners: PORT (127.0.0.1), :PORT
+    /// (every interface), HOST:PORT (an address or host name) or [IPV6]:PORT.
+    #[arg(long, value_name = "ADDRESS")]
+    pub(crate) listen: Option<String>,
+    /// Listen on 127.0.0.1:PORT (the same as --listen PORT).
+    #[arg(short = 'p', long, value_name = "PORT")]
+    pub(crate) port: Option<u16>,
+    /// An administrator, created when missing. On a shared machine prefer the WSSH_CREDENTIAL
+    /// variable: other users can read command lines.
+    #[arg(short = 'c', long, value_name = "USER:PASSWORD", env = "WSSH_CREDENTIAL", hide_env_values = true)]
+    pub(crate) credential: Option<String>,
+    /// Check the configuration (keys, values, certificates, addresses), print what would be
+    /// served, and exit without writing anything.
     #[arg(long)]
-    pub(crate) listen: Option<std::net::SocketAddr>,
+    pub(crate) check: bool,
     /// Async worker threads (default: half the cores, at least one).
-    #[arg(long, env = "WSSH_WORKERS")]
+    #[arg(long, env = "WSSH_WORKERS", value_name = "N")]
     pub(crate) workers: Option<NonZeroUsize>,
+    /// Serve this program as a session named after it (`wssh serve htop` serves `/htop`),
+    /// started in the current directory with the arguments that follow it.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<String>,
     /// Also write the audit log as JSON lines to this file, or to standard error with `-`.
     #[arg(long, value_name = "PATH|-")]
     pub(crate) audit_log: Option<PathBuf>,

@@ -1,15 +1,15 @@
-//! `wssh serve`: composition of store, auth and transport, seeding, listeners, shutdown.
+//! `wssh serve`: configuration checked in full, then listeners bound, then the data directory,
+//! store, first users and sessions, then serving until SIGTERM/SIGINT.
 
 use std::collections::HashSet;
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -19,7 +19,9 @@ use wssh_http::AppState;
 use wssh_store::{SessionStore, SqliteStore, UserStore};
 
 use crate::ServeArgs;
-use crate::config::{ListenerConfig, ServerConfig, default_data_dir};
+use crate::config::{ServerConfig, default_data_dir};
+use crate::listen::ListenAddress;
+use crate::tls::ReloadableCertificate;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -27,68 +29,278 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const DATABASE_FILE: &str = "wssh.db";
 /// Where a generated administrator password is written, readable by the owner only.
 const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
+/// The port of the listener used when nothing says otherwise (on 127.0.0.1).
+const DEFAULT_PORT: u16 = 28080;
+
+/// Everything `wssh serve` will do, checked before anything is written.
+#[derive(Debug)]
+struct Plan {
+    data_dir: PathBuf,
+    listeners: Vec<PlannedListener>,
+    /// Administrators created when missing: a password, or `None` for a generated one.
+    users: Vec<(Username, Option<Password>)>,
+    /// Sessions created when missing (from the configuration).
+    sessions: Vec<SessionSpec>,
+    /// The one-liner's session, created or brought up to date on every start.
+    command_session: Option<SessionSpec>,
+    /// Whether a first start creates a session for the login shell.
+    login_shell_on_first_start: bool,
+    lockout_max_failures: usize,
+    lockout_window: Duration,
+    /// Listener limits, the login throttle's further limits, the hashing queue.
+    limits: crate::hardening::LimitsConfig,
+    /// Live shells: history size, detach timeout, limits.
+    shell_settings: wssh_http::ShellSettings,
+    allow_registration: bool,
+    initial_session_names: HashSet<String>,
+    /// Where the audit log is also streamed (`--audit-log`, `audit_log`), if anywhere.
+    audit_log: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+struct PlannedListener {
+    addresses: Vec<SocketAddr>,
+    tls: Option<Arc<ReloadableCertificate>>,
+}
 
 pub(crate) async fn run(args: ServeArgs) -> Result<(), BoxError> {
     // First of all: a signal that arrives while the server starts stops it cleanly.
-    let mut stop_signals = StopSignals::install()?;
+    let mut signals = Signals::install()?;
+    let config = ServerConfig::load(args.config.as_deref(), std::env::vars())?;
+    let plan = plan(&args, config).await?;
+    if args.check {
+        announce(&describe(&plan));
+        return Ok(());
+    }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting");
     let (state, listeners) = tokio::select! {
-        started = start(&args) => started?,
-        () = stop_signals.recv() => {
+        started = start(&plan) => started?,
+        () = signals.stop() => {
             tracing::info!("stopped while starting");
             return Ok(());
         }
     };
-    serve(state, listeners, stop_signals).await
+    let certificates: Vec<_> = plan.listeners.iter().filter_map(|listener| listener.tls.clone()).collect();
+    serve(state, listeners, certificates, signals).await
 }
 
-/// Everything before serving: the data directory, the store, the first users and sessions,
-/// the listeners.
-async fn start(args: &ServeArgs) -> Result<(Arc<AppState>, Vec<(TcpListener, Option<TlsAcceptor>)>), BoxError> {
-    let mut config = match &args.config {
-        Some(path) => ServerConfig::load(path)?,
-        None => ServerConfig::default(),
-    };
+/// What `--check` prints.
+fn describe(plan: &Plan) -> String {
+    let listeners: Vec<String> = plan
+        .listeners
+        .iter()
+        .flat_map(|listener| {
+            let scheme = if listener.tls.is_some() { "https" } else { "http" };
+            listener.addresses.iter().map(move |address| format!("{scheme}://{address}"))
+        })
+        .collect();
+    format!("configuration OK: data directory {}, listeners {}", plan.data_dir.display(), listeners.join(" "))
+}
+
+/// Reads and checks every value: listeners (addresses resolved, certificates read), users,
+/// sessions, numbers. Writes nothing.
+async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> {
     let data_dir = args.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(default_data_dir);
+
+    let mut users = Vec::new();
+    for credential in &config.initial_credentials {
+        let username = if credential.username.is_empty() { "admin" } else { credential.username.as_str() };
+        let username = Username::parse(username).map_err(|error| format!("initial_credentials: {error}"))?;
+        let password = (!credential.password.is_empty())
+            .then(|| Password::parse(&credential.password))
+            .transpose()
+            .map_err(|error| format!("initial_credentials: {error}"))?;
+        users.push((username, password));
+    }
+    if let Some(credential) = &args.credential {
+        let (username, password) =
+            credential.split_once(':').ok_or("--credential: expected USER:PASSWORD (a colon between them)")?;
+        let username = Username::parse(username).map_err(|error| format!("--credential: {error}"))?;
+        let password = Password::parse(password).map_err(|error| format!("--credential: {error}"))?;
+        users.retain(|(existing, _)| existing != &username);
+        users.push((username, Some(password)));
+    }
+
+    let mut sessions = Vec::new();
+    for session in &config.initial_sessions {
+        let name = SessionName::parse(&session.name).map_err(|error| format!("initial_sessions: {error}"))?;
+        let spec =
+            SessionSpec::new(name, session.cmd.clone(), session.args.clone().unwrap_or_default(), session.dir.clone())
+                .map_err(|error| format!("initial_sessions: {error}"))?;
+        sessions.push(spec);
+    }
+    let command_session = match args.command.split_first() {
+        Some((program, arguments)) => Some(command_session(program, arguments)?),
+        None => None,
+    };
+
+    let lockout_max_failures = config.lockout_max_failures.unwrap_or(10);
+    if lockout_max_failures == 0 {
+        return Err("lockout_max_failures must be at least 1".into());
+    }
+    let lockout_window_seconds = config.lockout_window_seconds.unwrap_or(15 * 60);
+    if lockout_window_seconds == 0 {
+        return Err("lockout_window_seconds must be at least 1".into());
+    }
+
+    let listeners = plan_listeners(args, &config).await?;
+    Ok(Plan {
+        data_dir,
+        listeners,
+        users,
+        login_shell_on_first_start: args.config.is_none() && sessions.is_empty() && command_session.is_none(),
+        initial_session_names: sessions.iter().map(|spec| spec.name.as_str().to_owned()).collect(),
+        sessions,
+        command_session,
+        lockout_max_failures,
+        lockout_window: Duration::from_secs(lockout_window_seconds),
+        allow_registration: config.allow_registration,
+        audit_log: args.audit_log.clone().or(config.audit_log.clone()),
+        shell_settings: config.shell_settings(),
+        limits: config.limits,
+    })
+}
+
+/// The one-liner's session: named after the program, run in the current directory.
+fn command_session(program: &str, arguments: &[String]) -> Result<SessionSpec, BoxError> {
+    let base = Path::new(program).file_name().and_then(|name| name.to_str()).unwrap_or(program);
+    let name = SessionName::parse(base).map_err(|error| format!("cannot name a session after {program:?}: {error}"))?;
+    let dir = std::env::current_dir().map(|dir| dir.display().to_string()).unwrap_or_default();
+    SessionSpec::new(name, program.to_owned(), arguments.to_vec(), dir)
+        .map_err(|error| format!("{program}: {error}").into())
+}
+
+/// The server user's login shell as a session named after it (`bash` for `/bin/bash`): from
+/// the password database, else `$SHELL`, else `/bin/sh`; a shell that refuses logins
+/// (`nologin`, `false`) gives `/bin/sh`.
+fn login_shell_session() -> Option<SessionSpec> {
+    let from_passwd = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|user| user.shell)
+        .filter(|shell| !shell.as_os_str().is_empty());
+    let shell = from_passwd
+        .or_else(|| std::env::var_os("SHELL").filter(|shell| !shell.is_empty()).map(PathBuf::from))
+        .filter(|shell| {
+            let name = shell.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+            !matches!(name, "nologin" | "false" | "")
+        })
+        .unwrap_or_else(|| PathBuf::from("/bin/sh"));
+    let program = shell.to_str()?.to_owned();
+    let name = SessionName::parse(shell.file_name()?.to_str()?).ok()?;
+    SessionSpec::new(name, program, Vec::new(), String::new()).ok()
+}
+
+async fn plan_listeners(args: &ServeArgs, config: &ServerConfig) -> Result<Vec<PlannedListener>, BoxError> {
+    let cert_of = |server: &crate::config::ListenerConfig| -> Result<Arc<ReloadableCertificate>, BoxError> {
+        if server.cert.is_empty() || server.key.is_empty() {
+            return Err("an https listener needs `cert` and `key`".into());
+        }
+        Ok(Arc::new(ReloadableCertificate::load(PathBuf::from(&server.cert), PathBuf::from(&server.key))?))
+    };
+    let flag = match (&args.listen, args.port) {
+        (Some(_), Some(_)) => return Err("give either --listen or --port, not both".into()),
+        (Some(listen), None) => Some(ListenAddress::parse(listen)?),
+        (None, Some(port)) => Some(ListenAddress::parse(&port.to_string())?),
+        (None, None) => None,
+    };
+    // Every configured listener is checked, even when the command line replaces them.
+    let mut configured = Vec::new();
+    for (index, server) in config.servers.iter().enumerate() {
+        let port = server.port(index)?;
+        let address = match &server.host {
+            Some(host) => ListenAddress::from_host(host, port).map_err(|error| format!("server {index}: {error}"))?,
+            None => ListenAddress::parse(&format!(":{port}"))?,
+        };
+        let tls = if server.is_tls() {
+            Some(cert_of(server).map_err(|error| format!("server {index}: {error}"))?)
+        } else {
+            None
+        };
+        configured.push((index, address, tls));
+    }
+    let mut listeners = Vec::new();
+    if let Some(address) = flag {
+        // The configured TLS certificate, if any, serves the listener given on the command line.
+        let tls = configured.into_iter().find_map(|(_, _, tls)| tls);
+        listeners.push(PlannedListener { addresses: address.resolve().await?, tls });
+        return Ok(listeners);
+    }
+    if configured.is_empty() {
+        let address = ListenAddress::parse(&DEFAULT_PORT.to_string())?;
+        listeners.push(PlannedListener { addresses: address.resolve().await?, tls: None });
+        return Ok(listeners);
+    }
+    for (index, address, tls) in configured {
+        let addresses = address.resolve().await.map_err(|error| format!("server {index}: {error}"))?;
+        listeners.push(PlannedListener { addresses, tls });
+    }
+    Ok(listeners)
+}
+
+type Bound = Vec<(TcpListener, Option<TlsAcceptor>)>;
+
+/// Binds the listeners, then writes: the data directory, the store, the first users and
+/// sessions.
+async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound), BoxError> {
+    let mut listeners = Vec::new();
+    for listener in &plan.listeners {
+        let acceptor = listener.tls.as_ref().map(ReloadableCertificate::acceptor);
+        let mut bound_any = false;
+        let mut last_error = None;
+        for address in &listener.addresses {
+            match TcpListener::bind(address).await {
+                Ok(bound) => {
+                    listeners.push((bound, acceptor.clone()));
+                    bound_any = true;
+                }
+                Err(error) => last_error = Some(format!("cannot listen on {address}: {error}")),
+            }
+        }
+        // A host name may resolve to an address family this machine lacks: one is enough.
+        if !bound_any {
+            return Err(last_error.unwrap_or_else(|| "no address to listen on".into()).into());
+        }
+    }
+
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(&data_dir)
-        .map_err(|error| format!("cannot create the data directory {}: {error}", data_dir.display()))?;
+        .create(&plan.data_dir)
+        .map_err(|error| format!("cannot create the data directory {}: {error}", plan.data_dir.display()))?;
 
-    let store = Arc::new(SqliteStore::open(&data_dir.join(DATABASE_FILE))?);
-    let throttle = config.limits.login_throttle(config.lockout_max_failures, config.lockout_window_seconds);
-    let mut auth = Authenticator::new(store.clone(), throttle)?;
-    if let Some(target) = args.audit_log.as_ref().or(config.audit_log.as_ref()) {
+    crate::hardening::lock_data_dir(&plan.data_dir)?;
+    crate::hardening::protect_database(&plan.data_dir.join(DATABASE_FILE))?;
+    let store = Arc::new(SqliteStore::open(&plan.data_dir.join(DATABASE_FILE))?);
+    let throttle = plan.limits.login_throttle(Some(plan.lockout_max_failures), Some(plan.lockout_window.as_secs()));
+    let mut auth = plan.limits.apply_hash_queue(Authenticator::new(store.clone(), throttle)?);
+    if let Some(target) = &plan.audit_log {
         auth = auth.with_audit_stream(crate::audit_log::open(target)?);
     }
     let seeding = {
         let store = store.clone();
-        let data_dir = data_dir.clone();
-        let credentials = std::mem::take(&mut config.initial_credentials);
-        tokio::task::spawn_blocking(move || seed_users(&store, &credentials, &data_dir))
+        let data_dir = plan.data_dir.clone();
+        let users = plan.users.clone();
+        tokio::task::spawn_blocking(move || seed_users(&store, users, &data_dir))
     };
-    seeding.await??;
-    seed_sessions(&store, &config)?;
+    let first_start = seeding.await??;
+    seed_sessions(&store, plan, first_start)?;
 
     let state = Arc::new(
-        AppState::new(
-            auth,
-            config.initial_sessions.iter().map(|session| session.name.clone()).collect::<HashSet<_>>(),
-            config.allow_registration,
-        )
-        .with_listener_limits(config.limits.listener_limits(crate::hardening::raise_open_files_limit())),
+        AppState::new(auth, plan.initial_session_names.clone(), plan.allow_registration)
+            .with_listener_limits(plan.limits.listener_limits(crate::hardening::raise_open_files_limit()))
+            .with_shell_settings(plan.shell_settings.clone()),
     );
-
-    let listeners = bind_listeners(args, &config).await?;
     Ok((state, listeners))
 }
 
-/// Serves on every listener until SIGTERM or SIGINT, then shuts down gracefully.
+/// Serves on every listener until SIGTERM or SIGINT, then shuts down gracefully; SIGHUP
+/// re-reads the TLS certificates.
 async fn serve(
     state: Arc<AppState>,
-    listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
-    mut stop_signals: StopSignals,
+    listeners: Bound,
+    certificates: Vec<Arc<ReloadableCertificate>>,
+    mut signals: Signals,
 ) -> Result<(), BoxError> {
     let (stop, stopped) = watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
@@ -96,6 +308,13 @@ async fn serve(
         let address = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(%address, scheme, "listening");
+        if tls.is_none() && !address.ip().is_loopback() {
+            tracing::warn!(
+                %address,
+                "SHELLS SERVED OVER PLAIN HTTP on a non-loopback address: passwords, tokens and every keystroke \
+                 cross the network unencrypted. Use an https listener, a TLS-terminating proxy, or listen on 127.0.0.1"
+            );
+        }
         announce(&format!("listening on {scheme}://{address}"));
         let mut stopped = stopped.clone();
         let state = state.clone();
@@ -110,7 +329,9 @@ async fn serve(
         return Err("no listener configured".into());
     }
 
-    stop_signals.recv().await;
+    while signals.next().await == Received::Hangup {
+        reload(&certificates);
+    }
     tracing::info!("shutting down");
     let _ = stop.send(true);
     while let Some(result) = servers.join_next().await {
@@ -119,28 +340,65 @@ async fn serve(
     Ok(())
 }
 
+/// SIGHUP: every listener's certificate and key read again. Open connections keep the pair
+/// they started with; new handshakes get the new one. A pair that fails to load is reported
+/// and the old one stays.
+fn reload(certificates: &[Arc<ReloadableCertificate>]) {
+    if certificates.is_empty() {
+        tracing::info!("SIGHUP: no TLS certificate to reload");
+    }
+    for certificate in certificates {
+        match certificate.reload() {
+            Ok(()) => tracing::info!(cert = %certificate.cert_path().display(), "SIGHUP: certificate reloaded"),
+            Err(error) => tracing::error!(error, "SIGHUP: certificate not reloaded, the previous one stays in use"),
+        }
+    }
+}
+
 /// Prints a line for operators and scripts on standard output.
 #[allow(clippy::print_stdout)]
-fn announce(line: &str) {
+pub(crate) fn announce(line: &str) {
     println!("{line}");
     let _ = std::io::stdout().flush();
 }
 
-/// SIGTERM and SIGINT, listened for from the start: one that arrives while the server is still
-/// starting is kept, and ends it cleanly once it serves, instead of killing it mid-way.
-struct StopSignals {
+/// SIGTERM, SIGINT and SIGHUP, listened for from the start: a stop signal that arrives while
+/// the server is still starting is kept, and ends it cleanly once it serves, instead of killing
+/// it mid-way; a SIGHUP then no longer ends the process.
+struct Signals {
     terminate: tokio::signal::unix::Signal,
     interrupt: tokio::signal::unix::Signal,
+    hangup: tokio::signal::unix::Signal,
 }
 
-impl StopSignals {
+/// A signal that [`Signals::next`] saw.
+#[derive(Debug, PartialEq, Eq)]
+enum Received {
+    Stop,
+    Hangup,
+}
+
+impl Signals {
     fn install() -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
-        Ok(StopSignals { terminate: signal(SignalKind::terminate())?, interrupt: signal(SignalKind::interrupt())? })
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
     }
 
-    /// Waits for either signal.
-    async fn recv(&mut self) {
+    /// Waits for SIGTERM, SIGINT or SIGHUP.
+    async fn next(&mut self) -> Received {
+        tokio::select! {
+            _ = self.terminate.recv() => Received::Stop,
+            _ = self.interrupt.recv() => Received::Stop,
+            _ = self.hangup.recv() => Received::Hangup,
+        }
+    }
+
+    /// Waits for SIGTERM or SIGINT.
+    async fn stop(&mut self) {
         tokio::select! {
             _ = self.terminate.recv() => {}
             _ = self.interrupt.recv() => {}
@@ -148,85 +406,32 @@ impl StopSignals {
     }
 }
 
-async fn bind_listeners(
-    args: &ServeArgs,
-    config: &ServerConfig,
-) -> Result<Vec<(TcpListener, Option<TlsAcceptor>)>, BoxError> {
-    if let Some(address) = args.listen {
-        let tls = match config.servers.iter().find(|server| server.is_tls()) {
-            Some(server) => Some(tls_acceptor(server)?),
-            None => None,
-        };
-        return Ok(vec![(bind(address).await?, tls)]);
-    }
-    if config.servers.is_empty() {
-        let address = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 28080);
-        return Ok(vec![(bind(address).await?, None)]);
-    }
-    let mut listeners = Vec::new();
-    for (index, server) in config.servers.iter().enumerate() {
-        let port = server.port(index)?;
-        let host: IpAddr = match &server.host {
-            Some(host) => host.parse().map_err(|_| format!("server {index}: invalid host {host:?}"))?,
-            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        };
-        let tls = if server.is_tls() { Some(tls_acceptor(server)?) } else { None };
-        listeners.push((bind(SocketAddr::new(host, port)).await?, tls));
-    }
-    Ok(listeners)
-}
-
-async fn bind(address: SocketAddr) -> Result<TcpListener, BoxError> {
-    TcpListener::bind(address).await.map_err(|error| format!("cannot listen on {address}: {error}").into())
-}
-
-fn tls_acceptor(server: &ListenerConfig) -> Result<TlsAcceptor, BoxError> {
-    if server.cert.is_empty() || server.key.is_empty() {
-        return Err("an https listener needs `cert` and `key`".into());
-    }
-    let certificates = CertificateDer::pem_file_iter(&server.cert)
-        .and_then(|certificates| certificates.collect::<Result<Vec<_>, _>>())
-        .map_err(|error| format!("cannot read certificate {}: {error}", server.cert))?;
-    let key = PrivateKeyDer::from_pem_file(&server.key)
-        .map_err(|error| format!("cannot read private key {}: {error}", server.key))?;
-    let mut tls = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certificates, key)
-        .map_err(|error| format!("invalid certificate or key: {error}"))?;
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(tls)))
-}
-
-/// Creates the configured initial users that are missing, as administrators; with none
-/// configured and an empty database, creates `admin` with a generated password. A restart
-/// never touches an existing user, so a changed password stays changed.
+/// Creates the planned administrators that are missing; with none planned and an empty
+/// database, creates `admin` with a generated password. A restart never touches an existing
+/// user, so a changed password stays changed. Returns whether this was the first start (no
+/// user before).
 fn seed_users(
     store: &SqliteStore,
-    credentials: &[crate::config::InitialCredential],
+    mut wanted: Vec<(Username, Option<Password>)>,
     data_dir: &Path,
-) -> Result<(), BoxError> {
-    let mut wanted: Vec<(String, Option<String>)> = credentials
-        .iter()
-        .map(|credential| {
-            let username =
-                if credential.username.is_empty() { "admin".to_owned() } else { credential.username.clone() };
-            let password = (!credential.password.is_empty()).then(|| credential.password.clone());
-            (username, password)
-        })
-        .collect();
-    if wanted.is_empty() && store.count_users()? == 0 {
-        wanted.push(("admin".to_owned(), None));
+) -> Result<bool, BoxError> {
+    let first_start = store.count_users()? == 0;
+    if wanted.is_empty() && first_start {
+        wanted.push((Username::parse("admin")?, None));
     }
     for (username, password) in wanted {
-        if store.find_user(&username)?.is_some() {
+        if let Some(existing) = store.find_user(username.as_str())? {
+            if let Some(password) = &password
+                && !wssh_auth::password::verify_password(password.expose(), &existing.password_hash)
+            {
+                tracing::warn!(%username, "the user exists with another password; its password is left as it is");
+            }
             continue;
         }
-        let username = Username::parse(&username).map_err(|error| format!("initial_credentials: {error}"))?;
         let (password, generated) = match password {
             Some(password) => (password, false),
-            None => (wssh_auth::secret::generate_password(), true),
+            None => (Password::parse(&wssh_auth::secret::generate_password())?, true),
         };
-        let password = Password::parse(&password).map_err(|error| format!("initial_credentials: {error}"))?;
         let password_hash = wssh_auth::password::hash_password(&password)?;
         let created = store.create_user(&NewUser::new(username.clone(), password_hash, RoleKey::Admin))?;
         // alist's /api/auth/login/hash checks the password's digest against its own hash.
@@ -235,6 +440,7 @@ fn seed_users(
         if generated {
             let file = data_dir.join(INITIAL_PASSWORD_FILE);
             let mut out = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&file)?;
+            crate::hardening::narrow_to_owner(&file)?;
             writeln!(out, "username: {username}\npassword: {}", password.expose())?;
             announce(&format!(
                 "created administrator {username} with password {} (also written to {}, mode 0600); change it after signing in",
@@ -244,21 +450,31 @@ fn seed_users(
         }
         tracing::info!(%username, "created initial administrator");
     }
-    Ok(())
+    Ok(first_start)
 }
 
-/// Creates the configured initial sessions that are missing.
-fn seed_sessions(store: &SqliteStore, config: &ServerConfig) -> Result<(), BoxError> {
-    for session in &config.initial_sessions {
-        let name = SessionName::parse(&session.name).map_err(|error| format!("initial_sessions: {error}"))?;
-        if store.find_session(name.as_str())?.is_some() {
+/// Creates the configured sessions that are missing, brings the one-liner's session up to
+/// date, and on a first start without configuration creates the login shell's session.
+fn seed_sessions(store: &SqliteStore, plan: &Plan, first_start: bool) -> Result<(), BoxError> {
+    let login_shell = (first_start && plan.login_shell_on_first_start).then(login_shell_session).flatten();
+    for spec in plan.sessions.iter().chain(&login_shell) {
+        if store.find_session(spec.name.as_str())?.is_some() {
             continue;
         }
-        let spec =
-            SessionSpec::new(name, session.cmd.clone(), session.args.clone().unwrap_or_default(), session.dir.clone())
-                .map_err(|error| format!("initial_sessions: {error}"))?;
-        store.create_session(&spec)?;
-        tracing::info!(name = %spec.name, "created initial session");
+        store.create_session(spec)?;
+        tracing::info!(name = %spec.name, cmd = spec.cmd, "created initial session");
+    }
+    if let Some(spec) = &plan.command_session {
+        match store.find_session(spec.name.as_str())? {
+            None => {
+                store.create_session(spec)?;
+            }
+            Some(existing) if existing.spec != *spec => {
+                store.update_session(spec)?;
+            }
+            Some(_) => {}
+        }
+        tracing::info!(name = %spec.name, cmd = spec.cmd, "serving the command as a session");
     }
     Ok(())
 }

@@ -145,7 +145,12 @@ fn decode_native(payload: &[u8]) -> Result<ClientMessage, FrameError> {
         NATIVE_DATA => Ok(ClientMessage::Stdin(body.to_vec())),
         NATIVE_RESIZE => match body {
             [c0, c1, r0, r1] => {
-                Ok(ClientMessage::Resize { cols: u16::from_be_bytes([*c0, *c1]), rows: u16::from_be_bytes([*r0, *r1]) })
+                let (cols, rows) = (u16::from_be_bytes([*c0, *c1]), u16::from_be_bytes([*r0, *r1]));
+                // As the go_ws_sh framing: a terminal has at least one column and one row.
+                if cols == 0 || rows == 0 {
+                    return Err(FrameError::BadText("terminal size out of range"));
+                }
+                Ok(ClientMessage::Resize { cols, rows })
             }
             _ => Err(FrameError::BadText("resize needs four bytes")),
         },
@@ -320,6 +325,8 @@ mod tests {
         assert_eq!(decode_native(&[]), Err(FrameError::Empty));
         assert!(decode_native(&[1, 0]).is_err());
         assert!(decode_native(&[9]).is_err());
+        assert!(decode_native(&[1, 0, 0, 0, 0]).is_err(), "0x0");
+        assert!(decode_native(&[1, 0, 80, 0, 0]).is_err(), "no rows");
     }
 
     #[test]

@@ -8,9 +8,12 @@
 //! input and resizes flow in. The connection ends with a close frame that says how the program
 //! exited; a connection that ends first takes the program's whole session down with it.
 
+pub(crate) mod api;
 mod audit;
 pub(crate) mod framing;
+mod live;
 mod output;
+pub(crate) mod registry;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,13 +32,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use wssh_auth::credentials::AuthorizationObject;
-use wssh_auth::{AuthError, Credentials, Origin, Principal};
-use wssh_domain::SessionSpec;
-use wssh_domain::audit::Surface;
+use wssh_auth::{AuthError, Credentials};
+use wssh_domain::{Permission, SessionSpec};
 use wssh_pty::{PtyCommand, WindowSize};
 
-use self::audit::ShellAudit;
 use self::framing::{ClientMessage, Framing, MAX_MESSAGE_BYTES, NATIVE_SUBPROTOCOL};
+use self::registry::{Holder, LiveShell, Mode};
 use crate::SharedState;
 use crate::error::ApiError;
 use crate::respond::{Body, LoggedUser, empty};
@@ -145,6 +147,10 @@ pub(crate) async fn open(
         .map_err(|_| ApiError::not_found("Session not found"))?
         .into_owned();
     let offer = read_offer(request.headers());
+    let attach = Attach::parse(request.uri().query())?;
+    if attach.is_some() && !offer.native {
+        return Err(ApiError::bad_request("Attaching to a shell needs the native framing (wssh.v1)"));
+    }
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -155,20 +161,58 @@ pub(crate) async fn open(
         Some((echo, object)) => (Some(echo), Some(object)),
         None => (None, None),
     };
+    let share_token = share_token(object.as_ref(), authorization.as_deref());
+    let session_name = name.clone();
     let lookup_state = state.clone();
-    let (principal, spec) = tokio::task::spawn_blocking(move || -> Result<(Principal, SessionSpec), ApiError> {
+    let native = offer.native;
+    let attach_requested = attach.is_some();
+    let (access, spec) = tokio::task::spawn_blocking(move || -> Result<(Access, Option<SessionSpec>), ApiError> {
+        if let Some(token) = share_token {
+            // A share token opens its own shell and nothing else.
+            let (shell, share) = lookup_state
+                .shells
+                .find_share(&token)
+                .filter(|(shell, _)| attach_requested && shell.session == name)
+                .ok_or(AuthError::InvalidCredentials)?;
+            return Ok((Access::Share(shell, share), None));
+        }
         let credentials = match (object, authorization) {
             (Some(object), _) => object.into_credentials()?,
             (None, Some(header)) => Credentials::from_authorization_header(&header)?,
             (None, None) => return Err(AuthError::MissingCredentials.into()),
         };
-        let origin = Origin::login(Surface::Shell, Some(peer.ip()));
+        let origin = wssh_auth::Origin::login(wssh_domain::audit::Surface::Shell, Some(peer.ip()));
         let principal = lookup_state.auth.authenticate_from(&credentials, &origin)?;
+        if attach_requested {
+            // Attaching runs no program: the shell's own session is what counts.
+            return Ok((Access::User(principal), None));
+        }
         let session = lookup_state.services.session_to_connect(&principal, &name)?;
-        Ok((principal, session.spec))
+        if native {
+            lookup_state.shells.check_limits(principal.username.as_str()).map_err(limit_error)?;
+        }
+        Ok((Access::User(principal), Some(session.spec)))
     })
     .await
     .map_err(|join_error| ApiError::internal(&join_error))??;
+    let username = match &access {
+        Access::User(principal) => principal.username.to_string(),
+        Access::Share(_, share) => format!("share:{}", share.id),
+    };
+    let (attached, owner) = match (attach, access) {
+        (Some(attach), access) => (Some(attach.find(&state, &session_name, access)?), None),
+        (None, Access::User(principal)) => (None, Some(principal)),
+        (None, Access::Share(..)) => return Err(AuthError::InvalidCredentials.into()),
+    };
+    if let Some(Attached { shell, holder: Holder::Share(share), .. }) = &attached {
+        let event = wssh_domain::audit::AuditEvent::ShareUsed {
+            shell: shell.id.clone(),
+            share: share.clone(),
+            client: Some(peer.ip().to_string()),
+        };
+        audit::record(&state.auth, None, event);
+    }
+    let trail = owner.clone().map(|owner| audit::ShellAudit::new(state.auth.clone(), owner));
 
     let framing = if offer.native { Framing::Native } else { Framing::GoWsSh };
     let protocol = if offer.native { Some(NATIVE_SUBPROTOCOL.to_owned()) } else { echo };
@@ -181,8 +225,6 @@ pub(crate) async fn open(
     if let Some(protocol) = protocol.and_then(|protocol| HeaderValue::from_str(&protocol).ok()) {
         headers.insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
     }
-    let username = principal.username.to_string();
-    let trail = ShellAudit::new(state.clone(), principal);
     response.extensions_mut().insert(LoggedUser(username.clone()));
 
     tokio::spawn(async move {
@@ -194,12 +236,123 @@ pub(crate) async fn open(
                     .read_buffer_size(INPUT_BUFFER)
                     .write_buffer_size(0);
                 let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                run_shell(socket, framing, spec, &username, &trail).await;
+                match (framing, attached, owner, spec) {
+                    (_, Some(attached), _, _) => run_attach(socket, attached).await,
+                    (Framing::Native, None, Some(owner), Some(spec)) => run_live(socket, spec, owner, &state).await,
+                    (Framing::GoWsSh, None, _, Some(spec)) => {
+                        let Some(trail) = trail else { return };
+                        run_shell(socket, framing, spec, &username, &trail).await;
+                    }
+                    _ => {}
+                }
             }
             Err(error) => tracing::debug!(%error, "upgrade failed"),
         }
     });
     Ok(response)
+}
+
+/// What `?shell=ID&offset=N&mode=…` asked for.
+struct Attach {
+    shell: String,
+    offset: Option<u64>,
+    mode: Option<Mode>,
+}
+
+impl Attach {
+    /// The attach parameters of a query; `None` without `shell`.
+    fn parse(query: Option<&str>) -> Result<Option<Attach>, ApiError> {
+        let (mut shell, mut offset, mut mode) = (None, None, None);
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match &*key {
+                "shell" => shell = Some(value.into_owned()),
+                "offset" => {
+                    offset = Some(
+                        value
+                            .parse::<u64>()
+                            .map_err(|_| ApiError::bad_request("offset must be a whole number of bytes"))?,
+                    );
+                }
+                "mode" => {
+                    mode = Some(
+                        Mode::parse(&value).ok_or_else(|| ApiError::bad_request("mode must be control or observe"))?,
+                    );
+                }
+                _ => {}
+            }
+        }
+        match shell {
+            Some(shell) => Ok(Some(Attach { shell, offset, mode })),
+            None if offset.is_some() || mode.is_some() => Err(ApiError::bad_request("offset and mode need shell")),
+            None => Ok(None),
+        }
+    }
+
+    /// The shell asked for, if `access` may attach to it in the mode asked for.
+    fn find(self, state: &SharedState, session: &str, access: Access) -> Result<Attached, ApiError> {
+        let not_found = || ApiError::not_found("Shell not found");
+        let (shell, holder, mode) = match access {
+            Access::User(principal) => {
+                let shell = state
+                    .shells
+                    .get(&self.shell)
+                    .filter(|shell| shell.session == session)
+                    .filter(|shell| registry::may_attach(&principal, shell, Mode::Observe))
+                    .ok_or_else(not_found)?;
+                let mode = self.mode.unwrap_or(Mode::Control);
+                if !registry::may_attach(&principal, &shell, mode) {
+                    return Err(AuthError::Forbidden(Permission::ShellsControl).into());
+                }
+                (shell, Holder::User(principal), mode)
+            }
+            Access::Share(shell, share) => {
+                let mode = self.mode.unwrap_or(share.mode);
+                if mode != share.mode {
+                    return Err(ApiError::new(StatusCode::FORBIDDEN, "This share link does not allow that mode"));
+                }
+                (shell, Holder::Share(share.id), mode)
+            }
+        };
+        let (_, end) = shell.span();
+        let offset = self.offset.unwrap_or(0);
+        if offset > end {
+            return Err(ApiError::bad_request(format!("offset {offset} is beyond the shell's output ({end} bytes)")));
+        }
+        Ok(Attached { shell, holder, mode, offset })
+    }
+}
+
+/// Who is connecting: a user, or the holder of a share link.
+enum Access {
+    User(wssh_auth::Principal),
+    Share(Arc<LiveShell>, registry::Share),
+}
+
+/// A connection about to attach to a live shell.
+struct Attached {
+    shell: Arc<LiveShell>,
+    holder: Holder,
+    mode: Mode,
+    offset: u64,
+}
+
+/// The share token among the credentials offered, if one is.
+fn share_token(object: Option<&AuthorizationObject>, authorization: Option<&str>) -> Option<String> {
+    if let Some(object) = object {
+        return object.token.starts_with(registry::SHARE_PREFIX).then(|| object.token.clone());
+    }
+    let token = authorization?.trim().strip_prefix("Bearer ")?.trim();
+    token.starts_with(registry::SHARE_PREFIX).then(|| token.to_owned())
+}
+
+/// A refused start, naming the limit.
+fn limit_error(error: registry::StartError) -> ApiError {
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, capitalised(&error.to_string()))
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// How the conversation with the client ended.
@@ -221,50 +374,12 @@ async fn run_shell<S>(
     framing: Framing,
     spec: SessionSpec,
     username: &str,
-    trail: &ShellAudit,
+    trail: &audit::ShellAudit,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut stream) = socket.split();
-
-    // 1. The first message sizes the PTY.
-    let mut last_heard = tokio::time::Instant::now();
-    let first = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, next_message(&mut stream, framing, &mut last_heard)).await;
-    let size = match first {
-        Ok(Some(Ok(ClientMessage::Resize { cols, rows }))) => WindowSize { cols, rows },
-        Ok(None) => return,
-        other => {
-            let reason = match other {
-                Ok(Some(Ok(ClientMessage::Stdin(_)))) => {
-                    "unknown recv binary,first message console size expected".into()
-                }
-                Ok(Some(Err(error))) => format!("{error},first message console size expected"),
-                _ => "timed out waiting for the first message, console size expected".into(),
-            };
-            let _ = sink.send(Message::Binary(framing.rejected(&reason))).await;
-            let _ = sink.send(close(CloseCode::Protocol, reason)).await;
-            return;
-        }
-    };
-
-    // 2. Spawn.
-    let mut command = PtyCommand::new(spec.cmd.clone()).args(spec.args.clone()).size(size);
-    if !spec.dir.is_empty() {
-        command = command.dir(&spec.dir);
-    }
-    // fork() costs time in proportion to the server's memory: keep it off the async workers.
-    let spawned = tokio::task::spawn_blocking(move || command.spawn())
-        .await
-        .unwrap_or_else(|join_error| Err(wssh_pty::PtyError::Io(std::io::Error::other(join_error.to_string()))));
-    let mut process = match spawned {
-        Ok(process) => process,
-        Err(error) => {
-            let reason = error.to_string();
-            let _ = sink.send(Message::Binary(framing.rejected(&reason))).await;
-            let _ = sink.send(close(CloseCode::Error, reason)).await;
-            return;
-        }
-    };
+    let Some((mut process, size)) = start_program(&mut sink, &mut stream, framing, &spec).await else { return };
     let pid = process.pid();
     tracing::info!(session = %spec.name, user = username, pid, "shell started");
     trail.started(spec.name.as_str(), size.cols, size.rows);
@@ -343,7 +458,7 @@ async fn run_shell<S>(
             }
             output.abort();
             let status = process.terminate(Duration::from_millis(100)).await;
-            trail.ended(status.as_ref().ok().copied());
+            trail.ended(status.as_ref().ok());
             let code = status.as_ref().ok().and_then(std::process::ExitStatus::code).unwrap_or(-1);
             tracing::info!(session = %spec.name, user = username, pid, code, "shell exited");
             let last_words = async {
@@ -363,13 +478,13 @@ async fn run_shell<S>(
         Ending::ClientGone => {
             output.abort();
             trail.detached();
-            trail.ended(process.terminate(HANGUP_GRACE).await.ok());
+            trail.ended(process.terminate(HANGUP_GRACE).await.as_ref().ok());
             tracing::info!(session = %spec.name, user = username, pid, "client left, shell ended");
         }
         Ending::Rejected(reason) => {
             output.abort();
             trail.detached();
-            trail.ended(process.terminate(HANGUP_GRACE).await.ok());
+            trail.ended(process.terminate(HANGUP_GRACE).await.as_ref().ok());
             tracing::info!(session = %spec.name, user = username, pid, reason, "malformed frame, shell ended");
             let last_words = async {
                 let mut sink = sink.lock().await;
@@ -379,6 +494,94 @@ async fn run_shell<S>(
             let _ = tokio::time::timeout(DRAIN_TIMEOUT, last_words).await;
         }
     }
+}
+
+/// Waits for the client's first message, which must be a resize, and spawns the session's
+/// program on a PTY of that size. On failure the client has been told why and the socket
+/// closed; `None`.
+async fn start_program<S>(
+    sink: &mut futures_util::stream::SplitSink<WebSocketStream<S>, Message>,
+    stream: &mut futures_util::stream::SplitStream<WebSocketStream<S>>,
+    framing: Framing,
+    spec: &SessionSpec,
+) -> Option<(wssh_pty::PtyProcess, WindowSize)>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    // 1. The first message sizes the PTY.
+    let mut last_heard = tokio::time::Instant::now();
+    let first = tokio::time::timeout(FIRST_MESSAGE_TIMEOUT, next_message(stream, framing, &mut last_heard)).await;
+    let size = match first {
+        Ok(Some(Ok(ClientMessage::Resize { cols, rows }))) => WindowSize { cols, rows },
+        Ok(None) => return None,
+        other => {
+            let reason = match other {
+                Ok(Some(Ok(ClientMessage::Stdin(_)))) => {
+                    "unknown recv binary,first message console size expected".into()
+                }
+                Ok(Some(Err(error))) => format!("{error},first message console size expected"),
+                _ => "timed out waiting for the first message, console size expected".into(),
+            };
+            let _ = sink.send(Message::Binary(framing.rejected(&reason))).await;
+            let _ = sink.send(close(CloseCode::Protocol, reason)).await;
+            return None;
+        }
+    };
+
+    // 2. Spawn.
+    let mut command = PtyCommand::new(spec.cmd.clone()).args(spec.args.clone()).size(size);
+    if !spec.dir.is_empty() {
+        command = command.dir(&spec.dir);
+    }
+    // fork() costs time in proportion to the server's memory: keep it off the async workers.
+    let spawned = tokio::task::spawn_blocking(move || command.spawn())
+        .await
+        .unwrap_or_else(|join_error| Err(wssh_pty::PtyError::Io(std::io::Error::other(join_error.to_string()))));
+    match spawned {
+        Ok(process) => Some((process, size)),
+        Err(error) => {
+            let reason = error.to_string();
+            let _ = sink.send(Message::Binary(framing.rejected(&reason))).await;
+            let _ = sink.send(close(CloseCode::Error, reason)).await;
+            None
+        }
+    }
+}
+
+/// A new live shell (native framing): the program starts as on any connection, and is kept
+/// in the registry for clients to come back to.
+async fn run_live<S>(socket: WebSocketStream<S>, spec: SessionSpec, owner: wssh_auth::Principal, state: &SharedState)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sink, mut stream) = socket.split();
+    let Some((process, size)) = start_program(&mut sink, &mut stream, Framing::Native, &spec).await else { return };
+    let pid = process.pid();
+    let username = owner.username.to_string();
+    let (shell, client, kick) = match state.shells.start(process, owner, spec.name.as_str(), size, &state.auth) {
+        Ok(started) => started,
+        Err(error) => {
+            // The process is dropped here, which kills its session at once.
+            let reason = error.to_string();
+            let _ = sink.send(Message::Binary(Framing::Native.rejected(&reason))).await;
+            let _ = sink.send(close(CloseCode::Policy, reason)).await;
+            return;
+        }
+    };
+    tracing::info!(session = %spec.name, user = username, pid, shell = %registry::short(&shell.id), "shell started");
+    live::serve(Arc::new(Mutex::new(sink)), stream, shell, client, kick, Mode::Control, 0).await;
+}
+
+/// Another connection to a live shell.
+async fn run_attach<S>(socket: WebSocketStream<S>, attached: Attached)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Attached { shell, holder, mode, offset } = attached;
+    let (sink, stream) = socket.split();
+    let (client, kick) = shell.attach(holder, mode);
+    tracing::info!(shell = %registry::short(&shell.id), ?mode, "client attached");
+    live::serve(Arc::new(Mutex::new(sink)), stream, shell, client, kick, mode, offset).await;
 }
 
 /// When the client last took output: a clock shared by the output task and the input loop.

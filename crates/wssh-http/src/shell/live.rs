@@ -1,0 +1,222 @@
+//! A native-framing connection to a live shell: a new one, or one attached by id.
+//!
+//! The connection first says which shell and offset it serves (`0x04`), then sends output
+//! from the shell's history at its own pace (an output task per connection), while the
+//! connection's own loop takes input (dropped for observers), resizes, and pings. When the
+//! connection goes, the shell stays; when the shell ends, the connection gets the exit frame
+//! and a close.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::SplitStream;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+
+use super::framing::{ClientMessage, Framing};
+use super::output::Sink;
+use super::registry::{LiveShell, Mode, Next, ShellEnd, short};
+use super::{Delivered, IDLE_TIMEOUT, PING_INTERVAL, PING_SEND_LIMIT, close, next_message};
+
+/// Native message types of live shells (server → client).
+const SHELL_TAG: u8 = 0x04;
+const GAP_TAG: u8 = 0x05;
+const RESTORE_TAG: u8 = 0x06;
+/// How long the last frames (output still owed, exit, close) may take once the shell ended.
+const LAST_WORDS_LIMIT: Duration = Duration::from_secs(5);
+
+/// How the connection ended.
+enum Ending {
+    /// The shell is over.
+    ShellEnded(ShellEnd),
+    /// The client went away or closed.
+    ClientGone,
+    /// The client sent something malformed.
+    Rejected(String),
+    /// The client's credential stopped working.
+    AccessEnded,
+}
+
+/// Serves one client of `shell` (already attached as `client`) from output offset `offset`
+/// until either goes.
+pub(super) async fn serve<S>(
+    sink: Sink<S>,
+    mut stream: SplitStream<WebSocketStream<S>>,
+    shell: Arc<LiveShell>,
+    client: u64,
+    kick: Arc<tokio::sync::Notify>,
+    mode: Mode,
+    offset: u64,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let delivered = Arc::new(Delivered::new());
+    let mut output = tokio::spawn(forward(shell.clone(), sink.clone(), delivered.clone(), mode, offset));
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    let mut last_heard = tokio::time::Instant::now();
+    let ending = loop {
+        tokio::select! {
+            finished = &mut output => match finished {
+                Ok(Some(end)) => break Ending::ShellEnded(end),
+                _ => break Ending::ClientGone,
+            },
+            () = kick.notified() => break Ending::AccessEnded,
+            _ = pings.tick() => {
+                if last_heard.max(delivered.last()).elapsed() >= IDLE_TIMEOUT {
+                    break Ending::ClientGone;
+                }
+                if let Ok(mut sink) = sink.try_lock() {
+                    let _ = tokio::time::timeout(PING_SEND_LIMIT, sink.send(Message::Ping(Default::default()))).await;
+                }
+            }
+            incoming = next_message(&mut stream, Framing::Native, &mut last_heard) => match incoming {
+                Some(Ok(ClientMessage::Stdin(bytes))) => {
+                    // An observer's input is dropped here, whatever its client does.
+                    if mode == Mode::Control {
+                        let _ = shell.write(&bytes).await;
+                    }
+                }
+                Some(Ok(ClientMessage::Resize { cols, rows })) => {
+                    if mode == Mode::Control {
+                        shell.resize(wssh_pty::WindowSize { cols, rows });
+                    }
+                }
+                Some(Err(error)) => break Ending::Rejected(error.to_string()),
+                None => break Ending::ClientGone,
+            },
+        }
+    };
+    if !output.is_finished() {
+        output.abort();
+    }
+    shell.detach(client);
+    match ending {
+        Ending::ShellEnded(end) => {
+            let last_words = async {
+                let mut sink = sink.lock().await;
+                let reason = match end {
+                    ShellEnd::Exited(code) => {
+                        let _ = sink.send(Message::Binary(Framing::Native.exited(code).unwrap_or_default())).await;
+                        (CloseCode::Normal, format!("process exited with status {code}"))
+                    }
+                    ShellEnd::Ended => (CloseCode::Away, "shell ended".to_owned()),
+                };
+                let _ = sink.send(close(reason.0, reason.1)).await;
+            };
+            let _ = tokio::time::timeout(Duration::from_millis(500), last_words).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), async { while stream.next().await.is_some() {} }).await;
+        }
+        Ending::AccessEnded => {
+            let last_words = async {
+                let mut sink = sink.lock().await;
+                let _ = sink.send(Message::Binary(Framing::Native.rejected("access ended"))).await;
+                let _ = sink.send(close(CloseCode::Policy, "access ended".to_owned())).await;
+            };
+            let _ = tokio::time::timeout(Duration::from_millis(500), last_words).await;
+        }
+        Ending::ClientGone => {
+            tracing::info!(shell = %short(&shell.id), session = %shell.session, "client detached");
+        }
+        Ending::Rejected(reason) => {
+            tracing::info!(shell = %short(&shell.id), reason, "malformed frame, client detached");
+            let last_words = async {
+                let mut sink = sink.lock().await;
+                let _ = sink.send(Message::Binary(Framing::Native.rejected(&reason))).await;
+                let _ = sink.send(close(CloseCode::Protocol, reason.clone())).await;
+            };
+            let _ = tokio::time::timeout(Duration::from_millis(500), last_words).await;
+        }
+    }
+}
+
+/// A frame of `tag` with a JSON body.
+fn json_frame(tag: u8, value: &serde_json::Value) -> Bytes {
+    let mut frame = vec![tag];
+    // Serializing a Value to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut frame, value);
+    Bytes::from(frame)
+}
+
+/// The output task: the shell message, then output from `offset` on as the shell makes it,
+/// with a gap notice and a restore whenever the client is behind what the history holds.
+/// Returns how the shell ended once everything it wrote was sent; `None` when the client is
+/// gone.
+async fn forward<S>(
+    shell: Arc<LiveShell>,
+    sink: Sink<S>,
+    delivered: Arc<Delivered>,
+    mode: Mode,
+    requested: u64,
+) -> Option<ShellEnd>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let send = async |frame: Bytes| -> bool {
+        let sent = sink.lock().await.send(Message::Binary(frame)).await.is_ok();
+        if sent {
+            delivered.now();
+        }
+        sent
+    };
+    let mut progress = shell.watch();
+    let (start, _) = shell.span();
+    // A gap still to announce: (the offset asked for, where output goes on, the screen there).
+    let mut gap = (requested < start).then(|| {
+        let (from, screen) = shell.restore_point();
+        (requested, from, screen)
+    });
+    let mut offset = gap.as_ref().map_or(requested, |(_, from, _)| *from);
+    let hello = serde_json::json!({ "shell": shell.id, "offset": offset, "mode": mode });
+    if !send(json_frame(SHELL_TAG, &hello)).await {
+        return None;
+    }
+    let mut ended_at: Option<tokio::time::Instant> = None;
+    loop {
+        if let Some((requested, from, screen)) = gap.take() {
+            let notice = serde_json::json!({ "requested": requested, "from": from });
+            if !send(json_frame(GAP_TAG, &notice)).await {
+                return None;
+            }
+            let mut restore = Vec::with_capacity(screen.len() + 1);
+            restore.push(RESTORE_TAG);
+            restore.extend_from_slice(&screen);
+            if !send(Bytes::from(restore)).await {
+                return None;
+            }
+        }
+        let seen = *progress.borrow_and_update();
+        match shell.read(offset) {
+            Next::Frames(frames, next) => {
+                for frame in frames {
+                    if !send(frame).await {
+                        return None;
+                    }
+                }
+                offset = next;
+            }
+            Next::Gap => {
+                let (from, screen) = shell.restore_point();
+                gap = Some((offset, from, screen));
+                offset = from;
+            }
+            Next::Nothing => match seen.ended {
+                Some(end) => return Some(end),
+                None => {
+                    if progress.changed().await.is_err() {
+                        return None;
+                    }
+                }
+            },
+        }
+        if let Some(end) = seen.ended {
+            // A client that takes what is left only slowly does not keep the connection forever.
+            let since = *ended_at.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() >= LAST_WORDS_LIMIT {
+                return Some(end);
+            }
+        }
+    }
+}

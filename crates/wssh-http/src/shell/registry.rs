@@ -1,0 +1,945 @@
+//! Live shells: programs that outlive the connection that started them.
+//!
+//! A [`LiveShell`] is one program on a PTY with an unguessable id, its owner, its session, its
+//! size, and an output [`History`]: the last bytes it wrote, with absolute offsets counted from
+//! its start. One task per shell ([`LiveShell::run`]) reads the terminal into the history and
+//! never waits for a client; each attached client sends from the history at its own pace, so a
+//! slow client only falls behind. When its last client goes, the shell waits for the detach
+//! timeout, then ends as a connection's shell always did.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use tokio::sync::{Notify, watch};
+use wssh_auth::{Authenticator, Principal};
+use wssh_domain::audit::AuditEvent;
+use wssh_domain::{Permission, Timestamp, UserId};
+use wssh_pty::{PtyProcess, PtyWriter, WindowSize};
+
+/// The tag of a native data frame; history chunks are kept as ready-made data frames.
+const DATA_TAG: u8 = 0;
+/// Bytes read from the PTY at once, at most.
+const READ_CHUNK: usize = 64 * 1024;
+/// What one chunk costs beside its bytes, charged against the history's limit so that many
+/// small chunks cannot hold more memory than the limit says.
+const CHUNK_OVERHEAD: usize = 64;
+/// Small outputs (echoes) are merged into the last chunk while it stays this small.
+const MERGE_LIMIT: usize = 4096;
+/// Frames handed to a client per look at the history, at most.
+const BATCH: usize = 64;
+/// How long output may pause while it drains after the program exits, and how long at most.
+const DRAIN_QUIET: Duration = Duration::from_millis(500);
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
+/// How long a detached or deleted shell's programs get between SIGHUP and SIGKILL.
+const HANGUP_GRACE: Duration = Duration::from_secs(2);
+
+/// Server settings for live shells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShellSettings {
+    /// Output bytes each shell keeps for clients that come back (default 4 MiB).
+    pub history_bytes: usize,
+    /// How long a shell without clients keeps running (default 5 minutes; zero ends it with
+    /// its last connection).
+    pub detach_timeout: Duration,
+    /// Live shells one user may have at once.
+    pub max_per_user: usize,
+    /// Live shells on the server at once.
+    pub max_total: usize,
+}
+
+impl Default for ShellSettings {
+    fn default() -> Self {
+        ShellSettings {
+            history_bytes: 4 * 1024 * 1024,
+            detach_timeout: Duration::from_secs(5 * 60),
+            max_per_user: 50,
+            max_total: 1000,
+        }
+    }
+}
+
+/// How a client takes part in a shell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Mode {
+    /// Input and resizes.
+    Control,
+    /// Output only; input is dropped.
+    Observe,
+}
+
+impl Mode {
+    /// `control` or `observe`.
+    pub(crate) fn parse(text: &str) -> Option<Mode> {
+        match text {
+            "control" => Some(Mode::Control),
+            "observe" => Some(Mode::Observe),
+            _ => None,
+        }
+    }
+
+    /// `control` or `observe`, as the audit log names it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Mode::Control => "control",
+            Mode::Observe => "observe",
+        }
+    }
+}
+
+/// How a shell ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ShellEnd {
+    /// The program exited with this code (-1: killed by a signal).
+    Exited(i32),
+    /// The server ended it (detach timeout, deleted, its owner's access ended).
+    Ended,
+}
+
+/// What clients watch: how far the output goes, and whether the shell has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// The offset after the last byte of output.
+    pub(crate) end: u64,
+    /// Set once the shell is over and all its output is in the history.
+    pub(crate) ended: Option<ShellEnd>,
+}
+
+/// The last output of a shell, as native data frames, with absolute offsets.
+#[derive(Debug)]
+pub(crate) struct History {
+    /// Frames: a data tag, then output bytes.
+    chunks: VecDeque<Bytes>,
+    /// The offset of the first byte held.
+    start: u64,
+    /// The offset after the last byte held.
+    end: u64,
+    /// Bytes held plus [`CHUNK_OVERHEAD`] per chunk.
+    charged: usize,
+    /// The most `charged` may be (the last chunk is always kept).
+    limit: usize,
+}
+
+/// What a client at some offset gets next.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// Frames to send, and the offset after them.
+    Frames(Vec<Bytes>, u64),
+    /// The offset is older than the history.
+    Gap,
+    /// Nothing yet.
+    Nothing,
+}
+
+impl History {
+    /// An empty history that holds about `limit` bytes.
+    pub(crate) fn new(limit: usize) -> Self {
+        History { chunks: VecDeque::new(), start: 0, end: 0, charged: 0, limit }
+    }
+
+    /// The offset of the first byte held.
+    pub(crate) fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// The offset after the last byte.
+    pub(crate) fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Appends output; returns the chunks that fell out of the history.
+    pub(crate) fn push(&mut self, output: &[u8]) -> Vec<Bytes> {
+        if output.is_empty() {
+            return Vec::new();
+        }
+        match self.chunks.back_mut() {
+            Some(last) if last.len() - 1 + output.len() <= MERGE_LIMIT => {
+                let mut merged = Vec::with_capacity(last.len() + output.len());
+                merged.extend_from_slice(last);
+                merged.extend_from_slice(output);
+                *last = Bytes::from(merged);
+                self.charged += output.len();
+            }
+            _ => {
+                self.chunks.push_back(data_frame(output));
+                self.charged += output.len() + CHUNK_OVERHEAD;
+            }
+        }
+        self.end += output.len() as u64;
+        let mut evicted = Vec::new();
+        while self.charged > self.limit && self.chunks.len() > 1 {
+            let Some(chunk) = self.chunks.pop_front() else { break };
+            self.start += (chunk.len() - 1) as u64;
+            self.charged -= chunk.len() - 1 + CHUNK_OVERHEAD;
+            evicted.push(chunk);
+        }
+        evicted
+    }
+
+    /// What a client whose next byte is `offset` gets: at most [`BATCH`] frames.
+    pub(crate) fn read(&self, offset: u64) -> Next {
+        if offset < self.start {
+            return Next::Gap;
+        }
+        if offset >= self.end {
+            return Next::Nothing;
+        }
+        // Find the chunk holding `offset`, from the newest (clients are usually near the end).
+        let mut chunk_start = self.end;
+        let mut index = self.chunks.len();
+        while index > 0 && chunk_start > offset {
+            index -= 1;
+            chunk_start -= (self.chunks[index].len() - 1) as u64;
+        }
+        let mut frames = Vec::new();
+        let mut next = offset;
+        for chunk in self.chunks.iter().skip(index).take(BATCH) {
+            let skip = (next - chunk_start) as usize;
+            frames.push(if skip == 0 { chunk.clone() } else { data_frame(&chunk[1 + skip..]) });
+            chunk_start += (chunk.len() - 1) as u64;
+            next = chunk_start;
+        }
+        Next::Frames(frames, next)
+    }
+
+    /// The bytes held, from the first one on (for a client that needs all of them).
+    #[cfg(test)]
+    fn bytes(&self) -> Vec<u8> {
+        self.chunks.iter().flat_map(|chunk| chunk[1..].to_vec()).collect()
+    }
+}
+
+/// A native data frame: the tag, then `output`.
+fn data_frame(output: &[u8]) -> Bytes {
+    let mut frame = Vec::with_capacity(output.len() + 1);
+    frame.push(DATA_TAG);
+    frame.extend_from_slice(output);
+    Bytes::from(frame)
+}
+
+/// Share links one shell may have at once.
+const MAX_SHARES: usize = 32;
+/// Every share token starts with this (and then 256 random bits in hex).
+pub(crate) const SHARE_PREFIX: &str = "wsshs_";
+
+/// A share link: one shell, one mode, until it expires or is revoked. Only the token's hash
+/// is kept.
+#[derive(Debug, Clone)]
+pub(crate) struct Share {
+    /// The share's id (shown in listings, used to revoke it).
+    pub(crate) id: String,
+    /// What the link allows.
+    pub(crate) mode: Mode,
+    /// Who made it.
+    pub(crate) created_by: String,
+    pub(crate) created_at: Timestamp,
+    pub(crate) expires_at: Timestamp,
+    /// Hex SHA-256 of the token.
+    hash: String,
+}
+
+impl Share {
+    /// Whether the link still works at `now`.
+    pub(crate) fn live_at(&self, now: Timestamp) -> bool {
+        now.0 < self.expires_at.0
+    }
+}
+
+/// Who an attached client is: what to check again while it stays.
+#[derive(Debug, Clone)]
+pub(crate) enum Holder {
+    /// A user, as authenticated.
+    User(Principal),
+    /// Whoever holds the token of this share link.
+    Share(String),
+}
+
+/// One attached client, as listed.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientInfo {
+    /// The client's number within its shell.
+    pub(crate) id: u64,
+    /// Who it is: a user name, or `share:ID` for a share link.
+    pub(crate) user: String,
+    /// How it takes part.
+    pub(crate) mode: Mode,
+    /// What it attached with.
+    holder: Holder,
+    /// Disconnects it: its credential stopped working.
+    kick: Arc<Notify>,
+}
+
+/// What changes in a shell, under one lock.
+struct State {
+    history: History,
+    size: WindowSize,
+    clients: Vec<ClientInfo>,
+    next_client: u64,
+    /// When the last client left (while none is attached).
+    detached_since: Option<(Timestamp, tokio::time::Instant)>,
+    /// The screen as it stood at the history's first byte: a terminal emulator fed with the
+    /// output the history forgets. Made at the first such output, so that shells whose output
+    /// still fits the history carry none.
+    screen: Option<Box<vt100::Parser>>,
+    /// The size as of the history's first byte.
+    screen_size: WindowSize,
+    /// Size changes not yet applied to `screen`, at their output offsets.
+    resizes: VecDeque<(u64, WindowSize)>,
+    /// Share links.
+    shares: Vec<Share>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("history", &self.history)
+            .field("size", &self.size)
+            .field("clients", &self.clients)
+            .field("screen", &self.screen.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Size changes remembered for the screen at most; older ones are applied early.
+const MAX_RESIZES: usize = 256;
+
+impl State {
+    /// Feeds output that fell out of the history (starting at `offset`) to the screen,
+    /// applying each size change where it happened.
+    fn forget(&mut self, mut offset: u64, evicted: &[Bytes]) {
+        let size = self.screen_size;
+        let screen = self.screen.get_or_insert_with(|| Box::new(vt100::Parser::new(size.rows, size.cols, 0)));
+        for chunk in evicted {
+            let mut bytes = &chunk[1..];
+            while !bytes.is_empty() {
+                while let Some(&(_, size)) = self.resizes.front().filter(|(at, _)| *at <= offset) {
+                    screen.screen_mut().set_size(size.rows, size.cols);
+                    self.screen_size = size;
+                    self.resizes.pop_front();
+                }
+                let take = match self.resizes.front() {
+                    Some(&(at, _)) => ((at - offset) as usize).min(bytes.len()),
+                    None => bytes.len(),
+                };
+                screen.process(&bytes[..take]);
+                bytes = &bytes[take..];
+                offset += take as u64;
+            }
+        }
+    }
+
+    /// The terminal bytes that draw the screen as it stood at the history's first byte.
+    fn restore(&self) -> Vec<u8> {
+        let Some(screen) = &self.screen else { return Vec::new() };
+        let screen = screen.screen();
+        let mut bytes = Vec::new();
+        if screen.alternate_screen() {
+            bytes.extend_from_slice(b"\x1b[?1049h");
+        }
+        bytes.extend_from_slice(&screen.state_formatted());
+        bytes
+    }
+}
+
+/// A program on a PTY that clients attach to and detach from.
+#[derive(Debug)]
+pub(crate) struct LiveShell {
+    /// The unguessable id (128 random bits, URL-safe base64).
+    pub(crate) id: String,
+    /// The user who started it.
+    pub(crate) owner: String,
+    /// Their id.
+    pub(crate) owner_id: UserId,
+    /// The session it was started from.
+    pub(crate) session: String,
+    /// When it started.
+    pub(crate) created_at: Timestamp,
+    /// The program's process id.
+    pub(crate) pid: u32,
+    state: Mutex<State>,
+    progress: watch::Sender<Progress>,
+    writer: PtyWriter,
+    /// Wakes the shell's task: clients changed, or the shell is to end.
+    wake: Notify,
+    end_requested: std::sync::atomic::AtomicBool,
+    /// Where the shell's audit events go.
+    auth: Arc<Authenticator>,
+}
+
+/// A snapshot of a shell for listings.
+#[derive(Debug, Clone)]
+pub(crate) struct ShellInfo {
+    pub(crate) id: String,
+    pub(crate) owner: String,
+    pub(crate) session: String,
+    pub(crate) created_at: Timestamp,
+    pub(crate) size: WindowSize,
+    pub(crate) output_bytes: u64,
+    pub(crate) clients: Vec<ClientInfo>,
+    pub(crate) detached_since: Option<Timestamp>,
+}
+
+impl LiveShell {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds a client; returns its number and what tells it that its access ended.
+    pub(crate) fn attach(&self, holder: Holder, mode: Mode) -> (u64, Arc<Notify>) {
+        let mut state = self.lock();
+        let id = state.next_client;
+        state.next_client += 1;
+        let kick = Arc::new(Notify::new());
+        self.audit_client(&holder, AuditEvent::ShellAttached { shell: self.id.clone(), mode: mode.name().into() });
+        state.clients.push(ClientInfo { id, user: holder.label(), mode, holder, kick: kick.clone() });
+        state.detached_since = None;
+        drop(state);
+        self.wake.notify_one();
+        (id, kick)
+    }
+
+    /// Disconnects the clients whose share link stopped working (in memory: cheap, every tick).
+    fn kick_dead_shares(&self) {
+        let now = Timestamp::now();
+        let state = self.lock();
+        for client in &state.clients {
+            if let Holder::Share(id) = &client.holder
+                && !state.shares.iter().any(|share| &share.id == id && share.live_at(now))
+            {
+                client.kick.notify_one();
+            }
+        }
+    }
+
+    /// Checks again, in the store, that the owner may still have this shell (or ends it) and
+    /// that each attached user's credential still works and still allows its mode (or
+    /// disconnects that client). A failing store decides nothing.
+    fn recheck(&self, auth: &Authenticator) {
+        match auth.store().find_user_by_id(self.owner_id) {
+            Ok(Some(owner)) if !owner.disabled && owner.permissions.contains(Permission::SessionsConnect) => {}
+            Ok(_) => {
+                tracing::info!(shell = %short(&self.id), user = %self.owner, "the owner's access ended, shell ended");
+                self.end();
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot check a shell's owner");
+                return;
+            }
+        }
+        let clients: Vec<(Principal, Mode, Arc<Notify>)> = self
+            .lock()
+            .clients
+            .iter()
+            .filter_map(|client| match &client.holder {
+                Holder::User(principal) => Some((principal.clone(), client.mode, client.kick.clone())),
+                Holder::Share(_) => None,
+            })
+            .collect();
+        for (principal, mode, kick) in clients {
+            let allowed = match auth.recheck(&principal) {
+                Ok(now) => may_attach(&now, self, mode),
+                Err(wssh_auth::AuthError::InvalidCredentials) => false,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot check a shell client's credential");
+                    true
+                }
+            };
+            if !allowed {
+                tracing::info!(shell = %short(&self.id), user = %principal.username, "access ended, client disconnected");
+                kick.notify_one();
+            }
+        }
+    }
+
+    /// Removes a client; the shell starts its detach timeout when it was the last.
+    pub(crate) fn detach(&self, client: u64) {
+        let mut state = self.lock();
+        if let Some(info) = state.clients.iter().find(|info| info.id == client) {
+            let event = AuditEvent::ShellDetached { shell: self.id.clone(), mode: info.mode.name().into() };
+            self.audit_client(&info.holder, event);
+        }
+        state.clients.retain(|info| info.id != client);
+        if state.clients.is_empty() {
+            state.detached_since = Some((Timestamp::now(), tokio::time::Instant::now()));
+        }
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// Makes a share link for `mode`, valid for `lifetime`: the share and its token (the only
+    /// time the token exists outside the client).
+    pub(crate) fn add_share(&self, mode: Mode, lifetime: Duration, by: &str) -> Result<(Share, String), ShareError> {
+        let mut state = self.lock();
+        let now = Timestamp::now();
+        state.shares.retain(|share| share.live_at(now));
+        if state.shares.len() >= MAX_SHARES {
+            return Err(ShareError::TooMany(MAX_SHARES));
+        }
+        let secret = wssh_auth::secret::generate_token_secret();
+        let token = format!("{SHARE_PREFIX}{}", secret.trim_start_matches(wssh_auth::secret::TOKEN_PREFIX));
+        let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
+        let share = Share {
+            id: new_id()[..11].to_owned(),
+            mode,
+            created_by: by.to_owned(),
+            created_at: now,
+            expires_at: Timestamp(now.0.saturating_add(lifetime)),
+            hash: wssh_auth::secret::hash_token_secret(&token),
+        };
+        state.shares.push(share.clone());
+        Ok((share, token))
+    }
+
+    /// The share links that still work.
+    pub(crate) fn shares(&self) -> Vec<Share> {
+        let now = Timestamp::now();
+        self.lock().shares.iter().filter(|share| share.live_at(now)).cloned().collect()
+    }
+
+    /// Revokes a share link; whether there was one.
+    pub(crate) fn revoke_share(&self, id: &str) -> bool {
+        let mut state = self.lock();
+        let before = state.shares.len();
+        state.shares.retain(|share| share.id != id);
+        before != state.shares.len()
+    }
+
+    /// The live share link whose token hashes to `hash`.
+    fn share_with_hash(&self, hash: &str) -> Option<Share> {
+        let now = Timestamp::now();
+        let state = self.lock();
+        // Every share is compared, in constant time each.
+        let mut found = None;
+        for share in &state.shares {
+            if wssh_auth::secret::hashes_equal(&share.hash, hash) && share.live_at(now) {
+                found = Some(share.clone());
+            }
+        }
+        found
+    }
+
+    /// Records an event of a client: by its user, or by no one signed in for a share link.
+    fn audit_client(&self, holder: &Holder, event: AuditEvent) {
+        match holder {
+            Holder::User(principal) => super::audit::record(&self.auth, Some(principal), event),
+            Holder::Share(_) => super::audit::record(&self.auth, None, event),
+        }
+    }
+
+    /// Asks the shell to end (SIGHUP, SIGKILL after the grace).
+    pub(crate) fn end(&self) {
+        self.end_requested.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    /// A receiver of the shell's progress.
+    pub(crate) fn watch(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    /// What a client whose next byte is `offset` gets next.
+    pub(crate) fn read(&self, offset: u64) -> Next {
+        self.lock().history.read(offset)
+    }
+
+    /// The offset of the first byte held, and terminal bytes that draw the screen as it stood
+    /// there: what a client behind the history gets before output goes on from that offset.
+    pub(crate) fn restore_point(&self) -> (u64, Vec<u8>) {
+        let state = self.lock();
+        (state.history.start(), state.restore())
+    }
+
+    /// The offsets of the first byte held and after the last one.
+    pub(crate) fn span(&self) -> (u64, u64) {
+        let state = self.lock();
+        (state.history.start(), state.history.end())
+    }
+
+    /// Input from a controlling client.
+    pub(crate) async fn write(&self, input: &[u8]) -> std::io::Result<()> {
+        self.writer.write_all(input).await
+    }
+
+    /// A new size from a controlling client: the last controller to resize sets it.
+    pub(crate) fn resize(&self, size: WindowSize) {
+        let mut state = self.lock();
+        if state.size != size {
+            state.size = size;
+            let _ = self.writer.resize(size);
+            let at = state.history.end();
+            if state.resizes.back().is_some_and(|(last, _)| *last == at) {
+                state.resizes.pop_back();
+            }
+            state.resizes.push_back((at, size));
+            if state.resizes.len() > MAX_RESIZES {
+                // Too many changes to remember: the oldest is applied to the screen early.
+                if let Some((_, size)) = state.resizes.pop_front() {
+                    state.screen_size = size;
+                    if let Some(screen) = state.screen.as_mut() {
+                        screen.screen_mut().set_size(size.rows, size.cols);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A snapshot for listings.
+    pub(crate) fn info(&self) -> ShellInfo {
+        let state = self.lock();
+        ShellInfo {
+            id: self.id.clone(),
+            owner: self.owner.clone(),
+            session: self.session.clone(),
+            created_at: self.created_at,
+            size: state.size,
+            output_bytes: state.history.end(),
+            clients: state.clients.clone(),
+            detached_since: state.detached_since.map(|(since, _)| since),
+        }
+    }
+
+    /// The shell's task: reads the terminal into the history until the program exits, the
+    /// shell is asked to end, or it has been without clients for the detach timeout; then ends
+    /// the program's session and tells the clients.
+    async fn run(self: Arc<Self>, mut process: PtyProcess, detach_timeout: Duration, registry: Arc<Registry>) {
+        let reader = process.reader();
+        let mut closed = false;
+        let ending = {
+            let exited = process.wait();
+            tokio::pin!(exited);
+            loop {
+                let deadline = self.lock().detached_since.map(|(_, since)| since + detach_timeout);
+                let detached = async {
+                    match deadline {
+                        Some(deadline) => tokio::time::sleep_until(deadline).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                if self.end_requested.load(std::sync::atomic::Ordering::Relaxed) {
+                    break None;
+                }
+                tokio::select! {
+                    read = reader.read_with(READ_CHUNK, |output| self.append(output)), if !closed => match read {
+                        Ok(Some(())) => {}
+                        Ok(None) | Err(_) => closed = true,
+                    },
+                    status = &mut exited => break Some(status),
+                    () = self.wake.notified() => {}
+                    () = detached => break None,
+                }
+            }
+        };
+        let end = match ending {
+            Some(_) => {
+                // The last output: until the terminal closes or pauses, and only so long.
+                let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
+                while !closed {
+                    let wait = DRAIN_QUIET.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+                    match tokio::time::timeout(wait, reader.read_with(READ_CHUNK, |output| self.append(output))).await {
+                        Ok(Ok(Some(()))) => {}
+                        _ => closed = true,
+                    }
+                }
+                let status = process.terminate(Duration::from_millis(100)).await;
+                let exit_status = super::audit::exit_status(status.as_ref().ok());
+                super::audit::record(&self.auth, None, AuditEvent::ShellEnded { shell: self.id.clone(), exit_status });
+                ShellEnd::Exited(status.ok().and_then(|status| status.code()).unwrap_or(-1))
+            }
+            None => {
+                let status = process.terminate(HANGUP_GRACE).await;
+                let exit_status = super::audit::exit_status(status.as_ref().ok());
+                super::audit::record(&self.auth, None, AuditEvent::ShellEnded { shell: self.id.clone(), exit_status });
+                ShellEnd::Ended
+            }
+        };
+        registry.remove(&self.id);
+        tracing::info!(shell = %short(&self.id), session = %self.session, user = %self.owner, pid = self.pid, ?end, "shell ended");
+        self.progress.send_modify(|progress| progress.ended = Some(end));
+    }
+
+    /// Puts output into the history and tells the clients.
+    fn append(&self, output: &[u8]) {
+        let end = {
+            let mut state = self.lock();
+            let before = state.history.start();
+            let evicted = state.history.push(output);
+            if !evicted.is_empty() {
+                state.forget(before, &evicted);
+            }
+            state.history.end()
+        };
+        self.progress.send_modify(|progress| progress.end = end);
+    }
+}
+
+/// The first characters of a shell id, enough to tell shells apart in the log without
+/// writing down what attaching needs.
+pub(crate) fn short(id: &str) -> &str {
+    id.get(..6).unwrap_or(id)
+}
+
+impl Holder {
+    /// How the client is listed.
+    fn label(&self) -> String {
+        match self {
+            Holder::User(principal) => principal.username.to_string(),
+            Holder::Share(id) => format!("share:{id}"),
+        }
+    }
+}
+
+/// Whether `principal` may attach to `shell` in `mode`: the owner in either mode (while they
+/// hold `sessions:connect`), anyone else with `shells:control`, or `shells:observe` to watch.
+pub(crate) fn may_attach(principal: &Principal, shell: &LiveShell, mode: Mode) -> bool {
+    if principal.user_id == shell.owner_id {
+        return principal.permissions.contains(Permission::SessionsConnect);
+    }
+    match mode {
+        Mode::Control => principal.permissions.contains(Permission::ShellsControl),
+        Mode::Observe => {
+            principal.permissions.contains(Permission::ShellsObserve)
+                || principal.permissions.contains(Permission::ShellsControl)
+        }
+    }
+}
+
+/// Why a share link could not be made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ShareError {
+    /// The shell has as many share links as allowed.
+    #[error("share link limit per shell reached ({0})")]
+    TooMany(usize),
+}
+
+/// Why a shell could not be started.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StartError {
+    /// The user has as many live shells as allowed.
+    #[error("live shell limit per user reached ({0})")]
+    PerUser(usize),
+    /// The server has as many live shells as allowed.
+    #[error("live shell limit of the server reached ({0})")]
+    Total(usize),
+}
+
+/// Every live shell of the server.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    settings: ShellSettings,
+    shells: Mutex<HashMap<String, Arc<LiveShell>>>,
+    /// Whether the access watchdog runs.
+    watching: std::sync::atomic::AtomicBool,
+}
+
+/// How often the watchdog looks at share links, and whether anything stored changed.
+const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+/// How often every credential is checked again even when nothing stored changed (for
+/// tokens and logins that expire with time).
+const FULL_RECHECK: Duration = Duration::from_secs(10);
+
+impl Registry {
+    /// A registry with `settings`.
+    pub(crate) fn new(settings: ShellSettings) -> Self {
+        Registry { settings, shells: Mutex::new(HashMap::new()), watching: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<LiveShell>>> {
+        self.shells.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `owner` may start another shell.
+    pub(crate) fn check_limits(&self, owner: &str) -> Result<(), StartError> {
+        let shells = self.lock();
+        if shells.len() >= self.settings.max_total {
+            return Err(StartError::Total(self.settings.max_total));
+        }
+        if shells.values().filter(|shell| shell.owner == owner).count() >= self.settings.max_per_user {
+            return Err(StartError::PerUser(self.settings.max_per_user));
+        }
+        Ok(())
+    }
+
+    /// Registers a freshly spawned program as a live shell with its first client attached;
+    /// returns the shell and that client's number.
+    pub(crate) fn start(
+        self: &Arc<Self>,
+        process: PtyProcess,
+        owner: Principal,
+        session: &str,
+        size: WindowSize,
+        auth: &Arc<Authenticator>,
+    ) -> Result<(Arc<LiveShell>, u64, Arc<Notify>), StartError> {
+        self.check_limits(owner.username.as_str())?;
+        if !self.watching.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tokio::spawn(self.clone().watch_access(auth.clone()));
+        }
+        let kick = Arc::new(Notify::new());
+        let first = ClientInfo {
+            id: 0,
+            user: owner.username.to_string(),
+            mode: Mode::Control,
+            holder: Holder::User(owner.clone()),
+            kick: kick.clone(),
+        };
+        let shell = Arc::new(LiveShell {
+            id: new_id(),
+            owner: owner.username.to_string(),
+            owner_id: owner.user_id,
+            session: session.to_owned(),
+            created_at: Timestamp::now(),
+            pid: process.pid(),
+            state: Mutex::new(State {
+                history: History::new(self.settings.history_bytes),
+                size,
+                clients: vec![first],
+                next_client: 1,
+                detached_since: None,
+                screen: None,
+                screen_size: size,
+                resizes: VecDeque::new(),
+                shares: Vec::new(),
+            }),
+            progress: watch::Sender::new(Progress { end: 0, ended: None }),
+            writer: process.writer(),
+            wake: Notify::new(),
+            end_requested: std::sync::atomic::AtomicBool::new(false),
+            auth: auth.clone(),
+        });
+        super::audit::started(auth, &owner, &shell.id, session, size.cols, size.rows);
+        self.lock().insert(shell.id.clone(), shell.clone());
+        tokio::spawn(shell.clone().run(process, self.settings.detach_timeout, self.clone()));
+        Ok((shell, 0, kick))
+    }
+
+    /// The access watchdog: share links every tick; every owner and attached user in the store
+    /// whenever anything stored changed (and every [`FULL_RECHECK`] anyway). A revoked token,
+    /// an ended login, a disabled or deleted user, or a lost permission takes effect within
+    /// a second.
+    async fn watch_access(self: Arc<Self>, auth: Arc<Authenticator>) {
+        let mut ticks = tokio::time::interval(WATCH_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut checked: Option<(u64, tokio::time::Instant)> = None;
+        loop {
+            ticks.tick().await;
+            let shells = self.all();
+            if shells.is_empty() {
+                continue;
+            }
+            for shell in &shells {
+                shell.kick_dead_shares();
+            }
+            let generation = auth.store().generation();
+            if checked.is_some_and(|(seen, at)| seen == generation && at.elapsed() < FULL_RECHECK) {
+                continue;
+            }
+            checked = Some((generation, tokio::time::Instant::now()));
+            let auth = auth.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                for shell in shells {
+                    shell.recheck(&auth);
+                }
+            })
+            .await;
+        }
+    }
+
+    /// The shell with this id.
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<LiveShell>> {
+        self.lock().get(id).cloned()
+    }
+
+    /// Every live shell.
+    pub(crate) fn all(&self) -> Vec<Arc<LiveShell>> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// The shell and live share link that `token` (a share token) opens.
+    pub(crate) fn find_share(&self, token: &str) -> Option<(Arc<LiveShell>, Share)> {
+        let hash = wssh_auth::secret::hash_token_secret(token);
+        self.all().into_iter().find_map(|shell| shell.share_with_hash(&hash).map(|share| (shell, share)))
+    }
+
+    fn remove(&self, id: &str) {
+        self.lock().remove(id);
+    }
+}
+
+/// 128 random bits, URL-safe base64 without padding (22 characters).
+fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    // The OS's random source failing is not something a server can carry on from.
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(history: &History, mut offset: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Next::Frames(frames, next) = history.read(offset) {
+            for frame in frames {
+                assert_eq!(frame[0], DATA_TAG);
+                out.extend_from_slice(&frame[1..]);
+            }
+            offset = next;
+        }
+        out
+    }
+
+    #[test]
+    fn history_reads_from_any_offset_it_holds() {
+        let mut history = History::new(8 << 20);
+        let mut all = Vec::new();
+        for index in 0..500u32 {
+            let piece = format!("{index}:").repeat((index % 37) as usize * 40 + 1);
+            history.push(piece.as_bytes());
+            all.extend_from_slice(piece.as_bytes());
+        }
+        assert_eq!(history.end(), all.len() as u64);
+        assert_eq!(history.start(), 0);
+        for offset in [0, 1, 17, 4095, 4096, 10_000, all.len() as u64 - 1, all.len() as u64] {
+            assert_eq!(collect(&history, offset), all[offset as usize..], "from {offset}");
+        }
+        assert_eq!(history.bytes(), all);
+    }
+
+    #[test]
+    fn history_forgets_the_oldest_output_and_says_so() {
+        let mut history = History::new(100_000);
+        let mut all = Vec::new();
+        let mut evicted = Vec::new();
+        for index in 0..10_000u32 {
+            let piece = format!("line {index}\r\n");
+            for chunk in history.push(piece.as_bytes()) {
+                evicted.extend_from_slice(&chunk[1..]);
+            }
+            all.extend_from_slice(piece.as_bytes());
+        }
+        let start = history.start();
+        assert!(start > 0);
+        assert!(history.charged <= 100_000);
+        assert_eq!(evicted, all[..start as usize], "what fell out is exactly what came first");
+        assert!(matches!(history.read(0), Next::Gap));
+        assert_eq!(collect(&history, start), all[start as usize..]);
+        // Tiny outputs cost their overhead: memory stays bounded.
+        let mut tiny = History::new(10_000);
+        for _ in 0..100_000 {
+            tiny.push(b"x");
+        }
+        assert!(tiny.charged <= 10_000 + MERGE_LIMIT + CHUNK_OVERHEAD);
+    }
+
+    #[test]
+    fn ids_are_long_url_safe_and_distinct() {
+        let (a, b) = (new_id(), new_id());
+        assert_eq!(a.len(), 22);
+        assert_ne!(a, b);
+        assert!(a.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'));
+    }
+}
