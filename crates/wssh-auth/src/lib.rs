@@ -13,7 +13,8 @@
 //! * [`ssh_key`]: SSH public keys, validated, with `ssh-keygen -l` fingerprints.
 //! * [`jwt`]: short-lived access JWTs for the login API, signed with a key kept in the store.
 //! * [`Authenticator`]: resolution of credentials into one [`Principal`] with its permissions,
-//!   or a precise refusal ([`AuthError`]).
+//!   or a precise refusal ([`AuthError`]); logins; TOTP enrolment; bounded password hashing.
+//!   Account and token administration (who may create, change, mint what) is `wssh-core`'s.
 //!
 //! Nothing here knows HTTP: the transport hands in strings and maps [`AuthError`] to statuses.
 
@@ -33,4 +34,4 @@ pub mod totp;
 pub use credentials::Credentials;
 pub use error::AuthError;
 pub use principal::{AuthMethod, Principal};
-pub use resolver::{Authenticator, LoginTokens, MintedToken, Origin};
+pub use resolver::{Authenticator, LoginTokens, Origin};

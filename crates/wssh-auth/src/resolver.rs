@@ -4,11 +4,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wssh_domain::{
-    AccessToken, Login, LoginClient, LoginId, NewAccessToken, NewSshKey, NewUser, Password, PermissionSet, RoleKey,
-    SshKey, Timestamp, TokenSpec, User, UserId, UserProfile, Username,
-};
-use wssh_store::{Rotation, Store, StoreCache, StoreError};
+use wssh_domain::{Login, LoginClient, LoginId, Password, Permission, PermissionSet, Timestamp, User, UserId};
+use wssh_store::{Rotation, Store, StoreCache};
 
 use wssh_domain::audit::{AuditEvent, LoginFailure, LoginMethod, Surface, UNKNOWN_USER};
 
@@ -17,10 +14,7 @@ use crate::jwt::{JwtKeys, claims_for};
 
 use crate::hash_queue::{HashQueue, HashQueueLimits, Requester};
 use crate::password::{hash_alist_digest, hash_password, is_alist_digest, verify_decoy, verify_password};
-use crate::secret::{
-    generate_password, generate_token_identifier, generate_token_secret, hash_token_secret, hashes_equal,
-};
-use crate::ssh_key::parse_public_key;
+use crate::secret::{generate_password, generate_token_secret, hash_token_secret, hashes_equal};
 use crate::throttle::LoginThrottle;
 use crate::totp::{self, TotpEnrollment};
 use crate::{AuthError, AuthMethod, Credentials, Principal};
@@ -56,21 +50,6 @@ impl Origin {
 
 /// The longest token secret looked at; anything longer is refused without hashing.
 const MAX_TOKEN_BYTES: usize = 1024;
-
-/// A newly minted token: the stored row and the secret, which is shown once and then only
-/// its hash exists.
-pub struct MintedToken {
-    /// The stored token.
-    pub token: AccessToken,
-    /// The secret, to hand to the client once.
-    pub secret: String,
-}
-
-impl std::fmt::Debug for MintedToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MintedToken").field("token", &self.token).finish_non_exhaustive()
-    }
-}
 
 /// What a login hands the client: a short-lived access JWT and a refresh token, both shown
 /// once; only the refresh token's hash is stored.
@@ -317,6 +296,20 @@ impl Authenticator {
             self.store.find_user_by_id(user_id)?.filter(|user| !user.disabled).ok_or(AuthError::InvalidCredentials)?;
         let permissions = narrowed.map_or(user.permissions, |narrowed| user.permissions.intersection(narrowed));
         Ok(Principal { user_id, username: user.username, permissions, method: principal.method.clone() })
+    }
+
+    /// Whether the user still exists, is enabled and holds `permission` now: for what a user
+    /// owns beyond one connection, such as a live shell.
+    pub fn user_holds(&self, user_id: UserId, permission: Permission) -> Result<bool, AuthError> {
+        Ok(self
+            .store
+            .find_user_by_id(user_id)?
+            .is_some_and(|user| !user.disabled && user.permissions.contains(permission)))
+    }
+
+    /// The store's change generation: unchanged means nothing stored changed since.
+    pub fn generation(&self) -> u64 {
+        self.store.generation()
     }
 
     /// Resolves an access token or an access JWT from memory alone, without blocking: `Some`
@@ -668,23 +661,6 @@ impl Authenticator {
         Ok(self.store.set_otp_secret(user, None, 0)?)
     }
 
-    /// Validates an SSH public key and stores it for `owner` under `title`.
-    pub fn add_ssh_key(&self, owner: UserId, title: &str, key: &str) -> Result<SshKey, AuthError> {
-        let title = title.trim();
-        if title.is_empty() || title.chars().count() > 128 || title.chars().any(char::is_control) {
-            return Err(AuthError::Invalid(wssh_domain::ValidationError::new("title", "must be 1 to 128 characters")));
-        }
-        let parsed = parse_public_key(key).map_err(|_| {
-            AuthError::Invalid(wssh_domain::ValidationError::new("key", "is not a valid OpenSSH public key"))
-        })?;
-        Ok(self.store.add_ssh_key(&NewSshKey {
-            user_id: owner,
-            title: title.to_owned(),
-            public_key: parsed.openssh,
-            fingerprint: parsed.fingerprint,
-        })?)
-    }
-
     /// Resolves an access token from the store, and keeps the result (see
     /// [`Authenticator::authenticate_cached`]).
     fn authenticate_token(&self, identifier: Option<&str>, secret: &str) -> Result<Principal, AuthError> {
@@ -720,60 +696,10 @@ impl Authenticator {
         Ok(principal)
     }
 
-    /// Creates a user whose password is `password`: its argon2id hash, and the hash alist's
-    /// hashed login checks, so that every login route works for the user at once.
-    pub fn create_user(
-        &self,
-        username: Username,
-        password: &Password,
-        role: RoleKey,
-        disabled: bool,
-        profile: UserProfile,
-    ) -> Result<User, AuthError> {
-        let mut new_user = NewUser::new(username, self.hash_password(password)?, role);
-        new_user.disabled = disabled;
-        new_user.profile = profile;
-        let user = self.store.create_user(&new_user)?;
-        self.remember_alist_hash(user.id, &user.password_hash, password)?;
-        Ok(user)
-    }
-
-    /// Sets `user`'s password on behalf of `actor`, revoking the user's other tokens and ending
-    /// its other logins. When users change their own password, the token or login the request
-    /// came with survives, so the current client stays signed in.
-    pub fn change_password(&self, actor: &Principal, user: UserId, password: &Password) -> Result<(), AuthError> {
-        let password_hash = self.hash_password(password)?;
-        let own = user == actor.user_id;
-        let keep = if own { actor.token_identifier() } else { None };
-        let keep_login = if own { actor.login_id() } else { None };
-        self.store.set_password(user, &password_hash, keep, keep_login)?;
-        self.remember_alist_hash(user, &password_hash, password)
-    }
-
     /// Hashes a new password, within the bound on concurrent hashing.
     pub fn hash_password(&self, password: &Password) -> Result<String, AuthError> {
         let password = password.clone();
         self.hash_pool.run(&Requester::Internal, move || hash_password(&password))?
-    }
-
-    /// Mints a token for `owner`; the secret in the result is the only copy.
-    pub fn mint_token(&self, owner: &User, spec: TokenSpec) -> Result<MintedToken, AuthError> {
-        // Identifiers carry 12 random bits per millisecond; a clash is rare, and retried.
-        let mut attempts = 0;
-        loop {
-            let secret = generate_token_secret();
-            let new_token = NewAccessToken {
-                identifier: generate_token_identifier(),
-                user_id: owner.id,
-                secret_hash: hash_token_secret(&secret),
-                spec: spec.clone(),
-            };
-            match self.store.insert_token(&new_token) {
-                Ok(token) => return Ok(MintedToken { token, secret }),
-                Err(StoreError::Conflict(_)) if attempts < 3 => attempts += 1,
-                Err(error) => return Err(error.into()),
-            }
-        }
     }
 }
 
@@ -786,10 +712,11 @@ fn unix_now() -> u64 {
 mod tests {
     use std::time::Duration;
 
-    use wssh_domain::{NewUser, Permission, RoleKey, Username};
+    use wssh_domain::{AccessToken, NewAccessToken, NewUser, Permission, RoleKey, TokenSpec, Username};
     use wssh_store::{SqliteStore, UserStore};
 
     use super::*;
+    use crate::secret::generate_token_identifier;
 
     fn setup() -> (tempfile::TempDir, Authenticator, User) {
         let dir = tempfile::tempdir().unwrap();
@@ -827,30 +754,39 @@ mod tests {
         ));
     }
 
+    /// Stores a token of `owner` as minting does (see `wssh-core`), and returns it with its secret.
+    fn mint(auth: &Authenticator, owner: &User, spec: TokenSpec) -> (AccessToken, String) {
+        let secret = generate_token_secret();
+        let new_token = NewAccessToken {
+            identifier: generate_token_identifier(),
+            user_id: owner.id,
+            secret_hash: hash_token_secret(&secret),
+            spec,
+        };
+        (auth.store().insert_token(&new_token).unwrap(), secret)
+    }
+
     #[test]
     fn tokens() {
         let (_dir, auth, user) = setup();
         let narrow = PermissionSet::EMPTY.with(Permission::SessionsRead).with(Permission::UsersWrite);
-        let minted = auth
-            .mint_token(
-                &user,
-                TokenSpec { description: "laptop".into(), permissions: Some(narrow), ..TokenSpec::default() },
-            )
-            .unwrap();
-        let by_hash = Credentials::Token { identifier: None, secret: minted.secret.clone() };
+        let (token, secret) = mint(
+            &auth,
+            &user,
+            TokenSpec { description: "laptop".into(), permissions: Some(narrow), ..TokenSpec::default() },
+        );
+        let by_hash = Credentials::Token { identifier: None, secret: secret.clone() };
         let principal = auth.authenticate(&by_hash, None).unwrap();
         // The token's rights are its owner's intersected with its own.
         assert_eq!(principal.permissions, PermissionSet::EMPTY.with(Permission::SessionsRead));
-        assert_eq!(principal.token_identifier(), Some(&minted.token.identifier));
-        let by_identifier =
-            Credentials::Token { identifier: Some(minted.token.identifier.clone()), secret: minted.secret.clone() };
+        assert_eq!(principal.token_identifier(), Some(&token.identifier));
+        let by_identifier = Credentials::Token { identifier: Some(token.identifier.clone()), secret: secret.clone() };
         assert!(auth.authenticate(&by_identifier, None).is_ok());
-        let wrong = Credentials::Token { identifier: Some(minted.token.identifier.clone()), secret: "wssh_x".into() };
+        let wrong = Credentials::Token { identifier: Some(token.identifier.clone()), secret: "wssh_x".into() };
         assert!(matches!(auth.authenticate(&wrong, None), Err(AuthError::InvalidCredentials)));
 
-        let expired =
-            auth.mint_token(&user, TokenSpec { expires_at: Some(Timestamp(1)), ..TokenSpec::default() }).unwrap();
-        let expired = Credentials::Token { identifier: None, secret: expired.secret };
+        let (_, expired) = mint(&auth, &user, TokenSpec { expires_at: Some(Timestamp(1)), ..TokenSpec::default() });
+        let expired = Credentials::Token { identifier: None, secret: expired };
         assert!(matches!(auth.authenticate(&expired, None), Err(AuthError::InvalidCredentials)));
     }
 

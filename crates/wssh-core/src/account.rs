@@ -1,11 +1,12 @@
 //! What users do with their own account: logins, two-factor authentication, SSH keys.
 
+use wssh_auth::ssh_key::parse_public_key;
 use wssh_auth::totp::TotpEnrollment;
 use wssh_auth::{Credentials, LoginTokens, Origin, Principal};
 use wssh_domain::audit::AuditEvent;
-use wssh_domain::{Login, LoginClient, LoginId, SshKey};
+use wssh_domain::{Login, LoginClient, LoginId, NewSshKey, SshKey, ValidationError};
 
-use crate::{CoreError, Entity, Services};
+use crate::{CoreError, Entity, Services, limits};
 
 impl Services {
     /// Resolves credentials presented at `origin` into a principal, audited (see
@@ -63,9 +64,25 @@ impl Services {
         self.store().list_ssh_keys(principal.user_id).map_err(CoreError::store(Entity::SshKey))
     }
 
-    /// Adds an SSH public key to the caller's account.
+    /// Validates an SSH public key (title: 1 to 128 characters) and adds it to the caller's
+    /// account.
     pub fn add_ssh_key(&self, principal: &Principal, title: &str, key: &str) -> Result<SshKey, CoreError> {
-        self.auth.add_ssh_key(principal.user_id, title, key).map_err(CoreError::auth(Entity::SshKey))
+        let title = title.trim();
+        if title.is_empty()
+            || title.chars().count() > limits::SSH_KEY_TITLE_CHARS
+            || title.chars().any(char::is_control)
+        {
+            return Err(ValidationError::new("title", "must be 1 to 128 characters").into());
+        }
+        let parsed = parse_public_key(key)
+            .map_err(|_| CoreError::from(ValidationError::new("key", "is not a valid OpenSSH public key")))?;
+        let key = NewSshKey {
+            user_id: principal.user_id,
+            title: title.to_owned(),
+            public_key: parsed.openssh,
+            fingerprint: parsed.fingerprint,
+        };
+        self.store().add_ssh_key(&key).map_err(CoreError::store(Entity::SshKey))
     }
 
     /// Deletes one of the caller's SSH keys.

@@ -31,7 +31,7 @@ pub use wssh_store::{Conflict, StoreCache};
 pub use error::{CoreError, Entity};
 pub use roles::RoleChanges;
 pub use sessions::SessionChanges;
-pub use tokens::{AppTokenPage, TokenChanges, TokenFilter};
+pub use tokens::{AppTokenPage, MintedToken, TokenChanges, TokenFilter};
 pub use users::{NewAccount, ProfileChanges, UserChanges, UserRef, rank};
 
 /// Settings of the services that are policy, not transport.

@@ -19,3 +19,5 @@ pub const TOKEN_TITLE_CHARS: usize = 256;
 pub const APP_KEY_CHARS: usize = 128;
 /// The longest token expiry, in days (a hundred years).
 pub const TOKEN_EXPIRY_DAYS: i64 = 36_500;
+/// An SSH key's title.
+pub const SSH_KEY_TITLE_CHARS: usize = 128;

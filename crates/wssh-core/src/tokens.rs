@@ -1,12 +1,29 @@
 //! Access tokens: minting, listing, changing, revoking.
 
-use wssh_auth::{MintedToken, Principal};
+use wssh_auth::Principal;
+use wssh_auth::secret::{generate_token_identifier, generate_token_secret, hash_token_secret};
 use wssh_domain::audit::{AuditEvent, permission_names};
-use wssh_domain::{AccessToken, Permission, PermissionSet, TokenSpec, User, UserId};
+use wssh_domain::{AccessToken, NewAccessToken, Permission, PermissionSet, TokenSpec, User, UserId};
+use wssh_store::{Conflict, StoreError};
 
 use crate::policy::{self, AccountManager};
 use crate::users::UserRef;
 use crate::{CoreError, Entity, Services};
+
+/// A newly minted token: the stored row and the secret, which is shown once and then only its
+/// hash exists.
+pub struct MintedToken {
+    /// The stored token.
+    pub token: AccessToken,
+    /// The secret, to hand to the client once.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for MintedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintedToken").field("token", &self.token).finish_non_exhaustive()
+    }
+}
 
 /// Which tokens a go_ws_sh listing shows.
 #[derive(Debug, Clone, Copy, Default)]
@@ -76,17 +93,32 @@ impl Services {
         policy::require(principal, Permission::TokensWrite)?;
         let owner = self.token_owner(principal, owner)?;
         spec.permissions = policy::token_permissions(principal, &owner, spec.permissions);
-        let minted = self.auth.mint_token(&owner, spec).map_err(CoreError::auth(Entity::Token))?;
-        let token = &minted.token;
-        let event = AuditEvent::TokenMinted {
-            token: token.identifier.as_str().to_owned(),
-            owner: token.username.as_str().to_owned(),
-            title: token.title.clone(),
-            permissions: token.permissions.map(permission_names),
-            expires_at: token.expires_at.map(|at| at.0),
-        };
-        self.audit(principal, event);
-        Ok(minted)
+        // Identifiers carry 12 random bits per millisecond; a clash is rare, and retried.
+        let mut attempts = 0;
+        loop {
+            let secret = generate_token_secret();
+            let new_token = NewAccessToken {
+                identifier: generate_token_identifier(),
+                user_id: owner.id,
+                secret_hash: hash_token_secret(&secret),
+                spec: spec.clone(),
+            };
+            match self.store().insert_token(&new_token) {
+                Ok(token) => {
+                    let event = AuditEvent::TokenMinted {
+                        token: token.identifier.as_str().to_owned(),
+                        owner: owner.username.as_str().to_owned(),
+                        title: token.title.clone(),
+                        permissions: token.permissions.map(permission_names),
+                        expires_at: token.expires_at.map(|at| at.0),
+                    };
+                    self.audit(principal, event);
+                    return Ok(MintedToken { token, secret });
+                }
+                Err(StoreError::Conflict(Conflict::TokenIdentifierTaken)) if attempts < 3 => attempts += 1,
+                Err(error) => return Err(CoreError::store(Entity::Token)(error)),
+            }
+        }
     }
 
     /// go_ws_sh's listing: `tokens:read`; everyone's with `users:read`, else the caller's.

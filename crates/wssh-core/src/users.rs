@@ -2,7 +2,9 @@
 
 use wssh_auth::{AuthError, Principal};
 use wssh_domain::audit::{AuditEvent, UserSnapshot};
-use wssh_domain::{Password, Permission, PermissionSet, Role, RoleId, RoleKey, User, UserId, UserProfile, Username};
+use wssh_domain::{
+    NewUser, Password, Permission, PermissionSet, Role, RoleId, RoleKey, User, UserId, UserProfile, Username,
+};
 use wssh_store::{Conflict, PasswordChange, UserChange};
 
 use crate::policy::{self, AccountManager, RoleGranter};
@@ -191,10 +193,13 @@ impl Services {
         if self.store().find_user(account.username.as_str()).map_err(CoreError::store(Entity::User))?.is_some() {
             return Err(CoreError::Conflict(Conflict::UsernameTaken));
         }
-        let user = self
-            .auth
-            .create_user(account.username, &account.password, account.role, account.disabled, account.profile)
-            .map_err(CoreError::auth(Entity::User))?;
+        // Both hashes: argon2id of the password, and of alist's digest of it, so that every
+        // login route works for the user at once.
+        let mut new_user = NewUser::new(account.username, self.auth.hash_password(&account.password)?, account.role);
+        new_user.disabled = account.disabled;
+        new_user.profile = account.profile;
+        let user = self.store().create_user(&new_user).map_err(CoreError::store(Entity::User))?;
+        self.auth.remember_alist_hash(user.id, &user.password_hash, &account.password)?;
         let event = AuditEvent::UserCreated { new: Box::new(UserSnapshot::from(&user)) };
         match actor {
             Some(actor) => self.audit(actor, event),
@@ -335,8 +340,15 @@ impl Services {
             policy::require(principal, Permission::UsersWrite)?;
         }
         let user = self.find_user(target)?;
-        AccountManager::new(principal, &user)?;
-        self.auth.change_password(principal, user.id, password).map_err(CoreError::auth(Entity::User))?;
+        let manager = AccountManager::new(principal, &user)?;
+        let password_hash = self.auth.hash_password(password)?;
+        let own = manager.is_own();
+        let keep_token = if own { principal.token_identifier() } else { None };
+        let keep_login = if own { principal.login_id() } else { None };
+        self.store()
+            .set_password(user.id, &password_hash, keep_token, keep_login)
+            .map_err(CoreError::store(Entity::User))?;
+        self.auth.remember_alist_hash(user.id, &password_hash, password)?;
         self.audit(principal, AuditEvent::PasswordChanged { user: user.username.as_str().to_owned() });
         Ok(user)
     }

@@ -418,9 +418,9 @@ impl LiveShell {
     /// that each attached user's credential still works and still allows its mode (or
     /// disconnects that client). A failing store decides nothing.
     fn recheck(&self, auth: &Authenticator) {
-        match auth.store().find_user_by_id(self.owner_id) {
-            Ok(Some(owner)) if !owner.disabled && owner.permissions.contains(Permission::SessionsConnect) => {}
-            Ok(_) => {
+        match auth.user_holds(self.owner_id, Permission::SessionsConnect) {
+            Ok(true) => {}
+            Ok(false) => {
                 tracing::info!(shell = %short(&self.id), user = %self.owner, "the owner's access ended, shell ended");
                 self.end();
                 return;
@@ -832,7 +832,7 @@ impl Registry {
             for shell in &shells {
                 shell.kick_dead_shares();
             }
-            let generation = auth.store().generation();
+            let generation = auth.generation();
             if checked.is_some_and(|(seen, at)| seen == generation && at.elapsed() < FULL_RECHECK) {
                 continue;
             }
