@@ -13,6 +13,7 @@ mod audit;
 mod cache;
 mod error;
 mod migrations;
+mod recording;
 mod sqlite;
 mod throttle;
 mod traits;
@@ -21,6 +22,7 @@ pub use audit::{AuditPage, AuditStore};
 pub use cache::{ChangeCounter, StoreCache};
 pub use error::{Conflict, StoreError};
 pub use migrations::{MIGRATIONS, Migration, MigrationStatus};
+pub use recording::{RecordingEnd, RecordingStore};
 pub use sqlite::SqliteStore;
 pub use throttle::{FailureTimes, ThrottleStore};
 pub use traits::{

@@ -17,6 +17,7 @@ use wssh_domain::{
 };
 
 mod audit;
+mod recording;
 mod throttle;
 
 use crate::migrations::{self, MIGRATIONS, MigrationStatus};

@@ -195,6 +195,7 @@ pub trait Store:
     + SshKeyStore
     + crate::ThrottleStore
     + crate::AuditStore
+    + crate::RecordingStore
     + ChangeCounter
 {
 }
@@ -208,6 +209,7 @@ impl<T> Store for T where
         + SshKeyStore
         + crate::ThrottleStore
         + crate::AuditStore
+        + crate::RecordingStore
         + ChangeCounter
 {
 }

@@ -40,7 +40,7 @@ impl ShellAudit {
 
     /// The shell started and its client attached in control mode.
     pub(super) fn started(&self, session: &str, cols: u16, rows: u16) {
-        started(&self.auth, &self.principal, &self.id, session, cols, rows);
+        started(&self.auth, &self.principal, &self.id, session, cols, rows, false);
     }
 
     /// The client went away.
@@ -57,14 +57,22 @@ impl ShellAudit {
 }
 
 /// A shell started by `owner`, its first client attached in control mode.
-pub(crate) fn started(auth: &Arc<Authenticator>, owner: &Principal, shell: &str, session: &str, cols: u16, rows: u16) {
+pub(crate) fn started(
+    auth: &Arc<Authenticator>,
+    owner: &Principal,
+    shell: &str,
+    session: &str,
+    cols: u16,
+    rows: u16,
+    recorded: bool,
+) {
     let event = AuditEvent::ShellStarted {
         shell: shell.to_owned(),
         session: session.to_owned(),
         owner: owner.username.as_str().to_owned(),
         cols,
         rows,
-        recorded: false,
+        recorded,
     };
     record(auth, Some(owner), event);
     record(auth, Some(owner), AuditEvent::ShellAttached { shell: shell.to_owned(), mode: "control".into() });

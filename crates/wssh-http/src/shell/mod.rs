@@ -13,6 +13,7 @@ mod audit;
 pub(crate) mod framing;
 mod live;
 mod output;
+pub(crate) mod recording;
 pub(crate) mod registry;
 
 use std::net::SocketAddr;
@@ -558,7 +559,9 @@ where
     let Some((process, size)) = start_program(&mut sink, &mut stream, Framing::Native, &spec).await else { return };
     let pid = process.pid();
     let username = owner.username.to_string();
-    let (shell, client, kick) = match state.shells.start(process, owner, spec.name.as_str(), size, &state.auth) {
+    let record = |id: &str| recording::begin(state, id, &owner, spec.name.as_str(), size);
+    let started = state.shells.start(process, owner.clone(), spec.name.as_str(), size, &state.auth, record);
+    let (shell, client, kick) = match started {
         Ok(started) => started,
         Err(error) => {
             // The process is dropped here, which kills its session at once.

@@ -367,6 +367,8 @@ pub(crate) struct LiveShell {
     end_requested: std::sync::atomic::AtomicBool,
     /// Where the shell's audit events go.
     auth: Arc<Authenticator>,
+    /// Its recording, while it is recorded.
+    recording: Mutex<Option<super::recording::ShellRecording>>,
 }
 
 /// A snapshot of a shell for listings.
@@ -570,6 +572,9 @@ impl LiveShell {
         if state.size != size {
             state.size = size;
             let _ = self.writer.resize(size);
+            if let Some(recording) = self.recording.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+                recording.resize(size);
+            }
             let at = state.history.end();
             if state.resizes.back().is_some_and(|(last, _)| *last == at) {
                 state.resizes.pop_back();
@@ -633,7 +638,7 @@ impl LiveShell {
                 }
             }
         };
-        let end = match ending {
+        let (end, exit_status) = match ending {
             Some(_) => {
                 // The last output: until the terminal closes or pauses, and only so long.
                 let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
@@ -647,16 +652,19 @@ impl LiveShell {
                 let status = process.terminate(Duration::from_millis(100)).await;
                 let exit_status = super::audit::exit_status(status.as_ref().ok());
                 super::audit::record(&self.auth, None, AuditEvent::ShellEnded { shell: self.id.clone(), exit_status });
-                ShellEnd::Exited(status.ok().and_then(|status| status.code()).unwrap_or(-1))
+                (ShellEnd::Exited(status.ok().and_then(|status| status.code()).unwrap_or(-1)), exit_status)
             }
             None => {
                 let status = process.terminate(HANGUP_GRACE).await;
                 let exit_status = super::audit::exit_status(status.as_ref().ok());
                 super::audit::record(&self.auth, None, AuditEvent::ShellEnded { shell: self.id.clone(), exit_status });
-                ShellEnd::Ended
+                (ShellEnd::Ended, exit_status)
             }
         };
         registry.remove(&self.id);
+        if let Some(recording) = self.recording.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            recording.finish(exit_status);
+        }
         tracing::info!(shell = %short(&self.id), session = %self.session, user = %self.owner, pid = self.pid, ?end, "shell ended");
         self.progress.send_modify(|progress| progress.ended = Some(end));
     }
@@ -672,6 +680,9 @@ impl LiveShell {
             }
             state.history.end()
         };
+        if let Some(recording) = self.recording.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            recording.output(output);
+        }
         self.progress.send_modify(|progress| progress.end = end);
     }
 }
@@ -772,6 +783,7 @@ impl Registry {
         session: &str,
         size: WindowSize,
         auth: &Arc<Authenticator>,
+        record: impl FnOnce(&str) -> Option<super::recording::ShellRecording>,
     ) -> Result<(Arc<LiveShell>, u64, Arc<Notify>), StartError> {
         self.check_limits(owner.username.as_str())?;
         if !self.watching.swap(true, std::sync::atomic::Ordering::Relaxed) {
@@ -785,8 +797,11 @@ impl Registry {
             holder: Holder::User(owner.clone()),
             kick: kick.clone(),
         };
+        let id = new_id();
+        let recording = record(&id);
+        let recorded = recording.is_some();
         let shell = Arc::new(LiveShell {
-            id: new_id(),
+            id,
             owner: owner.username.to_string(),
             owner_id: owner.user_id,
             session: session.to_owned(),
@@ -808,8 +823,9 @@ impl Registry {
             wake: Notify::new(),
             end_requested: std::sync::atomic::AtomicBool::new(false),
             auth: auth.clone(),
+            recording: Mutex::new(recording),
         });
-        super::audit::started(auth, &owner, &shell.id, session, size.cols, size.rows);
+        super::audit::started(auth, &owner, &shell.id, session, size.cols, size.rows, recorded);
         self.lock().insert(shell.id.clone(), shell.clone());
         tokio::spawn(shell.clone().run(process, self.settings.detach_timeout, self.clone()));
         Ok((shell, 0, kick))
