@@ -324,12 +324,14 @@ async fn tls_with_a_go_ws_sh_client_config() {
     assert_eq!(code, 0, "stdout {stdout:?} stderr {stderr:?}");
     assert!(stdout.contains("eof-2"), "{stdout}");
 
-    // https without a CA is refused with advice; --insecure connects anyway.
+    // Without --ca the system's roots decide: they do not know this self-signed certificate,
+    // and the refusal says what to do; --insecure connects anyway.
     let url = format!("https://127.0.0.1:{port}/sh");
     let env = [("WSSH_PASSWORD", ADMIN_PASSWORD)];
     let (code, _, stderr) = run_piped(root, &[&url, "--user", "admin"], &env, "exit 5\n");
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("--ca") && stderr.contains("--insecure"), "{stderr}");
+    assert!(stderr.contains("certificate"), "{stderr}");
     let (code, _, stderr) = run_piped(root, &[&url, "--user", "admin", "--insecure"], &env, "exit 5\n");
     assert_eq!(code, 5, "{stderr}");
     let (code, _, stderr) = run_piped(root, &[&url, "--user", "admin", "--ca", "cert.pem"], &env, "exit 6\n");

@@ -1,6 +1,7 @@
 //! Operating wssh, against the real binary: the first start, the one-liner and its listen
-#![allow(clippy::type_complexity)]
 //! forms, strict configuration, signals, proxies, metrics.
+
+#![allow(clippy::type_complexity)]
 
 mod support;
 
@@ -21,7 +22,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 const WSSH: &str = env!("CARGO_BIN_EXE_wssh");
 
 /// A `wssh serve ARGS…` started exactly as given (no `--listen` appended), killed on drop.
-#[allow(dead_code)]
 struct Running {
     child: Child,
     /// Every address it announced.
@@ -31,7 +31,6 @@ struct Running {
     log: PathBuf,
 }
 
-#[allow(dead_code)]
 impl Running {
     fn start(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Running {
         let mut child = Command::new(WSSH)
@@ -141,20 +140,30 @@ async fn session_names(client: &Client, username: &str, password: &str) -> Vec<(
         .collect()
 }
 
+/// Any byte stream a shell can run over (plain TCP, TLS).
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
 /// A native-framing shell on `path` with Basic credentials.
 struct Shell {
-    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
+    socket: tokio_tungstenite::WebSocketStream<Box<dyn Stream>>,
     output: Vec<u8>,
 }
 
-#[allow(dead_code)]
 impl Shell {
     async fn open(url: &str, username: &str, password: &str) -> Shell {
+        let request = url.into_client_request().unwrap();
+        let host = request.uri().authority().unwrap().as_str().to_owned();
+        let stream = TcpStream::connect(host).await.unwrap();
+        Shell::open_over(Box::new(stream), url, username, password).await
+    }
+
+    async fn open_over(stream: Box<dyn Stream>, url: &str, username: &str, password: &str) -> Shell {
         let mut request = url.into_client_request().unwrap();
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
         request.headers_mut().insert("authorization", format!("Basic {basic}").parse().unwrap());
         request.headers_mut().insert("sec-websocket-protocol", "wssh.v1".parse().unwrap());
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("websocket handshake");
+        let (mut socket, _) = tokio_tungstenite::client_async(request, stream).await.expect("websocket handshake");
         socket.send(Message::Binary(vec![1, 0, 80, 0, 24].into())).await.unwrap();
         Shell { socket, output: Vec::new() }
     }
@@ -203,6 +212,7 @@ async fn a_first_start_without_configuration_serves_the_login_shell() {
     let temp = tempfile::tempdir().unwrap();
     let server = Running::start(temp.path(), &["--data-dir", "data", "--listen", "127.0.0.1:0"], &[]);
     let password = generated_password(&temp.path().join("data"));
+    assert!(server.head.iter().any(|line| line.contains(&password)), "{:?}", server.head);
     let sessions = session_names(&server.client(), "admin", &password).await;
     assert_eq!(sessions.len(), 1, "{sessions:?}");
     let (name, cmd) = &sessions[0];
@@ -352,4 +362,529 @@ fn check_validates_a_good_configuration_and_writes_nothing() {
     assert!(stdout.contains("configuration OK"), "{stdout}");
     assert!(stdout.contains("from-env") && stdout.contains(":28999"), "{stdout}");
     assert!(!root.join("from-env").exists());
+}
+
+// ---- signals ------------------------------------------------------------------------------------
+
+fn sh_config() -> Value {
+    json!({
+        "initial_credentials": [{ "username": "admin", "password": "admin-pw" }],
+        "initial_sessions": [{ "name": "sh", "cmd": "sh", "args": [], "dir": "/tmp" }],
+    })
+}
+
+#[tokio::test]
+async fn sigterm_closes_shells_with_1001_and_a_reason() {
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::write(temp.path().join("config.json"), sh_config().to_string()).unwrap();
+    let mut server =
+        Running::start(temp.path(), &["--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0"], &[]);
+    let mut shells = Vec::new();
+    for index in 0..2 {
+        let mut shell = Shell::open(&format!("ws://{}/sh", server.addr()), "admin", "admin-pw").await;
+        shell.type_text(&format!("echo ready-{index}-$((1+1))\n")).await;
+        shell.read_until(&format!("ready-{index}-2")).await;
+        shells.push(shell);
+    }
+    server.signal("TERM");
+    for shell in &mut shells {
+        let (code, reason) = shell.read_close().await;
+        assert_eq!(code, 1001, "going away");
+        assert!(reason.contains("shutting down"), "{reason}");
+    }
+    let status = server.wait_exit(Duration::from_secs(10)).expect("exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+}
+
+/// A self-signed certificate for 127.0.0.1 as `NAME.pem` and `NAME.key` in `dir`.
+fn make_certificate(dir: &Path, name: &str) {
+    let generated = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", &format!("/CN={name}"), "-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem")])
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+}
+
+/// A TLS connection to `addr` that trusts only the certificate in `trusted`.
+async fn tls_connect(addr: SocketAddr, trusted: &Path) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from_pem_file(trusted).unwrap()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let stream = TcpStream::connect(addr).await?;
+    connector.connect(rustls::pki_types::ServerName::from(addr.ip()), stream).await
+}
+
+#[tokio::test]
+async fn sighup_swaps_the_certificate_while_a_shell_stays_open() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    make_certificate(root, "old");
+    make_certificate(root, "new");
+    std::fs::copy(root.join("old.pem"), root.join("cert.pem")).unwrap();
+    std::fs::copy(root.join("old.key"), root.join("key.pem")).unwrap();
+    let mut config = sh_config();
+    config["servers"] =
+        json!([{ "port": 0, "protocol": "https", "cert": "cert.pem", "key": "key.pem", "host": "127.0.0.1" }]);
+    std::fs::write(root.join("config.json"), config.to_string()).unwrap();
+    let mut server = Running::start(root, &["--config", "config.json", "--data-dir", "data"], &[]);
+    let addr = server.addr();
+    assert!(tls_connect(addr, &root.join("new.pem")).await.is_err(), "the new certificate is not served yet");
+    let stream = tls_connect(addr, &root.join("old.pem")).await.unwrap();
+    let mut shell = Shell::open_over(Box::new(stream), &format!("wss://{addr}/sh"), "admin", "admin-pw").await;
+    shell.type_text("echo before-$((2+3))\n").await;
+    shell.read_until("before-5").await;
+
+    // A broken pair is refused and the old one stays.
+    std::fs::write(root.join("cert.pem"), "not a certificate").unwrap();
+    server.signal("HUP");
+    std::fs::copy(root.join("new.pem"), root.join("cert.pem")).unwrap();
+    std::fs::copy(root.join("new.key"), root.join("key.pem")).unwrap();
+    let log_mentions = |needle: &str| server.log().contains(needle);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !log_mentions("certificate not reloaded") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(tls_connect(addr, &root.join("old.pem")).await.is_ok(), "old pair kept after a failed reload");
+
+    server.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tls_connect(addr, &root.join("new.pem")).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the new certificate was not served after SIGHUP");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(tls_connect(addr, &root.join("old.pem")).await.is_err(), "the old certificate is gone");
+    assert!(server.wait_exit(Duration::from_millis(100)).is_none(), "SIGHUP does not end the server");
+    // The shell opened before the swap carries on.
+    shell.type_text("echo after-$((3+4))\n").await;
+    shell.read_until("after-7").await;
+}
+
+// ---- behind a proxy -----------------------------------------------------------------------------
+
+async fn login_from(client: &Client, forwarded: &[(&str, &str)], username: &str, password: &str) -> support::Reply {
+    let body = serde_json::to_vec(&json!({ "username": username, "password": password })).unwrap();
+    let mut headers = vec![("content-type", "application/json")];
+    headers.extend_from_slice(forwarded);
+    client.raw("POST", "/auth/login", &headers, body).await
+}
+
+fn proxy_config() -> Value {
+    let mut config = sh_config();
+    config["lockout_max_failures"] = json!(3);
+    config
+}
+
+#[tokio::test]
+async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::write(temp.path().join("config.json"), proxy_config().to_string()).unwrap();
+    let args = ["--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0"];
+    let attacker = [("x-forwarded-for", "198.51.100.66")];
+    let user = [("forwarded", "for=203.0.113.7;proto=https")];
+
+    // Trusted: the attacker's failures lock out the attacker's address only.
+    let mut trusted_args = args.to_vec();
+    trusted_args.extend(["--trusted-proxy", "127.0.0.1,10.0.0.0/8"]);
+    let server = Running::start(temp.path(), &trusted_args, &[]);
+    let client = server.client();
+    for attempt in 0..3 {
+        let reply = login_from(&client, &attacker, "admin", &format!("guess{attempt}")).await;
+        assert_eq!(reply.status, 401, "{}", reply.text);
+    }
+    assert_eq!(login_from(&client, &attacker, "admin", "admin-pw").await.status, 429, "the attacker is locked out");
+    let reply = login_from(&client, &user, "admin", "admin-pw").await;
+    assert_eq!(reply.status, 200, "another client behind the same proxy is not: {}", reply.text);
+    let log = server.log();
+    assert!(log.contains("client=198.51.100.66"), "{log}");
+    assert!(log.contains("client=203.0.113.7"), "{log}");
+    drop(server);
+
+    // Untrusted: the headers are ignored, every client is the proxy's address, and the
+    // attacker's failures lock everyone behind it out.
+    let server = Running::start(temp.path(), &args, &[]);
+    let client = server.client();
+    for attempt in 0..3 {
+        assert_eq!(login_from(&client, &attacker, "admin", &format!("guess{attempt}")).await.status, 401);
+    }
+    assert_eq!(login_from(&client, &user, "admin", "admin-pw").await.status, 429);
+    let log = server.log();
+    assert!(!log.contains("198.51.100.66") && !log.contains("203.0.113.7"), "{log}");
+    assert!(log.contains("client=127.0.0.1"), "{log}");
+}
+
+#[tokio::test]
+async fn the_refresh_cookie_is_secure_when_the_client_came_over_tls() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    std::fs::write(root.join("config.json"), sh_config().to_string()).unwrap();
+    let server = Running::start(
+        root,
+        &["--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0", "--trusted-proxy", "127.0.0.1"],
+        &[],
+    );
+    let client = server.client();
+    let cookie = |reply: &support::Reply| reply.header("set-cookie").to_owned();
+    let plain = login_from(&client, &[], "admin", "admin-pw").await;
+    assert_eq!(plain.status, 200);
+    assert!(!cookie(&plain).contains("Secure"), "{}", cookie(&plain));
+    for proto in [
+        [("x-forwarded-proto", "https"), ("x-forwarded-for", "203.0.113.1")],
+        [("forwarded", "for=203.0.113.1;proto=https"), ("x-other", "1")],
+    ] {
+        let reply = login_from(&client, &proto, "admin", "admin-pw").await;
+        assert!(
+            cookie(&reply).contains("HttpOnly") && cookie(&reply).ends_with("; Secure"),
+            "{proto:?}: {}",
+            cookie(&reply)
+        );
+    }
+    drop(server);
+
+    // Directly over TLS.
+    make_certificate(root, "direct");
+    let mut config = sh_config();
+    config["servers"] =
+        json!([{ "port": 0, "protocol": "https", "cert": "direct.pem", "key": "direct.key", "host": "127.0.0.1" }]);
+    std::fs::write(root.join("config.json"), config.to_string()).unwrap();
+    let server = Running::start(root, &["--config", "config.json", "--data-dir", "data"], &[]);
+    let stream = tls_connect(server.addr(), &root.join("direct.pem")).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::post("/auth/login")
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            json!({ "username": "admin", "password": "admin-pw" }).to_string(),
+        )))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(set_cookie.ends_with("; Secure"), "{set_cookie}");
+}
+
+#[tokio::test]
+async fn everything_works_under_a_base_path() {
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::write(temp.path().join("config.json"), sh_config().to_string()).unwrap();
+    let server = Running::start(
+        temp.path(),
+        &["--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0", "--base-path", "/tools/wssh/"],
+        &[],
+    );
+    let client = server.client();
+    let page = client.raw("GET", "/tools/wssh/", &[], Vec::new()).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains(r#"src="assets/app.js""#), "relative asset URLs");
+    assert_eq!(client.raw("GET", "/tools/wssh/assets/app.js", &[], Vec::new()).await.status, 200);
+    let bare = client.raw("GET", "/tools/wssh", &[], Vec::new()).await;
+    assert_eq!((bare.status, bare.header("location")), (308, "/tools/wssh/"));
+    assert_eq!(client.raw("GET", "/tools/wssh/healthz", &[], Vec::new()).await.status, 200);
+    for outside in ["/", "/healthz", "/assets/app.js", "/tools/wsshx/healthz"] {
+        assert_eq!(client.raw("GET", outside, &[], Vec::new()).await.status, 404, "{outside}");
+    }
+    let sessions =
+        client.list("/tools/wssh/sessions", &json!({ "authorization": password_auth("admin", "admin-pw") })).await;
+    assert_eq!(sessions.status, 200, "{}", sessions.text);
+    let login = login_from(&client, &[], "admin", "admin-pw").await;
+    assert_eq!(login.status, 404, "the API answers only under the base path");
+    let body = serde_json::to_vec(&json!({ "username": "admin", "password": "admin-pw" })).unwrap();
+    let login = client.raw("POST", "/tools/wssh/auth/login", &[("content-type", "application/json")], body).await;
+    assert_eq!(login.status, 200);
+    assert!(login.header("set-cookie").contains("Path=/tools/wssh/auth;"), "{}", login.header("set-cookie"));
+    let mut shell = Shell::open(&format!("ws://{}/tools/wssh/sh", server.addr()), "admin", "admin-pw").await;
+    shell.type_text("echo under-$((40+2))\n").await;
+    shell.read_until("under-42").await;
+}
+
+// ---- metrics --------------------------------------------------------------------------------------
+
+/// A Python with the Prometheus project's `prometheus_client` (its OpenMetrics parser), in a
+/// venv under `target/`, made on first use.
+fn prometheus_python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("prometheus-venv");
+    let python = venv.join("bin/python");
+    let ready = || Command::new(&python).args(["-c", "import prometheus_client"]).status().is_ok_and(|s| s.success());
+    if !ready() {
+        let lock = std::fs::File::create(Path::new(env!("CARGO_TARGET_TMPDIR")).join("prometheus-venv.lock")).unwrap();
+        nix_lock(&lock);
+        if !ready() {
+            assert!(Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap().success());
+            let pip = Command::new(venv.join("bin/pip")).args(["install", "-q", "prometheus_client"]).status().unwrap();
+            assert!(pip.success(), "pip install prometheus_client");
+        }
+    }
+    python
+}
+
+/// Holds an exclusive lock on `file` until it is closed (tests run in parallel).
+fn nix_lock(file: &std::fs::File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock only reads the descriptor, which `file` keeps open.
+    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
+}
+
+/// Every sample of a scrape, parsed by the Prometheus parser: `name{labels}` → value.
+fn scrape(python: &Path, url: &str) -> std::collections::BTreeMap<String, f64> {
+    let script = r#"
+import json, sys, urllib.request
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+with urllib.request.urlopen(sys.argv[1]) as reply:
+    assert reply.headers['Content-Type'].startswith('application/openmetrics-text'), reply.headers['Content-Type']
+    text = reply.read().decode()
+samples = {}
+for family in text_string_to_metric_families(text):
+    for sample in family.samples:
+        labels = ','.join(f'{k}={v}' for k, v in sorted(sample.labels.items()))
+        samples[f'{sample.name}{{{labels}}}'] = sample.value
+print(json.dumps(samples))
+"#;
+    let output = Command::new(python).args(["-c", script, url]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn metrics_parse_as_prometheus_text_and_move() {
+    let python = prometheus_python();
+    let temp = tempfile::tempdir().unwrap();
+    let mut config = sh_config();
+    config["lockout_max_failures"] = json!(2);
+    std::fs::write(temp.path().join("config.json"), config.to_string()).unwrap();
+    let args =
+        ["--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"];
+    let server = Running::start(temp.path(), &args, &[]);
+    let url =
+        server.head.iter().find_map(|line| line.strip_prefix("metrics on ")).expect("metrics announced").to_owned();
+    let before = scrape(&python, &url);
+    let value = |samples: &std::collections::BTreeMap<String, f64>, key: &str| samples.get(key).copied().unwrap_or(0.0);
+
+    let client = server.client();
+    assert_eq!(login_from(&client, &[], "admin", "admin-pw").await.status, 200);
+    for _ in 0..2 {
+        assert_eq!(login_from(&client, &[], "mallory", "wrong").await.status, 401);
+    }
+    assert_eq!(login_from(&client, &[], "mallory", "wrong").await.status, 429);
+    let mut shell = Shell::open(&format!("ws://{}/sh", server.addr()), "admin", "admin-pw").await;
+    shell.type_text("echo metrics-$((5*5))\n").await;
+    shell.read_until("metrics-25").await;
+    let during = scrape(&python, &url);
+    for (key, at_least) in [
+        ("wssh_http_requests_total{route=/auth/login,status=200}", 1.0),
+        ("wssh_http_requests_total{route=/auth/login,status=401}", 2.0),
+        ("wssh_http_requests_total{route=shell,status=101}", 1.0),
+        ("wssh_http_request_duration_seconds_count{route=/auth/login}", 4.0),
+        ("wssh_logins_total{outcome=success}", 1.0),
+        ("wssh_logins_total{outcome=failure}", 2.0),
+        ("wssh_logins_total{outcome=locked}", 1.0),
+        ("wssh_lockouts_total{}", 1.0),
+        ("wssh_shell_received_bytes_total{}", 10.0),
+        ("wssh_shell_sent_bytes_total{}", 10.0),
+    ] {
+        let moved = value(&during, key) - value(&before, key);
+        assert!(moved >= at_least, "{key}: {} -> {}", value(&before, key), value(&during, key));
+    }
+    assert!(value(&during, "wssh_shells{}") >= 1.0 && value(&during, "wssh_shell_clients{}") >= 1.0, "{during:?}");
+    assert!(value(&during, "wssh_db_pool_connections{}") >= 1.0, "{during:?}");
+    assert!(value(&during, "wssh_password_hashing_capacity{}") >= 1.0, "{during:?}");
+    assert!(during.contains_key("wssh_password_hashing_queue{}"), "{during:?}");
+    assert!(during.contains_key("wssh_http_request_duration_seconds_bucket{le=+Inf,route=/auth/login}"), "{during:?}");
+    drop(shell);
+    // The shell went: the gauges come down.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while value(&scrape(&python, &url), "wssh_shell_clients{}") != 0.0 {
+        assert!(std::time::Instant::now() < deadline, "shell_clients did not come down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The metrics listener serves nothing else, and the API has no /metrics.
+    let metrics_addr: SocketAddr = url.trim_start_matches("http://").trim_end_matches("/metrics").parse().unwrap();
+    assert_eq!(Client { addr: metrics_addr, source: None }.raw("GET", "/sessions", &[], Vec::new()).await.status, 404);
+    assert_eq!(client.raw("GET", "/metrics", &[], Vec::new()).await.status, 404);
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_client_address() {
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::write(temp.path().join("config.json"), sh_config().to_string()).unwrap();
+    let args = ["--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0", "--log-format", "json"];
+    let server = Running::start(temp.path(), &args, &[]);
+    assert_eq!(server.client().raw("GET", "/healthz", &[], Vec::new()).await.status, 200);
+    let mut shell = Shell::open(&format!("ws://{}/sh", server.addr()), "admin", "admin-pw").await;
+    shell.type_text("echo json-$((2*4))\n").await;
+    shell.read_until("json-8").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let lines: Vec<Value> =
+            server.log().lines().map(|line| serde_json::from_str(line).expect("every line is JSON")).collect();
+        if lines.iter().any(|line| line["fields"]["message"] == "shell started") || std::time::Instant::now() > deadline
+        {
+            break lines;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let request = lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "request" && line["fields"]["path"] == "/healthz")
+        .expect("request line");
+    assert_eq!(request["fields"]["client"], "127.0.0.1");
+    let started = lines.iter().find(|line| line["fields"]["message"] == "shell started").expect("shell line");
+    assert_eq!(started["span"]["client"], "127.0.0.1", "{started}");
+}
+
+// ---- packaging ------------------------------------------------------------------------------------
+
+#[test]
+fn completions_and_the_man_page_are_generated_from_the_command_line() {
+    let temp = tempfile::tempdir().unwrap();
+    for (shell, marker) in [
+        ("bash", "_wssh()"),
+        ("zsh", "#compdef wssh"),
+        ("fish", "complete -c wssh"),
+        ("elvish", "wssh"),
+        ("powershell", "wssh"),
+    ] {
+        let (code, stdout, stderr) = run(temp.path(), &["completions", shell], &[]);
+        assert_eq!(code, 0, "{shell}: {stderr}");
+        assert!(stdout.contains(marker), "{shell}: {stdout}");
+        for word in ["serve", "connect", "metrics-listen", "trusted-proxy", "base-path"] {
+            assert!(stdout.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let (code, _, stderr) = run(temp.path(), &["completions", "tcsh"], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    let (code, man, stderr) = run(temp.path(), &["man"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(man.contains(".TH wssh 1"), "{man}");
+    assert!(man.contains("wssh\\-serve") || man.contains("serve"), "{man}");
+    // Help is written for users.
+    let (_, help, _) = run(temp.path(), &["--help"], &[]);
+    assert!(help.starts_with("wssh: shells in the browser"), "{help}");
+    assert!(!help.contains("composes the crates"));
+    let (_, serve_help, _) = run(temp.path(), &["serve", "--help"], &[]);
+    for flag in [
+        "--port",
+        "--credential",
+        "--listen",
+        "--check",
+        "--trusted-proxy",
+        "--base-path",
+        "--metrics-listen",
+        "--log-format",
+        "[COMMAND]...",
+    ] {
+        assert!(serve_help.contains(flag), "serve --help lacks {flag}: {serve_help}");
+    }
+}
+
+#[test]
+fn the_systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../packaging/wssh.service")).unwrap();
+    assert!(unit.contains("Type=notify") && unit.contains("ExecReload=/bin/kill -HUP $MAINPID"), "{unit}");
+    let Ok(analyze) = Command::new("systemd-analyze").arg("--version").output() else {
+        panic!("systemd-analyze is not installed (apt-get install systemd; .ci/run installs it)");
+    };
+    assert!(analyze.status.success());
+    let temp = tempfile::tempdir().unwrap();
+    // The unit as installed, with this build's binary, and the man page it names generated.
+    let mut unit = unit.replace("/usr/local/bin/wssh", WSSH);
+    let man_dir = temp.path().join("man/man1");
+    std::fs::create_dir_all(&man_dir).unwrap();
+    let (code, man, _) = run(temp.path(), &["man"], &[]);
+    assert_eq!(code, 0);
+    std::fs::write(man_dir.join("wssh.1"), man).unwrap();
+    if Command::new("man").arg("--version").output().is_err() {
+        unit = unit.lines().filter(|line| !line.starts_with("Documentation=")).collect::<Vec<_>>().join("\n");
+    }
+    let path = temp.path().join("wssh.service");
+    std::fs::write(&path, unit).unwrap();
+    let verified = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .env("MANPATH", temp.path().join("man"))
+        .env("SYSTEMD_LOG_LEVEL", "warning")
+        .output()
+        .unwrap();
+    let report = format!("{}{}", String::from_utf8_lossy(&verified.stdout), String::from_utf8_lossy(&verified.stderr));
+    assert!(verified.status.success() && !report.contains("wssh.service:"), "{report}");
+}
+
+#[tokio::test]
+async fn a_notify_socket_hears_ready_and_stopping() {
+    // What systemd's Type=notify listens for: READY=1 once the listeners are up.
+    let temp = tempfile::tempdir().unwrap();
+    let socket_path = temp.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let notify = socket_path.to_str().unwrap().to_owned();
+    let mut server =
+        Running::start(temp.path(), &["--data-dir", "data", "--listen", "127.0.0.1:0"], &[("NOTIFY_SOCKET", &notify)]);
+    let mut buffer = [0_u8; 256];
+    let length = socket.recv(&mut buffer).expect("READY=1 within 30 s");
+    assert_eq!(&buffer[..length], b"READY=1\n");
+    assert_eq!(server.client().raw("GET", "/healthz", &[], Vec::new()).await.status, 200, "ready means serving");
+    server.signal("TERM");
+    let length = socket.recv(&mut buffer).expect("STOPPING=1");
+    assert_eq!(&buffer[..length], b"STOPPING=1\n");
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some_and(|status| status.success()));
+}
+
+// ---- the client's trust ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn connect_trusts_the_systems_roots_by_default() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    make_certificate(root, "server");
+    let mut config = sh_config();
+    config["servers"] =
+        json!([{ "port": 0, "protocol": "https", "cert": "server.pem", "key": "server.key", "host": "127.0.0.1" }]);
+    std::fs::write(root.join("config.json"), config.to_string()).unwrap();
+    let server = Running::start(root, &["--config", "config.json", "--data-dir", "data"], &[]);
+    let url = format!("https://{}/sh", server.addr());
+    let connect = |env: &[(&str, &str)]| {
+        let output = Command::new(WSSH)
+            .args(["connect", &url, "--user", "admin"])
+            .env("WSSH_PASSWORD", "admin-pw")
+            .envs(env.iter().copied())
+            .current_dir(root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(b"echo trusted-$((3*3))\nexit 7\n")?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    // The system's store, as rustls-native-certs reads it, with SSL_CERT_FILE pointing at a
+    // bundle that holds this server's certificate: trusted without --ca.
+    let server_pem = root.join("server.pem");
+    let (code, stdout, stderr) = connect(&[("SSL_CERT_FILE", server_pem.to_str().unwrap())]);
+    assert_eq!(code, Some(7), "{stdout} {stderr}");
+    assert!(stdout.contains("trusted-9"), "{stdout}");
+    // A bundle without it: refused, with advice.
+    make_certificate(root, "other");
+    let other_pem = root.join("other.pem");
+    let (code, _, stderr) = connect(&[("SSL_CERT_FILE", other_pem.to_str().unwrap())]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("--ca FILE"), "{stderr}");
 }

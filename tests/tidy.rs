@@ -1,5 +1,5 @@
-//! Tidy checks run as a test: the layers depend downward only, the transport calls no store
-//! and the service crate names no database driver, every crate is named in
+//! Tidy checks run as a test: the layers depend downward only, the transport calls no store,
+//! the store traits and the services reach no database driver, every crate is named in
 //! docs/architecture.md, and every Rust file starts with a `//!` doc saying what it holds.
 
 use std::collections::{HashMap, HashSet};
@@ -65,7 +65,8 @@ fn layers_depend_downward_only() {
     let reach = reachable_dependencies();
     let forbidden: &[(&str, &[&str])] = &[
         ("wssh-domain", &["tokio", "hyper", "rusqlite", "argon2", "nix", "wssh-store", "wssh-auth", "wssh-http"]),
-        ("wssh-store", &["tokio", "hyper", "argon2", "wssh-auth", "wssh-http"]),
+        ("wssh-store", &["tokio", "hyper", "argon2", "wssh-auth", "wssh-http", "wssh-store-sqlite"]),
+        ("wssh-store-sqlite", &["tokio", "hyper", "argon2", "wssh-auth", "wssh-core", "wssh-http"]),
         ("wssh-auth", &["tokio", "hyper", "wssh-http"]),
         ("wssh-pty", &["hyper", "rusqlite", "argon2", "wssh-store", "wssh-auth", "wssh-http"]),
         (
@@ -172,10 +173,13 @@ fn the_transport_calls_no_store() {
 }
 
 #[test]
-fn the_service_crate_names_no_database_driver() {
-    let dependencies = direct_dependencies("wssh-core");
-    assert!(dependencies.iter().any(|name| name == "wssh-store"), "{dependencies:?}");
-    for driver in DATABASE_DRIVERS {
-        assert!(!dependencies.iter().any(|name| name == driver), "wssh-core must not depend on {driver}");
+fn the_store_traits_and_the_services_reach_no_database_driver() {
+    let reach = reachable_dependencies();
+    assert!(reach["wssh-core"].contains("wssh-store"));
+    assert!(reach["wssh-store-sqlite"].contains("rusqlite"), "the check looks at the right names");
+    for krate in ["wssh-store", "wssh-auth", "wssh-core", "wssh-http"] {
+        for driver in DATABASE_DRIVERS.iter().chain(["wssh-store-sqlite"].iter()) {
+            assert!(!reach[krate].contains(*driver), "{krate} must not reach {driver}");
+        }
     }
 }

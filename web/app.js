@@ -16,6 +16,8 @@
   }
 
   const $ = (selector) => document.querySelector(selector);
+  // The path the server is mounted under ('' or e.g. '/wssh'): the page is always its root.
+  const BASE = new URL('.', location.href).pathname.replace(/\/$/, '');
   const LOGIN_HINT = 'wssh.login'; // "a refresh cookie may exist": never a secret
   const NATIVE = 'wssh.v1';
   const encoder = new TextEncoder();
@@ -83,7 +85,7 @@
   function refresh() {
     if (auth.refreshing) return auth.refreshing;
     const run = async () => {
-      const response = await fetch('/auth/session', { method: 'POST', credentials: 'same-origin' });
+      const response = await fetch(`${BASE}/auth/session`, { method: 'POST', credentials: 'same-origin' });
       const jwt = response.status === 204 ? bearerOf(response) : '';
       if (!jwt) throw new Error('signed out');
       adoptJwt(jwt);
@@ -112,7 +114,7 @@
     const secret = await currentSecret();
     const headers = { 'Content-Type': 'application/json', Authorization: `Bearer ${secret}` };
     if (list) headers['x-HTTP-method-override'] = 'GET';
-    const response = await fetch(path, {
+    const response = await fetch(BASE + path, {
       method: list ? 'POST' : method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -174,7 +176,7 @@
     if (otp) body.otp_code = otp;
     button.disabled = true;
     try {
-      const response = await fetch('/auth/login', {
+      const response = await fetch(`${BASE}/auth/login`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
         body: JSON.stringify(body),
@@ -230,7 +232,7 @@
     if (kind === 'jwt') {
       try {
         // Ends the login on the server: its access JWTs and refresh cookie stop working.
-        await fetch('/auth/logout', {
+        await fetch(`${BASE}/auth/logout`, {
           method: 'POST',
           headers: { Authorization: `Bearer ${auth.secret}` },
           credentials: 'same-origin',
@@ -646,7 +648,7 @@
     // subprotocol, go_ws_sh's URL-encoded query string; the server answers with wssh.v1.
     const credential = encodeURIComponent(new URLSearchParams({ type: 'token', token: secret }).toString());
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const socket = new WebSocket(`${scheme}//${location.host}/${encodeURIComponent(terminal.name)}`, [NATIVE, credential]);
+    const socket = new WebSocket(`${scheme}//${location.host}${BASE}/${encodeURIComponent(terminal.name)}`, [NATIVE, credential]);
     socket.binaryType = 'arraybuffer';
     terminal.socket = socket;
     terminal.exited = false;

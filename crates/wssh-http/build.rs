@@ -3,8 +3,9 @@
 //!
 //! When they are missing and `npm` is on the `PATH`, it runs `npm ci --omit=dev` in `web/`
 //! first, which installs exactly what `web/package-lock.json` pins. Without Node (or with
-//! `WSSH_WEB_NPM=0`, or when npm fails, e.g. offline) the build still succeeds: the page is
-//! served without a terminal and says that the terminal library was not built.
+//! `WSSH_WEB_NPM=0`, or when npm fails, e.g. offline) a debug build still succeeds: the page is
+//! served without a terminal and says that the terminal library was not built. A release
+//! build fails instead, unless `WSSH_WITHOUT_TERMINAL=1` asks for it.
 
 use std::env;
 use std::fs;
@@ -26,6 +27,7 @@ fn main() {
     // missing path would make cargo re-run this script on every build, a folder never does.
     println!("cargo::rerun-if-changed={}", web.display());
     println!("cargo::rerun-if-env-changed=WSSH_WEB_NPM");
+    println!("cargo::rerun-if-env-changed=WSSH_WITHOUT_TERMINAL");
 
     let modules = web.join("node_modules");
     let missing = || VENDOR_FILES.iter().any(|(from, _)| !modules.join(from).is_file());
@@ -44,6 +46,17 @@ fn main() {
         "/// Whether xterm.js was found at build time.\npub(crate) const VENDOR_BUILT: bool = {built};\n"
     ));
     fs::write(out.join("vendor.rs"), generated).expect("write to OUT_DIR");
+    // A release build is what gets shipped: without the terminal it would be a page that
+    // cannot do its main job, so it needs saying so on purpose.
+    let release = env::var("PROFILE").is_ok_and(|profile| profile == "release");
+    let without_allowed = env::var("WSSH_WITHOUT_TERMINAL").is_ok_and(|value| value == "1");
+    if !built && release && !without_allowed {
+        panic!(
+            "web/node_modules has no xterm.js, so the web page would have no terminal. Install Node.js with npm \
+             (the build then runs `npm ci --omit=dev` in web/), or build without the terminal on purpose with \
+             WSSH_WITHOUT_TERMINAL=1"
+        );
+    }
     if !built {
         println!(
             "cargo::warning=web/node_modules has no xterm.js (is Node.js with npm installed?): the web page will be \

@@ -1,4 +1,4 @@
-//! `cargo xtask migrate`: shows which of wssh's database migrations ([`wssh_store::MIGRATIONS`])
+//! `cargo xtask migrate`: shows which of wssh's database migrations ([`wssh_store_sqlite::MIGRATIONS`])
 //! a data directory's `wssh.db` has applied, and applies the pending ones unless `--show` is
 //! given. The server applies them itself at start; this is for inspecting a database, or
 //! upgrading one without starting a server.
@@ -7,7 +7,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use wssh_store::{MIGRATIONS, Migration, MigrationStatus, SqliteStore};
+use wssh_store_sqlite::{MIGRATIONS, Migration, MigrationStatus, SqliteStore};
 
 /// The database file inside a data directory, as `wssh serve` names it.
 const DATABASE_FILE: &str = "wssh.db";

@@ -127,7 +127,8 @@ mod tests {
     use std::io;
 
     use wssh_domain::audit::{AuditQuery, LoginFailure, LoginMethod, Surface};
-    use wssh_store::{AuditStore, SqliteStore};
+    use wssh_store::AuditStore;
+    use wssh_store_sqlite::SqliteStore;
 
     use super::*;
 

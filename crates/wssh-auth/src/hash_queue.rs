@@ -134,6 +134,11 @@ impl HashQueue {
         HashQueue { jobs: Mutex::new(sender), admission: Arc::default(), limits }
     }
 
+    /// How many hashing jobs are waiting or running now.
+    pub(crate) fn in_queue(&self) -> usize {
+        self.admission.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).total
+    }
+
     /// The admission limits.
     pub(crate) fn limits(&self) -> HashQueueLimits {
         self.limits

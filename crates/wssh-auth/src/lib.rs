@@ -34,4 +34,4 @@ pub mod totp;
 pub use credentials::Credentials;
 pub use error::AuthError;
 pub use principal::{AuthMethod, Principal};
-pub use resolver::{Authenticator, LoginTokens, Origin};
+pub use resolver::{AuthStats, Authenticator, LoginTokens, Origin};

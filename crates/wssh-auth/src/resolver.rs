@@ -139,6 +139,31 @@ pub struct Authenticator {
     resolved: StoreCache<ResolvedKey, Resolved>,
     /// The audit log.
     audit: Auditor,
+    /// Password logins by outcome, for the metrics.
+    logins: LoginCounters,
+}
+
+/// Password logins so far, by outcome.
+#[derive(Debug, Default)]
+struct LoginCounters {
+    succeeded: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+    throttled: std::sync::atomic::AtomicU64,
+}
+
+/// What the authenticator has done so far and holds now, for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthStats {
+    /// Password logins that succeeded.
+    pub logins_succeeded: u64,
+    /// Password logins refused: wrong password, unknown user, wrong two-factor code.
+    pub logins_failed: u64,
+    /// Password logins refused by the lockout without a look at the password.
+    pub logins_throttled: u64,
+    /// Password hashing jobs waiting or running.
+    pub hashing_in_queue: usize,
+    /// How many hashing jobs the queue admits at once.
+    pub hashing_capacity: usize,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -148,6 +173,18 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
+    /// Counts so far and the hashing queue now.
+    pub fn stats(&self) -> AuthStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        AuthStats {
+            logins_succeeded: self.logins.succeeded.load(Relaxed),
+            logins_failed: self.logins.failed.load(Relaxed),
+            logins_throttled: self.logins.throttled.load(Relaxed),
+            hashing_in_queue: self.hash_pool.in_queue(),
+            hashing_capacity: self.hash_pool.limits().capacity,
+        }
+    }
+
     /// An authenticator over `store`, locking out as `throttle` says. The JWT signing key is
     /// read from the store, or generated (256 random bits) and kept there on the first start.
     pub fn new(store: Arc<dyn Store>, throttle: LoginThrottle) -> Result<Self, AuthError> {
@@ -166,6 +203,7 @@ impl Authenticator {
             jwt: JwtKeys::new(&secret),
             lifetimes: LoginLifetimes::default(),
             resolved: StoreCache::new(RESOLVED_CAPACITY, RESOLVED_TTL),
+            logins: LoginCounters::default(),
         })
     }
 
@@ -547,7 +585,11 @@ impl Authenticator {
         if username.is_empty() || presented.is_empty() || presented.len() > Password::MAX_BYTES {
             return Err(AuthError::InvalidCredentials);
         }
-        let standing = self.throttle.check(&*self.store, username, client)?;
+        let standing = self.throttle.check(&*self.store, username, client).inspect_err(|error| {
+            if matches!(error, AuthError::TooManyAttempts { .. }) {
+                self.logins.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        })?;
         let requester = Requester::Client {
             address: crate::throttle::address_key(client),
             has_failed: standing.address_has_failed,
@@ -568,6 +610,7 @@ impl Authenticator {
         let user = match user {
             Some(user) if matches => user,
             _ => {
+                self.logins.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.throttle.record_failure(&*self.store, username, client)?;
                 // A name that matches no user may be a password typed in the wrong field.
                 let username = if user.is_some() { username } else { "(no such user)" };
@@ -583,12 +626,14 @@ impl Authenticator {
                 return Err(AuthError::OtpRequired);
             };
             if !self.accept_totp(user.id, secret, code)? {
+                self.logins.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.throttle.record_failure(&*self.store, username, client)?;
                 tracing::info!(username, client = ?client, "wrong or replayed two-factor code");
                 return Err(AuthError::InvalidOtp);
             }
         }
         self.throttle.record_success(&*self.store, username, client)?;
+        self.logins.succeeded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if form == PasswordForm::Plain {
             self.remember_alist_hash_if_missing(&user, presented);
         }
@@ -713,7 +758,8 @@ mod tests {
     use std::time::Duration;
 
     use wssh_domain::{AccessToken, NewAccessToken, NewUser, Permission, RoleKey, TokenSpec, Username};
-    use wssh_store::{SqliteStore, UserStore};
+    use wssh_store::UserStore;
+    use wssh_store_sqlite::SqliteStore;
 
     use super::*;
     use crate::secret::generate_token_identifier;
@@ -817,7 +863,8 @@ mod two_factor_tests {
     use std::time::Duration;
 
     use wssh_domain::{NewUser, RoleKey, Username};
-    use wssh_store::{SqliteStore, UserStore};
+    use wssh_store::UserStore;
+    use wssh_store_sqlite::SqliteStore;
 
     use super::*;
 
@@ -869,7 +916,8 @@ mod alist_digest_tests {
     use std::time::Duration;
 
     use wssh_domain::{NewUser, RoleKey, Username};
-    use wssh_store::{SqliteStore, UserStore};
+    use wssh_store::UserStore;
+    use wssh_store_sqlite::SqliteStore;
 
     use super::*;
     use crate::password::alist_digest;

@@ -5,7 +5,7 @@ use wssh_domain::audit::{AuditEvent, UserSnapshot};
 use wssh_domain::{
     NewUser, Password, Permission, PermissionSet, Role, RoleId, RoleKey, User, UserId, UserProfile, Username,
 };
-use wssh_store::{Conflict, PasswordChange, UserChange};
+use wssh_store::{Conflict, PasswordChange, UserChange, rules};
 
 use crate::policy::{self, AccountManager, RoleGranter};
 use crate::{CoreError, Entity, Services};
@@ -292,7 +292,7 @@ impl Services {
         }
         let user_changed = fields.is_some() || roles.is_some();
         let change = UserChange { id, fields, roles: roles.as_deref(), password };
-        let updated = self.store().change_user(&change).map_err(CoreError::store(Entity::User))?;
+        let updated = self.write_user(principal, &change)?;
         if user_changed {
             let event = AuditEvent::UserChanged {
                 old: Box::new(UserSnapshot::from(&stored)),
@@ -359,8 +359,13 @@ impl Services {
         policy::require(principal, Permission::UsersWrite)?;
         let user = self.find_user(target)?;
         AccountManager::new(principal, &user)?;
-        self.store().delete_user(user.id).map_err(CoreError::store(Entity::User))?;
-        self.audit(principal, AuditEvent::UserDeleted { old: Box::new(UserSnapshot::from(&user)) });
+        let work = self.store().begin()?;
+        let before = work.find_user_by_id(user.id)?.ok_or(CoreError::NotFound(Entity::User))?;
+        AccountManager::new(principal, &before)?;
+        work.remove_user(user.id).map_err(CoreError::store(Entity::User))?;
+        rules::keeps_an_administrator(&*work, &before, None)?;
+        work.commit()?;
+        self.audit(principal, AuditEvent::UserDeleted { old: Box::new(UserSnapshot::from(&before)) });
         Ok(user)
     }
 
@@ -379,7 +384,8 @@ impl Services {
             roles.iter().filter(|role| !wanted.contains(&role.id) && user.roles.contains(&role.key)).collect();
         policy::may_bind(principal, &added, &removed)?;
         let changed = !added.is_empty() || !removed.is_empty();
-        let updated = self.store().set_user_roles(id, wanted).map_err(CoreError::store(Entity::User))?;
+        let updated =
+            self.write_user(principal, &UserChange { id, fields: None, roles: Some(wanted), password: None })?;
         if changed {
             let event = AuditEvent::UserChanged {
                 old: Box::new(UserSnapshot::from(&user)),
@@ -388,6 +394,19 @@ impl Services {
             self.audit(principal, event);
         }
         Ok(updated)
+    }
+
+    /// Writes `change` in one unit of work: inside it, the caller must still be allowed to
+    /// manage the user as it now is, and an enabled administrator must remain after the write
+    /// (the write lock is held from the first read, so concurrent requests cannot both pass).
+    fn write_user(&self, principal: &Principal, change: &UserChange<'_>) -> Result<User, CoreError> {
+        let work = self.store().begin()?;
+        let before = work.find_user_by_id(change.id)?.ok_or(CoreError::NotFound(Entity::User))?;
+        AccountManager::new(principal, &before)?;
+        let after = work.write_user(change).map_err(CoreError::store(Entity::User))?;
+        rules::keeps_an_administrator(&*work, &before, Some(&after))?;
+        work.commit()?;
+        Ok(after)
     }
 
     /// Turns a user's two-factor authentication off: `users:write` and [`AccountManager`]'s

@@ -15,7 +15,8 @@ use wssh_domain::{
     NewRole, NewUser, Password, Permission, PermissionSet, Role, RoleId, RoleKey, TokenSpec, User, UserId, UserProfile,
     Username,
 };
-use wssh_store::{RoleStore, SqliteStore, UserStore};
+use wssh_store::{RoleStore, UserStore};
+use wssh_store_sqlite::SqliteStore;
 
 use Permission::*;
 

@@ -14,6 +14,8 @@ mod gows;
 mod input;
 mod limits;
 mod login_api;
+mod metrics;
+mod proxy;
 mod rbac;
 mod respond;
 mod router;
@@ -29,6 +31,8 @@ use wssh_auth::Authenticator;
 use wssh_core::{ServiceConfig, Services};
 
 pub use limits::ListenerLimits;
+pub use metrics::{PoolProbe, serve_metrics};
+pub use proxy::Deployment;
 pub use server::serve;
 pub use shell::recording::RecordingSettings;
 pub use shell::registry::ShellSettings;
@@ -52,6 +56,14 @@ pub struct AppState {
     pub(crate) shells: Arc<shell::registry::Registry>,
     /// Shell recordings, when on.
     pub(crate) recording: Option<Arc<RecordingSettings>>,
+    /// Set once the server is stopping: open shells close with 1001.
+    stopping: tokio::sync::watch::Sender<bool>,
+    /// How many shell connections (WebSockets) are open.
+    shell_connections: tokio::sync::watch::Sender<usize>,
+    /// Trusted proxies and the base path.
+    pub deployment: Deployment,
+    /// The Prometheus metrics.
+    pub(crate) metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -69,6 +81,10 @@ impl AppState {
             connections: Arc::default(),
             shells: Arc::default(),
             recording: None,
+            stopping: tokio::sync::watch::Sender::new(false),
+            shell_connections: tokio::sync::watch::Sender::new(0),
+            deployment: Deployment::default(),
+            metrics: metrics::Metrics::default(),
         }
     }
 }
@@ -97,6 +113,56 @@ impl AppState {
         self.services = Services::new(self.auth.clone(), config);
         self.recording = Some(Arc::new(settings));
         Ok(self)
+    }
+
+    /// Sets how the metrics read the database pool.
+    #[must_use]
+    pub fn with_pool_probe(self, probe: PoolProbe) -> Self {
+        self.metrics.set_pool_probe(probe);
+        self
+    }
+
+    /// The same state behind `deployment`'s proxies and under its base path.
+    #[must_use]
+    pub fn with_deployment(mut self, deployment: Deployment) -> Self {
+        self.deployment = deployment;
+        self
+    }
+
+    /// Tells every open shell that the server is stopping: each ends its program and closes
+    /// its WebSocket with 1001 (going away) and a reason.
+    pub fn stop_shells(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once no shell connection is open.
+    pub async fn shells_closed(&self) {
+        let _ = self.shell_connections.subscribe().wait_for(|open| *open == 0).await;
+    }
+
+    /// How many shell connections are open.
+    pub fn open_shells(&self) -> usize {
+        *self.shell_connections.borrow()
+    }
+
+    /// A receiver that turns `true` when the server stops.
+    pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// Counts a shell connection as open until the guard drops.
+    pub(crate) fn shell_opened(self: &Arc<Self>) -> ShellGuard {
+        self.shell_connections.send_modify(|open| *open += 1);
+        ShellGuard(self.clone())
+    }
+}
+
+/// An open shell connection, counted in [`AppState::open_shells`] while it lives.
+pub(crate) struct ShellGuard(Arc<AppState>);
+
+impl Drop for ShellGuard {
+    fn drop(&mut self) {
+        self.0.shell_connections.send_modify(|open| *open = open.saturating_sub(1));
     }
 }
 

@@ -20,19 +20,40 @@ use crate::{access_token, alist, api, login_api, rbac, web};
 /// The largest request body accepted (1 MiB); larger ones get 413.
 pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// Answers one request, and logs it: method, path (never the query), status, duration, user.
-pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer: SocketAddr) -> Response<Body> {
+/// Answers one request, and logs it: client, method, path (never the query), status,
+/// duration, user. Behind a trusted proxy the client is the one it forwards for; under a base
+/// path the routes below see the path without it.
+pub(crate) async fn handle(mut request: Request<Incoming>, state: SharedState, peer: SocketAddr) -> Response<Body> {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let mut response = route(request, state, peer).await.unwrap_or_else(|error| respond::error(&error));
+    let tls = request.extensions().get::<crate::proxy::ConnectionInfo>().is_some_and(|connection| connection.tls);
+    let client = state.deployment.client(request.headers(), peer, tls);
+    let peer = client.addr;
+    let stripped = crate::proxy::strip_base_path(&mut request, &state.deployment.base_path);
+    let routed_path = request.uri().path().to_owned();
+    let upgrade = shell::is_upgrade(&request);
+    let base_path = state.deployment.base_path.clone();
+    let metrics = state.clone();
+    let metrics = &metrics.metrics;
+    let mut response = match stripped {
+        Ok(()) => route(request, state, peer).await.unwrap_or_else(|error| respond::error(&error)),
+        Err(response) => *response,
+    };
+    crate::proxy::adjust_cookies(&mut response, client.secure, &base_path);
     // A surface that knows its own methods has set `Allow` already.
     if response.status() == StatusCode::METHOD_NOT_ALLOWED && !response.headers().contains_key(header::ALLOW) {
-        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allowed_methods(&path)));
+        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allowed_methods(&routed_path)));
     }
     respond::add_cors(&mut response);
     let user = response.extensions().get::<LoggedUser>().map(|user| user.0.clone());
+    metrics.request(
+        crate::metrics::route_label(&routed_path, upgrade, response.status()),
+        response.status(),
+        started.elapsed(),
+    );
     tracing::info!(
+        client = %peer.ip(),
         %method,
         path,
         status = response.status().as_u16(),

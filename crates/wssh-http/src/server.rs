@@ -67,6 +67,7 @@ pub async fn serve(
             builder: builder.clone(),
             activity,
             peer,
+            tls: tls.is_some(),
             closing: closing_rx.clone(),
             _open: open_tx.clone(),
         };
@@ -99,6 +100,8 @@ struct Connection {
     builder: auto::Builder<TokioExecutor>,
     activity: Arc<Activity>,
     peer: SocketAddr,
+    /// The connection is TLS (the router tells the client's scheme from it).
+    tls: bool,
     closing: watch::Receiver<bool>,
     _open: mpsc::Sender<()>,
 }
@@ -112,7 +115,9 @@ impl Connection {
     {
         let limits = self.state.listener_limits;
         let (state, activity, peer) = (self.state.clone(), self.activity.clone(), self.peer);
-        let service = service_fn(move |request| {
+        let info = crate::proxy::ConnectionInfo { tls: self.tls };
+        let service = service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(info);
             let state = state.clone();
             let activity = activity.clone();
             async move {

@@ -77,7 +77,8 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+    /// A backend failure wrapping the driver's `error`.
+    pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         StoreError::Backend(Box::new(error))
     }
 }

@@ -31,8 +31,37 @@ pub struct UserChange<'a> {
     pub password: Option<PasswordChange<'a>>,
 }
 
+/// A unit of work: one transaction that holds the write lock from its first statement, so the
+/// reads a rule makes inside it see exactly what its writes change, whoever else is writing.
+/// Dropped without [`UnitOfWork::commit`], it rolls back.
+pub trait UnitOfWork {
+    /// The user with this id, if any.
+    fn find_user_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
+    /// Every user, by id.
+    fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Writes the parts of one user that `change` names (no rule is checked here) and returns
+    /// the user as it now is. [`StoreError::NotFound`] for no such user;
+    /// [`StoreError::Conflict`] for a taken name or an unknown role.
+    fn write_user(&self, change: &UserChange<'_>) -> Result<User, StoreError>;
+    /// Deletes a user with its tokens and role bindings. [`StoreError::NotFound`] for no such
+    /// user.
+    fn remove_user(&self, id: UserId) -> Result<(), StoreError>;
+    /// Makes the work durable.
+    fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// A store that can run a [`UnitOfWork`].
+pub trait Transactional: Send + Sync {
+    /// Starts a unit of work, waiting for the write lock.
+    fn begin(&self) -> Result<Box<dyn UnitOfWork + '_>, StoreError>;
+}
+
 /// Users, their password hashes and their roles.
-pub trait UserStore: Send + Sync {
+///
+/// The changes that could remove the last enabled administrator (`change_user`,
+/// `update_user`, `set_user_roles`, `delete_user`) are provided here for every backend: each
+/// runs in one [`UnitOfWork`] and checks [`crate::rules::keeps_an_administrator`] inside it.
+pub trait UserStore: Transactional + Send + Sync {
     /// Creates a user bound to its role. [`StoreError::Conflict`] when the name is taken.
     fn create_user(&self, user: &NewUser) -> Result<User, StoreError>;
     /// The user with this name, if any.
@@ -56,19 +85,36 @@ pub trait UserStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Deletes a user and, in the same transaction, its tokens and role bindings.
     /// [`StoreError::Conflict`] when it is the last administrator.
-    fn delete_user(&self, id: UserId) -> Result<(), StoreError>;
+    fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
+        let work = self.begin()?;
+        let before = work.find_user_by_id(id)?.ok_or(StoreError::NotFound)?;
+        work.remove_user(id)?;
+        crate::rules::keeps_an_administrator(&*work, &before, None)?;
+        work.commit()
+    }
     /// Writes a user's name, disabled flag and profile (not its password, roles or TOTP).
     /// [`StoreError::Conflict`] when the name is taken, or when it would disable the last
     /// enabled administrator.
-    fn update_user(&self, user: &User) -> Result<User, StoreError>;
+    fn update_user(&self, user: &User) -> Result<User, StoreError> {
+        self.change_user(&UserChange { id: user.id, fields: Some(user), roles: None, password: None })
+    }
     /// Replaces the roles bound to a user, in one transaction. [`StoreError::Conflict`] when a
     /// role does not exist, or when it would leave no enabled administrator.
-    fn set_user_roles(&self, id: UserId, roles: &[RoleId]) -> Result<User, StoreError>;
+    fn set_user_roles(&self, id: UserId, roles: &[RoleId]) -> Result<User, StoreError> {
+        self.change_user(&UserChange { id, fields: None, roles: Some(roles), password: None })
+    }
     /// Writes several parts of one user in one transaction, under the write lock: its fields
     /// (name, disabled flag, profile), its roles, its password. [`StoreError::Conflict`] as
     /// [`UserStore::update_user`] and [`UserStore::set_user_roles`] say, and when the change
     /// would leave no enabled administrator.
-    fn change_user(&self, change: &UserChange<'_>) -> Result<User, StoreError>;
+    fn change_user(&self, change: &UserChange<'_>) -> Result<User, StoreError> {
+        let work = self.begin()?;
+        let before = work.find_user_by_id(change.id)?.ok_or(StoreError::NotFound)?;
+        let after = work.write_user(change)?;
+        crate::rules::keeps_an_administrator(&*work, &before, Some(&after))?;
+        work.commit()?;
+        Ok(after)
+    }
     /// Turns two-factor authentication on with `secret` (base32), accepting codes from
     /// `accepted_step` on, or off with `None`.
     fn set_otp_secret(&self, id: UserId, secret: Option<&str>, accepted_step: i64) -> Result<(), StoreError>;

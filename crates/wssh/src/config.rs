@@ -35,6 +35,9 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "lockout_max_failures",
     "lockout_window_seconds",
     "allow_registration",
+    "trusted_proxies",
+    "base_path",
+    "metrics_listen",
     "limits",
     "shell_detach_timeout_seconds",
     "shell_history_bytes",
@@ -53,8 +56,16 @@ const SESSION_KEYS: &[&str] = &["name", "cmd", "args", "dir", "record"];
 /// Keys of one `initial_credentials` entry.
 const CREDENTIAL_KEYS: &[&str] = &["username", "password"];
 /// Top-level keys whose environment variable is taken as text as it is (never as JSON).
-const TEXT_KEYS: &[&str] =
-    &["session_file", "token_file", "credential_file", "data_dir", "audit_log", "recording_policy"];
+const TEXT_KEYS: &[&str] = &[
+    "session_file",
+    "token_file",
+    "credential_file",
+    "data_dir",
+    "base_path",
+    "metrics_listen",
+    "audit_log",
+    "recording_policy",
+];
 
 /// The whole configuration.
 #[derive(Debug, Default, Deserialize)]
@@ -81,6 +92,13 @@ pub(crate) struct ServerConfig {
     pub(crate) lockout_window_seconds: Option<u64>,
     /// wssh: whether anyone may create an account with `POST /user` (default false).
     pub(crate) allow_registration: bool,
+    /// wssh: proxies (addresses or CIDR ranges) whose forwarding headers are believed; a list,
+    /// or one string with commas.
+    pub(crate) trusted_proxies: Option<List>,
+    /// wssh: the path prefix everything is served under, e.g. `/wssh`.
+    pub(crate) base_path: Option<String>,
+    /// wssh: where `GET /metrics` is served (a listener of its own), e.g. `127.0.0.1:9100`.
+    pub(crate) metrics_listen: Option<String>,
     /// wssh: how long a shell with no client attached keeps running, in seconds (default 300;
     /// 0 ends it with its last connection).
     pub(crate) shell_detach_timeout_seconds: Option<u64>,
@@ -104,6 +122,46 @@ pub(crate) struct ServerConfig {
     pub(crate) recording_max_age_seconds: Option<u64>,
     /// wssh: keep at most this many bytes of recordings, removing the oldest first.
     pub(crate) recording_max_total_bytes: Option<u64>,
+}
+
+/// A list written as a JSON array or as one comma-separated string.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub(crate) enum List {
+    Items(Vec<String>),
+    Text(String),
+}
+
+impl List {
+    /// The items, trimmed, empty ones dropped.
+    pub(crate) fn items(&self) -> Vec<String> {
+        let items: Vec<&str> = match self {
+            List::Items(items) => items.iter().map(String::as_str).collect(),
+            List::Text(text) => text.split(',').collect(),
+        };
+        items.into_iter().map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
+    }
+}
+
+/// Checks and normalises a base path: `/`-separated segments of unreserved URL characters,
+/// no trailing slash; `/` or empty means none.
+pub(crate) fn base_path(text: &str) -> Result<String, String> {
+    let trimmed = text.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let valid = trimmed.starts_with('/')
+        && trimmed[1..].split('/').all(|segment| {
+            !segment.is_empty()
+                && segment != "."
+                && segment != ".."
+                && segment.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-._~".contains(&byte))
+        });
+    if valid {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(format!("invalid base path {text:?}: expected /segment[/segment…] of letters, digits and -._~"))
+    }
 }
 
 /// One `initial_credentials` entry.
@@ -352,6 +410,20 @@ mod tests {
         assert!(error.contains("`servers[0].hots`") && error.contains("`servers[0].host`"), "{error}");
         let error = load_text(r#"{"zzzzzzzz":1}"#, &[]).unwrap_err().to_string();
         assert!(error.contains("`zzzzzzzz`") && !error.contains("did you mean"), "{error}");
+    }
+
+    #[test]
+    fn base_paths_and_lists() {
+        assert_eq!(base_path("/wssh/").unwrap(), "/wssh");
+        assert_eq!(base_path("/").unwrap(), "");
+        assert_eq!(base_path("/a/b-c").unwrap(), "/a/b-c");
+        for bad in ["wssh", "/a//b", "/a/../b", "/a?b", "/a b", "/%41"] {
+            assert!(base_path(bad).is_err(), "{bad}");
+        }
+        let config = load_text(r#"{"trusted_proxies":["10.0.0.1"]}"#, &[]).unwrap();
+        assert_eq!(config.trusted_proxies.unwrap().items(), ["10.0.0.1"]);
+        let config = load_text("{}", &[("WSSH_TRUSTED_PROXIES", "10.0.0.1, 192.168.0.0/16")]).unwrap();
+        assert_eq!(config.trusted_proxies.unwrap().items(), ["10.0.0.1", "192.168.0.0/16"]);
     }
 
     #[test]

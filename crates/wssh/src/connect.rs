@@ -67,7 +67,8 @@ pub(crate) struct ConnectArgs {
     /// go_ws_sh's client-config.json: server, session and credentials; flags override it.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    /// Trust the certificates in this PEM file (https).
+    /// Trust the certificates in this PEM file (https) instead of the system's roots: for a
+    /// server with a self-signed certificate or a private CA.
     #[arg(long, value_name = "FILE")]
     pub(crate) ca: Option<PathBuf>,
     /// Accept any server certificate (https). Only for testing.
@@ -258,10 +259,10 @@ async fn dial(plan: &Plan, authorization: &str) -> Result<WebSocketStream<Box<dy
     let _ = tcp.set_nodelay(true);
     let stream: Box<dyn Io> = if target.tls {
         let connector = tokio_rustls::TlsConnector::from(tls::client_config(&plan.trust)?);
-        let tls = connector
-            .connect(tls::server_name(&target.host)?, tcp)
-            .await
-            .map_err(|error| ConnectError::Tls(format!("TLS handshake with {address} failed: {error}")))?;
+        let tls = connector.connect(tls::server_name(&target.host)?, tcp).await.map_err(|error| {
+            let advice = tls::handshake_advice(&error);
+            ConnectError::Tls(format!("TLS handshake with {address} failed: {error}{advice}"))
+        })?;
         Box::new(tls)
     } else {
         Box::new(tcp)

@@ -16,9 +16,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// A self-hosted web terminal server.
+/// wssh: shells in the browser and in your terminal, served from this machine.
+///
+/// `wssh serve` runs the server (a web page, an API, and shells over WebSocket);
+/// `wssh connect URL` opens one of its shells in this terminal.
 #[derive(Debug, Parser)]
-#[command(name = "wssh", version, about)]
+#[command(
+    name = "wssh",
+    version,
+    after_help = "Start here:\n  wssh serve                                    then open http://127.0.0.1:28080/\n  \
+wssh connect http://127.0.0.1:28080/bash --user admin\n\nMore: `wssh help serve`, `man wssh` (`wssh man`), README.md."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -26,10 +34,52 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server.
+    /// Run the server: the web page, the API and the shells.
     Serve(ServeArgs),
     /// Open a shell on a wssh server in this terminal.
     Connect(connect::ConnectArgs),
+    /// Print a completion script for your shell, e.g. `wssh completions bash > /etc/bash_completion.d/wssh`.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `wssh man > /usr/local/share/man/man1/wssh.1`.
+    Man,
+}
+
+/// Writes `bytes` to standard output.
+fn print_bytes(bytes: &[u8]) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("wssh: cannot write: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `wssh completions` and `wssh man`, from the command line's own definition.
+fn generated(command: &Command) -> Option<ExitCode> {
+    use clap::CommandFactory;
+    match command {
+        Command::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "wssh", &mut out);
+            Some(print_bytes(&out))
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            if let Err(error) = clap_mangen::Man::new(Cli::command()).render(&mut out) {
+                eprintln!("wssh: cannot render the manual page: {error}");
+                return Some(ExitCode::FAILURE);
+            }
+            Some(print_bytes(&out))
+        }
+        Command::Serve(_) | Command::Connect(_) => None,
+    }
 }
 
 /// Options of `wssh serve`.
@@ -59,6 +109,22 @@ pub(crate) struct ServeArgs {
     /// variable: other users can read command lines.
     #[arg(short = 'c', long, value_name = "USER:PASSWORD", env = "WSSH_CREDENTIAL", hide_env_values = true)]
     pub(crate) credential: Option<String>,
+    /// A reverse proxy (address or CIDR range) whose Forwarded or X-Forwarded-For header is
+    /// believed for the client's address and scheme; repeat or separate with commas. Adds to
+    /// the configuration's `trusted_proxies`.
+    #[arg(long = "trusted-proxy", value_name = "ADDRESS", value_delimiter = ',')]
+    pub(crate) trusted_proxies: Vec<String>,
+    /// Serve the page, the API and the shells under this path (e.g. /wssh), as a reverse proxy
+    /// forwards them. Replaces the configuration's `base_path`.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) base_path: Option<String>,
+    /// Serve Prometheus metrics at GET /metrics on a listener of their own (same forms as
+    /// --listen; keep it private). Replaces the configuration's `metrics_listen`.
+    #[arg(long, value_name = "ADDRESS")]
+    pub(crate) metrics_listen: Option<String>,
+    /// Log lines as text (default) or as JSON objects, one per line.
+    #[arg(long, value_enum, env = "WSSH_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
     /// Check the configuration (keys, values, certificates, addresses), print what would be
     /// served, and exit without writing anything.
     #[arg(long)]
@@ -73,6 +139,15 @@ pub(crate) struct ServeArgs {
     /// Also write the audit log as JSON lines to this file, or to standard error with `-`.
     #[arg(long, value_name = "PATH|-")]
     pub(crate) audit_log: Option<PathBuf>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Async worker threads unless told otherwise: half the cores, at least one. The workers move
@@ -105,17 +180,26 @@ fn main() -> ExitCode {
         libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES);
     }
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    if let Some(code) = generated(&cli.command) {
+        return code;
+    }
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    let json = matches!(&cli.command, Command::Serve(args) if args.log_format == LogFormat::Json);
+    if json {
+        tracing_subscriber::fmt().json().with_writer(std::io::stderr).with_env_filter(filter()).init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_env_filter(filter())
+            .init();
+    }
     let workers = match &cli.command {
         Command::Serve(args) => args.workers.map(NonZeroUsize::get),
-        Command::Connect(_) => None,
+        Command::Connect(_) | Command::Completions { .. } | Command::Man => None,
     }
     .unwrap_or_else(default_workers);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build() {
@@ -128,6 +212,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Connect(args) => return runtime.block_on(connect::run(args)),
+        Command::Completions { .. } | Command::Man => return ExitCode::SUCCESS,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,7 +16,8 @@ use tokio_rustls::TlsAcceptor;
 use wssh_auth::Authenticator;
 use wssh_domain::{NewUser, Password, RoleKey, SessionName, SessionSpec, Username};
 use wssh_http::AppState;
-use wssh_store::{SessionStore, SqliteStore, UserStore};
+use wssh_store::{SessionStore, UserStore};
+use wssh_store_sqlite::SqliteStore;
 
 use crate::ServeArgs;
 use crate::config::{ServerConfig, default_data_dir};
@@ -31,6 +32,8 @@ const DATABASE_FILE: &str = "wssh.db";
 const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 /// The port of the listener used when nothing says otherwise (on 127.0.0.1).
 const DEFAULT_PORT: u16 = 28080;
+/// How long open shells get to close their WebSockets when the server stops.
+const SHELLS_CLOSING_LIMIT: Duration = Duration::from_secs(5);
 
 /// Everything `wssh serve` will do, checked before anything is written.
 #[derive(Debug)]
@@ -53,6 +56,9 @@ struct Plan {
     shell_settings: wssh_http::ShellSettings,
     allow_registration: bool,
     initial_session_names: HashSet<String>,
+    deployment: wssh_http::Deployment,
+    /// Where `/metrics` is served, if anywhere.
+    metrics: Option<Vec<SocketAddr>>,
     /// Where the audit log is also streamed (`--audit-log`, `audit_log`), if anywhere.
     audit_log: Option<PathBuf>,
     /// Shell recording: every shell, or these sessions' (none: off), and how.
@@ -78,7 +84,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), BoxError> {
         return Ok(());
     }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting");
-    let (state, listeners) = tokio::select! {
+    let (state, listeners, metrics_listeners) = tokio::select! {
         started = start(&plan) => started?,
         () = signals.stop() => {
             tracing::info!("stopped while starting");
@@ -86,7 +92,7 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), BoxError> {
         }
     };
     let certificates: Vec<_> = plan.listeners.iter().filter_map(|listener| listener.tls.clone()).collect();
-    serve(state, listeners, certificates, signals).await
+    serve(state, listeners, metrics_listeners, certificates, signals).await
 }
 
 /// What `--check` prints.
@@ -148,8 +154,35 @@ async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> 
         return Err("lockout_window_seconds must be at least 1".into());
     }
 
+    let mut trusted_proxies = Vec::new();
+    for proxy in config.trusted_proxies.iter().flat_map(crate::config::List::items).chain(args.trusted_proxies.clone())
+    {
+        let net = match proxy.parse::<ipnet::IpNet>() {
+            Ok(net) => net,
+            Err(_) => ipnet::IpNet::from(
+                proxy
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .map_err(|_| format!("trusted_proxies: {proxy:?} is not an address or CIDR range"))?,
+            ),
+        };
+        trusted_proxies.push(net);
+    }
+    let base_path = crate::config::base_path(args.base_path.as_deref().or(config.base_path.as_deref()).unwrap_or(""))
+        .map_err(|error| format!("base_path: {error}"))?;
+
+    let metrics = match args.metrics_listen.as_deref().or(config.metrics_listen.as_deref()) {
+        Some(text) => {
+            let address = ListenAddress::parse(text).map_err(|error| format!("metrics_listen: {error}"))?;
+            Some(address.resolve().await.map_err(|error| format!("metrics_listen: {error}"))?)
+        }
+        None => None,
+    };
     let listeners = plan_listeners(args, &config).await?;
     Ok(Plan {
+        metrics,
+        deployment: wssh_http::Deployment { trusted_proxies, base_path },
         data_dir,
         listeners,
         users,
@@ -248,7 +281,14 @@ type Bound = Vec<(TcpListener, Option<TlsAcceptor>)>;
 
 /// Binds the listeners, then writes: the data directory, the store, the first users and
 /// sessions.
-async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound), BoxError> {
+async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound, Vec<TcpListener>), BoxError> {
+    let mut metrics_listeners = Vec::new();
+    for address in plan.metrics.iter().flatten() {
+        match TcpListener::bind(address).await {
+            Ok(bound) => metrics_listeners.push(bound),
+            Err(error) => return Err(format!("cannot listen on {address} for metrics: {error}").into()),
+        }
+    }
     let mut listeners = Vec::new();
     for listener in &plan.listeners {
         let acceptor = listener.tls.as_ref().map(ReloadableCertificate::acceptor);
@@ -294,7 +334,12 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound), BoxError> {
 
     let mut state = AppState::new(auth, plan.initial_session_names.clone(), plan.allow_registration)
         .with_listener_limits(plan.limits.listener_limits(crate::hardening::raise_open_files_limit()))
-        .with_shell_settings(plan.shell_settings);
+        .with_shell_settings(plan.shell_settings)
+        .with_deployment(plan.deployment.clone())
+        .with_pool_probe({
+            let store = store.clone();
+            Arc::new(move || store.pool_state())
+        });
     if let Some((all, sessions, policy, retention)) = &plan.recording {
         let dir = plan.data_dir.join("recordings");
         state = state.with_recording(wssh_http::RecordingSettings::new(
@@ -306,7 +351,7 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound), BoxError> {
         ))?;
     }
     let state = Arc::new(state);
-    Ok((state, listeners))
+    Ok((state, listeners, metrics_listeners))
 }
 
 /// Serves on every listener until SIGTERM or SIGINT, then shuts down gracefully; SIGHUP
@@ -314,11 +359,28 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound), BoxError> {
 async fn serve(
     state: Arc<AppState>,
     listeners: Bound,
+    metrics_listeners: Vec<TcpListener>,
     certificates: Vec<Arc<ReloadableCertificate>>,
     mut signals: Signals,
 ) -> Result<(), BoxError> {
+    if listeners.is_empty() {
+        return Err("no listener configured".into());
+    }
     let (stop, stopped) = watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
+    for listener in metrics_listeners {
+        let address = listener.local_addr()?;
+        tracing::info!(%address, "serving metrics");
+        announce(&format!("metrics on http://{address}/metrics"));
+        let mut stopped = stopped.clone();
+        let state = state.clone();
+        servers.spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            wssh_http::serve_metrics(listener, state, shutdown).await
+        });
+    }
     for (listener, tls) in listeners {
         let address = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -340,17 +402,24 @@ async fn serve(
             wssh_http::serve(listener, tls, state, shutdown).await
         });
     }
-    if servers.is_empty() {
-        return Err("no listener configured".into());
-    }
 
+    // Under systemd (Type=notify): ready now. Elsewhere this does nothing.
+    if let Err(error) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        tracing::debug!(%error, "cannot notify the service manager");
+    }
     while signals.next().await == Received::Hangup {
         reload(&certificates);
     }
     tracing::info!("shutting down");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    // Shells first: each closes its WebSocket with 1001 while the listeners stop accepting.
+    state.stop_shells();
     let _ = stop.send(true);
     while let Some(result) = servers.join_next().await {
         result??;
+    }
+    if tokio::time::timeout(SHELLS_CLOSING_LIMIT, state.shells_closed()).await.is_err() {
+        tracing::warn!(open = state.open_shells(), "shells still open at exit");
     }
     Ok(())
 }

@@ -228,28 +228,39 @@ pub(crate) async fn open(
     }
     response.extensions_mut().insert(LoggedUser(username.clone()));
 
-    tokio::spawn(async move {
-        match hyper::upgrade::on(request).await {
-            Ok(upgraded) => {
-                let config = WebSocketConfig::default()
-                    .max_message_size(Some(2 * MAX_MESSAGE_BYTES))
-                    .max_frame_size(Some(2 * MAX_MESSAGE_BYTES))
-                    .read_buffer_size(INPUT_BUFFER)
-                    .write_buffer_size(0);
-                let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                match (framing, attached, owner, spec) {
-                    (_, Some(attached), _, _) => run_attach(socket, attached).await,
-                    (Framing::Native, None, Some(owner), Some(spec)) => run_live(socket, spec, owner, &state).await,
-                    (Framing::GoWsSh, None, _, Some(spec)) => {
-                        let Some(trail) = trail else { return };
-                        run_shell(socket, framing, spec, &username, &trail).await;
+    let shell_guard = state.shell_opened();
+    let mut stopping = state.stopping();
+    let span = tracing::info_span!("shell", client = %peer.ip());
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            let _open = shell_guard;
+            match hyper::upgrade::on(request).await {
+                Ok(upgraded) => {
+                    let config = WebSocketConfig::default()
+                        .max_message_size(Some(2 * MAX_MESSAGE_BYTES))
+                        .max_frame_size(Some(2 * MAX_MESSAGE_BYTES))
+                        .read_buffer_size(INPUT_BUFFER)
+                        .write_buffer_size(0);
+                    let io = state.metrics.count_shell_bytes(TokioIo::new(upgraded));
+                    let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+                    match (framing, attached, owner, spec) {
+                        (_, Some(attached), _, _) => run_attach(socket, attached, &mut stopping).await,
+                        (Framing::Native, None, Some(owner), Some(spec)) => {
+                            run_live(socket, spec, owner, &state, &mut stopping).await;
+                        }
+                        (Framing::GoWsSh, None, _, Some(spec)) => {
+                            let _running = state.metrics.gows_shell_running();
+                            let Some(trail) = trail else { return };
+                            run_shell(socket, framing, spec, &username, stopping, &trail).await;
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
+                Err(error) => tracing::debug!(%error, "upgrade failed"),
             }
-            Err(error) => tracing::debug!(%error, "upgrade failed"),
-        }
-    });
+        },
+        span,
+    ));
     Ok(response)
 }
 
@@ -364,6 +375,8 @@ enum Ending {
     ClientGone,
     /// The client sent something malformed.
     Rejected(String),
+    /// The server is stopping.
+    ServerStopping,
 }
 
 fn close(code: CloseCode, reason: String) -> Message {
@@ -375,6 +388,7 @@ async fn run_shell<S>(
     framing: Framing,
     spec: SessionSpec,
     username: &str,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
     trail: &audit::ShellAudit,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -412,6 +426,7 @@ async fn run_shell<S>(
         loop {
             tokio::select! {
                 _ = &mut exited => break Ending::Exited,
+                () = server_stopping(&mut stopping) => break Ending::ServerStopping,
                 _ = &mut output, if output_open => output_open = false,
                 _ = pings.tick() => {
                     if last_heard.max(delivered.last()).elapsed() >= IDLE_TIMEOUT {
@@ -482,6 +497,18 @@ async fn run_shell<S>(
             trail.ended(process.terminate(HANGUP_GRACE).await.as_ref().ok());
             tracing::info!(session = %spec.name, user = username, pid, "client left, shell ended");
         }
+        Ending::ServerStopping => {
+            output.abort();
+            let last_words = async {
+                let mut sink = sink.lock().await;
+                let _ = sink.send(close(CloseCode::Away, "server shutting down".to_owned())).await;
+            };
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, last_words).await;
+            let _ = process.terminate(HANGUP_GRACE).await;
+            tracing::info!(session = %spec.name, user = username, pid, "server stopping, shell ended");
+            let _ =
+                tokio::time::timeout(Duration::from_secs(1), async { while stream.next().await.is_some() {} }).await;
+        }
         Ending::Rejected(reason) => {
             output.abort();
             trail.detached();
@@ -494,6 +521,13 @@ async fn run_shell<S>(
             };
             let _ = tokio::time::timeout(DRAIN_TIMEOUT, last_words).await;
         }
+    }
+}
+
+/// Resolves once the server stops.
+async fn server_stopping(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    if stopping.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -551,8 +585,13 @@ where
 
 /// A new live shell (native framing): the program starts as on any connection, and is kept
 /// in the registry for clients to come back to.
-async fn run_live<S>(socket: WebSocketStream<S>, spec: SessionSpec, owner: wssh_auth::Principal, state: &SharedState)
-where
+async fn run_live<S>(
+    socket: WebSocketStream<S>,
+    spec: SessionSpec,
+    owner: wssh_auth::Principal,
+    state: &SharedState,
+    stopping: &mut tokio::sync::watch::Receiver<bool>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut stream) = socket.split();
@@ -572,19 +611,42 @@ where
         }
     };
     tracing::info!(session = %spec.name, user = username, pid, shell = %registry::short(&shell.id), "shell started");
-    live::serve(Arc::new(Mutex::new(sink)), stream, shell, client, kick, Mode::Control, 0).await;
+    let sink = Arc::new(Mutex::new(sink));
+    tokio::select! {
+        () = live::serve(sink.clone(), stream, shell, client, kick, Mode::Control, 0) => {}
+        () = server_stopping(stopping) => going_away(&sink).await,
+    }
 }
 
 /// Another connection to a live shell.
-async fn run_attach<S>(socket: WebSocketStream<S>, attached: Attached)
-where
+async fn run_attach<S>(
+    socket: WebSocketStream<S>,
+    attached: Attached,
+    stopping: &mut tokio::sync::watch::Receiver<bool>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let Attached { shell, holder, mode, offset } = attached;
     let (sink, stream) = socket.split();
     let (client, kick) = shell.attach(holder, mode);
     tracing::info!(shell = %registry::short(&shell.id), ?mode, "client attached");
-    live::serve(Arc::new(Mutex::new(sink)), stream, shell, client, kick, mode, offset).await;
+    let sink = Arc::new(Mutex::new(sink));
+    tokio::select! {
+        () = live::serve(sink.clone(), stream, shell, client, kick, mode, offset) => {}
+        () = server_stopping(stopping) => going_away(&sink).await,
+    }
+}
+
+/// The server is stopping: the client is told so with 1001 (going away) and a reason.
+async fn going_away<S>(sink: &Mutex<futures_util::stream::SplitSink<WebSocketStream<S>, Message>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let last_words = async {
+        let mut sink = sink.lock().await;
+        let _ = sink.send(close(CloseCode::Away, "server shutting down".to_owned())).await;
+    };
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, last_words).await;
 }
 
 /// When the client last took output: a clock shared by the output task and the input loop.

@@ -758,6 +758,11 @@ impl Registry {
         Registry { settings, shells: Mutex::new(HashMap::new()), watching: std::sync::atomic::AtomicBool::new(false) }
     }
 
+    /// How many live shells there are.
+    pub(crate) fn live(&self) -> usize {
+        self.lock().len()
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<LiveShell>>> {
         self.shells.lock().unwrap_or_else(PoisonError::into_inner)
     }

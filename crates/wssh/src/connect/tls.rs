@@ -1,6 +1,7 @@
-//! TLS for `wss://`: rustls with the ring provider, trusting the certificates of a `--ca` PEM
-//! file (a server certificate found in that file is pinned), or with `--insecure` any
-//! certificate at all. No system roots are bundled.
+//! TLS for `wss://`: rustls with the ring provider, trusting the operating system's certificate
+//! roots by default (`rustls-native-certs`: the system store, or `SSL_CERT_FILE` and
+//! `SSL_CERT_DIR` when set), the certificates of a `--ca` PEM file instead (a server
+//! certificate found in that file is pinned), or with `--insecure` any certificate at all.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,15 +29,45 @@ pub(crate) fn client_config(trust: &TrustSettings) -> Result<Arc<ClientConfig>, 
         let verifier = TrustFile::new(ca, provider.clone())?;
         builder.dangerous().with_custom_certificate_verifier(Arc::new(verifier)).with_no_client_auth()
     } else {
-        return Err(ConnectError::Usage(
-            "https needs --ca FILE (a PEM file with the server's certificate or its CA) or --insecure; \
-             wssh bundles no system roots"
-                .into(),
-        ));
+        let roots = system_roots()?;
+        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|error| ConnectError::Tls(format!("cannot use the system's certificate roots: {error}")))?;
+        builder.with_webpki_verifier(verifier).with_no_client_auth()
     };
     // WebSockets are upgraded HTTP/1.1 requests.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The operating system's trusted roots. Unreadable entries are skipped; none at all is an
+/// error that says what to do.
+fn system_roots() -> Result<RootCertStore, ConnectError> {
+    let found = rustls_native_certs::load_native_certs();
+    for error in &found.errors {
+        tracing::debug!(%error, "skipping an unreadable system certificate");
+    }
+    let mut roots = RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        return Err(ConnectError::Tls(
+            "no trusted certificate roots found on this system (install ca-certificates, or set SSL_CERT_FILE); \
+             use --ca FILE for a server with a private CA, or --insecure"
+                .into(),
+        ));
+    }
+    Ok(roots)
+}
+
+/// What to add to a failed handshake's message: how to trust a server the system does not.
+pub(crate) fn handshake_advice(error: &std::io::Error) -> &'static str {
+    let text = error.to_string();
+    if text.contains("invalid peer certificate") {
+        " (the system's certificate roots do not trust this server: give its certificate or CA with --ca FILE, \
+         or --insecure to skip the check)"
+    } else {
+        ""
+    }
 }
 
 /// `--ca FILE`: the usual WebPKI verification (chain, validity, name) against the file's
@@ -164,9 +195,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn https_without_trust_is_refused_with_advice() {
-        let error = client_config(&TrustSettings::default()).unwrap_err().to_string();
-        assert!(error.contains("--ca") && error.contains("--insecure"), "{error}");
+    fn trust_settings_build_or_explain() {
         assert!(client_config(&TrustSettings { ca: None, insecure: true }).is_ok());
         let missing = TrustSettings { ca: Some("/definitely/not/here.pem".into()), insecure: false };
         assert!(client_config(&missing).unwrap_err().to_string().contains("/definitely/not/here.pem"));

@@ -4,8 +4,9 @@
 use rusqlite::{OptionalExtension, Row, params, params_from_iter, types::Value};
 use wssh_domain::{Recording, RecordingQuery, Timestamp, UserId};
 
-use super::SqliteStore;
-use crate::{RecordingEnd, RecordingStore, StoreError};
+use wssh_store::{RecordingEnd, RecordingStore, StoreError};
+
+use crate::SqliteStore;
 
 const COLUMNS: &str =
     "id, file, session, owner, owner_id, cols, rows, started_at, ended_at, exit_status, output_bytes, dropped_bytes";

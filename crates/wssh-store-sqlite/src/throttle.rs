@@ -3,8 +3,9 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::SqliteStore;
-use crate::{FailureTimes, StoreError, ThrottleStore};
+use wssh_store::{FailureTimes, StoreError, ThrottleStore};
+
+use crate::SqliteStore;
 
 fn times(connection: &rusqlite::Connection, sql: &str, params: impl rusqlite::Params) -> Result<Vec<i64>, StoreError> {
     let mut statement = connection.prepare_cached(sql).map_err(StoreError::backend)?;

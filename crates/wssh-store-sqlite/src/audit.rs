@@ -4,8 +4,9 @@
 use rusqlite::{params, params_from_iter, types::Value};
 use wssh_domain::audit::{Actor, AuditEvent, AuditQuery, AuditRecord};
 
-use super::SqliteStore;
-use crate::{AuditPage, AuditStore, StoreError};
+use wssh_store::{AuditPage, AuditStore, StoreError};
+
+use crate::SqliteStore;
 
 impl AuditStore for SqliteStore {
     fn append_audit(&self, at_ms: i64, actor: Option<&Actor>, event: &AuditEvent) -> Result<AuditRecord, StoreError> {

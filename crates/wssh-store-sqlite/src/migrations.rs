@@ -5,7 +5,7 @@
 
 use rusqlite::Connection;
 
-use crate::StoreError;
+use wssh_store::StoreError;
 
 /// One schema change.
 #[derive(Debug, Clone, Copy)]
@@ -49,7 +49,7 @@ pub(crate) fn apply_pending(connection: &mut Connection) -> Result<Vec<u32>, Sto
     let applied = applied_version(connection)?;
     let latest = MIGRATIONS.last().map_or(0, |migration| migration.version);
     if applied > latest {
-        return Err(StoreError::Conflict(crate::Conflict::DatabaseNewer));
+        return Err(StoreError::Conflict(wssh_store::Conflict::DatabaseNewer));
     }
     let mut done = Vec::new();
     for migration in MIGRATIONS.iter().filter(|migration| migration.version > applied) {
