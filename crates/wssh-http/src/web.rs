@@ -82,9 +82,12 @@ const ASSETS: [Asset; 6] = [
 static VERSIONS: LazyLock<Vec<String>> =
     LazyLock::new(|| ASSETS.iter().map(|asset| format!("{:016x}", fnv1a(asset.body))).collect());
 
+/// An asset's gzip and brotli copies, where smaller than the original.
+type Compressed = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Each asset compressed once, the first time any is asked for: (gzip, brotli), each kept
 /// only when smaller than the original.
-static COMPRESSED: LazyLock<Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>> = LazyLock::new(|| {
+static COMPRESSED: LazyLock<Vec<Compressed>> = LazyLock::new(|| {
     ASSETS
         .iter()
         .map(|asset| {
