@@ -45,7 +45,12 @@ struct Asset {
 }
 
 /// Every asset; an empty body means "not built" (only possible for the vendored files).
-const ASSETS: [Asset; 6] = [
+const ASSETS: [Asset; 7] = [
+    Asset {
+        name: "account.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/account.js")),
+    },
     Asset {
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
