@@ -246,6 +246,9 @@ enum Surface {
 impl Surface {
     /// The surface a documented path belongs to.
     fn of(path: &str) -> Surface {
+        if path == "/api/openapi.json" {
+            return Surface::Core;
+        }
         if path.starts_with("/api/shells") {
             return Surface::Shells;
         }
@@ -493,6 +496,7 @@ async fn every_documented_status_is_reached_and_matches_the_document() {
             .header("if-none-match", "*"),
         Scenario::raw("an asset's headers", "HEAD", "/assets/app.js", Vec::new(), 200).documented_as("/assets/{asset}"),
         Scenario::raw("an unknown asset", "GET", "/assets/nope.js", Vec::new(), 404).documented_as("/assets/{asset}"),
+        Scenario::raw("the OpenAPI document", "GET", "/api/openapi.json", Vec::new(), 200),
         Scenario::raw("health", "GET", "/healthz", Vec::new(), 200),
         Scenario::raw("health without a body", "HEAD", "/healthz", Vec::new(), 200),
         Scenario::raw("preflight /healthz", "OPTIONS", "/healthz", Vec::new(), 204),
