@@ -419,18 +419,24 @@ impl LiveShell {
     /// Checks again, in the store, that the owner may still have this shell (or ends it) and
     /// that each attached user's credential still works and still allows its mode (or
     /// disconnects that client). A failing store decides nothing.
-    fn recheck(&self, auth: &Authenticator) {
-        match auth.user_holds(self.owner_id, Permission::SessionsConnect) {
-            Ok(true) => {}
-            Ok(false) => {
+    fn recheck(&self, auth: &Authenticator, checked: &mut Checked) {
+        let owner = *checked.owners.entry(self.owner_id).or_insert_with(|| {
+            match auth.user_holds(self.owner_id, Permission::SessionsConnect) {
+                Ok(holds) => Some(holds),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot check a shell's owner");
+                    None
+                }
+            }
+        });
+        match owner {
+            Some(true) => {}
+            Some(false) => {
                 tracing::info!(shell = %short(&self.id), user = %self.owner, "the owner's access ended, shell ended");
                 self.end();
                 return;
             }
-            Err(error) => {
-                tracing::warn!(%error, "cannot check a shell's owner");
-                return;
-            }
+            None => return,
         }
         let clients: Vec<(Principal, Mode, Arc<Notify>)> = self
             .lock()
@@ -442,13 +448,19 @@ impl LiveShell {
             })
             .collect();
         for (principal, mode, kick) in clients {
-            let allowed = match auth.recheck(&principal) {
-                Ok(now) => may_attach(&now, self, mode),
-                Err(wssh_auth::AuthError::InvalidCredentials) => false,
+            let key = (principal.user_id, format!("{:?}", principal.method));
+            let now = checked.clients.entry(key).or_insert_with(|| match auth.recheck(&principal) {
+                Ok(now) => Some(Some(now)),
+                Err(wssh_auth::AuthError::InvalidCredentials) => Some(None),
                 Err(error) => {
                     tracing::warn!(%error, "cannot check a shell client's credential");
-                    true
+                    None
                 }
+            });
+            let allowed = match now {
+                Some(Some(now)) => may_attach(now, self, mode),
+                Some(None) => false,
+                None => true,
             };
             if !allowed {
                 tracing::info!(shell = %short(&self.id), user = %principal.username, "access ended, client disconnected");
@@ -703,6 +715,17 @@ impl Holder {
     }
 }
 
+/// What one watchdog pass already asked the store: many shells of one owner, or many clients
+/// with one credential, cost one look each.
+#[derive(Default)]
+struct Checked {
+    /// Whether each owner may still have shells (`None`: the store failed).
+    owners: HashMap<UserId, Option<bool>>,
+    /// Each credential's standing now (`Some(None)`: it no longer works; `None`: the store
+    /// failed), by user and how it authenticated.
+    clients: HashMap<(UserId, String), Option<Option<Principal>>>,
+}
+
 /// Whether `principal` may attach to `shell` in `mode`: the owner in either mode (while they
 /// hold `sessions:connect`), anyone else with `shells:control`, or `shells:observe` to watch.
 pub(crate) fn may_attach(principal: &Principal, shell: &LiveShell, mode: Mode) -> bool {
@@ -860,8 +883,9 @@ impl Registry {
             checked = Some((generation, tokio::time::Instant::now()));
             let auth = auth.clone();
             let _ = tokio::task::spawn_blocking(move || {
+                let mut checked = Checked::default();
                 for shell in shells {
-                    shell.recheck(&auth);
+                    shell.recheck(&auth, &mut checked);
                 }
             })
             .await;
