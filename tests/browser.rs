@@ -152,3 +152,55 @@ async fn sign_in_type_resize_sign_out_in_chromium() {
     assert_eq!(client.json("GET", "/sessions", &[("authorization", &bearer)], &json!({})).await.status, 401);
     assert_eq!(client.raw("GET", "/test", &[("authorization", &bearer)], Vec::new()).await.status, 401);
 }
+
+/// The account view and the terminal settings, with the page served under a base path
+/// (`web/e2e/account.mjs`): password change, a setting that survives a reload and reaches the
+/// terminal, two-factor authentication turned on with a code computed from the shown secret.
+#[tokio::test]
+async fn account_page_and_settings_under_a_base_path_in_chromium() {
+    let browser = chromium();
+    let root = project_root();
+    let web = root.join("web");
+    node_modules(&web).await;
+
+    let temp = tempfile::tempdir().unwrap();
+    let config = json!({
+        "initial_credentials": [{ "username": "admin", "password": ADMIN_PASSWORD }],
+        "initial_sessions": [{ "name": "sh", "cmd": "sh", "args": [], "dir": "/tmp" }],
+    });
+    std::fs::write(temp.path().join("config.json"), config.to_string()).unwrap();
+    let server =
+        Server::spawn(temp.path(), &["--config", "config.json", "--data-dir", "data", "--base-path", "/tools/wssh"]);
+    let screenshots = root.join("target/e2e");
+    let output = tokio::process::Command::new("node")
+        .arg(web.join("e2e/account.mjs"))
+        .current_dir(&web)
+        .env("WSSH_URL", format!("{}/tools/wssh/", server.base()))
+        .env("WSSH_USER", "admin")
+        .env("WSSH_PASSWORD", ADMIN_PASSWORD)
+        .env("WSSH_NEW_PASSWORD", "a-new-password-9")
+        .env("WSSH_SESSION", "sh")
+        .env("WSSH_SCREENSHOTS", &screenshots)
+        .env("WSSH_CHROMIUM", &browser)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(180), output)
+        .await
+        .expect("the browser script finishes within 180 s")
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("--- web/e2e/account.mjs stdout\n{stdout}--- stderr\n{stderr}");
+    assert!(output.status.success(), "the account browser test failed; server log:\n{}", server.log());
+    assert!(stdout.contains("e2e: account steps passed"));
+
+    // What the page did is real: the new password and a code are needed now.
+    let client = server.client();
+    let body = serde_json::to_vec(&json!({ "username": "admin", "password": "a-new-password-9" })).unwrap();
+    let reply = client.raw("POST", "/tools/wssh/auth/login", &[("content-type", "application/json")], body).await;
+    assert_eq!(reply.status, 401, "2FA is on: a code is required: {}", reply.text);
+    let body = serde_json::to_vec(&json!({ "username": "admin", "password": ADMIN_PASSWORD })).unwrap();
+    let reply = client.raw("POST", "/tools/wssh/auth/login", &[("content-type", "application/json")], body).await;
+    assert_eq!(reply.status, 401);
+}

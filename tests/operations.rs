@@ -888,3 +888,77 @@ async fn connect_trusts_the_systems_roots_by_default() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("--ca FILE"), "{stderr}");
 }
+
+// ---- the page's assets ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn assets_are_served_precompressed_with_caching_headers_and_the_openapi_document_too() {
+    use std::io::Read;
+    let temp = tempfile::tempdir().unwrap();
+    std::fs::write(temp.path().join("config.json"), sh_config().to_string()).unwrap();
+    let server =
+        Running::start(temp.path(), &["--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0"], &[]);
+    let client = server.client();
+    let page = client.raw("GET", "/", &[], Vec::new()).await;
+    let versioned =
+        page.text.split('"').find(|part| part.starts_with("assets/app.js?v=")).expect("a versioned URL").to_owned();
+    let plain = client.raw("GET", "/assets/app.js", &[], Vec::new()).await;
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.header("content-encoding"), "");
+    assert_eq!(plain.header("cache-control"), "no-cache");
+    assert_eq!(plain.header("vary"), "Accept-Encoding");
+
+    let brotli =
+        client.raw("GET", &format!("/{versioned}"), &[("accept-encoding", "gzip, deflate, br")], Vec::new()).await;
+    assert_eq!(brotli.header("content-encoding"), "br");
+    assert_eq!(brotli.header("cache-control"), "public, max-age=31536000, immutable");
+    let raw_brotli = brotli_bytes(&client, &format!("/{versioned}"), "br").await;
+    let mut decoded = Vec::new();
+    brotli::Decompressor::new(raw_brotli.as_slice(), 4096).read_to_end(&mut decoded).unwrap();
+    assert_eq!(decoded, plain.text.as_bytes());
+    assert!(raw_brotli.len() < plain.text.len() / 2, "{} of {}", raw_brotli.len(), plain.text.len());
+
+    let raw_gzip = brotli_bytes(&client, "/assets/app.js", "gzip;q=1.0, br;q=0").await;
+    let mut decoded = Vec::new();
+    flate2::read::GzDecoder::new(raw_gzip.as_slice()).read_to_end(&mut decoded).unwrap();
+    assert_eq!(decoded, plain.text.as_bytes());
+    let refused = client.raw("GET", "/assets/app.js", &[("accept-encoding", "gzip;q=0, br;q=0")], Vec::new()).await;
+    assert_eq!(refused.header("content-encoding"), "");
+    let stale = client.raw("GET", "/assets/app.js?v=0000", &[], Vec::new()).await;
+    assert_eq!(stale.header("cache-control"), "no-cache", "only the current version is immutable");
+
+    // One entity tag per representation; each revalidates on its own.
+    let gz = client.raw("GET", "/assets/app.js", &[("accept-encoding", "gzip")], Vec::new()).await;
+    assert_ne!(gz.header("etag"), plain.header("etag"));
+    assert_ne!(gz.header("etag"), brotli.header("etag"));
+    let etag = gz.header("etag").to_owned();
+    let again =
+        client.raw("GET", "/assets/app.js", &[("accept-encoding", "gzip"), ("if-none-match", &etag)], Vec::new()).await;
+    assert_eq!(again.status, 304);
+    let other =
+        client.raw("GET", "/assets/app.js", &[("accept-encoding", "br"), ("if-none-match", &etag)], Vec::new()).await;
+    assert_eq!(other.status, 200, "a gzip tag does not validate the brotli copy");
+
+    let openapi = client.raw("GET", "/api/openapi.json", &[], Vec::new()).await;
+    assert_eq!(openapi.status, 200);
+    assert!(openapi.header("content-type").starts_with("application/json"));
+    assert_eq!(openapi.json["openapi"], "3.1.0");
+    assert!(openapi.json["paths"]["/api/openapi.json"].is_object());
+}
+
+/// The raw (still encoded) body of `GET path` with `Accept-Encoding: accept`.
+async fn brotli_bytes(client: &Client, path: &str, accept: &str) -> Vec<u8> {
+    use http_body_util::BodyExt;
+    let stream = TcpStream::connect(client.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::get(path)
+        .header("host", client.addr.to_string())
+        .header("accept-encoding", accept)
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert!(!response.headers()["content-encoding"].is_empty());
+    response.into_body().collect().await.unwrap().to_bytes().to_vec()
+}

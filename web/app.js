@@ -281,9 +281,11 @@
       else button.removeAttribute('aria-current');
     }
     for (const section of document.querySelectorAll('.view')) section.hidden = section.id !== `view-${view}`;
-    const load = { sessions: loadSessions, users: loadUsers, tokens: loadTokens }[view];
+    const load = { sessions: loadSessions, users: loadUsers, tokens: loadTokens, account: () => window.wsshAccount.load() }[view];
     load().catch((error) => notice(error.message));
   }
+
+  if (window.wsshAccount) window.wsshAccount.attach({ api, username: () => auth.username }); // web/account.js
 
   $('#tabs').addEventListener('click', (event) => {
     const view = event.target.closest('button') && event.target.closest('button').dataset.view;
@@ -628,6 +630,7 @@
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace',
       fontSize: 14,
       scrollback: 5000,
+      ...(window.wsshSettings ? window.wsshSettings.terminalOptions() : {}), // web/account.js
     });
     const fit = new window.FitAddon.FitAddon();
     term.loadAddon(fit);

@@ -15,7 +15,7 @@ use crate::gows;
 use crate::respond::{self, Body, LoggedUser};
 use crate::shell;
 use crate::surface;
-use crate::{access_token, alist, login_api, rbac, web};
+use crate::{access_token, alist, api, login_api, rbac, web};
 
 /// The largest request body accepted (1 MiB); larger ones get 413.
 pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -88,6 +88,9 @@ async fn route(
     }
     if shell::api::matches(path) {
         return Ok(shell::api::handle(request, state, peer).await);
+    }
+    if api::matches(path) {
+        return Ok(surface::handle::<api::Api>(request, state, peer).await);
     }
     if alist::matches(path) {
         return Ok(surface::handle::<alist::Alist>(request, state, peer).await);

@@ -45,7 +45,12 @@ struct Asset {
 }
 
 /// Every asset; an empty body means "not built" (only possible for the vendored files).
-const ASSETS: [Asset; 6] = [
+const ASSETS: [Asset; 7] = [
+    Asset {
+        name: "account.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/account.js")),
+    },
     Asset {
         name: "app.js",
         content_type: "text/javascript; charset=utf-8",
@@ -78,13 +83,86 @@ const ASSETS: [Asset; 6] = [
     },
 ];
 
-/// Each asset's entity tag, computed once.
-static ETAGS: LazyLock<Vec<String>> =
-    LazyLock::new(|| ASSETS.iter().map(|asset| format!("\"{:016x}\"", fnv1a(asset.body))).collect());
+/// Each asset's version (a hash of its bytes), computed once.
+static VERSIONS: LazyLock<Vec<String>> =
+    LazyLock::new(|| ASSETS.iter().map(|asset| format!("{:016x}", fnv1a(asset.body))).collect());
+
+/// An asset's gzip and brotli copies, where smaller than the original.
+type Compressed = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Each asset compressed once, the first time any is asked for: (gzip, brotli), each kept
+/// only when smaller than the original.
+static COMPRESSED: LazyLock<Vec<Compressed>> = LazyLock::new(|| {
+    ASSETS
+        .iter()
+        .map(|asset| {
+            let smaller = |bytes: Vec<u8>| (bytes.len() < asset.body.len()).then_some(bytes);
+            (gzip(asset.body).and_then(smaller), brotli(asset.body).and_then(smaller))
+        })
+        .collect()
+});
+
+/// The OpenAPI document of the API, as served at [`OPENAPI_PATH`].
+const OPENAPI: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api/openapi.json"));
+/// Where the OpenAPI document is served.
+const OPENAPI_PATH: &str = "/api/openapi.json";
 
 /// Whether `path` belongs to this surface.
 pub(crate) fn matches(path: &str) -> bool {
-    path == "/" || path.starts_with(ASSETS_PREFIX)
+    path == "/" || path.starts_with(ASSETS_PREFIX) || path == OPENAPI_PATH
+}
+
+fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).ok()?;
+    encoder.finish().ok()
+}
+
+fn brotli(bytes: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut out = Vec::new();
+    {
+        let mut writer = brotli::CompressorWriter::new(&mut out, 4096, 11, 22);
+        writer.write_all(bytes).ok()?;
+        writer.flush().ok()?;
+    }
+    Some(out)
+}
+
+/// A content coding a response can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coding {
+    Identity,
+    Gzip,
+    Brotli,
+}
+
+/// Whether the request's `Accept-Encoding` admits `coding` (a listed coding with a non-zero
+/// weight, or `*`).
+fn accepts(request: &Request<Incoming>, coding: &str) -> bool {
+    let mut star = false;
+    for item in request
+        .headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+    {
+        let mut parts = item.split(';');
+        let name = parts.next().unwrap_or_default().trim();
+        let weight = parts
+            .filter_map(|part| part.trim().strip_prefix("q="))
+            .find_map(|weight| weight.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if name.eq_ignore_ascii_case(coding) {
+            return weight > 0.0;
+        }
+        if name == "*" {
+            star = weight > 0.0;
+        }
+    }
+    star
 }
 
 /// What `Allow` says on a 405 for one of this surface's paths.
@@ -105,13 +183,32 @@ fn answer(request: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
     if path == "/" {
         return Ok(index(request));
     }
+    if path == OPENAPI_PATH {
+        let mut response = Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        return Ok(response);
+    }
     let name = path.strip_prefix(ASSETS_PREFIX).unwrap_or_default();
     let (position, asset) = ASSETS
         .iter()
         .enumerate()
         .find(|(_, asset)| asset.name == name)
         .ok_or_else(|| ApiError::not_found("Not found"))?;
-    let etag = &ETAGS[position];
+    let version = &VERSIONS[position];
+    let (gzipped, brotlied) = &COMPRESSED[position];
+    let coding = match (brotlied, gzipped) {
+        (Some(_), _) if accepts(request, "br") => Coding::Brotli,
+        (_, Some(_)) if accepts(request, "gzip") => Coding::Gzip,
+        _ => Coding::Identity,
+    };
+    // One entity tag per representation: a cache must not answer a gzip request with brotli.
+    let etag = match coding {
+        Coding::Identity => format!("\"{version}\""),
+        Coding::Gzip => format!("\"{version}-gz\""),
+        Coding::Brotli => format!("\"{version}-br\""),
+    };
     let unchanged = request
         .headers()
         .get_all(header::IF_NONE_MATCH)
@@ -122,14 +219,33 @@ fn answer(request: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let mut response = if unchanged {
         respond::empty(StatusCode::NOT_MODIFIED)
     } else {
-        let mut response = Response::new(Full::new(Bytes::from_static(asset.body)));
+        let body: Bytes = match (coding, gzipped, brotlied) {
+            (Coding::Brotli, _, Some(bytes)) | (Coding::Gzip, Some(bytes), _) => {
+                Bytes::from_static(bytes_static(bytes))
+            }
+            _ => Bytes::from_static(asset.body),
+        };
+        let mut response = Response::new(Full::new(body));
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
         response
     };
     let headers = response.headers_mut();
-    // Revalidated on every use: the names carry no hash, a rebuilt server must be seen at once.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(value) = HeaderValue::from_str(etag) {
+    match coding {
+        Coding::Identity => {}
+        Coding::Gzip => {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        Coding::Brotli => {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("br"));
+        }
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    // The page names each asset with its version (`?v=…`): that URL never changes meaning and
+    // is cached for a year. Any other URL is revalidated on every use.
+    let versioned = request.uri().query().is_some_and(|query| query == format!("v={version}"));
+    let cache = if versioned { "public, max-age=31536000, immutable" } else { "no-cache" };
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    if let Ok(value) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, value);
     }
     Ok(response)
@@ -138,7 +254,10 @@ fn answer(request: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
 /// The page, with a fresh nonce in it and in its policy.
 fn index(request: &Request<Incoming>) -> Response<Body> {
     let nonce = nonce();
-    let page = INDEX.replace(NONCE_PLACEHOLDER, &nonce);
+    let mut page = INDEX.replace(NONCE_PLACEHOLDER, &nonce);
+    for (asset, version) in ASSETS.iter().zip(VERSIONS.iter()) {
+        page = page.replace(&format!("\"assets/{}\"", asset.name), &format!("\"assets/{}?v={version}\"", asset.name));
+    }
     let mut response = Response::new(Full::new(Bytes::from(page)));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
@@ -201,6 +320,11 @@ fn nonce() -> String {
     let mut bytes = [0_u8; 16];
     wssh_auth::secret::fill_random(&mut bytes);
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The compressed bytes, which live as long as the process (they are in a `static`).
+fn bytes_static(bytes: &'static Vec<u8>) -> &'static [u8] {
+    bytes.as_slice()
 }
 
 /// FNV-1a, 64 bits: enough to tell two builds' files apart for `ETag`.

@@ -9,6 +9,7 @@
 //! connection. While the listener is down, every read of the generation moves it, so no cache
 //! serves anything until it is back.
 
+mod audit;
 mod dump;
 mod listener;
 mod migrations;

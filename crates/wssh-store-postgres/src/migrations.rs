@@ -21,8 +21,10 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "initial", sql: include_str!("../migrations/0001_initial.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "initial", sql: include_str!("../migrations/0001_initial.sql") },
+    Migration { version: 2, name: "audit_recordings", sql: include_str!("../migrations/0002_audit_recordings.sql") },
+];
 
 /// Where a database stands.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,6 +18,8 @@ pub const TABLES: &[&str] = &[
     "ssh_keys",
     "login_failures",
     "login_known_addresses",
+    "audit_events",
+    "recordings",
 ];
 
 /// One stored value.

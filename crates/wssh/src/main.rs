@@ -2,6 +2,7 @@
 //! store, seeds the first users and sessions, starts the listeners and stops them on
 //! SIGTERM/SIGINT. Everything else lives in the library crates.
 
+mod audit_log;
 mod config;
 mod connect;
 mod database;
@@ -145,6 +146,9 @@ pub(crate) struct ServeArgs {
     /// started in the current directory with the arguments that follow it.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
     pub(crate) command: Vec<String>,
+    /// Also write the audit log as JSON lines to this file, or to standard error with `-`.
+    #[arg(long, value_name = "PATH|-")]
+    pub(crate) audit_log: Option<PathBuf>,
 }
 
 /// How log lines are written.

@@ -59,7 +59,14 @@ struct Plan {
     deployment: wssh_http::Deployment,
     /// Where `/metrics` is served, if anywhere.
     metrics: Option<Vec<SocketAddr>>,
+    /// Where the audit log is also streamed (`--audit-log`, `audit_log`), if anywhere.
+    audit_log: Option<PathBuf>,
+    /// Shell recording: every shell, or these sessions' (none: off), and how.
+    recording: Option<RecordingPlan>,
 }
+
+/// Shell recording: every shell or not, the sessions recorded, the policy, the retention.
+type RecordingPlan = (bool, HashSet<String>, wssh_http::RecordingPolicy, wssh_http::RecordingRetention);
 
 #[derive(Debug)]
 struct PlannedListener {
@@ -193,6 +200,8 @@ async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> 
         lockout_max_failures,
         lockout_window: Duration::from_secs(lockout_window_seconds),
         allow_registration: config.allow_registration,
+        audit_log: args.audit_log.clone().or(config.audit_log.clone()),
+        recording: recording_plan(&config)?,
         shell_settings: config.shell_settings(),
         limits: config.limits,
     })
@@ -330,7 +339,10 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound, Vec<TcpListener>), 
         })
         .await??
     };
-    let auth = plan.limits.configure_auth(auth);
+    let mut auth = plan.limits.configure_auth(auth);
+    if let Some(target) = &plan.audit_log {
+        auth = auth.with_audit_stream(crate::audit_log::open(target)?);
+    }
     {
         let store = store.clone();
         let data_dir = plan.data_dir.clone();
@@ -347,13 +359,22 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound, Vec<TcpListener>), 
         .await??;
     }
 
-    let state = Arc::new(
-        AppState::new(auth, plan.initial_session_names.clone(), plan.allow_registration)
-            .with_listener_limits(plan.limits.listener_limits(crate::hardening::raise_open_files_limit()))
-            .with_shell_settings(plan.shell_settings)
-            .with_deployment(plan.deployment.clone())
-            .with_pool_probe(pool_probe),
-    );
+    let mut state = AppState::new(auth, plan.initial_session_names.clone(), plan.allow_registration)
+        .with_listener_limits(plan.limits.listener_limits(crate::hardening::raise_open_files_limit()))
+        .with_shell_settings(plan.shell_settings)
+        .with_deployment(plan.deployment.clone())
+        .with_pool_probe(pool_probe);
+    if let Some((all, sessions, policy, retention)) = &plan.recording {
+        let dir = plan.data_dir.join("recordings");
+        state = state.with_recording(wssh_http::RecordingSettings::new(
+            dir,
+            *all,
+            sessions.clone(),
+            *policy,
+            *retention,
+        ))?;
+    }
+    let state = Arc::new(state);
     Ok((state, listeners, metrics_listeners))
 }
 
@@ -579,4 +600,24 @@ fn seed_sessions(store: &dyn Store, seeds: &SessionSeeds) -> Result<(), BoxError
         tracing::info!(name = %spec.name, cmd = spec.cmd, "serving the command as a session");
     }
     Ok(())
+}
+
+/// Shell recording from the configuration: on when `record_all_shells` is set or a session is
+/// marked `record`.
+fn recording_plan(config: &ServerConfig) -> Result<Option<RecordingPlan>, BoxError> {
+    let sessions: HashSet<String> =
+        config.initial_sessions.iter().filter(|session| session.record).map(|session| session.name.clone()).collect();
+    if !config.record_all_shells && sessions.is_empty() {
+        return Ok(None);
+    }
+    let policy = match config.recording_policy.as_deref() {
+        None | Some("drop") => wssh_http::RecordingPolicy::Drop,
+        Some("block") => wssh_http::RecordingPolicy::Block,
+        Some(other) => return Err(format!("recording_policy: expected \"drop\" or \"block\", got {other:?}").into()),
+    };
+    let retention = wssh_http::RecordingRetention {
+        max_age: config.recording_max_age_seconds.map(Duration::from_secs),
+        max_total_bytes: config.recording_max_total_bytes,
+    };
+    Ok(Some((config.record_all_shells, sessions, policy, retention)))
 }

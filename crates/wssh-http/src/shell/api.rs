@@ -9,6 +9,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 use wssh_auth::Principal;
 use wssh_domain::Permission;
+use wssh_domain::audit::AuditEvent;
 
 use super::registry::{LiveShell, Mode, Share, ShellInfo};
 use crate::SharedState;
@@ -57,7 +58,10 @@ pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer:
         Err(error) => return respond::error(&error),
     };
     let auth_state = state.clone();
-    let principal = tokio::task::spawn_blocking(move || input::authenticate(&auth_state, &headers, peer)).await;
+    let principal = tokio::task::spawn_blocking(move || {
+        input::authenticate(&auth_state, &headers, peer, wssh_domain::audit::Surface::Api)
+    })
+    .await;
     let principal = match principal {
         Ok(Ok(principal)) => principal,
         Ok(Err(error)) => return respond::error(&error),
@@ -140,6 +144,13 @@ fn answer(call: &Call<'_>, state: &SharedState, principal: &Principal) -> Result
             let session: String = form_urlencoded::byte_serialize(shell.session.as_bytes()).collect();
             let link = format!("{}/?session={session}&shell={}#share={token}", call.origin, shell.id);
             tracing::info!(shell = %super::registry::short(&shell.id), share = %share.id, by = %principal.username, "share link made");
+            let event = AuditEvent::ShareCreated {
+                shell: shell.id.clone(),
+                share: share.id.clone(),
+                mode: share.mode.name().into(),
+                expires_at: Some(share.expires_at.0),
+            };
+            super::audit::record(&state.auth, Some(principal), event);
             let mut reply = describe_share(&share);
             reply["token"] = json!(token);
             reply["link"] = json!(link);
@@ -156,6 +167,8 @@ fn answer(call: &Call<'_>, state: &SharedState, principal: &Principal) -> Result
                 return Err(ApiError::not_found("Share not found"));
             }
             tracing::info!(shell = %super::registry::short(&shell.id), share = %share, "share link revoked");
+            let event = AuditEvent::ShareRevoked { shell: shell.id.clone(), share: (*share).to_owned() };
+            super::audit::record(&state.auth, Some(principal), event);
             Ok(respond::empty(StatusCode::NO_CONTENT))
         }
         (_, [] | [_] | [_, "shares"] | [_, "shares", _]) => Err(ApiError::method_not_allowed()),
