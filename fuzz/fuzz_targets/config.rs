@@ -8,8 +8,17 @@ mod config;
 #[path = "../../crates/wssh/src/hardening.rs"]
 mod hardening;
 
+/// Where each run writes its input, for the loader to read as the operator's file.
+static FILE: std::sync::LazyLock<std::path::PathBuf> = std::sync::LazyLock::new(|| {
+    std::env::temp_dir().join(format!("wssh-fuzz-config-{}.json", std::process::id()))
+});
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    if let Ok(config) = serde_json::from_slice::<config::ServerConfig>(data) {
+    if std::fs::write(&*FILE, data).is_err() {
+        return;
+    }
+    let no_environment: Vec<(String, String)> = Vec::new();
+    if let Ok(config) = config::ServerConfig::load(Some(&FILE), no_environment) {
         for (index, server) in config.servers.iter().enumerate() {
             let _ = server.port(index);
             let _ = server.is_tls();

@@ -43,10 +43,29 @@ const ROUTES: &[(&str, &str, Option<&str>)] = &[
 ];
 
 static HARNESS: LazyLock<(Harness, std::path::PathBuf)> = LazyLock::new(|| {
+    use wssh_domain::{NewAccessToken, NewUser, Password, RoleKey, SessionName, SessionSpec, TokenSpec, Username};
+    use wssh_store::{SessionStore, TokenStore, UserStore};
     let dir = std::env::temp_dir().join(format!("wssh-fuzz-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("fuzz directory");
-    (Harness::new(&dir), dir)
+    let store = std::sync::Arc::new(wssh_store_sqlite::SqliteStore::open(&dir.join("fuzz.db")).expect("store"));
+    let password = Password::parse("fuzzing-admin-password").expect("password");
+    let hash = wssh_auth::password::hash_password(&password).expect("hash");
+    let admin = store.create_user(&NewUser::new(Username::parse("admin").expect("name"), hash, RoleKey::Admin)).expect("admin");
+    let secret = wssh_auth::secret::generate_token_secret();
+    store
+        .insert_token(&NewAccessToken {
+            identifier: wssh_auth::secret::generate_token_identifier(),
+            user_id: admin.id,
+            secret_hash: wssh_auth::secret::hash_token_secret(&secret),
+            spec: TokenSpec::default(),
+        })
+        .expect("token");
+    let spec = SessionSpec::new(SessionName::parse("sh").expect("name"), "true".into(), Vec::new(), String::new())
+        .expect("session");
+    store.create_session(&spec).expect("session");
+    let auth = wssh_auth::Authenticator::new(store, wssh_auth::throttle::LoginThrottle::default()).expect("auth");
+    (Harness::new(auth, secret), dir)
 });
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

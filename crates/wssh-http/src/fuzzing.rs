@@ -40,27 +40,10 @@ pub struct Harness {
 }
 
 impl Harness {
-    /// A server over a new database in `dir`, with an administrator `admin` and a session.
-    pub fn new(dir: &std::path::Path) -> Self {
-        use wssh_domain::{Password, RoleKey, SessionName, SessionSpec, TokenSpec, UserProfile, Username};
-        use wssh_store::SessionStore;
+    /// A server around `auth` (over a store the fuzz target prepared), whose administrator
+    /// holds the access token `admin_token`.
+    pub fn new(auth: wssh_auth::Authenticator, admin_token: String) -> Self {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let store = Arc::new(wssh_store::SqliteStore::open(&dir.join("fuzz.db")).expect("store"));
-        let auth = wssh_auth::Authenticator::new(store.clone(), wssh_auth::throttle::LoginThrottle::default())
-            .expect("authenticator");
-        let admin = auth
-            .create_user(
-                Username::parse("admin").expect("name"),
-                &Password::parse("fuzzing-admin-password").expect("password"),
-                RoleKey::Admin,
-                false,
-                UserProfile::default(),
-            )
-            .expect("admin");
-        let admin_token = auth.mint_token(&admin, TokenSpec::default()).expect("token").secret;
-        let spec = SessionSpec::new(SessionName::parse("sh").expect("name"), "true".into(), Vec::new(), String::new())
-            .expect("session");
-        store.create_session(&spec).expect("session");
         let state = Arc::new(AppState::new(auth, Default::default(), true));
         Harness { runtime, state, admin_token }
     }
