@@ -34,6 +34,7 @@ pub use metrics::{PoolProbe, serve_metrics};
 pub use proxy::Deployment;
 pub use server::serve;
 pub use shell::registry::ShellSettings;
+pub use web::prepare_assets;
 
 /// Everything a request handler needs, shared by all connections.
 #[derive(Debug)]
