@@ -317,12 +317,12 @@ async fn tokens_update_delete_and_logout() {
 async fn credentials_and_the_permission_model() {
     let server = Server::start();
     let client = server.client();
-    create_user(&client, "alice", "alice-pw").await;
-    create_user(&client, "bob", "bob-pw").await;
+    create_user(&client, "alice", "alice-password").await;
+    create_user(&client, "bob", "bob-password").await;
     let duplicate = client
         .create(
             "/credentials",
-            &json!({ "authorization": admin(), "credential": { "username": "alice", "password": "x" } }),
+            &json!({ "authorization": admin(), "credential": { "username": "alice", "password": "other-pw-42" } }),
         )
         .await;
     assert_eq!(duplicate.status, 409);
@@ -339,7 +339,7 @@ async fn credentials_and_the_permission_model() {
     assert!(!listed.text.contains("password"), "{}", listed.text);
     assert!(!listed.text.contains("argon2"), "{}", listed.text);
 
-    let alice = password_auth("alice", "alice-pw");
+    let alice = password_auth("alice", "alice-password");
     // An ordinary user lists sessions, sees only itself among users, and may not manage others.
     assert_eq!(client.list("/sessions", &json!({ "authorization": alice })).await.status, 200);
     let own = client.list("/credentials", &json!({ "authorization": alice })).await;
@@ -350,12 +350,12 @@ async fn credentials_and_the_permission_model() {
         (
             "POST",
             "/credentials",
-            json!({ "authorization": alice, "credential": { "username": "eve", "password": "x" } }),
+            json!({ "authorization": alice, "credential": { "username": "eve", "password": "other-pw-42" } }),
         ),
         (
             "PUT",
             "/credentials",
-            json!({ "authorization": alice, "credential": { "username": "bob", "password": "x" } }),
+            json!({ "authorization": alice, "credential": { "username": "bob", "password": "other-pw-42" } }),
         ),
         ("DELETE", "/credentials", json!({ "authorization": alice, "credential": { "username": "bob" } })),
         ("POST", "/tokens", json!({ "authorization": alice, "token": { "username": "bob" } })),
@@ -364,7 +364,7 @@ async fn credentials_and_the_permission_model() {
         assert_eq!(reply.status, 403, "{method} {path}: {}", reply.text);
     }
     // Another user's token is off limits too.
-    let (bob_token, _) = login(&client, "bob", "bob-pw").await;
+    let (bob_token, _) = login(&client, "bob", "bob-password").await;
     let reply = client
         .json("DELETE", "/tokens", &[], &json!({ "authorization": alice, "token": { "identifier": bob_token } }))
         .await;
@@ -373,19 +373,19 @@ async fn credentials_and_the_permission_model() {
     assert_eq!(alice_tokens.json["tokens"], json!([]), "users see only their own tokens");
 
     // Alice changes her own password with a token: her other tokens are revoked, the one in use survives.
-    let (first, first_secret) = login(&client, "alice", "alice-pw").await;
-    let (second, second_secret) = login(&client, "alice", "alice-pw").await;
+    let (first, first_secret) = login(&client, "alice", "alice-password").await;
+    let (second, second_secret) = login(&client, "alice", "alice-password").await;
     let changed = client
-        .json("PUT", "/credentials", &[], &json!({ "authorization": token_auth(&second, &second_secret), "credential": { "username": "alice", "password": "new-pw" } }))
+        .json("PUT", "/credentials", &[], &json!({ "authorization": token_auth(&second, &second_secret), "credential": { "username": "alice", "password": "new-password-2" } }))
         .await;
     assert_eq!(changed.status, 200, "{}", changed.text);
     assert_eq!(changed.json["message"], "Password updated successfully");
     assert_eq!(
-        client.list("/sessions", &json!({ "authorization": password_auth("alice", "alice-pw") })).await.status,
+        client.list("/sessions", &json!({ "authorization": password_auth("alice", "alice-password") })).await.status,
         401
     );
     assert_eq!(
-        client.list("/sessions", &json!({ "authorization": password_auth("alice", "new-pw") })).await.status,
+        client.list("/sessions", &json!({ "authorization": password_auth("alice", "new-password-2") })).await.status,
         200
     );
     assert_eq!(
@@ -398,13 +398,13 @@ async fn credentials_and_the_permission_model() {
     );
 
     // The admin resets bob's password and then deletes bob: bob's tokens die with him.
-    let (bob_id, bob_secret) = login(&client, "bob", "bob-pw").await;
+    let (bob_id, bob_secret) = login(&client, "bob", "bob-password").await;
     let reset = client
         .json(
             "PUT",
             "/credentials",
             &[],
-            &json!({ "authorization": admin(), "credential": { "username": "bob", "password": "reset" } }),
+            &json!({ "authorization": admin(), "credential": { "username": "bob", "password": "reset-pw-3" } }),
         )
         .await;
     assert_eq!(reset.status, 200);
@@ -412,7 +412,7 @@ async fn credentials_and_the_permission_model() {
         client.list("/sessions", &json!({ "authorization": token_auth(&bob_id, &bob_secret) })).await.status,
         401
     );
-    let (bob_id, bob_secret) = login(&client, "bob", "reset").await;
+    let (bob_id, bob_secret) = login(&client, "bob", "reset-pw-3").await;
     let deleted = client
         .json("DELETE", "/credentials", &[], &json!({ "authorization": admin(), "credential": { "username": "bob" } }))
         .await;
@@ -431,7 +431,7 @@ async fn credentials_and_the_permission_model() {
             "PUT",
             "/credentials",
             &[],
-            &json!({ "authorization": admin(), "credential": { "username": "nobody", "password": "x" } }),
+            &json!({ "authorization": admin(), "credential": { "username": "nobody", "password": "other-pw-42" } }),
         )
         .await;
     assert_eq!(unknown_user.status, 404);

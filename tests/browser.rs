@@ -1,7 +1,10 @@
 //! The web page end to end: headless Chromium (Debian's `chromium`, driven by node's
 //! playwright-core from `web/e2e/terminal.mjs`) against the real binary — sign in, open a shell,
-//! type and read back, resize and see `stty size` follow, lose the connection to a server
-//! restart and reconnect, sign out and find the old access token refused. Screenshots go to `target/e2e/`; any browser console error fails the test.
+//! type and read back, resize and see `stty size` follow, reload and find the same live shell
+//! (same `$$`, earlier output on screen), the window title following OSC 0, a share link
+//! opened in a second browser context that sees the output but cannot type, lose the
+//! connection to a server restart and reconnect, the live shells listed, sign out and find the
+//! old access token refused. Screenshots go to `target/e2e/`; any browser console error fails the test.
 //!
 //! Needs `/usr/bin/chromium` (or `WSSH_CHROMIUM`) and Node.js with npm; `.ci/run` installs
 //! them. `web/node_modules` is filled with `npm ci` when playwright-core is missing.
@@ -138,6 +141,7 @@ async fn sign_in_type_resize_sign_out_in_chromium() {
     assert!(stdout.contains("e2e: all steps passed"));
     assert!(screenshots.join("03-hello.png").is_file() && screenshots.join("04-resized.png").is_file());
     assert!(screenshots.join("05b-connection-lost.png").is_file());
+    assert!(screenshots.join("05c-reloaded.png").is_file() && screenshots.join("05d-guest.png").is_file());
 
     // After the page signed out, its access JWT is refused everywhere.
     let jwt = stdout

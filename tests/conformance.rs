@@ -239,6 +239,8 @@ enum Surface {
     Rbac,
     /// Live shells: `/api/shells...`.
     Shells,
+    /// Shell recordings: `/api/recordings...`.
+    Recordings,
 }
 
 impl Surface {
@@ -249,6 +251,9 @@ impl Surface {
         }
         if path.starts_with("/api/shells") {
             return Surface::Shells;
+        }
+        if path.starts_with("/api/recordings") {
+            return Surface::Recordings;
         }
         let first = path.trim_start_matches('/').split('/').next().unwrap_or_default();
         match first {
@@ -1197,8 +1202,14 @@ async fn rbac_surface() {
         ),
         Scenario::new("create a user as a user", "POST", "/user", &json!({ "username": "x", "password": "y" }), 403)
             .header("authorization", alice.clone()),
-        Scenario::new("create a taken user", "POST", "/user", &json!({ "username": "carol", "password": "y" }), 400)
-            .header("authorization", admin.clone()),
+        Scenario::new(
+            "create a taken user",
+            "POST",
+            "/user",
+            &json!({ "username": "carol", "password": "carol-pw-again" }),
+            400,
+        )
+        .header("authorization", admin.clone()),
         Scenario::raw("create a user with a body over 1 MiB", "POST", "/user", huge, 413)
             .header("authorization", admin.clone()),
         bare("own info", "GET", "/user/info", 200).header("authorization", carol_auth.clone()),
@@ -1304,6 +1315,7 @@ const ALIST_CALLS: &[(&str, &str, bool)] = &[
     ("POST", "/api/admin/user/cancel_2fa", true),
     ("POST", "/api/admin/user/delete", true),
     ("POST", "/api/admin/user/del_cache", true),
+    ("GET", "/api/audit", true),
 ];
 
 /// A valid OpenSSH public key (generated with `ssh-keygen -t ed25519 -C test`).
@@ -1453,7 +1465,7 @@ async fn alist_surface() {
             "POST",
             "/api/admin/user/create",
             &admin_jwt,
-            Some(json!({ "username": "c", "password": "p", "role": 5 })),
+            Some(json!({ "username": "c", "password": "c-password-1", "role": 5 })),
             400,
         ),
         call(
@@ -1509,6 +1521,12 @@ async fn alist_surface() {
         call("delete", "POST", admin_path("delete", format!("id={bob_id}")), &admin_jwt, None, 200),
         call("delete again", "POST", admin_path("delete", format!("id={bob_id}")), &admin_jwt, None, 404),
         call("delete without id", "POST", "/api/admin/user/delete", &admin_jwt, None, 400),
+        // The audit log.
+        call("read the audit log", "GET", "/api/audit", &admin_jwt, None, 200),
+        call("read a page of logins", "GET", "/api/audit?kind=login&per_page=2&page=2", &admin_jwt, None, 200),
+        call("read the audit log as a user", "GET", "/api/audit", &alice_jwt, None, 403),
+        call("read an unknown kind", "GET", "/api/audit?kind=nonsense", &admin_jwt, None, 400),
+        call("read a page too large", "GET", "/api/audit?per_page=501", &admin_jwt, None, 400),
         call(
             "delete the last administrator",
             "POST",
@@ -1688,4 +1706,61 @@ async fn shells_surface() {
         )
         .await;
     check.assert_covered(Surface::Shells);
+}
+
+#[tokio::test]
+async fn recordings_surface() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let mut config = support::default_config();
+    config["record_all_shells"] = json!(true);
+    let server = Server::start_with(config);
+    let client = server.client();
+    let mut check = Conformance::load();
+    let admin = basic_auth("admin", ADMIN_PASSWORD);
+    support::create_user(&client, ALICE, ALICE_PASSWORD).await;
+    let alice = basic_auth(ALICE, ALICE_PASSWORD);
+    let (id, mut socket) = live_shell(&server, &admin).await;
+    socket.send(Message::Binary(b"\0exit\n".to_vec().into())).await.unwrap();
+    while let Some(Ok(message)) = socket.next().await {
+        if matches!(message, Message::Close(_)) {
+            break;
+        }
+    }
+    // The recording ends on a blocking thread; wait for it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let reply = client.raw("GET", "/api/recordings", &[("authorization", &admin)], Vec::new()).await;
+        if !reply.json["data"]["content"][0]["ended_at"].is_null() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the recording did not end: {}", reply.text);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let with = |scenario: Scenario, authorization: &str| scenario.header("authorization", authorization.to_owned());
+    let one = leaked(format!("/api/recordings/{id}"));
+    let as_one = "/api/recordings/{id}";
+    check
+        .run_all(
+            &client,
+            vec![
+                with(bare("list recordings", "GET", "/api/recordings", 200), &admin),
+                with(bare("alice lists her own", "GET", "/api/recordings", 200), &alice),
+                with(bare("a bad page", "GET", "/api/recordings?per_page=0", 400), &admin)
+                    .documented_as("/api/recordings"),
+                with(bare("alice asks for the admin's", "GET", "/api/recordings?user=admin", 403), &alice)
+                    .documented_as("/api/recordings"),
+                bare("list without credentials", "GET", "/api/recordings", 401),
+                with(bare("play", "GET", one, 200), &admin).documented_as(as_one),
+                with(bare("alice plays the admin's", "GET", one, 404), &alice).documented_as(as_one),
+                bare("play without credentials", "GET", one, 401).documented_as(as_one),
+                with(bare("alice deletes", "DELETE", one, 403), &alice).documented_as(as_one),
+                bare("delete without credentials", "DELETE", one, 401).documented_as(as_one),
+                with(bare("delete", "DELETE", one, 200), &admin).documented_as(as_one),
+                with(bare("delete again", "DELETE", one, 404), &admin).documented_as(as_one),
+            ],
+        )
+        .await;
+    check.assert_covered(Surface::Recordings);
 }

@@ -343,3 +343,140 @@ async fn tls_with_a_go_ws_sh_client_config() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("401"), "{stderr}");
 }
+
+/// `printf … | wssh connect …` with the default `bash -i` session.
+#[tokio::test]
+async fn piped_input_ends_with_end_of_file_and_the_program_exits() {
+    let server = Server::start();
+    let temp = tempfile::tempdir().unwrap();
+    let url = format!("http://{}/bash", server.addr);
+    let (code, stdout, stderr) = run_piped(
+        temp.path(),
+        &[&url, "--user", "admin"],
+        &[("WSSH_PASSWORD", ADMIN_PASSWORD)],
+        "echo piped-$((6*7))\n",
+    );
+    assert_eq!(code, 0, "stdout {stdout:?} stderr {stderr:?}");
+    assert!(stdout.contains("piped-42"), "{stdout:?}");
+}
+
+/// A TCP proxy in front of the server whose connections can all be cut at once.
+struct Proxy {
+    addr: std::net::SocketAddr,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Proxy {
+    async fn start(upstream: std::net::SocketAddr) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let cuts = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let mut cut = cuts.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy { addr, cut }
+    }
+
+    /// Drops every connection open now (as a lost network does).
+    fn cut(&self) {
+        self.cut.send_modify(|count| *count += 1);
+    }
+}
+
+fn number_after(text: &str, key: &str) -> u32 {
+    text.split(key)
+        .skip(1)
+        .find_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {text:?}"))
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_resumed_on_its_own_with_a_notice() {
+    let server = Server::start();
+    let proxy = Proxy::start(server.addr).await;
+    let command = connect(&format!("http://{}/bash", proxy.addr), &["--user", "admin"], WindowSize::default())
+        .env("WSSH_PASSWORD", ADMIN_PASSWORD);
+    let mut terminal = Terminal::spawn(command);
+    terminal.type_text("echo pid=$$; echo one-$((1+1))\r").await;
+    let output = terminal.read_until("one-2").await;
+    let pid = number_after(&output, "pid=");
+
+    proxy.cut();
+    terminal.read_until("connection lost; reconnecting").await;
+    // Typed while away: sent once back, to the same shell.
+    terminal.type_text("echo two=$$\r").await;
+    terminal.read_until(&format!("two={pid}")).await;
+    assert!(terminal.text().contains("wssh: reconnected"), "{}", terminal.text());
+    terminal.type_text("exit 4\r").await;
+    assert_eq!(terminal.exit_code().await, 4, "{}", terminal.text());
+}
+
+#[tokio::test]
+async fn shells_are_listed_attached_to_and_observed() {
+    let server = Server::start();
+    let url = format!("http://{}/bash", server.addr);
+    let with_password = |command: PtyCommand| command.env("WSSH_PASSWORD", ADMIN_PASSWORD);
+    let mut first = Terminal::spawn(with_password(connect(&url, &["--user", "admin"], WindowSize::default())));
+    first.type_text("echo pid=$$; echo one-$((1+1))\r").await;
+    let pid = number_after(&first.read_until("one-2").await, "pid=");
+
+    // `wssh shells` lists it.
+    let listed = Command::new(WSSH)
+        .args(["shells", &format!("http://{}", server.addr), "--user", "admin"])
+        .env("WSSH_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.status.success(), "{table} {}", String::from_utf8_lossy(&listed.stderr));
+    let line = table.lines().find(|line| line.contains("admin/control")).unwrap_or_else(|| panic!("{table}"));
+    let columns: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(&columns[1..4], ["bash", "admin", "80x24"], "{table}");
+    let id = columns[0].to_owned();
+    assert!(table.starts_with("ID"), "{table}");
+
+    // An observer sees the shell's output, earlier output included, and sends nothing.
+    let mut watcher = Terminal::spawn(with_password(connect(
+        &url,
+        &["--attach", &id, "--observe", "--user", "admin"],
+        WindowSize::default(),
+    )));
+    watcher.read_until("one-2").await;
+    watcher.type_text("echo observer-$((2+3))\r").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.type_text("echo two-$((2+2))\r").await;
+    first.read_until("two-4").await;
+    watcher.read_until("two-4").await;
+    assert!(!first.text().contains("observer"), "an observer's typing reached the shell: {}", first.text());
+
+    // A second controller reaches the same shell.
+    let mut second =
+        Terminal::spawn(with_password(connect(&url, &["--attach", &id, "--user", "admin"], WindowSize::default())));
+    second.read_until("two-4").await;
+    second.type_text("echo again=$$\r").await;
+    second.read_until(&format!("again={pid}")).await;
+    first.read_until(&format!("again={pid}")).await;
+    second.type_text("exit 5\r").await;
+    assert_eq!(first.exit_code().await, 5);
+    assert_eq!(second.exit_code().await, 5);
+    assert_eq!(watcher.exit_code().await, 5);
+
+    // Attaching to a shell that is gone says so.
+    let gone = Command::new(WSSH)
+        .args(["connect", &url, "--attach", &id, "--user", "admin"])
+        .env("WSSH_PASSWORD", ADMIN_PASSWORD)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("404"), "{}", String::from_utf8_lossy(&gone.stderr));
+}

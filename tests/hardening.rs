@@ -432,3 +432,71 @@ async fn the_native_framing_refuses_a_0x0_resize() {
     let rejected = rejected.expect("a rejection frame");
     assert!(rejected.contains("terminal size out of range"), "{rejected}");
 }
+
+// ---- passwords ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn new_passwords_follow_the_policy_and_existing_ones_keep_working() {
+    let mut config = support::default_config();
+    // go_ws_sh's sample configuration: a password the policy would refuse today.
+    config["initial_credentials"] = json!([
+        { "username": "admin", "password": ADMIN_PASSWORD },
+        { "username": "legacy", "password": "pass" }
+    ]);
+    let server = Server::start_with(config);
+    let client = server.client();
+    assert_eq!(list_as(&client, "legacy", "pass").await.status, 200, "an existing password keeps working");
+    let create = |username: &'static str, password: String| {
+        let client = server.client();
+        async move {
+            client
+                .create(
+                    "/credentials",
+                    &json!({ "authorization": support::admin(), "credential": { "username": username, "password": password } }),
+                )
+                .await
+        }
+    };
+    for (password, reason) in [
+        ("seven77".to_owned(), "at least 8 characters"),
+        ("dorothea".to_owned(), "user name"),
+        ("password1".to_owned(), "too common"),
+        ("qwertyuiop".to_owned(), "too common"),
+    ] {
+        let refused = create("dorothea", password.clone()).await;
+        assert_eq!(refused.status, 400, "{password}: {}", refused.text);
+        assert!(refused.text.contains(reason), "{password}: {}", refused.text);
+    }
+    // Long passwords are welcome: 64 characters and far beyond.
+    let long: String = "correct-horse-battery-staple-".repeat(10);
+    assert_eq!(create("dorothea", long.clone()).await.status, 200);
+    assert_eq!(list_as(&client, "dorothea", &long).await.status, 200);
+    // Changing a password follows the same rules.
+    let weak = client
+        .json(
+            "PUT",
+            "/credentials",
+            &[],
+            &json!({ "authorization": support::admin(), "credential": { "username": "legacy", "password": "legacy" } }),
+        )
+        .await;
+    assert_eq!(weak.status, 400, "{}", weak.text);
+    assert!(server.log().contains("initial_credentials: password must be at least 8 characters"));
+}
+
+#[tokio::test]
+async fn the_minimum_length_is_configurable() {
+    let mut config = support::default_config();
+    config["limits"] = json!({ "password_min_length": 16 });
+    let server = Server::start_with(config);
+    let client = server.client();
+    let create = |password: &'static str| async move {
+        let body =
+            json!({ "authorization": support::admin(), "credential": { "username": "erin", "password": password } });
+        client.create("/credentials", &body).await
+    };
+    let short = create("erin-pass-15chr").await;
+    assert_eq!(short.status, 400);
+    assert!(short.text.contains("at least 16 characters"), "{}", short.text);
+    assert_eq!(create("erin-pass-16char").await.status, 200);
+}

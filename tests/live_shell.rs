@@ -385,8 +385,8 @@ async fn shells_are_listed_and_ended_through_the_api() {
     assert!(shell["created_at"].as_str().unwrap().ends_with('Z'));
 
     // Someone else sees none of it, and cannot end it.
-    create_user(&client, "bob", "bob-pw").await;
-    let bob = basic("bob", "bob-pw");
+    create_user(&client, "bob", "bob-password").await;
+    let bob = basic("bob", "bob-password");
     let reply = client.raw("GET", "/api/shells", &[("authorization", &bob)], Vec::new()).await;
     assert_eq!(reply.json["shells"], json!([]));
     let path = format!("/api/shells/{}", conn.id());
@@ -683,4 +683,48 @@ async fn a_revoked_token_disconnects_its_client_within_a_second() {
     // The shell and its owner's connection carry on.
     owner.type_text("echo still-$((3+3))\r").await;
     owner.read_until("still-6").await;
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find_map(|line| line.strip_prefix("VmRSS:")).unwrap();
+    line.trim().trim_end_matches(" kB").trim().parse().unwrap()
+}
+
+/// Opens `count` shells of `cat` and leaves them detached.
+async fn idle_shells(server: &Server, count: usize) {
+    for _ in 0..count {
+        let conn = open(server, "/cat", &admin_basic()).await.unwrap();
+        drop(conn);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = server.client().raw("GET", "/api/shells", &[("authorization", &admin_basic())], Vec::new()).await;
+        let shells = reply.json["shells"].as_array().unwrap();
+        if shells.iter().all(|shell| shell["detached_since"].is_string()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "shells never detached");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_hundred_idle_detached_shells_stay_small() {
+    let server = server_with(json!({
+        "initial_sessions": [{ "name": "cat", "cmd": "cat", "args": [], "dir": "/tmp" }],
+        "shell_limit_per_user": 300,
+    }));
+    // Warm up (thread pools, allocator arenas, caches), then measure 200 more.
+    idle_shells(&server, 30).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = rss_kib(server.pid());
+    idle_shells(&server, 200).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = rss_kib(server.pid());
+    let reply = server.client().raw("GET", "/api/shells", &[("authorization", &admin_basic())], Vec::new()).await;
+    assert_eq!(reply.json["shells"].as_array().unwrap().len(), 230);
+    let per_shell = after.saturating_sub(before) as f64 / 200.0;
+    eprintln!("server RSS {before} KiB then {after} KiB: {per_shell:.1} KiB per idle detached shell");
+    assert!(per_shell <= 16.0, "{per_shell:.1} KiB per idle detached shell");
 }

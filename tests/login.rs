@@ -102,8 +102,8 @@ async fn refusals_in_the_seed_envelope() {
     assert_eq!(client.raw("GET", "/test", &[("authorization", forged)], Vec::new()).await.status, 401);
 
     // An ordinary user passes /test too; users created anywhere log in here.
-    create_user(&client, "alice", "alice-pw").await;
-    let alice = login(&server, "alice", "alice-pw").await;
+    create_user(&client, "alice", "alice-password").await;
+    let alice = login(&server, "alice", "alice-password").await;
     assert_eq!(alice.status, 200);
     assert_eq!(client.raw("GET", "/test", &[("authorization", &bearer(&alice))], Vec::new()).await.status, 204);
 }
@@ -166,7 +166,7 @@ async fn every_401_of_the_login_api_carries_a_challenge() {
 async fn a_password_change_ends_the_users_other_logins_on_every_surface() {
     let server = Server::start();
     let client = server.client();
-    create_user(&client, "alice", "alice-pw").await;
+    create_user(&client, "alice", "alice-password").await;
     let alist_login = |password: &'static str| {
         let client = server.client();
         async move {
@@ -183,14 +183,14 @@ async fn a_password_change_ends_the_users_other_logins_on_every_surface() {
     };
 
     // An administrator resets the password: every login of the user ends at once.
-    let alist_jwt = alist_login("alice-pw").await;
-    let reply = login(&server, "alice", "alice-pw").await;
+    let alist_jwt = alist_login("alice-password").await;
+    let reply = login(&server, "alice", "alice-password").await;
     let (access, refresh) = (bearer(&reply), reply.header("x-refresh-token").to_owned());
     let admin = bearer(&login(&server, "admin", ADMIN_PASSWORD).await);
     let info = client.raw("GET", "/user/info?username=alice", &[("authorization", &admin)], Vec::new()).await;
     let uid = info.json["data"]["user"]["userId"].as_i64().unwrap();
     let reset = client
-        .json("PUT", &format!("/user/{uid}"), &[("authorization", &admin)], &json!({ "password": "reset-pw" }))
+        .json("PUT", &format!("/user/{uid}"), &[("authorization", &admin)], &json!({ "password": "reset-password" }))
         .await;
     assert_eq!(reset.status, 200, "{}", reset.text);
     assert_eq!(test(alist_jwt).await, 401, "the alist JWT died with the old password");
@@ -198,17 +198,22 @@ async fn a_password_change_ends_the_users_other_logins_on_every_surface() {
     assert_eq!(client.raw("POST", "/auth/session", &[("x-refresh-token", &refresh)], Vec::new()).await.status, 401);
 
     // Changing one's own password keeps the login it was changed with, and ends the others.
-    let other = alist_login("reset-pw").await;
-    let own = alist_login("reset-pw").await;
+    let other = alist_login("reset-password").await;
+    let own = alist_login("reset-password").await;
     let change = client
-        .json("POST", "/api/admin/user/update", &[("authorization", &admin)], &json!({ "id": uid, "password": "x" }))
+        .json(
+            "POST",
+            "/api/admin/user/update",
+            &[("authorization", &admin)],
+            &json!({ "id": uid, "password": "x-password-9" }),
+        )
         .await;
     assert_eq!(change.status, 200, "{}", change.text);
     assert_eq!(test(own.clone()).await, 401, "an administrator's reset spares nothing");
-    let own = alist_login("x").await;
-    let other_after = alist_login("x").await;
+    let own = alist_login("x-password-9").await;
+    let other_after = alist_login("x-password-9").await;
     let changed = client
-        .json("PUT", &format!("/user/{uid}"), &[("authorization", &own)], &json!({ "password": "mine-now" }))
+        .json("PUT", &format!("/user/{uid}"), &[("authorization", &own)], &json!({ "password": "mine-now-42" }))
         .await;
     assert_eq!(changed.status, 200, "{}", changed.text);
     assert_eq!(test(own).await, 204, "the login that changed the password survives");

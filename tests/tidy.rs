@@ -69,6 +69,22 @@ fn layers_depend_downward_only() {
         ("wssh-store-sqlite", &["tokio", "hyper", "argon2", "wssh-auth", "wssh-core", "wssh-http"]),
         ("wssh-auth", &["tokio", "hyper", "wssh-http"]),
         ("wssh-pty", &["hyper", "rusqlite", "argon2", "wssh-store", "wssh-auth", "wssh-http"]),
+        (
+            "wssh-record",
+            &[
+                "tokio",
+                "hyper",
+                "http",
+                "rusqlite",
+                "argon2",
+                "wssh-domain",
+                "wssh-store",
+                "wssh-auth",
+                "wssh-core",
+                "wssh-pty",
+                "wssh-http",
+            ],
+        ),
         ("wssh-core", &["tokio", "hyper", "http", "wssh-pty", "wssh-http"]),
         ("wssh-http", &["wssh"]),
     ];

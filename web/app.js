@@ -326,6 +326,7 @@
   async function loadSessions() {
     const reply = await list('/sessions');
     renderSessions(reply.sessions || []);
+    await loadShells();
   }
 
   function renderSessions(sessions) {
@@ -564,7 +565,13 @@
   }
 
   // ---- The terminal: xterm.js with the fit addon, on the native framing (wssh.v1).
-  const terminal = { term: null, fit: null, socket: null, name: '', exited: false, opened: false, observer: null };
+  // A shell opened here is a live shell: its id goes into the page's URL (?session=…&shell=…),
+  // the page counts the output bytes it received, and a dropped connection or a reload
+  // attaches again (with the count as offset, so nothing is lost or doubled).
+  const terminal = {
+    term: null, fit: null, socket: null, name: '', exited: false, opened: false, observer: null,
+    shell: null, offset: 0, mode: 'control', share: null, retry: null, pause: 500,
+  };
 
   function termStatus(text, bad = false) {
     $('#term-status').textContent = text;
@@ -599,17 +606,25 @@
     $('#term-size').textContent = `${terminal.term.cols}×${terminal.term.rows}`;
   }
 
-  function openTerminal(name) {
+  /** Puts the open shell in the page's URL, so that a reload or a bookmark comes back to it. */
+  function rememberShell() {
+    const query = terminal.shell ? `?${new URLSearchParams({ session: terminal.name, shell: terminal.shell })}` : '';
+    history.replaceState(null, '', `${location.pathname}${query}${terminal.share ? location.hash : ''}`);
+  }
+
+  function openTerminal(name, { shell = null, share = null } = {}) {
     if (typeof window.Terminal !== 'function' || !window.FitAddon) {
       $('#not-built').hidden = false;
       $('#not-built').scrollIntoView();
       return;
     }
     closeTerminal();
-    terminal.name = name;
+    Object.assign(terminal, { name, shell, share, offset: 0, mode: 'control', pause: 500 });
     $('#app').hidden = true;
+    $('#signin').hidden = true;
     $('#terminal-view').hidden = false;
     $('#term-name').textContent = name;
+    $('#term-back').hidden = !!share;
     const term = new window.Terminal({
       cursorBlink: true,
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace',
@@ -623,44 +638,102 @@
     terminal.term = term;
     terminal.fit = fit;
     term.onData((data) => {
-      if (terminal.socket && terminal.socket.readyState === WebSocket.OPEN) sendFrame(0x00, encoder.encode(data));
-      else if (data === '\r') connect();
+      if (terminal.socket && terminal.socket.readyState === WebSocket.OPEN) {
+        if (terminal.mode === 'control') sendFrame(0x00, encoder.encode(data));
+      } else if (data === '\r') connect();
     });
-    term.onBinary((data) => sendFrame(0x00, Uint8Array.from(data, (c) => c.charCodeAt(0) & 0xff)));
+    term.onBinary((data) => {
+      if (terminal.mode === 'control') sendFrame(0x00, Uint8Array.from(data, (c) => c.charCodeAt(0) & 0xff));
+    });
     term.onResize(() => sendResize());
+    // The window title follows the program's (OSC 0 and 2).
+    term.onTitleChange((title) => {
+      document.title = title ? `${title} — wssh` : 'wssh';
+    });
     terminal.observer = new ResizeObserver(() => fitTerminal());
     terminal.observer.observe($('#terminal'));
     fitTerminal();
     connect();
   }
 
-  async function connect() {
+  /** Whether the live shell `id` is still there (asked through the API). Throws when the
+   *  server cannot be reached. */
+  async function shellExists(id) {
+    const reply = await api('GET', '/api/shells');
+    return ((reply && reply.shells) || []).some((shell) => shell.id === id);
+  }
+
+  /** Tries again after a dropped connection, pausing longer each time (at most 5 s). */
+  function scheduleReconnect() {
+    clearTimeout(terminal.retry);
+    terminal.retry = setTimeout(() => connect({ automatic: true }), terminal.pause);
+    terminal.pause = Math.min(terminal.pause * 2, 5000);
+  }
+
+  async function connect({ automatic = false } = {}) {
     if (!terminal.term) return;
     if (terminal.socket && terminal.socket.readyState <= WebSocket.OPEN) return;
-    $('#term-reconnect').hidden = true;
-    termStatus('connecting…');
+    clearTimeout(terminal.retry);
+    // Only the latest call goes on past its waits (a click while a retry is under way).
+    const attempt = (terminal.attempt = (terminal.attempt || 0) + 1);
+    const superseded = () => attempt !== terminal.attempt || !terminal.term;
+    if (!automatic) $('#term-reconnect').hidden = true;
+    termStatus(automatic ? 'connection lost — reconnecting…' : 'connecting…', automatic);
     let secret;
-    try {
-      secret = await currentSecret();
-    } catch {
-      termStatus('could not refresh the sign-in: press Enter or Reconnect to try again', true);
-      $('#term-reconnect').hidden = false;
-      return;
+    if (terminal.share) {
+      secret = terminal.share;
+    } else {
+      try {
+        secret = await currentSecret();
+      } catch {
+        if (superseded()) return;
+        termStatus('could not refresh the sign-in: press Enter or Reconnect to try again', true);
+        $('#term-reconnect').hidden = false;
+        return;
+      }
+      if (superseded()) return;
+      if (terminal.shell) {
+        let exists;
+        try {
+          exists = await shellExists(terminal.shell);
+          if (superseded()) return;
+        } catch {
+          if (superseded()) return;
+          // The server cannot be reached: try again soon.
+          termStatus('connection lost — reconnecting…', true);
+          $('#term-reconnect').hidden = false;
+          scheduleReconnect();
+          return;
+        }
+        if (!exists) {
+          terminal.shell = null;
+          rememberShell();
+          if (automatic) {
+            termStatus('connection lost: the shell has ended. Press Enter or Reconnect for a new shell', true);
+            $('#term-reconnect').hidden = false;
+            return;
+          }
+        }
+      }
     }
     // Browsers cannot set Authorization on a WebSocket: the credential travels as a second
     // subprotocol, go_ws_sh's URL-encoded query string; the server answers with wssh.v1.
     const credential = encodeURIComponent(new URLSearchParams({ type: 'token', token: secret }).toString());
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const socket = new WebSocket(`${scheme}//${location.host}${BASE}/${encodeURIComponent(terminal.name)}`, [NATIVE, credential]);
+    const attach = terminal.shell ? `?${new URLSearchParams({ shell: terminal.shell, offset: String(terminal.offset) })}` : '';
+    if (!terminal.shell) terminal.offset = 0;
+    const socket = new WebSocket(`${scheme}//${location.host}${BASE}/${encodeURIComponent(terminal.name)}${attach}`, [NATIVE, credential]);
     socket.binaryType = 'arraybuffer';
     terminal.socket = socket;
     terminal.exited = false;
     terminal.opened = false;
     socket.addEventListener('open', () => {
       terminal.opened = true;
+      terminal.pause = 500;
       fitTerminal();
-      sendResize(); // the first frame must be a resize
+      sendResize(); // the first frame of a new shell must be a resize
       termStatus('connected');
+      $('#term-reconnect').hidden = true;
       terminal.term.focus();
     });
     socket.addEventListener('message', (event) => {
@@ -668,8 +741,26 @@
       const frame = new Uint8Array(event.data);
       if (frame[0] === 0x00) {
         terminal.term.write(frame.subarray(1));
+        terminal.offset += frame.length - 1;
+      } else if (frame[0] === 0x04) {
+        // The shell, and the offset of the first output byte this connection brings.
+        const hello = JSON.parse(decoder.decode(frame.subarray(1)));
+        if (terminal.shell !== hello.shell) terminal.term.reset();
+        Object.assign(terminal, { shell: hello.shell, offset: hello.offset, mode: hello.mode });
+        $('#term-mode').hidden = hello.mode !== 'observe';
+        $('#term-share').hidden = !!terminal.share || hello.mode !== 'control';
+        rememberShell();
+      } else if (frame[0] === 0x05) {
+        const gap = JSON.parse(decoder.decode(frame.subarray(1)));
+        terminal.offset = gap.from;
+      } else if (frame[0] === 0x06) {
+        // After a gap: the screen as it stood where the output goes on.
+        terminal.term.reset();
+        terminal.term.write(frame.subarray(1));
       } else if (frame[0] === 0x02 && frame.length >= 5) {
         terminal.exited = true;
+        terminal.shell = null;
+        rememberShell();
         const status = new DataView(event.data).getInt32(1);
         termStatus(status === -1 ? 'the shell was killed by a signal' : `the shell exited with status ${status}`, status !== 0);
       } else if (frame[0] === 0x03) {
@@ -680,7 +771,16 @@
     socket.addEventListener('close', (event) => {
       if (terminal.socket !== socket) return; // replaced or closed on purpose
       terminal.socket = null;
-      if (!terminal.opened) {
+      // Dropped without the server ending anything: come back to the same shell on our own.
+      if (terminal.opened && !terminal.exited && terminal.shell && event.code === 1006) {
+        termStatus('connection lost — reconnecting…', true);
+        $('#term-reconnect').hidden = false;
+        scheduleReconnect();
+        return;
+      }
+      if (terminal.share && !terminal.opened) {
+        termStatus('could not connect: the shell may have ended, or the link may no longer work', true);
+      } else if (!terminal.opened) {
         termStatus('could not connect: the session may be gone, or your sign-in may have ended', true);
         if (auth.kind === 'jwt') {
           refresh().catch((error) => {
@@ -688,7 +788,9 @@
           });
         }
       } else if (!terminal.exited) {
-        termStatus(`connection lost${event.code ? ` (${event.code})` : ''}`, true);
+        terminal.shell = null;
+        rememberShell();
+        termStatus(`connection lost${event.code ? ` (${event.code}${event.reason ? `: ${event.reason}` : ''})` : ''}`, true);
       }
       if (terminal.term) terminal.term.write('\r\n\x1b[2m[disconnected: press Enter or Reconnect for a new shell]\x1b[0m\r\n');
       $('#term-reconnect').hidden = false;
@@ -698,18 +800,29 @@
 
   function closeTerminal() {
     const { socket, term, observer } = terminal;
+    clearTimeout(terminal.retry);
     terminal.socket = null;
     if (socket) socket.close(1000, 'closed by the user');
     if (observer) observer.disconnect();
     if (term) term.dispose();
-    Object.assign(terminal, { term: null, fit: null, observer: null, name: '', exited: false, opened: false });
+    Object.assign(terminal, {
+      term: null, fit: null, observer: null, name: '', exited: false, opened: false,
+      shell: null, offset: 0, mode: 'control', share: null, retry: null,
+    });
     $('#terminal').replaceChildren();
     $('#terminal-view').hidden = true;
     $('#term-size').textContent = '';
+    $('#term-mode').hidden = true;
+    $('#term-share').hidden = true;
+    $('#share-link').hidden = true;
+    $('#share-link').value = '';
+    document.title = 'wssh';
+    if (location.search) history.replaceState(null, '', location.pathname);
   }
 
   $('#term-reconnect').addEventListener('click', () => {
     if (terminal.term) terminal.term.focus();
+    terminal.pause = 500;
     connect();
   });
   $('#term-back').addEventListener('click', () => {
@@ -717,18 +830,81 @@
     $('#app').hidden = false;
     loadSessions().catch((error) => notice(error.message));
   });
+  $('#term-share').addEventListener('click', async () => {
+    if (!terminal.shell) return;
+    const values = await ask('Share this shell', [
+      { name: 'control', type: 'checkbox', label: 'Let them type too (control); otherwise they only watch' },
+      { name: 'minutes', label: 'The link works for (minutes)', value: '60' },
+    ]);
+    if (!values) return;
+    const minutes = Number(values.minutes);
+    if (!Number.isInteger(minutes) || minutes < 1) return notice('Give the link a whole number of minutes.');
+    try {
+      const made = await api('POST', `/api/shells/${encodeURIComponent(terminal.shell)}/shares`, {
+        mode: values.control ? 'control' : 'observe',
+        expires_in: minutes * 60,
+      });
+      $('#share-link').value = made.link;
+      $('#share-link').hidden = false;
+      $('#share-link').select();
+      if (navigator.clipboard) navigator.clipboard.writeText(made.link).catch(() => {});
+    } catch (error) {
+      notice(error.message);
+    }
+  });
   window.addEventListener('resize', () => fitTerminal());
   window.addEventListener('online', () => {
-    if (terminal.term && !terminal.socket && !$('#term-reconnect').hidden) termStatus('back online: press Enter or Reconnect');
+    if (terminal.term && !terminal.socket && terminal.shell) connect({ automatic: true });
+    else if (terminal.term && !terminal.socket && !$('#term-reconnect').hidden) termStatus('back online: press Enter or Reconnect');
   });
+
+  // ---- Live shells: the caller's (and those they may watch), to attach to or end.
+  async function loadShells() {
+    let reply;
+    try {
+      reply = await api('GET', '/api/shells');
+    } catch {
+      $('#live-shells').hidden = true;
+      return;
+    }
+    const shells = (reply && reply.shells) || [];
+    const rows = shells.map((shell) => h('tr', {},
+      h('td', {}, shell.session),
+      h('td', {}, h('code', {}, shell.id.slice(0, 8))),
+      h('td', {}, shell.owner),
+      h('td', {}, shell.clients.map((client) => `${client.user} (${client.mode})`).join(', ') || '—'),
+      h('td', {}, shell.detached_since ? `detached since ${when(shell.detached_since)}` : 'attached'),
+      h('td', { className: 'actions' },
+        h('button', { type: 'button', dataset: { shell: shell.id }, onclick: () => openTerminal(shell.session, { shell: shell.id }) }, 'Attach'),
+        h('button', { type: 'button', className: 'danger', onclick: () => endShell(shell) }, 'End'))));
+    $('#shells-body').replaceChildren(...rows);
+    $('#live-shells').hidden = shells.length === 0;
+  }
+
+  async function endShell(shell) {
+    try {
+      await api('DELETE', `/api/shells/${encodeURIComponent(shell.id)}`);
+    } catch (error) {
+      notice(error.message);
+    }
+    await loadShells();
+  }
 
   // ---- Start: restore a login through the refresh cookie when one may exist.
   async function start() {
     $('#not-built').hidden = typeof window.Terminal === 'function';
+    const wanted = new URLSearchParams(location.search);
+    const share = new URLSearchParams(location.hash.slice(1)).get('share');
+    if (share && wanted.get('session') && wanted.get('shell')) {
+      // A share link: its token (in the fragment, never sent in a request line) opens its shell.
+      openTerminal(wanted.get('session'), { shell: wanted.get('shell'), share });
+      return;
+    }
     if (localStorage.getItem(LOGIN_HINT)) {
       try {
         await refresh();
         await enter();
+        if (wanted.get('session') && wanted.get('shell')) openTerminal(wanted.get('session'), { shell: wanted.get('shell') });
         return;
       } catch {
         localStorage.removeItem(LOGIN_HINT);

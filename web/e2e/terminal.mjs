@@ -160,6 +160,65 @@ try {
   await waitForScreen(/^again-5\s*$/m, 'again-5');
   check();
 
+  step('a reload finds the same live shell, with its earlier output on the screen');
+  await type('echo PID=$$');
+  const [, pid] = await waitForScreen(/^PID=(\d+)\s*$/m, 'the shell\'s pid');
+  if (!/[?&]shell=[\w-]{22}/.test(page.url())) throw new Error(`the shell is not in the page's URL: ${page.url()}`);
+  const shellUrl = page.url();
+  await page.reload();
+  await page.waitForFunction(() => document.querySelector('#term-status').textContent === 'connected');
+  await page.waitForFunction((url) => location.href === url, shellUrl);
+  await waitForScreen(new RegExp(`^PID=${pid}\\s*$`, 'm'), 'the earlier output after the reload');
+  await type('echo PID2=$$');
+  await waitForScreen(new RegExp(`^PID2=${pid}\\s*$`, 'm'), 'the same shell after the reload');
+  await shot('05c-reloaded');
+  check();
+
+  step('the window title follows the program (OSC 0)');
+  await type("printf '\\033]0;%s\\007' e2e-title");
+  await page.waitForFunction(() => document.title.includes('e2e-title'));
+  check();
+
+  step('a share link lets a second browser watch, but not type');
+  await page.click('#term-share');
+  await page.locator('#ask[open]').waitFor();
+  await page.fill('#ask-fields input[name=minutes]', '10');
+  await page.click('#ask-ok');
+  await page.locator('#share-link:not([hidden])').waitFor();
+  const link = await page.inputValue('#share-link');
+  if (!/#share=wsshs_[0-9a-f]{64}$/.test(link)) throw new Error(`unexpected share link ${link}`);
+  const guestContext = await browser.newContext({ viewport: { width: 1000, height: 600 } });
+  const guest = await guestContext.newPage();
+  guest.on('pageerror', (error) => problems.push(`guest page error: ${error.stack || error}`));
+  await guest.goto(link);
+  await guest.waitForFunction(() => document.querySelector('#term-status').textContent === 'connected');
+  await guest.locator('#term-mode:not([hidden])').waitFor();
+  const guestScreen = () =>
+    guest.evaluate(() =>
+      Array.from(document.querySelectorAll('#terminal .xterm-rows > div'), (row) => row.textContent.replace(/\u00a0/g, ' ')).join('\n'),
+    );
+  const guestWaits = async (pattern, what) => {
+    const deadline = Date.now() + 15_000;
+    while (!pattern.test(await guestScreen())) {
+      if (Date.now() > deadline) throw new Error(`the guest never saw ${what}:\n${await guestScreen()}`);
+      await guest.waitForTimeout(100);
+    }
+  };
+  await guestWaits(new RegExp(`^PID2=${pid}\\s*$`, 'm'), 'the earlier output');
+  await guest.locator('#terminal .xterm-helper-textarea').focus();
+  await guest.keyboard.type('echo intruder-$((1+1))');
+  await guest.keyboard.press('Enter');
+  await page.waitForTimeout(500);
+  await type('echo owner-$((2+2))');
+  await waitForScreen(/^owner-4\s*$/m, 'owner-4');
+  await guestWaits(/^owner-4\s*$/m, 'the owner\'s output');
+  await guest.screenshot({ path: join(shots, '05d-guest.png') });
+  if (/intruder/.test(await screen()) || /intruder/.test(await guestScreen())) {
+    throw new Error('an observer\'s typing reached the shell');
+  }
+  await guestContext.close();
+  check();
+
   if (process.env.WSSH_DROP) {
     step('the server restarts: the page says the connection was lost, and reconnects');
     const input = createInterface({ input: process.stdin });
@@ -169,7 +228,11 @@ try {
     input.close();
     await page.waitForFunction(() => /connection lost/.test(document.querySelector('#term-status').textContent));
     await page.locator('#term-reconnect:not([hidden])').waitFor();
+    // The shell did not survive the restart: the page finds it gone and offers a new one.
+    await page.waitForFunction(() => /the shell has ended|connection lost \(/.test(document.querySelector('#term-status').textContent));
     await shot('05b-connection-lost');
+    // Its tries while the server was away show up as failed loads.
+    problems.splice(0, problems.length, ...problems.filter((p) => !/ERR_CONNECTION_REFUSED|WebSocket connection|Failed to load resource/.test(p)));
     await page.click('#term-reconnect');
     await page.waitForFunction(() => document.querySelector('#term-status').textContent === 'connected');
     await type('echo back-$((3+4))');
@@ -177,8 +240,13 @@ try {
     check();
   }
 
-  step('administrators manage sessions, users and tokens');
+  step('the live shells are listed, to attach to or end');
   await page.click('#term-back');
+  await page.locator('#shells-body button[data-shell]').first().waitFor();
+  await shot('05e-live-shells');
+  check();
+
+  step('administrators manage sessions, users and tokens');
   await page.locator('#session-form').waitFor();
   await page.fill('#session-form input[name=name]', 'e2e-sh');
   await page.fill('#session-form input[name=cmd]', 'sh');

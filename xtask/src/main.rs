@@ -4,6 +4,7 @@
 //!   migrations of a data directory ([`migrate`]);
 //! * `cargo xtask conformance` runs the API conformance suite, `tests/conformance.rs`, against
 //!   the real binary ([`conformance`]);
+//! * `cargo xtask fuzz [--seconds N] [TARGET…]` runs the cargo-fuzz targets in `fuzz/` ([`fuzz`]);
 //! * `cargo xtask bench [--quick]` measures wssh against ttyd, terminado, wetty and the raw-PTY
 //!   ceiling and writes `target/bench/report.json` and a chart per figure ([`bench`](mod@bench)).
 
@@ -11,6 +12,7 @@
 
 mod bench;
 mod conformance;
+mod fuzz;
 mod migrate;
 
 use std::path::PathBuf;
@@ -34,6 +36,8 @@ enum Task {
     Migrate(migrate::Args),
     /// Run the API conformance suite (tests/conformance.rs) against the real wssh binary.
     Conformance,
+    /// Run every fuzz target in fuzz/ (nightly toolchain and cargo-fuzz required).
+    Fuzz(fuzz::Args),
     /// Measure wssh against ttyd, terminado, wetty and the raw PTY: seven figures
     /// (docs/performance.md).
     Bench(bench::Args),
@@ -43,6 +47,7 @@ fn main() -> ExitCode {
     match Cli::parse().task {
         Task::Migrate(args) => migrate::run(&args),
         Task::Conformance => conformance::run(),
+        Task::Fuzz(args) => fuzz::run(&args),
         Task::Bench(args) => bench::run(&args),
     }
 }

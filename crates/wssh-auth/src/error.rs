@@ -47,6 +47,9 @@ pub enum AuthError {
     /// A value was refused.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// A new password breaks the password policy; the reason says which rule.
+    #[error("password {0}")]
+    WeakPassword(String),
     /// The password hasher failed.
     #[error("password hashing failed")]
     Hashing,

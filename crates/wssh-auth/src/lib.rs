@@ -7,6 +7,8 @@
 //!   are read.
 //! * [`throttle`]: the login throttle.
 //! * [`hash_queue`]: the bounded, fair queue in front of password hashing.
+//! * [`throttle`]: the failed-login lockout.
+//! * [`audit`]: the audit log's writer (store and JSON-lines stream).
 //! * [`totp`]: TOTP two-factor codes and the QR code a user scans to enrol.
 //! * [`ssh_key`]: SSH public keys, validated, with `ssh-keygen -l` fingerprints.
 //! * [`jwt`]: short-lived access JWTs for the login API, signed with a key kept in the store.
@@ -16,6 +18,7 @@
 //!
 //! Nothing here knows HTTP: the transport hands in strings and maps [`AuthError`] to statuses.
 
+pub mod audit;
 pub mod credentials;
 mod error;
 pub mod hash_queue;
@@ -31,4 +34,4 @@ pub mod totp;
 pub use credentials::Credentials;
 pub use error::AuthError;
 pub use principal::{AuthMethod, Principal};
-pub use resolver::{AuthStats, Authenticator, LoginTokens};
+pub use resolver::{AuthStats, Authenticator, LoginTokens, Origin};

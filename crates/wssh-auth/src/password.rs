@@ -102,3 +102,76 @@ mod tests {
         assert!(!is_alist_digest("admin"));
     }
 }
+
+/// The rules a new password must meet (NIST SP 800-63B §5.1.1.2). Existing passwords are not
+/// checked again: they keep working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    /// The fewest characters (default 8).
+    pub min_chars: usize,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        PasswordPolicy { min_chars: 8 }
+    }
+}
+
+/// Below this many guesses in zxcvbn's model a password counts as commonly used: its lists of
+/// common passwords (and small variations on them, like a digit appended), words and keyboard
+/// patterns.
+const COMMON_BELOW_GUESSES: u64 = 10_000;
+
+impl PasswordPolicy {
+    /// The longest password accepted, in bytes ([`Password::MAX_BYTES`], well over 64 characters).
+    pub const MAX_BYTES: usize = Password::MAX_BYTES;
+
+    /// Checks a new password for `username`: long enough, not the user name, not common.
+    /// [`AuthError::WeakPassword`] says which rule it breaks.
+    pub fn check(&self, username: &str, password: &Password) -> Result<(), AuthError> {
+        let refuse = |reason: String| Err(AuthError::WeakPassword(reason));
+        let text = password.expose();
+        if text.chars().count() < self.min_chars {
+            return refuse(format!("must be at least {} characters", self.min_chars));
+        }
+        if text.len() > Self::MAX_BYTES {
+            return refuse("is too long".into());
+        }
+        if text.trim().eq_ignore_ascii_case(username.trim()) {
+            return refuse("must not be the user name".into());
+        }
+        // zxcvbn's cost grows with length; past 100 characters nothing is common any more.
+        let sample: String = text.chars().take(100).collect();
+        if zxcvbn::zxcvbn(&sample, &[username]).guesses() < COMMON_BELOW_GUESSES {
+            return refuse("is too common; choose a less guessable one".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    fn check(username: &str, password: &str) -> Result<(), String> {
+        PasswordPolicy::default()
+            .check(username, &Password::parse(password).unwrap())
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn new_passwords_are_long_enough_not_the_name_and_not_common() {
+        assert!(check("alice", "short1!").unwrap_err().contains("at least 8"));
+        assert!(check("alexander", "Alexander").unwrap_err().contains("user name"));
+        for common in ["password", "password1", "12345678", "qwertyuiop", "iloveyou1", "trustno1"] {
+            assert!(check("alice", common).unwrap_err().contains("common"), "{common}");
+        }
+        assert!(check("alice", "alice-pw-1").is_ok());
+        assert!(check("alice", "correct horse battery").is_ok());
+        assert!(check("alice", &"x7-".repeat(30)).is_ok(), "90 characters are fine");
+        assert!(check("alice", &"k9#".repeat(340)).is_ok(), "1,020 bytes are fine");
+        assert!(Password::parse(&"é".repeat(600)).is_err(), "over 1,024 bytes is refused");
+        let strict = PasswordPolicy { min_chars: 12 };
+        assert!(strict.check("alice", &Password::parse("alice-pw-1").unwrap()).is_err());
+    }
+}

@@ -7,14 +7,48 @@ use std::time::Duration;
 use wssh_domain::{Login, LoginClient, LoginId, Password, Permission, PermissionSet, Timestamp, User, UserId};
 use wssh_store::{Rotation, Store, StoreCache};
 
+use wssh_domain::audit::{AuditEvent, LoginFailure, LoginMethod, Surface, UNKNOWN_USER};
+
+use crate::audit::Auditor;
 use crate::jwt::{JwtKeys, claims_for};
 
 use crate::hash_queue::{HashQueue, HashQueueLimits, Requester};
-use crate::password::{hash_alist_digest, hash_password, is_alist_digest, verify_decoy, verify_password};
+use crate::password::{
+    PasswordPolicy, hash_alist_digest, hash_password, is_alist_digest, verify_decoy, verify_password,
+};
 use crate::secret::{generate_password, generate_token_secret, hash_token_secret, hashes_equal};
 use crate::throttle::LoginThrottle;
 use crate::totp::{self, TotpEnrollment};
 use crate::{AuthError, AuthMethod, Credentials, Principal};
+
+/// Where credentials were presented, for the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// The surface.
+    pub surface: Surface,
+    /// The client's address, when known.
+    pub client: Option<IpAddr>,
+    /// Whether this authentication starts a session (a login route, a shell connection): then
+    /// a successful token login is audited too. Passwords are audited on every use, and
+    /// failures always.
+    pub login: bool,
+}
+
+impl Origin {
+    /// A request on `surface` from `client` that does not start a session.
+    pub const fn request(surface: Surface, client: Option<IpAddr>) -> Self {
+        Origin { surface, client, login: false }
+    }
+
+    /// An authentication on `surface` from `client` that starts a session.
+    pub const fn login(surface: Surface, client: Option<IpAddr>) -> Self {
+        Origin { surface, client, login: true }
+    }
+
+    fn client_text(&self) -> Option<String> {
+        self.client.map(|client| client.to_string())
+    }
+}
 
 /// The longest token secret looked at; anything longer is refused without hashing.
 const MAX_TOKEN_BYTES: usize = 1024;
@@ -101,10 +135,13 @@ pub struct Authenticator {
     store: Arc<dyn Store>,
     throttle: LoginThrottle,
     hash_pool: HashQueue,
+    password_policy: PasswordPolicy,
     jwt: JwtKeys,
     lifetimes: LoginLifetimes,
     /// Tokens and logins resolved recently, so a busy client costs no storage reads.
     resolved: StoreCache<ResolvedKey, Resolved>,
+    /// The audit log.
+    audit: Auditor,
     /// Password logins by outcome, for the metrics.
     logins: LoginCounters,
 }
@@ -162,9 +199,11 @@ impl Authenticator {
             key
         })?;
         Ok(Authenticator {
+            audit: Auditor::new(store.clone()),
             store,
             throttle,
             hash_pool: HashQueue::new(threads, HashQueueLimits::for_threads(threads)),
+            password_policy: PasswordPolicy::default(),
             jwt: JwtKeys::new(&secret),
             lifetimes: LoginLifetimes::default(),
             resolved: StoreCache::new(RESOLVED_CAPACITY, RESOLVED_TTL),
@@ -179,6 +218,18 @@ impl Authenticator {
         self
     }
 
+    /// Sets the rules new passwords must meet.
+    #[must_use]
+    pub fn with_password_policy(mut self, policy: PasswordPolicy) -> Self {
+        self.password_policy = policy;
+        self
+    }
+
+    /// The rules new passwords must meet.
+    pub fn password_policy(&self) -> PasswordPolicy {
+        self.password_policy
+    }
+
     /// How many password hashes may wait or run.
     pub fn hash_queue_limits(&self) -> HashQueueLimits {
         self.hash_pool.limits()
@@ -191,6 +242,18 @@ impl Authenticator {
         self
     }
 
+    /// Also streams every audit event as a JSON line to `stream` (`--audit-log`).
+    #[must_use]
+    pub fn with_audit_stream(mut self, stream: Box<dyn std::io::Write + Send>) -> Self {
+        self.audit = self.audit.with_stream(stream);
+        self
+    }
+
+    /// The audit log's writer.
+    pub fn audit(&self) -> &Auditor {
+        &self.audit
+    }
+
     /// How long logins' tokens live.
     pub fn login_lifetimes(&self) -> LoginLifetimes {
         self.lifetimes
@@ -201,19 +264,57 @@ impl Authenticator {
         &*self.store
     }
 
-    /// Resolves `credentials` presented from `client` into a principal.
+    /// Resolves `credentials` presented from `client` into a principal, audited as a request
+    /// inside the server (see [`Authenticator::authenticate_from`]).
     pub fn authenticate(&self, credentials: &Credentials, client: Option<IpAddr>) -> Result<Principal, AuthError> {
-        if let Some(principal) = self.authenticate_cached(credentials) {
-            return Ok(principal);
-        }
+        self.authenticate_from(credentials, &Origin::request(Surface::Server, client))
+    }
+
+    /// Resolves `credentials` presented at `origin` into a principal. The audit log gets every
+    /// password login (success and failure), every failed token login, and successful token
+    /// logins where `origin` starts a session.
+    pub fn authenticate_from(&self, credentials: &Credentials, origin: &Origin) -> Result<Principal, AuthError> {
         match credentials {
             Credentials::Password { username, password, otp_code } => {
-                self.authenticate_password(username, password, otp_code.as_deref(), client)
+                self.password_login(username, password, otp_code.as_deref(), origin, PasswordForm::Plain)
             }
             Credentials::Token { identifier, secret } => {
-                self.authenticate_token(identifier.as_ref().map(|id| id.as_str()), secret)
+                let resolved = match self.authenticate_cached(credentials) {
+                    Some(principal) => Ok(principal),
+                    None => self.authenticate_token(identifier.as_ref().map(|id| id.as_str()), secret),
+                };
+                self.audit_token_login(&resolved, origin);
+                resolved
             }
-            Credentials::Jwt(token) => self.authenticate_jwt(token),
+            Credentials::Jwt(token) => match self.authenticate_cached(credentials) {
+                Some(principal) => Ok(principal),
+                None => self.authenticate_jwt(token),
+            },
+        }
+    }
+
+    fn audit_token_login(&self, resolved: &Result<Principal, AuthError>, origin: &Origin) {
+        match resolved {
+            Ok(principal) if origin.login => self.audit.record_by(
+                principal,
+                AuditEvent::LoginSucceeded {
+                    surface: origin.surface,
+                    method: LoginMethod::Token,
+                    client: origin.client_text(),
+                    username: principal.username.as_str().to_owned(),
+                },
+            ),
+            Err(AuthError::InvalidCredentials) => self.audit.record_failure(
+                origin.client,
+                AuditEvent::LoginFailed {
+                    surface: origin.surface,
+                    method: LoginMethod::Token,
+                    client: origin.client_text(),
+                    username: None,
+                    reason: LoginFailure::InvalidCredentials,
+                },
+            ),
+            _ => {}
         }
     }
 
@@ -421,16 +522,6 @@ impl Authenticator {
         Ok(self.store.revoke_login(login)?)
     }
 
-    fn authenticate_password(
-        &self,
-        username: &str,
-        password: &str,
-        otp_code: Option<&str>,
-        client: Option<IpAddr>,
-    ) -> Result<Principal, AuthError> {
-        self.password_login(username, password, otp_code, client, PasswordForm::Plain)
-    }
-
     /// Resolves alist's hashed-password login (`/api/auth/login/hash`): `digest` is
     /// `sha256(password + "-https://github.com/alist-org/alist")` in hex, checked against the
     /// argon2id hash of that digest kept beside the password's own. Lockout, the disabled flag
@@ -442,12 +533,64 @@ impl Authenticator {
         username: &str,
         digest: &str,
         otp_code: Option<&str>,
-        client: Option<IpAddr>,
+        origin: &Origin,
     ) -> Result<Principal, AuthError> {
-        self.password_login(username, digest, otp_code, client, PasswordForm::AlistDigest)
+        self.password_login(username, digest, otp_code, origin, PasswordForm::AlistDigest)
     }
 
+    /// A password login, audited: success, failure (the name given, or [`UNKNOWN_USER`] for a
+    /// name that matches no user) or lockout.
     fn password_login(
+        &self,
+        username: &str,
+        presented: &str,
+        otp_code: Option<&str>,
+        origin: &Origin,
+        form: PasswordForm,
+    ) -> Result<Principal, AuthError> {
+        let outcome = self.check_password_login(username, presented, otp_code, origin.client, form);
+        let client = origin.client_text();
+        let named = || match self.store.find_user(username) {
+            Ok(Some(user)) => user.username.as_str().to_owned(),
+            _ => UNKNOWN_USER.to_owned(),
+        };
+        let failed = |reason| AuditEvent::LoginFailed {
+            surface: origin.surface,
+            method: LoginMethod::Password,
+            client: client.clone(),
+            username: Some(named()),
+            reason,
+        };
+        match &outcome {
+            Ok(principal) => self.audit.record_by(
+                principal,
+                AuditEvent::LoginSucceeded {
+                    surface: origin.surface,
+                    method: LoginMethod::Password,
+                    client: client.clone(),
+                    username: principal.username.as_str().to_owned(),
+                },
+            ),
+            Err(AuthError::TooManyAttempts { retry_after_seconds }) => self.audit.record_failure(
+                origin.client,
+                AuditEvent::LockedOut {
+                    surface: origin.surface,
+                    client: client.clone(),
+                    username: named(),
+                    retry_after_seconds: *retry_after_seconds,
+                },
+            ),
+            Err(AuthError::InvalidCredentials) => {
+                self.audit.record_failure(origin.client, failed(LoginFailure::InvalidCredentials));
+            }
+            Err(AuthError::OtpRequired) => self.audit.record_failure(origin.client, failed(LoginFailure::OtpRequired)),
+            Err(AuthError::InvalidOtp) => self.audit.record_failure(origin.client, failed(LoginFailure::InvalidOtp)),
+            Err(_) => {}
+        }
+        outcome
+    }
+
+    fn check_password_login(
         &self,
         username: &str,
         presented: &str,
@@ -612,6 +755,12 @@ impl Authenticator {
         let resolved = Resolved { principal: principal.clone(), expires_at: token.expires_at };
         self.resolved.insert(ResolvedKey::Token(presented), resolved, generation);
         Ok(principal)
+    }
+
+    /// Checks a new password for `username` against the password policy (see
+    /// [`PasswordPolicy::check`]); call it wherever a password is set.
+    pub fn check_new_password(&self, username: &str, password: &Password) -> Result<(), AuthError> {
+        self.password_policy.check(username, password)
     }
 
     /// Hashes a new password, within the bound on concurrent hashing.
@@ -803,7 +952,9 @@ mod alist_digest_tests {
         let user = store.create_user(&NewUser::new(Username::parse("carol").unwrap(), hash, RoleKey::User)).unwrap();
         let auth = Authenticator::new(store.clone(), LoginThrottle::new(100, Duration::from_secs(60))).unwrap();
         let digest = alist_digest("s3cret");
-        let by_digest = |digest: &str| auth.authenticate_alist_digest("carol", digest, None, None);
+        let by_digest = |digest: &str| {
+            auth.authenticate_alist_digest("carol", digest, None, &Origin::request(Surface::Alist, None))
+        };
         assert!(matches!(by_digest(&digest), Err(AuthError::InvalidCredentials)), "no hash kept yet");
         let plain = Credentials::Password { username: "carol".into(), password: "s3cret".into(), otp_code: None };
         auth.authenticate(&plain, None).unwrap();

@@ -1,19 +1,18 @@
 //! What users do with their own account: logins, two-factor authentication, SSH keys.
 
-use std::net::IpAddr;
-
 use wssh_auth::ssh_key::parse_public_key;
 use wssh_auth::totp::TotpEnrollment;
-use wssh_auth::{Credentials, LoginTokens, Principal};
+use wssh_auth::{Credentials, LoginTokens, Origin, Principal};
+use wssh_domain::audit::AuditEvent;
 use wssh_domain::{Login, LoginClient, LoginId, NewSshKey, SshKey, ValidationError};
 
 use crate::{CoreError, Entity, Services, limits};
 
 impl Services {
-    /// Resolves credentials presented from `client` into a principal (see
-    /// [`wssh_auth::Authenticator::authenticate`]).
-    pub fn authenticate(&self, credentials: &Credentials, client: Option<IpAddr>) -> Result<Principal, CoreError> {
-        Ok(self.auth.authenticate(credentials, client)?)
+    /// Resolves credentials presented at `origin` into a principal, audited (see
+    /// [`wssh_auth::Authenticator::authenticate_from`]).
+    pub fn authenticate(&self, credentials: &Credentials, origin: &Origin) -> Result<Principal, CoreError> {
+        Ok(self.auth.authenticate_from(credentials, origin)?)
     }
 
     /// Starts a login for an authenticated principal; its first access JWT lives
@@ -55,7 +54,9 @@ impl Services {
         if self.caller(principal)?.has_otp() {
             return Err(CoreError::Refused("2FA is already enabled"));
         }
-        self.auth.enable_totp(principal.user_id, secret, code).map_err(CoreError::auth(Entity::User))
+        self.auth.enable_totp(principal.user_id, secret, code).map_err(CoreError::auth(Entity::User))?;
+        self.audit(principal, AuditEvent::TwoFactorEnabled { user: principal.username.as_str().to_owned() });
+        Ok(())
     }
 
     /// The caller's SSH keys, oldest first.

@@ -18,6 +18,8 @@ pub enum Entity {
     Session,
     /// An SSH key.
     SshKey,
+    /// A shell recording.
+    Recording,
     /// Anything else a store found missing.
     Resource,
 }
@@ -31,6 +33,7 @@ impl Entity {
             Entity::Token => "Token",
             Entity::Session => "Session",
             Entity::SshKey => "SSH key",
+            Entity::Recording => "Recording",
             Entity::Resource => "Resource",
         }
     }

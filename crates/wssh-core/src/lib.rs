@@ -11,9 +11,11 @@
 //! The methods block (argon2, storage): call them from a blocking thread.
 
 mod account;
+pub mod audit;
 mod error;
 pub mod limits;
 pub mod policy;
+pub mod recordings;
 mod roles;
 mod sessions;
 mod tokens;
@@ -40,6 +42,8 @@ pub struct ServiceConfig {
     pub allow_registration: bool,
     /// The sessions from the configuration's `initial_sessions`, which cannot be moved.
     pub initial_sessions: HashSet<String>,
+    /// The folder of shell recordings, when recording is on.
+    pub recordings_dir: Option<std::path::PathBuf>,
 }
 
 /// The use cases, over one authenticator and its store.

@@ -1,6 +1,7 @@
 //! Roles and what they grant.
 
 use wssh_auth::Principal;
+use wssh_domain::audit::{AuditEvent, RoleSnapshot};
 use wssh_domain::{NewRole, Permission, PermissionSet, Role, RoleId, validate_role_key, validate_role_name};
 
 use crate::policy::{self, RoleGranter};
@@ -52,7 +53,9 @@ impl Services {
         validate_role_name(&role.name)?;
         validate_role_key(&role.key)?;
         granter.may_give(role.permissions)?;
-        self.store().create_role(&role).map_err(CoreError::store(Entity::Role))
+        let created = self.store().create_role(&role).map_err(CoreError::store(Entity::Role))?;
+        self.audit(principal, AuditEvent::RoleCreated { new: RoleSnapshot::from(&created) });
+        Ok(created)
     }
 
     /// Changes a role: `roles:write`; the permissions added or removed, and all of them when
@@ -79,7 +82,12 @@ impl Services {
         role.key = changes.key.unwrap_or(role.key);
         role.sort = changes.sort.unwrap_or(role.sort);
         role.remark = changes.remark.unwrap_or(role.remark);
-        self.store().update_role(&role).map_err(CoreError::store(Entity::Role))
+        let updated = self.store().update_role(&role).map_err(CoreError::store(Entity::Role))?;
+        self.audit(
+            principal,
+            AuditEvent::RoleChanged { old: RoleSnapshot::from(&stored), new: RoleSnapshot::from(&updated) },
+        );
+        Ok(updated)
     }
 
     /// Deletes a role and its bindings: `roles:write`, and the role grants only what the caller
@@ -89,6 +97,7 @@ impl Services {
         let role = self.find_role(id)?;
         granter.may_give(role.permissions)?;
         self.store().delete_role(id).map_err(CoreError::store(Entity::Role))?;
+        self.audit(principal, AuditEvent::RoleDeleted { old: RoleSnapshot::from(&role) });
         Ok(role)
     }
 }

@@ -1,6 +1,7 @@
 //! Session templates: what a shell runs.
 
 use wssh_auth::Principal;
+use wssh_domain::audit::{AuditEvent, SessionSnapshot};
 use wssh_domain::{Permission, Session, SessionName, SessionSpec};
 
 use crate::policy;
@@ -40,7 +41,9 @@ impl Services {
     /// Creates a session: `sessions:write`.
     pub fn create_session(&self, principal: &Principal, spec: &SessionSpec) -> Result<Session, CoreError> {
         policy::require(principal, Permission::SessionsWrite)?;
-        self.store().create_session(spec).map_err(CoreError::store(Entity::Session))
+        let created = self.store().create_session(spec).map_err(CoreError::store(Entity::Session))?;
+        self.audit(principal, AuditEvent::SessionCreated { new: SessionSnapshot::from(&created) });
+        Ok(created)
     }
 
     /// Changes a session's command, arguments or directory: `sessions:write`.
@@ -52,13 +55,17 @@ impl Services {
     ) -> Result<Session, CoreError> {
         policy::require(principal, Permission::SessionsWrite)?;
         let current = self.find_session(name.as_str())?;
+        let old = SessionSnapshot::from(&current);
         let spec = SessionSpec::new(
             name,
             changes.cmd.unwrap_or(current.spec.cmd),
             changes.args.unwrap_or(current.spec.args),
             changes.dir.unwrap_or(current.spec.dir),
         )?;
-        self.store().update_session(&spec).map_err(CoreError::store(Entity::Session))
+        let updated = self.store().update_session(&spec).map_err(CoreError::store(Entity::Session))?;
+        let event = AuditEvent::SessionChanged { old, new: SessionSnapshot::from(&updated) };
+        self.audit(principal, event);
+        Ok(updated)
     }
 
     /// Deletes a session: `sessions:write`.
@@ -66,6 +73,7 @@ impl Services {
         policy::require(principal, Permission::SessionsWrite)?;
         let session = self.find_session(name.as_str())?;
         self.store().delete_session(name.as_str()).map_err(CoreError::store(Entity::Session))?;
+        self.audit(principal, AuditEvent::SessionDeleted { old: SessionSnapshot::from(&session) });
         Ok(session)
     }
 
@@ -77,7 +85,9 @@ impl Services {
         to: &SessionName,
     ) -> Result<Session, CoreError> {
         policy::require(principal, Permission::SessionsWrite)?;
-        self.store().copy_session(from, to).map_err(CoreError::store(Entity::Session))
+        let copied = self.store().copy_session(from, to).map_err(CoreError::store(Entity::Session))?;
+        self.audit(principal, AuditEvent::SessionCreated { new: SessionSnapshot::from(&copied) });
+        Ok(copied)
     }
 
     /// Renames a session to a free name: `sessions:write`; the configuration's initial
@@ -92,6 +102,12 @@ impl Services {
         if self.config.initial_sessions.contains(from.as_str()) {
             return Err(CoreError::Refused("Session is an initial session and cannot be moved"));
         }
-        self.store().rename_session(from, to).map_err(CoreError::store(Entity::Session))
+        let old = self.find_session(from.as_str())?;
+        let moved = self.store().rename_session(from, to).map_err(CoreError::store(Entity::Session))?;
+        self.audit(
+            principal,
+            AuditEvent::SessionChanged { old: SessionSnapshot::from(&old), new: SessionSnapshot::from(&moved) },
+        );
+        Ok(moved)
     }
 }

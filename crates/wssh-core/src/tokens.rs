@@ -2,6 +2,7 @@
 
 use wssh_auth::Principal;
 use wssh_auth::secret::{generate_token_identifier, generate_token_secret, hash_token_secret};
+use wssh_domain::audit::{AuditEvent, permission_names};
 use wssh_domain::{AccessToken, NewAccessToken, Permission, PermissionSet, TokenSpec, User, UserId};
 use wssh_store::{Conflict, StoreError};
 
@@ -103,7 +104,17 @@ impl Services {
                 spec: spec.clone(),
             };
             match self.store().insert_token(&new_token) {
-                Ok(token) => return Ok(MintedToken { token, secret }),
+                Ok(token) => {
+                    let event = AuditEvent::TokenMinted {
+                        token: token.identifier.as_str().to_owned(),
+                        owner: owner.username.as_str().to_owned(),
+                        title: token.title.clone(),
+                        permissions: token.permissions.map(permission_names),
+                        expires_at: token.expires_at.map(|at| at.0),
+                    };
+                    self.audit(principal, event);
+                    return Ok(MintedToken { token, secret });
+                }
                 Err(StoreError::Conflict(Conflict::TokenIdentifierTaken)) if attempts < 3 => attempts += 1,
                 Err(error) => return Err(CoreError::store(Entity::Token)(error)),
             }
@@ -201,6 +212,11 @@ impl Services {
         policy::require(principal, Permission::TokensWrite)?;
         let (token, _) = self.managed_token(principal, identifier, app_key)?;
         self.store().delete_token(token.identifier.as_str()).map_err(CoreError::store(Entity::Token))?;
+        let event = AuditEvent::TokenRevoked {
+            token: token.identifier.as_str().to_owned(),
+            owner: token.username.as_str().to_owned(),
+        };
+        self.audit(principal, event);
         Ok(token)
     }
 }

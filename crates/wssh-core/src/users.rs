@@ -1,6 +1,7 @@
 //! Users: reading, creating, registering, changing, deleting, passwords and role bindings.
 
 use wssh_auth::{AuthError, Principal};
+use wssh_domain::audit::{AuditEvent, UserSnapshot};
 use wssh_domain::{
     NewUser, Password, Permission, PermissionSet, Role, RoleId, RoleKey, User, UserId, UserProfile, Username,
 };
@@ -184,13 +185,15 @@ impl Services {
         policy::require(principal, Permission::UsersWrite)?;
         let role = self.built_in_role(account.role)?;
         policy::may_bind(principal, &[&role], &[])?;
-        self.insert_user(account)
+        self.insert_user(account, Some(principal))
     }
 
-    fn insert_user(&self, account: NewAccount) -> Result<User, CoreError> {
+    /// Creates the account, and audits it as done by `actor` (`None`: self-registration).
+    fn insert_user(&self, account: NewAccount, actor: Option<&Principal>) -> Result<User, CoreError> {
         if self.store().find_user(account.username.as_str()).map_err(CoreError::store(Entity::User))?.is_some() {
             return Err(CoreError::Conflict(Conflict::UsernameTaken));
         }
+        self.auth.check_new_password(account.username.as_str(), &account.password)?;
         // Both hashes: argon2id of the password, and of alist's digest of it, so that every
         // login route works for the user at once.
         let mut new_user = NewUser::new(account.username, self.auth.hash_password(&account.password)?, account.role);
@@ -198,6 +201,11 @@ impl Services {
         new_user.profile = account.profile;
         let user = self.store().create_user(&new_user).map_err(CoreError::store(Entity::User))?;
         self.auth.remember_alist_hash(user.id, &user.password_hash, &account.password)?;
+        let event = AuditEvent::UserCreated { new: Box::new(UserSnapshot::from(&user)) };
+        match actor {
+            Some(actor) => self.audit(actor, event),
+            None => self.audit_server(event),
+        }
         Ok(user)
     }
 
@@ -226,7 +234,7 @@ impl Services {
         let account = |role| NewAccount { username, password, role, disabled: false, profile };
         match (administrator, principal) {
             (Some(principal), _) => self.create_user(principal, account(RoleKey::User)),
-            (None, _) if self.config.allow_registration => self.insert_user(account(RoleKey::Guest)),
+            (None, _) if self.config.allow_registration => self.insert_user(account(RoleKey::Guest), None),
             (None, Some(_)) => Err(CoreError::Forbidden(Permission::UsersWrite)),
             (None, None) => Err(CoreError::Auth(AuthError::MissingCredentials)),
         }
@@ -272,6 +280,9 @@ impl Services {
         {
             return Err(CoreError::Conflict(Conflict::UsernameTaken));
         }
+        if let Some(password) = &changes.password {
+            self.auth.check_new_password(changed.username.as_str(), password)?;
+        }
         let password_hash = changes.password.as_ref().map(|password| self.auth.hash_password(password)).transpose()?;
         let own = manager.is_own();
         let password = password_hash.as_deref().map(|password_hash| PasswordChange {
@@ -283,9 +294,18 @@ impl Services {
         if fields.is_none() && roles.is_none() && password.is_none() {
             return Ok(stored);
         }
+        let user_changed = fields.is_some() || roles.is_some();
         let change = UserChange { id, fields, roles: roles.as_deref(), password };
         let updated = self.write_user(principal, &change)?;
+        if user_changed {
+            let event = AuditEvent::UserChanged {
+                old: Box::new(UserSnapshot::from(&stored)),
+                new: Box::new(UserSnapshot::from(&updated)),
+            };
+            self.audit(principal, event);
+        }
         if let (Some(password), Some(password_hash)) = (&changes.password, &password_hash) {
+            self.audit(principal, AuditEvent::PasswordChanged { user: updated.username.as_str().to_owned() });
             self.auth.remember_alist_hash(id, password_hash, password).map_err(CoreError::auth(Entity::User))?;
         }
         Ok(updated)
@@ -325,6 +345,7 @@ impl Services {
         }
         let user = self.find_user(target)?;
         let manager = AccountManager::new(principal, &user)?;
+        self.auth.check_new_password(user.username.as_str(), password)?;
         let password_hash = self.auth.hash_password(password)?;
         let own = manager.is_own();
         let keep_token = if own { principal.token_identifier() } else { None };
@@ -333,6 +354,7 @@ impl Services {
             .set_password(user.id, &password_hash, keep_token, keep_login)
             .map_err(CoreError::store(Entity::User))?;
         self.auth.remember_alist_hash(user.id, &password_hash, password)?;
+        self.audit(principal, AuditEvent::PasswordChanged { user: user.username.as_str().to_owned() });
         Ok(user)
     }
 
@@ -348,6 +370,7 @@ impl Services {
         work.remove_user(user.id).map_err(CoreError::store(Entity::User))?;
         rules::keeps_an_administrator(&*work, &before, None)?;
         work.commit()?;
+        self.audit(principal, AuditEvent::UserDeleted { old: Box::new(UserSnapshot::from(&before)) });
         Ok(user)
     }
 
@@ -365,7 +388,17 @@ impl Services {
         let removed: Vec<&Role> =
             roles.iter().filter(|role| !wanted.contains(&role.id) && user.roles.contains(&role.key)).collect();
         policy::may_bind(principal, &added, &removed)?;
-        self.write_user(principal, &UserChange { id, fields: None, roles: Some(wanted), password: None })
+        let changed = !added.is_empty() || !removed.is_empty();
+        let updated =
+            self.write_user(principal, &UserChange { id, fields: None, roles: Some(wanted), password: None })?;
+        if changed {
+            let event = AuditEvent::UserChanged {
+                old: Box::new(UserSnapshot::from(&user)),
+                new: Box::new(UserSnapshot::from(&updated)),
+            };
+            self.audit(principal, event);
+        }
+        Ok(updated)
     }
 
     /// Writes `change` in one unit of work: inside it, the caller must still be allowed to
@@ -387,6 +420,8 @@ impl Services {
         policy::require(principal, Permission::UsersWrite)?;
         let user = self.find_user(UserRef::Id(id))?;
         AccountManager::new(principal, &user)?;
-        self.auth.disable_totp(user.id).map_err(CoreError::auth(Entity::User))
+        self.auth.disable_totp(user.id).map_err(CoreError::auth(Entity::User))?;
+        self.audit(principal, AuditEvent::TwoFactorDisabled { user: user.username.as_str().to_owned() });
+        Ok(())
     }
 }

@@ -5,8 +5,10 @@
 //! these types is always well formed. This crate does no I/O and knows nothing about HTTP,
 //! SQL or PTYs.
 
+pub mod audit;
 mod login;
 mod permission;
+mod recording;
 mod role;
 mod session;
 mod ssh_key;
@@ -16,6 +18,7 @@ mod user;
 
 pub use login::{Login, LoginClient, LoginId};
 pub use permission::{Permission, PermissionSet, RoleKey, UnknownPermission};
+pub use recording::{Recording, RecordingQuery};
 pub use role::{NewRole, Role, RoleId, validate_role_key, validate_role_name};
 pub use session::{Session, SessionName, SessionSpec};
 pub use ssh_key::{NewSshKey, SshKey};

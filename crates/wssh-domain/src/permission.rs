@@ -28,11 +28,15 @@ pub enum Permission {
     ShellsObserve,
     /// Take part in other users' live shells (input and resizes).
     ShellsControl,
+    /// Read the audit log.
+    AuditRead,
+    /// List, read and delete shell recordings.
+    RecordingsRead,
 }
 
 impl Permission {
     /// Every permission the server knows, in a stable order.
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 13] = [
         Permission::SessionsRead,
         Permission::SessionsWrite,
         Permission::SessionsConnect,
@@ -44,6 +48,8 @@ impl Permission {
         Permission::RolesWrite,
         Permission::ShellsObserve,
         Permission::ShellsControl,
+        Permission::AuditRead,
+        Permission::RecordingsRead,
     ];
 
     /// The permission's wire name, e.g. `sessions:read`.
@@ -60,6 +66,8 @@ impl Permission {
             Permission::RolesWrite => "roles:write",
             Permission::ShellsObserve => "shells:observe",
             Permission::ShellsControl => "shells:control",
+            Permission::AuditRead => "audit:read",
+            Permission::RecordingsRead => "recordings:read",
         }
     }
 

@@ -68,7 +68,7 @@ impl fmt::Debug for Password {
 
 /// What other APIs keep about a user besides its name and password: alist's `base_path`,
 /// `permission` and `sso_id`, and seed 004's profile. wssh itself does not interpret them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UserProfile {
     /// alist's root directory of the user (default `/`).
     pub base_path: String,

@@ -21,6 +21,9 @@ use crate::input::{self, Object, Query};
 use crate::respond::{self, Body, LoggedUser};
 use crate::surface::{Call, Misroute, Surface};
 
+/// How the audit log names this surface.
+const SURFACE: wssh_domain::audit::Surface = wssh_domain::audit::Surface::AccessToken;
+
 /// The path prefix of this surface.
 const PREFIX: &str = "/AccessToken";
 /// Rows per page when `take` is absent or 0.
@@ -108,7 +111,7 @@ impl Surface for AccessTokens {
 
 /// Runs one operation; the data of the reply and the caller's name, or the refusal.
 fn run(state: &SharedState, route: &Route, call: &Call) -> Result<(Value, String), ApiError> {
-    let principal = input::authenticate(state, &call.headers, call.peer)?;
+    let principal = input::authenticate(state, &call.headers, call.peer, SURFACE)?;
     let operations = Operations { services: &state.services, principal: &principal };
     let data = match route {
         Route::Collection { app_key } => {

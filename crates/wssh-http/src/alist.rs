@@ -19,8 +19,9 @@ use http::{Method, Response, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use wssh_auth::{AuthError, Credentials, Principal};
+use wssh_auth::{AuthError, Credentials, Origin, Principal};
 use wssh_core::{CoreError, NewAccount, ProfileChanges, UserChanges, UserRef, limits, rank};
+use wssh_domain::audit::Surface as AuditSurface;
 use wssh_domain::{LoginClient, Password, Permission, RoleKey, SshKey, User, UserId, UserProfile, Username};
 
 use crate::SharedState;
@@ -103,6 +104,9 @@ pub(crate) fn matches(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/")
 }
 
+/// How the audit log names this surface.
+const SURFACE: AuditSurface = AuditSurface::Alist;
+
 /// The alist surfaces, on the shared skeleton.
 pub(crate) struct Alist;
 
@@ -131,7 +135,7 @@ impl Surface for Alist {
 }
 
 /// alist's success envelope.
-fn success(data: Value) -> Response<Body> {
+pub(crate) fn success(data: Value) -> Response<Body> {
     respond::json(StatusCode::OK, &json!({ "code": 200, "message": "success", "data": data }))
 }
 
@@ -140,7 +144,7 @@ fn run(state: &SharedState, route: Route, call: &Call) -> Result<Response<Body>,
         return login(state, route, call);
     }
     // Every form wssh reads, alist's bare JWT included.
-    let principal = input::authenticate(state, &call.headers, call.peer)?;
+    let principal = input::authenticate(state, &call.headers, call.peer, SURFACE)?;
     let query = call.raw_query.as_str();
     let mut response = match route {
         Route::Login | Route::LoginHash => return login(state, route, call),
@@ -171,7 +175,7 @@ fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 /// A query parameter's value, if given and not empty.
-fn query_param(query: &str, name: &str) -> Option<String> {
+pub(crate) fn query_param(query: &str, name: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.trim().to_owned())
@@ -197,17 +201,17 @@ fn login(state: &SharedState, route: Route, call: &Call) -> Result<Response<Body
         return Err(ApiError::bad_request("username and password are required"));
     }
     let otp_code = Some(body.otp_code.trim()).filter(|code| !code.is_empty());
-    let client = Some(call.peer.ip());
+    let origin = Origin::login(SURFACE, Some(call.peer.ip()));
     let auth = &state.auth;
     let resolved = if route == Route::LoginHash {
-        auth.authenticate_alist_digest(&body.username, &body.password, otp_code, client)
+        auth.authenticate_alist_digest(&body.username, &body.password, otp_code, &origin)
     } else {
         let credentials = Credentials::Password {
             username: body.username.clone(),
             password: body.password.clone(),
             otp_code: otp_code.map(str::to_owned),
         };
-        auth.authenticate(&credentials, client)
+        auth.authenticate_from(&credentials, &origin)
     };
     let principal = resolved.map_err(|failure| match failure {
         AuthError::InvalidOtp => ApiError::new(StatusCode::UNAUTHORIZED, "Invalid 2FA code"),
@@ -353,7 +357,7 @@ fn user_list(state: &SharedState, principal: &Principal, query: &str) -> Result<
 }
 
 /// An optional paging parameter: a positive integer.
-fn page_param(query: &str, name: &'static str) -> Result<Option<usize>, ApiError> {
+pub(crate) fn page_param(query: &str, name: &'static str) -> Result<Option<usize>, ApiError> {
     query_param(query, name)
         .map(|value| {
             value

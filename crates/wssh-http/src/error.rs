@@ -75,6 +75,7 @@ impl From<AuthError> for ApiError {
             }
             AuthError::NotOwner => Self::new(StatusCode::FORBIDDEN, "Permission denied: not your resource"),
             AuthError::Invalid(validation) => Self::bad_request(capitalise(&validation.to_string())),
+            AuthError::WeakPassword(reason) => Self::bad_request(format!("Password {reason}")),
             AuthError::Hashing => Self::internal(&"password hashing failed"),
             AuthError::Store(store) => CoreError::from(store).into(),
         }

@@ -240,7 +240,8 @@ fn run(
         Some(value) => Credentials::from_authorization_header(value)?,
         None => body.authorization.take().ok_or(AuthError::MissingCredentials)?.into_credentials()?,
     };
-    let principal = state.services.authenticate(&credentials, Some(client))?;
+    let origin = wssh_auth::Origin::request(wssh_domain::audit::Surface::GoWsSh, Some(client));
+    let principal = state.services.authenticate(&credentials, &origin)?;
     let operations = Operations { state, principal: &principal };
     let (message, mut reply) = match (resource, operation) {
         (Resource::Tokens, Operation::Create) => operations.create_token(body.token.unwrap_or_default())?,

@@ -180,14 +180,19 @@ pub(crate) struct LoginBody {
 
 /// Resolves the `Authorization` header (every form the server accepts: `Basic`, opaque
 /// `Bearer` tokens, login JWTs, go_ws_sh's base64 JSON) into a principal.
-pub(crate) fn authenticate(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<Principal, ApiError> {
+pub(crate) fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    surface: wssh_domain::audit::Surface,
+) -> Result<Principal, ApiError> {
     let value = headers.get(header::AUTHORIZATION).ok_or(AuthError::MissingCredentials)?;
     let value = value.to_str().map_err(|_| AuthError::MalformedCredentials)?;
     if value.trim().is_empty() {
         return Err(AuthError::MissingCredentials.into());
     }
     let credentials = Credentials::from_authorization_header(value)?;
-    Ok(state.auth.authenticate(&credentials, Some(peer.ip()))?)
+    Ok(state.auth.authenticate_from(&credentials, &wssh_auth::Origin::request(surface, Some(peer.ip())))?)
 }
 
 #[cfg(test)]

@@ -8,7 +8,11 @@
 
 mod access_token;
 mod alist;
+mod api;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gows;
 mod input;
 mod limits;
@@ -33,8 +37,11 @@ pub use limits::ListenerLimits;
 pub use metrics::{PoolProbe, serve_metrics};
 pub use proxy::Deployment;
 pub use server::serve;
+pub use shell::recording::RecordingSettings;
 pub use shell::registry::ShellSettings;
 pub use web::prepare_assets;
+pub use wssh_record::Policy as RecordingPolicy;
+pub use wssh_record::retention::Retention as RecordingRetention;
 
 /// Everything a request handler needs, shared by all connections.
 #[derive(Debug)]
@@ -51,6 +58,8 @@ pub struct AppState {
     connections: Arc<limits::ConnectionGate>,
     /// Live shells: programs that outlive their connections.
     pub(crate) shells: Arc<shell::registry::Registry>,
+    /// Shell recordings, when on.
+    pub(crate) recording: Option<Arc<RecordingSettings>>,
     /// Set once the server is stopping: open shells close with 1001.
     stopping: tokio::sync::watch::Sender<bool>,
     /// How many shell connections (WebSockets) are open.
@@ -66,7 +75,8 @@ impl AppState {
     /// `initial_sessions`, and whether anyone may register.
     pub fn new(auth: Authenticator, initial_sessions: HashSet<String>, allow_registration: bool) -> Self {
         let auth = Arc::new(auth);
-        let services = Services::new(auth.clone(), ServiceConfig { allow_registration, initial_sessions });
+        let config = ServiceConfig { allow_registration, initial_sessions, recordings_dir: None };
+        let services = Services::new(auth.clone(), config);
         AppState {
             auth,
             services,
@@ -74,6 +84,7 @@ impl AppState {
             listener_limits: ListenerLimits::default(),
             connections: Arc::default(),
             shells: Arc::default(),
+            recording: None,
             stopping: tokio::sync::watch::Sender::new(false),
             shell_connections: tokio::sync::watch::Sender::new(0),
             deployment: Deployment::default(),
@@ -95,6 +106,17 @@ impl AppState {
     pub fn with_shell_settings(mut self, settings: ShellSettings) -> Self {
         self.shells = Arc::new(shell::registry::Registry::new(settings));
         self
+    }
+
+    /// Turns shell recording on with `settings` (its folder is created, mode 0700).
+    pub fn with_recording(mut self, settings: RecordingSettings) -> std::io::Result<Self> {
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&settings.dir)?;
+        let mut config = self.services.config().clone();
+        config.recordings_dir = Some(settings.dir.clone());
+        self.services = Services::new(self.auth.clone(), config);
+        self.recording = Some(Arc::new(settings));
+        Ok(self)
     }
 
     /// Sets how the metrics read the database pool.

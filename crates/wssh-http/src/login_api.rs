@@ -14,8 +14,9 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 use wssh_auth::secret::hash_token_secret;
-use wssh_auth::{AuthError, Credentials, LoginTokens};
+use wssh_auth::{AuthError, Credentials, LoginTokens, Origin};
 use wssh_domain::LoginClient;
+use wssh_domain::audit::Surface as AuditSurface;
 
 use crate::SharedState;
 use crate::error::ApiError;
@@ -164,7 +165,8 @@ fn run(
             }
             let otp_code = (!login.otp_code.is_empty()).then_some(login.otp_code);
             let credentials = Credentials::Password { username: login.username, password: login.password, otp_code };
-            let principal = auth.authenticate(&credentials, Some(peer.ip()))?;
+            let principal =
+                auth.authenticate_from(&credentials, &Origin::login(AuditSurface::LoginApi, Some(peer.ip())))?;
             let access_seconds = auth.login_lifetimes().access_seconds;
             let tokens = state.services.start_login(&principal, access_seconds, login_client(headers, peer))?;
             let mut response = envelope(
@@ -192,7 +194,9 @@ fn run(
             let login = match (login, authorization(headers)) {
                 (Some(login), _) => login,
                 (None, Some(header)) => {
-                    let principal = auth.authenticate(&Credentials::from_authorization_header(&header)?, None)?;
+                    let credentials = Credentials::from_authorization_header(&header)?;
+                    let principal =
+                        auth.authenticate_from(&credentials, &Origin::request(AuditSurface::LoginApi, None))?;
                     match principal.method {
                         wssh_auth::AuthMethod::Login(login) => login,
                         _ => return Err(AuthError::InvalidCredentials.into()),
@@ -209,7 +213,9 @@ fn run(
         }
         Route::Test => {
             let header = authorization(headers).ok_or(AuthError::MissingCredentials)?;
-            let principal = auth.authenticate(&Credentials::from_authorization_header(&header)?, Some(peer.ip()))?;
+            let credentials = Credentials::from_authorization_header(&header)?;
+            let principal =
+                auth.authenticate_from(&credentials, &Origin::request(AuditSurface::LoginApi, Some(peer.ip())))?;
             if principal.permissions.iter().next().is_none() {
                 return Err(ApiError::new(StatusCode::FORBIDDEN, "Permission denied"));
             }

@@ -26,6 +26,16 @@ pub(crate) struct ConnectionInfo {
     pub(crate) tls: bool,
 }
 
+/// How the client reached the server, for links the server hands out: over TLS (directly or
+/// through a trusted proxy), and under which base path.
+#[derive(Debug, Clone)]
+pub(crate) struct PublicBase {
+    /// The client's side of the connection is TLS.
+    pub(crate) secure: bool,
+    /// The base path, empty at the root.
+    pub(crate) base_path: String,
+}
+
 /// Who the client is, as far as can be believed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Client {

@@ -149,7 +149,7 @@ fn run(state: &SharedState, route: &Route, request: &Call) -> Result<(Reply, Opt
     if *route == Route::Users {
         return register(state, request);
     }
-    let principal = input::authenticate(state, &request.headers, request.peer)?;
+    let principal = input::authenticate(state, &request.headers, request.peer, wssh_domain::audit::Surface::Rbac)?;
     let operations = Operations { services: &state.services, principal: &principal };
     let reply = match (route, &request.method) {
         (Route::Roles, _) => operations.create_role(&request.body)?,
@@ -212,6 +212,8 @@ fn permission_label(permission: Permission) -> &'static str {
         Permission::RolesWrite => "Create, change and delete roles, and bind them to users",
         Permission::ShellsObserve => "Watch other users' live shells",
         Permission::ShellsControl => "Take part in other users' live shells",
+        Permission::AuditRead => "Read the audit log",
+        Permission::RecordingsRead => "List, play and delete shell recordings",
     }
 }
 
@@ -311,7 +313,7 @@ fn register(state: &SharedState, request: &Call) -> Result<(Reply, Option<String
     let services = &state.services;
     let presented = request.headers.get(header::AUTHORIZATION).is_some();
     let principal = if presented || !services.config().allow_registration {
-        Some(input::authenticate(state, &request.headers, request.peer)?)
+        Some(input::authenticate(state, &request.headers, request.peer, wssh_domain::audit::Surface::Rbac)?)
     } else {
         None
     };

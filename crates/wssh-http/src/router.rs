@@ -15,7 +15,7 @@ use crate::gows;
 use crate::respond::{self, Body, LoggedUser};
 use crate::shell;
 use crate::surface;
-use crate::{access_token, alist, login_api, rbac, web};
+use crate::{access_token, alist, api, login_api, rbac, web};
 
 /// The largest request body accepted (1 MiB); larger ones get 413.
 pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -34,6 +34,7 @@ pub(crate) async fn handle(mut request: Request<Incoming>, state: SharedState, p
     let routed_path = request.uri().path().to_owned();
     let upgrade = shell::is_upgrade(&request);
     let base_path = state.deployment.base_path.clone();
+    request.extensions_mut().insert(crate::proxy::PublicBase { secure: client.secure, base_path: base_path.clone() });
     let metrics = state.clone();
     let metrics = &metrics.metrics;
     let mut response = match stripped {
@@ -87,6 +88,9 @@ async fn route(
     }
     if shell::api::matches(path) {
         return Ok(shell::api::handle(request, state, peer).await);
+    }
+    if api::matches(path) {
+        return Ok(surface::handle::<api::Api>(request, state, peer).await);
     }
     if alist::matches(path) {
         return Ok(surface::handle::<alist::Alist>(request, state, peer).await);

@@ -1,6 +1,6 @@
 //! wssh's storage on SQLite: the traits of `wssh-store` implemented with rusqlite behind an r2d2
 //! pool (WAL mode, a busy timeout, foreign keys on), one module per aggregate — [`users`],
-//! [`roles`], [`ssh_keys`], [`tokens`], [`sessions`], [`logins`], [`throttle`] — and the
+//! [`roles`], [`ssh_keys`], [`tokens`], [`sessions`], [`logins`], [`throttle`], `audit`, `recording` — and the
 //! migrations (SQL files in `migrations/`, embedded and applied in order, tracked in SQLite's
 //! `user_version`).
 
@@ -19,8 +19,10 @@ use wssh_domain::{
     UserProfile, Username,
 };
 
+mod audit;
 mod logins;
 mod migrations;
+mod recording;
 mod roles;
 mod sessions;
 mod ssh_keys;

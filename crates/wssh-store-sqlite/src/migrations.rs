@@ -27,6 +27,8 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 5, name: "alist_hash", sql: include_str!("../migrations/0005_alist_hash.sql") },
     Migration { version: 6, name: "login_failures", sql: include_str!("../migrations/0006_login_failures.sql") },
     Migration { version: 7, name: "shell_permissions", sql: include_str!("../migrations/0007_shell_permissions.sql") },
+    Migration { version: 8, name: "audit", sql: include_str!("../migrations/0008_audit.sql") },
+    Migration { version: 9, name: "recordings", sql: include_str!("../migrations/0009_recordings.sql") },
 ];
 
 /// Where a database stands.

@@ -10,15 +10,19 @@
 //! changes, so hot reads can be kept in a [`StoreCache`] that never serves a value older than
 //! the last change.
 
+mod audit;
 mod cache;
 mod error;
+mod recording;
 pub mod rules;
 pub mod story;
 mod throttle;
 mod traits;
 
+pub use audit::{AuditPage, AuditStore};
 pub use cache::{ChangeCounter, StoreCache};
 pub use error::{Conflict, StoreError};
+pub use recording::{RecordingEnd, RecordingStore};
 pub use throttle::{FailureTimes, ThrottleStore};
 pub use traits::{
     LoginStore, PasswordChange, RoleStore, Rotation, SessionStore, SshKeyStore, Store, TokenStore, Transactional,

@@ -233,7 +233,16 @@ pub trait LoginStore: Send + Sync {
 
 /// Everything wssh stores.
 pub trait Store:
-    UserStore + TokenStore + SessionStore + LoginStore + RoleStore + SshKeyStore + crate::ThrottleStore + ChangeCounter
+    UserStore
+    + TokenStore
+    + SessionStore
+    + LoginStore
+    + RoleStore
+    + SshKeyStore
+    + crate::ThrottleStore
+    + crate::AuditStore
+    + crate::RecordingStore
+    + ChangeCounter
 {
 }
 
@@ -245,6 +254,8 @@ impl<T> Store for T where
         + RoleStore
         + SshKeyStore
         + crate::ThrottleStore
+        + crate::AuditStore
+        + crate::RecordingStore
         + ChangeCounter
 {
 }

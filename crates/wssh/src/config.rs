@@ -43,16 +43,29 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "shell_history_bytes",
     "shell_limit_per_user",
     "shell_limit_total",
+    "audit_log",
+    "record_all_shells",
+    "recording_policy",
+    "recording_max_age_seconds",
+    "recording_max_total_bytes",
 ];
 /// Keys of one `servers` entry.
 const SERVER_KEYS: &[&str] = &["port", "protocol", "alpn", "cert", "key", "host"];
 /// Keys of one `initial_sessions` entry.
-const SESSION_KEYS: &[&str] = &["name", "cmd", "args", "dir"];
+const SESSION_KEYS: &[&str] = &["name", "cmd", "args", "dir", "record"];
 /// Keys of one `initial_credentials` entry.
 const CREDENTIAL_KEYS: &[&str] = &["username", "password"];
 /// Top-level keys whose environment variable is taken as text as it is (never as JSON).
-const TEXT_KEYS: &[&str] =
-    &["session_file", "token_file", "credential_file", "data_dir", "base_path", "metrics_listen"];
+const TEXT_KEYS: &[&str] = &[
+    "session_file",
+    "token_file",
+    "credential_file",
+    "data_dir",
+    "base_path",
+    "metrics_listen",
+    "audit_log",
+    "recording_policy",
+];
 
 /// The whole configuration.
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +110,18 @@ pub(crate) struct ServerConfig {
     pub(crate) shell_limit_total: Option<usize>,
     /// wssh: listener limits, lockout, password rules (see `hardening.rs`).
     pub(crate) limits: crate::hardening::LimitsConfig,
+    /// wssh: stream the audit log as JSON lines to this file, or to standard error with `-`
+    /// (the `--audit-log` option wins).
+    pub(crate) audit_log: Option<PathBuf>,
+    /// wssh: record every shell (default false; see also a session's `record`).
+    pub(crate) record_all_shells: bool,
+    /// wssh: `drop` (default: keep the shell running, mark the gap) or `block` (pause output
+    /// until the recording catches up) when the disk cannot keep up.
+    pub(crate) recording_policy: Option<String>,
+    /// wssh: remove recordings older than this many seconds.
+    pub(crate) recording_max_age_seconds: Option<u64>,
+    /// wssh: keep at most this many bytes of recordings, removing the oldest first.
+    pub(crate) recording_max_total_bytes: Option<u64>,
 }
 
 /// A list written as a JSON array or as one comma-separated string.
@@ -161,6 +186,8 @@ pub(crate) struct InitialSession {
     pub(crate) cmd: String,
     pub(crate) args: Option<Vec<String>>,
     pub(crate) dir: String,
+    /// wssh: record this session's shells.
+    pub(crate) record: bool,
 }
 
 /// A port, which go_ws_sh's configs write as a string (`"28080"`) and others as a number.

@@ -36,6 +36,13 @@ const FRAME_DATA: u8 = 0;
 const FRAME_RESIZE: u8 = 1;
 const FRAME_EXIT: u8 = 2;
 const FRAME_ERROR: u8 = 3;
+const FRAME_SHELL: u8 = 4;
+const FRAME_GAP: u8 = 5;
+const FRAME_RESTORE: u8 = 6;
+/// How long to keep trying to get back to a live shell after the connection dropped.
+const RECONNECT_FOR: Duration = Duration::from_secs(10 * 60);
+/// The longest pause between two tries.
+const RECONNECT_PAUSE_MAX: Duration = Duration::from_secs(5);
 /// How long dialing, TLS and the WebSocket handshake may take together.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the close handshake may take once the session is over.
@@ -44,6 +51,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 const INPUT_BATCH: usize = 64 * 1024;
 /// Ctrl-D, sent when standard input is not a terminal and reaches its end.
 const END_OF_TRANSMISSION: u8 = 0x04;
+/// How often Ctrl-D is sent again after standard input ended.
+const EOF_REPEAT: Duration = Duration::from_millis(500);
 
 /// Options of `wssh connect`.
 #[derive(clap::Args)]
@@ -74,6 +83,12 @@ pub(crate) struct ConnectArgs {
     /// Accept any server certificate (https). Only for testing.
     #[arg(long)]
     pub(crate) insecure: bool,
+    /// Attach to this live shell (its id, from `wssh shells`) instead of starting a new one.
+    #[arg(long, value_name = "ID")]
+    pub(crate) attach: Option<String>,
+    /// With --attach: watch only. Nothing typed is sent; Ctrl-C ends watching.
+    #[arg(long, requires = "attach")]
+    pub(crate) observe: bool,
 }
 
 impl std::fmt::Debug for ConnectArgs {
@@ -87,6 +102,8 @@ impl std::fmt::Debug for ConnectArgs {
             .field("config", &self.config)
             .field("ca", &self.ca)
             .field("insecure", &self.insecure)
+            .field("attach", &self.attach.as_ref().map(|_| "<shell id>"))
+            .field("observe", &self.observe)
             .finish()
     }
 }
@@ -208,19 +225,14 @@ async fn connect_and_run(args: &ConnectArgs) -> Outcome {
             return Outcome::Failed(error);
         }
     }
-    let authorization = match &plan.login {
-        Login::Token { token, identifier } => credentials::bearer(token, identifier.as_deref()),
-        Login::Password { username, password: Some(password) } => credentials::basic(username, password),
-        Login::Password { username, password: None } => {
-            match credentials::prompt_password(username, &mut signals).await {
-                Ok(password) => credentials::basic(username, &password),
-                Err(PromptError::Interrupted(interrupted)) => return Outcome::Interrupted(interrupted),
-                Err(PromptError::Failed(error)) => return Outcome::Failed(error),
-            }
-        }
+    let authorization = match authorization(&plan, &mut signals).await {
+        Ok(authorization) => authorization,
+        Err(outcome) => return outcome,
     };
+    let mut resume = Resume { shell: args.attach.clone(), offset: 0, observe: args.observe };
+    let query = resume.query();
     let socket = tokio::select! {
-        connected = tokio::time::timeout(CONNECT_TIMEOUT, dial(&plan, &authorization)) => match connected {
+        connected = tokio::time::timeout(CONNECT_TIMEOUT, dial(&plan, &authorization, &query)) => match connected {
             Ok(Ok(socket)) => socket,
             Ok(Err(error)) => return Outcome::Failed(error),
             Err(_) => return Outcome::Failed(ConnectError::Timeout(plan.target.uri())),
@@ -228,25 +240,215 @@ async fn connect_and_run(args: &ConnectArgs) -> Outcome {
         signal = signals.next() => return Outcome::Interrupted(Interrupted::Signal(signal)),
     };
 
-    let raw = match TermiosGuard::raw_stdin() {
-        Ok(raw) => raw,
-        Err(error) => {
-            return Outcome::Failed(ConnectError::Local(format!("cannot put the terminal in raw mode: {error}")));
+    // An observer sends nothing, so the terminal stays as it is (Ctrl-C ends watching).
+    let raw = if resume.observe {
+        None
+    } else {
+        match TermiosGuard::raw_stdin() {
+            Ok(raw) => raw,
+            Err(error) => {
+                return Outcome::Failed(ConnectError::Local(format!("cannot put the terminal in raw mode: {error}")));
+            }
         }
     };
     let interactive = raw.is_some();
-    let outcome = shell(socket, &mut signals, interactive).await;
+    // Input outlives connections: what is typed while reconnecting goes out once back.
+    let (outgoing, mut queued) = mpsc::channel::<Message>(16);
+    let input = (!resume.observe).then(|| tokio::spawn(forward_input(outgoing, interactive)));
+    let mut socket = socket;
+    let outcome = loop {
+        match shell(socket, &mut signals, &mut queued, &mut resume).await {
+            Session::Over(outcome) => break outcome,
+            Session::Dropped(reason) => {
+                if resume.shell.is_none() {
+                    break Outcome::Dropped(reason);
+                }
+                eprint!("\r\nwssh: connection lost; reconnecting…\r\n");
+                match reconnect(&plan, &authorization, &resume, &mut signals).await {
+                    Ok(again) => {
+                        eprint!("wssh: reconnected\r\n");
+                        socket = again;
+                    }
+                    Err(outcome) => break outcome,
+                }
+            }
+        }
+    };
+    if let Some(input) = input {
+        input.abort();
+    }
     // Back to the saved modes before the caller prints anything.
     drop(raw);
     outcome
+}
+
+/// The `Authorization` header's value for the plan's login (asking for the password on the
+/// terminal when it is not given).
+async fn authorization(plan: &Plan, signals: &mut Signals) -> Result<String, Outcome> {
+    Ok(match &plan.login {
+        Login::Token { token, identifier } => credentials::bearer(token, identifier.as_deref()),
+        Login::Password { username, password: Some(password) } => credentials::basic(username, password),
+        Login::Password { username, password: None } => match credentials::prompt_password(username, signals).await {
+            Ok(password) => credentials::basic(username, &password),
+            Err(PromptError::Interrupted(interrupted)) => return Err(Outcome::Interrupted(interrupted)),
+            Err(PromptError::Failed(error)) => return Err(Outcome::Failed(error)),
+        },
+    })
+}
+
+/// `wssh shells`: the live shells the caller may see, one line each. Exit status 0, or 1
+/// when listing fails (one line on stderr says why).
+pub(crate) async fn list_shells(args: ConnectArgs) -> ExitCode {
+    match shells_table(&args).await {
+        Ok(table) => {
+            let mut stdout = tokio::io::stdout();
+            let _ = stdout.write_all(table.as_bytes()).await;
+            let _ = stdout.flush().await;
+            ExitCode::SUCCESS
+        }
+        Err(Outcome::Interrupted(_)) => ExitCode::from(130),
+        Err(Outcome::Failed(error)) => {
+            eprintln!("wssh: {}", one_line(&error.to_string()));
+            ExitCode::from(1)
+        }
+        Err(_) => ExitCode::from(1),
+    }
+}
+
+/// Fetches `GET /api/shells` and lays it out.
+async fn shells_table(args: &ConnectArgs) -> Result<String, Outcome> {
+    use http_body_util::BodyExt;
+    let mut signals = Signals::install()
+        .map_err(|error| Outcome::Failed(ConnectError::Local(format!("signal handlers: {error}"))))?;
+    let plan = target::plan_server(args, |name| std::env::var(name).ok()).map_err(Outcome::Failed)?;
+    let authorization = authorization(&plan, &mut signals).await?;
+    let failed = |reason: String| Outcome::Failed(ConnectError::Handshake { uri: plan.target.uri(), reason });
+    let fetch = async {
+        let stream = open_stream(&plan).await.map_err(Outcome::Failed)?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|error| failed(error.to_string()))?;
+        tokio::spawn(connection);
+        let host = target::authority(&plan.target.host, plan.target.port);
+        let request = http::Request::get("/api/shells")
+            .header(http::header::HOST, host)
+            .header(http::header::AUTHORIZATION, authorization.as_str())
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .map_err(|error| failed(error.to_string()))?;
+        let response = sender.send_request(request).await.map_err(|error| failed(error.to_string()))?;
+        let status = response.status();
+        let body = http_body_util::Limited::new(response.into_body(), 16 * 1024 * 1024)
+            .collect()
+            .await
+            .map_err(|error| failed(error.to_string()))?
+            .to_bytes();
+        if !status.is_success() {
+            let status = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or_default());
+            return Err(Outcome::Failed(ConnectError::Refused { status, message: server_message(&body) }));
+        }
+        serde_json::from_slice::<serde_json::Value>(&body).map_err(|error| failed(error.to_string()))
+    };
+    let listing = tokio::select! {
+        listing = tokio::time::timeout(CONNECT_TIMEOUT, fetch) => listing.map_err(|_| Outcome::Failed(ConnectError::Timeout(plan.target.uri())))??,
+        signal = signals.next() => return Err(Outcome::Interrupted(Interrupted::Signal(signal))),
+    };
+    Ok(format_shells(&listing))
+}
+
+/// One line per shell: id, session, owner, size, output, clients, and whether it is detached.
+fn format_shells(listing: &serde_json::Value) -> String {
+    let text = |value: &serde_json::Value| value.as_str().unwrap_or("-").to_owned();
+    let mut rows = vec![["ID", "SESSION", "OWNER", "SIZE", "OUTPUT", "CLIENTS", "DETACHED SINCE"].map(str::to_owned)];
+    for shell in listing["shells"].as_array().into_iter().flatten() {
+        let clients: Vec<String> = shell["clients"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|client| format!("{}/{}", text(&client["user"]), text(&client["mode"])))
+            .collect();
+        rows.push([
+            text(&shell["id"]),
+            text(&shell["session"]),
+            text(&shell["owner"]),
+            format!("{}x{}", shell["cols"], shell["rows"]),
+            shell["output_bytes"].to_string(),
+            if clients.is_empty() { "-".to_owned() } else { clients.join(",") },
+            text(&shell["detached_since"]),
+        ]);
+    }
+    let widths: Vec<usize> = (0..7).map(|column| rows.iter().map(|row| row[column].len()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Where a live shell's connection stands, to come back to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Resume {
+    /// The shell's id, once known (from `--attach`, or the server's first message).
+    shell: Option<String>,
+    /// The offset of the next output byte needed.
+    offset: u64,
+    /// Watching only.
+    observe: bool,
+}
+
+impl Resume {
+    /// The query that attaches (and resumes), or nothing for a new shell.
+    fn query(&self) -> String {
+        match &self.shell {
+            None => String::new(),
+            Some(shell) => {
+                let shell: String =
+                    percent_encoding::utf8_percent_encode(shell, percent_encoding::NON_ALPHANUMERIC).collect();
+                let mode = if self.observe { "&mode=observe" } else { "" };
+                format!("shell={shell}&offset={}{mode}", self.offset)
+            }
+        }
+    }
+}
+
+/// Dials again until the shell answers, a refusal says it never will (the shell is gone, the
+/// credentials no longer work), [`RECONNECT_FOR`] passes, or a signal comes.
+async fn reconnect(
+    plan: &Plan,
+    authorization: &str,
+    resume: &Resume,
+    signals: &mut Signals,
+) -> Result<WebSocketStream<Box<dyn Io>>, Outcome> {
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(250);
+    loop {
+        let query = resume.query();
+        let attempt = tokio::select! {
+            attempt = tokio::time::timeout(CONNECT_TIMEOUT, dial(plan, authorization, &query)) => attempt,
+            signal = signals.next() => return Err(Outcome::Interrupted(Interrupted::Signal(signal))),
+        };
+        match attempt {
+            Ok(Ok(socket)) => return Ok(socket),
+            Ok(Err(error @ ConnectError::Refused { .. })) => return Err(Outcome::Failed(error)),
+            Ok(Err(_)) | Err(_) if started.elapsed() < RECONNECT_FOR => {}
+            Ok(Err(error)) => return Err(Outcome::Failed(error)),
+            Err(_) => return Err(Outcome::Failed(ConnectError::Timeout(plan.target.uri()))),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            signal = signals.next() => return Err(Outcome::Interrupted(Interrupted::Signal(signal))),
+        }
+        pause = (pause * 2).min(RECONNECT_PAUSE_MAX);
+    }
 }
 
 /// A byte stream: TCP or TLS over TCP.
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// Dials, does TLS when asked, and upgrades to a WebSocket speaking `wssh.v1`.
-async fn dial(plan: &Plan, authorization: &str) -> Result<WebSocketStream<Box<dyn Io>>, ConnectError> {
+/// Dials and does TLS when asked: the byte stream to the server.
+async fn open_stream(plan: &Plan) -> Result<Box<dyn Io>, ConnectError> {
     let target = &plan.target;
     let address = if target.dial.contains(':') {
         format!("[{}]:{}", target.dial, target.port)
@@ -267,8 +469,18 @@ async fn dial(plan: &Plan, authorization: &str) -> Result<WebSocketStream<Box<dy
     } else {
         Box::new(tcp)
     };
+    Ok(stream)
+}
 
-    let uri = target.uri();
+/// Dials, does TLS when asked, and upgrades to a WebSocket speaking `wssh.v1`; `query`
+/// attaches to a live shell.
+async fn dial(plan: &Plan, authorization: &str, query: &str) -> Result<WebSocketStream<Box<dyn Io>>, ConnectError> {
+    let stream = open_stream(plan).await?;
+    let mut uri = plan.target.uri();
+    if !query.is_empty() {
+        uri.push(if uri.contains('?') { '&' } else { '?' });
+        uri.push_str(query);
+    }
     let handshake_error = |reason: String| ConnectError::Handshake { uri: uri.clone(), reason };
     let mut request = uri.as_str().into_client_request().map_err(|error| handshake_error(error.to_string()))?;
     let mut value = HeaderValue::from_str(authorization)
@@ -331,29 +543,37 @@ enum Ending {
     Local(String),
 }
 
-/// The session proper: the first frame sizes the remote terminal, then input and window
-/// changes flow out (their own task, so a slow server never stops output) while output flows
-/// to standard output, until the server closes or a signal arrives.
-async fn shell<S>(socket: WebSocketStream<S>, signals: &mut Signals, interactive: bool) -> Outcome
+/// How one connection ended.
+enum Session {
+    /// For good.
+    Over(Outcome),
+    /// The connection dropped without the server ending anything; the reason, if any.
+    Dropped(Option<String>),
+}
+
+/// One connection: output flows to standard output (and is counted in `resume`), while what
+/// is `queued` (input, window changes) goes out, until the server closes, the connection
+/// drops, or a signal arrives. A live shell's messages keep `resume` up to date; a gap is
+/// announced on standard error and its restore drawn.
+async fn shell<S>(
+    socket: WebSocketStream<S>,
+    signals: &mut Signals,
+    queued: &mut mpsc::Receiver<Message>,
+    resume: &mut Resume,
+) -> Session
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut stream) = socket.split();
-    let (outgoing, mut queued) = mpsc::channel::<Message>(16);
-    let writer = tokio::spawn(async move {
-        while let Some(message) = queued.recv().await {
-            let closing = matches!(message, Message::Close(_));
-            if sink.send(message).await.is_err() || closing {
-                break;
-            }
-        }
-    });
-    let mut input = tokio::spawn(forward_input(outgoing.clone(), interactive));
-    let mut input_running = true;
-
+    // Back to a shell we had: it gets our size again (controllers only; a new shell gets it
+    // from the input task's first message).
+    if resume.shell.is_some() && !resume.observe && sink.send(resize_frame(terminal::window_size())).await.is_err() {
+        return Session::Dropped(None);
+    }
     let mut stdout = tokio::io::stdout();
     let mut exit_code = None;
     let mut error_text: Option<String> = None;
+    let mut input_open = true;
     let ending = loop {
         tokio::select! {
             message = stream.next() => match message {
@@ -361,6 +581,32 @@ where
                     Some((&FRAME_DATA, output)) => {
                         let written = async {
                             stdout.write_all(output).await?;
+                            stdout.flush().await
+                        };
+                        if let Err(error) = written.await {
+                            break Ending::Local(format!("cannot write to standard output: {error}"));
+                        }
+                        resume.offset += output.len() as u64;
+                    }
+                    Some((&FRAME_SHELL, body)) => {
+                        if let Ok(hello) = serde_json::from_slice::<serde_json::Value>(body) {
+                            if let Some(id) = hello["shell"].as_str() {
+                                resume.shell = Some(id.to_owned());
+                            }
+                            if let Some(offset) = hello["offset"].as_u64() {
+                                resume.offset = offset;
+                            }
+                        }
+                    }
+                    Some((&FRAME_GAP, body)) => {
+                        let gap: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+                        let (requested, from) = (gap["requested"].as_u64().unwrap_or(0), gap["from"].as_u64().unwrap_or(0));
+                        eprint!("\r\nwssh: {} bytes of output were lost meanwhile; the screen is redrawn\r\n", from.saturating_sub(requested));
+                        resume.offset = from;
+                    }
+                    Some((&FRAME_RESTORE, screen)) => {
+                        let written = async {
+                            stdout.write_all(screen).await?;
                             stdout.flush().await
                         };
                         if let Err(error) = written.await {
@@ -383,40 +629,47 @@ where
                 Some(Err(error)) => break Ending::Broken(Some(error.to_string())),
                 None => break Ending::Broken(None),
             },
-            // The input task ends only when it can no longer send: the writer is gone. (A
-            // finished JoinHandle must not be polled again.)
-            _ = &mut input, if input_running => input_running = false,
+            message = queued.recv(), if input_open => match message {
+                Some(message) => {
+                    if let Err(error) = sink.send(message).await {
+                        break Ending::Broken(Some(error.to_string()));
+                    }
+                }
+                // The input task is gone (observers have none): only output flows.
+                None => input_open = false,
+            },
             signal = signals.next() => break Ending::Signal(signal),
         }
     };
-    input.abort();
     match &ending {
         Ending::ServerClosed(_) => {
             // Reading on lets tungstenite send its reply to the close.
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, async { while stream.next().await.is_some() {} }).await;
         }
         Ending::Signal(_) | Ending::Local(_) => {
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, outgoing.send(Message::Close(None))).await;
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(None))).await;
         }
         Ending::Broken(_) => {}
     }
-    drop(outgoing);
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, writer).await;
 
-    match (exit_code, ending) {
+    Session::Over(match (exit_code, ending) {
         (Some(code), _) => Outcome::Exited(code),
         (None, Ending::Signal(signal)) => Outcome::Interrupted(Interrupted::Signal(signal)),
         (None, Ending::Local(reason)) => Outcome::Failed(ConnectError::Local(reason)),
+        (None, Ending::Broken(reason)) if error_text.is_none() => return Session::Dropped(reason),
         (None, Ending::ServerClosed(reason) | Ending::Broken(reason)) => match error_text {
             Some(text) => Outcome::ServerError(text),
             None => Outcome::Dropped(reason),
         },
-    }
+    })
 }
 
 /// Sends the initial size, then standard input and window changes, until the writer goes
 /// away. When standard input is not a terminal, its end is passed on as Ctrl-D, which ends
-/// a shell reading from the remote terminal (`echo ls | wssh connect …`).
+/// a shell reading from the remote terminal (`echo ls | wssh connect …`), and again every
+/// [`EOF_REPEAT`] while the session lasts: a Ctrl-D that reaches the terminal while the
+/// program is not reading it as end of file (bash's line editor starting, or a command
+/// running) is lost, and an input that has ended stays ended.
 async fn forward_input(outgoing: mpsc::Sender<Message>, interactive: bool) {
     let mut window_changes = WindowChanges::install();
     if outgoing.send(resize_frame(terminal::window_size())).await.is_err() {
@@ -424,10 +677,15 @@ async fn forward_input(outgoing: mpsc::Sender<Message>, interactive: bool) {
     }
     // Without the reader thread there is no input, but output and resizes still flow.
     let mut stdin = terminal::read_stdin().ok();
+    let mut ended = false;
     loop {
         let chunk = async {
             match &mut stdin {
                 Some(stdin) => stdin.recv().await,
+                None if ended => {
+                    tokio::time::sleep(EOF_REPEAT).await;
+                    None
+                }
                 None => std::future::pending().await,
             }
         };
@@ -449,6 +707,7 @@ async fn forward_input(outgoing: mpsc::Sender<Message>, interactive: bool) {
                     if interactive {
                         continue;
                     }
+                    ended = true;
                     data_frame(&[END_OF_TRANSMISSION])
                 }
             },

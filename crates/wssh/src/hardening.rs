@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use wssh_auth::Authenticator;
 use wssh_auth::hash_queue::HashQueueLimits;
+use wssh_auth::password::PasswordPolicy;
 use wssh_auth::throttle::LoginThrottle;
 use wssh_http::ListenerLimits;
 
@@ -37,6 +38,8 @@ pub(crate) struct LimitsConfig {
     pub(crate) hash_queue_per_address: Option<usize>,
     /// Of those, this many kept for addresses without recent failed logins (default a quarter).
     pub(crate) hash_queue_reserved: Option<usize>,
+    /// The fewest characters a new password may have (default 8).
+    pub(crate) password_min_length: Option<usize>,
 }
 
 impl LimitsConfig {
@@ -73,8 +76,10 @@ impl LimitsConfig {
 }
 
 impl LimitsConfig {
-    /// `auth` with the configured hashing queue limits, where set.
-    pub(crate) fn apply_hash_queue(&self, auth: Authenticator) -> Authenticator {
+    /// `auth` with the configured hashing queue limits and password policy, where set.
+    pub(crate) fn configure_auth(&self, auth: Authenticator) -> Authenticator {
+        let policy = PasswordPolicy { min_chars: self.password_min_length.unwrap_or(8).max(1) };
+        let auth = auth.with_password_policy(policy);
         let defaults = auth.hash_queue_limits();
         let capacity = self.hash_queue.unwrap_or(defaults.capacity).max(1);
         let scaled = if self.hash_queue.is_some() { HashQueueLimits::for_capacity(capacity) } else { defaults };

@@ -2,6 +2,7 @@
 //! store, seeds the first users and sessions, starts the listeners and stops them on
 //! SIGTERM/SIGINT. Everything else lives in the library crates.
 
+mod audit_log;
 mod config;
 mod connect;
 mod hardening;
@@ -35,7 +36,7 @@ struct Cli {
 enum Command {
     /// Run the server: the web page, the API and the shells.
     Serve(ServeArgs),
-    /// Open a shell on a wssh server in this terminal.
+    /// Open a shell on a wssh server in this terminal (or attach to a live one).
     Connect(connect::ConnectArgs),
     /// Print a completion script for your shell, e.g. `wssh completions bash > /etc/bash_completion.d/wssh`.
     Completions {
@@ -45,6 +46,8 @@ enum Command {
     },
     /// Print the manual page (roff), e.g. `wssh man > /usr/local/share/man/man1/wssh.1`.
     Man,
+    /// List the live shells you may attach to: wssh shells http://HOST:PORT
+    Shells(connect::ConnectArgs),
 }
 
 /// Writes `bytes` to standard output.
@@ -77,7 +80,7 @@ fn generated(command: &Command) -> Option<ExitCode> {
             }
             Some(print_bytes(&out))
         }
-        Command::Serve(_) | Command::Connect(_) => None,
+        Command::Serve(_) | Command::Connect(_) | Command::Shells(_) => None,
     }
 }
 
@@ -135,6 +138,9 @@ pub(crate) struct ServeArgs {
     /// started in the current directory with the arguments that follow it.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
     pub(crate) command: Vec<String>,
+    /// Also write the audit log as JSON lines to this file, or to standard error with `-`.
+    #[arg(long, value_name = "PATH|-")]
+    pub(crate) audit_log: Option<PathBuf>,
 }
 
 /// How log lines are written.
@@ -195,7 +201,7 @@ fn main() -> ExitCode {
     }
     let workers = match &cli.command {
         Command::Serve(args) => args.workers.map(NonZeroUsize::get),
-        Command::Connect(_) | Command::Completions { .. } | Command::Man => None,
+        Command::Connect(_) | Command::Shells(_) | Command::Completions { .. } | Command::Man => None,
     }
     .unwrap_or_else(default_workers);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build() {
@@ -209,6 +215,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Connect(args) => return runtime.block_on(connect::run(args)),
         Command::Completions { .. } | Command::Man => return ExitCode::SUCCESS,
+        Command::Shells(args) => return runtime.block_on(connect::list_shells(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -59,7 +59,14 @@ struct Plan {
     deployment: wssh_http::Deployment,
     /// Where `/metrics` is served, if anywhere.
     metrics: Option<Vec<SocketAddr>>,
+    /// Where the audit log is also streamed (`--audit-log`, `audit_log`), if anywhere.
+    audit_log: Option<PathBuf>,
+    /// Shell recording: every shell, or these sessions' (none: off), and how.
+    recording: Option<RecordingPlan>,
 }
+
+/// Shell recording: every shell or not, the sessions recorded, the policy, the retention.
+type RecordingPlan = (bool, HashSet<String>, wssh_http::RecordingPolicy, wssh_http::RecordingRetention);
 
 #[derive(Debug)]
 struct PlannedListener {
@@ -186,6 +193,8 @@ async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> 
         lockout_max_failures,
         lockout_window: Duration::from_secs(lockout_window_seconds),
         allow_registration: config.allow_registration,
+        audit_log: args.audit_log.clone().or(config.audit_log.clone()),
+        recording: recording_plan(&config)?,
         shell_settings: config.shell_settings(),
         limits: config.limits,
     })
@@ -312,26 +321,39 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound, Vec<TcpListener>), 
     crate::hardening::protect_database(&plan.data_dir.join(DATABASE_FILE))?;
     let store = Arc::new(SqliteStore::open(&plan.data_dir.join(DATABASE_FILE))?);
     let throttle = plan.limits.login_throttle(Some(plan.lockout_max_failures), Some(plan.lockout_window.as_secs()));
-    let auth = plan.limits.apply_hash_queue(Authenticator::new(store.clone(), throttle)?);
+    let mut auth = plan.limits.configure_auth(Authenticator::new(store.clone(), throttle)?);
+    if let Some(target) = &plan.audit_log {
+        auth = auth.with_audit_stream(crate::audit_log::open(target)?);
+    }
     let seeding = {
         let store = store.clone();
         let data_dir = plan.data_dir.clone();
         let users = plan.users.clone();
-        tokio::task::spawn_blocking(move || seed_users(&store, users, &data_dir))
+        let policy = auth.password_policy();
+        tokio::task::spawn_blocking(move || seed_users(&store, users, &data_dir, policy))
     };
     let first_start = seeding.await??;
     seed_sessions(&store, plan, first_start)?;
 
-    let state = Arc::new(
-        AppState::new(auth, plan.initial_session_names.clone(), plan.allow_registration)
-            .with_listener_limits(plan.limits.listener_limits(crate::hardening::raise_open_files_limit()))
-            .with_shell_settings(plan.shell_settings)
-            .with_deployment(plan.deployment.clone())
-            .with_pool_probe({
-                let store = store.clone();
-                Arc::new(move || store.pool_state())
-            }),
-    );
+    let mut state = AppState::new(auth, plan.initial_session_names.clone(), plan.allow_registration)
+        .with_listener_limits(plan.limits.listener_limits(crate::hardening::raise_open_files_limit()))
+        .with_shell_settings(plan.shell_settings)
+        .with_deployment(plan.deployment.clone())
+        .with_pool_probe({
+            let store = store.clone();
+            Arc::new(move || store.pool_state())
+        });
+    if let Some((all, sessions, policy, retention)) = &plan.recording {
+        let dir = plan.data_dir.join("recordings");
+        state = state.with_recording(wssh_http::RecordingSettings::new(
+            dir,
+            *all,
+            sessions.clone(),
+            *policy,
+            *retention,
+        ))?;
+    }
+    let state = Arc::new(state);
     Ok((state, listeners, metrics_listeners))
 }
 
@@ -479,6 +501,7 @@ fn seed_users(
     store: &SqliteStore,
     mut wanted: Vec<(Username, Option<Password>)>,
     data_dir: &Path,
+    policy: wssh_auth::password::PasswordPolicy,
 ) -> Result<bool, BoxError> {
     let first_start = store.count_users()? == 0;
     if wanted.is_empty() && first_start {
@@ -497,6 +520,10 @@ fn seed_users(
             Some(password) => (password, false),
             None => (Password::parse(&wssh_auth::secret::generate_password())?, true),
         };
+        if let Err(weak) = policy.check(username.as_str(), &password) {
+            // Configured by the operator (go_ws_sh's sample configs use short ones): kept, flagged.
+            tracing::warn!(%username, "initial_credentials: {weak}; change it after signing in");
+        }
         let password_hash = wssh_auth::password::hash_password(&password)?;
         let created = store.create_user(&NewUser::new(username.clone(), password_hash, RoleKey::Admin))?;
         // alist's /api/auth/login/hash checks the password's digest against its own hash.
@@ -542,4 +569,24 @@ fn seed_sessions(store: &SqliteStore, plan: &Plan, first_start: bool) -> Result<
         tracing::info!(name = %spec.name, cmd = spec.cmd, "serving the command as a session");
     }
     Ok(())
+}
+
+/// Shell recording from the configuration: on when `record_all_shells` is set or a session is
+/// marked `record`.
+fn recording_plan(config: &ServerConfig) -> Result<Option<RecordingPlan>, BoxError> {
+    let sessions: HashSet<String> =
+        config.initial_sessions.iter().filter(|session| session.record).map(|session| session.name.clone()).collect();
+    if !config.record_all_shells && sessions.is_empty() {
+        return Ok(None);
+    }
+    let policy = match config.recording_policy.as_deref() {
+        None | Some("drop") => wssh_http::RecordingPolicy::Drop,
+        Some("block") => wssh_http::RecordingPolicy::Block,
+        Some(other) => return Err(format!("recording_policy: expected \"drop\" or \"block\", got {other:?}").into()),
+    };
+    let retention = wssh_http::RecordingRetention {
+        max_age: config.recording_max_age_seconds.map(Duration::from_secs),
+        max_total_bytes: config.recording_max_total_bytes,
+    };
+    Ok(Some((config.record_all_shells, sessions, policy, retention)))
 }

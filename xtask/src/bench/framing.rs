@@ -77,6 +77,10 @@ impl Framing {
                     Ok(FromServer::Exit(i32::from_be_bytes([frame[1], frame[2], frame[3], frame[4]])))
                 }
                 Some(3) => Ok(FromServer::Error(String::from_utf8_lossy(&frame[1..]).into_owned())),
+                // A live shell's id and offset, and a restored screen: not output.
+                Some(4 | 6) => Ok(FromServer::Other),
+                // The client fell further behind than the shell's history: output was lost.
+                Some(5) => Ok(FromServer::Error(format!("gap, output lost: {}", String::from_utf8_lossy(&frame[1..])))),
                 _ => Err(format!("unknown native frame {:?}", frame.first()).into()),
             },
             Framing::GoWsSh => decode_go_ws_sh(&frame),

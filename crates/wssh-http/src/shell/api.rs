@@ -9,6 +9,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 use wssh_auth::Principal;
 use wssh_domain::Permission;
+use wssh_domain::audit::AuditEvent;
 
 use super::registry::{LiveShell, Mode, Share, ShellInfo};
 use crate::SharedState;
@@ -51,13 +52,16 @@ pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer:
     let path = request.uri().path().to_owned();
     let (parts, incoming) = request.into_parts();
     let headers = parts.headers;
-    let origin = origin_of(&headers);
+    let origin = origin_of(&headers, parts.extensions.get::<crate::proxy::PublicBase>());
     let body = match crate::router::read_incoming(&headers, incoming).await {
         Ok(body) => body,
         Err(error) => return respond::error(&error),
     };
     let auth_state = state.clone();
-    let principal = tokio::task::spawn_blocking(move || input::authenticate(&auth_state, &headers, peer)).await;
+    let principal = tokio::task::spawn_blocking(move || {
+        input::authenticate(&auth_state, &headers, peer, wssh_domain::audit::Surface::Api)
+    })
+    .await;
     let principal = match principal {
         Ok(Ok(principal)) => principal,
         Ok(Err(error)) => return respond::error(&error),
@@ -80,14 +84,18 @@ struct Call<'a> {
 }
 
 /// Where the client reached the server: the `Origin` header a browser sends, else the `Host`.
-fn origin_of(headers: &http::HeaderMap) -> String {
+/// Where the page is, as the client sees it: its origin (the `Origin` header, else the scheme
+/// and `Host`) and the base path.
+fn origin_of(headers: &http::HeaderMap, base: Option<&crate::proxy::PublicBase>) -> String {
+    let base_path = base.map_or("", |base| base.base_path.as_str());
     if let Some(origin) = headers.get(http::header::ORIGIN).and_then(|value| value.to_str().ok())
         && (origin.starts_with("http://") || origin.starts_with("https://"))
     {
-        return origin.trim_end_matches('/').to_owned();
+        return format!("{}{base_path}", origin.trim_end_matches('/'));
     }
     let host = headers.get(http::header::HOST).and_then(|value| value.to_str().ok()).unwrap_or("localhost");
-    format!("http://{host}")
+    let scheme = if base.is_some_and(|base| base.secure) { "https" } else { "http" };
+    format!("{scheme}://{host}{base_path}")
 }
 
 fn answer(call: &Call<'_>, state: &SharedState, principal: &Principal) -> Result<Response<Body>, ApiError> {
@@ -136,6 +144,13 @@ fn answer(call: &Call<'_>, state: &SharedState, principal: &Principal) -> Result
             let session: String = form_urlencoded::byte_serialize(shell.session.as_bytes()).collect();
             let link = format!("{}/?session={session}&shell={}#share={token}", call.origin, shell.id);
             tracing::info!(shell = %super::registry::short(&shell.id), share = %share.id, by = %principal.username, "share link made");
+            let event = AuditEvent::ShareCreated {
+                shell: shell.id.clone(),
+                share: share.id.clone(),
+                mode: share.mode.name().into(),
+                expires_at: Some(share.expires_at.0),
+            };
+            super::audit::record(&state.auth, Some(principal), event);
             let mut reply = describe_share(&share);
             reply["token"] = json!(token);
             reply["link"] = json!(link);
@@ -152,6 +167,8 @@ fn answer(call: &Call<'_>, state: &SharedState, principal: &Principal) -> Result
                 return Err(ApiError::not_found("Share not found"));
             }
             tracing::info!(shell = %super::registry::short(&shell.id), share = %share, "share link revoked");
+            let event = AuditEvent::ShareRevoked { shell: shell.id.clone(), share: (*share).to_owned() };
+            super::audit::record(&state.auth, Some(principal), event);
             Ok(respond::empty(StatusCode::NO_CONTENT))
         }
         (_, [] | [_] | [_, "shares"] | [_, "shares", _]) => Err(ApiError::method_not_allowed()),

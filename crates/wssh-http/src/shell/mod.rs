@@ -9,9 +9,11 @@
 //! exited; a connection that ends first takes the program's whole session down with it.
 
 pub(crate) mod api;
+mod audit;
 pub(crate) mod framing;
 mod live;
 mod output;
+pub(crate) mod recording;
 pub(crate) mod registry;
 
 use std::net::SocketAddr;
@@ -124,6 +126,12 @@ fn read_offer(headers: &HeaderMap) -> Offer {
     offer
 }
 
+/// Whether the `Sec-WebSocket-Protocol` headers offer credentials (for the fuzz targets).
+#[cfg(feature = "fuzzing")]
+pub(crate) fn offers_credentials(headers: &HeaderMap) -> bool {
+    read_offer(headers).credentials.is_some()
+}
+
 /// Answers an upgrade request: 101 and a shell, or a refusal before upgrading.
 pub(crate) async fn open(
     request: Request<Incoming>,
@@ -180,7 +188,8 @@ pub(crate) async fn open(
             (None, Some(header)) => Credentials::from_authorization_header(&header)?,
             (None, None) => return Err(AuthError::MissingCredentials.into()),
         };
-        let principal = lookup_state.auth.authenticate(&credentials, Some(peer.ip()))?;
+        let origin = wssh_auth::Origin::login(wssh_domain::audit::Surface::Shell, Some(peer.ip()));
+        let principal = lookup_state.auth.authenticate_from(&credentials, &origin)?;
         if attach_requested {
             // Attaching runs no program: the shell's own session is what counts.
             return Ok((Access::User(principal), None));
@@ -202,6 +211,15 @@ pub(crate) async fn open(
         (None, Access::User(principal)) => (None, Some(principal)),
         (None, Access::Share(..)) => return Err(AuthError::InvalidCredentials.into()),
     };
+    if let Some(Attached { shell, holder: Holder::Share(share), .. }) = &attached {
+        let event = wssh_domain::audit::AuditEvent::ShareUsed {
+            shell: shell.id.clone(),
+            share: share.clone(),
+            client: Some(peer.ip().to_string()),
+        };
+        audit::record(&state.auth, None, event);
+    }
+    let trail = owner.clone().map(|owner| audit::ShellAudit::new(state.auth.clone(), owner));
 
     let framing = if offer.native { Framing::Native } else { Framing::GoWsSh };
     let protocol = if offer.native { Some(NATIVE_SUBPROTOCOL.to_owned()) } else { echo };
@@ -238,7 +256,8 @@ pub(crate) async fn open(
                         }
                         (Framing::GoWsSh, None, _, Some(spec)) => {
                             let _running = state.metrics.gows_shell_running();
-                            run_shell(socket, framing, spec, &username, stopping).await;
+                            let Some(trail) = trail else { return };
+                            run_shell(socket, framing, spec, &username, stopping, &trail).await;
                         }
                         _ => {}
                     }
@@ -376,13 +395,15 @@ async fn run_shell<S>(
     spec: SessionSpec,
     username: &str,
     mut stopping: tokio::sync::watch::Receiver<bool>,
+    trail: &audit::ShellAudit,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut stream) = socket.split();
-    let Some((mut process, _size)) = start_program(&mut sink, &mut stream, framing, &spec).await else { return };
+    let Some((mut process, size)) = start_program(&mut sink, &mut stream, framing, &spec).await else { return };
     let pid = process.pid();
     tracing::info!(session = %spec.name, user = username, pid, "shell started");
+    trail.started(spec.name.as_str(), size.cols, size.rows);
     if let Some(started) = framing.started(&spec.cmd)
         && sink.send(Message::Binary(started)).await.is_err()
     {
@@ -459,6 +480,7 @@ async fn run_shell<S>(
             }
             output.abort();
             let status = process.terminate(Duration::from_millis(100)).await;
+            trail.ended(status.as_ref().ok());
             let code = status.as_ref().ok().and_then(std::process::ExitStatus::code).unwrap_or(-1);
             tracing::info!(session = %spec.name, user = username, pid, code, "shell exited");
             let last_words = async {
@@ -473,10 +495,12 @@ async fn run_shell<S>(
             // Give the client a moment to answer the close handshake.
             let _ =
                 tokio::time::timeout(Duration::from_secs(1), async { while stream.next().await.is_some() {} }).await;
+            trail.detached();
         }
         Ending::ClientGone => {
             output.abort();
-            let _ = process.terminate(HANGUP_GRACE).await;
+            trail.detached();
+            trail.ended(process.terminate(HANGUP_GRACE).await.as_ref().ok());
             tracing::info!(session = %spec.name, user = username, pid, "client left, shell ended");
         }
         Ending::ServerStopping => {
@@ -493,7 +517,8 @@ async fn run_shell<S>(
         }
         Ending::Rejected(reason) => {
             output.abort();
-            let _ = process.terminate(HANGUP_GRACE).await;
+            trail.detached();
+            trail.ended(process.terminate(HANGUP_GRACE).await.as_ref().ok());
             tracing::info!(session = %spec.name, user = username, pid, reason, "malformed frame, shell ended");
             let last_words = async {
                 let mut sink = sink.lock().await;
@@ -579,7 +604,9 @@ async fn run_live<S>(
     let Some((process, size)) = start_program(&mut sink, &mut stream, Framing::Native, &spec).await else { return };
     let pid = process.pid();
     let username = owner.username.to_string();
-    let (shell, client, kick) = match state.shells.start(process, owner, spec.name.as_str(), size, &state.auth) {
+    let record = |id: &str| recording::begin(state, id, &owner, spec.name.as_str(), size);
+    let started = state.shells.start(process, owner.clone(), spec.name.as_str(), size, &state.auth, record);
+    let (shell, client, kick) = match started {
         Ok(started) => started,
         Err(error) => {
             // The process is dropped here, which kills its session at once.

@@ -15,6 +15,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 use wssh_auth::{Authenticator, Principal};
+use wssh_domain::audit::AuditEvent;
 use wssh_domain::{Permission, Timestamp, UserId};
 use wssh_pty::{PtyProcess, PtyWriter, WindowSize};
 
@@ -77,6 +78,14 @@ impl Mode {
             "control" => Some(Mode::Control),
             "observe" => Some(Mode::Observe),
             _ => None,
+        }
+    }
+
+    /// `control` or `observe`, as the audit log names it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Mode::Control => "control",
+            Mode::Observe => "observe",
         }
     }
 }
@@ -356,6 +365,10 @@ pub(crate) struct LiveShell {
     /// Wakes the shell's task: clients changed, or the shell is to end.
     wake: Notify,
     end_requested: std::sync::atomic::AtomicBool,
+    /// Where the shell's audit events go.
+    auth: Arc<Authenticator>,
+    /// Its recording, while it is recorded.
+    recording: Mutex<Option<super::recording::ShellRecording>>,
 }
 
 /// A snapshot of a shell for listings.
@@ -382,6 +395,7 @@ impl LiveShell {
         let id = state.next_client;
         state.next_client += 1;
         let kick = Arc::new(Notify::new());
+        self.audit_client(&holder, AuditEvent::ShellAttached { shell: self.id.clone(), mode: mode.name().into() });
         state.clients.push(ClientInfo { id, user: holder.label(), mode, holder, kick: kick.clone() });
         state.detached_since = None;
         drop(state);
@@ -405,18 +419,24 @@ impl LiveShell {
     /// Checks again, in the store, that the owner may still have this shell (or ends it) and
     /// that each attached user's credential still works and still allows its mode (or
     /// disconnects that client). A failing store decides nothing.
-    fn recheck(&self, auth: &Authenticator) {
-        match auth.user_holds(self.owner_id, Permission::SessionsConnect) {
-            Ok(true) => {}
-            Ok(false) => {
+    fn recheck(&self, auth: &Authenticator, checked: &mut Checked) {
+        let owner = *checked.owners.entry(self.owner_id).or_insert_with(|| {
+            match auth.user_holds(self.owner_id, Permission::SessionsConnect) {
+                Ok(holds) => Some(holds),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot check a shell's owner");
+                    None
+                }
+            }
+        });
+        match owner {
+            Some(true) => {}
+            Some(false) => {
                 tracing::info!(shell = %short(&self.id), user = %self.owner, "the owner's access ended, shell ended");
                 self.end();
                 return;
             }
-            Err(error) => {
-                tracing::warn!(%error, "cannot check a shell's owner");
-                return;
-            }
+            None => return,
         }
         let clients: Vec<(Principal, Mode, Arc<Notify>)> = self
             .lock()
@@ -428,13 +448,19 @@ impl LiveShell {
             })
             .collect();
         for (principal, mode, kick) in clients {
-            let allowed = match auth.recheck(&principal) {
-                Ok(now) => may_attach(&now, self, mode),
-                Err(wssh_auth::AuthError::InvalidCredentials) => false,
+            let key = (principal.user_id, format!("{:?}", principal.method));
+            let now = checked.clients.entry(key).or_insert_with(|| match auth.recheck(&principal) {
+                Ok(now) => Some(Some(now)),
+                Err(wssh_auth::AuthError::InvalidCredentials) => Some(None),
                 Err(error) => {
                     tracing::warn!(%error, "cannot check a shell client's credential");
-                    true
+                    None
                 }
+            });
+            let allowed = match now {
+                Some(Some(now)) => may_attach(now, self, mode),
+                Some(None) => false,
+                None => true,
             };
             if !allowed {
                 tracing::info!(shell = %short(&self.id), user = %principal.username, "access ended, client disconnected");
@@ -446,6 +472,10 @@ impl LiveShell {
     /// Removes a client; the shell starts its detach timeout when it was the last.
     pub(crate) fn detach(&self, client: u64) {
         let mut state = self.lock();
+        if let Some(info) = state.clients.iter().find(|info| info.id == client) {
+            let event = AuditEvent::ShellDetached { shell: self.id.clone(), mode: info.mode.name().into() };
+            self.audit_client(&info.holder, event);
+        }
         state.clients.retain(|info| info.id != client);
         if state.clients.is_empty() {
             state.detached_since = Some((Timestamp::now(), tokio::time::Instant::now()));
@@ -506,6 +536,14 @@ impl LiveShell {
         found
     }
 
+    /// Records an event of a client: by its user, or by no one signed in for a share link.
+    fn audit_client(&self, holder: &Holder, event: AuditEvent) {
+        match holder {
+            Holder::User(principal) => super::audit::record(&self.auth, Some(principal), event),
+            Holder::Share(_) => super::audit::record(&self.auth, None, event),
+        }
+    }
+
     /// Asks the shell to end (SIGHUP, SIGKILL after the grace).
     pub(crate) fn end(&self) {
         self.end_requested.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -546,6 +584,9 @@ impl LiveShell {
         if state.size != size {
             state.size = size;
             let _ = self.writer.resize(size);
+            if let Some(recording) = self.recording.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+                recording.resize(size);
+            }
             let at = state.history.end();
             if state.resizes.back().is_some_and(|(last, _)| *last == at) {
                 state.resizes.pop_back();
@@ -609,7 +650,7 @@ impl LiveShell {
                 }
             }
         };
-        let end = match ending {
+        let (end, exit_status) = match ending {
             Some(_) => {
                 // The last output: until the terminal closes or pauses, and only so long.
                 let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
@@ -621,14 +662,21 @@ impl LiveShell {
                     }
                 }
                 let status = process.terminate(Duration::from_millis(100)).await;
-                ShellEnd::Exited(status.ok().and_then(|status| status.code()).unwrap_or(-1))
+                let exit_status = super::audit::exit_status(status.as_ref().ok());
+                super::audit::record(&self.auth, None, AuditEvent::ShellEnded { shell: self.id.clone(), exit_status });
+                (ShellEnd::Exited(status.ok().and_then(|status| status.code()).unwrap_or(-1)), exit_status)
             }
             None => {
-                let _ = process.terminate(HANGUP_GRACE).await;
-                ShellEnd::Ended
+                let status = process.terminate(HANGUP_GRACE).await;
+                let exit_status = super::audit::exit_status(status.as_ref().ok());
+                super::audit::record(&self.auth, None, AuditEvent::ShellEnded { shell: self.id.clone(), exit_status });
+                (ShellEnd::Ended, exit_status)
             }
         };
         registry.remove(&self.id);
+        if let Some(recording) = self.recording.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            recording.finish(exit_status);
+        }
         tracing::info!(shell = %short(&self.id), session = %self.session, user = %self.owner, pid = self.pid, ?end, "shell ended");
         self.progress.send_modify(|progress| progress.ended = Some(end));
     }
@@ -644,6 +692,9 @@ impl LiveShell {
             }
             state.history.end()
         };
+        if let Some(recording) = self.recording.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            recording.output(output);
+        }
         self.progress.send_modify(|progress| progress.end = end);
     }
 }
@@ -662,6 +713,17 @@ impl Holder {
             Holder::Share(id) => format!("share:{id}"),
         }
     }
+}
+
+/// What one watchdog pass already asked the store: many shells of one owner, or many clients
+/// with one credential, cost one look each.
+#[derive(Default)]
+struct Checked {
+    /// Whether each owner may still have shells (`None`: the store failed).
+    owners: HashMap<UserId, Option<bool>>,
+    /// Each credential's standing now (`Some(None)`: it no longer works; `None`: the store
+    /// failed), by user and how it authenticated.
+    clients: HashMap<(UserId, String), Option<Option<Principal>>>,
 }
 
 /// Whether `principal` may attach to `shell` in `mode`: the owner in either mode (while they
@@ -749,6 +811,7 @@ impl Registry {
         session: &str,
         size: WindowSize,
         auth: &Arc<Authenticator>,
+        record: impl FnOnce(&str) -> Option<super::recording::ShellRecording>,
     ) -> Result<(Arc<LiveShell>, u64, Arc<Notify>), StartError> {
         self.check_limits(owner.username.as_str())?;
         if !self.watching.swap(true, std::sync::atomic::Ordering::Relaxed) {
@@ -762,8 +825,11 @@ impl Registry {
             holder: Holder::User(owner.clone()),
             kick: kick.clone(),
         };
+        let id = new_id();
+        let recording = record(&id);
+        let recorded = recording.is_some();
         let shell = Arc::new(LiveShell {
-            id: new_id(),
+            id,
             owner: owner.username.to_string(),
             owner_id: owner.user_id,
             session: session.to_owned(),
@@ -784,7 +850,10 @@ impl Registry {
             writer: process.writer(),
             wake: Notify::new(),
             end_requested: std::sync::atomic::AtomicBool::new(false),
+            auth: auth.clone(),
+            recording: Mutex::new(recording),
         });
+        super::audit::started(auth, &owner, &shell.id, session, size.cols, size.rows, recorded);
         self.lock().insert(shell.id.clone(), shell.clone());
         tokio::spawn(shell.clone().run(process, self.settings.detach_timeout, self.clone()));
         Ok((shell, 0, kick))
@@ -814,8 +883,9 @@ impl Registry {
             checked = Some((generation, tokio::time::Instant::now()));
             let auth = auth.clone();
             let _ = tokio::task::spawn_blocking(move || {
+                let mut checked = Checked::default();
                 for shell in shells {
-                    shell.recheck(&auth);
+                    shell.recheck(&auth, &mut checked);
                 }
             })
             .await;

@@ -40,7 +40,7 @@ impl Target {
 }
 
 /// `host:port`, with brackets around an IPv6 address.
-fn authority(host: &str, port: u16) -> String {
+pub(crate) fn authority(host: &str, port: u16) -> String {
     if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
@@ -230,11 +230,28 @@ pub(crate) fn plan(args: &ConnectArgs, env: impl Fn(&str) -> Option<String>) -> 
     plan_with(args, config.as_ref(), config_dir.as_deref(), env)
 }
 
+/// As [`plan`], for a call on the server as a whole (`wssh shells`): the URL needs no session.
+pub(crate) fn plan_server(args: &ConnectArgs, env: impl Fn(&str) -> Option<String>) -> Result<Plan, ConnectError> {
+    let config = args.config.as_deref().map(ClientConfig::load).transpose()?;
+    let config_dir = args.config.as_deref().and_then(Path::parent).map(Path::to_owned);
+    plan_inner(args, config.as_ref(), config_dir.as_deref(), env, false)
+}
+
 fn plan_with(
     args: &ConnectArgs,
     config: Option<&ClientConfig>,
     config_dir: Option<&Path>,
     env: impl Fn(&str) -> Option<String>,
+) -> Result<Plan, ConnectError> {
+    plan_inner(args, config, config_dir, env, true)
+}
+
+fn plan_inner(
+    args: &ConnectArgs,
+    config: Option<&ClientConfig>,
+    config_dir: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+    needs_session: bool,
 ) -> Result<Plan, ConnectError> {
     let target = match (&args.url, config) {
         (Some(url), _) => parse_url(url)?,
@@ -243,7 +260,7 @@ fn plan_with(
             return Err(ConnectError::Usage("give a URL (http://HOST:PORT/SESSION) or --config FILE".into()));
         }
     };
-    if target.path == "/" || target.path.is_empty() {
+    if needs_session && (target.path == "/" || target.path.is_empty()) {
         return Err(ConnectError::Usage("no session name: use http://HOST:PORT/SESSION".into()));
     }
 
@@ -312,6 +329,8 @@ mod tests {
             config: None,
             ca: None,
             insecure: false,
+            attach: None,
+            observe: false,
         }
     }
 

@@ -1,0 +1,247 @@
+//! Shell recordings against the real binary: a recorded shell's file, fetched through the API
+//! and read by the real asciinema CLI, equals byte for byte what the client received, with the
+//! size it started at and the resize the client made; who may list, play and delete; the
+//! audit trail of reads and deletions; retention removes the oldest.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use support::{ADMIN_PASSWORD, Client, Reply, Server, default_config};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+/// A native connection to a new live shell, and every data byte it received.
+struct Conn {
+    socket: tokio_tungstenite::WebSocketStream<TcpStream>,
+    output: Vec<u8>,
+}
+
+async fn open(server: &Server, session: &str, authorization: &str, cols: u16, rows: u16) -> Conn {
+    let mut request = format!("ws://{}/{session}", server.addr).into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "wssh.v1".parse().unwrap());
+    request.headers_mut().insert("authorization", authorization.parse().unwrap());
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let (socket, _) = tokio_tungstenite::client_async(request, stream).await.expect("upgrade");
+    let mut conn = Conn { socket, output: Vec::new() };
+    conn.resize(cols, rows).await;
+    conn
+}
+
+impl Conn {
+    async fn resize(&mut self, cols: u16, rows: u16) {
+        let mut frame = vec![1];
+        frame.extend_from_slice(&cols.to_be_bytes());
+        frame.extend_from_slice(&rows.to_be_bytes());
+        self.socket.send(Message::Binary(frame.into())).await.unwrap();
+    }
+
+    async fn type_text(&mut self, text: &str) {
+        let mut frame = vec![0];
+        frame.extend_from_slice(text.as_bytes());
+        self.socket.send(Message::Binary(frame.into())).await.unwrap();
+    }
+
+    /// Reads frames until the output holds `needle` (or, with `None`, until the server closes).
+    async fn read(&mut self, needle: Option<&str>) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if needle.is_some_and(|needle| String::from_utf8_lossy(&self.output).contains(needle)) {
+                return;
+            }
+            let next = tokio::time::timeout_at(deadline, self.socket.next()).await.expect("in time");
+            match next {
+                Some(Ok(Message::Binary(frame))) if frame[0] == 0 => self.output.extend_from_slice(&frame[1..]),
+                Some(Ok(Message::Binary(_) | Message::Ping(_) | Message::Pong(_))) => {}
+                _ => {
+                    assert!(needle.is_none(), "closed before {needle:?}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn call(client: &Client, method: &str, path: &str, authorization: &str) -> Reply {
+    client.raw(method, path, &[("authorization", authorization)], Vec::new()).await
+}
+
+/// The recordings `authorization` sees.
+async fn list(client: &Client, authorization: &str, query: &str) -> Value {
+    let reply = call(client, "GET", &format!("/api/recordings{query}"), authorization).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json["data"].clone()
+}
+
+/// Waits until every recording `authorization` sees has ended; returns them.
+async fn ended(client: &Client, authorization: &str, count: usize) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let content = list(client, authorization, "").await["content"].as_array().unwrap().clone();
+        if content.len() == count && content.iter().all(|recording| !recording["ended_at"].is_null()) {
+            return content;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "recordings did not end: {content:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What `asciinema cat` prints for `path` (it needs a terminal: it runs under `script`).
+fn asciinema_cat(path: &Path) -> Vec<u8> {
+    let command = format!("stty raw -echo; asciinema cat '{}'", path.display());
+    let output = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script and asciinema are installed");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    output.stdout
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn config() -> Value {
+    let mut config = default_config();
+    config["initial_sessions"] = json!([
+        { "name": "sh", "cmd": "sh", "args": [], "dir": "/tmp", "record": true },
+        { "name": "plain", "cmd": "sh", "args": [], "dir": "/tmp" }
+    ]);
+    config
+}
+
+#[tokio::test]
+async fn a_recorded_shell_plays_back_byte_for_byte_and_only_for_those_allowed() {
+    let server = Server::start_with(config());
+    let client = server.client();
+    let (_, admin_token) = support::login(&client, "admin", ADMIN_PASSWORD).await;
+    let admin = bearer(&admin_token);
+
+    // A recorded shell: output with multi-byte characters and a lot of it, a resize, an exit.
+    let mut shell = open(&server, "sh", &admin, 100, 30).await;
+    shell
+        .type_text("printf 'h\\303\\251llo w\\303\\266rld \\342\\202\\254\\n'; seq 1 3000; echo done-$((6*7))\n")
+        .await;
+    shell.read(Some("done-42")).await;
+    shell.resize(120, 40).await;
+    shell.type_text("stty size; exit 3\n").await;
+    shell.read(None).await;
+    // An unrecorded one.
+    let mut plain = open(&server, "plain", &admin, 80, 24).await;
+    plain.type_text("exit\n").await;
+    plain.read(None).await;
+
+    let recordings = ended(&client, &admin, 1).await;
+    let recording = &recordings[0];
+    assert_eq!((recording["session"].as_str(), recording["user"].as_str()), (Some("sh"), Some("admin")));
+    assert_eq!((recording["cols"].as_u64(), recording["rows"].as_u64()), (Some(100), Some(30)));
+    assert_eq!(recording["exit_status"], 3);
+    assert_eq!(recording["dropped_bytes"], 0);
+    let id = recording["id"].as_str().unwrap();
+
+    let cast = call(&client, "GET", &format!("/api/recordings/{id}"), &admin).await;
+    assert_eq!(cast.status, 200);
+    assert_eq!(cast.header("content-type"), "application/x-asciicast");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("played.cast");
+    std::fs::write(&path, cast.text.as_bytes()).unwrap();
+    let played = asciinema_cat(&path);
+    assert!(String::from_utf8_lossy(&shell.output).contains("héllo wörld €"));
+    assert!(String::from_utf8_lossy(&shell.output).contains("40 120"), "the program saw the resize");
+    assert_eq!(played, shell.output, "asciinema cat prints exactly what the client received");
+    let events: Vec<Value> = cast.text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!((events[0]["width"].as_u64(), events[0]["height"].as_u64()), (Some(100), Some(30)));
+    let resizes: Vec<&Value> = events.iter().filter(|event| event[1] == "r").collect();
+    assert_eq!(resizes.len(), 1, "{resizes:?}");
+    assert_eq!(resizes[0][2], "120x40");
+    assert_eq!((events.last().unwrap()[1].as_str(), events.last().unwrap()[2].as_str()), (Some("x"), Some("3")));
+    let file = std::fs::read_dir(server.root.join("data/recordings")).unwrap().next().unwrap().unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&file.metadata().unwrap().permissions()) & 0o777, 0o600);
+
+    // Bob (no recordings:read) sees only his own; the admin's is "not found"; he may not delete.
+    support::create_user(&client, "bob", "bob-password-1").await;
+    let (_, bob_token) = support::login(&client, "bob", "bob-password-1").await;
+    let bob = bearer(&bob_token);
+    assert_eq!(list(&client, &bob, "").await["total"], 0);
+    let refused = call(&client, "GET", "/api/recordings?user=admin", &bob).await;
+    assert_eq!((refused.status, refused.json["code"].as_u64()), (403, Some(403)));
+    assert_eq!(call(&client, "GET", &format!("/api/recordings/{id}"), &bob).await.status, 404);
+    assert_eq!(call(&client, "DELETE", &format!("/api/recordings/{id}"), &bob).await.status, 403);
+    let mut own = open(&server, "sh", &bob, 80, 24).await;
+    own.type_text("echo mine; exit\n").await;
+    own.read(None).await;
+    let bobs = ended(&client, &bob, 1).await;
+    let bobs_id = bobs[0]["id"].as_str().unwrap();
+    assert_eq!(call(&client, "GET", &format!("/api/recordings/{bobs_id}"), &bob).await.status, 200);
+    assert_eq!(call(&client, "DELETE", &format!("/api/recordings/{bobs_id}"), &bob).await.status, 403);
+    assert_eq!(list(&client, &admin, "?user=bob").await["total"], 1);
+    assert_eq!(list(&client, &admin, "?session=plain").await["total"], 0);
+    assert_eq!(list(&client, &admin, "?since=4102444800").await["total"], 0);
+    assert_eq!(call(&client, "GET", "/api/recordings?per_page=0", &admin).await.status, 400);
+    assert_eq!(call(&client, "GET", "/api/recordings", "").await.status, 401);
+
+    // The admin deletes the recording: gone from the list, the file and the API.
+    let deleted = call(&client, "DELETE", &format!("/api/recordings/{id}"), &admin).await;
+    assert_eq!((deleted.status, deleted.json["code"].as_u64()), (200, Some(200)), "{}", deleted.text);
+    assert_eq!(call(&client, "GET", &format!("/api/recordings/{id}"), &admin).await.status, 404);
+    assert_eq!(call(&client, "DELETE", &format!("/api/recordings/{id}"), &admin).await.status, 404);
+    assert_eq!(list(&client, &admin, "").await["total"], 1);
+
+    // Reads and the deletion are audited, with their actors.
+    let audit = call(&client, "GET", "/api/audit?kind=recording", &admin).await;
+    let events = audit.json["data"]["content"].as_array().unwrap();
+    let of = |kind: &str, user: &str| {
+        events.iter().filter(|event| event["kind"] == kind && event["actor"]["username"] == user).count()
+    };
+    assert_eq!(
+        (of("recording.read", "admin"), of("recording.read", "bob"), of("recording.deleted", "admin")),
+        (1, 1, 1)
+    );
+    let started = call(&client, "GET", "/api/audit?kind=shell.started", &admin).await;
+    let recorded: Vec<bool> = started.json["data"]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["recorded"].as_bool().unwrap())
+        .collect();
+    assert_eq!(recorded, [true, false, true], "newest first: bob's, plain, the first");
+}
+
+#[tokio::test]
+async fn retention_removes_the_oldest_recordings() {
+    let mut config = default_config();
+    config["initial_sessions"] = json!([{ "name": "sh", "cmd": "sh", "args": [], "dir": "/tmp" }]);
+    config["record_all_shells"] = json!(true);
+    config["recording_max_total_bytes"] = json!(8000);
+    let server = Server::start_with(config);
+    let client = server.client();
+    let (_, token) = support::login(&client, "admin", ADMIN_PASSWORD).await;
+    let admin = bearer(&token);
+    let mut ids = Vec::new();
+    for round in 1..=3 {
+        let mut shell = open(&server, "sh", &admin, 80, 24).await;
+        shell.type_text("head -c 3000 /dev/zero | tr '\\0' x; exit\n").await;
+        shell.read(None).await;
+        let recordings = ended(&client, &admin, round.min(2)).await;
+        ids.push(recordings[0]["id"].as_str().unwrap().to_owned());
+    }
+    let kept: Vec<String> =
+        ended(&client, &admin, 2).await.iter().map(|recording| recording["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(kept, [ids[2].clone(), ids[1].clone()], "the two newest stay");
+    let files = std::fs::read_dir(server.root.join("data/recordings")).unwrap().count();
+    assert_eq!(files, 2);
+    let audit = call(&client, "GET", "/api/audit?kind=recording.deleted", &admin).await;
+    let deleted = audit.json["data"]["content"].as_array().unwrap();
+    assert_eq!(deleted.len(), 1, "{deleted:#?}");
+    assert_eq!(
+        (deleted[0]["recording"].as_str(), deleted[0]["reason"].as_str()),
+        (Some(ids[0].as_str()), Some("max_total_size"))
+    );
+    assert!(deleted[0]["actor"].is_null(), "the server removed it");
+}
