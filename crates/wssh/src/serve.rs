@@ -289,6 +289,8 @@ type Bound = Vec<(TcpListener, Option<TlsAcceptor>)>;
 /// Binds the listeners, then writes: the data directory, the store, the first users and
 /// sessions.
 async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound, Vec<TcpListener>), BoxError> {
+    // The page's assets are compressed once, in the background (under a second).
+    drop(tokio::task::spawn_blocking(wssh_http::prepare_assets));
     let mut metrics_listeners = Vec::new();
     for address in plan.metrics.iter().flatten() {
         match TcpListener::bind(address).await {
