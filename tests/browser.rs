@@ -69,7 +69,11 @@ async fn sign_in_type_resize_sign_out_in_chromium() {
     let page = client.raw("GET", "/", &[], Vec::new()).await;
     assert_eq!(page.status, 200, "{}", page.text);
     assert!(page.header("content-type").starts_with("text/html"));
-    assert!(page.header("content-security-policy").contains("script-src 'self';"), "{:?}", page.headers);
+    assert!(
+        page.header("content-security-policy").contains("script-src 'self' 'wasm-unsafe-eval';"),
+        "{:?}",
+        page.headers
+    );
     assert_eq!(page.header("x-content-type-options"), "nosniff");
     let xterm = client.raw("GET", "/assets/xterm.js", &[], Vec::new()).await;
     assert_eq!(xterm.status, 200);
@@ -203,4 +207,72 @@ async fn account_page_and_settings_under_a_base_path_in_chromium() {
     let body = serde_json::to_vec(&json!({ "username": "admin", "password": ADMIN_PASSWORD })).unwrap();
     let reply = client.raw("POST", "/tools/wssh/auth/login", &[("content-type", "application/json")], body).await;
     assert_eq!(reply.status, 401);
+}
+
+/// The Recordings and Audit views (`web/e2e/recordings.mjs`): a shell of a recorded session
+/// template prints a line and exits, the page plays its recording with asciinema-player under
+/// the page's Content-Security-Policy and shows the line, the audit view lists the recording's
+/// read and the shell's end and filters by kind, and the page deletes the recording.
+#[tokio::test]
+async fn recordings_play_and_audit_in_chromium() {
+    let browser = chromium();
+    let root = project_root();
+    let web = root.join("web");
+    node_modules(&web).await;
+
+    let temp = tempfile::tempdir().unwrap();
+    let config = json!({
+        "initial_credentials": [{ "username": "admin", "password": ADMIN_PASSWORD }],
+        "initial_sessions": [{ "name": "sh", "cmd": "sh", "args": [], "dir": "/tmp", "record": true }],
+    });
+    std::fs::write(temp.path().join("config.json"), config.to_string()).unwrap();
+    let server = Server::spawn(temp.path(), &["--config", "config.json", "--data-dir", "data"]);
+    let client = server.client();
+    let player = client.raw("GET", "/assets/asciinema-player.js", &[], Vec::new()).await;
+    assert_eq!(player.status, 200);
+    assert!(
+        player.text.len() > 10_000,
+        "asciinema-player was not built into the server: run `npm ci` in web/ and rebuild"
+    );
+
+    let screenshots = root.join("target/e2e");
+    let output = tokio::process::Command::new("node")
+        .arg(web.join("e2e/recordings.mjs"))
+        .current_dir(&web)
+        .env("WSSH_URL", server.base())
+        .env("WSSH_USER", "admin")
+        .env("WSSH_PASSWORD", ADMIN_PASSWORD)
+        .env("WSSH_SESSION", "sh")
+        .env("WSSH_SCREENSHOTS", &screenshots)
+        .env("WSSH_CHROMIUM", &browser)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(180), output)
+        .await
+        .expect("the browser script finishes within 180 s")
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("--- web/e2e/recordings.mjs stdout\n{stdout}--- stderr\n{stderr}");
+    assert!(output.status.success(), "the recordings browser test failed; server log:\n{}", server.log());
+    assert!(stdout.contains("e2e: recordings steps passed"));
+    assert!(screenshots.join("recordings-01-played.png").is_file());
+
+    // What the page did is real: the recording is gone, its file too, and the deletion and the
+    // read are in the audit log with the admin as the actor.
+    let (_identifier, token) = login(&client, "admin", ADMIN_PASSWORD).await;
+    let bearer = format!("Bearer {token}");
+    let recordings = client.raw("GET", "/api/recordings", &[("authorization", &bearer)], Vec::new()).await;
+    assert_eq!(recordings.status, 200, "{}", recordings.text);
+    assert_eq!(recordings.json["data"]["total"], 0, "{}", recordings.text);
+    assert_eq!(std::fs::read_dir(temp.path().join("data/recordings")).unwrap().count(), 0);
+    for kind in ["recording.read", "recording.deleted"] {
+        let audit =
+            client.raw("GET", &format!("/api/audit?kind={kind}"), &[("authorization", &bearer)], Vec::new()).await;
+        assert_eq!(audit.status, 200, "{}", audit.text);
+        let events = audit.json["data"]["content"].as_array().unwrap().clone();
+        assert!(!events.is_empty(), "no {kind} event: {}", audit.text);
+        assert!(events.iter().all(|event| event["actor"]["username"] == "admin"), "{}", audit.text);
+    }
 }

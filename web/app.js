@@ -157,6 +157,7 @@
     clearTimeout(auth.timer);
     Object.assign(auth, { kind: null, secret: null, expires: 0, username: '', timer: null });
     closeTerminal();
+    if (window.wsshRecordings) window.wsshRecordings.forget(); // web/recordings.js
     for (const body of ['#sessions-body', '#users-body', '#tokens-body']) $(body).replaceChildren();
     $('#token-secret').hidden = true;
     $('#token-secret').textContent = '';
@@ -268,6 +269,7 @@
     canManage = !!(me && (me.roles || []).includes('admin'));
     document.body.classList.toggle('can-manage', canManage);
     $('#tabs [data-view=users]').hidden = !canManage;
+    $('#tabs [data-view=audit]').hidden = !canManage; // audit:read: administrators hold it
     notice('');
     $('#signin').hidden = true;
     $('#app').hidden = false;
@@ -281,11 +283,13 @@
       else button.removeAttribute('aria-current');
     }
     for (const section of document.querySelectorAll('.view')) section.hidden = section.id !== `view-${view}`;
-    const load = { sessions: loadSessions, users: loadUsers, tokens: loadTokens, account: () => window.wsshAccount.load() }[view];
+    const load = { sessions: loadSessions, users: loadUsers, tokens: loadTokens, account: () => window.wsshAccount.load(),
+      recordings: () => window.wsshRecordings.loadRecordings(), audit: () => window.wsshRecordings.loadAudit() }[view]; // web/recordings.js
     load().catch((error) => notice(error.message));
   }
 
   if (window.wsshAccount) window.wsshAccount.attach({ api, username: () => auth.username }); // web/account.js
+  if (window.wsshRecordings) window.wsshRecordings.attach({ api, secret: currentSecret, base: () => BASE, notice }); // web/recordings.js
 
   $('#tabs').addEventListener('click', (event) => {
     const view = event.target.closest('button') && event.target.closest('button').dataset.view;

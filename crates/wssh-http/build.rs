@@ -1,5 +1,6 @@
-//! Build script: brings the browser page's third-party files (xterm.js and its fit addon) from
-//! `web/node_modules` into `OUT_DIR`, where `src/web.rs` embeds them.
+//! Build script: brings the browser page's third-party files (xterm.js and its fit addon, and
+//! asciinema-player for recordings) from `web/node_modules` into `OUT_DIR`, where `src/web.rs`
+//! embeds them.
 //!
 //! When they are missing and `npm` is on the `PATH`, it runs `npm ci --omit=dev` in `web/`
 //! first, which installs exactly what `web/package-lock.json` pins. Without Node (or with
@@ -13,10 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The files taken from `web/node_modules`: (path there, name in `OUT_DIR`).
-const VENDOR_FILES: [(&str, &str); 3] = [
+const VENDOR_FILES: [(&str, &str); 5] = [
     ("@xterm/xterm/lib/xterm.js", "xterm.js"),
     ("@xterm/xterm/css/xterm.css", "xterm.css"),
     ("@xterm/addon-fit/lib/addon-fit.js", "addon-fit.js"),
+    ("asciinema-player/dist/bundle/asciinema-player.min.js", "asciinema-player.js"),
+    ("asciinema-player/dist/bundle/asciinema-player.css", "asciinema-player.css"),
 ];
 
 fn main() {

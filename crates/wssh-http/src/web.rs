@@ -1,7 +1,8 @@
 //! The browser terminal: the page served at `/` and its static assets under `/assets/`.
 //!
-//! Our own files (`web/index.html`, `app.js`, `app.css`, `icon.svg`) are embedded from the
-//! source tree; xterm.js and its fit addon are embedded from `OUT_DIR`, where `build.rs` put
+//! Our own files (`web/index.html`, `app.js`, `account.js`, `recordings.js`, `app.css`,
+//! `icon.svg`) are embedded from the source tree; xterm.js, its fit addon and asciinema-player
+//! are embedded from `OUT_DIR`, where `build.rs` put
 //! them after `npm ci`. Without them (no Node at build time) they are served empty and the
 //! page says that the terminal was not built.
 //!
@@ -9,10 +10,12 @@
 //! this server (`script-src 'self'`, no inline script); style elements need the nonce that is
 //! fresh in each page (xterm.js creates `<style>` elements; the page hands them the nonce), and
 //! style attributes are allowed (`style-src-attr 'unsafe-inline'`: xterm.js colours cells with
-//! them; an attribute styles one element and cannot select or read others).
+//! them; an attribute styles one element and cannot select or read others). WebAssembly may be
+//! compiled (`'wasm-unsafe-eval'`): asciinema-player's terminal emulator is a WebAssembly module
+//! inside its own script; this does not allow `eval` or `new Function` on JavaScript.
 
 use std::net::SocketAddr;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -45,11 +48,16 @@ struct Asset {
 }
 
 /// Every asset; an empty body means "not built" (only possible for the vendored files).
-const ASSETS: [Asset; 7] = [
+const ASSETS: [Asset; 10] = [
     Asset {
         name: "account.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/account.js")),
+    },
+    Asset {
+        name: "recordings.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/recordings.js")),
     },
     Asset {
         name: "app.js",
@@ -81,6 +89,16 @@ const ASSETS: [Asset; 7] = [
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!(concat!(env!("OUT_DIR"), "/addon-fit.js")),
     },
+    Asset {
+        name: "asciinema-player.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!(concat!(env!("OUT_DIR"), "/asciinema-player.js")),
+    },
+    Asset {
+        name: "asciinema-player.css",
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!(concat!(env!("OUT_DIR"), "/asciinema-player.css")),
+    },
 ];
 
 /// Each asset's version (a hash of its bytes), computed once.
@@ -90,17 +108,19 @@ static VERSIONS: LazyLock<Vec<String>> =
 /// An asset's gzip and brotli copies, where smaller than the original.
 type Compressed = (Option<Vec<u8>>, Option<Vec<u8>>);
 
-/// Each asset compressed once, the first time any is asked for: (gzip, brotli), each kept
-/// only when smaller than the original.
-static COMPRESSED: LazyLock<Vec<Compressed>> = LazyLock::new(|| {
-    ASSETS
-        .iter()
-        .map(|asset| {
-            let smaller = |bytes: Vec<u8>| (bytes.len() < asset.body.len()).then_some(bytes);
-            (gzip(asset.body).and_then(smaller), brotli(asset.body).and_then(smaller))
-        })
-        .collect()
-});
+/// Each asset compressed once, the first time it is asked for: (gzip, brotli), each kept only
+/// when smaller than the original. Per asset, so that the first request for a small file does
+/// not wait for the large ones.
+static COMPRESSED: [OnceLock<Compressed>; ASSETS.len()] = [const { OnceLock::new() }; ASSETS.len()];
+
+/// The compressed copies of the asset at `position` in [`ASSETS`].
+fn compressed(position: usize) -> &'static Compressed {
+    COMPRESSED[position].get_or_init(|| {
+        let body = ASSETS[position].body;
+        let smaller = |bytes: Vec<u8>| (bytes.len() < body.len()).then_some(bytes);
+        (gzip(body).and_then(smaller), brotli(body).and_then(smaller))
+    })
+}
 
 /// The OpenAPI document of the API, as served at [`OPENAPI_PATH`].
 const OPENAPI: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api/openapi.json"));
@@ -108,9 +128,11 @@ const OPENAPI: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../d
 const OPENAPI_PATH: &str = "/api/openapi.json";
 
 /// Compresses every asset now (it takes a moment): called on a blocking thread at start, so
-/// that no request waits for it.
+/// that requests rarely wait for it (one that comes first compresses just its own asset).
 pub fn prepare_assets() {
-    LazyLock::force(&COMPRESSED);
+    for position in 0..ASSETS.len() {
+        compressed(position);
+    }
 }
 
 /// Whether `path` belongs to this surface.
@@ -204,7 +226,7 @@ fn answer(request: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
         .find(|(_, asset)| asset.name == name)
         .ok_or_else(|| ApiError::not_found("Not found"))?;
     let version = &VERSIONS[position];
-    let (gzipped, brotlied) = &COMPRESSED[position];
+    let (gzipped, brotlied) = compressed(position);
     let coding = match (brotlied, gzipped) {
         (Some(_), _) if accepts(request, "br") => Coding::Brotli,
         (_, Some(_)) if accepts(request, "gzip") => Coding::Gzip,
@@ -300,7 +322,7 @@ fn policy(nonce: Option<&str>, authority: Option<&str>) -> String {
     };
     let sockets = authority.map(|host| format!(" ws://{host} wss://{host}")).unwrap_or_default();
     format!(
-        "default-src 'none'; script-src 'self'; style-src 'self'; style-src-elem {style_elem}; \
+        "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; style-src-elem {style_elem}; \
          style-src-attr 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'{sockets}; \
          manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
@@ -365,10 +387,10 @@ mod tests {
     #[test]
     fn policy_is_strict() {
         let policy = policy(Some("abc"), Some("127.0.0.1:8080"));
-        assert!(policy.contains("script-src 'self';"));
+        assert!(policy.contains("script-src 'self' 'wasm-unsafe-eval';"));
         assert!(policy.contains("style-src-elem 'self' 'nonce-abc';"));
         assert!(policy.contains("connect-src 'self' ws://127.0.0.1:8080 wss://127.0.0.1:8080;"));
-        assert!(!policy.contains("unsafe-eval"));
+        assert!(!policy.contains("'unsafe-eval'"));
         assert!(!policy.contains("script-src 'self' 'unsafe-inline'"));
     }
 

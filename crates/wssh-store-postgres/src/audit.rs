@@ -167,7 +167,7 @@ impl RecordingStore for PgStore {
         let rows = client
             .query(
                 &format!(
-                    "SELECT {COLUMNS} FROM recordings {filter} ORDER BY started_at DESC, id DESC LIMIT $5 OFFSET $6"
+                    "SELECT {COLUMNS} FROM recordings {filter} ORDER BY started_at DESC, seq DESC LIMIT $5 OFFSET $6"
                 ),
                 &[&query.owner, &query.session, &since, &until, &clamp(query.limit), &clamp(query.offset)],
             )
