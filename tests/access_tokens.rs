@@ -329,13 +329,11 @@ async fn an_expired_token_is_refused_everywhere() {
     assert_eq!(sessions_status(&client, &bearer(&secret)).await, 200);
     // A day cannot pass in a test: move the expiry into the past in the real database file,
     // as the clock would, while the server runs.
-    let database = rusqlite::Connection::open(server.root.join("data").join("wssh.db")).unwrap();
-    let changed = database
-        .execute(
-            "UPDATE access_tokens SET expires_at = strftime('%s', 'now') - 1 WHERE identifier = ?1",
-            [id.to_string()],
-        )
-        .unwrap();
+    let changed = server.execute_sql(
+        "UPDATE access_tokens SET expires_at = strftime('%s', 'now') - 1 WHERE identifier = ?1",
+        "UPDATE access_tokens SET expires_at = extract(epoch FROM now())::BIGINT - 1 WHERE identifier = $1",
+        &id.to_string(),
+    );
     assert_eq!(changed, 1);
     // A change written by another process is seen within a second: the server keeps a
     // resolved token that long when its own writes have not ended it (docs/decisions.md).

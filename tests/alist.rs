@@ -237,10 +237,7 @@ async fn expired_and_revoked_jwts_are_refused() {
     let server = Server::start();
     let client = server.client();
     let jwt = admin_jwt(&client).await;
-    let key: Vec<u8> = rusqlite::Connection::open(server.root.join("data").join("wssh.db"))
-        .unwrap()
-        .query_row("SELECT value FROM settings WHERE key = 'jwt_signing_key'", [], |row| row.get(0))
-        .unwrap();
+    let key = server.setting("jwt_signing_key");
     // A token signed with the server's key for the same login works while it is in date...
     let mut claims = jwt_claims(&jwt);
     let now = i64::try_from(unix_now()).unwrap();

@@ -106,6 +106,8 @@ async fn no_secret_reaches_the_disk_or_the_logs() {
             on_disk.extend(bytes);
         }
     }
+    // On PostgreSQL (WSSH_TEST_BACKEND=postgres) the rows live in the database instead.
+    on_disk.extend(server.postgres_rows());
     assert!(!on_disk.is_empty());
     for needle in ["plain-text-password-42", ADMIN_PASSWORD, secret.as_str()] {
         assert!(!contains(&on_disk, needle.as_bytes()), "{needle} found in the data dir");

@@ -7,7 +7,10 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+
+use wssh_store_postgres::scratch::ScratchDatabase;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -28,6 +31,37 @@ pub struct Server {
     /// Everything it printed on standard output before listening.
     pub stdout_head: Vec<String>,
     args: Vec<String>,
+    /// With `WSSH_TEST_BACKEND=postgres`: the fresh database this folder's servers share.
+    database: Option<Arc<ScratchDatabase>>,
+}
+
+/// The variable that runs every test server on PostgreSQL (`postgres`) instead of SQLite,
+/// each folder on a fresh database on the server named by `WSSH_TEST_DATABASE_URL`.
+pub const TEST_BACKEND: &str = "WSSH_TEST_BACKEND";
+
+/// Whether the test servers run on PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var(TEST_BACKEND).is_ok_and(|backend| backend == "postgres")
+}
+
+/// The database of the servers started in `root`: one fresh database per folder, kept while a
+/// server of that folder runs (a restart finds it again).
+fn database_for(root: &Path) -> Option<Arc<ScratchDatabase>> {
+    if !on_postgres() {
+        return None;
+    }
+    static DATABASES: Mutex<Vec<(PathBuf, Weak<ScratchDatabase>)>> = Mutex::new(Vec::new());
+    let mut databases = DATABASES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    databases.retain(|(_, database)| database.strong_count() > 0);
+    if let Some(database) = databases.iter().find(|(folder, _)| folder == root).and_then(|(_, db)| db.upgrade()) {
+        return Some(database);
+    }
+    let database = Arc::new(
+        ScratchDatabase::from_env("wssh_it")
+            .expect("WSSH_TEST_BACKEND=postgres needs WSSH_TEST_DATABASE_URL (a server tests may create databases on)"),
+    );
+    databases.push((root.to_owned(), Arc::downgrade(&database)));
+    Some(database)
 }
 
 /// The config every test server gets unless told otherwise.
@@ -62,7 +96,12 @@ impl Server {
 
     /// Starts `wssh serve` in `root` with `args`, listening on `listen`.
     pub fn spawn_at(root: &Path, args: &[&str], listen: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wssh"))
+        let database = database_for(root);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wssh"));
+        if let Some(database) = &database {
+            command.env("WSSH_DATABASE", database.url());
+        }
+        let mut child = command
             .arg("serve")
             .args(args)
             .args(["--listen", listen])
@@ -99,6 +138,77 @@ impl Server {
             _temp: None,
             stdout_head,
             args: args.iter().map(|arg| (*arg).to_owned()).collect(),
+            database,
+        }
+    }
+
+    /// Where its database is: the PostgreSQL URL, or the SQLite file in its data directory.
+    pub fn database_location(&self) -> String {
+        match &self.database {
+            Some(database) => database.url().to_owned(),
+            None => self.root.join("data").join("wssh.db").display().to_string(),
+        }
+    }
+
+    /// Runs `sqlite` on its SQLite file, or `postgres` on its PostgreSQL database, with one
+    /// text parameter (`?1` / `$1`), as another process writing to the database would; the
+    /// rows changed.
+    pub fn execute_sql(&self, sqlite: &str, postgres: &str, parameter: &str) -> u64 {
+        match &self.database {
+            None => {
+                let database = rusqlite::Connection::open(self.root.join("data").join("wssh.db")).unwrap();
+                database.execute(sqlite, [parameter]).unwrap() as u64
+            }
+            Some(database) => {
+                let url = database.url().to_owned();
+                let (sql, parameter) = (postgres.to_owned(), parameter.to_owned());
+                // The synchronous client must not run inside the test's runtime.
+                std::thread::spawn(move || {
+                    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                    client.execute(&sql, &[&parameter]).unwrap()
+                })
+                .join()
+                .unwrap()
+            }
+        }
+    }
+
+    /// Every stored row as text, when the server runs on PostgreSQL (on SQLite the rows are
+    /// in the data directory's files); empty otherwise.
+    pub fn postgres_rows(&self) -> Vec<u8> {
+        let Some(database) = &self.database else { return Vec::new() };
+        let url = database.url().to_owned();
+        std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let mut rows = Vec::new();
+            for table in wssh_store::dump::TABLES {
+                for row in client.query(&format!("SELECT t::TEXT FROM {table} AS t"), &[]).unwrap() {
+                    rows.extend(row.get::<_, String>(0).into_bytes());
+                }
+            }
+            rows
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// The stored value of a setting (such as the JWT signing key).
+    pub fn setting(&self, key: &str) -> Vec<u8> {
+        let sql = "SELECT value FROM settings WHERE key = ";
+        match &self.database {
+            None => rusqlite::Connection::open(self.root.join("data").join("wssh.db"))
+                .unwrap()
+                .query_row(&format!("{sql}?1"), [key], |row| row.get(0))
+                .unwrap(),
+            Some(database) => {
+                let (url, key) = (database.url().to_owned(), key.to_owned());
+                std::thread::spawn(move || {
+                    let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+                    client.query_one(&format!("{sql}$1"), &[&key]).unwrap().get(0)
+                })
+                .join()
+                .unwrap()
+            }
         }
     }
 

@@ -1,6 +1,6 @@
 //! wssh's development tasks, run as `cargo xtask <task>` (the alias is in `.cargo/config.toml`):
 //!
-//! * `cargo xtask migrate [--data-dir DIR] [--show]` applies, or only lists, the database
+//! * `cargo xtask migrate [--data-dir DIR | --database URL] [--show]` applies, or only lists, the database
 //!   migrations of a data directory ([`migrate`]);
 //! * `cargo xtask conformance` runs the API conformance suite, `tests/conformance.rs`, against
 //!   the real binary ([`conformance`]);

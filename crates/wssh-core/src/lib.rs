@@ -18,6 +18,7 @@ pub mod policy;
 pub mod recordings;
 mod roles;
 mod sessions;
+pub mod shells;
 mod tokens;
 mod users;
 

@@ -39,6 +39,7 @@ pub use proxy::Deployment;
 pub use server::serve;
 pub use shell::recording::RecordingSettings;
 pub use shell::registry::ShellSettings;
+pub use web::prepare_assets;
 pub use wssh_record::Policy as RecordingPolicy;
 pub use wssh_record::retention::Retention as RecordingRetention;
 

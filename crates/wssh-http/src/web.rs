@@ -107,6 +107,12 @@ const OPENAPI: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../d
 /// Where the OpenAPI document is served.
 const OPENAPI_PATH: &str = "/api/openapi.json";
 
+/// Compresses every asset now (it takes a moment): called on a blocking thread at start, so
+/// that no request waits for it.
+pub fn prepare_assets() {
+    LazyLock::force(&COMPRESSED);
+}
+
 /// Whether `path` belongs to this surface.
 pub(crate) fn matches(path: &str) -> bool {
     path == "/" || path.starts_with(ASSETS_PREFIX) || path == OPENAPI_PATH
@@ -123,7 +129,8 @@ fn brotli(bytes: &[u8]) -> Option<Vec<u8>> {
     use std::io::Write;
     let mut out = Vec::new();
     {
-        let mut writer = brotli::CompressorWriter::new(&mut out, 4096, 11, 22);
+        // Quality 9 of 11: within a few per cent of the best, in a fraction of the time.
+        let mut writer = brotli::CompressorWriter::new(&mut out, 4096, 9, 22);
         writer.write_all(bytes).ok()?;
         writer.flush().ok()?;
     }

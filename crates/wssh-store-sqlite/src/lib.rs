@@ -20,6 +20,7 @@ use wssh_domain::{
 };
 
 mod audit;
+mod dump;
 mod logins;
 mod migrations;
 mod recording;

@@ -12,6 +12,7 @@
 
 mod audit;
 mod cache;
+pub mod dump;
 mod error;
 mod recording;
 pub mod rules;

@@ -32,6 +32,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "token_file",
     "credential_file",
     "data_dir",
+    "database",
     "lockout_max_failures",
     "lockout_window_seconds",
     "allow_registration",
@@ -65,6 +66,7 @@ const TEXT_KEYS: &[&str] = &[
     "metrics_listen",
     "audit_log",
     "recording_policy",
+    "database",
 ];
 
 /// The whole configuration.
@@ -86,6 +88,9 @@ pub(crate) struct ServerConfig {
     pub(crate) credential_file: Option<String>,
     /// wssh: where the database lives, when `--data-dir` is not given.
     pub(crate) data_dir: Option<PathBuf>,
+    /// wssh: a PostgreSQL URL, when `--database` is not given (default: SQLite in the data
+    /// directory).
+    pub(crate) database: Option<String>,
     /// wssh: failed logins allowed per user or address within the window (default 10).
     pub(crate) lockout_max_failures: Option<usize>,
     /// wssh: the lockout window in seconds (default 900).

@@ -5,6 +5,8 @@
 mod audit_log;
 mod config;
 mod connect;
+mod database;
+mod db;
 mod hardening;
 mod listen;
 mod serve;
@@ -38,6 +40,8 @@ enum Command {
     Serve(ServeArgs),
     /// Open a shell on a wssh server in this terminal (or attach to a live one).
     Connect(connect::ConnectArgs),
+    /// Manage the database: `wssh db copy --from PATH_OR_URL --to URL`.
+    Db(db::DbArgs),
     /// Print a completion script for your shell, e.g. `wssh completions bash > /etc/bash_completion.d/wssh`.
     Completions {
         /// The shell to complete for.
@@ -80,7 +84,7 @@ fn generated(command: &Command) -> Option<ExitCode> {
             }
             Some(print_bytes(&out))
         }
-        Command::Serve(_) | Command::Connect(_) | Command::Shells(_) => None,
+        Command::Serve(_) | Command::Connect(_) | Command::Shells(_) | Command::Db(_) => None,
     }
 }
 
@@ -100,6 +104,10 @@ pub(crate) struct ServeArgs {
     /// Where the database lives (default: $XDG_DATA_HOME/wssh or ~/.local/share/wssh).
     #[arg(long, env = "WSSH_DATA_DIR", value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
+    /// A PostgreSQL database shared by several wssh nodes (postgres://USER@HOST/DB), instead of
+    /// the SQLite file in the data directory. Also the `database` key and WSSH_DATABASE.
+    #[arg(long, value_name = "URL")]
+    pub(crate) database: Option<String>,
     /// Listen on this address instead of the configured listeners: PORT (127.0.0.1), :PORT
     /// (every interface), HOST:PORT (an address or host name) or [IPV6]:PORT.
     #[arg(long, value_name = "ADDRESS")]
@@ -201,6 +209,8 @@ fn main() -> ExitCode {
     }
     let workers = match &cli.command {
         Command::Serve(args) => args.workers.map(NonZeroUsize::get),
+        // The copy runs on this thread, outside any runtime (the PostgreSQL client is blocking).
+        Command::Db(args) => return db::run(args),
         Command::Connect(_) | Command::Shells(_) | Command::Completions { .. } | Command::Man => None,
     }
     .unwrap_or_else(default_workers);
@@ -214,7 +224,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Connect(args) => return runtime.block_on(connect::run(args)),
-        Command::Completions { .. } | Command::Man => return ExitCode::SUCCESS,
+        // `db` returned before the runtime started.
+        Command::Completions { .. } | Command::Man | Command::Db(_) => return ExitCode::SUCCESS,
         Command::Shells(args) => return runtime.block_on(connect::list_shells(args)),
     };
     match result {

@@ -16,18 +16,16 @@ use tokio_rustls::TlsAcceptor;
 use wssh_auth::Authenticator;
 use wssh_domain::{NewUser, Password, RoleKey, SessionName, SessionSpec, Username};
 use wssh_http::AppState;
-use wssh_store::{SessionStore, UserStore};
-use wssh_store_sqlite::SqliteStore;
+use wssh_store::Store;
 
 use crate::ServeArgs;
 use crate::config::{ServerConfig, default_data_dir};
+use crate::database::Database;
 use crate::listen::ListenAddress;
 use crate::tls::ReloadableCertificate;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The name of the database file in the data directory.
-const DATABASE_FILE: &str = "wssh.db";
 /// Where a generated administrator password is written, readable by the owner only.
 const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 /// The port of the listener used when nothing says otherwise (on 127.0.0.1).
@@ -39,6 +37,8 @@ const SHELLS_CLOSING_LIMIT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 struct Plan {
     data_dir: PathBuf,
+    /// The SQLite file in the data directory, or a PostgreSQL database.
+    database: Database,
     listeners: Vec<PlannedListener>,
     /// Administrators created when missing: a password, or `None` for a generated one.
     users: Vec<(Username, Option<Password>)>,
@@ -105,13 +105,19 @@ fn describe(plan: &Plan) -> String {
             listener.addresses.iter().map(move |address| format!("{scheme}://{address}"))
         })
         .collect();
-    format!("configuration OK: data directory {}, listeners {}", plan.data_dir.display(), listeners.join(" "))
+    format!(
+        "configuration OK: data directory {}, database {}, listeners {}",
+        plan.data_dir.display(),
+        plan.database,
+        listeners.join(" ")
+    )
 }
 
 /// Reads and checks every value: listeners (addresses resolved, certificates read), users,
 /// sessions, numbers. Writes nothing.
 async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> {
     let data_dir = args.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(default_data_dir);
+    let database = Database::choose(args.database.as_deref().or(config.database.as_deref()), &data_dir)?;
 
     let mut users = Vec::new();
     for credential in &config.initial_credentials {
@@ -188,6 +194,7 @@ async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> 
         metrics,
         deployment: wssh_http::Deployment { trusted_proxies, base_path },
         data_dir,
+        database,
         listeners,
         users,
         login_shell_on_first_start: args.config.is_none() && sessions.is_empty() && command_session.is_none(),
@@ -301,6 +308,8 @@ type Bound = Vec<(TcpListener, Option<TlsAcceptor>)>;
 /// Binds the listeners, then writes: the data directory, the store, the first users and
 /// sessions.
 async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound, Vec<TcpListener>), BoxError> {
+    // The page's assets are compressed once, in the background (under a second).
+    drop(tokio::task::spawn_blocking(wssh_http::prepare_assets));
     let mut metrics_listeners = Vec::new();
     for address in plan.metrics.iter().flatten() {
         match TcpListener::bind(address).await {
@@ -335,31 +344,47 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound, Vec<TcpListener>), 
         .map_err(|error| format!("cannot create the data directory {}: {error}", plan.data_dir.display()))?;
 
     crate::hardening::lock_data_dir(&plan.data_dir)?;
-    crate::hardening::protect_database(&plan.data_dir.join(DATABASE_FILE))?;
-    let store = Arc::new(SqliteStore::open(&plan.data_dir.join(DATABASE_FILE))?);
+    if let Database::Sqlite(path) = &plan.database {
+        crate::hardening::protect_database(path)?;
+    }
     let throttle = plan.limits.login_throttle(Some(plan.lockout_max_failures), Some(plan.lockout_window.as_secs()));
-    let mut auth = plan.limits.configure_auth(Authenticator::new(store.clone(), throttle)?);
+    // Everything that reaches the store runs on a blocking thread: the store blocks, and the
+    // PostgreSQL client must never run on an async worker.
+    let (store, pool_probe, auth) = {
+        let database = plan.database.clone();
+        tokio::task::spawn_blocking(move || -> Result<_, BoxError> {
+            let (store, pool_probe) = database.open()?;
+            tracing::info!(%database, "database open");
+            let auth = Authenticator::new(store.clone(), throttle)?;
+            Ok((store, pool_probe, auth))
+        })
+        .await??
+    };
+    let mut auth = plan.limits.configure_auth(auth);
     if let Some(target) = &plan.audit_log {
         auth = auth.with_audit_stream(crate::audit_log::open(target)?);
     }
-    let seeding = {
+    {
         let store = store.clone();
         let data_dir = plan.data_dir.clone();
         let users = plan.users.clone();
         let policy = auth.password_policy();
-        tokio::task::spawn_blocking(move || seed_users(&store, users, &data_dir, policy))
-    };
-    let first_start = seeding.await??;
-    seed_sessions(&store, plan, first_start)?;
+        let configured = plan.sessions.clone();
+        let command = plan.command_session.clone();
+        let login_shell_on_first_start = plan.login_shell_on_first_start;
+        tokio::task::spawn_blocking(move || -> Result<(), BoxError> {
+            let first_start = seed_users(&*store, users, &data_dir, policy)?;
+            let login_shell = first_start && login_shell_on_first_start;
+            seed_sessions(&*store, &SessionSeeds { configured, command, login_shell })
+        })
+        .await??;
+    }
 
     let mut state = AppState::new(auth, plan.initial_session_names.clone(), plan.allow_registration)
         .with_listener_limits(plan.limits.listener_limits(crate::hardening::raise_open_files_limit()))
         .with_shell_settings(plan.shell_settings)
         .with_deployment(plan.deployment.clone())
-        .with_pool_probe({
-            let store = store.clone();
-            Arc::new(move || store.pool_state())
-        });
+        .with_pool_probe(pool_probe);
     if let Some((all, sessions, policy, retention)) = &plan.recording {
         let dir = plan.data_dir.join("recordings");
         state = state.with_recording(wssh_http::RecordingSettings::new(
@@ -515,7 +540,7 @@ impl Signals {
 /// user, so a changed password stays changed. Returns whether this was the first start (no
 /// user before).
 fn seed_users(
-    store: &SqliteStore,
+    store: &dyn Store,
     mut wanted: Vec<(Username, Option<Password>)>,
     data_dir: &Path,
     policy: wssh_auth::password::PasswordPolicy,
@@ -562,11 +587,21 @@ fn seed_users(
     Ok(first_start)
 }
 
+/// The sessions a start creates or brings up to date.
+struct SessionSeeds {
+    /// From the configuration, created when missing.
+    configured: Vec<SessionSpec>,
+    /// The one-liner's session.
+    command: Option<SessionSpec>,
+    /// Whether to create the login shell's session (a first start without configuration).
+    login_shell: bool,
+}
+
 /// Creates the configured sessions that are missing, brings the one-liner's session up to
 /// date, and on a first start without configuration creates the login shell's session.
-fn seed_sessions(store: &SqliteStore, plan: &Plan, first_start: bool) -> Result<(), BoxError> {
-    let login_shell = (first_start && plan.login_shell_on_first_start).then(login_shell_session).flatten();
-    for spec in plan.sessions.iter().chain(&login_shell) {
+fn seed_sessions(store: &dyn Store, seeds: &SessionSeeds) -> Result<(), BoxError> {
+    let login_shell = seeds.login_shell.then(login_shell_session).flatten();
+    for spec in seeds.configured.iter().chain(&login_shell) {
         if let Some(existing) = store.find_session(spec.name.as_str())? {
             // A configured `run_as` always applies, so that demoting a shell in the
             // configuration takes effect on the next start.
@@ -579,7 +614,7 @@ fn seed_sessions(store: &SqliteStore, plan: &Plan, first_start: bool) -> Result<
         store.create_session(spec)?;
         tracing::info!(name = %spec.name, cmd = spec.cmd, "created initial session");
     }
-    if let Some(spec) = &plan.command_session {
+    if let Some(spec) = &seeds.command {
         match store.find_session(spec.name.as_str())? {
             None => {
                 store.create_session(spec)?;

@@ -8,7 +8,6 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
 use wssh_auth::Principal;
-use wssh_domain::Permission;
 use wssh_domain::audit::AuditEvent;
 
 use super::registry::{LiveShell, Mode, Share, ShellInfo};
@@ -25,21 +24,14 @@ pub(crate) fn matches(path: &str) -> bool {
     path.strip_prefix(PREFIX).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// Whether the principal may end every user's shells and manage their share links
-/// (administrators may).
-fn oversees(principal: &Principal) -> bool {
-    principal.require(Permission::UsersWrite).is_ok()
-}
-
-/// Whether the principal may end `shell` and manage its share links: its owner or an
-/// administrator.
+/// Whether the principal may end `shell` and manage its share links.
 fn may_manage(principal: &Principal, shell: &LiveShell) -> bool {
-    shell.owner_id == principal.user_id || oversees(principal)
+    wssh_core::shells::may_manage(principal, shell.owner_id)
 }
 
-/// Whether the principal sees `shell` in listings: those it may manage or attach to.
+/// Whether the principal sees `shell` in listings.
 fn may_see(principal: &Principal, shell: &LiveShell) -> bool {
-    may_manage(principal, shell) || super::registry::may_attach(principal, shell, Mode::Observe)
+    wssh_core::shells::may_see(principal, shell.owner_id)
 }
 
 /// The longest a share link may live (30 days), and how long it lives when not told.
@@ -99,7 +91,7 @@ fn origin_of(headers: &http::HeaderMap, base: Option<&crate::proxy::PublicBase>)
 }
 
 fn answer(call: &Call<'_>, state: &SharedState, principal: &Principal) -> Result<Response<Body>, ApiError> {
-    principal.require(Permission::SessionsConnect)?;
+    wssh_core::shells::require_shell_user(principal)?;
     let rest = call.path.strip_prefix(PREFIX).unwrap_or_default().trim_start_matches('/');
     let segments: Vec<&str> = if rest.is_empty() { Vec::new() } else { rest.split('/').collect() };
     let managed = |id: &str| {

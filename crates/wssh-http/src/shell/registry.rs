@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, watch};
 use wssh_auth::{Authenticator, Principal};
 use wssh_domain::audit::AuditEvent;
-use wssh_domain::{Permission, Timestamp, UserId};
+use wssh_domain::{Timestamp, UserId};
 use wssh_pty::{PtyProcess, PtyWriter, WindowSize};
 
 /// The tag of a native data frame; history chunks are kept as ready-made data frames.
@@ -421,7 +421,7 @@ impl LiveShell {
     /// disconnects that client). A failing store decides nothing.
     fn recheck(&self, auth: &Authenticator, checked: &mut Checked) {
         let owner = *checked.owners.entry(self.owner_id).or_insert_with(|| {
-            match auth.user_holds(self.owner_id, Permission::SessionsConnect) {
+            match auth.user_holds(self.owner_id, wssh_core::shells::OWNER_KEEPS_WITH) {
                 Ok(holds) => Some(holds),
                 Err(error) => {
                     tracing::warn!(%error, "cannot check a shell's owner");
@@ -726,19 +726,13 @@ struct Checked {
     clients: HashMap<(UserId, String), Option<Option<Principal>>>,
 }
 
-/// Whether `principal` may attach to `shell` in `mode`: the owner in either mode (while they
-/// hold `sessions:connect`), anyone else with `shells:control`, or `shells:observe` to watch.
+/// Whether `principal` may attach to `shell` in `mode` (the rule is `wssh_core::shells`).
 pub(crate) fn may_attach(principal: &Principal, shell: &LiveShell, mode: Mode) -> bool {
-    if principal.user_id == shell.owner_id {
-        return principal.permissions.contains(Permission::SessionsConnect);
-    }
-    match mode {
-        Mode::Control => principal.permissions.contains(Permission::ShellsControl),
-        Mode::Observe => {
-            principal.permissions.contains(Permission::ShellsObserve)
-                || principal.permissions.contains(Permission::ShellsControl)
-        }
-    }
+    let mode = match mode {
+        Mode::Control => wssh_core::shells::ShellMode::Control,
+        Mode::Observe => wssh_core::shells::ShellMode::Observe,
+    };
+    wssh_core::shells::may_attach(principal, shell.owner_id, mode)
 }
 
 /// Why a share link could not be made.
