@@ -92,8 +92,8 @@ async fn roles_are_created_listed_changed_and_deleted() {
     assert_eq!(admin_role["status"], "0");
     assert_eq!(
         admin_role["permissions"].as_array().unwrap().len(),
-        13,
-        "every permission, shells:observe, shells:control, audit:read and recordings:read included"
+        14,
+        "every permission, shells:observe, shells:control, audit:read, recordings:read and shells:run_as_any included"
     );
     assert_eq!(admin_role["roleId"], admin_role["role_id"]);
     let create_time = admin_role["createTime"].as_str().unwrap();
@@ -196,7 +196,7 @@ async fn role_permissions_take_effect_on_every_surface() {
     let admin = admin_basic();
 
     let all = ok(&call(&client, "GET", "/perm/list", &admin, None).await, 200);
-    assert_eq!(all["total"], 13);
+    assert_eq!(all["total"], 14);
     let names: Vec<&str> =
         all["list"].as_array().unwrap().iter().map(|entry| entry["permission"].as_str().unwrap()).collect();
     assert!(names.contains(&"sessions:connect") && names.contains(&"roles:write"), "{names:?}");
@@ -212,7 +212,7 @@ async fn role_permissions_take_effect_on_every_surface() {
         .collect();
     assert_eq!(names, ["sessions:read", "sessions:connect", "tokens:read", "tokens:write"]);
     // Without a role: the caller's own.
-    assert_eq!(ok(&call(&client, "GET", "/perm", &admin, None).await, 200)["total"], 13);
+    assert_eq!(ok(&call(&client, "GET", "/perm", &admin, None).await, 200)["total"], 14);
 
     // A custom role, its permissions replaced with PUT /perm, bound to a user.
     let created = ok(

@@ -493,3 +493,78 @@ async fn a_client_that_stops_reading_does_not_grow_server_memory() {
         }
     }
 }
+
+/// An OS account for demoted shells: created when missing (the tests run as root).
+fn shell_account() -> &'static str {
+    const NAME: &str = "wssh-test-shell";
+    let exists = std::process::Command::new("id").arg(NAME).output().is_ok_and(|output| output.status.success());
+    if !exists {
+        // Racing tests may both try; either way the account exists afterwards.
+        let _ = std::process::Command::new("useradd").args(["-M", "-r", "-s", "/bin/sh", NAME]).status();
+    }
+    NAME
+}
+
+#[tokio::test]
+async fn a_template_with_run_as_runs_its_shell_as_that_account_and_needs_the_right() {
+    assert!(nix::unistd::geteuid().is_root(), "this test switches accounts and so runs as root");
+    let account = shell_account();
+    let mut config = support::default_config();
+    config["initial_sessions"] = json!([
+        { "name": "demoted", "cmd": "sh", "args": [], "dir": "", "run_as": account },
+        { "name": "plain", "cmd": "sh", "args": [], "dir": "/tmp" }
+    ]);
+    let server = Server::start_with(config);
+
+    // An administrator (`shells:run_as_any`) gets a shell as the account, with its login environment.
+    let (identifier, token) = login(&server.client(), "admin", ADMIN_PASSWORD).await;
+    let admin = token_protocol(&identifier, &token);
+    let mut shell = connect(&server, "/demoted", &["wssh.v1", &admin], None).await.unwrap();
+    shell.resize(80, 24).await;
+    shell.type_text("echo who=$(id -un) user=$USER logname=$LOGNAME groups=$(id -G); echo done-$((5*5))\n").await;
+    let output = shell.read_until("done-25").await;
+    assert!(output.contains(&format!("who={account} user={account} logname={account}")), "{output}");
+    assert!(!output.contains("groups=0"), "no root group left: {output}");
+    shell.type_text("exit\n").await;
+    assert_eq!(shell.read_to_close().await, 1000);
+
+    // The template shows its account on go_ws_sh's /sessions; templates without one do not.
+    let listed = server.client().list("/sessions", &json!({ "authorization": support::admin() })).await;
+    let sessions = listed.json["sessions"].as_array().unwrap();
+    let demoted = sessions.iter().find(|session| session["name"] == "demoted").unwrap();
+    assert_eq!(demoted["run_as"], account);
+    let plain = sessions.iter().find(|session| session["name"] == "plain").unwrap();
+    assert!(plain.get("run_as").is_none(), "{plain}");
+
+    // A plain user (sessions:connect only) may use templates without run_as, not this one.
+    create_user(&server.client(), "alice", "alice-pw").await;
+    let alice = "username%3Dalice%26password%3Dalice-pw%26type%3Dpassword";
+    assert_eq!(connect(&server, "/demoted", &[alice], None).await.err(), Some(403));
+    let mut plain_shell = connect(&server, "/plain", &[alice], None).await.unwrap();
+    plain_shell.resize(80, 24).await;
+    plain_shell.type_text("echo plain-$((2*4))\n").await;
+    plain_shell.read_until("plain-8").await;
+
+    // An unknown account is refused when the template is written, by name, not at attach time.
+    let body = json!({ "authorization": support::admin(), "session": { "name": "bad", "cmd": "sh", "run_as": "-rf" } });
+    assert_eq!(server.client().create("/sessions", &body).await.status, 400);
+}
+
+#[test]
+fn serve_refuses_an_initial_session_whose_account_does_not_exist() {
+    let root = tempfile::tempdir().unwrap();
+    let mut config = support::default_config();
+    config["initial_sessions"] = json!([{ "name": "ghost", "cmd": "sh", "run_as": "wssh-no-such-account" }]);
+    let path = root.path().join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wssh"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .args(["--data-dir", "data", "--listen", "127.0.0.1:0"])
+        .current_dir(root.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("wssh-no-such-account"), "{stderr}");
+}

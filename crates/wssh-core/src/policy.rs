@@ -13,9 +13,12 @@
 //!   over an account stronger than its own.
 //! * A token never carries more than its owner holds, nor more than the token it was minted
 //!   with.
+//! * A shell on a template that names an OS account (`run_as`) needs `shells:run_as_any`
+//!   (administrators hold it); so does creating or changing such a template. Templates without
+//!   `run_as` run as the server's own account and need only `sessions:connect`.
 
 use wssh_auth::Principal;
-use wssh_domain::{Permission, PermissionSet, Role, RoleKey, User};
+use wssh_domain::{Permission, PermissionSet, Role, RoleKey, SessionSpec, User};
 
 use crate::CoreError;
 
@@ -30,6 +33,15 @@ pub fn within(held: PermissionSet, wanted: PermissionSet) -> Result<(), CoreErro
 /// Fails unless `principal` holds `permission`.
 pub fn require(principal: &Principal, permission: Permission) -> Result<(), CoreError> {
     if principal.can(permission) { Ok(()) } else { Err(CoreError::Forbidden(permission)) }
+}
+
+/// Fails unless `principal` may use `spec`'s OS account: any principal when the template names
+/// none, a holder of `shells:run_as_any` when it does.
+pub fn may_run_as(principal: &Principal, spec: &SessionSpec) -> Result<(), CoreError> {
+    match spec.run_as {
+        Some(_) => require(principal, Permission::ShellsRunAsAny),
+        None => Ok(()),
+    }
 }
 
 /// Whether a role is one any account creator may give: the built-in `user` or `guest`.

@@ -16,6 +16,8 @@ pub struct SessionChanges {
     pub args: Option<Vec<String>>,
     /// Its working directory.
     pub dir: Option<String>,
+    /// The OS account it runs as; `Some("")` clears it.
+    pub run_as: Option<String>,
 }
 
 impl Services {
@@ -32,21 +34,26 @@ impl Services {
             .ok_or(CoreError::NotFound(Entity::Session))
     }
 
-    /// The session a shell is opened on: `sessions:connect`.
+    /// The session a shell is opened on: `sessions:connect`, and `shells:run_as_any` when the
+    /// template names an OS account to run as (see [`policy::may_run_as`]).
     pub fn session_to_connect(&self, principal: &Principal, name: &str) -> Result<Session, CoreError> {
         policy::require(principal, Permission::SessionsConnect)?;
-        self.find_session(name)
+        let session = self.find_session(name)?;
+        policy::may_run_as(principal, &session.spec)?;
+        Ok(session)
     }
 
-    /// Creates a session: `sessions:write`.
+    /// Creates a session: `sessions:write`, and `shells:run_as_any` when it names an account.
     pub fn create_session(&self, principal: &Principal, spec: &SessionSpec) -> Result<Session, CoreError> {
         policy::require(principal, Permission::SessionsWrite)?;
+        policy::may_run_as(principal, spec)?;
         let created = self.store().create_session(spec).map_err(CoreError::store(Entity::Session))?;
         self.audit(principal, AuditEvent::SessionCreated { new: SessionSnapshot::from(&created) });
         Ok(created)
     }
 
-    /// Changes a session's command, arguments or directory: `sessions:write`.
+    /// Changes a session's command, arguments, directory or account: `sessions:write`, and
+    /// `shells:run_as_any` when the template names an account before or after.
     pub fn update_session(
         &self,
         principal: &Principal,
@@ -56,12 +63,15 @@ impl Services {
         policy::require(principal, Permission::SessionsWrite)?;
         let current = self.find_session(name.as_str())?;
         let old = SessionSnapshot::from(&current);
+        policy::may_run_as(principal, &current.spec)?;
         let spec = SessionSpec::new(
             name,
             changes.cmd.unwrap_or(current.spec.cmd),
             changes.args.unwrap_or(current.spec.args),
             changes.dir.unwrap_or(current.spec.dir),
-        )?;
+        )?
+        .with_run_as(changes.run_as.or(current.spec.run_as))?;
+        policy::may_run_as(principal, &spec)?;
         let updated = self.store().update_session(&spec).map_err(CoreError::store(Entity::Session))?;
         let event = AuditEvent::SessionChanged { old, new: SessionSnapshot::from(&updated) };
         self.audit(principal, event);

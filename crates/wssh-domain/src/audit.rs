@@ -133,6 +133,9 @@ pub struct SessionSnapshot {
     pub args: Vec<String>,
     /// Its working directory.
     pub dir: String,
+    /// The OS account it runs as, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
 }
 
 impl From<&Session> for SessionSnapshot {
@@ -142,6 +145,7 @@ impl From<&Session> for SessionSnapshot {
             cmd: session.spec.cmd.clone(),
             args: session.spec.args.clone(),
             dir: session.spec.dir.clone(),
+            run_as: session.spec.run_as.clone(),
         }
     }
 }

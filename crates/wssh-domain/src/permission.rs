@@ -32,11 +32,13 @@ pub enum Permission {
     AuditRead,
     /// List, read and delete shell recordings.
     RecordingsRead,
+    /// Open shells on templates that run as a named OS account (`run_as`).
+    ShellsRunAsAny,
 }
 
 impl Permission {
     /// Every permission the server knows, in a stable order.
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 14] = [
         Permission::SessionsRead,
         Permission::SessionsWrite,
         Permission::SessionsConnect,
@@ -50,6 +52,7 @@ impl Permission {
         Permission::ShellsControl,
         Permission::AuditRead,
         Permission::RecordingsRead,
+        Permission::ShellsRunAsAny,
     ];
 
     /// The permission's wire name, e.g. `sessions:read`.
@@ -68,6 +71,7 @@ impl Permission {
             Permission::ShellsControl => "shells:control",
             Permission::AuditRead => "audit:read",
             Permission::RecordingsRead => "recordings:read",
+            Permission::ShellsRunAsAny => "shells:run_as_any",
         }
     }
 

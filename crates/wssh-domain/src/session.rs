@@ -50,8 +50,10 @@ pub struct SessionSpec {
     pub cmd: String,
     /// Its arguments.
     pub args: Vec<String>,
-    /// The working directory; empty means the server user's home directory.
+    /// The working directory; empty means the home directory of the account it runs as.
     pub dir: String,
+    /// The OS account the program runs as (`run_as`); `None` runs it as the server's own.
+    pub run_as: Option<String>,
 }
 
 impl SessionSpec {
@@ -77,7 +79,28 @@ impl SessionSpec {
         if args.len() > Self::MAX_ARGS {
             return Err(ValidationError::new("session.args", "has too many elements"));
         }
-        Ok(SessionSpec { name, cmd, args, dir })
+        Ok(SessionSpec { name, cmd, args, dir, run_as: None })
+    }
+
+    /// The longest OS account name accepted, in bytes.
+    pub const MAX_RUN_AS_BYTES: usize = 32;
+
+    /// The template with the OS account its program runs as; an empty name means none.
+    /// A name is 1 to 32 bytes of letters, digits, `_`, `.` or `-`, not starting with `-`.
+    pub fn with_run_as(mut self, run_as: Option<String>) -> Result<Self, ValidationError> {
+        self.run_as = match run_as.filter(|name| !name.is_empty()) {
+            None => None,
+            Some(name) => {
+                let valid = name.len() <= Self::MAX_RUN_AS_BYTES
+                    && !name.starts_with('-')
+                    && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-'));
+                if !valid {
+                    return Err(ValidationError::new("session.run_as", "is not a valid account name"));
+                }
+                Some(name)
+            }
+        };
+        Ok(self)
     }
 }
 
@@ -110,6 +133,11 @@ mod tests {
         let name = SessionName::parse("bash").unwrap();
         assert!(SessionSpec::new(name.clone(), "bash".into(), vec!["-i".into()], String::new()).is_ok());
         assert!(SessionSpec::new(name.clone(), String::new(), vec![], String::new()).is_err());
-        assert!(SessionSpec::new(name, "bash".into(), vec!["a\0b".into()], String::new()).is_err());
+        assert!(SessionSpec::new(name.clone(), "bash".into(), vec!["a\0b".into()], String::new()).is_err());
+        let spec = SessionSpec::new(name, "bash".into(), vec![], String::new()).unwrap();
+        assert_eq!(spec.clone().with_run_as(Some("nobody".into())).unwrap().run_as.as_deref(), Some("nobody"));
+        assert_eq!(spec.clone().with_run_as(Some(String::new())).unwrap().run_as, None);
+        assert!(spec.clone().with_run_as(Some("-rf".into())).is_err());
+        assert!(spec.with_run_as(Some("a b".into())).is_err());
     }
 }

@@ -85,6 +85,7 @@ struct SessionFields {
     cmd: Option<String>,
     args: Option<Vec<String>>,
     dir: Option<String>,
+    run_as: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -299,14 +300,19 @@ fn credential_view(user: &User) -> Value {
 }
 
 fn session_view(session: &Session) -> Value {
-    json!({
+    let mut view = json!({
         "name": session.spec.name.as_str(),
         "cmd": session.spec.cmd,
         "args": session.spec.args,
         "dir": session.spec.dir,
         "created_at": session.created_at.to_rfc3339(),
         "updated_at": session.updated_at.to_rfc3339(),
-    })
+    });
+    // go_ws_sh's shape, plus `run_as` only on templates that name an account.
+    if let Some(run_as) = &session.spec.run_as {
+        view["run_as"] = json!(run_as);
+    }
+    view
 }
 
 /// A non-empty value, or a 400 naming the field.
@@ -423,7 +429,8 @@ impl Operations<'_> {
             fields.cmd.unwrap_or_default(),
             fields.args.unwrap_or_default(),
             fields.dir.unwrap_or_default(),
-        )?;
+        )?
+        .with_run_as(fields.run_as)?;
         let session = self.services().create_session(self.principal, &spec)?;
         Ok(("Session created successfully", json!({ "session": session_view(&session) })))
     }
@@ -450,7 +457,7 @@ impl Operations<'_> {
         require(self.principal, Permission::SessionsWrite)?;
         let name = self.session_name(fields.name, "session.name")?;
         // Fields left out keep their values (go_ws_sh blanked them).
-        let changes = SessionChanges { cmd: fields.cmd, args: fields.args, dir: fields.dir };
+        let changes = SessionChanges { cmd: fields.cmd, args: fields.args, dir: fields.dir, run_as: fields.run_as };
         let session = self.services().update_session(self.principal, name, changes)?;
         Ok(("Session updated successfully", json!({ "session": session_view(&session) })))
     }

@@ -214,6 +214,7 @@ fn permission_label(permission: Permission) -> &'static str {
         Permission::ShellsControl => "Take part in other users' live shells",
         Permission::AuditRead => "Read the audit log",
         Permission::RecordingsRead => "List, play and delete shell recordings",
+        Permission::ShellsRunAsAny => "Open shells that run as another OS account (run_as)",
     }
 }
 

@@ -25,4 +25,4 @@ mod process;
 mod reaper;
 mod session;
 
-pub use process::{BlockingRead, PtyCommand, PtyError, PtyProcess, PtyReader, PtyWriter, WindowSize};
+pub use process::{BlockingRead, OsAccount, PtyCommand, PtyError, PtyProcess, PtyReader, PtyWriter, WindowSize};

@@ -33,9 +33,50 @@ pub enum PtyError {
         #[source]
         source: io::Error,
     },
+    /// The OS account to run as does not exist or cannot be read.
+    #[error("no OS account named {0:?}")]
+    UnknownAccount(String),
+    /// Switching to another OS account needs the server to run as root.
+    #[error("cannot run a program as {0:?}: switching accounts needs the server to run as root")]
+    NotPrivileged(String),
     /// Reading, writing or resizing failed.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+/// An OS account a program runs as: its ids, supplementary groups, home and login shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OsAccount {
+    /// The account's name (`USER`, `LOGNAME`).
+    pub name: String,
+    /// Its user id.
+    pub uid: u32,
+    /// Its primary group id.
+    pub gid: u32,
+    /// Every group it is in (the primary one included), as `initgroups` would set them.
+    pub groups: Vec<u32>,
+    /// Its home directory (`HOME`, and the working directory when none is given).
+    pub home: PathBuf,
+    /// Its login shell (`SHELL`).
+    pub shell: PathBuf,
+}
+
+impl OsAccount {
+    /// Looks the account up in the system's user and group databases (NSS). Blocks briefly.
+    pub fn lookup(name: &str) -> Result<Self, PtyError> {
+        let unknown = || PtyError::UnknownAccount(name.to_owned());
+        let user = nix::unistd::User::from_name(name).map_err(|_| unknown())?.ok_or_else(unknown)?;
+        let c_name = std::ffi::CString::new(name).map_err(|_| unknown())?;
+        let groups = nix::unistd::getgrouplist(&c_name, user.gid).map_err(|error| PtyError::Io(error.into()))?;
+        Ok(OsAccount {
+            name: user.name,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            groups: groups.into_iter().map(nix::unistd::Gid::as_raw).collect(),
+            home: user.dir,
+            shell: user.shell,
+        })
+    }
 }
 
 /// A terminal size in character cells.
@@ -71,6 +112,7 @@ pub struct PtyCommand {
     dir: Option<PathBuf>,
     env: Vec<(OsString, OsString)>,
     size: WindowSize,
+    account: Option<OsAccount>,
 }
 
 impl PtyCommand {
@@ -82,7 +124,18 @@ impl PtyCommand {
             dir: None,
             env: Vec::new(),
             size: WindowSize::default(),
+            account: None,
         }
+    }
+
+    /// Runs the program as `account`: its supplementary groups, group and user are set in the
+    /// child before exec, `HOME`, `USER`, `LOGNAME` and `SHELL` are the account's, the working
+    /// directory defaults to its home (or `/` when that is missing), and the terminal is handed
+    /// to it. Needs the server to run as root unless `account` is the server's own.
+    #[must_use]
+    pub fn run_as(mut self, account: OsAccount) -> Self {
+        self.account = Some(account);
+        self
     }
 
     /// Adds one argument.
@@ -129,7 +182,20 @@ impl PtyCommand {
         let flags = OFlag::from_bits_truncate(fcntl(&master, FcntlArg::F_GETFL).map_err(open_error)?);
         fcntl(&master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map_err(open_error)?;
 
-        let home = std::env::var_os("HOME");
+        if let Some(account) = &self.account {
+            let euid = nix::unistd::geteuid().as_raw();
+            if euid != 0 && euid != account.uid {
+                return Err(PtyError::NotPrivileged(account.name.clone()));
+            }
+            if euid == 0 {
+                // The account owns its terminal, as after a login (`tty`, `mesg`, reopening it).
+                nix::unistd::fchown(&slave, Some(account.uid.into()), None).map_err(open_error)?;
+            }
+        }
+        let home = match &self.account {
+            Some(account) => Some(account.home.as_os_str().to_owned()).filter(|_| account.home.is_dir()),
+            None => std::env::var_os("HOME"),
+        };
         let dir = self
             .dir
             .clone()
@@ -142,6 +208,13 @@ impl PtyCommand {
                 command.env(key, value);
             }
         }
+        if let Some(account) = &self.account {
+            command
+                .env("HOME", &account.home)
+                .env("USER", &account.name)
+                .env("LOGNAME", &account.name)
+                .env("SHELL", &account.shell);
+        }
         command.env("TERM", "xterm-256color");
         command.envs(self.env.iter().map(|(key, value)| (key, value)));
         let stdio = |fd: &OwnedFd| fd.try_clone().map(Stdio::from);
@@ -149,15 +222,31 @@ impl PtyCommand {
             .stdin(stdio(&slave).map_err(open_error)?)
             .stdout(stdio(&slave).map_err(open_error)?)
             .stderr(stdio(&slave).map_err(open_error)?);
+        // Worked out before the fork: the child only makes system calls, never allocates.
+        let switch = self
+            .account
+            .as_ref()
+            .filter(|_| nix::unistd::geteuid().is_root())
+            .map(|account| (account.uid, account.gid, account.groups.clone()));
         // SAFETY: the closure runs in the forked child before exec and calls only
-        // async-signal-safe functions (setsid, ioctl).
+        // async-signal-safe functions (setsid, ioctl, setgroups, setgid, setuid) on data
+        // prepared before the fork.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 if libc::setsid() == -1 {
                     return Err(io::Error::last_os_error());
                 }
                 if libc::ioctl(0, libc::TIOCSCTTY as _, 0) == -1 {
                     return Err(io::Error::last_os_error());
+                }
+                if let Some((uid, gid, groups)) = &switch {
+                    // Groups first, while still root; the user last, so it cannot be undone.
+                    if libc::setgroups(groups.len() as _, groups.as_ptr()) == -1
+                        || libc::setgid(*gid) == -1
+                        || libc::setuid(*uid) == -1
+                    {
+                        return Err(io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });

@@ -177,3 +177,25 @@ async fn terminate_leaves_no_process_behind() {
     // The shell itself was reaped: no zombie of ours.
     assert!(std::fs::metadata(format!("/proc/{shell}")).is_err(), "the shell was not reaped");
 }
+
+#[tokio::test]
+async fn run_as_switches_user_groups_environment_and_terminal_owner() {
+    assert!(nix::unistd::geteuid().is_root(), "switching accounts needs the tests to run as root");
+    let account = wssh_pty::OsAccount::lookup("nobody").unwrap();
+    assert_ne!(account.uid, 0);
+    let script = "echo \"ids=$(id -u):$(id -g):$(id -G) env=$HOME:$USER:$LOGNAME cwd=$(pwd) tty=$(stat -c %u $(tty))\"";
+    let mut process = PtyCommand::new("sh").args(["-c", script]).run_as(account.clone()).spawn().unwrap();
+    // Read to the end of the output (the needle never appears).
+    let output = read_until(&process.reader(), "\u{0}").await;
+    let groups = account.groups.iter().map(u32::to_string).collect::<Vec<_>>().join(" ");
+    assert!(output.contains(&format!("ids={}:{}:{groups} ", account.uid, account.gid)), "{output}");
+    let home = account.home.display();
+    assert!(output.contains(&format!("env={home}:nobody:nobody ")), "{output}");
+    // The home of `nobody` usually does not exist: the shell starts in `/` then.
+    let cwd = if account.home.is_dir() { home.to_string() } else { "/".to_owned() };
+    assert!(output.contains(&format!("cwd={cwd} tty={}", account.uid)), "{output}");
+    assert_eq!(process.wait().await.unwrap().code(), Some(0));
+
+    let unknown = wssh_pty::OsAccount::lookup("wssh-no-such-account").unwrap_err();
+    assert!(matches!(unknown, wssh_pty::PtyError::UnknownAccount(_)), "{unknown}");
+}

@@ -24,7 +24,8 @@ pub struct Migration {
 pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "initial", sql: include_str!("../migrations/0001_initial.sql") },
     Migration { version: 2, name: "audit_recordings", sql: include_str!("../migrations/0002_audit_recordings.sql") },
-    Migration { version: 3, name: "recording_order", sql: include_str!("../migrations/0003_recording_order.sql") },
+    Migration { version: 3, name: "run_as", sql: include_str!("../migrations/0003_run_as.sql") },
+    Migration { version: 4, name: "recording_order", sql: include_str!("../migrations/0004_recording_order.sql") },
 ];
 
 /// Where a database stands.

@@ -6,14 +6,17 @@ use wssh_store::{Conflict, SessionStore, StoreError};
 
 use crate::{PgStore, backend, corrupt, get};
 
-const SESSION_COLUMNS: &str = "name, cmd, args, dir, created_at, updated_at";
+const SESSION_COLUMNS: &str = "name, cmd, args, dir, created_at, updated_at, run_as";
 
 fn load_session(row: &postgres::Row) -> Result<Session, StoreError> {
     let name: String = get(row, 0)?;
     let args: String = get(row, 2)?;
     let args: Vec<String> = serde_json::from_str(&args).map_err(corrupt)?;
     let name = SessionName::parse(&name).map_err(corrupt)?;
-    let spec = SessionSpec::new(name, get(row, 1)?, args, get(row, 3)?).map_err(corrupt)?;
+    let run_as: Option<String> = get(row, 6)?;
+    let spec = SessionSpec::new(name, get(row, 1)?, args, get(row, 3)?)
+        .and_then(|spec| spec.with_run_as(run_as))
+        .map_err(corrupt)?;
     Ok(Session { spec, created_at: Timestamp(get(row, 4)?), updated_at: Timestamp(get(row, 5)?) })
 }
 
@@ -30,8 +33,9 @@ impl SessionStore for PgStore {
     fn create_session(&self, spec: &SessionSpec) -> Result<Session, StoreError> {
         self.write(|write| {
             write.execute_or(
-                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5)",
-                &[&spec.name.as_str(), &spec.cmd, &args_json(&spec.args), &spec.dir, &Timestamp::now().0],
+                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as) \
+                 VALUES ($1, $2, $3, $4, $5, $5, $6)",
+                &[&spec.name.as_str(), &spec.cmd, &args_json(&spec.args), &spec.dir, &Timestamp::now().0, &spec.run_as],
                 Conflict::SessionNameTaken,
             )?;
             query_session(&mut *write.client, spec.name.as_str())?.ok_or(StoreError::NotFound)
@@ -53,8 +57,8 @@ impl SessionStore for PgStore {
     fn update_session(&self, spec: &SessionSpec) -> Result<Session, StoreError> {
         self.write(|write| {
             let changed = write.execute(
-                "UPDATE sessions SET cmd = $2, args = $3, dir = $4, updated_at = $5 WHERE name = $1",
-                &[&spec.name.as_str(), &spec.cmd, &args_json(&spec.args), &spec.dir, &Timestamp::now().0],
+                "UPDATE sessions SET cmd = $2, args = $3, dir = $4, updated_at = $5, run_as = $6 WHERE name = $1",
+                &[&spec.name.as_str(), &spec.cmd, &args_json(&spec.args), &spec.dir, &Timestamp::now().0, &spec.run_as],
             )?;
             if changed == 0 {
                 return Err(StoreError::NotFound);
@@ -76,8 +80,8 @@ impl SessionStore for PgStore {
                 return Err(StoreError::NotFound);
             }
             write.execute_or(
-                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at) \
-                 SELECT $2, cmd, args, dir, $3, $3 FROM sessions WHERE name = $1",
+                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as) \
+                 SELECT $2, cmd, args, dir, $3, $3, run_as FROM sessions WHERE name = $1",
                 &[&from.as_str(), &to.as_str(), &Timestamp::now().0],
                 Conflict::SessionNameTaken,
             )?;

@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 7, name: "shell_permissions", sql: include_str!("../migrations/0007_shell_permissions.sql") },
     Migration { version: 8, name: "audit", sql: include_str!("../migrations/0008_audit.sql") },
     Migration { version: 9, name: "recordings", sql: include_str!("../migrations/0009_recordings.sql") },
+    Migration { version: 10, name: "run_as", sql: include_str!("../migrations/0010_run_as.sql") },
 ];
 
 /// Where a database stands.

@@ -53,7 +53,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
 /// Keys of one `servers` entry.
 const SERVER_KEYS: &[&str] = &["port", "protocol", "alpn", "cert", "key", "host"];
 /// Keys of one `initial_sessions` entry.
-const SESSION_KEYS: &[&str] = &["name", "cmd", "args", "dir", "record"];
+const SESSION_KEYS: &[&str] = &["name", "cmd", "args", "dir", "record", "run_as"];
 /// Keys of one `initial_credentials` entry.
 const CREDENTIAL_KEYS: &[&str] = &["username", "password"];
 /// Top-level keys whose environment variable is taken as text as it is (never as JSON).
@@ -193,6 +193,8 @@ pub(crate) struct InitialSession {
     pub(crate) dir: String,
     /// wssh: record this session's shells.
     pub(crate) record: bool,
+    /// wssh: the OS account its program runs as (needs the server to run as root).
+    pub(crate) run_as: Option<String>,
 }
 
 /// A port, which go_ws_sh's configs write as a string (`"28080"`) and others as a number.

@@ -143,7 +143,11 @@ async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> 
         let name = SessionName::parse(&session.name).map_err(|error| format!("initial_sessions: {error}"))?;
         let spec =
             SessionSpec::new(name, session.cmd.clone(), session.args.clone().unwrap_or_default(), session.dir.clone())
+                .and_then(|spec| spec.with_run_as(session.run_as.clone()))
                 .map_err(|error| format!("initial_sessions: {error}"))?;
+        if let Some(run_as) = &spec.run_as {
+            check_run_as(spec.name.as_str(), run_as)?;
+        }
         sessions.push(spec);
     }
     let command_session = match args.command.split_first() {
@@ -208,6 +212,21 @@ async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> 
 }
 
 /// The one-liner's session: named after the program, run in the current directory.
+/// Refuses an `initial_sessions` entry whose `run_as` account does not exist, or that could
+/// not be switched to because the server does not run as root.
+fn check_run_as(session: &str, run_as: &str) -> Result<(), BoxError> {
+    let account = wssh_pty::OsAccount::lookup(run_as)
+        .map_err(|error| format!("initial_sessions: session {session:?}: run_as: {error}"))?;
+    let euid = nix::unistd::geteuid();
+    if !euid.is_root() && euid.as_raw() != account.uid {
+        return Err(format!(
+            "initial_sessions: session {session:?}: run_as {run_as:?} needs the server to run as root"
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn command_session(program: &str, arguments: &[String]) -> Result<SessionSpec, BoxError> {
     let base = Path::new(program).file_name().and_then(|name| name.to_str()).unwrap_or(program);
     let name = SessionName::parse(base).map_err(|error| format!("cannot name a session after {program:?}: {error}"))?;
@@ -583,7 +602,13 @@ struct SessionSeeds {
 fn seed_sessions(store: &dyn Store, seeds: &SessionSeeds) -> Result<(), BoxError> {
     let login_shell = seeds.login_shell.then(login_shell_session).flatten();
     for spec in seeds.configured.iter().chain(&login_shell) {
-        if store.find_session(spec.name.as_str())?.is_some() {
+        if let Some(existing) = store.find_session(spec.name.as_str())? {
+            // A configured `run_as` always applies, so that demoting a shell in the
+            // configuration takes effect on the next start.
+            if spec.run_as.is_some() && existing.spec.run_as != spec.run_as {
+                store.update_session(&SessionSpec { run_as: spec.run_as.clone(), ..existing.spec })?;
+                tracing::info!(name = %spec.name, run_as = spec.run_as, "initial session runs as its configured account");
+            }
             continue;
         }
         store.create_session(spec)?;

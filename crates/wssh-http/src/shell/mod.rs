@@ -575,9 +575,14 @@ where
         command = command.dir(&spec.dir);
     }
     // fork() costs time in proportion to the server's memory: keep it off the async workers.
-    let spawned = tokio::task::spawn_blocking(move || command.spawn())
-        .await
-        .unwrap_or_else(|join_error| Err(wssh_pty::PtyError::Io(std::io::Error::other(join_error.to_string()))));
+    // The account lookup (NSS) may block too.
+    let run_as = spec.run_as.clone();
+    let spawned = tokio::task::spawn_blocking(move || match run_as {
+        Some(name) => wssh_pty::OsAccount::lookup(&name).and_then(|account| command.run_as(account).spawn()),
+        None => command.spawn(),
+    })
+    .await
+    .unwrap_or_else(|join_error| Err(wssh_pty::PtyError::Io(std::io::Error::other(join_error.to_string()))));
     match spawned {
         Ok(process) => Some((process, size)),
         Err(error) => {
