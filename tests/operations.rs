@@ -448,15 +448,17 @@ async fn sighup_swaps_the_certificate_while_a_shell_stays_open() {
     // A broken pair is refused and the old one stays.
     std::fs::write(root.join("cert.pem"), "not a certificate").unwrap();
     server.signal("HUP");
-    std::fs::copy(root.join("new.pem"), root.join("cert.pem")).unwrap();
-    std::fs::copy(root.join("new.key"), root.join("key.pem")).unwrap();
     let log_mentions = |needle: &str| server.log().contains(needle);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !log_mentions("certificate not reloaded") && std::time::Instant::now() < deadline {
+    while !log_mentions("certificate not reloaded") {
+        assert!(std::time::Instant::now() < deadline, "the failed reload was not logged");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(tls_connect(addr, &root.join("old.pem")).await.is_ok(), "old pair kept after a failed reload");
 
+    // Only now the good new pair, so the failed reload cannot have read it.
+    std::fs::copy(root.join("new.pem"), root.join("cert.pem")).unwrap();
+    std::fs::copy(root.join("new.key"), root.join("key.pem")).unwrap();
     server.signal("HUP");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while tls_connect(addr, &root.join("new.pem")).await.is_err() {
