@@ -417,6 +417,67 @@ async fn shells_are_listed_and_ended_through_the_api() {
     assert_eq!(open(&server, &format!("/bash?shell={id}"), &auth).await.err(), Some(404));
 }
 
+/// What `seq 1 COUNT` prints on a terminal.
+fn seq_text(count: u32) -> Vec<u8> {
+    (1..=count).flat_map(|number| format!("{number}\r\n").into_bytes()).collect()
+}
+
+/// Reads until `needle`, pausing (taking nothing) for `pause` once `after` bytes arrived.
+async fn read_with_pause(conn: &mut Conn, needle: &str, after: usize, pause: Duration) {
+    let mut paused = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut searched = 0;
+    while !contains(&conn.output[searched..], needle.as_bytes()) {
+        searched = conn.output.len().saturating_sub(needle.len());
+        if !paused && conn.output.len() >= after {
+            paused = true;
+            tokio::time::sleep(pause).await;
+        }
+        assert!(conn.pump(deadline).await, "closed before {needle:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_controller_that_pauses_gets_every_byte_even_past_a_small_history() {
+    // 14.8 MB of output through a 64 KiB history, with the only client taking nothing for a
+    // second along the way: the program waits for it rather than letting it fall behind.
+    let server = server_with(json!({ "shell_history_bytes": 64 * 1024 }));
+    let mut conn = open(&server, "/bash", &admin_basic()).await.unwrap();
+    conn.type_text("seq 1 2000000; echo DONE-$((40+2))\r").await;
+    read_with_pause(&mut conn, "DONE-42", 1 << 20, Duration::from_secs(1)).await;
+    assert_eq!(conn.gaps, Vec::<Value>::new(), "no gap for a client that keeps taking output");
+    assert!(seq_part(&conn.output, "DONE-42") == seq_text(2_000_000), "every byte, once, in order");
+}
+
+#[tokio::test]
+async fn an_observer_that_takes_nothing_holds_neither_the_program_nor_the_controller() {
+    let server = server_with(json!({ "shell_history_bytes": 64 * 1024 }));
+    let mut owner = open(&server, "/bash", &admin_basic()).await.unwrap();
+    let id = owner.id();
+    let mut observer = open(&server, &format!("/bash?shell={id}&mode=observe"), &admin_basic()).await.unwrap();
+    owner.type_text("seq 1 2000000; echo DONE-$((40+2))\r").await;
+    // The observer reads nothing meanwhile.
+    owner.read_until("DONE-42").await;
+    assert_eq!(owner.gaps, Vec::<Value>::new());
+    assert!(seq_part(&owner.output, "DONE-42") == seq_text(2_000_000), "the controller got every byte");
+    // The observer fell behind the history: it is told so and goes on from there.
+    observer.read_until("DONE-42").await;
+    assert_eq!(observer.gaps.len(), 1, "one gap notice: {:?}", observer.gaps);
+    assert_eq!(observer.restores.len(), 1);
+}
+
+#[tokio::test]
+async fn a_controller_that_stops_taking_output_is_waited_for_only_a_few_seconds() {
+    let server = server_with(json!({ "shell_history_bytes": 64 * 1024 }));
+    let mut conn = open(&server, "/bash", &admin_basic()).await.unwrap();
+    conn.type_text("seq 1 2000000; echo DONE-$((40+2))\r").await;
+    // Stalled for longer than the program waits: the program runs on, and the client, when
+    // it reads again, finds a gap notice and the screen.
+    read_with_pause(&mut conn, "DONE-42", 1 << 20, Duration::from_secs(6)).await;
+    assert_eq!(conn.gaps.len(), 1, "the stalled client fell behind: {:?}", conn.gaps);
+    assert!(conn.gaps[0]["from"].as_u64().unwrap() > conn.gaps[0]["requested"].as_u64().unwrap());
+}
+
 #[tokio::test]
 async fn a_client_behind_the_history_gets_a_gap_notice_and_the_screen_of_a_full_screen_program() {
     let server = server_with(json!({ "shell_history_bytes": 64 * 1024 }));

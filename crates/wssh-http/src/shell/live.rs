@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use super::framing::{ClientMessage, Framing};
 use super::output::Sink;
-use super::registry::{LiveShell, Mode, Next, ShellEnd, short};
+use super::registry::{Attachment, LiveShell, Mode, Next, ShellEnd, short};
 use super::{Delivered, IDLE_TIMEOUT, PING_INTERVAL, PING_SEND_LIMIT, close, next_message};
 
 /// Native message types of live shells (server → client).
@@ -45,15 +45,16 @@ pub(super) async fn serve<S>(
     sink: Sink<S>,
     mut stream: SplitStream<WebSocketStream<S>>,
     shell: Arc<LiveShell>,
-    client: u64,
-    kick: Arc<tokio::sync::Notify>,
+    attachment: Attachment,
     mode: Mode,
     offset: u64,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let delivered = Arc::new(Delivered::new());
-    let mut output = tokio::spawn(forward(shell.clone(), sink.clone(), delivered.clone(), mode, offset));
+    let kick = attachment.kick.clone();
+    let client = attachment.id;
+    let mut output = tokio::spawn(forward(shell.clone(), sink.clone(), delivered.clone(), attachment, mode, offset));
     let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
     let mut last_heard = tokio::time::Instant::now();
     let ending = loop {
@@ -148,6 +149,7 @@ async fn forward<S>(
     shell: Arc<LiveShell>,
     sink: Sink<S>,
     delivered: Arc<Delivered>,
+    attachment: Attachment,
     mode: Mode,
     requested: u64,
 ) -> Option<ShellEnd>
@@ -169,6 +171,7 @@ where
         (requested, from, screen)
     });
     let mut offset = gap.as_ref().map_or(requested, |(_, from, _)| *from);
+    shell.sent(&attachment, mode, offset);
     let hello = serde_json::json!({ "shell": shell.id, "offset": offset, "mode": mode });
     if !send(json_frame(SHELL_TAG, &hello)).await {
         return None;
@@ -196,11 +199,13 @@ where
                     }
                 }
                 offset = next;
+                shell.sent(&attachment, mode, offset);
             }
             Next::Gap => {
                 let (from, screen) = shell.restore_point();
                 gap = Some((offset, from, screen));
                 offset = from;
+                shell.sent(&attachment, mode, offset);
             }
             Next::Nothing => match seen.ended {
                 Some(end) => return Some(end),

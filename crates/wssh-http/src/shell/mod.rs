@@ -611,7 +611,7 @@ async fn run_live<S>(
     let username = owner.username.to_string();
     let record = |id: &str| recording::begin(state, id, &owner, spec.name.as_str(), size);
     let started = state.shells.start(process, owner.clone(), spec.name.as_str(), size, &state.auth, record);
-    let (shell, client, kick) = match started {
+    let (shell, attachment) = match started {
         Ok(started) => started,
         Err(error) => {
             // The process is dropped here, which kills its session at once.
@@ -624,7 +624,7 @@ async fn run_live<S>(
     tracing::info!(session = %spec.name, user = username, pid, shell = %registry::short(&shell.id), "shell started");
     let sink = Arc::new(Mutex::new(sink));
     tokio::select! {
-        () = live::serve(sink.clone(), stream, shell, client, kick, Mode::Control, 0) => {}
+        () = live::serve(sink.clone(), stream, shell, attachment, Mode::Control, 0) => {}
         () = server_stopping(stopping) => going_away(&sink).await,
     }
 }
@@ -639,11 +639,11 @@ async fn run_attach<S>(
 {
     let Attached { shell, holder, mode, offset } = attached;
     let (sink, stream) = socket.split();
-    let (client, kick) = shell.attach(holder, mode);
+    let attachment = shell.attach(holder, mode, offset);
     tracing::info!(shell = %registry::short(&shell.id), ?mode, "client attached");
     let sink = Arc::new(Mutex::new(sink));
     tokio::select! {
-        () = live::serve(sink.clone(), stream, shell, client, kick, mode, offset) => {}
+        () = live::serve(sink.clone(), stream, shell, attachment, mode, offset) => {}
         () = server_stopping(stopping) => going_away(&sink).await,
     }
 }

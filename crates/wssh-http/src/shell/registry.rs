@@ -8,6 +8,7 @@
 //! timeout, then ends as a connection's shell always did.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -35,6 +36,9 @@ const DRAIN_QUIET: Duration = Duration::from_millis(500);
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// How long a detached or deleted shell's programs get between SIGHUP and SIGKILL.
 const HANGUP_GRACE: Duration = Duration::from_secs(2);
+/// How long the program waits for a controlling client that has stopped taking output before
+/// it runs on without it (that client later gets a gap notice and a restore).
+const STALL_LIMIT: Duration = Duration::from_secs(3);
 
 /// Server settings for live shells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +274,19 @@ pub(crate) struct ClientInfo {
     holder: Holder,
     /// Disconnects it: its credential stopped working.
     kick: Arc<Notify>,
+    /// The offset of the next byte it has yet to be sent.
+    cursor: Arc<AtomicU64>,
+}
+
+/// What a connection gets when it attaches to a shell.
+#[derive(Debug, Clone)]
+pub(crate) struct Attachment {
+    /// The client's number within its shell.
+    pub(crate) id: u64,
+    /// Notified when the client's credential stopped working.
+    pub(crate) kick: Arc<Notify>,
+    /// Where the connection records how far it has sent output (see [`LiveShell::sent`]).
+    pub(crate) cursor: Arc<AtomicU64>,
 }
 
 /// What changes in a shell, under one lock.
@@ -290,6 +307,9 @@ struct State {
     resizes: VecDeque<(u64, WindowSize)>,
     /// Share links.
     shares: Vec<Share>,
+    /// The leading controller's offset when the program stopped waiting for it (stalled):
+    /// the program is not held at that offset again.
+    released: Option<u64>,
 }
 
 impl std::fmt::Debug for State {
@@ -364,7 +384,9 @@ pub(crate) struct LiveShell {
     writer: PtyWriter,
     /// Wakes the shell's task: clients changed, or the shell is to end.
     wake: Notify,
-    end_requested: std::sync::atomic::AtomicBool,
+    /// Wakes the shell's task: a controlling client was sent more output.
+    drained: Notify,
+    end_requested: AtomicBool,
     /// Where the shell's audit events go.
     auth: Arc<Authenticator>,
     /// Its recording, while it is recorded.
@@ -389,18 +411,55 @@ impl LiveShell {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds a client; returns its number and what tells it that its access ended.
-    pub(crate) fn attach(&self, holder: Holder, mode: Mode) -> (u64, Arc<Notify>) {
+    /// Adds a client that will be sent output from `offset` on.
+    pub(crate) fn attach(&self, holder: Holder, mode: Mode, offset: u64) -> Attachment {
         let mut state = self.lock();
         let id = state.next_client;
         state.next_client += 1;
-        let kick = Arc::new(Notify::new());
+        let attachment = Attachment { id, kick: Arc::new(Notify::new()), cursor: Arc::new(AtomicU64::new(offset)) };
         self.audit_client(&holder, AuditEvent::ShellAttached { shell: self.id.clone(), mode: mode.name().into() });
-        state.clients.push(ClientInfo { id, user: holder.label(), mode, holder, kick: kick.clone() });
+        state.clients.push(ClientInfo {
+            id,
+            user: holder.label(),
+            mode,
+            holder,
+            kick: attachment.kick.clone(),
+            cursor: attachment.cursor.clone(),
+        });
         state.detached_since = None;
         drop(state);
         self.wake.notify_one();
-        (id, kick)
+        attachment
+    }
+
+    /// A client was sent output up to `offset`: a controlling client's progress lets a
+    /// program that waits for it go on.
+    pub(crate) fn sent(&self, attachment: &Attachment, mode: Mode, offset: u64) {
+        attachment.cursor.store(offset, Ordering::Release);
+        if mode == Mode::Control {
+            self.drained.notify_one();
+        }
+    }
+
+    /// How much output may be read now: the leading controlling client (the one furthest on)
+    /// may fall at most a quarter of the history behind, so that what it needs next is always
+    /// still held. Observers and clients further back never hold the program, and with no
+    /// controller attached it runs free. `Err` with that client's offset when nothing may be
+    /// read until it takes more.
+    fn room(&self) -> Result<usize, u64> {
+        let state = self.lock();
+        let lead = state
+            .clients
+            .iter()
+            .filter(|client| client.mode == Mode::Control)
+            .map(|client| client.cursor.load(Ordering::Acquire))
+            .max();
+        let Some(lead) = lead.filter(|lead| state.released != Some(*lead)) else { return Ok(READ_CHUNK) };
+        let behind = state.history.end().saturating_sub(lead);
+        match ((state.history.limit / 4).max(MERGE_LIMIT) as u64).saturating_sub(behind) {
+            0 => Err(lead),
+            room => Ok(READ_CHUNK.min(room as usize)),
+        }
     }
 
     /// Disconnects the clients whose share link stopped working (in memory: cheap, every tick).
@@ -546,7 +605,7 @@ impl LiveShell {
 
     /// Asks the shell to end (SIGHUP, SIGKILL after the grace).
     pub(crate) fn end(&self) {
-        self.end_requested.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.end_requested.store(true, Ordering::Relaxed);
         self.wake.notify_one();
     }
 
@@ -625,6 +684,8 @@ impl LiveShell {
     async fn run(self: Arc<Self>, mut process: PtyProcess, detach_timeout: Duration, registry: Arc<Registry>) {
         let reader = process.reader();
         let mut closed = false;
+        // While held: the offset waited for, and until when.
+        let mut waiting: Option<(u64, tokio::time::Instant)> = None;
         let ending = {
             let exited = process.wait();
             tokio::pin!(exited);
@@ -636,16 +697,39 @@ impl LiveShell {
                         None => std::future::pending().await,
                     }
                 };
-                if self.end_requested.load(std::sync::atomic::Ordering::Relaxed) {
+                if self.end_requested.load(Ordering::Relaxed) {
                     break None;
                 }
+                // Back-pressure: the program is not read (so it blocks writing) while the
+                // leading controller is far behind, for as long as that client keeps taking
+                // output; a client that stops taking it is waited for only STALL_LIMIT.
+                let room = self.room();
+                waiting = match (room, waiting) {
+                    (Ok(_), _) => None,
+                    (Err(lead), Some((waited, until))) if waited == lead => Some((lead, until)),
+                    (Err(lead), _) => Some((lead, tokio::time::Instant::now() + STALL_LIMIT)),
+                };
+                let room = room.unwrap_or(0);
+                let stalled = async {
+                    match waiting {
+                        Some((_, until)) => tokio::time::sleep_until(until).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
-                    read = reader.read_with(READ_CHUNK, |output| self.append(output)), if !closed => match read {
+                    read = reader.read_with(room, |output| self.append(output)), if !closed && room > 0 => match read {
                         Ok(Some(())) => {}
                         Ok(None) | Err(_) => closed = true,
                     },
                     status = &mut exited => break Some(status),
                     () = self.wake.notified() => {}
+                    () = self.drained.notified(), if waiting.is_some() => {}
+                    () = stalled => {
+                        if let Some((lead, _)) = waiting.take() {
+                            tracing::debug!(shell = %short(&self.id), lead, "controlling client stalled; the program runs on");
+                            self.lock().released = Some(lead);
+                        }
+                    }
                     () = detached => break None,
                 }
             }
@@ -760,7 +844,7 @@ pub(crate) struct Registry {
     settings: ShellSettings,
     shells: Mutex<HashMap<String, Arc<LiveShell>>>,
     /// Whether the access watchdog runs.
-    watching: std::sync::atomic::AtomicBool,
+    watching: AtomicBool,
 }
 
 /// How often the watchdog looks at share links, and whether anything stored changed.
@@ -772,7 +856,7 @@ const FULL_RECHECK: Duration = Duration::from_secs(10);
 impl Registry {
     /// A registry with `settings`.
     pub(crate) fn new(settings: ShellSettings) -> Self {
-        Registry { settings, shells: Mutex::new(HashMap::new()), watching: std::sync::atomic::AtomicBool::new(false) }
+        Registry { settings, shells: Mutex::new(HashMap::new()), watching: AtomicBool::new(false) }
     }
 
     /// How many live shells there are.
@@ -806,18 +890,19 @@ impl Registry {
         size: WindowSize,
         auth: &Arc<Authenticator>,
         record: impl FnOnce(&str) -> Option<super::recording::ShellRecording>,
-    ) -> Result<(Arc<LiveShell>, u64, Arc<Notify>), StartError> {
+    ) -> Result<(Arc<LiveShell>, Attachment), StartError> {
         self.check_limits(owner.username.as_str())?;
-        if !self.watching.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        if !self.watching.swap(true, Ordering::Relaxed) {
             tokio::spawn(self.clone().watch_access(auth.clone()));
         }
-        let kick = Arc::new(Notify::new());
+        let attachment = Attachment { id: 0, kick: Arc::new(Notify::new()), cursor: Arc::new(AtomicU64::new(0)) };
         let first = ClientInfo {
             id: 0,
             user: owner.username.to_string(),
             mode: Mode::Control,
             holder: Holder::User(owner.clone()),
-            kick: kick.clone(),
+            kick: attachment.kick.clone(),
+            cursor: attachment.cursor.clone(),
         };
         let id = new_id();
         let recording = record(&id);
@@ -839,18 +924,20 @@ impl Registry {
                 screen_size: size,
                 resizes: VecDeque::new(),
                 shares: Vec::new(),
+                released: None,
             }),
             progress: watch::Sender::new(Progress { end: 0, ended: None }),
             writer: process.writer(),
             wake: Notify::new(),
-            end_requested: std::sync::atomic::AtomicBool::new(false),
+            drained: Notify::new(),
+            end_requested: AtomicBool::new(false),
             auth: auth.clone(),
             recording: Mutex::new(recording),
         });
         super::audit::started(auth, &owner, &shell.id, session, size.cols, size.rows, recorded);
         self.lock().insert(shell.id.clone(), shell.clone());
         tokio::spawn(shell.clone().run(process, self.settings.detach_timeout, self.clone()));
-        Ok((shell, 0, kick))
+        Ok((shell, attachment))
     }
 
     /// The access watchdog: share links every tick; every owner and attached user in the store
