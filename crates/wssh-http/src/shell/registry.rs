@@ -462,14 +462,17 @@ impl LiveShell {
         }
     }
 
-    /// Disconnects the clients whose share link stopped working (in memory: cheap, every tick).
-    fn kick_dead_shares(&self) {
+    /// Disconnects the clients whose credential ran out by itself: a share link revoked or
+    /// expired, a token or login past its expiry (in memory: cheap, every tick).
+    fn kick_expired(&self) {
         let now = Timestamp::now();
         let state = self.lock();
         for client in &state.clients {
-            if let Holder::Share(id) = &client.holder
-                && !state.shares.iter().any(|share| &share.id == id && share.live_at(now))
-            {
+            let ended = match &client.holder {
+                Holder::Share(id) => !state.shares.iter().any(|share| &share.id == id && share.live_at(now)),
+                Holder::User(principal) => principal.expires_at.is_some_and(|expiry| expiry <= now),
+            };
+            if ended {
                 client.kick.notify_one();
             }
         }
@@ -940,7 +943,7 @@ impl Registry {
         Ok((shell, attachment))
     }
 
-    /// The access watchdog: share links every tick; every owner and attached user in the store
+    /// The access watchdog: share links and credential expiries every tick; every owner and attached user in the store
     /// whenever anything stored changed (and every [`FULL_RECHECK`] anyway). A revoked token,
     /// an ended login, a disabled or deleted user, or a lost permission takes effect within
     /// a second.
@@ -955,7 +958,7 @@ impl Registry {
                 continue;
             }
             for shell in &shells {
-                shell.kick_dead_shares();
+                shell.kick_expired();
             }
             let generation = auth.generation();
             if checked.is_some_and(|(seen, at)| seen == generation && at.elapsed() < FULL_RECHECK) {
