@@ -45,10 +45,21 @@ fn admin_basic() -> String {
 
 /// Opens `path` (with its query) in the native framing; the HTTP status on refusal.
 async fn open(server: &Server, path: &str, authorization: &str) -> Result<Conn, u16> {
+    open_on(TcpStream::connect(server.addr).await.unwrap(), server, path, authorization).await
+}
+
+/// As [`open`], with a small fixed receive buffer: the kernel's autotuning may otherwise let
+/// a client that reads nothing absorb tens of megabytes, and so never fall behind.
+async fn open_small(server: &Server, path: &str, authorization: &str) -> Result<Conn, u16> {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    open_on(socket.connect(server.addr).await.unwrap(), server, path, authorization).await
+}
+
+async fn open_on(stream: TcpStream, server: &Server, path: &str, authorization: &str) -> Result<Conn, u16> {
     let mut request = format!("ws://{}{path}", server.addr).into_client_request().unwrap();
     request.headers_mut().insert("sec-websocket-protocol", "wssh.v1".parse().unwrap());
     request.headers_mut().insert("authorization", authorization.parse().unwrap());
-    let stream = TcpStream::connect(server.addr).await.unwrap();
     let socket = match tokio_tungstenite::client_async(request, stream).await {
         Ok((socket, _)) => socket,
         Err(WsError::Http(response)) => return Err(response.status().as_u16()),
@@ -274,7 +285,8 @@ async fn resume_is_exact_under_bulk_output() {
 
 #[tokio::test]
 async fn a_detached_shell_lives_until_its_timeout_and_leaves_no_process() {
-    let server = server_with(json!({ "shell_detach_timeout_seconds": 2 }));
+    // (Five seconds: a password check alone can take one on a loaded machine.)
+    let server = server_with(json!({ "shell_detach_timeout_seconds": 5 }));
     let mut conn = open(&server, "/bash", &admin_basic()).await.unwrap();
     conn.type_text("sleep 1000 & echo bg=$!; echo shell=$$; echo mark-$((7*7))\r").await;
     conn.read_until("mark-49").await;
@@ -293,7 +305,7 @@ async fn a_detached_shell_lives_until_its_timeout_and_leaves_no_process() {
     drop(conn);
 
     // Gone after the timeout, with everything it started.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while (alive(background) || alive(shell_pid)) && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -442,7 +454,7 @@ async fn a_controller_that_pauses_gets_every_byte_even_past_a_small_history() {
     // 14.8 MB of output through a 64 KiB history, with the only client taking nothing for a
     // second along the way: the program waits for it rather than letting it fall behind.
     let server = server_with(json!({ "shell_history_bytes": 64 * 1024 }));
-    let mut conn = open(&server, "/bash", &admin_basic()).await.unwrap();
+    let mut conn = open_small(&server, "/bash", &admin_basic()).await.unwrap();
     conn.type_text("seq 1 2000000; echo DONE-$((40+2))\r").await;
     read_with_pause(&mut conn, "DONE-42", 1 << 20, Duration::from_secs(1)).await;
     assert_eq!(conn.gaps, Vec::<Value>::new(), "no gap for a client that keeps taking output");
@@ -454,7 +466,7 @@ async fn an_observer_that_takes_nothing_holds_neither_the_program_nor_the_contro
     let server = server_with(json!({ "shell_history_bytes": 64 * 1024 }));
     let mut owner = open(&server, "/bash", &admin_basic()).await.unwrap();
     let id = owner.id();
-    let mut observer = open(&server, &format!("/bash?shell={id}&mode=observe"), &admin_basic()).await.unwrap();
+    let mut observer = open_small(&server, &format!("/bash?shell={id}&mode=observe"), &admin_basic()).await.unwrap();
     owner.type_text("seq 1 2000000; echo DONE-$((40+2))\r").await;
     // The observer reads nothing meanwhile.
     owner.read_until("DONE-42").await;
@@ -468,14 +480,37 @@ async fn an_observer_that_takes_nothing_holds_neither_the_program_nor_the_contro
 
 #[tokio::test]
 async fn a_controller_that_stops_taking_output_is_waited_for_only_a_few_seconds() {
-    let server = server_with(json!({ "shell_history_bytes": 64 * 1024 }));
-    let mut conn = open(&server, "/bash", &admin_basic()).await.unwrap();
+    let server = server_with(json!({ "shell_history_bytes": 1024 * 1024 }));
+    let mut conn = open_small(&server, "/bash", &admin_basic()).await.unwrap();
+    let id = conn.id();
     conn.type_text("seq 1 2000000; echo DONE-$((40+2))\r").await;
-    // Stalled for longer than the program waits: the program runs on, and the client, when
-    // it reads again, finds a gap notice and the screen.
-    read_with_pause(&mut conn, "DONE-42", 1 << 20, Duration::from_secs(6)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while conn.output.len() < 1 << 20 {
+        assert!(conn.pump(deadline).await);
+    }
+    // The client now takes nothing. Once its socket is full, the program waits 3 s for it and
+    // then runs to its end: the shell's output reaches the whole `seq` while the client sleeps.
+    let whole = seq_text(2_000_000).len() as u64;
+    let client = server.client();
+    let waited = std::time::Instant::now();
+    loop {
+        let reply = client.raw("GET", "/api/shells", &[("authorization", &admin_basic())], Vec::new()).await;
+        let shells = reply.json["shells"].as_array().unwrap().clone();
+        let shell = shells.iter().find(|shell| shell["id"] == id.as_str()).expect("the shell is listed");
+        if shell["output_bytes"].as_u64().unwrap() > whole {
+            break;
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(90),
+            "the program waited for a client that took nothing: {shell}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Reading again, the client finds a gap notice and the screen, then the rest.
+    conn.read_until("DONE-42").await;
     assert_eq!(conn.gaps.len(), 1, "the stalled client fell behind: {:?}", conn.gaps);
     assert!(conn.gaps[0]["from"].as_u64().unwrap() > conn.gaps[0]["requested"].as_u64().unwrap());
+    assert_eq!(conn.restores.len(), 1);
 }
 
 #[tokio::test]
