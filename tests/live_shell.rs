@@ -315,6 +315,57 @@ async fn a_detached_shell_lives_until_its_timeout_and_leaves_no_process() {
 }
 
 #[tokio::test]
+async fn a_session_template_sets_its_own_detach_timeout() {
+    // The server keeps detached shells five minutes; this template, one second.
+    let server = server_with(json!({}));
+    let client = server.client();
+    let template = json!({ "name": "brief", "cmd": "bash", "args": ["--norc", "--noprofile", "-i"], "dir": "/tmp",
+        "detach_timeout_seconds": 1 });
+    let reply = client.create("/sessions", &json!({ "authorization": support::admin(), "session": template })).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json["session"]["detach_timeout_seconds"], 1);
+    let listed = client.list("/sessions", &json!({ "authorization": support::admin() })).await;
+    let brief = listed.json["sessions"].as_array().unwrap().iter().find(|session| session["name"] == "brief").cloned();
+    assert_eq!(brief.unwrap()["detach_timeout_seconds"], 1);
+    let bash = listed.json["sessions"].as_array().unwrap().iter().find(|session| session["name"] == "bash").cloned();
+    assert!(bash.unwrap().get("detach_timeout_seconds").is_none(), "a template without one shows none");
+
+    let mut brief = open(&server, "/brief", &admin_basic()).await.unwrap();
+    brief.type_text("echo shell=$$; echo mark-$((7*7))\r").await;
+    brief.read_until("mark-49").await;
+    let brief_pid = number_after(&brief.output, "shell=");
+    let mut lasting = open(&server, "/bash", &admin_basic()).await.unwrap();
+    lasting.type_text("echo shell=$$; echo mark-$((7*7))\r").await;
+    lasting.read_until("mark-49").await;
+    let lasting_pid = number_after(&lasting.output, "shell=");
+    drop(brief);
+    drop(lasting);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while alive(brief_pid) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!alive(brief_pid), "the template's one second did not apply");
+    assert!(alive(lasting_pid), "the server's default applies to the other template");
+
+    // Changed through the API: left out keeps it, null returns to the server's default.
+    let change = |session: Value| json!({ "authorization": support::admin(), "session": session });
+    let reply = client.json("PUT", "/sessions", &[], &change(json!({ "name": "brief", "dir": "/" }))).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json["session"]["detach_timeout_seconds"], 1);
+    let reply =
+        client.json("PUT", "/sessions", &[], &change(json!({ "name": "brief", "detach_timeout_seconds": null }))).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(reply.json["session"].get("detach_timeout_seconds").is_none(), "{}", reply.text);
+    // Refused with a clear 400: too long, negative, not a number.
+    for bad in [json!(31 * 86_400), json!(-1), json!("soon")] {
+        let reply = client
+            .json("PUT", "/sessions", &[], &change(json!({ "name": "brief", "detach_timeout_seconds": bad })))
+            .await;
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.text);
+    }
+}
+
+#[tokio::test]
 async fn a_zero_timeout_ends_the_shell_with_its_connection() {
     let server = server_with(json!({ "shell_detach_timeout_seconds": 0 }));
     let mut conn = open(&server, "/bash", &admin_basic()).await.unwrap();

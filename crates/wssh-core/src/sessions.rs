@@ -18,6 +18,8 @@ pub struct SessionChanges {
     pub dir: Option<String>,
     /// The OS account it runs as; `Some("")` clears it.
     pub run_as: Option<String>,
+    /// Its own detach timeout in seconds; `Some(None)` returns it to the server's.
+    pub detach_timeout_seconds: Option<Option<u64>>,
 }
 
 impl Services {
@@ -70,7 +72,8 @@ impl Services {
             changes.args.unwrap_or(current.spec.args),
             changes.dir.unwrap_or(current.spec.dir),
         )?
-        .with_run_as(changes.run_as.or(current.spec.run_as))?;
+        .with_run_as(changes.run_as.or(current.spec.run_as))?
+        .with_detach_timeout(changes.detach_timeout_seconds.unwrap_or(current.spec.detach_timeout_seconds))?;
         policy::may_run_as(principal, &spec)?;
         let updated = self.store().update_session(&spec).map_err(CoreError::store(Entity::Session))?;
         let event = AuditEvent::SessionChanged { old, new: SessionSnapshot::from(&updated) };

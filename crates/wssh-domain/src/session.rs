@@ -54,6 +54,9 @@ pub struct SessionSpec {
     pub dir: String,
     /// The OS account the program runs as (`run_as`); `None` runs it as the server's own.
     pub run_as: Option<String>,
+    /// How long its live shells outlive their last client, in seconds
+    /// (`detach_timeout_seconds`); `None` takes the server's `shell_detach_timeout_seconds`.
+    pub detach_timeout_seconds: Option<u64>,
 }
 
 impl SessionSpec {
@@ -79,7 +82,20 @@ impl SessionSpec {
         if args.len() > Self::MAX_ARGS {
             return Err(ValidationError::new("session.args", "has too many elements"));
         }
-        Ok(SessionSpec { name, cmd, args, dir, run_as: None })
+        Ok(SessionSpec { name, cmd, args, dir, run_as: None, detach_timeout_seconds: None })
+    }
+
+    /// The longest detach timeout a template may set: 30 days, in seconds.
+    pub const MAX_DETACH_TIMEOUT_SECONDS: u64 = 30 * 86_400;
+
+    /// The template with its own detach timeout (`None`: the server's); 0 ends its shells
+    /// with their last connection.
+    pub fn with_detach_timeout(mut self, seconds: Option<u64>) -> Result<Self, ValidationError> {
+        if seconds.is_some_and(|seconds| seconds > Self::MAX_DETACH_TIMEOUT_SECONDS) {
+            return Err(ValidationError::new("session.detach_timeout_seconds", "is more than 30 days"));
+        }
+        self.detach_timeout_seconds = seconds;
+        Ok(self)
     }
 
     /// The longest OS account name accepted, in bytes.

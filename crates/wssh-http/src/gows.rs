@@ -86,6 +86,18 @@ struct SessionFields {
     args: Option<Vec<String>>,
     dir: Option<String>,
     run_as: Option<String>,
+    /// Absent: unchanged; `null`: the server's default; a number: the template's own.
+    #[serde(deserialize_with = "present")]
+    detach_timeout_seconds: Option<Option<u64>>,
+}
+
+/// A field that is present, even as `null` (`Some(None)`), told apart from one left out.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -312,6 +324,10 @@ fn session_view(session: &Session) -> Value {
     if let Some(run_as) = &session.spec.run_as {
         view["run_as"] = json!(run_as);
     }
+    // And the template's own detach timeout, only when it has one.
+    if let Some(seconds) = session.spec.detach_timeout_seconds {
+        view["detach_timeout_seconds"] = json!(seconds);
+    }
     view
 }
 
@@ -430,7 +446,8 @@ impl Operations<'_> {
             fields.args.unwrap_or_default(),
             fields.dir.unwrap_or_default(),
         )?
-        .with_run_as(fields.run_as)?;
+        .with_run_as(fields.run_as)?
+        .with_detach_timeout(fields.detach_timeout_seconds.flatten())?;
         let session = self.services().create_session(self.principal, &spec)?;
         Ok(("Session created successfully", json!({ "session": session_view(&session) })))
     }
@@ -457,7 +474,13 @@ impl Operations<'_> {
         require(self.principal, Permission::SessionsWrite)?;
         let name = self.session_name(fields.name, "session.name")?;
         // Fields left out keep their values (go_ws_sh blanked them).
-        let changes = SessionChanges { cmd: fields.cmd, args: fields.args, dir: fields.dir, run_as: fields.run_as };
+        let changes = SessionChanges {
+            cmd: fields.cmd,
+            args: fields.args,
+            dir: fields.dir,
+            run_as: fields.run_as,
+            detach_timeout_seconds: fields.detach_timeout_seconds,
+        };
         let session = self.services().update_session(self.principal, name, changes)?;
         Ok(("Session updated successfully", json!({ "session": session_view(&session) })))
     }

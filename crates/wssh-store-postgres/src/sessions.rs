@@ -6,7 +6,7 @@ use wssh_store::{Conflict, SessionStore, StoreError};
 
 use crate::{PgStore, backend, corrupt, get};
 
-const SESSION_COLUMNS: &str = "name, cmd, args, dir, created_at, updated_at, run_as";
+const SESSION_COLUMNS: &str = "name, cmd, args, dir, created_at, updated_at, run_as, detach_timeout_seconds";
 
 fn load_session(row: &postgres::Row) -> Result<Session, StoreError> {
     let name: String = get(row, 0)?;
@@ -14,8 +14,11 @@ fn load_session(row: &postgres::Row) -> Result<Session, StoreError> {
     let args: Vec<String> = serde_json::from_str(&args).map_err(corrupt)?;
     let name = SessionName::parse(&name).map_err(corrupt)?;
     let run_as: Option<String> = get(row, 6)?;
+    let detach_timeout: Option<i64> = get(row, 7)?;
+    let detach_timeout = detach_timeout.map(|seconds| seconds.max(0) as u64);
     let spec = SessionSpec::new(name, get(row, 1)?, args, get(row, 3)?)
         .and_then(|spec| spec.with_run_as(run_as))
+        .and_then(|spec| spec.with_detach_timeout(detach_timeout))
         .map_err(corrupt)?;
     Ok(Session { spec, created_at: Timestamp(get(row, 4)?), updated_at: Timestamp(get(row, 5)?) })
 }
@@ -33,9 +36,17 @@ impl SessionStore for PgStore {
     fn create_session(&self, spec: &SessionSpec) -> Result<Session, StoreError> {
         self.write(|write| {
             write.execute_or(
-                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as) \
-                 VALUES ($1, $2, $3, $4, $5, $5, $6)",
-                &[&spec.name.as_str(), &spec.cmd, &args_json(&spec.args), &spec.dir, &Timestamp::now().0, &spec.run_as],
+                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as, detach_timeout_seconds) \
+                 VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
+                &[
+                    &spec.name.as_str(),
+                    &spec.cmd,
+                    &args_json(&spec.args),
+                    &spec.dir,
+                    &Timestamp::now().0,
+                    &spec.run_as,
+                    &detach_timeout(spec),
+                ],
                 Conflict::SessionNameTaken,
             )?;
             query_session(&mut *write.client, spec.name.as_str())?.ok_or(StoreError::NotFound)
@@ -57,8 +68,8 @@ impl SessionStore for PgStore {
     fn update_session(&self, spec: &SessionSpec) -> Result<Session, StoreError> {
         self.write(|write| {
             let changed = write.execute(
-                "UPDATE sessions SET cmd = $2, args = $3, dir = $4, updated_at = $5, run_as = $6 WHERE name = $1",
-                &[&spec.name.as_str(), &spec.cmd, &args_json(&spec.args), &spec.dir, &Timestamp::now().0, &spec.run_as],
+                "UPDATE sessions SET cmd = $2, args = $3, dir = $4, updated_at = $5, run_as = $6, detach_timeout_seconds = $7 WHERE name = $1",
+                &[&spec.name.as_str(), &spec.cmd, &args_json(&spec.args), &spec.dir, &Timestamp::now().0, &spec.run_as, &detach_timeout(spec)],
             )?;
             if changed == 0 {
                 return Err(StoreError::NotFound);
@@ -80,8 +91,8 @@ impl SessionStore for PgStore {
                 return Err(StoreError::NotFound);
             }
             write.execute_or(
-                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as) \
-                 SELECT $2, cmd, args, dir, $3, $3, run_as FROM sessions WHERE name = $1",
+                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as, detach_timeout_seconds) \
+                 SELECT $2, cmd, args, dir, $3, $3, run_as, detach_timeout_seconds FROM sessions WHERE name = $1",
                 &[&from.as_str(), &to.as_str(), &Timestamp::now().0],
                 Conflict::SessionNameTaken,
             )?;
@@ -105,4 +116,9 @@ impl SessionStore for PgStore {
             query_session(&mut *write.client, to.as_str())?.ok_or(StoreError::NotFound)
         })
     }
+}
+
+/// The template's detach timeout as stored (a signed `BIGINT`).
+fn detach_timeout(spec: &SessionSpec) -> Option<i64> {
+    spec.detach_timeout_seconds.map(|seconds| i64::try_from(seconds).unwrap_or(i64::MAX))
 }

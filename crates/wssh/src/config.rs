@@ -53,7 +53,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
 /// Keys of one `servers` entry.
 const SERVER_KEYS: &[&str] = &["port", "protocol", "alpn", "cert", "key", "host"];
 /// Keys of one `initial_sessions` entry.
-const SESSION_KEYS: &[&str] = &["name", "cmd", "args", "dir", "record", "run_as"];
+const SESSION_KEYS: &[&str] = &["name", "cmd", "args", "dir", "record", "run_as", "detach_timeout_seconds"];
 /// Keys of one `initial_credentials` entry.
 const CREDENTIAL_KEYS: &[&str] = &["username", "password"];
 /// Top-level keys whose environment variable is taken as text as it is (never as JSON).
@@ -195,6 +195,8 @@ pub(crate) struct InitialSession {
     pub(crate) record: bool,
     /// wssh: the OS account its program runs as (needs the server to run as root).
     pub(crate) run_as: Option<String>,
+    /// wssh: how long its live shells outlive their last client (else the server's).
+    pub(crate) detach_timeout_seconds: Option<u64>,
 }
 
 /// A port, which go_ws_sh's configs write as a string (`"28080"`) and others as a number.

@@ -144,6 +144,7 @@ async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> 
         let spec =
             SessionSpec::new(name, session.cmd.clone(), session.args.clone().unwrap_or_default(), session.dir.clone())
                 .and_then(|spec| spec.with_run_as(session.run_as.clone()))
+                .and_then(|spec| spec.with_detach_timeout(session.detach_timeout_seconds))
                 .map_err(|error| format!("initial_sessions: {error}"))?;
         if let Some(run_as) = &spec.run_as {
             check_run_as(spec.name.as_str(), run_as)?;
@@ -606,8 +607,16 @@ fn seed_sessions(store: &dyn Store, seeds: &SessionSeeds) -> Result<(), BoxError
             // A configured `run_as` always applies, so that demoting a shell in the
             // configuration takes effect on the next start.
             if spec.run_as.is_some() && existing.spec.run_as != spec.run_as {
-                store.update_session(&SessionSpec { run_as: spec.run_as.clone(), ..existing.spec })?;
+                store.update_session(&SessionSpec { run_as: spec.run_as.clone(), ..existing.spec.clone() })?;
                 tracing::info!(name = %spec.name, run_as = spec.run_as, "initial session runs as its configured account");
+            }
+            // So does a configured detach timeout.
+            if spec.detach_timeout_seconds.is_some()
+                && existing.spec.detach_timeout_seconds != spec.detach_timeout_seconds
+            {
+                let current = store.find_session(spec.name.as_str())?.map_or(existing.spec, |session| session.spec);
+                store
+                    .update_session(&SessionSpec { detach_timeout_seconds: spec.detach_timeout_seconds, ..current })?;
             }
             continue;
         }

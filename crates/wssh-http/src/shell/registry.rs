@@ -938,12 +938,14 @@ impl Registry {
     }
 
     /// Registers a freshly spawned program as a live shell with its first client attached;
-    /// returns the shell and that client's number.
+    /// returns the shell and that client's attachment. `detach_timeout` is the template's
+    /// own, if it has one (else the server's).
     pub(crate) fn start(
         self: &Arc<Self>,
         process: PtyProcess,
         owner: Principal,
         session: &str,
+        detach_timeout: Option<Duration>,
         size: WindowSize,
         auth: &Arc<Authenticator>,
         record: impl FnOnce(&str) -> Option<super::recording::ShellRecording>,
@@ -991,7 +993,8 @@ impl Registry {
         });
         super::audit::started(auth, &owner, &shell.id, session, size.cols, size.rows, recorded);
         self.lock().insert(shell.id.clone(), shell.clone());
-        tokio::spawn(shell.clone().run(process, self.settings.detach_timeout, self.clone()));
+        let detach_timeout = detach_timeout.unwrap_or(self.settings.detach_timeout);
+        tokio::spawn(shell.clone().run(process, detach_timeout, self.clone()));
         Ok((shell, attachment))
     }
 
