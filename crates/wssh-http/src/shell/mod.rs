@@ -627,9 +627,7 @@ async fn run_live<S>(
     let pid = process.pid();
     let username = owner.username.to_string();
     let record = |id: &str| recording::begin(state, id, &owner, spec.name.as_str(), size);
-    let detach_timeout = spec.detach_timeout_seconds.map(Duration::from_secs);
-    let started =
-        state.shells.start(process, owner.clone(), spec.name.as_str(), detach_timeout, size, &state.auth, record);
+    let started = state.shells.start(process, owner.clone(), &spec, size, &state.auth, record);
     let (shell, attachment) = match started {
         Ok(started) => started,
         Err(error) => {

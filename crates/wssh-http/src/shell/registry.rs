@@ -938,20 +938,20 @@ impl Registry {
     }
 
     /// Registers a freshly spawned program as a live shell with its first client attached;
-    /// returns the shell and that client's attachment. `detach_timeout` is the template's
-    /// own, if it has one (else the server's).
+    /// returns the shell and that client's attachment. The template's own detach timeout
+    /// applies when it has one, else the server's.
     pub(crate) fn start(
         self: &Arc<Self>,
         process: PtyProcess,
         owner: Principal,
-        session: &str,
-        detach_timeout: Option<Duration>,
+        spec: &wssh_domain::SessionSpec,
         size: WindowSize,
         auth: &Arc<Authenticator>,
         record: impl FnOnce(&str) -> Option<super::recording::ShellRecording>,
     ) -> Result<(Arc<LiveShell>, Attachment), StartError> {
         self.check_limits(owner.username.as_str())?;
         self.ensure_watching(auth);
+        let session = spec.name.as_str();
         let attachment = Attachment { id: 0, kick: Arc::new(Notify::new()), cursor: Arc::new(AtomicU64::new(0)) };
         let first = ClientInfo {
             id: 0,
@@ -993,7 +993,7 @@ impl Registry {
         });
         super::audit::started(auth, &owner, &shell.id, session, size.cols, size.rows, recorded);
         self.lock().insert(shell.id.clone(), shell.clone());
-        let detach_timeout = detach_timeout.unwrap_or(self.settings.detach_timeout);
+        let detach_timeout = spec.detach_timeout_seconds.map_or(self.settings.detach_timeout, Duration::from_secs);
         tokio::spawn(shell.clone().run(process, detach_timeout, self.clone()));
         Ok((shell, attachment))
     }
