@@ -1304,6 +1304,7 @@ const ALIST_CALLS: &[(&str, &str, bool)] = &[
     ("POST", "/api/auth/login/hash", false),
     ("POST", "/api/auth/2fa/generate", true),
     ("POST", "/api/auth/2fa/verify", true),
+    ("POST", "/api/auth/2fa/cancel", true),
     ("GET", "/api/me", true),
     ("GET", "/api/me/sshkey/list", true),
     ("POST", "/api/me/sshkey/add", true),
@@ -1409,6 +1410,8 @@ async fn alist_surface() {
         .run(&client, call("verify a wrong code", "POST", "/api/auth/2fa/verify", &alice_jwt, verify(wrong), 400))
         .await;
     check.run(&client, call("verify", "POST", "/api/auth/2fa/verify", &alice_jwt, verify(&code), 200)).await;
+    let next_code = alist_totp(&secret, now / 30 + 1);
+    let cancel = |code: &str| Some(json!({ "code": code }));
 
     let admin_path = |path: &str, query: String| alist_path(format!("/api/admin/user/{path}?{query}"));
     let update = |body: Value| Some(body);
@@ -1502,6 +1505,11 @@ async fn alist_surface() {
             update(json!({ "id": alice_id, "role": 2 })),
             403,
         ),
+        // alice turns her own 2FA off with the next code (the enrolment's step is used up).
+        call("turn 2FA off without a code", "POST", "/api/auth/2fa/cancel", &alice_jwt, Some(json!({})), 400),
+        call("turn 2FA off with a wrong code", "POST", "/api/auth/2fa/cancel", &alice_jwt, cancel(wrong), 400),
+        call("turn 2FA off", "POST", "/api/auth/2fa/cancel", &alice_jwt, cancel(&next_code), 200),
+        call("turn 2FA off again", "POST", "/api/auth/2fa/cancel", &alice_jwt, cancel(&next_code), 400),
         call("cancel 2FA", "POST", admin_path("cancel_2fa", format!("id={alice_id}")), &admin_jwt, None, 200),
         call("cancel 2FA without id", "POST", "/api/admin/user/cancel_2fa", &admin_jwt, None, 400),
         call("cancel 2FA of nobody", "POST", "/api/admin/user/cancel_2fa?id=999999", &admin_jwt, None, 404),
