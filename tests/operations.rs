@@ -1184,3 +1184,80 @@ async fn the_documented_caddy_snippet_proxies_page_api_and_shells_under_a_base_p
     wait_listening(port, &mut child, &log).await;
     use_through_the_proxy(root, port, &server).await;
 }
+
+// ---- a release build without the terminal assets ---------------------------------------------
+
+/// wssh-http's compiled build script (the newest, should older builds lie around).
+fn wssh_http_build_script() -> PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    let profile_dir = deps.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    std::fs::read_dir(profile_dir.join("build"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("wssh-http-"))
+        .map(|entry| entry.path().join("build-script-build"))
+        .filter(|path| path.is_file())
+        .max_by_key(|path| path.metadata().and_then(|meta| meta.modified()).ok())
+        .expect("cargo built wssh-http's build script")
+}
+
+/// Runs the build script for a copy of the crate at `root/crates/wssh-http` (whose page is
+/// `root/web`), as cargo would for `profile`: (success, stdout + stderr, the generated vendor.rs).
+fn run_build_script(root: &Path, profile: &str, without_terminal: Option<&str>) -> (bool, String, String) {
+    let out = root.join(format!("out-{profile}-{}", without_terminal.unwrap_or("unset")));
+    std::fs::create_dir_all(&out).unwrap();
+    let mut command = Command::new(wssh_http_build_script());
+    command
+        .env("CARGO_MANIFEST_DIR", root.join("crates/wssh-http"))
+        .env("OUT_DIR", &out)
+        .env("PROFILE", profile)
+        .env("WSSH_WEB_NPM", "0")
+        .env_remove("WSSH_WITHOUT_TERMINAL")
+        .current_dir(root);
+    if let Some(value) = without_terminal {
+        command.env("WSSH_WITHOUT_TERMINAL", value);
+    }
+    let output = command.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text, std::fs::read_to_string(out.join("vendor.rs")).unwrap_or_default())
+}
+
+#[test]
+fn a_release_build_without_the_terminal_fails_unless_asked_for() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    std::fs::create_dir_all(root.join("crates/wssh-http")).unwrap();
+    std::fs::create_dir_all(root.join("web")).unwrap();
+
+    // No xterm.js: a release build stops and says how to get it or how to do without.
+    let (ok, text, _) = run_build_script(root, "release", None);
+    assert!(!ok, "a release build without the terminal succeeded: {text}");
+    assert!(text.contains("no xterm.js") && text.contains("WSSH_WITHOUT_TERMINAL=1"), "{text}");
+    let (ok, text, _) = run_build_script(root, "release", Some("0"));
+    assert!(!ok, "WSSH_WITHOUT_TERMINAL=0 does not ask for it: {text}");
+    // Asked for on purpose, or a debug build: built, without the terminal, with a warning.
+    for (profile, without) in [("release", Some("1")), ("debug", None)] {
+        let (ok, text, vendor) = run_build_script(root, profile, without);
+        assert!(ok, "{profile} {without:?}: {text}");
+        assert!(vendor.contains("VENDOR_BUILT: bool = false"), "{vendor}");
+        assert!(text.contains("cargo::warning=") && text.contains("without its terminal"), "{text}");
+    }
+
+    // With the files in web/node_modules a release build takes them (source maps dropped).
+    for from in [
+        "@xterm/xterm/lib/xterm.js",
+        "@xterm/xterm/css/xterm.css",
+        "@xterm/addon-fit/lib/addon-fit.js",
+        "asciinema-player/dist/bundle/asciinema-player.min.js",
+        "asciinema-player/dist/bundle/asciinema-player.css",
+    ] {
+        let path = root.join("web/node_modules").join(from);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, format!("/* {from} */\n//# sourceMappingURL=x.map\n")).unwrap();
+    }
+    let (ok, text, vendor) = run_build_script(root, "release", None);
+    assert!(ok, "{text}");
+    assert!(vendor.contains("VENDOR_BUILT: bool = true"), "{vendor}");
+    let xterm = std::fs::read_to_string(root.join("out-release-unset/xterm.js")).unwrap();
+    assert_eq!(xterm, "/* @xterm/xterm/lib/xterm.js */");
+}
