@@ -1261,3 +1261,44 @@ fn a_release_build_without_the_terminal_fails_unless_asked_for() {
     let xterm = std::fs::read_to_string(root.join("out-release-unset/xterm.js")).unwrap();
     assert_eq!(xterm, "/* @xterm/xterm/lib/xterm.js */");
 }
+
+#[tokio::test]
+async fn sighup_reopens_the_audit_log_for_log_rotation() {
+    use std::os::unix::fs::PermissionsExt;
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    std::fs::write(root.join("config.json"), sh_config().to_string()).unwrap();
+    let args =
+        ["--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0", "--audit-log", "audit.jsonl"];
+    let mut server = Running::start(root, &args, &[]);
+    let client = server.client();
+    let logins_in = |path: &Path| {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains("login.succeeded"))
+            .count()
+    };
+    assert_eq!(login_from(&client, &[], "admin", "admin-pw").await.status, 200);
+    assert_eq!(
+        logins_in(&root.join("audit.jsonl")),
+        1,
+        "{}",
+        std::fs::read_to_string(root.join("audit.jsonl")).unwrap()
+    );
+
+    // logrotate's way: move the file, then SIGHUP.
+    std::fs::rename(root.join("audit.jsonl"), root.join("audit.jsonl.1")).unwrap();
+    server.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("audit log reopened") {
+        assert!(std::time::Instant::now() < deadline, "the reopen was not logged: {}", server.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(login_from(&client, &[], "admin", "admin-pw").await.status, 200);
+    assert_eq!(logins_in(&root.join("audit.jsonl")), 1, "the new file has the new login");
+    assert_eq!(logins_in(&root.join("audit.jsonl.1")), 1, "the moved file has only the old one");
+    let mode = std::fs::metadata(root.join("audit.jsonl")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(server.wait_exit(Duration::from_millis(100)).is_none(), "SIGHUP does not end the server");
+}
