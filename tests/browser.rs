@@ -19,6 +19,21 @@ use serde_json::json;
 use support::{ADMIN_PASSWORD, Server, login};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
+/// Seconds since the epoch of an RFC 3339 UTC time (`YYYY-MM-DDTHH:MM:SS…`; fractions and
+/// the zone suffix, which the server writes as UTC, are ignored).
+fn unix_seconds(text: &str) -> i64 {
+    let number = |range: std::ops::Range<usize>| text[range].parse::<i64>().expect("a number in the time");
+    let (year, month, day) = (number(0..4), number(5..7), number(8..10));
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    days * 86_400 + number(11..13) * 3600 + number(14..16) * 60 + number(17..19)
+}
+
 fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("project root")
 }
@@ -159,7 +174,8 @@ async fn sign_in_type_resize_sign_out_in_chromium() {
 
 /// The account view and the terminal settings, with the page served under a base path
 /// (`web/e2e/account.mjs`): password change, a setting that survives a reload and reaches the
-/// terminal, two-factor authentication turned on with a code computed from the shown secret.
+/// terminal, two-factor authentication turned on with a code computed from the shown secret and
+/// off again with a code, own tokens with an expiry made (secret shown once), listed and revoked.
 #[tokio::test]
 async fn account_page_and_settings_under_a_base_path_in_chromium() {
     let browser = chromium();
@@ -199,14 +215,35 @@ async fn account_page_and_settings_under_a_base_path_in_chromium() {
     assert!(output.status.success(), "the account browser test failed; server log:\n{}", server.log());
     assert!(stdout.contains("e2e: account steps passed"));
 
-    // What the page did is real: the new password and a code are needed now.
+    // What the page did is real: the new password works without a code (2FA was turned off
+    // again), the old one does not; the kept token works and expires in 7 days, the revoked
+    // one is refused.
     let client = server.client();
     let body = serde_json::to_vec(&json!({ "username": "admin", "password": "a-new-password-9" })).unwrap();
     let reply = client.raw("POST", "/tools/wssh/auth/login", &[("content-type", "application/json")], body).await;
-    assert_eq!(reply.status, 401, "2FA is on: a code is required: {}", reply.text);
+    assert_eq!(reply.status, 200, "2FA is off again: no code is needed: {}", reply.text);
     let body = serde_json::to_vec(&json!({ "username": "admin", "password": ADMIN_PASSWORD })).unwrap();
     let reply = client.raw("POST", "/tools/wssh/auth/login", &[("content-type", "application/json")], body).await;
     assert_eq!(reply.status, 401);
+    let secret_of = |name: &str| {
+        let prefix = format!("{name}: ");
+        stdout.lines().find_map(|line| line.strip_prefix(&prefix)).map(str::to_owned).expect("the script names it")
+    };
+    let kept = format!("Bearer {}", secret_of("kept-token"));
+    let listed = client.raw("GET", "/tools/wssh/tokens", &[("authorization", &kept)], Vec::new()).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let tokens = listed.json["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 1, "one token left: {}", listed.text);
+    let expires = unix_seconds(tokens[0]["expires_at"].as_str().expect("an expiry"));
+    let made = unix_seconds(tokens[0]["created_at"].as_str().unwrap());
+    assert!(
+        (expires - made - 7 * 86_400).abs() <= 2,
+        "the kept token expires 7 days after it was made: {}",
+        listed.text
+    );
+    let revoked = format!("Bearer {}", secret_of("revoked-token"));
+    let refused = client.raw("GET", "/tools/wssh/tokens", &[("authorization", &revoked)], Vec::new()).await;
+    assert_eq!(refused.status, 401, "{}", refused.text);
 }
 
 /// The Recordings and Audit views (`web/e2e/recordings.mjs`): a shell of a recorded session

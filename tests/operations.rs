@@ -1,5 +1,6 @@
 //! Operating wssh, against the real binary: the first start, the one-liner and its listen
-//! forms, strict configuration, signals, proxies, metrics.
+//! forms, strict configuration, signals, proxies (real nginx and Caddy with the snippets of
+//! docs/deploy.md), metrics.
 
 #![allow(clippy::type_complexity)]
 
@@ -969,4 +970,335 @@ async fn brotli_bytes(client: &Client, path: &str, accept: &str) -> Vec<u8> {
     let response = sender.send_request(request).await.unwrap();
     assert!(!response.headers()["content-encoding"].is_empty());
     response.into_body().collect().await.unwrap().to_bytes().to_vec()
+}
+
+// ---- behind nginx and Caddy, with the snippets of docs/deploy.md ---------------------------
+
+/// The fenced block of `language` in docs/deploy.md, and the `wssh serve …` line after it.
+fn deploy_snippet(language: &str) -> (String, Vec<String>) {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/deploy.md")).unwrap();
+    let fence = format!("```{language}\n");
+    let start = doc.find(&fence).unwrap_or_else(|| panic!("docs/deploy.md has a {language} block")) + fence.len();
+    let end = start + doc[start..].find("```").unwrap();
+    let serve = doc.find("with `wssh serve ").expect("docs/deploy.md names the serve command for the proxies");
+    let serve = &doc[serve + "with `wssh serve ".len()..];
+    let args = serve[..serve.find('`').unwrap()].split_whitespace().map(str::to_owned).collect();
+    (doc[start..end].to_owned(), args)
+}
+
+/// Replaces `from` in `text`, which must be there.
+fn must_replace(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "the documented snippet no longer contains {from:?}:\n{text}");
+    text.replace(from, to)
+}
+
+/// A free loopback port (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A program the proxy tests need; missing, the test fails with the way to install it.
+fn proxy_binary(name: &str, candidates: &[&str]) -> PathBuf {
+    candidates.iter().map(PathBuf::from).find(|path| path.is_file()).unwrap_or_else(|| {
+        panic!("this test needs {name}: `apt-get install -y {name}` (as root; `.ci/run` installs it)")
+    })
+}
+
+/// A child process killed on drop.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until something listens on `port`, or fails with `log`.
+async fn wait_listening(port: u16, child: &mut Killed, log: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            panic!("the proxy exited ({status}): {}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy does not listen: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// wssh started with the documented `serve` arguments (its port made free) behind a proxy.
+fn wssh_behind_a_proxy(root: &Path, documented: &[String]) -> Running {
+    std::fs::write(root.join("config.json"), sh_config().to_string()).unwrap();
+    let mut args: Vec<String> = ["--config", "config.json", "--data-dir", "data"].map(str::to_owned).to_vec();
+    args.extend(
+        documented.iter().map(|arg| if arg == "127.0.0.1:28080" { "127.0.0.1:0".to_owned() } else { arg.clone() }),
+    );
+    assert!(args.iter().any(|arg| arg == "--trusted-proxy") && args.iter().any(|arg| arg == "--base-path"), "{args:?}");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Running::start(root, &args, &[])
+}
+
+/// Through the proxy at `port` (TLS, the certificate `cert.pem` in `root`), from the client
+/// address 127.0.0.2, which is no trusted proxy: the page, a login whose refresh cookie is
+/// `Secure`, and a shell over WebSocket; wssh logs the client's address, not the proxy's, and
+/// believes no address the client made up.
+async fn use_through_the_proxy(root: &Path, port: u16, server: &Running) {
+    let connect = || async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let stream = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        use rustls::pki_types::pem::PemObject;
+        roots.add(rustls::pki_types::CertificateDer::from_pem_file(root.join("cert.pem")).unwrap()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let server_name = rustls::pki_types::ServerName::from(std::net::IpAddr::from([127, 0, 0, 1]));
+        connector.connect(server_name, stream).await.expect("TLS to the proxy")
+    };
+    let request = |method: &str, path: &str, body: String| {
+        let (method, path) = (method.to_owned(), path.to_owned());
+        async move {
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(connect().await)).await.unwrap();
+            tokio::spawn(connection);
+            let request = http::Request::builder()
+                .method(method.as_str())
+                .uri(path)
+                .header("host", "127.0.0.1")
+                .header("content-type", "application/json")
+                .header("x-forwarded-for", "203.0.113.99")
+                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                .unwrap();
+            sender.send_request(request).await.unwrap()
+        }
+    };
+    let page = request("GET", "/wssh/", String::new()).await;
+    assert_eq!(page.status(), 200, "the page through the proxy");
+    let login =
+        request("POST", "/wssh/auth/login", json!({ "username": "admin", "password": "admin-pw" }).to_string()).await;
+    assert_eq!(login.status(), 200, "a login through the proxy");
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.ends_with("; Secure") && cookie.contains("Path=/wssh"), "{cookie}");
+
+    let url = format!("wss://127.0.0.1:{port}/wssh/sh");
+    let mut shell = Shell::open_over(Box::new(connect().await), &url, "admin", "admin-pw").await;
+    shell.type_text("echo through-$((6*7))\n").await;
+    shell.read_until("through-42").await;
+    drop(shell);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("client=127.0.0.2") {
+        assert!(std::time::Instant::now() < deadline, "wssh never logged the client's address: {}", server.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!server.log().contains("203.0.113.99"), "an address the client made up was believed: {}", server.log());
+}
+
+#[tokio::test]
+async fn the_documented_nginx_snippet_proxies_page_api_and_shells_under_a_base_path() {
+    let nginx = proxy_binary("nginx", &["/usr/sbin/nginx", "/usr/bin/nginx"]);
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    make_certificate(root, "cert");
+    let (snippet, serve) = deploy_snippet("nginx");
+    let server = wssh_behind_a_proxy(root, &serve);
+    let port = free_port();
+    // Only what a deployment changes: the address, the certificate, the upstream's port.
+    let site = must_replace(&snippet, "listen 443 ssl", &format!("listen 127.0.0.1:{port} ssl"));
+    let site = must_replace(&site, "/etc/ssl/wssh/fullchain.pem", &root.join("cert.pem").display().to_string());
+    let site = must_replace(&site, "/etc/ssl/wssh/privkey.pem", &root.join("cert.key").display().to_string());
+    let site = must_replace(&site, "127.0.0.1:28080", &server.addr().to_string());
+    let dir = root.display();
+    let config = format!(
+        "daemon off;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log {dir}/nginx-error.log info;\n\
+         events {{ worker_connections 128; }}\n\
+         http {{\n  access_log {dir}/nginx-access.log;\n  client_body_temp_path {dir}/nginx-body;\n  \
+         proxy_temp_path {dir}/nginx-proxy;\n  fastcgi_temp_path {dir}/nginx-fastcgi;\n  \
+         uwsgi_temp_path {dir}/nginx-uwsgi;\n  scgi_temp_path {dir}/nginx-scgi;\n{site}\n}}\n"
+    );
+    std::fs::write(root.join("nginx.conf"), &config).unwrap();
+    let log = root.join("nginx-error.log");
+    let child = Command::new(&nginx)
+        .args([
+            "-p",
+            &dir.to_string(),
+            "-e",
+            &log.display().to_string(),
+            "-c",
+            &root.join("nginx.conf").display().to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(root.join("nginx-stderr.log")).unwrap())
+        .spawn()
+        .expect("start nginx");
+    let mut child = Killed(child);
+    wait_listening(port, &mut child, &root.join("nginx-stderr.log")).await;
+    use_through_the_proxy(root, port, &server).await;
+}
+
+#[tokio::test]
+async fn the_documented_caddy_snippet_proxies_page_api_and_shells_under_a_base_path() {
+    let caddy = proxy_binary("caddy", &["/usr/bin/caddy", "/usr/local/bin/caddy"]);
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    make_certificate(root, "cert");
+    let (snippet, serve) = deploy_snippet("caddyfile");
+    let server = wssh_behind_a_proxy(root, &serve);
+    let port = free_port();
+    // Only what a deployment changes: the site's address, a certificate of our own instead
+    // of one from an ACME CA, the upstream's port; no admin endpoint in the test.
+    let site = must_replace(
+        &snippet,
+        "wssh.example.org {",
+        &format!(
+            "https://127.0.0.1:{port} {{\n    tls {} {}",
+            root.join("cert.pem").display(),
+            root.join("cert.key").display()
+        ),
+    );
+    let site = must_replace(&site, "127.0.0.1:28080", &server.addr().to_string());
+    let config = format!("{{\n    admin off\n    auto_https disable_redirects\n    skip_install_trust\n}}\n{site}");
+    std::fs::write(root.join("Caddyfile"), &config).unwrap();
+    let log = root.join("caddy.log");
+    let child = Command::new(&caddy)
+        .args(["run", "--adapter", "caddyfile", "--config", &root.join("Caddyfile").display().to_string()])
+        .env("XDG_DATA_HOME", root.join("caddy-data"))
+        .env("XDG_CONFIG_HOME", root.join("caddy-config"))
+        .env("HOME", root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start caddy");
+    let mut child = Killed(child);
+    wait_listening(port, &mut child, &log).await;
+    use_through_the_proxy(root, port, &server).await;
+}
+
+// ---- a release build without the terminal assets ---------------------------------------------
+
+/// wssh-http's compiled build script (the newest, should older builds lie around).
+fn wssh_http_build_script() -> PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    let profile_dir = deps.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    std::fs::read_dir(profile_dir.join("build"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with("wssh-http-"))
+        .map(|entry| entry.path().join("build-script-build"))
+        .filter(|path| path.is_file())
+        .max_by_key(|path| path.metadata().and_then(|meta| meta.modified()).ok())
+        .expect("cargo built wssh-http's build script")
+}
+
+/// Runs the build script for a copy of the crate at `root/crates/wssh-http` (whose page is
+/// `root/web`), as cargo would for `profile`: (success, stdout + stderr, the generated vendor.rs).
+fn run_build_script(root: &Path, profile: &str, without_terminal: Option<&str>) -> (bool, String, String) {
+    let out = root.join(format!("out-{profile}-{}", without_terminal.unwrap_or("unset")));
+    std::fs::create_dir_all(&out).unwrap();
+    let mut command = Command::new(wssh_http_build_script());
+    command
+        .env("CARGO_MANIFEST_DIR", root.join("crates/wssh-http"))
+        .env("OUT_DIR", &out)
+        .env("PROFILE", profile)
+        .env("WSSH_WEB_NPM", "0")
+        .env_remove("WSSH_WITHOUT_TERMINAL")
+        .current_dir(root);
+    if let Some(value) = without_terminal {
+        command.env("WSSH_WITHOUT_TERMINAL", value);
+    }
+    let output = command.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text, std::fs::read_to_string(out.join("vendor.rs")).unwrap_or_default())
+}
+
+#[test]
+fn a_release_build_without_the_terminal_fails_unless_asked_for() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    std::fs::create_dir_all(root.join("crates/wssh-http")).unwrap();
+    std::fs::create_dir_all(root.join("web")).unwrap();
+
+    // No xterm.js: a release build stops and says how to get it or how to do without.
+    let (ok, text, _) = run_build_script(root, "release", None);
+    assert!(!ok, "a release build without the terminal succeeded: {text}");
+    assert!(text.contains("no xterm.js") && text.contains("WSSH_WITHOUT_TERMINAL=1"), "{text}");
+    let (ok, text, _) = run_build_script(root, "release", Some("0"));
+    assert!(!ok, "WSSH_WITHOUT_TERMINAL=0 does not ask for it: {text}");
+    // Asked for on purpose, or a debug build: built, without the terminal, with a warning.
+    for (profile, without) in [("release", Some("1")), ("debug", None)] {
+        let (ok, text, vendor) = run_build_script(root, profile, without);
+        assert!(ok, "{profile} {without:?}: {text}");
+        assert!(vendor.contains("VENDOR_BUILT: bool = false"), "{vendor}");
+        assert!(text.contains("cargo::warning=") && text.contains("without its terminal"), "{text}");
+    }
+
+    // With the files in web/node_modules a release build takes them (source maps dropped).
+    for from in [
+        "@xterm/xterm/lib/xterm.js",
+        "@xterm/xterm/css/xterm.css",
+        "@xterm/addon-fit/lib/addon-fit.js",
+        "asciinema-player/dist/bundle/asciinema-player.min.js",
+        "asciinema-player/dist/bundle/asciinema-player.css",
+    ] {
+        let path = root.join("web/node_modules").join(from);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, format!("/* {from} */\n//# sourceMappingURL=x.map\n")).unwrap();
+    }
+    let (ok, text, vendor) = run_build_script(root, "release", None);
+    assert!(ok, "{text}");
+    assert!(vendor.contains("VENDOR_BUILT: bool = true"), "{vendor}");
+    let xterm = std::fs::read_to_string(root.join("out-release-unset/xterm.js")).unwrap();
+    assert_eq!(xterm, "/* @xterm/xterm/lib/xterm.js */");
+}
+
+#[tokio::test]
+async fn sighup_reopens_the_audit_log_for_log_rotation() {
+    use std::os::unix::fs::PermissionsExt;
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    std::fs::write(root.join("config.json"), sh_config().to_string()).unwrap();
+    let args =
+        ["--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0", "--audit-log", "audit.jsonl"];
+    let mut server = Running::start(root, &args, &[]);
+    let client = server.client();
+    let logins_in = |path: &Path| {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains("login.succeeded"))
+            .count()
+    };
+    assert_eq!(login_from(&client, &[], "admin", "admin-pw").await.status, 200);
+    assert_eq!(
+        logins_in(&root.join("audit.jsonl")),
+        1,
+        "{}",
+        std::fs::read_to_string(root.join("audit.jsonl")).unwrap()
+    );
+
+    // logrotate's way: move the file, then SIGHUP.
+    std::fs::rename(root.join("audit.jsonl"), root.join("audit.jsonl.1")).unwrap();
+    server.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("audit log reopened") {
+        assert!(std::time::Instant::now() < deadline, "the reopen was not logged: {}", server.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(login_from(&client, &[], "admin", "admin-pw").await.status, 200);
+    assert_eq!(logins_in(&root.join("audit.jsonl")), 1, "the new file has the new login");
+    assert_eq!(logins_in(&root.join("audit.jsonl.1")), 1, "the moved file has only the old one");
+    let mode = std::fs::metadata(root.join("audit.jsonl")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(server.wait_exit(Duration::from_millis(100)).is_none(), "SIGHUP does not end the server");
 }

@@ -550,6 +550,68 @@ async fn a_template_with_run_as_runs_its_shell_as_that_account_and_needs_the_rig
     assert_eq!(server.client().create("/sessions", &body).await.status, 400);
 }
 
+#[tokio::test]
+async fn a_server_that_is_not_root_refuses_run_as_another_account_and_starts_nothing() {
+    assert!(nix::unistd::geteuid().is_root(), "this test drops the server from root to another account");
+    let account = shell_account();
+    const SERVER_ACCOUNT: &str = "wssh-test-server";
+    if nix::unistd::User::from_name(SERVER_ACCOUNT).unwrap().is_none() {
+        let _ = std::process::Command::new("useradd").args(["-M", "-r", "-s", "/bin/sh", SERVER_ACCOUNT]).status();
+    }
+    let server_user = nix::unistd::User::from_name(SERVER_ACCOUNT).unwrap().expect("the server's account exists");
+    let temp = tempfile::tempdir().unwrap();
+    nix::unistd::chown(temp.path(), Some(server_user.uid), Some(server_user.gid)).unwrap();
+    let marker = temp.path().join("the-program-started");
+    let (uid, gid) = (server_user.uid.to_string(), server_user.gid.to_string());
+    let wrapper = ["setpriv", "--reuid", &uid, "--regid", &gid, "--clear-groups"];
+
+    // In the configuration: refused at start, by name and why, before the data directory exists.
+    let mut config = support::default_config();
+    config["initial_sessions"] = json!([{ "name": "demoted", "cmd": "sh", "args": [], "dir": "", "run_as": account }]);
+    std::fs::write(temp.path().join("config.json"), config.to_string()).unwrap();
+    let refused = std::process::Command::new(wrapper[0])
+        .args(&wrapper[1..])
+        .arg(env!("CARGO_BIN_EXE_wssh"))
+        .args(["serve", "--config", "config.json", "--data-dir", "data", "--listen", "127.0.0.1:0"])
+        .current_dir(temp.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains(account) && stderr.contains("needs the server to run as root"), "{stderr}");
+    assert!(!temp.path().join("data").exists(), "the data directory was touched");
+
+    // Through the API: the template is stored, but the shell is refused when it would start.
+    std::fs::write(temp.path().join("config.json"), support::default_config().to_string()).unwrap();
+    let server =
+        Server::spawn_wrapped(temp.path(), &["--config", "config.json", "--data-dir", "data"], "127.0.0.1:0", &wrapper);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let real_uid = status.lines().find_map(|line| line.strip_prefix("Uid:")).unwrap().split_whitespace().next();
+    assert_eq!(real_uid, Some(uid.as_str()), "the server runs as {SERVER_ACCOUNT}");
+    let template = json!({ "authorization": support::admin(), "session": {
+        "name": "demoted", "cmd": "sh", "args": ["-c", format!("touch {}; sleep 30", marker.display())],
+        "run_as": account,
+    } });
+    let created = server.client().create("/sessions", &template).await;
+    assert_eq!(created.status, 200, "{}", created.text);
+
+    // An administrator may use the template, but this server cannot switch accounts: the
+    // connection is rejected with the reason, and the program never runs.
+    let (identifier, token) = login(&server.client(), "admin", ADMIN_PASSWORD).await;
+    let mut shell =
+        connect(&server, "/demoted", &["wssh.v1", &token_protocol(&identifier, &token)], None).await.unwrap();
+    shell.resize(80, 24).await;
+    let code = shell.read_to_close().await;
+    assert_eq!(code, 1011, "closed as a server-side error");
+    let reason = shell.texts.first().and_then(|text| (text[0] == "rejected").then(|| text[1].clone()));
+    let reason = reason.expect("a rejected message").to_string();
+    assert!(reason.contains(account) && reason.contains("needs the server to run as root"), "a clear reason: {reason}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!marker.exists(), "the program ran although it could not run as {account}");
+    // The server carries on.
+    assert_eq!(server.client().raw("GET", "/healthz", &[], Vec::new()).await.status, 200);
+}
+
 #[test]
 fn serve_refuses_an_initial_session_whose_account_does_not_exist() {
     let root = tempfile::tempdir().unwrap();

@@ -1,4 +1,4 @@
-// wssh's page: the account view (own password, two-factor authentication) and the terminal
+// wssh's page: the account view (own password, two-factor authentication, own access tokens) and the terminal
 // settings kept in this browser (localStorage). Loaded before app.js, which hands it its API
 // helper (window.wsshAccount.attach) and asks it for terminal options (window.wsshSettings).
 // The DOM is built with textContent only (never innerHTML).
@@ -128,15 +128,74 @@
     }
   });
 
-  $('#totp-off').addEventListener('click', async () => {
+  $('#totp-off').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const form = event.target;
     try {
-      // alist has no self-service switch-off: an administrator's cancel_2fa, on oneself.
-      const me = await alist('GET', '/api/me');
-      await alist('POST', `/api/admin/user/cancel_2fa?id=${encodeURIComponent(me.id)}`);
+      await alist('POST', '/api/auth/2fa/cancel', { code: form.elements.code.value.replace(/\s+/g, '') });
+      form.reset();
       say('#totp-result', 'Two-factor authentication is off.');
       await load();
     } catch (error) {
       say('#totp-result', error.message, false);
+    }
+  });
+
+  /** A date for the tokens table. */
+  function when(text) {
+    return text ? new Date(text).toLocaleString() : 'never';
+  }
+
+  /** Lists the caller's own tokens (go_ws_sh's /tokens, filtered to the caller). */
+  async function loadTokens() {
+    const reply = await page.api('GET', '/tokens', { token: { username: page.username() } }, { list: true });
+    const body = $('#own-token-table tbody');
+    body.replaceChildren();
+    for (const token of reply.tokens) {
+      const row = document.createElement('tr');
+      for (const text of [token.description, token.identifier, when(token.created_at), when(token.expires_at)]) {
+        const cell = document.createElement('td');
+        cell.textContent = text;
+        row.append(cell);
+      }
+      const cell = document.createElement('td');
+      const revoke = document.createElement('button');
+      revoke.type = 'button';
+      revoke.className = 'danger';
+      revoke.textContent = 'Revoke';
+      revoke.dataset.token = token.identifier;
+      revoke.addEventListener('click', async () => {
+        try {
+          await page.api('DELETE', '/tokens', { token: { identifier: token.identifier } });
+          say('#own-token-result', `Token ${token.identifier} revoked.`);
+          await loadTokens();
+        } catch (error) {
+          say('#own-token-result', error.message, false);
+        }
+      });
+      cell.append(revoke);
+      row.append(cell);
+      body.append(row);
+    }
+    $('#own-token-table').hidden = reply.tokens.length === 0;
+    $('#own-token-empty').hidden = reply.tokens.length !== 0;
+  }
+
+  $('#own-token-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    try {
+      const reply = await page.api('POST', '/tokens', {
+        token: { description: form.elements.description.value, expires_in_days: Number(form.elements.days.value) },
+      });
+      form.reset();
+      $('#own-token-secret').value = reply.token.token;
+      $('#own-token-secret-box').hidden = false;
+      $('#own-token-secret').select();
+      say('#own-token-result', '');
+      await loadTokens();
+    } catch (error) {
+      say('#own-token-result', error.message, false);
     }
   });
 
@@ -152,6 +211,13 @@
       $('#totp-off').hidden = !on;
     } catch {
       $('#totp-state').textContent = 'unknown';
+    }
+    $('#own-token-secret-box').hidden = true;
+    $('#own-token-secret').value = '';
+    try {
+      await loadTokens();
+    } catch (error) {
+      say('#own-token-result', error.message, false);
     }
   }
 

@@ -96,8 +96,21 @@ impl Server {
 
     /// Starts `wssh serve` in `root` with `args`, listening on `listen`.
     pub fn spawn_at(root: &Path, args: &[&str], listen: &str) -> Server {
+        Server::spawn_wrapped(root, args, listen, &[])
+    }
+
+    /// Starts `wssh serve` as [`Server::spawn_at`] does, through `wrapper` (a program and its
+    /// arguments that runs the binary, e.g. `setpriv` to drop root) when it is not empty.
+    pub fn spawn_wrapped(root: &Path, args: &[&str], listen: &str, wrapper: &[&str]) -> Server {
         let database = database_for(root);
-        let mut command = Command::new(env!("CARGO_BIN_EXE_wssh"));
+        let mut command = match wrapper {
+            [] => Command::new(env!("CARGO_BIN_EXE_wssh")),
+            [program, rest @ ..] => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(env!("CARGO_BIN_EXE_wssh"));
+                command
+            }
+        };
         if let Some(database) = &database {
             command.env("WSSH_DATABASE", database.url());
         }

@@ -2,7 +2,9 @@
 // the real binary served under a base path: sign in at WSSH_URL (the base path's page), change
 // the password, keep a terminal setting across a reload (and see the terminal use it), turn
 // two-factor authentication on with a code computed here from the secret the page shows, then
-// sign in again with the new password and a code. Fails on any console error or page error.
+// sign in again with the new password and a code, make two tokens (one expiring in 7 days, one
+// never) whose secrets are shown once, revoke one, and turn two-factor authentication off with
+// a code. Prints both token secrets for tests/browser.rs. Fails on any console or page error.
 //
 // Environment: WSSH_URL (ending in the base path and a slash), WSSH_USER, WSSH_PASSWORD,
 // WSSH_NEW_PASSWORD, WSSH_SESSION, WSSH_SCREENSHOTS, WSSH_CHROMIUM.
@@ -152,6 +154,47 @@ try {
   // The first try without a code is answered 401 ("code required"), as designed.
   problems.splice(0, problems.length, ...problems.filter((p) => !/status of 401/.test(p)));
   await shot('account-04-signed-in-with-2fa');
+  check();
+
+  step('an own token with an expiry: made, its secret shown once, listed, revoked');
+  await page.click('#tabs button[data-view=account]');
+  await page.locator('#view-account:not([hidden])').waitFor();
+  const makeToken = async (description, days) => {
+    await page.fill('#own-token-form input[name=description]', description);
+    await page.selectOption('#own-token-form select[name=days]', days);
+    await page.click('#own-token-form button[type=submit]');
+    await page.locator('#own-token-secret-box:not([hidden])').waitFor();
+    const secret = await page.inputValue('#own-token-secret');
+    if (secret.length < 20) throw new Error(`no token secret shown: ${secret}`);
+    const row = page.locator('#own-token-table tbody tr', { hasText: description });
+    await row.waitFor();
+    return { secret, row };
+  };
+  const keptToken = await makeToken('e2e kept token', '7');
+  const keptCells = await keptToken.row.locator('td').allTextContents();
+  if (keptCells[3] === 'never') throw new Error(`the 7-day token is listed without an expiry: ${keptCells}`);
+  const revoked = await makeToken('e2e revoked token', '0');
+  const revokedCells = await revoked.row.locator('td').allTextContents();
+  if (revokedCells[3] !== 'never') throw new Error(`the token without expiry is listed as ${revokedCells[3]}`);
+  await shot('account-05-token-made');
+  // Shown once: the account view, opened again, no longer shows it.
+  await page.click('#tabs button[data-view=sessions]');
+  await page.click('#tabs button[data-view=account]');
+  await page.locator('#own-token-secret-box[hidden]').waitFor({ state: 'attached' });
+  if (await page.inputValue('#own-token-secret')) throw new Error('the token secret is shown again');
+  await revoked.row.locator('button', { hasText: 'Revoke' }).click();
+  await revoked.row.waitFor({ state: 'detached' });
+  await page.locator('#own-token-table tbody tr', { hasText: 'e2e kept token' }).waitFor();
+  console.log(`kept-token: ${keptToken.secret}`);
+  console.log(`revoked-token: ${revoked.secret}`);
+  check();
+
+  step('two-factor authentication turned off with a current code');
+  // The sign-in used the current step; the next one is accepted (one step of skew).
+  await page.fill('#totp-off input[name=code]', totp(secret, Date.now() + 30_000));
+  await page.click('#totp-off button[type=submit]');
+  await page.waitForFunction(() => document.querySelector('#totp-state').textContent === 'off');
+  await shot('account-06-2fa-off');
   check();
   console.log('e2e: account steps passed');
 } finally {

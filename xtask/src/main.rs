@@ -5,6 +5,8 @@
 //! * `cargo xtask conformance` runs the API conformance suite, `tests/conformance.rs`, against
 //!   the real binary ([`conformance`]);
 //! * `cargo xtask fuzz [--seconds N] [TARGET…]` runs the cargo-fuzz targets in `fuzz/` ([`fuzz`]);
+//! * `cargo xtask schemathesis [--examples N]` runs Schemathesis against the real binary's
+//!   OpenAPI document ([`schemathesis`](mod@schemathesis));
 //! * `cargo xtask bench [--quick]` measures wssh against ttyd, terminado, wetty and the raw-PTY
 //!   ceiling and writes `target/bench/report.json` and a chart per figure ([`bench`](mod@bench)).
 
@@ -14,6 +16,7 @@ mod bench;
 mod conformance;
 mod fuzz;
 mod migrate;
+mod schemathesis;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +41,9 @@ enum Task {
     Conformance,
     /// Run every fuzz target in fuzz/ (nightly toolchain and cargo-fuzz required).
     Fuzz(fuzz::Args),
+    /// Run Schemathesis against the real wssh binary's served OpenAPI document: no 5xx and no
+    /// reply the document does not describe.
+    Schemathesis(schemathesis::Args),
     /// Measure wssh against ttyd, terminado, wetty and the raw PTY: seven figures
     /// (docs/performance.md).
     Bench(bench::Args),
@@ -48,6 +54,7 @@ fn main() -> ExitCode {
         Task::Migrate(args) => migrate::run(&args),
         Task::Conformance => conformance::run(),
         Task::Fuzz(args) => fuzz::run(&args),
+        Task::Schemathesis(args) => schemathesis::run(&args),
         Task::Bench(args) => bench::run(&args),
     }
 }

@@ -719,6 +719,20 @@ impl Authenticator {
         Ok(())
     }
 
+    /// Turns the user's own two-factor authentication off when `code` is a current code of
+    /// the stored secret, not used before. A wrong code counts as a failed login for the
+    /// (user, `client`) throttle, so codes cannot be guessed through this path either.
+    pub fn disable_own_totp(&self, user: &User, code: &str, client: Option<IpAddr>) -> Result<(), AuthError> {
+        let Some(secret) = &user.otp_secret else { return Err(AuthError::InvalidOtp) };
+        let username = user.username.as_str();
+        self.throttle.check(&*self.store, username, client)?;
+        if !self.accept_totp(user.id, secret, code)? {
+            self.throttle.record_failure(&*self.store, username, client)?;
+            return Err(AuthError::InvalidOtp);
+        }
+        self.disable_totp(user.id)
+    }
+
     /// Turns two-factor authentication off.
     pub fn disable_totp(&self, user: UserId) -> Result<(), AuthError> {
         Ok(self.store.set_otp_secret(user, None, 0)?)

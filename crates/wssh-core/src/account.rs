@@ -1,5 +1,7 @@
 //! What users do with their own account: logins, two-factor authentication, SSH keys.
 
+use std::net::IpAddr;
+
 use wssh_auth::ssh_key::parse_public_key;
 use wssh_auth::totp::TotpEnrollment;
 use wssh_auth::{Credentials, LoginTokens, Origin, Principal};
@@ -56,6 +58,18 @@ impl Services {
         }
         self.auth.enable_totp(principal.user_id, secret, code).map_err(CoreError::auth(Entity::User))?;
         self.audit(principal, AuditEvent::TwoFactorEnabled { user: principal.username.as_str().to_owned() });
+        Ok(())
+    }
+
+    /// Turns the caller's own two-factor authentication off, confirmed by a current code
+    /// (`client`: the caller's address, for the login throttle).
+    pub fn disable_own_totp(&self, principal: &Principal, code: &str, client: Option<IpAddr>) -> Result<(), CoreError> {
+        let user = self.caller(principal)?;
+        if !user.has_otp() {
+            return Err(CoreError::Refused("2FA is not enabled"));
+        }
+        self.auth.disable_own_totp(&user, code, client).map_err(CoreError::auth(Entity::User))?;
+        self.audit(principal, AuditEvent::TwoFactorDisabled { user: principal.username.as_str().to_owned() });
         Ok(())
     }
 

@@ -5,7 +5,8 @@
 //!   `sha256(password + "-https://github.com/alist-org/alist")`), with `otp_code` when
 //!   two-factor authentication is on, return a login JWT that lives 48 hours and is accepted as
 //!   `Authorization: <jwt>` or `Authorization: Bearer <jwt>` on every surface.
-//! * `POST /api/auth/2fa/generate` and `/api/auth/2fa/verify` enrol TOTP.
+//! * `POST /api/auth/2fa/generate` and `/api/auth/2fa/verify` enrol TOTP; `/api/auth/2fa/cancel`
+//!   (wssh's own) turns it off with a current code.
 //! * `GET /api/me` and `/api/me/sshkey/{list,add,delete}` act on the caller.
 //! * `/api/admin/user/{list,get,create,update,cancel_2fa,delete,del_cache}` manage users:
 //!   `users:read` to read, `users:write` to change.
@@ -48,6 +49,7 @@ pub(crate) enum Route {
     LoginHash,
     TwoFactorGenerate,
     TwoFactorVerify,
+    TwoFactorCancel,
     Me,
     SshKeyList,
     SshKeyAdd,
@@ -69,6 +71,7 @@ impl Route {
             "/api/auth/login/hash" => Route::LoginHash,
             "/api/auth/2fa/generate" => Route::TwoFactorGenerate,
             "/api/auth/2fa/verify" => Route::TwoFactorVerify,
+            "/api/auth/2fa/cancel" => Route::TwoFactorCancel,
             "/api/me" => Route::Me,
             "/api/me/sshkey/list" => Route::SshKeyList,
             "/api/me/sshkey/add" => Route::SshKeyAdd,
@@ -150,6 +153,7 @@ fn run(state: &SharedState, route: Route, call: &Call) -> Result<Response<Body>,
         Route::Login | Route::LoginHash => return login(state, route, call),
         Route::TwoFactorGenerate => two_factor_generate(state, &principal),
         Route::TwoFactorVerify => two_factor_verify(state, &principal, &call.body),
+        Route::TwoFactorCancel => two_factor_cancel(state, &principal, call),
         Route::Me => me(state, &principal),
         Route::SshKeyList => ssh_key_list(state, &principal),
         Route::SshKeyAdd => ssh_key_add(state, &principal, &call.body),
@@ -250,6 +254,26 @@ fn two_factor_verify(state: &SharedState, principal: &Principal, body: &[u8]) ->
         return Err(ApiError::bad_request("code and secret are required"));
     }
     state.services.enable_totp(principal, &body.secret, &body.code).map_err(|failure| match failure {
+        CoreError::Auth(AuthError::InvalidOtp) => ApiError::bad_request("Invalid 2FA code"),
+        other => other.into(),
+    })?;
+    Ok(success(Value::Null))
+}
+
+#[derive(Deserialize)]
+struct CancelBody {
+    #[serde(default)]
+    code: String,
+}
+
+/// wssh's own addition: the caller turns their two-factor authentication off with a current
+/// code (alist only lets an administrator do it, `cancel_2fa`).
+fn two_factor_cancel(state: &SharedState, principal: &Principal, call: &Call) -> Result<Response<Body>, ApiError> {
+    let body: CancelBody = parse_body(&call.body)?;
+    if body.code.trim().is_empty() {
+        return Err(ApiError::bad_request("code is required"));
+    }
+    state.services.disable_own_totp(principal, &body.code, Some(call.peer.ip())).map_err(|failure| match failure {
         CoreError::Auth(AuthError::InvalidOtp) => ApiError::bad_request("Invalid 2FA code"),
         other => other.into(),
     })?;

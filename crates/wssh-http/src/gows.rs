@@ -18,8 +18,8 @@ use wssh_auth::credentials::AuthorizationObject;
 use wssh_auth::{AuthError, Credentials, Principal};
 use wssh_core::{NewAccount, Services, SessionChanges, StoreCache, TokenChanges, TokenFilter, UserRef, limits};
 use wssh_domain::{
-    AccessToken, Password, Permission, RoleKey, Session, SessionName, SessionSpec, TokenSpec, User, UserProfile,
-    Username,
+    AccessToken, Password, Permission, RoleKey, Session, SessionName, SessionSpec, Timestamp, TokenSpec, User,
+    UserProfile, Username,
 };
 
 use crate::error::ApiError;
@@ -63,6 +63,8 @@ struct TokenFields {
     identifier: Option<String>,
     username: Option<String>,
     description: Option<String>,
+    /// wssh's own addition (POST): the token expires after this many days; 0 or absent: never.
+    expires_in_days: Option<i64>,
 }
 
 #[derive(Default, Deserialize)]
@@ -358,7 +360,15 @@ impl Operations<'_> {
         if description.chars().count() > limits::TOKEN_TEXT_CHARS {
             return Err(ApiError::bad_request("Token description is too long"));
         }
-        let spec = TokenSpec { description, ..TokenSpec::default() };
+        let days = fields.expires_in_days.unwrap_or(0);
+        if !(0..=limits::TOKEN_EXPIRY_DAYS).contains(&days) {
+            return Err(ApiError::bad_request(format!(
+                "expires_in_days must be 0 (never) to {}",
+                limits::TOKEN_EXPIRY_DAYS
+            )));
+        }
+        let expires_at = (days > 0).then(|| Timestamp::now().plus_seconds(days * 86_400));
+        let spec = TokenSpec { description, expires_at, ..TokenSpec::default() };
         let minted = self.services().mint_token(self.principal, named(fields.username.as_deref()), spec)?;
         let mut token = token_view(&minted.token);
         token["token"] = Value::String(minted.secret);

@@ -88,7 +88,7 @@ struct Hop {
 }
 
 /// The forwarding chain, client first: `Forwarded` when present, else `X-Forwarded-For` (with
-/// `X-Forwarded-Proto`, the edge proxy's, for the client's hop).
+/// `X-Forwarded-Proto`'s values for its last hops).
 fn hops(headers: &HeaderMap) -> Vec<Hop> {
     let joined = |name: &str| -> Option<String> {
         let values: Vec<&str> = headers.get_all(name).iter().filter_map(|value| value.to_str().ok()).collect();
@@ -111,8 +111,14 @@ fn hops(headers: &HeaderMap) -> Vec<Hop> {
         return hops;
     }
     let Some(forwarded_for) = joined("x-forwarded-for") else { return Vec::new() };
-    let edge_https = joined("x-forwarded-proto")
-        .and_then(|proto| proto.split(',').next().map(|first| first.trim().eq_ignore_ascii_case("https")));
+    // X-Forwarded-Proto is aligned from the right: a proxy that sets it (nginx's `$scheme`,
+    // Caddy) states the scheme of the connection whose address it appended last, whatever a
+    // client put in front of that; a proxy that appends adds one value per hop.
+    let protos: Vec<bool> = joined("x-forwarded-proto")
+        .map(|proto| proto.split(',').map(|item| item.trim().eq_ignore_ascii_case("https")).collect())
+        .unwrap_or_default();
+    let count = forwarded_for.split(',').count();
+    let skipped = count.saturating_sub(protos.len());
     forwarded_for
         .split(',')
         .enumerate()
@@ -123,7 +129,7 @@ fn hops(headers: &HeaderMap) -> Vec<Hop> {
                 .map(|ip| SocketAddr::new(canonical(ip), 0))
                 .or_else(|_| item.parse::<SocketAddr>().map(|addr| SocketAddr::new(canonical(addr.ip()), addr.port())))
                 .ok();
-            Hop { address, https: if index == 0 { edge_https } else { None } }
+            Hop { address, https: index.checked_sub(skipped).and_then(|proto| protos.get(proto).copied()) }
         })
         .collect()
 }
@@ -235,6 +241,14 @@ mod tests {
         // Forwarded wins over X-Forwarded-For; unknown stops the walk at the last trusted hop.
         let both = headers(&[("forwarded", "for=unknown"), ("x-forwarded-for", "203.0.113.9")]);
         assert_eq!(proxies.client(&both, peer("10.0.0.1"), true), Client { addr: peer("10.0.0.1"), secure: true });
+        // nginx's `$scheme` behind a forged X-Forwarded-For: the scheme of the real client's hop.
+        let nginx = headers(&[("x-forwarded-for", "1.2.3.4, 203.0.113.9"), ("x-forwarded-proto", "https")]);
+        assert_eq!(
+            proxies.client(&nginx, peer("10.0.0.1"), false),
+            Client { addr: "203.0.113.9:0".parse().unwrap(), secure: true }
+        );
+        let appended = headers(&[("x-forwarded-for", "203.0.113.9, 10.0.0.2"), ("x-forwarded-proto", "http, https")]);
+        assert!(!proxies.client(&appended, peer("10.0.0.1"), false).secure);
         let garbage = headers(&[("x-forwarded-for", "not-an-address")]);
         assert_eq!(proxies.client(&garbage, peer("10.0.0.1"), false).addr, peer("10.0.0.1"));
     }

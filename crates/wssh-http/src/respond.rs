@@ -53,8 +53,6 @@ pub(crate) fn empty(status: StatusCode) -> Response<Body> {
     response
 }
 
-const ALLOWED_METHODS: &str = "GET, POST, PUT, DELETE, COPY, MOVE, OPTIONS";
-
 /// Adds the CORS headers go_ws_sh's cross-origin front end relies on. They go on every
 /// response, errors included, so a browser can read error bodies too.
 pub(crate) fn add_cors(response: &mut Response<Body>) {
@@ -66,8 +64,8 @@ pub(crate) fn add_cors(response: &mut Response<Body>) {
     );
 }
 
-/// The answer to a CORS preflight.
-pub(crate) fn preflight() -> Response<Body> {
+/// The answer to a CORS preflight or an `OPTIONS` request: `allow`, the methods of the path.
+pub(crate) fn preflight(allow: &'static str) -> Response<Body> {
     let mut response = empty(StatusCode::NO_CONTENT);
     let headers = response.headers_mut();
     headers.insert(
@@ -79,6 +77,6 @@ pub(crate) fn preflight() -> Response<Body> {
         HeaderValue::from_static("Origin, Authorization, Content-Type, X-Http-Method-Override, X-Refresh-Token"),
     );
     headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
-    headers.insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+    headers.insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }

@@ -71,7 +71,7 @@ async fn route(
     peer: SocketAddr,
 ) -> Result<Response<Body>, ApiError> {
     if request.method() == Method::OPTIONS {
-        return Ok(respond::preflight());
+        return Ok(respond::preflight(allow_for(request.uri().path())));
     }
     if shell::is_upgrade(&request) {
         return shell::open(request, state, peer).await;
@@ -109,6 +109,40 @@ async fn route(
         "/tokens" | "/credentials" | "/sessions" => Ok(surface::handle::<gows::GoWsSh>(request, state, peer).await),
         _ => Err(ApiError::not_found("Not found")),
     }
+}
+
+/// What `Allow` says on `OPTIONS` for `path`: the methods of the route there, asked of the
+/// surface that owns it (in the order `route` asks them), so that it lists what the path
+/// really answers.
+fn allow_for(path: &str) -> &'static str {
+    fn probe<S: surface::Surface>(path: &str) -> Option<&'static str> {
+        match S::route(path, &Method::OPTIONS, &http::HeaderMap::new()) {
+            Err(surface::Misroute::MethodNotAllowed(allow)) => Some(allow.unwrap_or_else(|| allowed_methods(path))),
+            _ => None,
+        }
+    }
+    if web::matches(path) {
+        return web::ALLOWED_METHODS;
+    }
+    if shell::api::matches(path) {
+        return shell::api::allowed_methods(path).unwrap_or("OPTIONS");
+    }
+    let owned = if api::matches(path) {
+        probe::<api::Api>(path)
+    } else if alist::matches(path) {
+        probe::<alist::Alist>(path)
+    } else if access_token::matches(path) {
+        probe::<access_token::AccessTokens>(path)
+    } else if rbac::matches(path) {
+        probe::<rbac::Rbac>(path)
+    } else {
+        probe::<login_api::LoginApi>(path)
+    };
+    owned.unwrap_or(match path {
+        "/healthz" | "/test" | "/tokens" | "/credentials" | "/sessions" => allowed_methods(path),
+        // Anything else is a session's name: a shell's WebSocket upgrade.
+        _ => "GET, OPTIONS",
+    })
 }
 
 /// What `Allow` says on a 405 for `path`.

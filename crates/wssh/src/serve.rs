@@ -401,7 +401,7 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound, Vec<TcpListener>), 
 }
 
 /// Serves on every listener until SIGTERM or SIGINT, then shuts down gracefully; SIGHUP
-/// re-reads the TLS certificates.
+/// re-reads the TLS certificates and reopens the audit log file.
 async fn serve(
     state: Arc<AppState>,
     listeners: Bound,
@@ -470,10 +470,15 @@ async fn serve(
     Ok(())
 }
 
-/// SIGHUP: every listener's certificate and key read again. Open connections keep the pair
-/// they started with; new handshakes get the new one. A pair that fails to load is reported
-/// and the old one stays.
+/// SIGHUP: every listener's certificate and key read again, and the audit log file reopened.
+/// Open connections keep the pair they started with; new handshakes get the new one. A pair
+/// (or a file) that fails to load is reported and the old one stays.
 fn reload(certificates: &[Arc<ReloadableCertificate>]) {
+    match crate::audit_log::reopen() {
+        Ok(Some(path)) => tracing::info!(path = %path.display(), "SIGHUP: audit log reopened"),
+        Ok(None) => {}
+        Err(error) => tracing::error!(error, "SIGHUP: audit log not reopened, the previous file stays in use"),
+    }
     if certificates.is_empty() {
         tracing::info!("SIGHUP: no TLS certificate to reload");
     }

@@ -168,6 +168,19 @@ fn answer(call: &Call<'_>, state: &SharedState, principal: &Principal) -> Result
     }
 }
 
+/// The methods `path` (under `/api/shells`) answers, for `Allow`; `None` past the API's paths.
+pub(crate) fn allowed_methods(path: &str) -> Option<&'static str> {
+    let rest = path.strip_prefix("/api/shells")?;
+    let segments: Vec<&str> = rest.split('/').skip(1).collect();
+    match (rest.is_empty(), segments.as_slice()) {
+        (true, _) => Some("GET, OPTIONS"),
+        (false, [_]) => Some("DELETE, OPTIONS"),
+        (false, [_, "shares"]) => Some("GET, POST, OPTIONS"),
+        (false, [_, "shares", _]) => Some("DELETE, OPTIONS"),
+        _ => None,
+    }
+}
+
 /// A share link as the API shows it (never its token, which is not kept).
 fn describe_share(share: &Share) -> serde_json::Value {
     json!({
