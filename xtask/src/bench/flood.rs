@@ -87,8 +87,11 @@ pub(crate) async fn measure(target: &WsshTarget, runs: usize, seconds: u64) -> R
                         let attempt = next.get();
                         next.set(attempt + 1);
                         let source = loopback::address(1, attempt % FLOOD_ADDRESSES);
-                        let username =
-                            if attempt % 2 == 0 { "admin".to_owned() } else { format!("flood-{round}-{attempt}") };
+                        let username = if attempt.is_multiple_of(2) {
+                            "admin".to_owned()
+                        } else {
+                            format!("flood-{round}-{attempt}")
+                        };
                         let key = match loopback::login(access.addr, source, &username, "wrong-password").await {
                             Ok((status, _)) => status.to_string(),
                             Err(_) => "error".to_owned(),

@@ -524,3 +524,17 @@ fn commit() -> Option<String> {
         .ok()?;
     output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figure_numbers_are_the_figures_that_exist() {
+        assert_eq!(figure_number("10"), Ok(10));
+        assert_eq!(figure_number(" 13"), Ok(13));
+        assert!(figure_number("8").is_err());
+        assert!(figure_number("0").is_err());
+        assert!(figure_number("x").is_err());
+    }
+}

@@ -119,6 +119,8 @@ fn reference<T>(figures: &[T], name: &str, target: fn(&T) -> &str, value: fn(&T)
 const NATIVE: &str = "wssh native";
 /// The same, with a token (the way browsers connect).
 const NATIVE_TOKEN: &str = "wssh native, token";
+/// The same, on PostgreSQL.
+const NATIVE_TOKEN_POSTGRES: &str = "wssh native, token, PostgreSQL";
 
 impl Report {
     /// The results as Markdown tables (they read as well in a terminal).
@@ -241,6 +243,15 @@ impl Report {
                     api.p99_us / 1e3,
                     api.errors,
                     api.server_cpu_ms_per_request
+                );
+            }
+            let of = |name: &str| reference(&self.api, name, |api| &api.target, |api| api.requests_per_second);
+            if let (Some(sqlite), Some(postgres)) = (of(NATIVE_TOKEN), of(NATIVE_TOKEN_POSTGRES)) {
+                let _ = writeln!(
+                    out,
+                    "
+PostgreSQL ÷ SQLite, req/s: {:.0}% (target ≥ 50%)",
+                    postgres / sqlite.max(f64::MIN_POSITIVE) * 100.0
                 );
             }
         }
