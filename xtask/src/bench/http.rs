@@ -54,7 +54,16 @@ pub(crate) struct Reply {
 impl Connection {
     /// Connects to `addr` (TCP_NODELAY); the connection's I/O runs in a task of its own.
     pub(crate) async fn open(addr: SocketAddr) -> Result<Connection> {
-        let stream = TcpStream::connect(addr).await?;
+        Connection::over(TcpStream::connect(addr).await?).await
+    }
+
+    /// Connects to `addr` from the local address `source` (any 127.0.0.0/8 address on Linux).
+    pub(crate) async fn open_from(addr: SocketAddr, source: std::net::IpAddr) -> Result<Connection> {
+        Connection::over(connect_from(addr, source).await?).await
+    }
+
+    /// An HTTP/1.1 connection over `stream`.
+    async fn over(stream: TcpStream) -> Result<Connection> {
         stream.set_nodelay(true)?;
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(connection);
@@ -73,4 +82,11 @@ impl Connection {
         .await
         .map_err(|_| format!("no reply within {limit:?}"))?
     }
+}
+
+/// A TCP connection to `addr` from the local address `source` (port chosen by the kernel).
+pub(crate) async fn connect_from(addr: SocketAddr, source: std::net::IpAddr) -> std::io::Result<TcpStream> {
+    let socket = if source.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
 }

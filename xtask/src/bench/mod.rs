@@ -2,7 +2,7 @@
 //! use (ttyd, terminado, wetty) and with the raw-PTY ceiling, on this machine.
 //!
 //! Builds the release server, installs the peers into a cache folder when missing
-//! ([`install`]; a peer that cannot be had is skipped with the reason) and measures seven
+//! ([`install`]; a peer that cannot be had is skipped with the reason) and measures eleven
 //! figures. Every figure starts its own instance of each target (for wssh, a new server on a
 //! loopback port with a fresh configuration and data directory), so that no figure inherits
 //! another's state, and the targets take turns (A B A B …) so that drift in the machine's
@@ -16,7 +16,12 @@
 //! 5. the token-authenticated API ([`api`]): requests per second and p99 (wssh only);
 //! 6. a login storm ([`storm`]): the shells' echo p99 with and without 20 password logins a
 //!    second (wssh only);
-//! 7. connect time to the first output byte ([`connect`]): p50 and p99.
+//! 7. connect time to the first output byte ([`connect`]): p50 and p99;
+//! 10. revocation propagation across two nodes on one PostgreSQL ([`propagation`]): p50, p99
+//!     (figures 5 and 6 also run wssh on PostgreSQL, [`postgres`]);
+//! 11. `/healthz` and a real user while one address holds 10,000 idle connections ([`idle`]);
+//! 12. a real user's password login during a flood of wrong passwords ([`flood`]);
+//! 13. teardown of 500 shells dropped at once, and `/healthz` meanwhile ([`teardown`]).
 //!
 //! Prints the results as tables, writes `target/bench/report.json` ([`report`]) and one SVG
 //! chart per figure ([`chart`]). `docs/performance.md` explains the numbers. A target is
@@ -27,11 +32,16 @@ mod api;
 mod chart;
 mod connect;
 mod echo;
+mod flood;
 mod framing;
 mod http;
+mod idle;
 mod install;
+mod loopback;
 mod memory;
+mod postgres;
 mod process;
+mod propagation;
 mod raw_pty;
 mod report;
 mod shells;
@@ -39,6 +49,7 @@ mod stats;
 mod storm;
 mod system;
 mod target;
+mod teardown;
 mod terminado;
 mod throughput;
 mod ttyd;
@@ -60,6 +71,15 @@ use self::wssh::{Auth, Launch, WsshTarget};
 /// Connections of the API figure.
 const API_CONNECTIONS: usize = 64;
 
+/// Every figure's number.
+const FIGURES: [u8; 11] = [1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13];
+
+/// A figure number of `--figures`.
+fn figure_number(text: &str) -> std::result::Result<u8, String> {
+    let number: u8 = text.trim().parse().map_err(|_| format!("{text:?} is not a figure number"))?;
+    if FIGURES.contains(&number) { Ok(number) } else { Err(format!("no figure {number} (figures: {FIGURES:?})")) }
+}
+
 /// `cargo xtask bench`'s options.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -76,8 +96,8 @@ pub(crate) struct Args {
     /// Concurrent shells of figure 4, instead of 1,000 (100 with --quick).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=10_000))]
     shells: Option<u16>,
-    /// Run only these figures, e.g. `--figures 3,5` (default: all seven).
-    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=7))]
+    /// Run only these figures, e.g. `--figures 3,5` (default: all; 1 to 7, 10 to 13).
+    #[arg(long, value_delimiter = ',', value_parser = figure_number)]
     figures: Vec<u8>,
     /// Also measure wssh started with these extra `serve` arguments, as targets of their own
     /// in every figure, taking turns with the others: an A/B of a setting in one run, e.g.
@@ -97,7 +117,7 @@ impl Args {
         if let Some(shells) = self.shells {
             parameters.many_shells = usize::from(shells);
         }
-        parameters.figures = if self.figures.is_empty() { (1..=7).collect() } else { self.figures.clone() };
+        parameters.figures = if self.figures.is_empty() { FIGURES.to_vec() } else { self.figures.clone() };
         parameters.figures.sort_unstable();
         parameters.figures.dedup();
         parameters
@@ -118,6 +138,11 @@ impl Args {
                 many_seconds: 3,
                 api_seconds: 1.0,
                 storm_seconds: 2,
+                propagation_samples: 20,
+                idle_connections: 10_000,
+                idle_seconds: 2,
+                flood_seconds: 3,
+                teardown_shells: 500,
                 figures: Vec::new(),
             }
         } else {
@@ -133,6 +158,11 @@ impl Args {
                 many_seconds: 30,
                 api_seconds: 10.0,
                 storm_seconds: 10,
+                propagation_samples: 200,
+                idle_connections: 10_000,
+                idle_seconds: 5,
+                flood_seconds: 10,
+                teardown_shells: 500,
                 figures: Vec::new(),
             }
         }
@@ -236,9 +266,29 @@ fn bench(args: &Args) -> Result<()> {
     let compare: Vec<String> =
         args.compare.iter().flat_map(|compare| compare.split_whitespace()).map(str::to_owned).collect();
     let launch = Launch::new(binary, work.0.clone(), programs, Vec::new());
+    // PostgreSQL, for the figures that have a PostgreSQL target (5, 6) or need one (10).
+    let mut skipped_postgres = None;
+    let mut postgres = None;
+    if [5, 6, 10].iter().any(|figure| parameters.figures.contains(figure)) {
+        match postgres::Postgres::provide(&work.0) {
+            Ok(server) => {
+                eprintln!("bench: PostgreSQL: {}", server.describe());
+                postgres = Some(Arc::new(server));
+            }
+            Err(error) => {
+                eprintln!("bench: skipping the PostgreSQL targets and figure 10: {error}");
+                skipped_postgres =
+                    Some(report::Skipped { target: "wssh on PostgreSQL".to_owned(), reason: error.to_string() });
+            }
+        }
+    }
+    let mut peers = peers;
+    peers.skipped.extend(skipped_postgres);
+    let on_postgres = postgres.map(|postgres| launch.on_postgres(postgres));
     let compared = (!compare.is_empty())
         .then(|| Launch::new(launch.binary.clone(), work.0.clone(), launch.programs.clone(), compare));
-    let report = runtime.block_on(measure(launch, compared, peers, parameters, machine, date))?;
+    let report = runtime.block_on(measure(launch, compared, on_postgres, peers, parameters, machine, date))?;
+    // The throwaway PostgreSQL cluster (if any) is stopped when the last launch goes.
     println!("{}", report.table());
     let folder = root.join("target/bench");
     let path = folder.join("report.json");
@@ -327,6 +377,7 @@ const PROBE_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 async fn measure(
     launch: Arc<Launch>,
     compared: Option<Arc<Launch>>,
+    on_postgres: Option<Arc<Launch>>,
     mut peers: Peers,
     parameters: Parameters,
     machine: Machine,
@@ -392,6 +443,7 @@ async fn measure(
     }
     let api_targets: Vec<WsshTarget> = std::iter::once(&launch)
         .chain(&compared)
+        .chain(&on_postgres)
         .map(|launch| WsshTarget::new(launch.clone(), Framing::Native, Auth::Token))
         .collect();
     let api_targets: Vec<&WsshTarget> = api_targets.iter().collect();
@@ -404,6 +456,42 @@ async fn measure(
     if wanted(6) {
         eprintln!("bench: [{:>5.1} s] login storm", clock.elapsed().as_secs_f64());
         storm = storm::measure(&api_targets, heavy, parameters.storm_seconds).await?;
+    }
+    let mut propagation = None;
+    if wanted(10)
+        && let Some(on_postgres) = &on_postgres
+    {
+        eprintln!("bench: [{:>5.1} s] revocation propagation across nodes", clock.elapsed().as_secs_f64());
+        propagation = Some(propagation::measure(on_postgres, heavy, parameters.propagation_samples).await?);
+    }
+    // The hardening figures (issue 18), on wssh as deployed.
+    let hardened = WsshTarget::new(launch.clone(), Framing::Native, Auth::Token);
+    let mut idle = None;
+    if wanted(11) {
+        eprintln!(
+            "bench: [{:>5.1} s] {} idle connections from one address",
+            clock.elapsed().as_secs_f64(),
+            parameters.idle_connections
+        );
+        let hold = std::time::Duration::from_secs(parameters.idle_seconds);
+        idle = Some(idle::measure(&hardened, heavy, parameters.idle_connections, hold).await?);
+    }
+    let mut flood = None;
+    if wanted(12) {
+        eprintln!("bench: [{:>5.1} s] password flood", clock.elapsed().as_secs_f64());
+        flood = Some(flood::measure(&hardened, heavy, parameters.flood_seconds).await?);
+    }
+    let mut teardown = None;
+    if wanted(13) {
+        eprintln!(
+            "bench: [{:>5.1} s] teardown of {} shells",
+            clock.elapsed().as_secs_f64(),
+            parameters.teardown_shells
+        );
+        // A shell ends with its last connection (no detach timeout), as issue 18 measured it.
+        let ending = launch.with_setting("shell_detach_timeout_seconds", serde_json::json!(0));
+        let ending = WsshTarget::new(ending, Framing::Native, Auth::Token);
+        teardown = Some(teardown::measure(&ending, heavy, parameters.teardown_shells).await?);
     }
     eprintln!("bench: [{:>5.1} s] done", clock.elapsed().as_secs_f64());
 
@@ -420,6 +508,10 @@ async fn measure(
         shells,
         api,
         storm,
+        propagation,
+        idle,
+        flood,
+        teardown,
     })
 }
 
@@ -431,4 +523,18 @@ fn commit() -> Option<String> {
         .output()
         .ok()?;
     output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figure_numbers_are_the_figures_that_exist() {
+        assert_eq!(figure_number("10"), Ok(10));
+        assert_eq!(figure_number(" 13"), Ok(13));
+        assert!(figure_number("8").is_err());
+        assert!(figure_number("0").is_err());
+        assert!(figure_number("x").is_err());
+    }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::chart::{self, Caption, Chart};
 use super::system::Machine;
 use super::target::Result;
-use super::{api, connect, echo, memory, shells, storm, throughput};
+use super::{api, connect, echo, flood, idle, memory, propagation, shells, storm, teardown, throughput};
 
 /// What a run was asked to do.
 #[derive(Debug, Clone, Serialize)]
@@ -35,7 +35,17 @@ pub(crate) struct Parameters {
     pub(crate) api_seconds: f64,
     /// Length of one login-storm phase, in seconds.
     pub(crate) storm_seconds: u64,
-    /// The figures run (1 to 7).
+    /// Samples of the propagation figure (10), all runs together.
+    pub(crate) propagation_samples: usize,
+    /// Connections one address tries to hold in figure 11.
+    pub(crate) idle_connections: usize,
+    /// How long it holds them, in seconds.
+    pub(crate) idle_seconds: u64,
+    /// Length of each phase of figure 12, in seconds.
+    pub(crate) flood_seconds: u64,
+    /// Shells dropped at once in figure 13.
+    pub(crate) teardown_shells: usize,
+    /// The figures run.
     pub(crate) figures: Vec<u8>,
 }
 
@@ -75,6 +85,14 @@ pub(crate) struct Report {
     pub(crate) api: Vec<api::Figure>,
     /// Figure 6 (empty when left out).
     pub(crate) storm: Vec<storm::Figure>,
+    /// Figure 10 (absent when left out or without PostgreSQL).
+    pub(crate) propagation: Option<propagation::Figure>,
+    /// Figure 11 (absent when left out).
+    pub(crate) idle: Option<idle::Figure>,
+    /// Figure 12 (absent when left out).
+    pub(crate) flood: Option<flood::Figure>,
+    /// Figure 13 (absent when left out).
+    pub(crate) teardown: Option<teardown::Figure>,
 }
 
 /// `value` with `decimals` decimals, or `–` when absent.
@@ -101,6 +119,8 @@ fn reference<T>(figures: &[T], name: &str, target: fn(&T) -> &str, value: fn(&T)
 const NATIVE: &str = "wssh native";
 /// The same, with a token (the way browsers connect).
 const NATIVE_TOKEN: &str = "wssh native, token";
+/// The same, on PostgreSQL.
+const NATIVE_TOKEN_POSTGRES: &str = "wssh native, token, PostgreSQL";
 
 impl Report {
     /// The results as Markdown tables (they read as well in a terminal).
@@ -225,6 +245,15 @@ impl Report {
                     api.server_cpu_ms_per_request
                 );
             }
+            let of = |name: &str| reference(&self.api, name, |api| &api.target, |api| api.requests_per_second);
+            if let (Some(sqlite), Some(postgres)) = (of(NATIVE_TOKEN), of(NATIVE_TOKEN_POSTGRES)) {
+                let _ = writeln!(
+                    out,
+                    "
+PostgreSQL ÷ SQLite, req/s: {:.0}% (target ≥ 50%)",
+                    postgres / sqlite.max(f64::MIN_POSITIVE) * 100.0
+                );
+            }
         }
         if !self.storm.is_empty() {
             let _ = writeln!(
@@ -281,6 +310,18 @@ impl Report {
                     ratio(native, figure.p50_us)
                 );
             }
+        }
+        if let Some(propagation) = &self.propagation {
+            propagation.table(&mut out, p.heavy_runs);
+        }
+        if let Some(idle) = &self.idle {
+            idle.table(&mut out);
+        }
+        if let Some(flood) = &self.flood {
+            flood.table(&mut out);
+        }
+        if let Some(teardown) = &self.teardown {
+            teardown.table(&mut out);
         }
         out
     }
@@ -380,6 +421,18 @@ impl Report {
                 &["p50", "p99"],
                 &rows(self.connect.iter().map(|f| (f.target.clone(), vec![f.p50_us / 1e3, f.p99_us / 1e3])).collect()),
             ));
+        }
+        if let Some(propagation) = &self.propagation {
+            charts.push(propagation.chart(caption));
+        }
+        if let Some(idle) = &self.idle {
+            charts.push(idle.chart(caption));
+        }
+        if let Some(flood) = &self.flood {
+            charts.push(flood.chart(caption));
+        }
+        if let Some(teardown) = &self.teardown {
+            charts.push(teardown.chart(caption));
         }
         charts
     }

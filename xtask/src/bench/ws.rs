@@ -36,9 +36,21 @@ impl Socket {
     /// Connects to `addr` with `request` (TCP_NODELAY, as browsers do), within
     /// [`HANDSHAKE_TIMEOUT`].
     pub(crate) async fn connect(addr: SocketAddr, request: Request) -> Result<Socket> {
+        Socket::connect_from(addr, None, request).await
+    }
+
+    /// [`Socket::connect`] from the local address `source` when given.
+    pub(crate) async fn connect_from(
+        addr: SocketAddr,
+        source: Option<std::net::IpAddr>,
+        request: Request,
+    ) -> Result<Socket> {
         let received = Arc::new(AtomicU64::new(0));
         let handshake = async {
-            let stream = TcpStream::connect(addr).await?;
+            let stream = match source {
+                Some(source) => super::http::connect_from(addr, source).await?,
+                None => TcpStream::connect(addr).await?,
+            };
             stream.set_nodelay(true)?;
             let stream = Counted { inner: stream, received: received.clone() };
             match tokio_tungstenite::client_async(request, stream).await {

@@ -17,7 +17,10 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use wssh_store_postgres::scratch::ScratchDatabase;
+
 use super::framing::{Framing, FromServer, NATIVE_SUBPROTOCOL};
+use super::postgres::Postgres;
 use super::target::{BoxFuture, COLS, Instance, Program, Programs, ROWS, Result, Target, Terminal, WireCount};
 use super::ws::{HANDSHAKE_TIMEOUT, Socket};
 
@@ -48,6 +51,11 @@ pub(crate) struct Launch {
     pub(crate) programs: Arc<Programs>,
     /// Arguments added to `wssh serve` (`--compare`); none for the server as deployed.
     pub(crate) extra_args: Vec<String>,
+    /// When set, every server gets a fresh database on this PostgreSQL (`--database URL`)
+    /// instead of SQLite in its data directory, and its targets' names end in ", PostgreSQL".
+    pub(crate) postgres: Option<Arc<Postgres>>,
+    /// Top-level configuration keys added to (or replacing) the bench's own.
+    pub(crate) settings: Vec<(String, serde_json::Value)>,
 }
 
 /// Folders of servers started, across every [`Launch`].
@@ -57,7 +65,33 @@ impl Launch {
     /// Servers of `binary` with folders under `work`, offering `programs`, started with
     /// `extra_args` added.
     pub(crate) fn new(binary: PathBuf, work: PathBuf, programs: Arc<Programs>, extra_args: Vec<String>) -> Arc<Launch> {
-        Arc::new(Launch { binary, work, programs, extra_args })
+        Arc::new(Launch { binary, work, programs, extra_args, postgres: None, settings: Vec::new() })
+    }
+
+    /// The same servers, each on a fresh database of `postgres`.
+    pub(crate) fn on_postgres(&self, postgres: Arc<Postgres>) -> Arc<Launch> {
+        Arc::new(Launch {
+            binary: self.binary.clone(),
+            work: self.work.clone(),
+            programs: self.programs.clone(),
+            extra_args: self.extra_args.clone(),
+            postgres: Some(postgres),
+            settings: self.settings.clone(),
+        })
+    }
+
+    /// The same servers with the configuration key `key` set to `value`.
+    pub(crate) fn with_setting(&self, key: &str, value: serde_json::Value) -> Arc<Launch> {
+        let mut settings = self.settings.clone();
+        settings.push((key.to_owned(), value));
+        Arc::new(Launch {
+            binary: self.binary.clone(),
+            work: self.work.clone(),
+            programs: self.programs.clone(),
+            extra_args: self.extra_args.clone(),
+            postgres: self.postgres.clone(),
+            settings,
+        })
     }
 }
 
@@ -73,6 +107,8 @@ pub(crate) struct WsshServer {
     basic: String,
     /// `Authorization: Bearer wssh_…`, an access token of the administrator.
     bearer: String,
+    /// The PostgreSQL database it alone uses, dropped after the server stopped.
+    _database: Option<ScratchDatabase>,
 }
 
 impl WsshServer {
@@ -80,11 +116,25 @@ impl WsshServer {
     /// [`Program`] (plus the `bash` session of the configuration), waits for its
     /// `listening on http://ADDR` line, and mints an access token.
     pub(crate) async fn start(launch: &Launch) -> Result<WsshServer> {
+        let database = match &launch.postgres {
+            Some(postgres) => Some(postgres.database("wssh_bench")?),
+            None => None,
+        };
+        let url = database.as_ref().map(|database| database.url().to_owned());
+        let mut server = WsshServer::start_node(launch, url.as_deref(), &random_hex(16)?).await?;
+        server._database = database;
+        Ok(server)
+    }
+
+    /// Starts `wssh serve` as [`WsshServer::start`] does, on the PostgreSQL database `url` when
+    /// given (several nodes on one database: the first one seeds the administrator with
+    /// `password`, the others find it), and mints an access token.
+    pub(crate) async fn start_node(launch: &Launch, url: Option<&str>, password: &str) -> Result<WsshServer> {
         let number = STARTED.fetch_add(1, Ordering::Relaxed);
         let work = &launch.work.join(format!("wssh-{number}"));
         let (binary, programs) = (&launch.binary, &launch.programs);
         std::fs::create_dir_all(work)?;
-        let password = random_hex(16)?;
+        let password = password.to_owned();
         let mut sessions: Vec<_> = Program::ALL
             .iter()
             .map(|&program| {
@@ -93,16 +143,26 @@ impl WsshServer {
             })
             .collect();
         sessions.push(json!({ "name": "bash", "cmd": "bash", "args": ["--norc", "-i"], "dir": Programs::DIR }));
-        let config = json!({
+        let mut config = json!({
             "initial_credentials": [{ "username": "admin", "password": password }],
             "initial_sessions": sessions,
             "servers": [{ "port": "0", "protocol": "http" }],
+            // The figures open up to 10,000 shells (`--shells`), all as the administrator.
+            "shell_limit_per_user": 20_000,
+            "shell_limit_total": 20_000,
         });
+        for (key, value) in &launch.settings {
+            config[key.as_str()] = value.clone();
+        }
         let config_path = work.join("config.json");
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
         let log = std::fs::File::create(work.join("stderr.log"))?;
-        let mut child = Command::new(binary)
-            .arg("serve")
+        let mut command = Command::new(binary);
+        command.arg("serve");
+        if let Some(url) = url {
+            command.arg("--database").arg(url);
+        }
+        let mut child = command
             .arg("--config")
             .arg(&config_path)
             .arg("--data-dir")
@@ -138,7 +198,7 @@ impl WsshServer {
             let _ = child.wait();
             return Err(format!("wssh did not start; see {}", work.join("stderr.log").display()).into());
         };
-        let mut server = WsshServer { child, addr, password, basic, bearer: String::new() };
+        let mut server = WsshServer { child, addr, password, basic, bearer: String::new(), _database: None };
         server.bearer = server.mint_token().await?;
         Ok(server)
     }
@@ -146,6 +206,11 @@ impl WsshServer {
     /// The server's process id.
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// How to reach its API.
+    pub(crate) fn access(&self) -> ApiAccess {
+        ApiAccess { addr: self.addr, password: self.password.clone(), bearer: self.bearer.clone() }
     }
 
     /// Creates an access token (`POST /tokens` with the administrator's password) and returns
@@ -213,9 +278,10 @@ impl WsshTarget {
             Auth::Basic => "",
             Auth::Token => ", token",
         };
+        let database = if launch.postgres.is_some() { ", PostgreSQL" } else { "" };
         let variant =
             if launch.extra_args.is_empty() { String::new() } else { format!(" [{}]", launch.extra_args.join(" ")) };
-        WsshTarget { launch, framing, auth, name: format!("wssh {}{suffix}{variant}", framing.label()) }
+        WsshTarget { launch, framing, auth, name: format!("wssh {}{suffix}{database}{variant}", framing.label()) }
     }
 }
 
@@ -234,7 +300,7 @@ impl WsshTarget {
     /// Starts an instance, and says how to reach its API (the API figures).
     pub(crate) async fn start_with_api(&self) -> Result<(Box<dyn Instance>, ApiAccess)> {
         let server = WsshServer::start(&self.launch).await?;
-        let access = ApiAccess { addr: server.addr, password: server.password.clone(), bearer: server.bearer.clone() };
+        let access = server.access();
         let authorization = match self.auth {
             Auth::Basic => server.basic.clone(),
             Auth::Token => server.bearer.clone(),
@@ -283,6 +349,22 @@ impl Instance for WsshInstance {
             Ok(terminal)
         })
     }
+}
+
+/// Opens `program` on the server of `access` (native framing, its token, sized 80×24) from
+/// the local address `source`: figures that need more connections than one address may hold.
+pub(crate) async fn open_from(
+    access: &ApiAccess,
+    source: std::net::IpAddr,
+    program: Program,
+) -> Result<Box<dyn Terminal>> {
+    let addr = access.addr;
+    let mut request = format!("ws://{addr}/{}", program.session_name()).into_client_request()?;
+    request.headers_mut().insert("authorization", access.bearer.parse()?);
+    request.headers_mut().insert("sec-websocket-protocol", NATIVE_SUBPROTOCOL.parse()?);
+    let mut socket = Socket::connect_from(addr, Some(source), request).await?;
+    socket.stream.send(Message::Binary(Framing::Native.resize(COLS, ROWS).into())).await?;
+    Ok(Box::new(WsshTerminal { socket, framing: Framing::Native }))
 }
 
 /// One shell WebSocket.
