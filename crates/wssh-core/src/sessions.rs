@@ -18,6 +18,8 @@ pub struct SessionChanges {
     pub dir: Option<String>,
     /// The OS account it runs as; `Some("")` clears it.
     pub run_as: Option<String>,
+    /// Whether its shells are recorded.
+    pub record: Option<bool>,
 }
 
 impl Services {
@@ -70,7 +72,8 @@ impl Services {
             changes.args.unwrap_or(current.spec.args),
             changes.dir.unwrap_or(current.spec.dir),
         )?
-        .with_run_as(changes.run_as.or(current.spec.run_as))?;
+        .with_run_as(changes.run_as.or(current.spec.run_as))?
+        .with_record(changes.record.unwrap_or(current.spec.record));
         policy::may_run_as(principal, &spec)?;
         let updated = self.store().update_session(&spec).map_err(CoreError::store(Entity::Session))?;
         let event = AuditEvent::SessionChanged { old, new: SessionSnapshot::from(&updated) };

@@ -136,6 +136,9 @@ pub struct SessionSnapshot {
     /// The OS account it runs as, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as: Option<String>,
+    /// Whether its shells are recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record: bool,
 }
 
 impl From<&Session> for SessionSnapshot {
@@ -146,6 +149,7 @@ impl From<&Session> for SessionSnapshot {
             args: session.spec.args.clone(),
             dir: session.spec.dir.clone(),
             run_as: session.spec.run_as.clone(),
+            record: session.spec.record,
         }
     }
 }

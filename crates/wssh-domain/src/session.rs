@@ -54,6 +54,8 @@ pub struct SessionSpec {
     pub dir: String,
     /// The OS account the program runs as (`run_as`); `None` runs it as the server's own.
     pub run_as: Option<String>,
+    /// Whether its shells are recorded (`record`).
+    pub record: bool,
 }
 
 impl SessionSpec {
@@ -79,7 +81,14 @@ impl SessionSpec {
         if args.len() > Self::MAX_ARGS {
             return Err(ValidationError::new("session.args", "has too many elements"));
         }
-        Ok(SessionSpec { name, cmd, args, dir, run_as: None })
+        Ok(SessionSpec { name, cmd, args, dir, run_as: None, record: false })
+    }
+
+    /// The template with its shells recorded or not.
+    #[must_use]
+    pub fn with_record(mut self, record: bool) -> Self {
+        self.record = record;
+        self
     }
 
     /// The longest OS account name accepted, in bytes.

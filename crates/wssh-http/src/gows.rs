@@ -86,6 +86,7 @@ struct SessionFields {
     args: Option<Vec<String>>,
     dir: Option<String>,
     run_as: Option<String>,
+    record: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -312,6 +313,10 @@ fn session_view(session: &Session) -> Value {
     if let Some(run_as) = &session.spec.run_as {
         view["run_as"] = json!(run_as);
     }
+    // … and `record` only on templates whose shells are recorded.
+    if session.spec.record {
+        view["record"] = json!(true);
+    }
     view
 }
 
@@ -430,7 +435,8 @@ impl Operations<'_> {
             fields.args.unwrap_or_default(),
             fields.dir.unwrap_or_default(),
         )?
-        .with_run_as(fields.run_as)?;
+        .with_run_as(fields.run_as)?
+        .with_record(fields.record.unwrap_or(false));
         let session = self.services().create_session(self.principal, &spec)?;
         Ok(("Session created successfully", json!({ "session": session_view(&session) })))
     }
@@ -457,7 +463,13 @@ impl Operations<'_> {
         require(self.principal, Permission::SessionsWrite)?;
         let name = self.session_name(fields.name, "session.name")?;
         // Fields left out keep their values (go_ws_sh blanked them).
-        let changes = SessionChanges { cmd: fields.cmd, args: fields.args, dir: fields.dir, run_as: fields.run_as };
+        let changes = SessionChanges {
+            cmd: fields.cmd,
+            args: fields.args,
+            dir: fields.dir,
+            run_as: fields.run_as,
+            record: fields.record,
+        };
         let session = self.services().update_session(self.principal, name, changes)?;
         Ok(("Session updated successfully", json!({ "session": session_view(&session) })))
     }

@@ -6,7 +6,7 @@ use wssh_store::{Conflict, SessionStore, StoreError};
 
 use crate::{PgStore, backend, corrupt, get};
 
-const SESSION_COLUMNS: &str = "name, cmd, args, dir, created_at, updated_at, run_as";
+const SESSION_COLUMNS: &str = "name, cmd, args, dir, created_at, updated_at, run_as, record";
 
 fn load_session(row: &postgres::Row) -> Result<Session, StoreError> {
     let name: String = get(row, 0)?;
@@ -14,8 +14,10 @@ fn load_session(row: &postgres::Row) -> Result<Session, StoreError> {
     let args: Vec<String> = serde_json::from_str(&args).map_err(corrupt)?;
     let name = SessionName::parse(&name).map_err(corrupt)?;
     let run_as: Option<String> = get(row, 6)?;
+    let record: bool = get(row, 7)?;
     let spec = SessionSpec::new(name, get(row, 1)?, args, get(row, 3)?)
         .and_then(|spec| spec.with_run_as(run_as))
+        .map(|spec| spec.with_record(record))
         .map_err(corrupt)?;
     Ok(Session { spec, created_at: Timestamp(get(row, 4)?), updated_at: Timestamp(get(row, 5)?) })
 }
@@ -33,9 +35,17 @@ impl SessionStore for PgStore {
     fn create_session(&self, spec: &SessionSpec) -> Result<Session, StoreError> {
         self.write(|write| {
             write.execute_or(
-                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as) \
-                 VALUES ($1, $2, $3, $4, $5, $5, $6)",
-                &[&spec.name.as_str(), &spec.cmd, &args_json(&spec.args), &spec.dir, &Timestamp::now().0, &spec.run_as],
+                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as, record) \
+                 VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
+                &[
+                    &spec.name.as_str(),
+                    &spec.cmd,
+                    &args_json(&spec.args),
+                    &spec.dir,
+                    &Timestamp::now().0,
+                    &spec.run_as,
+                    &spec.record,
+                ],
                 Conflict::SessionNameTaken,
             )?;
             query_session(&mut *write.client, spec.name.as_str())?.ok_or(StoreError::NotFound)
@@ -57,8 +67,8 @@ impl SessionStore for PgStore {
     fn update_session(&self, spec: &SessionSpec) -> Result<Session, StoreError> {
         self.write(|write| {
             let changed = write.execute(
-                "UPDATE sessions SET cmd = $2, args = $3, dir = $4, updated_at = $5, run_as = $6 WHERE name = $1",
-                &[&spec.name.as_str(), &spec.cmd, &args_json(&spec.args), &spec.dir, &Timestamp::now().0, &spec.run_as],
+                "UPDATE sessions SET cmd = $2, args = $3, dir = $4, updated_at = $5, run_as = $6, record = $7 WHERE name = $1",
+                &[&spec.name.as_str(), &spec.cmd, &args_json(&spec.args), &spec.dir, &Timestamp::now().0, &spec.run_as, &spec.record],
             )?;
             if changed == 0 {
                 return Err(StoreError::NotFound);
@@ -80,8 +90,8 @@ impl SessionStore for PgStore {
                 return Err(StoreError::NotFound);
             }
             write.execute_or(
-                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as) \
-                 SELECT $2, cmd, args, dir, $3, $3, run_as FROM sessions WHERE name = $1",
+                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as, record) \
+                 SELECT $2, cmd, args, dir, $3, $3, run_as, record FROM sessions WHERE name = $1",
                 &[&from.as_str(), &to.as_str(), &Timestamp::now().0],
                 Conflict::SessionNameTaken,
             )?;

@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(crate) const SESSION_COLUMNS: &str = "name, cmd, args, dir, created_at, updated_at, run_as";
+pub(crate) const SESSION_COLUMNS: &str = "name, cmd, args, dir, created_at, updated_at, run_as, record";
 
 pub(crate) fn load_session(row: &Row<'_>) -> Result<Session, rusqlite::Error> {
     let name: String = row.get(0)?;
@@ -10,8 +10,10 @@ pub(crate) fn load_session(row: &Row<'_>) -> Result<Session, rusqlite::Error> {
     let args: Vec<String> = serde_json::from_str(&args).map_err(|error| corrupt(error.to_string()))?;
     let name = SessionName::parse(&name).map_err(|error| corrupt(error.to_string()))?;
     let run_as: Option<String> = row.get(6)?;
+    let record: bool = row.get(7)?;
     let spec = SessionSpec::new(name, row.get(1)?, args, row.get(3)?)
         .and_then(|spec| spec.with_run_as(run_as))
+        .map(|spec| spec.with_record(record))
         .map_err(|error| corrupt(error.to_string()))?;
     Ok(Session { spec, created_at: Timestamp(row.get(4)?), updated_at: Timestamp(row.get(5)?) })
 }
@@ -32,9 +34,17 @@ impl SessionStore for SqliteStore {
         let connection = self.connection()?;
         connection
             .execute(
-                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
-                params![spec.name.as_str(), spec.cmd, args_json(&spec.args), spec.dir, Timestamp::now().0, spec.run_as],
+                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as, record) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
+                params![
+                    spec.name.as_str(),
+                    spec.cmd,
+                    args_json(&spec.args),
+                    spec.dir,
+                    Timestamp::now().0,
+                    spec.run_as,
+                    spec.record
+                ],
             )
             .map_err(|error| map_error(error, Conflict::SessionNameTaken))?;
         query_session(&connection, spec.name.as_str())?.ok_or(StoreError::NotFound)
@@ -56,8 +66,8 @@ impl SessionStore for SqliteStore {
         let connection = self.connection()?;
         let changed = connection
             .execute(
-                "UPDATE sessions SET cmd = ?2, args = ?3, dir = ?4, updated_at = ?5, run_as = ?6 WHERE name = ?1",
-                params![spec.name.as_str(), spec.cmd, args_json(&spec.args), spec.dir, Timestamp::now().0, spec.run_as],
+                "UPDATE sessions SET cmd = ?2, args = ?3, dir = ?4, updated_at = ?5, run_as = ?6, record = ?7 WHERE name = ?1",
+                params![spec.name.as_str(), spec.cmd, args_json(&spec.args), spec.dir, Timestamp::now().0, spec.run_as, spec.record],
             )
             .map_err(backend)?;
         if changed == 0 {
@@ -79,8 +89,8 @@ impl SessionStore for SqliteStore {
         }
         transaction
             .execute(
-                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as) \
-                 SELECT ?2, cmd, args, dir, ?3, ?3, run_as FROM sessions WHERE name = ?1",
+                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as, record) \
+                 SELECT ?2, cmd, args, dir, ?3, ?3, run_as, record FROM sessions WHERE name = ?1",
                 params![from.as_str(), to.as_str(), Timestamp::now().0],
             )
             .map_err(|error| map_error(error, Conflict::SessionNameTaken))?;

@@ -257,7 +257,7 @@ pub(crate) async fn open(
                         (Framing::GoWsSh, None, _, Some(spec)) => {
                             let _running = state.metrics.gows_shell_running();
                             let Some(trail) = trail else { return };
-                            run_shell(socket, framing, spec, &username, stopping, &trail).await;
+                            run_shell(socket, framing, spec, &username, stopping, &trail, &state).await;
                         }
                         _ => {}
                     }
@@ -396,6 +396,7 @@ async fn run_shell<S>(
     username: &str,
     mut stopping: tokio::sync::watch::Receiver<bool>,
     trail: &audit::ShellAudit,
+    state: &SharedState,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -403,11 +404,23 @@ async fn run_shell<S>(
     let Some((mut process, size)) = start_program(&mut sink, &mut stream, framing, &spec).await else { return };
     let pid = process.pid();
     tracing::info!(session = %spec.name, user = username, pid, "shell started");
-    trail.started(spec.name.as_str(), size.cols, size.rows);
+    // Recorded like a live shell when the settings or the template say so, before any output.
+    let recording = recording::begin(state, trail.id(), trail.owner(), &spec, size)
+        .map(|recording| Arc::new(std::sync::Mutex::new(Some(recording))));
+    let finish_recording = |status: Option<&std::process::ExitStatus>| {
+        if let Some(recording) = &recording {
+            let taken = recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            if let Some(taken) = taken {
+                taken.finish(audit::exit_status(status));
+            }
+        }
+    };
+    trail.started(spec.name.as_str(), size.cols, size.rows, recording.is_some());
     if let Some(started) = framing.started(&spec.cmd)
         && sink.send(Message::Binary(started)).await.is_err()
     {
-        let _ = process.terminate(HANGUP_GRACE).await;
+        let status = process.terminate(HANGUP_GRACE).await;
+        finish_recording(status.as_ref().ok());
         return;
     }
 
@@ -419,7 +432,7 @@ async fn run_shell<S>(
     // Output the client took: a send that completes proves it is reading, even if it never types.
     let delivered = Arc::new(Delivered::new());
     let output_delivered = delivered.clone();
-    let mut output = tokio::spawn(output::forward(reader, framing, output_sink, output_delivered));
+    let mut output = tokio::spawn(output::forward(reader, framing, output_sink, output_delivered, recording.clone()));
 
     // 4. Input, until the program exits, the terminal closes, or the client leaves.
     let terminal = process.writer();
@@ -446,12 +459,23 @@ async fn run_shell<S>(
                 }
                 incoming = next_message(&mut stream, framing, &mut last_heard) => match incoming {
                     Some(Ok(ClientMessage::Stdin(bytes))) => {
+                        if let Some(recording) = &recording
+                            && let Some(recording) = recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
+                        {
+                            recording.input(&bytes);
+                        }
                         if terminal.write_all(&bytes).await.is_err() {
                             break Ending::Exited;
                         }
                     }
                     Some(Ok(ClientMessage::Resize { cols, rows })) => {
-                        let _ = terminal.resize(WindowSize { cols, rows });
+                        let size = WindowSize { cols, rows };
+                        if terminal.resize(size).is_ok()
+                            && let Some(recording) = &recording
+                            && let Some(recording) = recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
+                        {
+                            recording.resize(size);
+                        }
                     }
                     Some(Err(error)) => break Ending::Rejected(error.to_string()),
                     None => break Ending::ClientGone,
@@ -480,6 +504,7 @@ async fn run_shell<S>(
             }
             output.abort();
             let status = process.terminate(Duration::from_millis(100)).await;
+            finish_recording(status.as_ref().ok());
             trail.ended(status.as_ref().ok());
             let code = status.as_ref().ok().and_then(std::process::ExitStatus::code).unwrap_or(-1);
             tracing::info!(session = %spec.name, user = username, pid, code, "shell exited");
@@ -500,7 +525,9 @@ async fn run_shell<S>(
         Ending::ClientGone => {
             output.abort();
             trail.detached();
-            trail.ended(process.terminate(HANGUP_GRACE).await.as_ref().ok());
+            let status = process.terminate(HANGUP_GRACE).await;
+            finish_recording(status.as_ref().ok());
+            trail.ended(status.as_ref().ok());
             tracing::info!(session = %spec.name, user = username, pid, "client left, shell ended");
         }
         Ending::ServerStopping => {
@@ -510,7 +537,8 @@ async fn run_shell<S>(
                 let _ = sink.send(close(CloseCode::Away, "server shutting down".to_owned())).await;
             };
             let _ = tokio::time::timeout(DRAIN_TIMEOUT, last_words).await;
-            let _ = process.terminate(HANGUP_GRACE).await;
+            let status = process.terminate(HANGUP_GRACE).await;
+            finish_recording(status.as_ref().ok());
             tracing::info!(session = %spec.name, user = username, pid, "server stopping, shell ended");
             let _ =
                 tokio::time::timeout(Duration::from_secs(1), async { while stream.next().await.is_some() {} }).await;
@@ -518,7 +546,9 @@ async fn run_shell<S>(
         Ending::Rejected(reason) => {
             output.abort();
             trail.detached();
-            trail.ended(process.terminate(HANGUP_GRACE).await.as_ref().ok());
+            let status = process.terminate(HANGUP_GRACE).await;
+            finish_recording(status.as_ref().ok());
+            trail.ended(status.as_ref().ok());
             tracing::info!(session = %spec.name, user = username, pid, reason, "malformed frame, shell ended");
             let last_words = async {
                 let mut sink = sink.lock().await;
@@ -609,7 +639,7 @@ async fn run_live<S>(
     let Some((process, size)) = start_program(&mut sink, &mut stream, Framing::Native, &spec).await else { return };
     let pid = process.pid();
     let username = owner.username.to_string();
-    let record = |id: &str| recording::begin(state, id, &owner, spec.name.as_str(), size);
+    let record = |id: &str| recording::begin(state, id, &owner, &spec, size);
     let started = state.shells.start(process, owner.clone(), spec.name.as_str(), size, &state.auth, record);
     let (shell, attachment) = match started {
         Ok(started) => started,
