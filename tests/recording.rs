@@ -241,6 +241,7 @@ async fn a_recorded_shell_plays_back_byte_for_byte_and_only_for_those_allowed() 
     let cast = call(&client, "GET", &format!("/api/recordings/{id}"), &admin).await;
     assert_eq!(cast.status, 200);
     assert_eq!(cast.header("content-type"), "application/x-asciicast");
+    assert_eq!(cast.header("content-length"), cast.text.len().to_string(), "streamed with its length");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("played.cast");
     std::fs::write(&path, cast.text.as_bytes()).unwrap();
@@ -465,4 +466,53 @@ async fn input_is_recorded_only_when_record_input_is_on() {
             events.iter().filter(|event| event[1] == "i").map(|event| event[2].as_str().unwrap()).collect();
         assert_eq!(typed, "stty -echo; echo typed-$((3*3))\nexit\n", "gows: {gows}");
     }
+}
+
+/// With `recording_gzip` the file is stored compressed (`.cast.gz`) and served as it is stored,
+/// with `Content-Encoding: gzip`, to clients that accept gzip, and decompressed to others; an
+/// uncompressed recording is streamed with its length.
+#[tokio::test]
+async fn compressed_recordings_are_served_compressed_or_plain_as_the_client_accepts() {
+    let mut config = config();
+    config["recording_gzip"] = json!(true);
+    let server = Server::start_with(config);
+    let client = server.client();
+    let (_, token) = support::login(&client, "admin", ADMIN_PASSWORD).await;
+    let admin = bearer(&token);
+    let mut shell = open(&server, "sh", &admin, 80, 24).await;
+    shell.type_text("seq 1 20000; echo end-$((5*5)); exit\n").await;
+    shell.read(Some("end-25")).await;
+    shell.read(None).await;
+    let recordings = ended(&client, &admin, 1).await;
+    let path = format!("/api/recordings/{}", recordings[0]["id"].as_str().unwrap());
+    let stored: Vec<std::path::PathBuf> =
+        std::fs::read_dir(server.root.join("data/recordings")).unwrap().map(|entry| entry.unwrap().path()).collect();
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].to_str().unwrap().ends_with(".cast.gz"), "{stored:?}");
+    let file = std::fs::read(&stored[0]).unwrap();
+
+    let (status, headers, gzipped) =
+        client.raw_bytes("GET", &path, &[("authorization", &admin), ("accept-encoding", "br, gzip")], Vec::new()).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-encoding"], "gzip");
+    assert_eq!(headers["content-type"], "application/x-asciicast");
+    assert_eq!(headers["content-length"], file.len().to_string().as_str());
+    assert_eq!(gzipped, file, "served as stored");
+    let mut cast = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gzipped.as_slice()), &mut cast).unwrap();
+
+    let (status, headers, plain) = client.raw_bytes("GET", &path, &[("authorization", &admin)], Vec::new()).await;
+    assert_eq!(status, 200);
+    assert!(headers.get("content-encoding").is_none());
+    assert_eq!(String::from_utf8(plain).unwrap(), cast, "decompressed for a client that takes no gzip");
+    let (status, headers, _) =
+        client.raw_bytes("GET", &path, &[("authorization", &admin), ("accept-encoding", "gzip;q=0")], Vec::new()).await;
+    assert_eq!((status, headers.get("content-encoding")), (200, None));
+
+    let dir = tempfile::tempdir().unwrap();
+    let played = dir.path().join("played.cast");
+    std::fs::write(&played, cast.as_bytes()).unwrap();
+    assert_eq!(asciinema_cat(&played), shell.output, "asciinema cat prints what the client received");
+    let audit = call(&client, "GET", "/api/audit?kind=recording.read", &admin).await;
+    assert_eq!(audit.json["data"]["total"], 3, "each read is audited");
 }

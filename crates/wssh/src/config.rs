@@ -50,6 +50,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "recording_max_age_seconds",
     "recording_max_total_bytes",
     "record_input",
+    "recording_gzip",
 ];
 /// Keys of one `servers` entry.
 const SERVER_KEYS: &[&str] = &["port", "protocol", "alpn", "cert", "key", "host"];
@@ -130,6 +131,8 @@ pub(crate) struct ServerConfig {
     pub(crate) recording_max_total_bytes: Option<u64>,
     /// wssh: record the clients' input too (default false: keystrokes carry passwords).
     pub(crate) record_input: bool,
+    /// wssh: write recordings gzip-compressed (`.cast.gz`; default false).
+    pub(crate) recording_gzip: bool,
 }
 
 /// A list written as a JSON array or as one comma-separated string.

@@ -76,6 +76,8 @@ struct RecordingPlan {
     all_shells: bool,
     /// `record_input`.
     input: bool,
+    /// `recording_gzip`.
+    gzip: bool,
     /// `recording_policy`.
     policy: wssh_http::RecordingPolicy,
     /// `recording_max_age_seconds`, `recording_max_total_bytes`.
@@ -407,9 +409,10 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound, Vec<TcpListener>), 
         .with_shell_settings(plan.shell_settings)
         .with_deployment(plan.deployment.clone())
         .with_pool_probe(pool_probe);
-    let RecordingPlan { all_shells, input, policy, retention } = plan.recording;
+    let RecordingPlan { all_shells, input, gzip, policy, retention } = plan.recording;
     let dir = plan.data_dir.join("recordings");
-    state = state.with_recording(wssh_http::RecordingSettings::new(dir, all_shells, input, policy, retention))?;
+    let settings = wssh_http::RecordingSettings::new(dir, all_shells, input, policy, retention).with_gzip(gzip);
+    state = state.with_recording(settings)?;
     let state = Arc::new(state);
     Ok((state, listeners, metrics_listeners))
 }
@@ -665,5 +668,11 @@ fn recording_plan(config: &ServerConfig) -> Result<RecordingPlan, BoxError> {
         max_age: config.recording_max_age_seconds.map(Duration::from_secs),
         max_total_bytes: config.recording_max_total_bytes,
     };
-    Ok(RecordingPlan { all_shells: config.record_all_shells, input: config.record_input, policy, retention })
+    Ok(RecordingPlan {
+        all_shells: config.record_all_shells,
+        input: config.record_input,
+        gzip: config.recording_gzip,
+        policy,
+        retention,
+    })
 }

@@ -24,6 +24,8 @@ pub struct RecordingSettings {
     pub all_shells: bool,
     /// Record the clients' input too (`record_input`).
     pub input: bool,
+    /// Write gzip-compressed files (`.cast.gz`, `recording_gzip`).
+    pub gzip: bool,
     /// What happens to output when the disk cannot keep up.
     pub policy: Policy,
     /// How long and how much is kept.
@@ -35,7 +37,14 @@ pub struct RecordingSettings {
 impl RecordingSettings {
     /// Settings recording into `dir`.
     pub fn new(dir: PathBuf, all_shells: bool, input: bool, policy: Policy, retention: Retention) -> Self {
-        RecordingSettings { dir, all_shells, input, policy, retention, active: Mutex::default() }
+        RecordingSettings { dir, all_shells, input, gzip: false, policy, retention, active: Mutex::default() }
+    }
+
+    /// The same settings, writing gzip-compressed files or not.
+    #[must_use]
+    pub fn with_gzip(mut self, gzip: bool) -> Self {
+        self.gzip = gzip;
+        self
     }
 
     fn records(&self, session: &SessionSpec) -> bool {
@@ -83,7 +92,7 @@ pub(crate) fn begin(
     let now = Timestamp::now();
     let started_ms =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis());
-    let file = format!("{started_ms}-{id}.cast");
+    let file = format!("{started_ms}-{id}.cast{}", if settings.gzip { ".gz" } else { "" });
     let header = Header {
         width: size.cols,
         height: size.rows,
@@ -91,7 +100,7 @@ pub(crate) fn begin(
         title: Some(session.to_owned()),
         command: None,
     };
-    let options = Options { policy: settings.policy, input: settings.input, ..Options::default() };
+    let options = Options { policy: settings.policy, input: settings.input, gzip: settings.gzip, ..Options::default() };
     let recorder = match Recorder::create(&settings.dir.join(&file), &header, options) {
         Ok(recorder) => recorder,
         Err(error) => {
