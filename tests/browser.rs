@@ -249,7 +249,8 @@ async fn account_page_and_settings_under_a_base_path_in_chromium() {
 /// The Recordings and Audit views (`web/e2e/recordings.mjs`): a shell of a recorded session
 /// template prints a line and exits, the page plays its recording with asciinema-player under
 /// the page's Content-Security-Policy and shows the line, the audit view lists the recording's
-/// read and the shell's end and filters by kind, and the page deletes the recording.
+/// read and the shell's end and filters by kind, and the page deletes the recording; then a
+/// live recorded shell is watched from the Recordings view in observe mode.
 #[tokio::test]
 async fn recordings_play_and_audit_in_chromium() {
     let browser = chromium();
@@ -302,8 +303,13 @@ async fn recordings_play_and_audit_in_chromium() {
     let bearer = format!("Bearer {token}");
     let recordings = client.raw("GET", "/api/recordings", &[("authorization", &bearer)], Vec::new()).await;
     assert_eq!(recordings.status, 200, "{}", recordings.text);
-    assert_eq!(recordings.json["data"]["total"], 0, "{}", recordings.text);
-    assert_eq!(std::fs::read_dir(temp.path().join("data/recordings")).unwrap().count(), 0);
+    // What stays is the live shell the page watched, still being recorded.
+    assert_eq!(recordings.json["data"]["total"], 1, "{}", recordings.text);
+    assert!(recordings.json["data"]["content"][0]["ended_at"].is_null(), "{}", recordings.text);
+    assert_eq!(std::fs::read_dir(temp.path().join("data/recordings")).unwrap().count(), 1);
+    assert!(screenshots.join("recordings-03-watching.png").is_file());
+    let attached = client.raw("GET", "/api/audit?kind=shell.attached", &[("authorization", &bearer)], Vec::new()).await;
+    assert_eq!(attached.json["data"]["content"][0]["mode"], "observe", "the page watched: {}", attached.text);
     for kind in ["recording.read", "recording.deleted"] {
         let audit =
             client.raw("GET", &format!("/api/audit?kind={kind}"), &[("authorization", &bearer)], Vec::new()).await;

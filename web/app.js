@@ -289,7 +289,10 @@
   }
 
   if (window.wsshAccount) window.wsshAccount.attach({ api, username: () => auth.username }); // web/account.js
-  if (window.wsshRecordings) window.wsshRecordings.attach({ api, secret: currentSecret, base: () => BASE, notice }); // web/recordings.js
+  if (window.wsshRecordings) window.wsshRecordings.attach({
+    api, secret: currentSecret, base: () => BASE, notice,
+    watch: (session, shell) => openTerminal(session, { shell, mode: 'observe' }),
+  }); // web/recordings.js
 
   $('#tabs').addEventListener('click', (event) => {
     const view = event.target.closest('button') && event.target.closest('button').dataset.view;
@@ -616,14 +619,14 @@
     history.replaceState(null, '', `${location.pathname}${query}${terminal.share ? location.hash : ''}`);
   }
 
-  function openTerminal(name, { shell = null, share = null } = {}) {
+  function openTerminal(name, { shell = null, share = null, mode = 'control' } = {}) {
     if (typeof window.Terminal !== 'function' || !window.FitAddon) {
       $('#not-built').hidden = false;
       $('#not-built').scrollIntoView();
       return;
     }
     closeTerminal();
-    Object.assign(terminal, { name, shell, share, offset: 0, mode: 'control', pause: 500 });
+    Object.assign(terminal, { name, shell, share, offset: 0, mode, pause: 500 });
     $('#app').hidden = true;
     $('#signin').hidden = true;
     $('#terminal-view').hidden = false;
@@ -724,7 +727,11 @@
     // subprotocol, go_ws_sh's URL-encoded query string; the server answers with wssh.v1.
     const credential = encodeURIComponent(new URLSearchParams({ type: 'token', token: secret }).toString());
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const attach = terminal.shell ? `?${new URLSearchParams({ shell: terminal.shell, offset: String(terminal.offset) })}` : '';
+    // Observe mode is asked for explicitly (watching from the Recordings view); otherwise the
+    // server gives the mode the caller may have.
+    const wanted = { shell: terminal.shell, offset: String(terminal.offset) };
+    if (terminal.mode === 'observe') wanted.mode = 'observe';
+    const attach = terminal.shell ? `?${new URLSearchParams(wanted)}` : '';
     if (!terminal.shell) terminal.offset = 0;
     const socket = new WebSocket(`${scheme}//${location.host}${BASE}/${encodeURIComponent(terminal.name)}${attach}`, [NATIVE, credential]);
     socket.binaryType = 'arraybuffer';

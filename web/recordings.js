@@ -17,7 +17,7 @@
     'recording.read', 'recording.deleted',
   ];
 
-  let page = null; // { api, secret, base, notice } from app.js
+  let page = null; // { api, secret, base, notice, watch } from app.js
   const state = { recordingsPage: 1, recordingsTotal: 0, auditPage: 1, auditTotal: 0, auditFilter: {} };
   const playing = { player: null, id: null, cast: null, title: '' };
 
@@ -88,9 +88,13 @@
         el('td', recording.exit_status === null || recording.exit_status === undefined ? '—' : recording.exit_status),
       );
       const manage = el('td');
+      manage.append(button('Play', () => play(recording), { 'data-play': recording.id }), ' ');
+      // A recording still being written belongs to a live shell: watch it live, read-only
+      // (observe mode; the recording's id is the shell's).
+      if (!recording.ended_at && page.watch) {
+        manage.append(button('Watch live', async () => page.watch(recording.session, recording.id), { 'data-watch': recording.id }), ' ');
+      }
       manage.append(
-        button('Play', () => play(recording), { 'data-play': recording.id }),
-        ' ',
         button('Delete', () => remove(recording), { class: 'danger', 'data-delete': recording.id }),
       );
       row.append(manage);

@@ -323,6 +323,20 @@ pub struct Client {
 impl Client {
     /// Sends `method path` with `headers` and a raw `body`.
     pub async fn raw(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
+        let (status, headers, bytes) = self.raw_bytes(method, path, headers, body).await;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply { status, headers, text, json }
+    }
+
+    /// Sends `method path` with `headers` and a raw `body`; the status, headers and body bytes.
+    pub async fn raw_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (u16, http::HeaderMap, Vec<u8>) {
         let stream = self.connect().await;
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
@@ -342,9 +356,7 @@ impl Client {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.expect("body").to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, headers, text, json }
+        (status, headers, bytes.to_vec())
     }
 
     /// A TCP connection to the server, from [`Client::source`] when set.

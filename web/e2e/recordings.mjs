@@ -134,6 +134,29 @@ try {
   await page.locator('#recordings-empty:not([hidden])').waitFor();
   if (!(await page.locator('#player-box').isHidden())) throw new Error('the player still shows a deleted recording');
   check();
+
+  step('a live recorded shell is watched from the Recordings view, read-only');
+  await page.click('#tabs button[data-view=sessions]').catch(() => {});
+  await page.locator(`button[data-session="${session}"]`).waitFor();
+  await page.click(`button[data-session="${session}"]`);
+  await page.waitForFunction(() => document.querySelector('#term-status').textContent === 'connected');
+  await type('echo watched-$((6*7))-line');
+  await waitFor(xterm, /watched-42-line/, 'the echoed line in the terminal');
+  await page.click('#term-back');
+  const watchDeadline = Date.now() + 20_000;
+  for (;;) {
+    await page.click('#tabs button[data-view=recordings]');
+    await page.locator('#view-recordings:not([hidden])').waitFor();
+    if ((await page.locator('#recordings-body button[data-watch]').count()) === 1) break;
+    if (Date.now() > watchDeadline) throw new Error(`no live recording to watch: ${await page.textContent('#recordings-body')}`);
+    await page.waitForTimeout(300);
+  }
+  await page.locator('#recordings-body button[data-watch]').click();
+  await page.waitForFunction(() => document.querySelector('#term-status').textContent === 'connected');
+  await waitFor(xterm, /watched-42-line/, 'the live shell\'s screen while watching');
+  if (await page.locator('#term-mode').isHidden()) throw new Error('watching is not marked read-only');
+  await shot('recordings-03-watching');
+  check();
   console.log('e2e: recordings steps passed');
 } catch (error) {
   if (page) await page.screenshot({ path: join(shots, 'recordings-failure.png') }).catch(() => {});

@@ -20,6 +20,8 @@ pub struct SessionChanges {
     pub run_as: Option<String>,
     /// Its own detach timeout in seconds; `Some(None)` returns it to the server's.
     pub detach_timeout_seconds: Option<Option<u64>>,
+    /// Whether its shells are recorded.
+    pub record: Option<bool>,
 }
 
 impl Services {
@@ -73,7 +75,8 @@ impl Services {
             changes.dir.unwrap_or(current.spec.dir),
         )?
         .with_run_as(changes.run_as.or(current.spec.run_as))?
-        .with_detach_timeout(changes.detach_timeout_seconds.unwrap_or(current.spec.detach_timeout_seconds))?;
+        .with_detach_timeout(changes.detach_timeout_seconds.unwrap_or(current.spec.detach_timeout_seconds))?
+        .with_record(changes.record.unwrap_or(current.spec.record));
         policy::may_run_as(principal, &spec)?;
         let updated = self.store().update_session(&spec).map_err(CoreError::store(Entity::Session))?;
         let event = AuditEvent::SessionChanged { old, new: SessionSnapshot::from(&updated) };

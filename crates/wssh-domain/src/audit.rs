@@ -139,6 +139,9 @@ pub struct SessionSnapshot {
     /// Its own detach timeout in seconds, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detach_timeout_seconds: Option<u64>,
+    /// Whether its shells are recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record: bool,
 }
 
 impl From<&Session> for SessionSnapshot {
@@ -150,6 +153,7 @@ impl From<&Session> for SessionSnapshot {
             dir: session.spec.dir.clone(),
             run_as: session.spec.run_as.clone(),
             detach_timeout_seconds: session.spec.detach_timeout_seconds,
+            record: session.spec.record,
         }
     }
 }

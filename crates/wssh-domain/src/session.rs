@@ -57,6 +57,8 @@ pub struct SessionSpec {
     /// How long its live shells outlive their last client, in seconds
     /// (`detach_timeout_seconds`); `None` takes the server's `shell_detach_timeout_seconds`.
     pub detach_timeout_seconds: Option<u64>,
+    /// Whether its shells are recorded (`record`).
+    pub record: bool,
 }
 
 impl SessionSpec {
@@ -82,7 +84,7 @@ impl SessionSpec {
         if args.len() > Self::MAX_ARGS {
             return Err(ValidationError::new("session.args", "has too many elements"));
         }
-        Ok(SessionSpec { name, cmd, args, dir, run_as: None, detach_timeout_seconds: None })
+        Ok(SessionSpec { name, cmd, args, dir, run_as: None, detach_timeout_seconds: None, record: false })
     }
 
     /// The longest detach timeout a template may set: 30 days, in seconds.
@@ -96,6 +98,13 @@ impl SessionSpec {
         }
         self.detach_timeout_seconds = seconds;
         Ok(self)
+    }
+
+    /// The template with its shells recorded or not.
+    #[must_use]
+    pub fn with_record(mut self, record: bool) -> Self {
+        self.record = record;
+        self
     }
 
     /// The longest OS account name accepted, in bytes.

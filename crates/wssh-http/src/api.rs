@@ -79,7 +79,7 @@ impl Surface for Api {
         let mut response = match route {
             Route::Audit => audit(state, &principal, &call.raw_query)?,
             Route::Recordings => recordings(state, &principal, &call.raw_query)?,
-            Route::Recording(id) => recording(state, &principal, &id)?,
+            Route::Recording(id) => recording(state, &principal, &id, &call.headers)?,
             Route::DeleteRecording(id) => {
                 state.services.delete_recording(&principal, &id)?;
                 success(Value::Null)
@@ -134,8 +134,10 @@ fn audit(state: &SharedState, principal: &Principal, query: &str) -> Result<Resp
     Ok(success(json!({ "content": content, "total": found.total })))
 }
 
-/// The largest recording served (it is read whole into memory).
-const MAX_SERVED_RECORDING: u64 = 256 * 1024 * 1024;
+/// Bytes of a recording read at a time while it is served.
+const SERVE_CHUNK: usize = 64 * 1024;
+/// Chunks read ahead of the client at most: serving a recording of any size holds this many.
+const SERVE_AHEAD: usize = 4;
 
 fn recordings(state: &SharedState, principal: &Principal, query: &str) -> Result<Response<Body>, ApiError> {
     let per_page = page_param(query, "per_page")?.unwrap_or(DEFAULT_PER_PAGE);
@@ -173,18 +175,65 @@ fn recordings(state: &SharedState, principal: &Principal, query: &str) -> Result
     Ok(success(json!({ "content": content, "total": total })))
 }
 
-fn recording(state: &SharedState, principal: &Principal, id: &str) -> Result<Response<Body>, ApiError> {
+/// A recording, streamed from disk. A compressed one (`.cast.gz`) goes out as it is stored,
+/// with `Content-Encoding: gzip`, to clients that accept gzip, and decompressed to others.
+fn recording(
+    state: &SharedState,
+    principal: &Principal,
+    id: &str,
+    headers: &http::HeaderMap,
+) -> Result<Response<Body>, ApiError> {
     let (_, path) = state.services.recording_path_checked(principal, id)?;
-    let too_large = std::fs::metadata(&path).is_ok_and(|metadata| metadata.len() > MAX_SERVED_RECORDING);
-    if too_large {
-        return Err(ApiError::new(http::StatusCode::PAYLOAD_TOO_LARGE, "The recording is too large to serve"));
-    }
-    let bytes = std::fs::read(&path).map_err(|_| CoreError::NotFound(wssh_core::Entity::Recording))?;
+    let file = std::fs::File::open(&path).map_err(|_| CoreError::NotFound(wssh_core::Entity::Recording))?;
+    let length = file.metadata().map_err(|_| CoreError::NotFound(wssh_core::Entity::Recording))?.len();
+    let compressed = path.extension().is_some_and(|extension| extension == "gz");
     state.services.recording_read(principal, id);
+    let as_stored = !compressed || crate::web::accepts(headers, "gzip");
     let mut response = crate::respond::empty(http::StatusCode::OK);
-    *response.body_mut() = http_body_util::Full::new(bytes::Bytes::from(bytes));
     let headers = response.headers_mut();
     headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-asciicast"));
     headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    if compressed {
+        headers.insert(http::header::VARY, http::HeaderValue::from_static("accept-encoding"));
+    }
+    if as_stored {
+        headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(length));
+        if compressed {
+            headers.insert(http::header::CONTENT_ENCODING, http::HeaderValue::from_static("gzip"));
+        }
+        *response.body_mut() = stream_reader(file);
+    } else {
+        *response.body_mut() = stream_reader(flate2::read::GzDecoder::new(std::io::BufReader::new(file)));
+    }
     Ok(response)
+}
+
+/// Streams what `reader` reads, on a blocking thread that stays at most [`SERVE_AHEAD`] chunks
+/// ahead of the client and stops when the client is gone.
+fn stream_reader(mut reader: impl std::io::Read + Send + 'static) -> Body {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(SERVE_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        loop {
+            let mut buffer = vec![0; SERVE_CHUNK];
+            let chunk = match reader.read(&mut buffer) {
+                Ok(0) => return,
+                Ok(read) => {
+                    buffer.truncate(read);
+                    Ok(bytes::Bytes::from(buffer))
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    tracing::error!(%error, "cannot read a recording being served");
+                    Err(error)
+                }
+            };
+            let failed = chunk.is_err();
+            if sender.blocking_send(chunk).is_err() || failed {
+                return;
+            }
+        }
+    });
+    crate::respond::streamed(futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    }))
 }

@@ -88,6 +88,7 @@ struct SessionFields {
     args: Option<Vec<String>>,
     dir: Option<String>,
     run_as: Option<String>,
+    record: Option<bool>,
     /// Absent: unchanged; `null`: the server's default; a number: the template's own.
     #[serde(deserialize_with = "present")]
     detach_timeout_seconds: Option<Option<u64>>,
@@ -330,6 +331,10 @@ fn session_view(session: &Session) -> Value {
     if let Some(seconds) = session.spec.detach_timeout_seconds {
         view["detach_timeout_seconds"] = json!(seconds);
     }
+    // … and `record` only on templates whose shells are recorded.
+    if session.spec.record {
+        view["record"] = json!(true);
+    }
     view
 }
 
@@ -457,7 +462,8 @@ impl Operations<'_> {
             fields.dir.unwrap_or_default(),
         )?
         .with_run_as(fields.run_as)?
-        .with_detach_timeout(fields.detach_timeout_seconds.flatten())?;
+        .with_detach_timeout(fields.detach_timeout_seconds.flatten())?
+        .with_record(fields.record.unwrap_or(false));
         let session = self.services().create_session(self.principal, &spec)?;
         Ok(("Session created successfully", json!({ "session": session_view(&session) })))
     }
@@ -490,6 +496,7 @@ impl Operations<'_> {
             dir: fields.dir,
             run_as: fields.run_as,
             detach_timeout_seconds: fields.detach_timeout_seconds,
+            record: fields.record,
         };
         let session = self.services().update_session(self.principal, name, changes)?;
         Ok(("Session updated successfully", json!({ "session": session_view(&session) })))

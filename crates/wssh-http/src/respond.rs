@@ -3,12 +3,29 @@
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{Either, Full, StreamBody};
 
 use crate::error::ApiError;
 
-/// The body type of every response.
-pub(crate) type Body = Full<Bytes>;
+/// The body type of every response: a buffer, or (a recording) streamed from disk.
+pub(crate) type Body = Either<Full<Bytes>, Streamed>;
+
+/// A body read piece by piece while it is sent.
+pub(crate) type Streamed =
+    StreamBody<futures_util::stream::BoxStream<'static, Result<hyper::body::Frame<Bytes>, std::io::Error>>>;
+
+/// A body of `bytes`, whole.
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
+    Either::Left(Full::new(bytes.into()))
+}
+
+/// A body streamed from `chunks` as they come.
+pub(crate) fn streamed(
+    chunks: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+) -> Body {
+    use futures_util::StreamExt;
+    Either::Right(StreamBody::new(chunks.map(|chunk| chunk.map(hyper::body::Frame::data)).boxed()))
+}
 
 /// The name of the authenticated user, left in response extensions for the request log.
 #[derive(Debug, Clone)]
@@ -21,7 +38,7 @@ pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<Bo
 
 /// A response with a JSON body serialized already.
 pub(crate) fn json_bytes(status: StatusCode, body: Bytes) -> Response<Body> {
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(full(body));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     response
@@ -48,7 +65,7 @@ pub(crate) fn refusal(error: &ApiError, envelope: &serde_json::Value) -> Respons
 
 /// An empty response.
 pub(crate) fn empty(status: StatusCode) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(full(Bytes::new()));
     *response.status_mut() = status;
     response
 }

@@ -20,7 +20,6 @@ use std::sync::{LazyLock, OnceLock};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 
 use crate::SharedState;
@@ -169,10 +168,9 @@ enum Coding {
 
 /// Whether the request's `Accept-Encoding` admits `coding` (a listed coding with a non-zero
 /// weight, or `*`).
-fn accepts(request: &Request<Incoming>, coding: &str) -> bool {
+pub(crate) fn accepts(headers: &http::HeaderMap, coding: &str) -> bool {
     let mut star = false;
-    for item in request
-        .headers()
+    for item in headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()
         .filter_map(|value| value.to_str().ok())
@@ -213,7 +211,7 @@ fn answer(request: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
         return Ok(index(request));
     }
     if path == OPENAPI_PATH {
-        let mut response = Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())));
+        let mut response = Response::new(respond::full(Bytes::from_static(OPENAPI.as_bytes())));
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -228,8 +226,8 @@ fn answer(request: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let version = &VERSIONS[position];
     let (gzipped, brotlied) = compressed(position);
     let coding = match (brotlied, gzipped) {
-        (Some(_), _) if accepts(request, "br") => Coding::Brotli,
-        (_, Some(_)) if accepts(request, "gzip") => Coding::Gzip,
+        (Some(_), _) if accepts(request.headers(), "br") => Coding::Brotli,
+        (_, Some(_)) if accepts(request.headers(), "gzip") => Coding::Gzip,
         _ => Coding::Identity,
     };
     // One entity tag per representation: a cache must not answer a gzip request with brotli.
@@ -254,7 +252,7 @@ fn answer(request: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
             }
             _ => Bytes::from_static(asset.body),
         };
-        let mut response = Response::new(Full::new(body));
+        let mut response = Response::new(respond::full(body));
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
         response
     };
@@ -287,7 +285,7 @@ fn index(request: &Request<Incoming>) -> Response<Body> {
     for (asset, version) in ASSETS.iter().zip(VERSIONS.iter()) {
         page = page.replace(&format!("\"assets/{}\"", asset.name), &format!("\"assets/{}?v={version}\"", asset.name));
     }
-    let mut response = Response::new(Full::new(Bytes::from(page)));
+    let mut response = Response::new(respond::full(Bytes::from(page)));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

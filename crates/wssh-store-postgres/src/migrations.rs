@@ -27,6 +27,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 3, name: "run_as", sql: include_str!("../migrations/0003_run_as.sql") },
     Migration { version: 4, name: "recording_order", sql: include_str!("../migrations/0004_recording_order.sql") },
     Migration { version: 5, name: "detach_timeout", sql: include_str!("../migrations/0005_detach_timeout.sql") },
+    Migration { version: 6, name: "session_record", sql: include_str!("../migrations/0006_session_record.sql") },
 ];
 
 /// Where a database stands.

@@ -6,7 +6,7 @@ use wssh_store::{Conflict, SessionStore, StoreError};
 
 use crate::{PgStore, backend, corrupt, get};
 
-const SESSION_COLUMNS: &str = "name, cmd, args, dir, created_at, updated_at, run_as, detach_timeout_seconds";
+const SESSION_COLUMNS: &str = "name, cmd, args, dir, created_at, updated_at, run_as, detach_timeout_seconds, record";
 
 fn load_session(row: &postgres::Row) -> Result<Session, StoreError> {
     let name: String = get(row, 0)?;
@@ -14,11 +14,13 @@ fn load_session(row: &postgres::Row) -> Result<Session, StoreError> {
     let args: Vec<String> = serde_json::from_str(&args).map_err(corrupt)?;
     let name = SessionName::parse(&name).map_err(corrupt)?;
     let run_as: Option<String> = get(row, 6)?;
+    let record: bool = get(row, 8)?;
     let detach_timeout: Option<i64> = get(row, 7)?;
     let detach_timeout = detach_timeout.map(|seconds| seconds.max(0) as u64);
     let spec = SessionSpec::new(name, get(row, 1)?, args, get(row, 3)?)
         .and_then(|spec| spec.with_run_as(run_as))
         .and_then(|spec| spec.with_detach_timeout(detach_timeout))
+        .map(|spec| spec.with_record(record))
         .map_err(corrupt)?;
     Ok(Session { spec, created_at: Timestamp(get(row, 4)?), updated_at: Timestamp(get(row, 5)?) })
 }
@@ -36,8 +38,8 @@ impl SessionStore for PgStore {
     fn create_session(&self, spec: &SessionSpec) -> Result<Session, StoreError> {
         self.write(|write| {
             write.execute_or(
-                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as, detach_timeout_seconds) \
-                 VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
+                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as, detach_timeout_seconds, record) \
+                 VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8)",
                 &[
                     &spec.name.as_str(),
                     &spec.cmd,
@@ -46,6 +48,7 @@ impl SessionStore for PgStore {
                     &Timestamp::now().0,
                     &spec.run_as,
                     &detach_timeout(spec),
+                    &spec.record,
                 ],
                 Conflict::SessionNameTaken,
             )?;
@@ -68,8 +71,8 @@ impl SessionStore for PgStore {
     fn update_session(&self, spec: &SessionSpec) -> Result<Session, StoreError> {
         self.write(|write| {
             let changed = write.execute(
-                "UPDATE sessions SET cmd = $2, args = $3, dir = $4, updated_at = $5, run_as = $6, detach_timeout_seconds = $7 WHERE name = $1",
-                &[&spec.name.as_str(), &spec.cmd, &args_json(&spec.args), &spec.dir, &Timestamp::now().0, &spec.run_as, &detach_timeout(spec)],
+                "UPDATE sessions SET cmd = $2, args = $3, dir = $4, updated_at = $5, run_as = $6, detach_timeout_seconds = $7, record = $8 WHERE name = $1",
+                &[&spec.name.as_str(), &spec.cmd, &args_json(&spec.args), &spec.dir, &Timestamp::now().0, &spec.run_as, &detach_timeout(spec), &spec.record],
             )?;
             if changed == 0 {
                 return Err(StoreError::NotFound);
@@ -91,8 +94,8 @@ impl SessionStore for PgStore {
                 return Err(StoreError::NotFound);
             }
             write.execute_or(
-                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as, detach_timeout_seconds) \
-                 SELECT $2, cmd, args, dir, $3, $3, run_as, detach_timeout_seconds FROM sessions WHERE name = $1",
+                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as, detach_timeout_seconds, record) \
+                 SELECT $2, cmd, args, dir, $3, $3, run_as, detach_timeout_seconds, record FROM sessions WHERE name = $1",
                 &[&from.as_str(), &to.as_str(), &Timestamp::now().0],
                 Conflict::SessionNameTaken,
             )?;

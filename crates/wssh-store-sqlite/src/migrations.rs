@@ -31,6 +31,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 9, name: "recordings", sql: include_str!("../migrations/0009_recordings.sql") },
     Migration { version: 10, name: "run_as", sql: include_str!("../migrations/0010_run_as.sql") },
     Migration { version: 11, name: "detach_timeout", sql: include_str!("../migrations/0011_detach_timeout.sql") },
+    Migration { version: 12, name: "session_record", sql: include_str!("../migrations/0012_session_record.sql") },
 ];
 
 /// Where a database stands.

@@ -2,7 +2,8 @@
 
 use super::*;
 
-pub(crate) const SESSION_COLUMNS: &str = "name, cmd, args, dir, created_at, updated_at, run_as, detach_timeout_seconds";
+pub(crate) const SESSION_COLUMNS: &str =
+    "name, cmd, args, dir, created_at, updated_at, run_as, detach_timeout_seconds, record";
 
 pub(crate) fn load_session(row: &Row<'_>) -> Result<Session, rusqlite::Error> {
     let name: String = row.get(0)?;
@@ -10,11 +11,13 @@ pub(crate) fn load_session(row: &Row<'_>) -> Result<Session, rusqlite::Error> {
     let args: Vec<String> = serde_json::from_str(&args).map_err(|error| corrupt(error.to_string()))?;
     let name = SessionName::parse(&name).map_err(|error| corrupt(error.to_string()))?;
     let run_as: Option<String> = row.get(6)?;
+    let record: bool = row.get(8)?;
     let detach_timeout: Option<i64> = row.get(7)?;
     let detach_timeout = detach_timeout.map(|seconds| seconds.max(0) as u64);
     let spec = SessionSpec::new(name, row.get(1)?, args, row.get(3)?)
         .and_then(|spec| spec.with_run_as(run_as))
         .and_then(|spec| spec.with_detach_timeout(detach_timeout))
+        .map(|spec| spec.with_record(record))
         .map_err(|error| corrupt(error.to_string()))?;
     Ok(Session { spec, created_at: Timestamp(row.get(4)?), updated_at: Timestamp(row.get(5)?) })
 }
@@ -35,8 +38,8 @@ impl SessionStore for SqliteStore {
         let connection = self.connection()?;
         connection
             .execute(
-                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as, detach_timeout_seconds) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
+                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as, detach_timeout_seconds, record) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8)",
                 params![
                     spec.name.as_str(),
                     spec.cmd,
@@ -44,7 +47,8 @@ impl SessionStore for SqliteStore {
                     spec.dir,
                     Timestamp::now().0,
                     spec.run_as,
-                    detach_timeout(spec)
+                    detach_timeout(spec),
+                    spec.record
                 ],
             )
             .map_err(|error| map_error(error, Conflict::SessionNameTaken))?;
@@ -67,8 +71,8 @@ impl SessionStore for SqliteStore {
         let connection = self.connection()?;
         let changed = connection
             .execute(
-                "UPDATE sessions SET cmd = ?2, args = ?3, dir = ?4, updated_at = ?5, run_as = ?6, detach_timeout_seconds = ?7 WHERE name = ?1",
-                params![spec.name.as_str(), spec.cmd, args_json(&spec.args), spec.dir, Timestamp::now().0, spec.run_as, detach_timeout(spec)],
+                "UPDATE sessions SET cmd = ?2, args = ?3, dir = ?4, updated_at = ?5, run_as = ?6, detach_timeout_seconds = ?7, record = ?8 WHERE name = ?1",
+                params![spec.name.as_str(), spec.cmd, args_json(&spec.args), spec.dir, Timestamp::now().0, spec.run_as, detach_timeout(spec), spec.record],
             )
             .map_err(backend)?;
         if changed == 0 {
@@ -90,8 +94,8 @@ impl SessionStore for SqliteStore {
         }
         transaction
             .execute(
-                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as, detach_timeout_seconds) \
-                 SELECT ?2, cmd, args, dir, ?3, ?3, run_as, detach_timeout_seconds FROM sessions WHERE name = ?1",
+                "INSERT INTO sessions (name, cmd, args, dir, created_at, updated_at, run_as, detach_timeout_seconds, record) \
+                 SELECT ?2, cmd, args, dir, ?3, ?3, run_as, detach_timeout_seconds, record FROM sessions WHERE name = ?1",
                 params![from.as_str(), to.as_str(), Timestamp::now().0],
             )
             .map_err(|error| map_error(error, Conflict::SessionNameTaken))?;

@@ -49,6 +49,8 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "recording_policy",
     "recording_max_age_seconds",
     "recording_max_total_bytes",
+    "record_input",
+    "recording_gzip",
 ];
 /// Keys of one `servers` entry.
 const SERVER_KEYS: &[&str] = &["port", "protocol", "alpn", "cert", "key", "host"];
@@ -127,6 +129,10 @@ pub(crate) struct ServerConfig {
     pub(crate) recording_max_age_seconds: Option<u64>,
     /// wssh: keep at most this many bytes of recordings, removing the oldest first.
     pub(crate) recording_max_total_bytes: Option<u64>,
+    /// wssh: record the clients' input too (default false: keystrokes carry passwords).
+    pub(crate) record_input: bool,
+    /// wssh: write recordings gzip-compressed (`.cast.gz`; default false).
+    pub(crate) recording_gzip: bool,
 }
 
 /// A list written as a JSON array or as one comma-separated string.
@@ -191,8 +197,9 @@ pub(crate) struct InitialSession {
     pub(crate) cmd: String,
     pub(crate) args: Option<Vec<String>>,
     pub(crate) dir: String,
-    /// wssh: record this session's shells.
-    pub(crate) record: bool,
+    /// wssh: record this session's shells (`true`), or stop recording them (`false`); left
+    /// out, the stored template's flag stays as it is.
+    pub(crate) record: Option<bool>,
     /// wssh: the OS account its program runs as (needs the server to run as root).
     pub(crate) run_as: Option<String>,
     /// wssh: how long its live shells outlive their last client (else the server's).

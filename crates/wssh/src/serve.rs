@@ -44,6 +44,9 @@ struct Plan {
     users: Vec<(Username, Option<Password>)>,
     /// Sessions created when missing (from the configuration).
     sessions: Vec<SessionSpec>,
+    /// Those of them whose configuration says `record` (true or false), which a start applies
+    /// to the stored template.
+    record_stated: HashSet<String>,
     /// The one-liner's session, created or brought up to date on every start.
     command_session: Option<SessionSpec>,
     /// Whether a first start creates a session for the login shell.
@@ -61,12 +64,25 @@ struct Plan {
     metrics: Option<Vec<SocketAddr>>,
     /// Where the audit log is also streamed (`--audit-log`, `audit_log`), if anywhere.
     audit_log: Option<PathBuf>,
-    /// Shell recording: every shell, or these sessions' (none: off), and how.
-    recording: Option<RecordingPlan>,
+    /// Shell recording: every shell or only marked templates', input or not, and how.
+    recording: RecordingPlan,
 }
 
-/// Shell recording: every shell or not, the sessions recorded, the policy, the retention.
-type RecordingPlan = (bool, HashSet<String>, wssh_http::RecordingPolicy, wssh_http::RecordingRetention);
+/// Shell recording from the configuration (templates marked `record` are recorded whatever it
+/// says).
+#[derive(Debug, Clone, Copy)]
+struct RecordingPlan {
+    /// `record_all_shells`.
+    all_shells: bool,
+    /// `record_input`.
+    input: bool,
+    /// `recording_gzip`.
+    gzip: bool,
+    /// `recording_policy`.
+    policy: wssh_http::RecordingPolicy,
+    /// `recording_max_age_seconds`, `recording_max_total_bytes`.
+    retention: wssh_http::RecordingRetention,
+}
 
 #[derive(Debug)]
 struct PlannedListener {
@@ -145,6 +161,7 @@ async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> 
             SessionSpec::new(name, session.cmd.clone(), session.args.clone().unwrap_or_default(), session.dir.clone())
                 .and_then(|spec| spec.with_run_as(session.run_as.clone()))
                 .and_then(|spec| spec.with_detach_timeout(session.detach_timeout_seconds))
+                .map(|spec| spec.with_record(session.record.unwrap_or(false)))
                 .map_err(|error| format!("initial_sessions: {error}"))?;
         if let Some(run_as) = &spec.run_as {
             check_run_as(spec.name.as_str(), run_as)?;
@@ -200,6 +217,12 @@ async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> 
         users,
         login_shell_on_first_start: args.config.is_none() && sessions.is_empty() && command_session.is_none(),
         initial_session_names: sessions.iter().map(|spec| spec.name.as_str().to_owned()).collect(),
+        record_stated: config
+            .initial_sessions
+            .iter()
+            .filter(|session| session.record.is_some())
+            .map(|session| session.name.clone())
+            .collect(),
         sessions,
         command_session,
         lockout_max_failures,
@@ -371,12 +394,13 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound, Vec<TcpListener>), 
         let users = plan.users.clone();
         let policy = auth.password_policy();
         let configured = plan.sessions.clone();
+        let record_stated = plan.record_stated.clone();
         let command = plan.command_session.clone();
         let login_shell_on_first_start = plan.login_shell_on_first_start;
         tokio::task::spawn_blocking(move || -> Result<(), BoxError> {
             let first_start = seed_users(&*store, users, &data_dir, policy)?;
             let login_shell = first_start && login_shell_on_first_start;
-            seed_sessions(&*store, &SessionSeeds { configured, command, login_shell })
+            seed_sessions(&*store, &SessionSeeds { configured, record_stated, command, login_shell })
         })
         .await??;
     }
@@ -386,16 +410,10 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound, Vec<TcpListener>), 
         .with_shell_settings(plan.shell_settings)
         .with_deployment(plan.deployment.clone())
         .with_pool_probe(pool_probe);
-    if let Some((all, sessions, policy, retention)) = &plan.recording {
-        let dir = plan.data_dir.join("recordings");
-        state = state.with_recording(wssh_http::RecordingSettings::new(
-            dir,
-            *all,
-            sessions.clone(),
-            *policy,
-            *retention,
-        ))?;
-    }
+    let RecordingPlan { all_shells, input, gzip, policy, retention } = plan.recording;
+    let dir = plan.data_dir.join("recordings");
+    let settings = wssh_http::RecordingSettings::new(dir, all_shells, input, policy, retention).with_gzip(gzip);
+    state = state.with_recording(settings)?;
     let state = Arc::new(state);
     Ok((state, listeners, metrics_listeners))
 }
@@ -597,6 +615,8 @@ fn seed_users(
 struct SessionSeeds {
     /// From the configuration, created when missing.
     configured: Vec<SessionSpec>,
+    /// The configured sessions whose `record` is stated, applied to existing templates.
+    record_stated: HashSet<String>,
     /// The one-liner's session.
     command: Option<SessionSpec>,
     /// Whether to create the login shell's session (a first start without configuration).
@@ -610,18 +630,21 @@ fn seed_sessions(store: &dyn Store, seeds: &SessionSeeds) -> Result<(), BoxError
     for spec in seeds.configured.iter().chain(&login_shell) {
         if let Some(existing) = store.find_session(spec.name.as_str())? {
             // A configured `run_as` always applies, so that demoting a shell in the
-            // configuration takes effect on the next start.
-            if spec.run_as.is_some() && existing.spec.run_as != spec.run_as {
-                store.update_session(&SessionSpec { run_as: spec.run_as.clone(), ..existing.spec.clone() })?;
-                tracing::info!(name = %spec.name, run_as = spec.run_as, "initial session runs as its configured account");
+            // configuration takes effect on the next start; so do a stated `record`, both
+            // ways, and a configured detach timeout.
+            let mut wanted = existing.spec.clone();
+            if spec.run_as.is_some() {
+                wanted.run_as = spec.run_as.clone();
             }
-            // So does a configured detach timeout.
-            if spec.detach_timeout_seconds.is_some()
-                && existing.spec.detach_timeout_seconds != spec.detach_timeout_seconds
-            {
-                let current = store.find_session(spec.name.as_str())?.map_or(existing.spec, |session| session.spec);
-                store
-                    .update_session(&SessionSpec { detach_timeout_seconds: spec.detach_timeout_seconds, ..current })?;
+            if seeds.record_stated.contains(spec.name.as_str()) {
+                wanted.record = spec.record;
+            }
+            if spec.detach_timeout_seconds.is_some() {
+                wanted.detach_timeout_seconds = spec.detach_timeout_seconds;
+            }
+            if wanted != existing.spec {
+                store.update_session(&wanted)?;
+                tracing::info!(name = %spec.name, run_as = wanted.run_as, record = wanted.record, "initial session brought up to its configuration");
             }
             continue;
         }
@@ -633,8 +656,9 @@ fn seed_sessions(store: &dyn Store, seeds: &SessionSeeds) -> Result<(), BoxError
             None => {
                 store.create_session(spec)?;
             }
-            Some(existing) if existing.spec != *spec => {
-                store.update_session(spec)?;
+            // The stored `record` stays (the one-liner has no say in it).
+            Some(existing) if existing.spec != SessionSpec { record: existing.spec.record, ..spec.clone() } => {
+                store.update_session(&SessionSpec { record: existing.spec.record, ..spec.clone() })?;
             }
             Some(_) => {}
         }
@@ -643,14 +667,8 @@ fn seed_sessions(store: &dyn Store, seeds: &SessionSeeds) -> Result<(), BoxError
     Ok(())
 }
 
-/// Shell recording from the configuration: on when `record_all_shells` is set or a session is
-/// marked `record`.
-fn recording_plan(config: &ServerConfig) -> Result<Option<RecordingPlan>, BoxError> {
-    let sessions: HashSet<String> =
-        config.initial_sessions.iter().filter(|session| session.record).map(|session| session.name.clone()).collect();
-    if !config.record_all_shells && sessions.is_empty() {
-        return Ok(None);
-    }
+/// Shell recording from the configuration.
+fn recording_plan(config: &ServerConfig) -> Result<RecordingPlan, BoxError> {
     let policy = match config.recording_policy.as_deref() {
         None | Some("drop") => wssh_http::RecordingPolicy::Drop,
         Some("block") => wssh_http::RecordingPolicy::Block,
@@ -660,5 +678,11 @@ fn recording_plan(config: &ServerConfig) -> Result<Option<RecordingPlan>, BoxErr
         max_age: config.recording_max_age_seconds.map(Duration::from_secs),
         max_total_bytes: config.recording_max_total_bytes,
     };
-    Ok(Some((config.record_all_shells, sessions, policy, retention)))
+    Ok(RecordingPlan {
+        all_shells: config.record_all_shells,
+        input: config.record_input,
+        gzip: config.recording_gzip,
+        policy,
+        retention,
+    })
 }

@@ -38,9 +38,19 @@ impl ShellAudit {
         ShellAudit { auth, principal, id }
     }
 
-    /// The shell started and its client attached in control mode.
-    pub(super) fn started(&self, session: &str, cols: u16, rows: u16) {
-        started(&self.auth, &self.principal, &self.id, session, cols, rows, false);
+    /// The shell's id.
+    pub(super) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The shell's owner.
+    pub(super) fn owner(&self) -> &Principal {
+        &self.principal
+    }
+
+    /// The shell started (`recorded` or not) and its client attached in control mode.
+    pub(super) fn started(&self, session: &str, cols: u16, rows: u16, recorded: bool) {
+        started(&self.auth, &self.principal, &self.id, session, cols, rows, recorded);
     }
 
     /// The client went away.

@@ -258,7 +258,8 @@ pub(crate) async fn open(
                             let _running = state.metrics.gows_shell_running();
                             let Some(trail) = trail else { return };
                             let watch = state.shells.watch_single(owner, &state.auth);
-                            run_shell(socket, framing, spec, &username, stopping, &trail, &watch.kick).await;
+                            let ended = &watch.kick;
+                            run_shell(socket, framing, spec, stopping, &trail, ended, &state).await;
                         }
                         _ => {}
                     }
@@ -396,22 +397,35 @@ async fn run_shell<S>(
     socket: WebSocketStream<S>,
     framing: Framing,
     spec: SessionSpec,
-    username: &str,
     mut stopping: tokio::sync::watch::Receiver<bool>,
     trail: &audit::ShellAudit,
     access_ended: &tokio::sync::Notify,
+    state: &SharedState,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let username = trail.owner().username.as_str();
     let (mut sink, mut stream) = socket.split();
     let Some((mut process, size)) = start_program(&mut sink, &mut stream, framing, &spec).await else { return };
     let pid = process.pid();
     tracing::info!(session = %spec.name, user = username, pid, "shell started");
-    trail.started(spec.name.as_str(), size.cols, size.rows);
+    // Recorded like a live shell when the settings or the template say so, before any output.
+    let recording = recording::begin(state, trail.id(), trail.owner(), &spec, size)
+        .map(|recording| Arc::new(std::sync::Mutex::new(Some(recording))));
+    let finish_recording = |status: Option<&std::process::ExitStatus>| {
+        if let Some(recording) = &recording {
+            let taken = recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+            if let Some(taken) = taken {
+                taken.finish(audit::exit_status(status));
+            }
+        }
+    };
+    trail.started(spec.name.as_str(), size.cols, size.rows, recording.is_some());
     if let Some(started) = framing.started(&spec.cmd)
         && sink.send(Message::Binary(started)).await.is_err()
     {
-        let _ = process.terminate(HANGUP_GRACE).await;
+        let status = process.terminate(HANGUP_GRACE).await;
+        finish_recording(status.as_ref().ok());
         return;
     }
 
@@ -423,7 +437,7 @@ async fn run_shell<S>(
     // Output the client took: a send that completes proves it is reading, even if it never types.
     let delivered = Arc::new(Delivered::new());
     let output_delivered = delivered.clone();
-    let mut output = tokio::spawn(output::forward(reader, framing, output_sink, output_delivered));
+    let mut output = tokio::spawn(output::forward(reader, framing, output_sink, output_delivered, recording.clone()));
 
     // 4. Input, until the program exits, the terminal closes, or the client leaves.
     let terminal = process.writer();
@@ -451,12 +465,23 @@ async fn run_shell<S>(
                 }
                 incoming = next_message(&mut stream, framing, &mut last_heard) => match incoming {
                     Some(Ok(ClientMessage::Stdin(bytes))) => {
+                        if let Some(recording) = &recording
+                            && let Some(recording) = recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
+                        {
+                            recording.input(&bytes);
+                        }
                         if terminal.write_all(&bytes).await.is_err() {
                             break Ending::Exited;
                         }
                     }
                     Some(Ok(ClientMessage::Resize { cols, rows })) => {
-                        let _ = terminal.resize(WindowSize { cols, rows });
+                        let size = WindowSize { cols, rows };
+                        if terminal.resize(size).is_ok()
+                            && let Some(recording) = &recording
+                            && let Some(recording) = recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref()
+                        {
+                            recording.resize(size);
+                        }
                     }
                     Some(Err(error)) => break Ending::Rejected(error.to_string()),
                     None => break Ending::ClientGone,
@@ -485,6 +510,7 @@ async fn run_shell<S>(
             }
             output.abort();
             let status = process.terminate(Duration::from_millis(100)).await;
+            finish_recording(status.as_ref().ok());
             trail.ended(status.as_ref().ok());
             let code = status.as_ref().ok().and_then(std::process::ExitStatus::code).unwrap_or(-1);
             tracing::info!(session = %spec.name, user = username, pid, code, "shell exited");
@@ -505,7 +531,9 @@ async fn run_shell<S>(
         Ending::ClientGone => {
             output.abort();
             trail.detached();
-            trail.ended(process.terminate(HANGUP_GRACE).await.as_ref().ok());
+            let status = process.terminate(HANGUP_GRACE).await;
+            finish_recording(status.as_ref().ok());
+            trail.ended(status.as_ref().ok());
             tracing::info!(session = %spec.name, user = username, pid, "client left, shell ended");
         }
         Ending::ServerStopping => {
@@ -515,7 +543,8 @@ async fn run_shell<S>(
                 let _ = sink.send(close(CloseCode::Away, "server shutting down".to_owned())).await;
             };
             let _ = tokio::time::timeout(DRAIN_TIMEOUT, last_words).await;
-            let _ = process.terminate(HANGUP_GRACE).await;
+            let status = process.terminate(HANGUP_GRACE).await;
+            finish_recording(status.as_ref().ok());
             tracing::info!(session = %spec.name, user = username, pid, "server stopping, shell ended");
             let _ =
                 tokio::time::timeout(Duration::from_secs(1), async { while stream.next().await.is_some() {} }).await;
@@ -529,13 +558,17 @@ async fn run_shell<S>(
                 let _ = sink.send(close(CloseCode::Policy, "access ended".to_owned())).await;
             };
             let _ = tokio::time::timeout(DRAIN_TIMEOUT, last_words).await;
-            trail.ended(process.terminate(HANGUP_GRACE).await.as_ref().ok());
+            let status = process.terminate(HANGUP_GRACE).await;
+            finish_recording(status.as_ref().ok());
+            trail.ended(status.as_ref().ok());
             tracing::info!(session = %spec.name, user = username, pid, "access ended, shell ended");
         }
         Ending::Rejected(reason) => {
             output.abort();
             trail.detached();
-            trail.ended(process.terminate(HANGUP_GRACE).await.as_ref().ok());
+            let status = process.terminate(HANGUP_GRACE).await;
+            finish_recording(status.as_ref().ok());
+            trail.ended(status.as_ref().ok());
             tracing::info!(session = %spec.name, user = username, pid, reason, "malformed frame, shell ended");
             let last_words = async {
                 let mut sink = sink.lock().await;
@@ -626,7 +659,7 @@ async fn run_live<S>(
     let Some((process, size)) = start_program(&mut sink, &mut stream, Framing::Native, &spec).await else { return };
     let pid = process.pid();
     let username = owner.username.to_string();
-    let record = |id: &str| recording::begin(state, id, &owner, spec.name.as_str(), size);
+    let record = |id: &str| recording::begin(state, id, &owner, &spec, size);
     let started = state.shells.start(process, owner.clone(), &spec, size, &state.auth, record);
     let (shell, attachment) = match started {
         Ok(started) => started,

@@ -29,6 +29,7 @@ use wssh_pty::{BlockingRead, PtyReader};
 
 use super::Delivered;
 use super::framing::Framing;
+use super::recording::SharedRecording;
 
 /// Bytes read from the PTY per frame at most. On the worker they are read into a buffer per
 /// thread, not per shell.
@@ -48,13 +49,23 @@ pub(super) type Sink<S> = Arc<Mutex<SplitSink<WebSocketStream<S>, Message>>>;
 /// Forwards the terminal's output to the client until the terminal closes (every process
 /// holding it has exited) or the client is gone. Each frame the client takes is noted in
 /// `delivered`.
-pub(super) async fn forward<S>(reader: PtyReader, framing: Framing, sink: Sink<S>, delivered: Arc<Delivered>)
-where
+pub(super) async fn forward<S>(
+    reader: PtyReader,
+    framing: Framing,
+    sink: Sink<S>,
+    delivered: Arc<Delivered>,
+    recording: Option<SharedRecording>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let output = Output { framing, sink, delivered };
+    let output = Output { framing, sink, delivered, recording };
     loop {
-        let read = reader.read_with(OUTPUT_CHUNK, |output| (framing.stdout(output), output.len())).await;
+        let read = reader
+            .read_with(OUTPUT_CHUNK, |bytes| {
+                output.record(bytes);
+                (framing.stdout(bytes), bytes.len())
+            })
+            .await;
         let Ok(Some((frame, length))) = read else { return };
         if !output.send(frame).await {
             return;
@@ -78,12 +89,21 @@ struct Output<S> {
     framing: Framing,
     sink: Sink<S>,
     delivered: Arc<Delivered>,
+    /// The shell's recording, if it is recorded.
+    recording: Option<SharedRecording>,
 }
 
 impl<S> Output<S>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    /// Records output read from the terminal, when the shell is recorded.
+    fn record(&self, bytes: &[u8]) {
+        if let Some(recording) = &self.recording {
+            super::recording::output_into(recording, bytes);
+        }
+    }
+
     /// Sends one frame; `false` once the client is gone.
     async fn send(&self, frame: Bytes) -> bool {
         let sent = self.sink.lock().await.send(Message::Binary(frame)).await.is_ok();
@@ -119,6 +139,7 @@ where
             }
             for buffer in buffers {
                 bytes += buffer.len();
+                self.record(&buffer);
                 if !self.send(self.framing.stdout(&buffer)).await {
                     return (None, bytes);
                 }

@@ -1,5 +1,5 @@
-//! Recording live shells: which shells are recorded (`record_all_shells`, or a session marked
-//! `record`), one asciicast file each in the recordings folder (`wssh-record` writes it off the
+//! Recording shells: which shells are recorded (`record_all_shells`, or a session template
+//! marked `record`), one asciicast file each in the recordings folder (`wssh-record` writes it off the
 //! output path), the catalogue kept through `wssh-core`, and retention when a recording ends.
 
 use std::collections::HashSet;
@@ -8,7 +8,7 @@ use std::sync::{Mutex, PoisonError};
 
 use wssh_auth::Principal;
 use wssh_core::recordings::RecordingEnd;
-use wssh_domain::{Recording, Timestamp};
+use wssh_domain::{Recording, SessionSpec, Timestamp};
 use wssh_pty::WindowSize;
 use wssh_record::retention::{self, Retention};
 use wssh_record::{Header, Options, Policy, Recorder};
@@ -22,8 +22,10 @@ pub struct RecordingSettings {
     pub dir: PathBuf,
     /// Record every shell.
     pub all_shells: bool,
-    /// Sessions whose shells are recorded.
-    pub sessions: HashSet<String>,
+    /// Record the clients' input too (`record_input`).
+    pub input: bool,
+    /// Write gzip-compressed files (`.cast.gz`, `recording_gzip`).
+    pub gzip: bool,
     /// What happens to output when the disk cannot keep up.
     pub policy: Policy,
     /// How long and how much is kept.
@@ -34,22 +36,34 @@ pub struct RecordingSettings {
 
 impl RecordingSettings {
     /// Settings recording into `dir`.
-    pub fn new(
-        dir: PathBuf,
-        all_shells: bool,
-        sessions: HashSet<String>,
-        policy: Policy,
-        retention: Retention,
-    ) -> Self {
-        RecordingSettings { dir, all_shells, sessions, policy, retention, active: Mutex::default() }
+    pub fn new(dir: PathBuf, all_shells: bool, input: bool, policy: Policy, retention: Retention) -> Self {
+        RecordingSettings { dir, all_shells, input, gzip: false, policy, retention, active: Mutex::default() }
     }
 
-    fn records(&self, session: &str) -> bool {
-        self.all_shells || self.sessions.contains(session)
+    /// The same settings, writing gzip-compressed files or not.
+    #[must_use]
+    pub fn with_gzip(mut self, gzip: bool) -> Self {
+        self.gzip = gzip;
+        self
+    }
+
+    fn records(&self, session: &SessionSpec) -> bool {
+        self.all_shells || session.record
     }
 }
 
-/// The recording of one live shell.
+/// The recording of a shell that lives as long as its connection (go_ws_sh's framing), shared
+/// by its output and input paths; taken out when it finishes, after which nothing is recorded.
+pub(crate) type SharedRecording = std::sync::Arc<Mutex<Option<ShellRecording>>>;
+
+/// Records output into a shared recording, if it still runs.
+pub(crate) fn output_into(recording: &SharedRecording, bytes: &[u8]) {
+    if let Some(recording) = recording.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+        recording.output(bytes);
+    }
+}
+
+/// The recording of one shell.
 pub(crate) struct ShellRecording {
     recorder: Recorder,
     id: String,
@@ -64,20 +78,21 @@ impl std::fmt::Debug for ShellRecording {
     }
 }
 
-/// Starts recording shell `id` of `owner` on `session` when the settings say so. Called before
+/// Starts recording shell `id` of `owner` on `session` when the settings or the template say so. Called before
 /// the shell reads its first output, so that nothing is missed.
 pub(crate) fn begin(
     state: &SharedState,
     id: &str,
     owner: &Principal,
-    session: &str,
+    spec: &SessionSpec,
     size: WindowSize,
 ) -> Option<ShellRecording> {
-    let settings = state.recording.as_ref().filter(|settings| settings.records(session))?;
+    let settings = state.recording.as_ref().filter(|settings| settings.records(spec))?;
+    let session = spec.name.as_str();
     let now = Timestamp::now();
     let started_ms =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis());
-    let file = format!("{started_ms}-{id}.cast");
+    let file = format!("{started_ms}-{id}.cast{}", if settings.gzip { ".gz" } else { "" });
     let header = Header {
         width: size.cols,
         height: size.rows,
@@ -85,7 +100,7 @@ pub(crate) fn begin(
         title: Some(session.to_owned()),
         command: None,
     };
-    let options = Options { policy: settings.policy, ..Options::default() };
+    let options = Options { policy: settings.policy, input: settings.input, gzip: settings.gzip, ..Options::default() };
     let recorder = match Recorder::create(&settings.dir.join(&file), &header, options) {
         Ok(recorder) => recorder,
         Err(error) => {
@@ -123,6 +138,11 @@ impl ShellRecording {
         } else {
             self.recorder.output(bytes);
         }
+    }
+
+    /// Input from a controlling client (recorded only with `record_input`).
+    pub(crate) fn input(&self, bytes: &[u8]) {
+        self.recorder.input(bytes);
     }
 
     /// The shell's new size.

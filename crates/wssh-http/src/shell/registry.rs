@@ -637,6 +637,9 @@ impl LiveShell {
 
     /// Input from a controlling client.
     pub(crate) async fn write(&self, input: &[u8]) -> std::io::Result<()> {
+        if let Some(recording) = self.recording.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            recording.input(input);
+        }
         self.writer.write_all(input).await
     }
 
