@@ -2,7 +2,7 @@
 //! use (ttyd, terminado, wetty) and with the raw-PTY ceiling, on this machine.
 //!
 //! Builds the release server, installs the peers into a cache folder when missing
-//! ([`install`]; a peer that cannot be had is skipped with the reason) and measures seven
+//! ([`install`]; a peer that cannot be had is skipped with the reason) and measures eleven
 //! figures. Every figure starts its own instance of each target (for wssh, a new server on a
 //! loopback port with a fresh configuration and data directory), so that no figure inherits
 //! another's state, and the targets take turns (A B A B …) so that drift in the machine's
@@ -16,7 +16,13 @@
 //! 5. the token-authenticated API ([`api`]): requests per second and p99 (wssh only);
 //! 6. a login storm ([`storm`]): the shells' echo p99 with and without 20 password logins a
 //!    second (wssh only);
-//! 7. connect time to the first output byte ([`connect`]): p50 and p99.
+//! 7. connect time to the first output byte ([`connect`]): p50 and p99;
+//! 8. reattaching to a live shell ([`reattach`]): time to the first resumed byte, idle and busy;
+//! 9. one controller and 20 observers on a shell ([`observers`]): every byte to every
+//!    observer, the controller's echo;
+//! 10. server memory per idle detached shell ([`detached`]);
+//! 11. recording's cost ([`recording`]): throughput and echo with and without, and the server's
+//!     memory during a 1 GB `cat` into a recorded shell.
 //!
 //! Prints the results as tables, writes `target/bench/report.json` ([`report`]) and one SVG
 //! chart per figure ([`chart`]). `docs/performance.md` explains the numbers. A target is
@@ -26,13 +32,19 @@
 mod api;
 mod chart;
 mod connect;
+mod detached;
 mod echo;
 mod framing;
 mod http;
 mod install;
+mod live;
+mod live_report;
 mod memory;
+mod observers;
 mod process;
 mod raw_pty;
+mod reattach;
+mod recording;
 mod report;
 mod shells;
 mod stats;
@@ -57,6 +69,9 @@ use self::system::Machine;
 use self::target::{Programs, Result, Target};
 use self::wssh::{Auth, Launch, WsshTarget};
 
+/// The number of figures.
+const FIGURES: u8 = 11;
+
 /// Connections of the API figure.
 const API_CONNECTIONS: usize = 64;
 
@@ -76,8 +91,8 @@ pub(crate) struct Args {
     /// Concurrent shells of figure 4, instead of 1,000 (100 with --quick).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=10_000))]
     shells: Option<u16>,
-    /// Run only these figures, e.g. `--figures 3,5` (default: all seven).
-    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=7))]
+    /// Run only these figures, e.g. `--figures 3,5` (default: all of them).
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=i64::from(FIGURES)))]
     figures: Vec<u8>,
     /// Also measure wssh started with these extra `serve` arguments, as targets of their own
     /// in every figure, taking turns with the others: an A/B of a setting in one run, e.g.
@@ -97,7 +112,7 @@ impl Args {
         if let Some(shells) = self.shells {
             parameters.many_shells = usize::from(shells);
         }
-        parameters.figures = if self.figures.is_empty() { (1..=7).collect() } else { self.figures.clone() };
+        parameters.figures = if self.figures.is_empty() { (1..=FIGURES).collect() } else { self.figures.clone() };
         parameters.figures.sort_unstable();
         parameters.figures.dedup();
         parameters
@@ -118,6 +133,9 @@ impl Args {
                 many_seconds: 3,
                 api_seconds: 1.0,
                 storm_seconds: 2,
+                reattaches: 30,
+                observer_samples: 300,
+                big_cat_bytes: 64 << 20,
                 figures: Vec::new(),
             }
         } else {
@@ -133,6 +151,9 @@ impl Args {
                 many_seconds: 30,
                 api_seconds: 10.0,
                 storm_seconds: 10,
+                reattaches: 200,
+                observer_samples: 2_000,
+                big_cat_bytes: 1_000_000_000,
                 figures: Vec::new(),
             }
         }
@@ -259,6 +280,8 @@ struct Peers {
     targets: Vec<Arc<dyn Target>>,
     /// Peers skipped, with the reason.
     skipped: Vec<report::Skipped>,
+    /// terminado, when it is there: its named terminals reattach (figure 8).
+    terminado: Option<Arc<terminado::Terminado>>,
 }
 
 impl Peers {
@@ -279,17 +302,16 @@ impl Peers {
             install::ttyd()
                 .map(|binary| -> Arc<dyn Target> { Arc::new(ttyd::Ttyd::new(binary, work.clone(), programs.clone())) }),
         );
-        add(
-            "terminado",
-            install::terminado().map(|python| -> Arc<dyn Target> {
-                Arc::new(terminado::Terminado::new(python, work.clone(), programs.clone()))
-            }),
-        );
+        let terminado = install::terminado()
+            .map(|python| Arc::new(terminado::Terminado::new(python, work.clone(), programs.clone())));
+        let named_terminals = terminado.as_ref().ok().cloned();
+        add("terminado", terminado.map(|terminado| -> Arc<dyn Target> { terminado }));
         add(
             "wetty",
             install::wetty()
                 .map(|main| -> Arc<dyn Target> { Arc::new(wetty::Wetty::new(main, work.clone(), programs.clone())) }),
         );
+        peers.terminado = named_terminals;
         peers
     }
 
@@ -311,6 +333,9 @@ impl Peers {
             match outcome {
                 Ok(()) => kept.push(target),
                 Err(error) => {
+                    if target.name() == "terminado" {
+                        self.terminado = None;
+                    }
                     eprintln!("bench: skipping {}: {error}", target.name());
                     self.skipped.push(report::Skipped { target: target.name().to_owned(), reason: error.to_string() });
                 }
@@ -405,6 +430,55 @@ async fn measure(
         eprintln!("bench: [{:>5.1} s] login storm", clock.elapsed().as_secs_f64());
         storm = storm::measure(&api_targets, heavy, parameters.storm_seconds).await?;
     }
+    // The live-shell figures: servers with the default detach timeout (300 s), and the busy
+    // program of figure 8.
+    let live_targets: Vec<WsshTarget> = std::iter::once(&launch)
+        .chain(&compared)
+        .map(|launch| {
+            let live = launch.variant(
+                "",
+                serde_json::json!({ "shell_detach_timeout_seconds": null }),
+                vec![reattach::busy_session()],
+            );
+            WsshTarget::new(live, Framing::Native, Auth::Token)
+        })
+        .collect();
+    let live_targets: Vec<&WsshTarget> = live_targets.iter().collect();
+    let mut reattach = Vec::new();
+    if wanted(8) {
+        eprintln!("bench: [{:>5.1} s] reattach", clock.elapsed().as_secs_f64());
+        reattach = reattach::measure(&live_targets, peers.terminado.as_deref(), runs, parameters.reattaches).await?;
+    }
+    let mut observers = Vec::new();
+    if wanted(9) {
+        eprintln!("bench: [{:>5.1} s] controller and observers", clock.elapsed().as_secs_f64());
+        observers = observers::measure(&live_targets, runs, parameters.observer_samples).await?;
+    }
+    let mut detached = Vec::new();
+    if wanted(10) {
+        eprintln!("bench: [{:>5.1} s] memory per detached shell", clock.elapsed().as_secs_f64());
+        detached = detached::measure(&live_targets, heavy, parameters.idle_shells).await?;
+    }
+    let mut recording = None;
+    if wanted(11) {
+        eprintln!("bench: [{:>5.1} s] recording", clock.elapsed().as_secs_f64());
+        let plain = WsshTarget::new(launch.clone(), Framing::Native, Auth::Basic);
+        let times = recording::times(parameters.big_cat_bytes, parameters.file_bytes);
+        let recorded = launch.variant(
+            ", recorded",
+            serde_json::json!({ "record_all_shells": true }),
+            vec![recording::big_cat_session(&launch.programs.file, times)],
+        );
+        let recorded = WsshTarget::new(recorded, Framing::Native, Auth::Basic);
+        let sizes = recording::Sizes {
+            runs,
+            heavy_runs: heavy,
+            file_bytes: parameters.file_bytes,
+            echo_samples: parameters.echo_samples,
+            ticks,
+        };
+        recording = Some(recording::measure(&plain, &recorded, sizes).await?);
+    }
     eprintln!("bench: [{:>5.1} s] done", clock.elapsed().as_secs_f64());
 
     Ok(Report {
@@ -420,6 +494,10 @@ async fn measure(
         shells,
         api,
         storm,
+        reattach,
+        observers,
+        detached,
+        recording,
     })
 }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::chart::{self, Caption, Chart};
 use super::system::Machine;
 use super::target::Result;
-use super::{api, connect, echo, memory, shells, storm, throughput};
+use super::{api, connect, detached, echo, memory, observers, reattach, recording, shells, storm, throughput};
 
 /// What a run was asked to do.
 #[derive(Debug, Clone, Serialize)]
@@ -35,7 +35,13 @@ pub(crate) struct Parameters {
     pub(crate) api_seconds: f64,
     /// Length of one login-storm phase, in seconds.
     pub(crate) storm_seconds: u64,
-    /// The figures run (1 to 7).
+    /// Reattaches per case of figure 8.
+    pub(crate) reattaches: usize,
+    /// The controller's keystrokes per phase of figure 9.
+    pub(crate) observer_samples: usize,
+    /// What figure 11's long `cat` prints, about, in bytes.
+    pub(crate) big_cat_bytes: u64,
+    /// The figures run (1 to 11).
     pub(crate) figures: Vec<u8>,
 }
 
@@ -75,6 +81,14 @@ pub(crate) struct Report {
     pub(crate) api: Vec<api::Figure>,
     /// Figure 6 (empty when left out).
     pub(crate) storm: Vec<storm::Figure>,
+    /// Figure 8 (empty when left out).
+    pub(crate) reattach: Vec<reattach::Figure>,
+    /// Figure 9 (empty when left out).
+    pub(crate) observers: Vec<observers::Figure>,
+    /// Figure 10 (empty when left out).
+    pub(crate) detached: Vec<detached::Figure>,
+    /// Figure 11 (absent when left out).
+    pub(crate) recording: Option<recording::Figure>,
 }
 
 /// `value` with `decimals` decimals, or `–` when absent.
@@ -282,6 +296,7 @@ impl Report {
                 );
             }
         }
+        self.live_tables(&mut out);
         out
     }
 
@@ -381,6 +396,7 @@ impl Report {
                 &rows(self.connect.iter().map(|f| (f.target.clone(), vec![f.p50_us / 1e3, f.p99_us / 1e3])).collect()),
             ));
         }
+        self.live_charts(caption, &mut charts);
         charts
     }
 

@@ -48,7 +48,16 @@ pub(crate) struct Launch {
     pub(crate) programs: Arc<Programs>,
     /// Arguments added to `wssh serve` (`--compare`); none for the server as deployed.
     pub(crate) extra_args: Vec<String>,
+    /// Top-level configuration keys set on top of the bench's (e.g. `record_all_shells`).
+    pub(crate) config: serde_json::Map<String, serde_json::Value>,
+    /// Sessions configured beside one per [`Program`] and `bash` (a figure's own programs).
+    pub(crate) extra_sessions: Vec<serde_json::Value>,
+    /// Added to the targets' names, e.g. `, recorded`.
+    pub(crate) label: String,
 }
+
+/// The live-shell limits of the bench's servers (per user and in all): above any figure's count.
+const SHELL_LIMIT: usize = 100_000;
 
 /// Folders of servers started, across every [`Launch`].
 static STARTED: AtomicU64 = AtomicU64::new(0);
@@ -56,8 +65,58 @@ static STARTED: AtomicU64 = AtomicU64::new(0);
 impl Launch {
     /// Servers of `binary` with folders under `work`, offering `programs`, started with
     /// `extra_args` added.
+    ///
+    /// Shells end with their last connection (`shell_detach_timeout_seconds: 0`), as before
+    /// live shells: the figures that open and close shells (3, 4, 6) measure open shells, not
+    /// closed ones lingering detached. Their output still goes through the shell's history.
+    /// The live-shell figures start servers with the default timeout ([`Launch::variant`]).
+    /// The live-shell limits (50 per user, 1,000 in all by default) are lifted: every shell
+    /// of the bench is the administrator's, and figure 4 opens 1,000 or more.
     pub(crate) fn new(binary: PathBuf, work: PathBuf, programs: Arc<Programs>, extra_args: Vec<String>) -> Arc<Launch> {
-        Arc::new(Launch { binary, work, programs, extra_args })
+        let mut config = serde_json::Map::new();
+        config.insert("shell_detach_timeout_seconds".into(), json!(0));
+        config.insert("shell_limit_per_user".into(), json!(SHELL_LIMIT));
+        config.insert("shell_limit_total".into(), json!(SHELL_LIMIT));
+        Arc::new(Launch {
+            binary,
+            work,
+            programs,
+            extra_args,
+            config,
+            extra_sessions: Vec::new(),
+            label: String::new(),
+        })
+    }
+
+    /// The same servers with `config` keys set over this launch's (a `null` value removes the
+    /// key, leaving the server's default), `sessions` added, and `label` added to the names.
+    pub(crate) fn variant(
+        &self,
+        label: &str,
+        config: serde_json::Value,
+        sessions: Vec<serde_json::Value>,
+    ) -> Arc<Launch> {
+        let mut merged = self.config.clone();
+        if let serde_json::Value::Object(config) = config {
+            for (key, value) in config {
+                if value.is_null() {
+                    merged.remove(&key);
+                } else {
+                    merged.insert(key, value);
+                }
+            }
+        }
+        let mut extra_sessions = self.extra_sessions.clone();
+        extra_sessions.extend(sessions);
+        Arc::new(Launch {
+            binary: self.binary.clone(),
+            work: self.work.clone(),
+            programs: self.programs.clone(),
+            extra_args: self.extra_args.clone(),
+            config: merged,
+            extra_sessions,
+            label: format!("{}{label}", self.label),
+        })
     }
 }
 
@@ -73,6 +132,8 @@ pub(crate) struct WsshServer {
     basic: String,
     /// `Authorization: Bearer wssh_…`, an access token of the administrator.
     bearer: String,
+    /// Its folder: configuration, log, data directory.
+    folder: PathBuf,
 }
 
 impl WsshServer {
@@ -93,11 +154,15 @@ impl WsshServer {
             })
             .collect();
         sessions.push(json!({ "name": "bash", "cmd": "bash", "args": ["--norc", "-i"], "dir": Programs::DIR }));
-        let config = json!({
+        sessions.extend(launch.extra_sessions.iter().cloned());
+        let mut config = json!({
             "initial_credentials": [{ "username": "admin", "password": password }],
             "initial_sessions": sessions,
             "servers": [{ "port": "0", "protocol": "http" }],
         });
+        if let serde_json::Value::Object(config) = &mut config {
+            config.extend(launch.config.clone());
+        }
         let config_path = work.join("config.json");
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
         let log = std::fs::File::create(work.join("stderr.log"))?;
@@ -138,7 +203,7 @@ impl WsshServer {
             let _ = child.wait();
             return Err(format!("wssh did not start; see {}", work.join("stderr.log").display()).into());
         };
-        let mut server = WsshServer { child, addr, password, basic, bearer: String::new() };
+        let mut server = WsshServer { child, addr, password, basic, bearer: String::new(), folder: work.clone() };
         server.bearer = server.mint_token().await?;
         Ok(server)
     }
@@ -195,6 +260,7 @@ pub(crate) enum Auth {
 }
 
 /// wssh in one framing, authenticated one way.
+#[derive(Clone)]
 pub(crate) struct WsshTarget {
     /// How to start a server.
     launch: Arc<Launch>,
@@ -215,7 +281,8 @@ impl WsshTarget {
         };
         let variant =
             if launch.extra_args.is_empty() { String::new() } else { format!(" [{}]", launch.extra_args.join(" ")) };
-        WsshTarget { launch, framing, auth, name: format!("wssh {}{suffix}{variant}", framing.label()) }
+        let label = launch.label.clone();
+        WsshTarget { launch, framing, auth, name: format!("wssh {}{suffix}{label}{variant}", framing.label()) }
     }
 }
 
@@ -228,13 +295,23 @@ pub(crate) struct ApiAccess {
     pub(crate) password: String,
     /// `Bearer wssh_…`, an access token of the administrator.
     pub(crate) bearer: String,
+    /// The server's process id.
+    pub(crate) pid: u32,
+    /// The server's folder (its data directory is `data/` in it).
+    pub(crate) folder: PathBuf,
 }
 
 impl WsshTarget {
     /// Starts an instance, and says how to reach its API (the API figures).
     pub(crate) async fn start_with_api(&self) -> Result<(Box<dyn Instance>, ApiAccess)> {
         let server = WsshServer::start(&self.launch).await?;
-        let access = ApiAccess { addr: server.addr, password: server.password.clone(), bearer: server.bearer.clone() };
+        let access = ApiAccess {
+            addr: server.addr,
+            password: server.password.clone(),
+            bearer: server.bearer.clone(),
+            pid: server.pid(),
+            folder: server.folder.clone(),
+        };
         let authorization = match self.auth {
             Auth::Basic => server.basic.clone(),
             Auth::Token => server.bearer.clone(),
