@@ -50,7 +50,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "| target | echo p50 µs alone | echo p99 µs alone | echo p50 µs observed | echo p99 µs observed | \
-                 observers with every byte | bytes per observer |"
+                 observers with every byte | bytes each observer received, all runs |"
             );
             let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
             for figure in &self.observers {

@@ -109,8 +109,12 @@ pub(crate) async fn measure(
             });
         }
     }
+    // A peer that fails here loses its rows, with the reason printed, and does not end the run.
     if let Some(terminado) = terminado {
-        figures.extend(measure_terminado(terminado, rounds, total).await?);
+        match measure_terminado(terminado, rounds, total).await {
+            Ok(rows) => figures.extend(rows),
+            Err(error) => eprintln!("bench: warning: reattach, terminado left out: {error}"),
+        }
     }
     Ok(figures)
 }
