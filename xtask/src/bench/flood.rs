@@ -1,4 +1,4 @@
-//! Figure 12, a real user's login during a password flood (issue 18): the real user logs in
+//! Figure 14, a real user's login during a password flood (issue 18): the real user logs in
 //! with the right password (`POST /auth/login`, from 127.0.0.3, four times a second, each on a
 //! new connection), first in a quiet phase, then while a flood of wrong passwords keeps
 //! [`FLOOD_IN_FLIGHT`] logins in flight from 250 other loopback addresses
@@ -136,7 +136,7 @@ impl Figure {
     pub(crate) fn table(&self, out: &mut String) {
         let _ = writeln!(
             out,
-            "\n### 12. A real user's password login during a flood of wrong passwords ({FLOOD_IN_FLIGHT} in flight \
+            "\n### 14. A real user's password login during a flood of wrong passwords ({FLOOD_IN_FLIGHT} in flight \
              from {FLOOD_ADDRESSES} addresses; median of {} runs)\n",
             self.phases.len() / 2
         );
@@ -206,7 +206,7 @@ impl Figure {
             ]
         };
         chart::bars(
-            "12-password-flood.svg",
+            "14-password-flood.svg",
             "12. A real user's password login, quiet and during a flood (lower is better)",
             caption,
             "ms",

@@ -1,4 +1,4 @@
-//! Figure 11, many idle connections (issue 18): one client address (127.0.0.1) opens 10,000
+//! Figure 13, many idle connections (issue 18): one client address (127.0.0.1) opens 10,000
 //! connections and holds them, half idle (nothing sent) and half half-sent (a request line and
 //! one header, never the blank line). Meanwhile `/healthz` is probed from another address, and
 //! a real user (a third address) logs in with a password and opens a shell, again and again.
@@ -179,7 +179,7 @@ impl Figure {
         let Some(first) = self.runs.first() else { return };
         let _ = writeln!(
             out,
-            "\n### 11. {} connections held by one client address for {} s (median of {} runs)\n",
+            "\n### 13. {} connections held by one client address for {} s (median of {} runs)\n",
             first.connections,
             self.hold_seconds,
             self.runs.len()
@@ -217,7 +217,7 @@ impl Figure {
     pub(crate) fn chart(&self, caption: Caption<'_>) -> Chart {
         let connections = self.runs.first().map_or(0, |run| run.connections);
         chart::bars(
-            "11-idle-connections.svg",
+            "13-idle-connections.svg",
             &format!("11. /healthz while one address holds {connections} connections (lower is better)"),
             caption,
             "ms",

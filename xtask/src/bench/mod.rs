@@ -17,11 +17,17 @@
 //! 6. a login storm ([`storm`]): the shells' echo p99 with and without 20 password logins a
 //!    second (wssh only);
 //! 7. connect time to the first output byte ([`connect`]): p50 and p99;
-//! 10. revocation propagation across two nodes on one PostgreSQL ([`propagation`]): p50, p99
+//! 8. reattaching to a live shell ([`reattach`]): time to the first resumed byte, idle and busy;
+//! 9. one controller and 20 observers on a shell ([`observers`]): every byte to every
+//!    observer, the controller's echo;
+//! 10. server memory per idle detached shell ([`detached`]);
+//! 11. recording's cost ([`recording`]): throughput and echo with and without, and the server's
+//!     memory during a 1 GB `cat` into a recorded shell.
+//! 12. revocation propagation across two nodes on one PostgreSQL ([`propagation`]): p50, p99
 //!     (figures 5 and 6 also run wssh on PostgreSQL, [`postgres`]);
-//! 11. `/healthz` and a real user while one address holds 10,000 idle connections ([`idle`]);
-//! 12. a real user's password login during a flood of wrong passwords ([`flood`]);
-//! 13. teardown of 500 shells dropped at once, and `/healthz` meanwhile ([`teardown`]).
+//! 13. `/healthz` and a real user while one address holds 10,000 idle connections ([`idle`]);
+//! 14. a real user's password login during a flood of wrong passwords ([`flood`]);
+//! 15. teardown of 500 shells dropped at once, and `/healthz` meanwhile ([`teardown`]).
 //!
 //! Prints the results as tables, writes `target/bench/report.json` ([`report`]) and one SVG
 //! chart per figure ([`chart`]). `docs/performance.md` explains the numbers. A target is
@@ -31,18 +37,24 @@
 mod api;
 mod chart;
 mod connect;
+mod detached;
 mod echo;
 mod flood;
 mod framing;
 mod http;
 mod idle;
 mod install;
+mod live;
+mod live_report;
 mod loopback;
 mod memory;
+mod observers;
 mod postgres;
 mod process;
 mod propagation;
 mod raw_pty;
+mod reattach;
+mod recording;
 mod report;
 mod shells;
 mod stats;
@@ -72,7 +84,7 @@ use self::wssh::{Auth, Launch, WsshTarget};
 const API_CONNECTIONS: usize = 64;
 
 /// Every figure's number.
-const FIGURES: [u8; 11] = [1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13];
+const FIGURES: [u8; 15] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
 
 /// A figure number of `--figures`.
 fn figure_number(text: &str) -> std::result::Result<u8, String> {
@@ -96,7 +108,7 @@ pub(crate) struct Args {
     /// Concurrent shells of figure 4, instead of 1,000 (100 with --quick).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=10_000))]
     shells: Option<u16>,
-    /// Run only these figures, e.g. `--figures 3,5` (default: all; 1 to 7, 10 to 13).
+    /// Run only these figures, e.g. `--figures 3,5` (default: all; 1 to 15).
     #[arg(long, value_delimiter = ',', value_parser = figure_number)]
     figures: Vec<u8>,
     /// Also measure wssh started with these extra `serve` arguments, as targets of their own
@@ -143,6 +155,9 @@ impl Args {
                 idle_seconds: 2,
                 flood_seconds: 3,
                 teardown_shells: 500,
+                reattaches: 30,
+                observer_samples: 300,
+                big_cat_bytes: 64 << 20,
                 figures: Vec::new(),
             }
         } else {
@@ -163,6 +178,9 @@ impl Args {
                 idle_seconds: 5,
                 flood_seconds: 10,
                 teardown_shells: 500,
+                reattaches: 200,
+                observer_samples: 2_000,
+                big_cat_bytes: 1_000_000_000,
                 figures: Vec::new(),
             }
         }
@@ -309,6 +327,8 @@ struct Peers {
     targets: Vec<Arc<dyn Target>>,
     /// Peers skipped, with the reason.
     skipped: Vec<report::Skipped>,
+    /// terminado, when it is there: its named terminals reattach (figure 8).
+    terminado: Option<Arc<terminado::Terminado>>,
 }
 
 impl Peers {
@@ -329,17 +349,16 @@ impl Peers {
             install::ttyd()
                 .map(|binary| -> Arc<dyn Target> { Arc::new(ttyd::Ttyd::new(binary, work.clone(), programs.clone())) }),
         );
-        add(
-            "terminado",
-            install::terminado().map(|python| -> Arc<dyn Target> {
-                Arc::new(terminado::Terminado::new(python, work.clone(), programs.clone()))
-            }),
-        );
+        let terminado = install::terminado()
+            .map(|python| Arc::new(terminado::Terminado::new(python, work.clone(), programs.clone())));
+        let named_terminals = terminado.as_ref().ok().cloned();
+        add("terminado", terminado.map(|terminado| -> Arc<dyn Target> { terminado }));
         add(
             "wetty",
             install::wetty()
                 .map(|main| -> Arc<dyn Target> { Arc::new(wetty::Wetty::new(main, work.clone(), programs.clone())) }),
         );
+        peers.terminado = named_terminals;
         peers
     }
 
@@ -361,6 +380,9 @@ impl Peers {
             match outcome {
                 Ok(()) => kept.push(target),
                 Err(error) => {
+                    if target.name() == "terminado" {
+                        self.terminado = None;
+                    }
                     eprintln!("bench: skipping {}: {error}", target.name());
                     self.skipped.push(report::Skipped { target: target.name().to_owned(), reason: error.to_string() });
                 }
@@ -457,8 +479,57 @@ async fn measure(
         eprintln!("bench: [{:>5.1} s] login storm", clock.elapsed().as_secs_f64());
         storm = storm::measure(&api_targets, heavy, parameters.storm_seconds).await?;
     }
+    // The live-shell figures: servers with the default detach timeout (300 s), and the busy
+    // program of figure 8.
+    let live_targets: Vec<WsshTarget> = std::iter::once(&launch)
+        .chain(&compared)
+        .map(|launch| {
+            let live = launch.variant(
+                "",
+                serde_json::json!({ "shell_detach_timeout_seconds": null }),
+                vec![reattach::busy_session()],
+            );
+            WsshTarget::new(live, Framing::Native, Auth::Token)
+        })
+        .collect();
+    let live_targets: Vec<&WsshTarget> = live_targets.iter().collect();
+    let mut reattach = Vec::new();
+    if wanted(8) {
+        eprintln!("bench: [{:>5.1} s] reattach", clock.elapsed().as_secs_f64());
+        reattach = reattach::measure(&live_targets, peers.terminado.as_deref(), runs, parameters.reattaches).await?;
+    }
+    let mut observers = Vec::new();
+    if wanted(9) {
+        eprintln!("bench: [{:>5.1} s] controller and observers", clock.elapsed().as_secs_f64());
+        observers = observers::measure(&live_targets, runs, parameters.observer_samples).await?;
+    }
+    let mut detached = Vec::new();
+    if wanted(10) {
+        eprintln!("bench: [{:>5.1} s] memory per detached shell", clock.elapsed().as_secs_f64());
+        detached = detached::measure(&live_targets, heavy, parameters.idle_shells).await?;
+    }
+    let mut recording = None;
+    if wanted(11) {
+        eprintln!("bench: [{:>5.1} s] recording", clock.elapsed().as_secs_f64());
+        let plain = WsshTarget::new(launch.clone(), Framing::Native, Auth::Basic);
+        let times = recording::times(parameters.big_cat_bytes, parameters.file_bytes);
+        let recorded = launch.variant(
+            ", recorded",
+            serde_json::json!({ "record_all_shells": true }),
+            vec![recording::big_cat_session(&launch.programs.file, times)],
+        );
+        let recorded = WsshTarget::new(recorded, Framing::Native, Auth::Basic);
+        let sizes = recording::Sizes {
+            runs,
+            heavy_runs: heavy,
+            file_bytes: parameters.file_bytes,
+            echo_samples: parameters.echo_samples,
+            ticks,
+        };
+        recording = Some(recording::measure(&plain, &recorded, sizes).await?);
+    }
     let mut propagation = None;
-    if wanted(10)
+    if wanted(12)
         && let Some(on_postgres) = &on_postgres
     {
         eprintln!("bench: [{:>5.1} s] revocation propagation across nodes", clock.elapsed().as_secs_f64());
@@ -467,7 +538,7 @@ async fn measure(
     // The hardening figures (issue 18), on wssh as deployed.
     let hardened = WsshTarget::new(launch.clone(), Framing::Native, Auth::Token);
     let mut idle = None;
-    if wanted(11) {
+    if wanted(13) {
         eprintln!(
             "bench: [{:>5.1} s] {} idle connections from one address",
             clock.elapsed().as_secs_f64(),
@@ -477,19 +548,19 @@ async fn measure(
         idle = Some(idle::measure(&hardened, heavy, parameters.idle_connections, hold).await?);
     }
     let mut flood = None;
-    if wanted(12) {
+    if wanted(14) {
         eprintln!("bench: [{:>5.1} s] password flood", clock.elapsed().as_secs_f64());
         flood = Some(flood::measure(&hardened, heavy, parameters.flood_seconds).await?);
     }
     let mut teardown = None;
-    if wanted(13) {
+    if wanted(15) {
         eprintln!(
             "bench: [{:>5.1} s] teardown of {} shells",
             clock.elapsed().as_secs_f64(),
             parameters.teardown_shells
         );
         // A shell ends with its last connection (no detach timeout), as issue 18 measured it.
-        let ending = launch.with_setting("shell_detach_timeout_seconds", serde_json::json!(0));
+        let ending = launch.variant("", serde_json::json!({ "shell_detach_timeout_seconds": 0 }), Vec::new());
         let ending = WsshTarget::new(ending, Framing::Native, Auth::Token);
         teardown = Some(teardown::measure(&ending, heavy, parameters.teardown_shells).await?);
     }
@@ -508,6 +579,10 @@ async fn measure(
         shells,
         api,
         storm,
+        reattach,
+        observers,
+        detached,
+        recording,
         propagation,
         idle,
         flood,
@@ -532,8 +607,8 @@ mod tests {
     #[test]
     fn figure_numbers_are_the_figures_that_exist() {
         assert_eq!(figure_number("10"), Ok(10));
-        assert_eq!(figure_number(" 13"), Ok(13));
-        assert!(figure_number("8").is_err());
+        assert_eq!(figure_number(" 15"), Ok(15));
+        assert!(figure_number("16").is_err());
         assert!(figure_number("0").is_err());
         assert!(figure_number("x").is_err());
     }

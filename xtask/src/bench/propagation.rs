@@ -1,4 +1,4 @@
-//! Figure 10, revocation propagation across nodes (issue 16): two `wssh serve` processes on
+//! Figure 12, revocation propagation across nodes (issue 16): two `wssh serve` processes on
 //! one PostgreSQL database. Each sample mints an access token on one node, has the other node
 //! accept it (so that node holds it resolved in memory), starts a request loop on that other
 //! node (`GET /sessions` with the token on a keep-alive connection, one request a millisecond),
@@ -194,7 +194,7 @@ impl Figure {
     pub(crate) fn table(&self, out: &mut String, runs: usize) {
         let _ = writeln!(
             out,
-            "\n### 10. Revocation propagation: {} nodes on one PostgreSQL ({}), {} samples over {runs} runs\n",
+            "\n### 12. Revocation propagation: {} nodes on one PostgreSQL ({}), {} samples over {runs} runs\n",
             self.nodes, self.database, self.samples
         );
         let _ = writeln!(out, "| target | p50 ms | p99 ms | max ms | revocation round trip p50 ms | errors |");
@@ -215,7 +215,7 @@ impl Figure {
     /// The figure's chart.
     pub(crate) fn chart(&self, caption: Caption<'_>) -> Chart {
         chart::bars(
-            "10-propagation.svg",
+            "12-propagation.svg",
             &format!("10. Token revoked on one node, refused by another ({} nodes; lower is better)", self.nodes),
             caption,
             "ms",

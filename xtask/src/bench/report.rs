@@ -8,7 +8,10 @@ use serde::Serialize;
 use super::chart::{self, Caption, Chart};
 use super::system::Machine;
 use super::target::Result;
-use super::{api, connect, echo, flood, idle, memory, propagation, shells, storm, teardown, throughput};
+use super::{
+    api, connect, detached, echo, flood, idle, memory, observers, propagation, reattach, recording, shells, storm,
+    teardown, throughput,
+};
 
 /// What a run was asked to do.
 #[derive(Debug, Clone, Serialize)]
@@ -35,17 +38,23 @@ pub(crate) struct Parameters {
     pub(crate) api_seconds: f64,
     /// Length of one login-storm phase, in seconds.
     pub(crate) storm_seconds: u64,
-    /// Samples of the propagation figure (10), all runs together.
+    /// Reattaches per case of figure 8.
+    pub(crate) reattaches: usize,
+    /// The controller's keystrokes per phase of figure 9.
+    pub(crate) observer_samples: usize,
+    /// What figure 11's long `cat` prints, about, in bytes.
+    pub(crate) big_cat_bytes: u64,
+    /// Samples of the propagation figure (12), all runs together.
     pub(crate) propagation_samples: usize,
-    /// Connections one address tries to hold in figure 11.
+    /// Connections one address tries to hold in figure 15.
     pub(crate) idle_connections: usize,
     /// How long it holds them, in seconds.
     pub(crate) idle_seconds: u64,
-    /// Length of each phase of figure 12, in seconds.
+    /// Length of each phase of figure 14, in seconds.
     pub(crate) flood_seconds: u64,
-    /// Shells dropped at once in figure 13.
+    /// Shells dropped at once in figure 15.
     pub(crate) teardown_shells: usize,
-    /// The figures run.
+    /// The figures run (1 to 15).
     pub(crate) figures: Vec<u8>,
 }
 
@@ -85,13 +94,21 @@ pub(crate) struct Report {
     pub(crate) api: Vec<api::Figure>,
     /// Figure 6 (empty when left out).
     pub(crate) storm: Vec<storm::Figure>,
-    /// Figure 10 (absent when left out or without PostgreSQL).
-    pub(crate) propagation: Option<propagation::Figure>,
+    /// Figure 8 (empty when left out).
+    pub(crate) reattach: Vec<reattach::Figure>,
+    /// Figure 9 (empty when left out).
+    pub(crate) observers: Vec<observers::Figure>,
+    /// Figure 10 (empty when left out).
+    pub(crate) detached: Vec<detached::Figure>,
     /// Figure 11 (absent when left out).
-    pub(crate) idle: Option<idle::Figure>,
-    /// Figure 12 (absent when left out).
-    pub(crate) flood: Option<flood::Figure>,
+    pub(crate) recording: Option<recording::Figure>,
+    /// Figure 12 (absent when left out or without PostgreSQL).
+    pub(crate) propagation: Option<propagation::Figure>,
     /// Figure 13 (absent when left out).
+    pub(crate) idle: Option<idle::Figure>,
+    /// Figure 14 (absent when left out).
+    pub(crate) flood: Option<flood::Figure>,
+    /// Figure 15 (absent when left out).
     pub(crate) teardown: Option<teardown::Figure>,
 }
 
@@ -311,6 +328,7 @@ PostgreSQL ÷ SQLite, req/s: {:.0}% (target ≥ 50%)",
                 );
             }
         }
+        self.live_tables(&mut out);
         if let Some(propagation) = &self.propagation {
             propagation.table(&mut out, p.heavy_runs);
         }
@@ -422,6 +440,7 @@ PostgreSQL ÷ SQLite, req/s: {:.0}% (target ≥ 50%)",
                 &rows(self.connect.iter().map(|f| (f.target.clone(), vec![f.p50_us / 1e3, f.p99_us / 1e3])).collect()),
             ));
         }
+        self.live_charts(caption, &mut charts);
         if let Some(propagation) = &self.propagation {
             charts.push(propagation.chart(caption));
         }

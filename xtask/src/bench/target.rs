@@ -90,7 +90,7 @@ impl Programs {
 }
 
 /// `path` as one single-quoted shell word.
-fn shell_quote(path: &Path) -> String {
+pub(crate) fn shell_quote(path: &Path) -> String {
     format!("'{}'", path.to_string_lossy().replace('\'', r"'\''"))
 }
 

@@ -1,4 +1,4 @@
-//! Figure 13, mass teardown (issue 18): 500 `cat` shells (native framing, token, from 50
+//! Figure 15, mass teardown (issue 18): 500 `cat` shells (native framing, token, from 50
 //! loopback addresses so the per-address cap does not apply), each confirmed by an echo, are
 //! dropped at once (their TCP connections closed with no WebSocket close). The figure is the
 //! time from the drop until the server has no child process left (every program reaped), and
@@ -123,7 +123,7 @@ impl Figure {
         let Some(first) = self.runs.first() else { return };
         let _ = writeln!(
             out,
-            "\n### 13. Teardown of {} shells dropped at once (median of {} runs)\n",
+            "\n### 15. Teardown of {} shells dropped at once (median of {} runs)\n",
             first.shells,
             self.runs.len()
         );
@@ -154,7 +154,7 @@ impl Figure {
     pub(crate) fn chart(&self, caption: Caption<'_>) -> Chart {
         let shells = self.runs.first().map_or(0, |run| run.shells);
         chart::bars(
-            "13-teardown.svg",
+            "15-teardown.svg",
             &format!("13. {shells} shells dropped at once (lower is better)"),
             caption,
             "ms",

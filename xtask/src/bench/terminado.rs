@@ -54,22 +54,31 @@ impl Target for Terminado {
 
     fn start(&self) -> BoxFuture<'_, Result<Box<dyn Instance>>> {
         Box::pin(async move {
-            let number = self.started.fetch_add(1, Ordering::Relaxed);
-            let script = self.work.join("terminado_server.py");
-            std::fs::write(&script, LAUNCHER)?;
             let routes: serde_json::Map<String, Value> = Program::ALL
                 .iter()
                 .map(|&program| (program.session_name().to_owned(), json!(self.programs.argv(program))))
                 .collect();
-            let mut command = Command::new(&self.python);
-            command.arg(&script).arg(Value::Object(routes).to_string()).arg(Programs::DIR).current_dir(Programs::DIR);
-            let log = self.work.join(format!("terminado-{number}.log"));
-            let mut process = ServerProcess::spawn("terminado", command, &log)?;
-            let port = process.wait_for_port("listening on", START_LIMIT).await?;
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let (process, addr) = self.spawn(routes).await?;
             let instance: Box<dyn Instance> = Box::new(TerminadoInstance { process, addr });
             Ok(instance)
         })
+    }
+}
+
+impl Terminado {
+    /// Starts terminado serving `routes` (path name → argument vector; a name starting with
+    /// `named-` is served at `/NAME/TERM` by a `NamedTermManager`, whose terminals outlive
+    /// their WebSockets); returns the process and where it listens.
+    pub(crate) async fn spawn(&self, routes: serde_json::Map<String, Value>) -> Result<(ServerProcess, SocketAddr)> {
+        let number = self.started.fetch_add(1, Ordering::Relaxed);
+        let script = self.work.join("terminado_server.py");
+        std::fs::write(&script, LAUNCHER)?;
+        let mut command = Command::new(&self.python);
+        command.arg(&script).arg(Value::Object(routes).to_string()).arg(Programs::DIR).current_dir(Programs::DIR);
+        let log = self.work.join(format!("terminado-{number}.log"));
+        let mut process = ServerProcess::spawn("terminado", command, &log)?;
+        let port = process.wait_for_port("listening on", START_LIMIT).await?;
+        Ok((process, SocketAddr::from(([127, 0, 0, 1], port))))
     }
 }
 

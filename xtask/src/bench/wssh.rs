@@ -54,9 +54,16 @@ pub(crate) struct Launch {
     /// When set, every server gets a fresh database on this PostgreSQL (`--database URL`)
     /// instead of SQLite in its data directory, and its targets' names end in ", PostgreSQL".
     pub(crate) postgres: Option<Arc<Postgres>>,
-    /// Top-level configuration keys added to (or replacing) the bench's own.
-    pub(crate) settings: Vec<(String, serde_json::Value)>,
+    /// Top-level configuration keys set on top of the bench's (e.g. `record_all_shells`).
+    pub(crate) config: serde_json::Map<String, serde_json::Value>,
+    /// Sessions configured beside one per [`Program`] and `bash` (a figure's own programs).
+    pub(crate) extra_sessions: Vec<serde_json::Value>,
+    /// Added to the targets' names, e.g. `, recorded`.
+    pub(crate) label: String,
 }
+
+/// The live-shell limits of the bench's servers (per user and in all): above any figure's count.
+const SHELL_LIMIT: usize = 100_000;
 
 /// Folders of servers started, across every [`Launch`].
 static STARTED: AtomicU64 = AtomicU64::new(0);
@@ -64,8 +71,28 @@ static STARTED: AtomicU64 = AtomicU64::new(0);
 impl Launch {
     /// Servers of `binary` with folders under `work`, offering `programs`, started with
     /// `extra_args` added.
+    ///
+    /// Shells end with their last connection (`shell_detach_timeout_seconds: 0`), as before
+    /// live shells: the figures that open and close shells (3, 4, 6) measure open shells, not
+    /// closed ones lingering detached. Their output still goes through the shell's history.
+    /// The live-shell figures start servers with the default timeout ([`Launch::variant`]).
+    /// The live-shell limits (50 per user, 1,000 in all by default) are lifted: every shell
+    /// of the bench is the administrator's, and figure 4 opens 1,000 or more.
     pub(crate) fn new(binary: PathBuf, work: PathBuf, programs: Arc<Programs>, extra_args: Vec<String>) -> Arc<Launch> {
-        Arc::new(Launch { binary, work, programs, extra_args, postgres: None, settings: Vec::new() })
+        let mut config = serde_json::Map::new();
+        config.insert("shell_detach_timeout_seconds".into(), json!(0));
+        config.insert("shell_limit_per_user".into(), json!(SHELL_LIMIT));
+        config.insert("shell_limit_total".into(), json!(SHELL_LIMIT));
+        Arc::new(Launch {
+            binary,
+            work,
+            programs,
+            extra_args,
+            postgres: None,
+            config,
+            extra_sessions: Vec::new(),
+            label: String::new(),
+        })
     }
 
     /// The same servers, each on a fresh database of `postgres`.
@@ -76,21 +103,41 @@ impl Launch {
             programs: self.programs.clone(),
             extra_args: self.extra_args.clone(),
             postgres: Some(postgres),
-            settings: self.settings.clone(),
+            config: self.config.clone(),
+            extra_sessions: self.extra_sessions.clone(),
+            label: self.label.clone(),
         })
     }
 
-    /// The same servers with the configuration key `key` set to `value`.
-    pub(crate) fn with_setting(&self, key: &str, value: serde_json::Value) -> Arc<Launch> {
-        let mut settings = self.settings.clone();
-        settings.push((key.to_owned(), value));
+    /// The same servers with `config` keys set over this launch's (a `null` value removes the
+    /// key, leaving the server's default), `sessions` added, and `label` added to the names.
+    pub(crate) fn variant(
+        &self,
+        label: &str,
+        config: serde_json::Value,
+        sessions: Vec<serde_json::Value>,
+    ) -> Arc<Launch> {
+        let mut merged = self.config.clone();
+        if let serde_json::Value::Object(config) = config {
+            for (key, value) in config {
+                if value.is_null() {
+                    merged.remove(&key);
+                } else {
+                    merged.insert(key, value);
+                }
+            }
+        }
+        let mut extra_sessions = self.extra_sessions.clone();
+        extra_sessions.extend(sessions);
         Arc::new(Launch {
             binary: self.binary.clone(),
             work: self.work.clone(),
             programs: self.programs.clone(),
             extra_args: self.extra_args.clone(),
             postgres: self.postgres.clone(),
-            settings,
+            config: merged,
+            extra_sessions,
+            label: format!("{}{label}", self.label),
         })
     }
 }
@@ -109,6 +156,8 @@ pub(crate) struct WsshServer {
     bearer: String,
     /// The PostgreSQL database it alone uses, dropped after the server stopped.
     _database: Option<ScratchDatabase>,
+    /// Its folder: configuration, log, data directory.
+    folder: PathBuf,
 }
 
 impl WsshServer {
@@ -143,16 +192,14 @@ impl WsshServer {
             })
             .collect();
         sessions.push(json!({ "name": "bash", "cmd": "bash", "args": ["--norc", "-i"], "dir": Programs::DIR }));
+        sessions.extend(launch.extra_sessions.iter().cloned());
         let mut config = json!({
             "initial_credentials": [{ "username": "admin", "password": password }],
             "initial_sessions": sessions,
             "servers": [{ "port": "0", "protocol": "http" }],
-            // The figures open up to 10,000 shells (`--shells`), all as the administrator.
-            "shell_limit_per_user": 20_000,
-            "shell_limit_total": 20_000,
         });
-        for (key, value) in &launch.settings {
-            config[key.as_str()] = value.clone();
+        if let serde_json::Value::Object(config) = &mut config {
+            config.extend(launch.config.clone());
         }
         let config_path = work.join("config.json");
         std::fs::write(&config_path, serde_json::to_vec_pretty(&config)?)?;
@@ -198,7 +245,8 @@ impl WsshServer {
             let _ = child.wait();
             return Err(format!("wssh did not start; see {}", work.join("stderr.log").display()).into());
         };
-        let mut server = WsshServer { child, addr, password, basic, bearer: String::new(), _database: None };
+        let mut server =
+            WsshServer { child, addr, password, basic, bearer: String::new(), _database: None, folder: work.clone() };
         server.bearer = server.mint_token().await?;
         Ok(server)
     }
@@ -210,7 +258,13 @@ impl WsshServer {
 
     /// How to reach its API.
     pub(crate) fn access(&self) -> ApiAccess {
-        ApiAccess { addr: self.addr, password: self.password.clone(), bearer: self.bearer.clone() }
+        ApiAccess {
+            addr: self.addr,
+            password: self.password.clone(),
+            bearer: self.bearer.clone(),
+            pid: self.pid(),
+            folder: self.folder.clone(),
+        }
     }
 
     /// Creates an access token (`POST /tokens` with the administrator's password) and returns
@@ -260,6 +314,7 @@ pub(crate) enum Auth {
 }
 
 /// wssh in one framing, authenticated one way.
+#[derive(Clone)]
 pub(crate) struct WsshTarget {
     /// How to start a server.
     launch: Arc<Launch>,
@@ -281,7 +336,8 @@ impl WsshTarget {
         let database = if launch.postgres.is_some() { ", PostgreSQL" } else { "" };
         let variant =
             if launch.extra_args.is_empty() { String::new() } else { format!(" [{}]", launch.extra_args.join(" ")) };
-        WsshTarget { launch, framing, auth, name: format!("wssh {}{suffix}{database}{variant}", framing.label()) }
+        let name = format!("wssh {}{suffix}{database}{}{variant}", framing.label(), launch.label);
+        WsshTarget { launch, framing, auth, name }
     }
 }
 
@@ -294,6 +350,10 @@ pub(crate) struct ApiAccess {
     pub(crate) password: String,
     /// `Bearer wssh_…`, an access token of the administrator.
     pub(crate) bearer: String,
+    /// The server's process id.
+    pub(crate) pid: u32,
+    /// The server's folder (its data directory is `data/` in it).
+    pub(crate) folder: PathBuf,
 }
 
 impl WsshTarget {
