@@ -2,14 +2,21 @@
 //! fresh database on the server named by `WSSH_TEST_DATABASE_URL` (these tests say so and pass
 //! when it is not set; `.ci/run` sets it). A user created on one node signs in on another, a
 //! token revoked on one is refused on another within a second, and failed logins counted on
-//! every node lock out at the count one node allows.
+//! every node lock out at the count one node allows. A live shell opened on one node is listed
+//! on the others and ended through them; a node killed with SIGKILL leaves the registry within
+//! a few heartbeats; disabling a user on one node ends their shells on another within a second.
 
 mod support;
 
 use std::time::{Duration, Instant};
 
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use support::{Server, default_config, password_auth, token_auth};
+use support::{ADMIN_PASSWORD, Server, default_config, password_auth, token_auth};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use wssh_store_postgres::scratch::ScratchDatabase;
 
 /// Three servers on one fresh database, each with its own data directory.
@@ -81,4 +88,177 @@ async fn failed_logins_across_nodes_lock_out_at_the_count_of_one_node() {
         let locked = client.list("/sessions", &json!({ "authorization": support::admin() })).await;
         assert_eq!(locked.status, 429, "{}", locked.text);
     }
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{user}:{password}"))
+    )
+}
+
+fn admin_basic() -> String {
+    basic("admin", ADMIN_PASSWORD)
+}
+
+/// A native connection to a live shell (docs/protocol.md).
+struct Conn {
+    socket: WebSocketStream<TcpStream>,
+    /// The `0x04` message.
+    hello: Value,
+    /// Data bytes received.
+    output: Vec<u8>,
+    /// `0x05` messages and `0x06` bodies seen.
+    notices: usize,
+    closed: Option<u16>,
+}
+
+/// Opens `path` on `server` in the native framing; the HTTP status on refusal.
+async fn open(server: &Server, path: &str, authorization: &str) -> Result<Conn, u16> {
+    let mut request = format!("ws://{}{path}", server.addr).into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "wssh.v1".parse().unwrap());
+    request.headers_mut().insert("authorization", authorization.parse().unwrap());
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let mut socket = match tokio_tungstenite::client_async(request, stream).await {
+        Ok((socket, _)) => socket,
+        Err(WsError::Http(response)) => return Err(response.status().as_u16()),
+        Err(other) => panic!("handshake failed: {other}"),
+    };
+    socket.send(Message::Binary(vec![1, 0, 80, 0, 24].into())).await.unwrap();
+    let frame = tokio::time::timeout(Duration::from_secs(20), socket.next()).await.unwrap().unwrap().unwrap();
+    let Message::Binary(frame) = frame else { panic!("binary frame first, got {frame:?}") };
+    assert_eq!(frame[0], 0x04, "the shell message comes first");
+    let hello = serde_json::from_slice(&frame[1..]).unwrap();
+    Ok(Conn { socket, hello, output: Vec::new(), notices: 0, closed: None })
+}
+
+impl Conn {
+    fn id(&self) -> String {
+        self.hello["shell"].as_str().unwrap().to_owned()
+    }
+
+    async fn type_text(&mut self, text: &str) {
+        let mut frame = vec![0];
+        frame.extend_from_slice(text.as_bytes());
+        self.socket.send(Message::Binary(frame.into())).await.unwrap();
+    }
+
+    /// Reads one frame; false once the connection is over.
+    async fn pump(&mut self, deadline: tokio::time::Instant) -> bool {
+        let next = tokio::time::timeout_at(deadline, self.socket.next()).await.expect("timed out reading the shell");
+        match next {
+            Some(Ok(Message::Binary(frame))) => match frame[0] {
+                0x00 => self.output.extend_from_slice(&frame[1..]),
+                0x05 | 0x06 => self.notices += 1,
+                _ => {}
+            },
+            Some(Ok(Message::Close(frame))) => {
+                self.closed = Some(frame.map_or(1005, |frame| u16::from(frame.code)));
+                return false;
+            }
+            Some(Ok(_)) => {}
+            Some(Err(_)) | None => {
+                self.closed.get_or_insert(1006);
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn read_until(&mut self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !self.output.windows(needle.len()).any(|window| window == needle.as_bytes()) {
+            assert!(self.pump(deadline).await, "closed before {needle:?}");
+        }
+    }
+
+    async fn read_to_close(&mut self) -> u16 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.pump(deadline).await {}
+        self.closed.unwrap()
+    }
+}
+
+/// `GET /api/shells` on `server` as `authorization`.
+async fn shells(server: &Server, authorization: &str) -> Vec<Value> {
+    let reply = server.client().raw("GET", "/api/shells", &[("authorization", authorization)], Vec::new()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json["shells"].as_array().unwrap().clone()
+}
+
+/// Waits (up to `limit`) until `server` lists exactly the shells `ids`; how long it took.
+async fn listed_within(server: &Server, ids: &[&str], limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let listed = shells(server, &admin_basic()).await;
+        let mut listed: Vec<&str> = listed.iter().filter_map(|shell| shell["id"].as_str()).collect();
+        listed.sort_unstable();
+        let mut wanted = ids.to_vec();
+        wanted.sort_unstable();
+        if listed == wanted {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "{} lists {listed:?}, not {wanted:?}", server.addr);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_shell_opened_on_a_is_listed_on_every_node_and_ended_through_b() {
+    let Some((_database, _temps, [a, b, c])) = three_nodes("cluster_listing", default_config()) else { return };
+    let mut conn = open(&a, "/bash", &admin_basic()).await.unwrap();
+    conn.type_text("echo listed-$((3+3))\r").await;
+    conn.read_until("listed-6").await;
+    let id = conn.id();
+
+    // A lists its own at once; B and C within a heartbeat, with the same node.
+    let on_a = shells(&a, &admin_basic()).await;
+    assert_eq!(on_a.len(), 1);
+    let node = on_a[0]["node"].as_str().unwrap().to_owned();
+    for other in [&b, &c] {
+        listed_within(other, &[&id], Duration::from_secs(3)).await;
+        let listed = shells(other, &admin_basic()).await;
+        let shell = &listed[0];
+        assert_eq!(shell["node"], node.as_str(), "{shell}");
+        assert_eq!((shell["session"].as_str(), shell["owner"].as_str()), (Some("bash"), Some("admin")));
+        assert_eq!((shell["cols"].as_u64(), shell["rows"].as_u64()), (Some(80), Some(24)));
+        assert_eq!(shell["clients"], json!([{ "user": "admin", "mode": "control" }]));
+        assert!(shell["detached_since"].is_null());
+    }
+    // B's own shell is listed with another node.
+    let own = open(&b, "/bash", &admin_basic()).await.unwrap();
+    listed_within(&c, &[&id, &own.id()], Duration::from_secs(3)).await;
+    let nodes: Vec<Value> = shells(&c, &admin_basic()).await.iter().map(|shell| shell["node"].clone()).collect();
+    assert_eq!(nodes.len(), 2);
+    assert_ne!(nodes[0], nodes[1]);
+    // Ended through C, B's shell goes.
+    let mut own = own;
+    let reply = c
+        .client()
+        .raw("DELETE", &format!("/api/shells/{}", own.id()), &[("authorization", &admin_basic())], Vec::new())
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.text);
+    own.read_to_close().await;
+    listed_within(&a, &[&id], Duration::from_secs(5)).await;
+
+    // Someone without the shell permissions sees none of it on B and cannot end it there.
+    support::create_user(&a.client(), "bob", "bob-password-1").await;
+    let bob = basic("bob", "bob-password-1");
+    assert!(shells(&b, &bob).await.is_empty());
+    let path = format!("/api/shells/{id}");
+    let reply = b.client().raw("DELETE", &path, &[("authorization", &bob)], Vec::new()).await;
+    assert_eq!(reply.status, 404, "{}", reply.text);
+
+    // The administrator ends it through B: A ends it, its client is told.
+    let reply = b.client().raw("DELETE", &path, &[("authorization", &admin_basic())], Vec::new()).await;
+    assert_eq!(reply.status, 204, "{}", reply.text);
+    let started = Instant::now();
+    assert_eq!(conn.read_to_close().await, 1001);
+    eprintln!("ended through B after {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    for node in [&a, &b, &c] {
+        listed_within(node, &[], Duration::from_secs(5)).await;
+    }
+    let reply = b.client().raw("DELETE", &path, &[("authorization", &admin_basic())], Vec::new()).await;
+    assert_eq!(reply.status, 404, "{}", reply.text);
 }

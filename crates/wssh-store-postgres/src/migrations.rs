@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "audit_recordings", sql: include_str!("../migrations/0002_audit_recordings.sql") },
     Migration { version: 3, name: "run_as", sql: include_str!("../migrations/0003_run_as.sql") },
     Migration { version: 4, name: "recording_order", sql: include_str!("../migrations/0004_recording_order.sql") },
+    Migration { version: 6, name: "live_shells", sql: include_str!("../migrations/0006_live_shells.sql") },
 ];
 
 /// Where a database stands.

@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 8, name: "audit", sql: include_str!("../migrations/0008_audit.sql") },
     Migration { version: 9, name: "recordings", sql: include_str!("../migrations/0009_recordings.sql") },
     Migration { version: 10, name: "run_as", sql: include_str!("../migrations/0010_run_as.sql") },
+    Migration { version: 12, name: "live_shells", sql: include_str!("../migrations/0012_live_shells.sql") },
 ];
 
 /// Where a database stands.

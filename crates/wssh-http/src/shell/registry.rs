@@ -845,6 +845,8 @@ pub(crate) struct Registry {
     shells: Mutex<HashMap<String, Arc<LiveShell>>>,
     /// Whether the access watchdog runs.
     watching: AtomicBool,
+    /// Wakes the cluster heartbeat: a shell started or ended.
+    pub(crate) changed: Notify,
 }
 
 /// How often the watchdog looks at share links, and whether anything stored changed.
@@ -856,7 +858,12 @@ const FULL_RECHECK: Duration = Duration::from_secs(10);
 impl Registry {
     /// A registry with `settings`.
     pub(crate) fn new(settings: ShellSettings) -> Self {
-        Registry { settings, shells: Mutex::new(HashMap::new()), watching: AtomicBool::new(false) }
+        Registry {
+            settings,
+            shells: Mutex::new(HashMap::new()),
+            watching: AtomicBool::new(false),
+            changed: Notify::new(),
+        }
     }
 
     /// How many live shells there are.
@@ -936,6 +943,7 @@ impl Registry {
         });
         super::audit::started(auth, &owner, &shell.id, session, size.cols, size.rows, recorded);
         self.lock().insert(shell.id.clone(), shell.clone());
+        self.changed.notify_one();
         tokio::spawn(shell.clone().run(process, self.settings.detach_timeout, self.clone()));
         Ok((shell, attachment))
     }
@@ -991,6 +999,7 @@ impl Registry {
 
     fn remove(&self, id: &str) {
         self.lock().remove(id);
+        self.changed.notify_one();
     }
 }
 
