@@ -262,3 +262,76 @@ async fn a_shell_opened_on_a_is_listed_on_every_node_and_ended_through_b() {
     let reply = b.client().raw("DELETE", &path, &[("authorization", &admin_basic())], Vec::new()).await;
     assert_eq!(reply.status, 404, "{}", reply.text);
 }
+
+#[tokio::test]
+async fn a_killed_nodes_shells_leave_the_registry_within_a_few_heartbeats_and_a_stopped_nodes_at_once() {
+    let Some((_database, _temps, [a, mut b, c])) = three_nodes("cluster_dead_node", default_config()) else { return };
+    let mut on_a = open(&a, "/bash", &admin_basic()).await.unwrap();
+    on_a.type_text("echo up-$((2+2))\r").await;
+    on_a.read_until("up-4").await;
+    let on_b = open(&b, "/bash", &admin_basic()).await.unwrap();
+    let on_c = open(&c, "/bash", &admin_basic()).await.unwrap();
+    let (id_a, id_b, id_c) = (on_a.id(), on_b.id(), on_c.id());
+    listed_within(&c, &[&id_a, &id_b, &id_c], Duration::from_secs(3)).await;
+
+    // A dies without a word: within a few heartbeats (1 s each, three missed) its shell is
+    // no longer listed anywhere.
+    std::process::Command::new("kill").args(["-KILL", &a.pid().to_string()]).status().unwrap();
+    let killed = Instant::now();
+    let gone = listed_within(&b, &[&id_b, &id_c], Duration::from_secs(8)).await;
+    eprintln!("a killed node's shell left the registry after {:?}", killed.elapsed());
+    assert!(gone <= Duration::from_secs(8));
+    listed_within(&c, &[&id_b, &id_c], Duration::from_secs(1)).await;
+    drop(a);
+
+    // B and C keep serving: shells, logins, the API.
+    let mut fresh = open(&c, "/bash", &admin_basic()).await.unwrap();
+    fresh.type_text("echo still-$((3+3))\r").await;
+    fresh.read_until("still-6").await;
+    support::create_user(&b.client(), "carol", "carol-password-1").await;
+    support::login(&c.client(), "carol", "carol-password-1").await;
+
+    // B stops cleanly: its shells are gone from the registry by the time it has exited.
+    drop(on_b);
+    assert!(b.terminate().success());
+    let listed: Vec<Value> = shells(&c, &admin_basic()).await;
+    let ids: Vec<&str> = listed.iter().filter_map(|shell| shell["id"].as_str()).collect();
+    assert!(!ids.contains(&id_b.as_str()), "a stopped node's shell is still listed: {ids:?}");
+    assert!(ids.contains(&id_c.as_str()) && ids.contains(&fresh.id().as_str()), "{ids:?}");
+}
+
+/// Creates a user through `POST /user` (seed 004) on `server`; its id.
+async fn new_user(server: &Server, username: &str, password: &str) -> i64 {
+    let body = json!({ "username": username, "password": password });
+    let reply = server.client().json("POST", "/user", &[("authorization", &admin_basic())], &body).await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    reply.json["data"]["id"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn disabling_a_user_on_a_ends_their_shells_on_b_within_a_second() {
+    let Some((_database, _temps, [a, b, c])) = three_nodes("cluster_disable", default_config()) else { return };
+    let alice_id = new_user(&a, "alice", "alice-password-1").await;
+    let alice = basic("alice", "alice-password-1");
+    let mut on_b = open(&b, "/bash", &alice).await.unwrap();
+    on_b.type_text("echo ready-$((5+5))\r").await;
+    on_b.read_until("ready-10").await;
+    let mut on_c = open(&c, "/bash", &alice).await.unwrap();
+    on_c.type_text("echo ready-$((5+5))\r").await;
+    on_c.read_until("ready-10").await;
+
+    let disable = json!({ "status": "1" });
+    let reply =
+        a.client().json("PUT", &format!("/user/{alice_id}"), &[("authorization", &admin_basic())], &disable).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let started = Instant::now();
+    on_b.read_to_close().await;
+    let on_b_after = started.elapsed();
+    on_c.read_to_close().await;
+    let on_c_after = started.elapsed();
+    eprintln!("disabled on A: shell on B closed after {on_b_after:?}, on C after {on_c_after:?}");
+    // One second is the bound; the margin is for a loaded test machine.
+    assert!(on_b_after < Duration::from_millis(1500), "took {on_b_after:?}");
+    assert!(on_c_after < Duration::from_millis(1500), "took {on_c_after:?}");
+    listed_within(&a, &[], Duration::from_secs(5)).await;
+}
