@@ -335,3 +335,70 @@ async fn disabling_a_user_on_a_ends_their_shells_on_b_within_a_second() {
     assert!(on_c_after < Duration::from_millis(1500), "took {on_c_after:?}");
     listed_within(&a, &[], Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_shell_opened_on_a_is_attached_through_c_with_exact_resume() {
+    let Some((_database, _temps, [a, b, c])) = three_nodes("cluster_attach", default_config()) else { return };
+    let mut first = open(&a, "/bash", &admin_basic()).await.unwrap();
+    let id = first.id();
+    first.type_text("seq 1 20000; echo DONE-$((40+2))\r").await;
+    first.read_until("DONE-42").await;
+    let whole = first.output.clone();
+    let end = whole.windows(7).position(|window| window == b"DONE-42").unwrap() + 7;
+    drop(first);
+    listed_within(&c, &[&id], Duration::from_secs(3)).await;
+
+    // Through C, from the middle: the bytes from that offset on, exactly.
+    let offset = end / 2;
+    let mut through = open(&c, &format!("/bash?shell={id}&offset={offset}"), &admin_basic()).await.unwrap();
+    assert_eq!(through.id(), id);
+    assert_eq!(through.hello["offset"].as_u64(), Some(offset as u64), "the first data byte is the one asked for");
+    through.read_until("DONE-42").await;
+    assert_eq!(&through.output[..end - offset], &whole[offset..end], "the relayed stream equals the direct one");
+    assert_eq!(through.notices, 0, "no gap with the history big enough");
+    // Input goes the other way; the shell is the same one.
+    through.type_text("echo via-c-$((6*7)) on $$\r").await;
+    through.read_until("via-c-42").await;
+    drop(through);
+
+    // Reattached through B at the end of what it saw: nothing lost, nothing repeated.
+    let mut again = open(&b, &format!("/bash?shell={id}&offset={end}"), &admin_basic()).await.unwrap();
+    again.type_text("echo again-$((7*6))\r").await;
+    again.read_until("again-42").await;
+    let text = String::from_utf8_lossy(&again.output).into_owned();
+    assert!(text.contains("via-c-42") && !text.contains("DONE-42"), "{text}");
+
+    // The owning node checks the client's own credential: a wrong password, and a user
+    // without the shell permissions, are refused as on A itself.
+    let path = format!("/bash?shell={id}&mode=observe");
+    assert_eq!(open(&c, &path, &basic("admin", "wrong-password")).await.err(), Some(401));
+    support::create_user(&a.client(), "bob", "bob-password-1").await;
+    assert_eq!(open(&c, &path, &basic("bob", "bob-password-1")).await.err(), Some(404));
+    assert_eq!(open(&c, &path, &admin_basic()).await.map(|conn| conn.id()).ok(), Some(id.clone()));
+}
+
+#[tokio::test]
+async fn a_forged_node_signature_is_refused() {
+    let Some((_database, _temps, [a, _b, _c])) = three_nodes("cluster_forged", default_config()) else { return };
+    let conn = open(&a, "/bash", &admin_basic()).await.unwrap();
+    for signature in [
+        "garbage",
+        "1700000000.AAAA",
+        &format!(
+            "{}.bm90LWEtbWFj",
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+        ),
+    ] {
+        let mut request = format!("ws://{}/bash?shell={}", a.addr, conn.id()).into_client_request().unwrap();
+        request.headers_mut().insert("sec-websocket-protocol", "wssh.v1".parse().unwrap());
+        request.headers_mut().insert("authorization", admin_basic().parse().unwrap());
+        request.headers_mut().insert("x-wssh-node", signature.parse().unwrap());
+        request.headers_mut().insert("x-wssh-node-client", "203.0.113.9".parse().unwrap());
+        let stream = TcpStream::connect(a.addr).await.unwrap();
+        match tokio_tungstenite::client_async(request, stream).await {
+            Err(WsError::Http(response)) => assert_eq!(response.status().as_u16(), 401, "{signature}"),
+            other => panic!("a forged node signature was accepted: {:?}", other.map(|_| ())),
+        }
+    }
+    assert!(!a.log().contains("bm90LWEtbWFj"), "signatures are not logged");
+}

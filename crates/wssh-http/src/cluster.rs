@@ -3,8 +3,9 @@
 //! to end), and leaving the registry on a clean stop. The registry's rules are `wssh-core`'s
 //! (`wssh_core::cluster`).
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
+use wssh_auth::node::NodeKey;
 use wssh_core::cluster::{HEARTBEAT_INTERVAL, ShellClientRecord, ShellRecord};
 
 use crate::SharedState;
@@ -17,6 +18,8 @@ pub(crate) struct Node {
     pub(crate) id: String,
     /// The URL other nodes reach it at (`node_url`, else its first listener).
     url: Mutex<Option<String>>,
+    /// The cluster's node key, once read from the store.
+    key: OnceLock<NodeKey>,
 }
 
 impl Default for Node {
@@ -24,7 +27,7 @@ impl Default for Node {
         let mut bytes = [0u8; 6];
         wssh_auth::secret::fill_random(&mut bytes);
         let id: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
-        Node { id, url: Mutex::new(None) }
+        Node { id, url: Mutex::new(None), key: OnceLock::new() }
     }
 }
 
@@ -42,6 +45,20 @@ impl Node {
     /// Sets the URL.
     pub(crate) fn set_url(&self, url: String) {
         *self.url.lock().unwrap_or_else(PoisonError::into_inner) = Some(url);
+    }
+
+    /// The cluster's node key (read from the store once; call from a blocking thread).
+    pub(crate) fn key(&self, state: &crate::AppState) -> Option<NodeKey> {
+        if let Some(key) = self.key.get() {
+            return Some(key.clone());
+        }
+        match state.services.node_key() {
+            Ok(key) => Some(self.key.get_or_init(|| key).clone()),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the node key");
+                None
+            }
+        }
     }
 }
 
