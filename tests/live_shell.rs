@@ -749,6 +749,39 @@ async fn a_revoked_token_disconnects_its_client_within_a_second() {
     owner.read_until("still-6").await;
 }
 
+#[tokio::test]
+async fn a_token_that_expires_disconnects_its_client_within_a_second_of_its_expiry() {
+    let server = server_with(json!({}));
+    let client = server.client();
+    let (identifier, token) = support::login(&client, "admin", ADMIN_PASSWORD).await;
+    let mut owner = open(&server, "/bash", &admin_basic()).await.unwrap();
+    owner.type_text("echo ready-$((5+5))\r").await;
+    owner.read_until("ready-10").await;
+    // The token expires in about three seconds: the clock moves, nothing stored changes.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let changed = server.execute_sql(
+        "UPDATE access_tokens SET expires_at = strftime('%s', 'now') + 3 WHERE identifier = ?1",
+        "UPDATE access_tokens SET expires_at = extract(epoch FROM now())::BIGINT + 3 WHERE identifier = $1",
+        &identifier,
+    );
+    assert_eq!(changed, 1);
+    // Past the server's one-second memory of resolved tokens, so the attach sees the expiry.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut by_token = open(&server, &format!("/bash?shell={}", owner.id()), &format!("Bearer {token}")).await.unwrap();
+    by_token.read_until("ready-10").await;
+    by_token.read_to_close().await;
+    let closed_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    // The expiry is at most the next whole second after `now` plus three; a second more is
+    // allowed (the full re-check of every credential comes only every ten).
+    let expiry = Duration::from_secs(now.as_secs() + 4);
+    assert!(closed_at < expiry + Duration::from_millis(1000), "closed {:?} after the expiry", closed_at - expiry);
+    assert!(closed_at + Duration::from_secs(1) >= expiry, "closed before the token expired");
+    assert_eq!(by_token.closed, Some(1008));
+    assert_eq!(by_token.errors, ["access ended"]);
+    owner.type_text("echo still-$((3+3))\r").await;
+    owner.read_until("still-6").await;
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find_map(|line| line.strip_prefix("VmRSS:")).unwrap();

@@ -568,3 +568,64 @@ fn serve_refuses_an_initial_session_whose_account_does_not_exist() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("wssh-no-such-account"), "{stderr}");
 }
+
+/// go_ws_sh's framing has no reattach, so its shell ends with its connection; it must also end
+/// when its owner's access does, as a live shell would.
+#[tokio::test]
+async fn a_go_ws_sh_shell_ends_within_a_second_when_its_access_ends() {
+    let server = server_with_sh();
+    let client = server.client();
+    // A user disabled (seed 004's PUT /user/{id}) while the shell runs.
+    let reply = client
+        .json(
+            "POST",
+            "/user",
+            &[("authorization", &basic("admin", ADMIN_PASSWORD))],
+            &json!({ "username": "carol", "password": "carol-pw-1" }),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let carol_id = reply.json["data"]["id"].as_i64().unwrap();
+    let mut carols = connect(&server, "/bash", &[], Some(&basic("carol", "carol-pw-1"))).await.unwrap();
+    carols.resize(80, 24).await;
+    carols.type_text("echo shell=$$; echo ready-$((5+5))\r").await;
+    let output = carols.read_until("ready-10").await;
+    let pid: i32 = output
+        .lines()
+        .find_map(|line| line.split("shell=").nth(1)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {output:?}"));
+    let disable = json!({ "status": "1" });
+    let admin = basic("admin", ADMIN_PASSWORD);
+    let reply = client.json("PUT", &format!("/user/{carol_id}"), &[("authorization", &admin)], &disable).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let started = std::time::Instant::now();
+    assert_eq!(carols.read_to_close().await, 1008);
+    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+    assert!(carols.texts.contains(&json!(["rejected", "access ended"])), "{:?}", carols.texts);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while alive(pid) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!alive(pid), "the disabled user's shell survived");
+
+    // A token revoked while its shell runs.
+    let (identifier, token) = login(&client, "admin", ADMIN_PASSWORD).await;
+    let protocol = token_protocol(&identifier, &token);
+    let mut by_token = connect(&server, "/bash", &[&protocol], None).await.unwrap();
+    by_token.resize(80, 24).await;
+    by_token.type_text("echo ready-$((5+5))\r").await;
+    by_token.read_until("ready-10").await;
+    let body = json!({ "authorization": support::admin(), "token": { "identifier": identifier } });
+    let reply = client.json("DELETE", "/tokens", &[], &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let started = std::time::Instant::now();
+    assert_eq!(by_token.read_to_close().await, 1008);
+    assert!(started.elapsed() < Duration::from_millis(1500), "took {:?}", started.elapsed());
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{user}:{password}"))
+    )
+}

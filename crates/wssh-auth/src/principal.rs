@@ -1,6 +1,6 @@
 //! The authenticated principal and its permission checks.
 
-use wssh_domain::{LoginId, Permission, PermissionSet, TokenIdentifier, UserId, Username};
+use wssh_domain::{LoginId, Permission, PermissionSet, Timestamp, TokenIdentifier, UserId, Username};
 
 use crate::AuthError;
 
@@ -27,6 +27,9 @@ pub struct Principal {
     pub permissions: PermissionSet,
     /// How it authenticated.
     pub method: AuthMethod,
+    /// When the credential stops working by itself (a token's or a login's expiry); `None`
+    /// for a password or a credential without one.
+    pub expires_at: Option<Timestamp>,
 }
 
 impl Principal {

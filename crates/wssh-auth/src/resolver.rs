@@ -324,15 +324,15 @@ impl Authenticator {
     /// permissions are the current ones. `InvalidCredentials` once that is no longer so.
     pub fn recheck(&self, principal: &Principal) -> Result<Principal, AuthError> {
         let now = Timestamp::now();
-        let (user_id, narrowed) = match &principal.method {
-            AuthMethod::Password => (principal.user_id, None),
+        let (user_id, narrowed, expires_at) = match &principal.method {
+            AuthMethod::Password => (principal.user_id, None, None),
             AuthMethod::Token(identifier) => {
                 let token = self
                     .store
                     .find_token(identifier.as_str())?
                     .filter(|token| token.is_usable(now))
                     .ok_or(AuthError::InvalidCredentials)?;
-                (token.user_id, Some(token.permissions.unwrap_or_else(PermissionSet::all)))
+                (token.user_id, Some(token.permissions.unwrap_or_else(PermissionSet::all)), token.expires_at)
             }
             AuthMethod::Login(id) => {
                 let login = self
@@ -340,7 +340,7 @@ impl Authenticator {
                     .find_login(id)?
                     .filter(|login| login.is_active(now))
                     .ok_or(AuthError::InvalidCredentials)?;
-                (login.user_id, None)
+                (login.user_id, None, Some(login.expires_at))
             }
         };
         if user_id != principal.user_id {
@@ -349,7 +349,7 @@ impl Authenticator {
         let user =
             self.store.find_user_by_id(user_id)?.filter(|user| !user.disabled).ok_or(AuthError::InvalidCredentials)?;
         let permissions = narrowed.map_or(user.permissions, |narrowed| user.permissions.intersection(narrowed));
-        Ok(Principal { user_id, username: user.username, permissions, method: principal.method.clone() })
+        Ok(Principal { user_id, username: user.username, permissions, method: principal.method.clone(), expires_at })
     }
 
     /// Whether the user still exists, is enabled and holds `permission` now: for what a user
@@ -417,6 +417,7 @@ impl Authenticator {
             username: user.username,
             permissions: user.permissions,
             method: AuthMethod::Login(login.id),
+            expires_at: Some(login.expires_at),
         };
         let resolved = Resolved { principal: principal.clone(), expires_at: Some(login.expires_at) };
         self.resolved.insert(ResolvedKey::Login(claims.login_id()), resolved, generation);
@@ -658,6 +659,7 @@ impl Authenticator {
             username: user.username,
             permissions: user.permissions,
             method: AuthMethod::Password,
+            expires_at: None,
         })
     }
 
@@ -751,6 +753,7 @@ impl Authenticator {
             username: owner.username,
             permissions,
             method: AuthMethod::Token(token.identifier),
+            expires_at: token.expires_at,
         };
         let resolved = Resolved { principal: principal.clone(), expires_at: token.expires_at };
         self.resolved.insert(ResolvedKey::Token(presented), resolved, generation);

@@ -66,6 +66,7 @@ mod tests {
             username: Username::parse(&format!("user{id}")).unwrap(),
             permissions: permissions.iter().copied().collect::<PermissionSet>(),
             method: AuthMethod::Password,
+            expires_at: None,
         }
     }
 

@@ -80,6 +80,7 @@ fn caller(fixture: &Fixture, permissions: &[Permission]) -> Principal {
         username: fixture.caller.username.clone(),
         permissions: permissions.iter().copied().collect(),
         method: AuthMethod::Password,
+        expires_at: None,
     }
 }
 
@@ -364,6 +365,7 @@ fn principal_of(user: &User) -> Principal {
         username: user.username.clone(),
         permissions: user.permissions,
         method: AuthMethod::Password,
+        expires_at: None,
     }
 }
 

@@ -272,10 +272,11 @@ pub(crate) async fn open(
                         (Framing::Native, None, Some(owner), Some(spec)) => {
                             run_live(socket, spec, owner, &state, &mut stopping).await;
                         }
-                        (Framing::GoWsSh, None, _, Some(spec)) => {
+                        (Framing::GoWsSh, None, Some(owner), Some(spec)) => {
                             let _running = state.metrics.gows_shell_running();
                             let Some(trail) = trail else { return };
-                            run_shell(socket, framing, spec, &username, stopping, &trail).await;
+                            let watch = state.shells.watch_single(owner, &state.auth);
+                            run_shell(socket, framing, spec, &username, stopping, &trail, &watch.kick).await;
                         }
                         _ => {}
                     }
@@ -401,6 +402,8 @@ enum Ending {
     Rejected(String),
     /// The server is stopping.
     ServerStopping,
+    /// The owner's credential or access ended.
+    AccessEnded,
 }
 
 fn close(code: CloseCode, reason: String) -> Message {
@@ -414,6 +417,7 @@ async fn run_shell<S>(
     username: &str,
     mut stopping: tokio::sync::watch::Receiver<bool>,
     trail: &audit::ShellAudit,
+    access_ended: &tokio::sync::Notify,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -451,6 +455,7 @@ async fn run_shell<S>(
             tokio::select! {
                 _ = &mut exited => break Ending::Exited,
                 () = server_stopping(&mut stopping) => break Ending::ServerStopping,
+                () = access_ended.notified() => break Ending::AccessEnded,
                 _ = &mut output, if output_open => output_open = false,
                 _ = pings.tick() => {
                     if last_heard.max(delivered.last()).elapsed() >= IDLE_TIMEOUT {
@@ -532,6 +537,18 @@ async fn run_shell<S>(
             tracing::info!(session = %spec.name, user = username, pid, "server stopping, shell ended");
             let _ =
                 tokio::time::timeout(Duration::from_secs(1), async { while stream.next().await.is_some() {} }).await;
+        }
+        Ending::AccessEnded => {
+            output.abort();
+            trail.detached();
+            let last_words = async {
+                let mut sink = sink.lock().await;
+                let _ = sink.send(Message::Binary(framing.rejected("access ended"))).await;
+                let _ = sink.send(close(CloseCode::Policy, "access ended".to_owned())).await;
+            };
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, last_words).await;
+            trail.ended(process.terminate(HANGUP_GRACE).await.as_ref().ok());
+            tracing::info!(session = %spec.name, user = username, pid, "access ended, shell ended");
         }
         Ending::Rejected(reason) => {
             output.abort();

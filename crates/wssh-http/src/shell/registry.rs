@@ -462,14 +462,17 @@ impl LiveShell {
         }
     }
 
-    /// Disconnects the clients whose share link stopped working (in memory: cheap, every tick).
-    fn kick_dead_shares(&self) {
+    /// Disconnects the clients whose credential ran out by itself: a share link revoked or
+    /// expired, a token or login past its expiry (in memory: cheap, every tick).
+    fn kick_expired(&self) {
         let now = Timestamp::now();
         let state = self.lock();
         for client in &state.clients {
-            if let Holder::Share(id) = &client.holder
-                && !state.shares.iter().any(|share| &share.id == id && share.live_at(now))
-            {
+            let ended = match &client.holder {
+                Holder::Share(id) => !state.shares.iter().any(|share| &share.id == id && share.live_at(now)),
+                Holder::User(principal) => principal.expires_at.is_some_and(|expiry| expiry <= now),
+            };
+            if ended {
                 client.kick.notify_one();
             }
         }
@@ -810,6 +813,24 @@ struct Checked {
     clients: HashMap<(UserId, String), Option<Option<Principal>>>,
 }
 
+impl Checked {
+    /// Whether the owner of a shell that ends with its connection keeps it: the user still
+    /// holds what an owner must, and the credential still works. A failing store keeps it.
+    fn keeps(&mut self, auth: &Authenticator, owner: &Principal) -> bool {
+        let holds = *self
+            .owners
+            .entry(owner.user_id)
+            .or_insert_with(|| auth.user_holds(owner.user_id, wssh_core::shells::OWNER_KEEPS_WITH).ok());
+        let key = (owner.user_id, format!("{:?}", owner.method));
+        let credential = self.clients.entry(key).or_insert_with(|| match auth.recheck(owner) {
+            Ok(now) => Some(Some(now)),
+            Err(wssh_auth::AuthError::InvalidCredentials) => Some(None),
+            Err(_) => None,
+        });
+        holds != Some(false) && !matches!(credential, Some(None))
+    }
+}
+
 /// Whether `principal` may attach to `shell` in `mode` (the rule is `wssh_core::shells`).
 pub(crate) fn may_attach(principal: &Principal, shell: &LiveShell, mode: Mode) -> bool {
     let mode = match mode {
@@ -843,10 +864,28 @@ pub(crate) enum StartError {
 pub(crate) struct Registry {
     settings: ShellSettings,
     shells: Mutex<HashMap<String, Arc<LiveShell>>>,
+    /// Shells that end with their one connection (go_ws_sh's framing), by number: their
+    /// owner, and what tells the connection that access ended.
+    single: Mutex<HashMap<u64, (Principal, Arc<Notify>)>>,
+    next_single: AtomicU64,
     /// Whether the access watchdog runs.
     watching: AtomicBool,
     /// Wakes the cluster heartbeat: a shell started or ended.
     pub(crate) changed: Notify,
+}
+
+/// A go_ws_sh shell watched for its owner's access; unwatched when dropped.
+pub(crate) struct SingleWatch {
+    registry: Arc<Registry>,
+    id: u64,
+    /// Notified when the owner's credential or access ended.
+    pub(crate) kick: Arc<Notify>,
+}
+
+impl Drop for SingleWatch {
+    fn drop(&mut self) {
+        self.registry.single.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.id);
+    }
 }
 
 /// How often the watchdog looks at share links, and whether anything stored changed.
@@ -858,12 +897,25 @@ const FULL_RECHECK: Duration = Duration::from_secs(10);
 impl Registry {
     /// A registry with `settings`.
     pub(crate) fn new(settings: ShellSettings) -> Self {
-        Registry {
-            settings,
-            shells: Mutex::new(HashMap::new()),
-            watching: AtomicBool::new(false),
-            changed: Notify::new(),
+        Registry { settings, ..Registry::default() }
+    }
+
+    /// Starts the access watchdog unless it runs.
+    fn ensure_watching(self: &Arc<Self>, auth: &Arc<Authenticator>) {
+        if !self.watching.swap(true, Ordering::Relaxed) {
+            tokio::spawn(self.clone().watch_access(auth.clone()));
         }
+    }
+
+    /// Watches the access of `owner`, who holds a shell that ends with its connection: the
+    /// same rules as a live shell's owner and client (a credential that stops working, a user
+    /// disabled or deleted, `sessions:connect` lost) notify the returned watch's `kick`.
+    pub(crate) fn watch_single(self: &Arc<Self>, owner: Principal, auth: &Arc<Authenticator>) -> SingleWatch {
+        self.ensure_watching(auth);
+        let id = self.next_single.fetch_add(1, Ordering::Relaxed);
+        let kick = Arc::new(Notify::new());
+        self.single.lock().unwrap_or_else(PoisonError::into_inner).insert(id, (owner, kick.clone()));
+        SingleWatch { registry: self.clone(), id, kick }
     }
 
     /// How many live shells there are.
@@ -899,9 +951,7 @@ impl Registry {
         record: impl FnOnce(&str) -> Option<super::recording::ShellRecording>,
     ) -> Result<(Arc<LiveShell>, Attachment), StartError> {
         self.check_limits(owner.username.as_str())?;
-        if !self.watching.swap(true, Ordering::Relaxed) {
-            tokio::spawn(self.clone().watch_access(auth.clone()));
-        }
+        self.ensure_watching(auth);
         let attachment = Attachment { id: 0, kick: Arc::new(Notify::new()), cursor: Arc::new(AtomicU64::new(0)) };
         let first = ClientInfo {
             id: 0,
@@ -948,7 +998,7 @@ impl Registry {
         Ok((shell, attachment))
     }
 
-    /// The access watchdog: share links every tick; every owner and attached user in the store
+    /// The access watchdog: share links and credential expiries every tick; every owner and attached user in the store
     /// whenever anything stored changed (and every [`FULL_RECHECK`] anyway). A revoked token,
     /// an ended login, a disabled or deleted user, or a lost permission takes effect within
     /// a second.
@@ -959,11 +1009,19 @@ impl Registry {
         loop {
             ticks.tick().await;
             let shells = self.all();
-            if shells.is_empty() {
+            let single: Vec<(Principal, Arc<Notify>)> =
+                self.single.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+            if shells.is_empty() && single.is_empty() {
                 continue;
             }
             for shell in &shells {
-                shell.kick_dead_shares();
+                shell.kick_expired();
+            }
+            let now = Timestamp::now();
+            for (owner, kick) in &single {
+                if owner.expires_at.is_some_and(|expiry| expiry <= now) {
+                    kick.notify_one();
+                }
             }
             let generation = auth.generation();
             if checked.is_some_and(|(seen, at)| seen == generation && at.elapsed() < FULL_RECHECK) {
@@ -976,12 +1034,17 @@ impl Registry {
                 for shell in shells {
                     shell.recheck(&auth, &mut checked);
                 }
+                for (owner, kick) in single {
+                    if !checked.keeps(&auth, &owner) {
+                        tracing::info!(user = %owner.username, "access ended, shell ended");
+                        kick.notify_one();
+                    }
+                }
             })
             .await;
         }
     }
 
-    /// The shell with this id.
     pub(crate) fn get(&self, id: &str) -> Option<Arc<LiveShell>> {
         self.lock().get(id).cloned()
     }
