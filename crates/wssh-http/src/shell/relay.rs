@@ -154,7 +154,8 @@ pub(crate) async fn relay(
 }
 
 /// Passes frames both ways until either side closes or the server stops; a close from one
-/// side is passed to the other.
+/// side is passed to the other, and a stopping server closes the client with 1001. Pings are
+/// answered hop by hop (the owning node's pings by this node), not passed on.
 async fn pipe<C, U>(
     client: WebSocketStream<C>,
     upstream: WebSocketStream<U>,
@@ -199,9 +200,13 @@ async fn pipe<C, U>(
         }
         let _ = upstream_sink.close().await;
     };
-    tokio::select! {
-        () = down => {}
-        () = up => {}
-        _ = stopping.wait_for(|stop| *stop) => {}
+    let stopped = tokio::select! {
+        () = down => false,
+        () = up => false,
+        _ = stopping.wait_for(|stop| *stop) => true,
+    };
+    if stopped {
+        let _ = client_sink.send(close(CloseCode::Away, "server shutting down".to_owned())).await;
+        let _ = upstream_sink.close().await;
     }
 }
