@@ -441,6 +441,7 @@ async fn shells_are_listed_and_ended_through_the_api() {
     let shell = &shells[0];
     assert_eq!(shell["id"], conn.id());
     assert_eq!((shell["session"].as_str(), shell["owner"].as_str()), (Some("bash"), Some("admin")));
+    assert!(shell["node"].as_str().is_some_and(|node| !node.is_empty()), "{shell}");
     assert_eq!((shell["cols"].as_u64(), shell["rows"].as_u64()), (Some(100), Some(30)));
     assert!(shell["output_bytes"].as_u64().unwrap() >= conn.output.len() as u64);
     assert_eq!(shell["clients"], json!([{ "user": "admin", "mode": "control" }]));

@@ -329,6 +329,8 @@ fn bad_configurations_are_refused_before_the_data_directory_is_touched() {
             &[("WSSH_SERVERS", r#"[{"port":1,"hots":"x"}]"#)],
             &["WSSH_SERVERS", "servers[0].hots", "servers[0].host"],
         ),
+        (json!({ "node_url": "ws://10.0.0.1:28080" }), &[], &["node_url", "http://HOST:PORT"]),
+        (json!({}), &[("WSSH_NODE_URL", "10.0.0.1:28080")], &["node_url", "http://HOST:PORT"]),
     ];
     for (config, env, expected) in cases {
         std::fs::write(root.join("config.json"), config.to_string()).unwrap();

@@ -23,6 +23,7 @@ pub mod credentials;
 mod error;
 pub mod hash_queue;
 pub mod jwt;
+pub mod node;
 pub mod password;
 mod principal;
 mod resolver;

@@ -12,6 +12,7 @@
 
 mod account;
 pub mod audit;
+pub mod cluster;
 mod error;
 pub mod limits;
 pub mod policy;

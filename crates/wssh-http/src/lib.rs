@@ -9,6 +9,7 @@
 mod access_token;
 mod alist;
 mod api;
+mod cluster;
 pub mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -68,6 +69,8 @@ pub struct AppState {
     pub deployment: Deployment,
     /// The Prometheus metrics.
     pub(crate) metrics: metrics::Metrics,
+    /// This node in the cluster's shell registry.
+    pub(crate) node: cluster::Node,
 }
 
 impl AppState {
@@ -89,6 +92,7 @@ impl AppState {
             shell_connections: tokio::sync::watch::Sender::new(0),
             deployment: Deployment::default(),
             metrics: metrics::Metrics::default(),
+            node: cluster::Node::default(),
         }
     }
 }
@@ -131,6 +135,28 @@ impl AppState {
     pub fn with_deployment(mut self, deployment: Deployment) -> Self {
         self.deployment = deployment;
         self
+    }
+
+    /// Sets the URL other nodes reach this one at (the `node_url` setting).
+    #[must_use]
+    pub fn with_node_url(self, url: Option<String>) -> Self {
+        if let Some(url) = url {
+            self.node.set_url(url.trim_end_matches('/').to_owned());
+        }
+        self
+    }
+
+    /// Starts the cluster heartbeat, which mirrors this node's live shells into the shared
+    /// registry; `fallback_url` is where other nodes reach it when no `node_url` was set.
+    pub fn start_heartbeat(self: &Arc<Self>, fallback_url: String) {
+        self.node.set_url_if_unset(fallback_url);
+        tracing::info!(node = %self.node.id, url = ?self.node.url(), "cluster node");
+        tokio::spawn(cluster::heartbeat(self.clone()));
+    }
+
+    /// Takes this node and its shells out of the shared registry (on a clean stop).
+    pub async fn leave_cluster(self: &Arc<Self>) {
+        cluster::leave(self.clone()).await;
     }
 
     /// Tells every open shell that the server is stopping: each ends its program and closes

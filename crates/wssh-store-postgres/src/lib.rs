@@ -16,6 +16,7 @@ mod migrations;
 mod roles;
 pub mod scratch;
 mod sessions;
+mod shells;
 mod throttle;
 mod tokens;
 mod users;

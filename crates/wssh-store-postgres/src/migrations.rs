@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 4, name: "recording_order", sql: include_str!("../migrations/0004_recording_order.sql") },
     Migration { version: 5, name: "detach_timeout", sql: include_str!("../migrations/0005_detach_timeout.sql") },
     Migration { version: 6, name: "session_record", sql: include_str!("../migrations/0006_session_record.sql") },
+    Migration { version: 7, name: "live_shells", sql: include_str!("../migrations/0007_live_shells.sql") },
 ];
 
 /// Where a database stands.

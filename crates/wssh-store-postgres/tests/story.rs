@@ -124,3 +124,9 @@ fn a_lost_listener_turns_the_caches_off_until_it_is_back() {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+#[test]
+fn the_shell_registry_follows_heartbeats() {
+    let Some(database) = database("shell_registry") else { return };
+    story::the_shell_registry_follows_heartbeats(&connect(&database));
+}

@@ -26,6 +26,7 @@ mod migrations;
 mod recording;
 mod roles;
 mod sessions;
+mod shells;
 mod ssh_keys;
 mod throttle;
 mod tokens;

@@ -32,6 +32,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { version: 10, name: "run_as", sql: include_str!("../migrations/0010_run_as.sql") },
     Migration { version: 11, name: "detach_timeout", sql: include_str!("../migrations/0011_detach_timeout.sql") },
     Migration { version: 12, name: "session_record", sql: include_str!("../migrations/0012_session_record.sql") },
+    Migration { version: 13, name: "live_shells", sql: include_str!("../migrations/0013_live_shells.sql") },
 ];
 
 /// Where a database stands.

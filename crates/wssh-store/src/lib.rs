@@ -16,6 +16,7 @@ pub mod dump;
 mod error;
 mod recording;
 pub mod rules;
+mod shells;
 pub mod story;
 mod throttle;
 mod traits;
@@ -24,6 +25,7 @@ pub use audit::{AuditPage, AuditStore};
 pub use cache::{ChangeCounter, StoreCache};
 pub use error::{Conflict, StoreError};
 pub use recording::{RecordingEnd, RecordingStore};
+pub use shells::{Heartbeat, ShellClientRecord, ShellRecord, ShellRegistryStore};
 pub use throttle::{FailureTimes, ThrottleStore};
 pub use traits::{
     LoginStore, PasswordChange, RoleStore, Rotation, SessionStore, SshKeyStore, Store, TokenStore, Transactional,

@@ -244,3 +244,67 @@ pub fn the_generation_moves_with_every_committed_change_and_only_then(store: &dy
     store.delete_token("1").unwrap();
     assert_ne!(store.generation(), after_session);
 }
+
+/// The cluster's shell registry: heartbeats replace a node's shells, other nodes read them,
+/// an end request reaches the owning node, dead nodes and leaving nodes take their shells
+/// with them, and none of it moves the change counter.
+pub fn the_shell_registry_follows_heartbeats(store: &dyn Store) {
+    use crate::{Heartbeat, ShellClientRecord, ShellRecord};
+    let shell = |id: &str, node: &str| ShellRecord {
+        id: id.into(),
+        node: node.into(),
+        owner: "alice".into(),
+        owner_id: wssh_domain::UserId(7),
+        session: "bash".into(),
+        created_at: 1_700_000_000,
+        cols: 80,
+        rows: 24,
+        output_bytes: 1234,
+        clients: vec![ShellClientRecord { user: "alice".into(), mode: "control".into() }],
+        detached_since: None,
+    };
+    let beat = |node: &'static str, now_ms: i64, shells: &[ShellRecord]| {
+        store
+            .heartbeat(&Heartbeat {
+                node,
+                url: if node == "a" { "http://a:1" } else { "http://b:1" },
+                now_ms,
+                expire_before_ms: now_ms - 3000,
+                shells,
+            })
+            .unwrap()
+    };
+    let generation = store.generation();
+    assert!(beat("a", 10_000, &[shell("s1", "a"), shell("s2", "a")]).is_empty());
+    assert!(beat("b", 10_100, &[shell("s3", "b")]).is_empty());
+    let listed = store.cluster_shells(7_000).unwrap();
+    let ids: Vec<(&str, &str, &str)> =
+        listed.iter().map(|(shell, url)| (shell.id.as_str(), shell.node.as_str(), url.as_str())).collect();
+    assert_eq!(ids, [("s1", "a", "http://a:1"), ("s2", "a", "http://a:1"), ("s3", "b", "http://b:1")]);
+    assert_eq!(listed[0].0, shell("s1", "a"));
+
+    // A's next heartbeat without s2 forgets it and updates s1; an end request for s1 comes
+    // back to A (and only to A) until s1 is gone.
+    let mut changed = shell("s1", "a");
+    changed.cols = 120;
+    changed.clients.clear();
+    changed.detached_since = Some(1_700_000_100);
+    assert!(store.request_shell_end("s1").unwrap());
+    assert!(!store.request_shell_end("nothing").unwrap());
+    assert!(beat("b", 11_000, &[shell("s3", "b")]).is_empty());
+    assert_eq!(beat("a", 11_000, std::slice::from_ref(&changed)), ["s1"]);
+    let listed = store.cluster_shells(8_000).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].0, changed);
+    assert!(beat("a", 11_500, &[]).is_empty());
+
+    // B stops beating: seen too long ago, it is not listed, and the next heartbeat of another
+    // node forgets it with its shells.
+    assert!(store.cluster_shells(11_001).unwrap().is_empty());
+    assert!(beat("a", 14_500, &[shell("s4", "a")]).is_empty());
+    assert_eq!(store.cluster_shells(0).unwrap().iter().map(|(shell, _)| shell.id.as_str()).collect::<Vec<_>>(), ["s4"]);
+    // A leaves: nothing is left.
+    store.leave_cluster("a").unwrap();
+    assert!(store.cluster_shells(0).unwrap().is_empty());
+    assert_eq!(store.generation(), generation, "the registry moves no cache generation");
+}

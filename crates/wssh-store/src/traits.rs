@@ -242,6 +242,7 @@ pub trait Store:
     + crate::ThrottleStore
     + crate::AuditStore
     + crate::RecordingStore
+    + crate::ShellRegistryStore
     + ChangeCounter
 {
 }
@@ -256,6 +257,7 @@ impl<T> Store for T where
         + crate::ThrottleStore
         + crate::AuditStore
         + crate::RecordingStore
+        + crate::ShellRegistryStore
         + ChangeCounter
 {
 }

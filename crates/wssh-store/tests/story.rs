@@ -35,3 +35,9 @@ fn the_generation_moves_with_every_committed_change_and_only_then() {
     let (_dir, store) = open();
     story::the_generation_moves_with_every_committed_change_and_only_then(&store);
 }
+
+#[test]
+fn the_shell_registry_follows_heartbeats() {
+    let (_dir, store) = open();
+    story::the_shell_registry_follows_heartbeats(&store);
+}

@@ -49,6 +49,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "recording_policy",
     "recording_max_age_seconds",
     "recording_max_total_bytes",
+    "node_url",
     "record_input",
     "recording_gzip",
 ];
@@ -69,6 +70,7 @@ const TEXT_KEYS: &[&str] = &[
     "audit_log",
     "recording_policy",
     "database",
+    "node_url",
 ];
 
 /// The whole configuration.
@@ -93,6 +95,9 @@ pub(crate) struct ServerConfig {
     /// wssh: a PostgreSQL URL, when `--database` is not given (default: SQLite in the data
     /// directory).
     pub(crate) database: Option<String>,
+    /// wssh: the URL other nodes of a cluster reach this one at (`http://10.0.0.5:8080`);
+    /// default: the first listener's address.
+    pub(crate) node_url: Option<String>,
     /// wssh: failed logins allowed per user or address within the window (default 10).
     pub(crate) lockout_max_failures: Option<usize>,
     /// wssh: the lockout window in seconds (default 900).

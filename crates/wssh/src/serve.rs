@@ -64,6 +64,8 @@ struct Plan {
     metrics: Option<Vec<SocketAddr>>,
     /// Where the audit log is also streamed (`--audit-log`, `audit_log`), if anywhere.
     audit_log: Option<PathBuf>,
+    /// Where other nodes reach this one (`node_url`), if set.
+    node_url: Option<String>,
     /// Shell recording: every shell or only marked templates', input or not, and how.
     recording: RecordingPlan,
 }
@@ -134,6 +136,11 @@ fn describe(plan: &Plan) -> String {
 async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> {
     let data_dir = args.data_dir.clone().or_else(|| config.data_dir.clone()).unwrap_or_else(default_data_dir);
     let database = Database::choose(args.database.as_deref().or(config.database.as_deref()), &data_dir)?;
+    if let Some(url) = &config.node_url
+        && !(url.starts_with("http://") && url.len() > "http://".len() && !url["http://".len()..].contains(['?', '#']))
+    {
+        return Err("node_url: must be an http:// URL other nodes reach this one at (http://HOST:PORT)".into());
+    }
 
     let mut users = Vec::new();
     for credential in &config.initial_credentials {
@@ -229,6 +236,7 @@ async fn plan(args: &ServeArgs, config: ServerConfig) -> Result<Plan, BoxError> 
         lockout_window: Duration::from_secs(lockout_window_seconds),
         allow_registration: config.allow_registration,
         audit_log: args.audit_log.clone().or(config.audit_log.clone()),
+        node_url: config.node_url.clone(),
         recording: recording_plan(&config)?,
         shell_settings: config.shell_settings(),
         limits: config.limits,
@@ -409,7 +417,8 @@ async fn start(plan: &Plan) -> Result<(Arc<AppState>, Bound, Vec<TcpListener>), 
         .with_listener_limits(plan.limits.listener_limits(crate::hardening::raise_open_files_limit()))
         .with_shell_settings(plan.shell_settings)
         .with_deployment(plan.deployment.clone())
-        .with_pool_probe(pool_probe);
+        .with_pool_probe(pool_probe)
+        .with_node_url(plan.node_url.clone());
     let RecordingPlan { all_shells, input, gzip, policy, retention } = plan.recording;
     let dir = plan.data_dir.join("recordings");
     let settings = wssh_http::RecordingSettings::new(dir, all_shells, input, policy, retention).with_gzip(gzip);
@@ -445,9 +454,11 @@ async fn serve(
             wssh_http::serve_metrics(listener, state, shutdown).await
         });
     }
+    let mut first_url = None;
     for (listener, tls) in listeners {
         let address = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
+        first_url.get_or_insert_with(|| format!("{scheme}://{address}"));
         tracing::info!(%address, scheme, "listening");
         if tls.is_none() && !address.ip().is_loopback() {
             tracing::warn!(
@@ -467,6 +478,9 @@ async fn serve(
         });
     }
 
+    if let Some(url) = first_url {
+        state.start_heartbeat(url);
+    }
     // Under systemd (Type=notify): ready now. Elsewhere this does nothing.
     if let Err(error) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
         tracing::debug!(%error, "cannot notify the service manager");
@@ -485,6 +499,7 @@ async fn serve(
     if tokio::time::timeout(SHELLS_CLOSING_LIMIT, state.shells_closed()).await.is_err() {
         tracing::warn!(open = state.open_shells(), "shells still open at exit");
     }
+    state.leave_cluster().await;
     Ok(())
 }
 

@@ -11,10 +11,13 @@ use wssh_auth::Principal;
 use wssh_domain::audit::AuditEvent;
 
 use super::registry::{LiveShell, Mode, Share, ShellInfo};
-use crate::SharedState;
+use wssh_core::cluster::ShellRecord;
+use wssh_domain::Timestamp;
+
 use crate::error::ApiError;
 use crate::input;
 use crate::respond::{self, Body, LoggedUser};
+use crate::{AppState, SharedState};
 
 /// The prefix this surface owns.
 const PREFIX: &str = "/api/shells";
@@ -50,18 +53,29 @@ pub(crate) async fn handle(request: Request<Incoming>, state: SharedState, peer:
         Err(error) => return respond::error(&error),
     };
     let auth_state = state.clone();
+    let remote_path = path.clone();
+    let remote_method = method.clone();
     let principal = tokio::task::spawn_blocking(move || {
-        input::authenticate(&auth_state, &headers, peer, wssh_domain::audit::Surface::Api)
+        let principal = input::authenticate(&auth_state, &headers, peer, wssh_domain::audit::Surface::Api)?;
+        let remote = remote_part(&auth_state, &principal, &remote_method, &remote_path)?;
+        Ok::<_, ApiError>((principal, remote))
     })
     .await;
-    let principal = match principal {
+    let (principal, remote) = match principal {
         Ok(Ok(principal)) => principal,
         Ok(Err(error)) => return respond::error(&error),
         Err(join_error) => return respond::error(&ApiError::internal(&join_error)),
     };
     let username = principal.username.to_string();
     let call = Call { method: &method, path: &path, body: &body, origin: &origin };
-    let mut response = answer(&call, &state, &principal).unwrap_or_else(|error| respond::error(&error));
+    let mut response = match remote {
+        Remote::Ended => {
+            tracing::info!(by = %principal.username, "shell on another node asked to end");
+            respond::empty(StatusCode::NO_CONTENT)
+        }
+        Remote::Listed(others) => list(state.as_ref(), &principal, &others),
+        Remote::None => answer(&call, &state, &principal).unwrap_or_else(|error| respond::error(&error)),
+    };
     response.extensions_mut().insert(LoggedUser(username));
     response
 }
@@ -90,6 +104,55 @@ fn origin_of(headers: &http::HeaderMap, base: Option<&crate::proxy::PublicBase>)
     format!("{scheme}://{host}{base_path}")
 }
 
+/// What the cluster's registry adds to a request, read on a blocking thread.
+enum Remote {
+    /// Nothing: the request is about this node's shells.
+    None,
+    /// A listing: the shells of the other nodes that the caller may see.
+    Listed(Vec<ShellRecord>),
+    /// A shell on another node was asked to end.
+    Ended,
+}
+
+/// The registry's part of a request: the other nodes' shells for a listing; for ending a shell
+/// this node does not run, the request to its node.
+fn remote_part(state: &AppState, principal: &Principal, method: &Method, path: &str) -> Result<Remote, ApiError> {
+    let rest = path.strip_prefix(PREFIX).unwrap_or_default().trim_start_matches('/');
+    if wssh_core::shells::require_shell_user(principal).is_err() {
+        return Ok(Remote::None);
+    }
+    let node = &state.node.id;
+    match (method, rest) {
+        (&Method::GET, "") => {
+            let others = state.services.remote_shells(principal, node)?;
+            Ok(Remote::Listed(others.into_iter().map(|(shell, _)| shell).collect()))
+        }
+        (&Method::DELETE, id) if !id.is_empty() && !id.contains('/') && state.shells.get(id).is_none() => {
+            if state.services.end_remote_shell(principal, id, node)? { Ok(Remote::Ended) } else { Ok(Remote::None) }
+        }
+        _ => Ok(Remote::None),
+    }
+}
+
+/// The shells `principal` may see: this node's and `others`, oldest first.
+fn list(state: &AppState, principal: &Principal, others: &[ShellRecord]) -> Response<Body> {
+    let node = state.node.id.as_str();
+    let mut shells: Vec<(i64, String, serde_json::Value)> = state
+        .shells
+        .all()
+        .iter()
+        .filter(|shell| may_see(principal, shell))
+        .map(|shell| {
+            let info = shell.info();
+            (info.created_at.0, info.id.clone(), describe(&info, node))
+        })
+        .collect();
+    shells.extend(others.iter().map(|shell| (shell.created_at, shell.id.clone(), describe_record(shell))));
+    shells.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    let shells: Vec<serde_json::Value> = shells.into_iter().map(|(_, _, shell)| shell).collect();
+    respond::json(StatusCode::OK, &json!({ "shells": shells }))
+}
+
 fn answer(call: &Call<'_>, state: &SharedState, principal: &Principal) -> Result<Response<Body>, ApiError> {
     wssh_core::shells::require_shell_user(principal)?;
     let rest = call.path.strip_prefix(PREFIX).unwrap_or_default().trim_start_matches('/');
@@ -102,13 +165,7 @@ fn answer(call: &Call<'_>, state: &SharedState, principal: &Principal) -> Result
             .ok_or_else(|| ApiError::not_found("Shell not found"))
     };
     match (call.method, segments.as_slice()) {
-        (&Method::GET, []) => {
-            let mut shells: Vec<ShellInfo> =
-                state.shells.all().iter().filter(|shell| may_see(principal, shell)).map(|shell| shell.info()).collect();
-            shells.sort_by(|a, b| a.created_at.0.cmp(&b.created_at.0).then_with(|| a.id.cmp(&b.id)));
-            let shells: Vec<serde_json::Value> = shells.iter().map(describe).collect();
-            Ok(respond::json(StatusCode::OK, &json!({ "shells": shells })))
-        }
+        (&Method::GET, []) => Ok(list(state, principal, &[])),
         (&Method::DELETE, [id]) => {
             let shell = managed(id)?;
             shell.end();
@@ -197,12 +254,31 @@ fn capitalised(text: &str) -> String {
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
-/// A shell as the API shows it.
-fn describe(shell: &ShellInfo) -> serde_json::Value {
+/// A shell of another node as the API shows it.
+fn describe_record(shell: &ShellRecord) -> serde_json::Value {
     let clients: Vec<serde_json::Value> =
         shell.clients.iter().map(|client| json!({ "user": client.user, "mode": client.mode })).collect();
     json!({
         "id": shell.id,
+        "node": shell.node,
+        "session": shell.session,
+        "owner": shell.owner,
+        "created_at": Timestamp(shell.created_at).to_rfc3339(),
+        "cols": shell.cols,
+        "rows": shell.rows,
+        "output_bytes": shell.output_bytes,
+        "clients": clients,
+        "detached_since": shell.detached_since.map(|since| Timestamp(since).to_rfc3339()),
+    })
+}
+
+/// A shell of this node (`node`) as the API shows it.
+fn describe(shell: &ShellInfo, node: &str) -> serde_json::Value {
+    let clients: Vec<serde_json::Value> =
+        shell.clients.iter().map(|client| json!({ "user": client.user, "mode": client.mode })).collect();
+    json!({
+        "id": shell.id,
+        "node": node,
         "session": shell.session,
         "owner": shell.owner,
         "created_at": shell.created_at.to_rfc3339(),

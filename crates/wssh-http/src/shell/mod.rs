@@ -15,6 +15,7 @@ mod live;
 mod output;
 pub(crate) mod recording;
 pub(crate) mod registry;
+mod relay;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -157,6 +158,23 @@ pub(crate) async fn open(
     let attach = Attach::parse(request.uri().query())?;
     if attach.is_some() && !offer.native {
         return Err(ApiError::bad_request("Attaching to a shell needs the native framing (wssh.v1)"));
+    }
+    // A request relayed by another node of the cluster: the client is where that node says.
+    let relayed = relay::relayed_client(&request, &state).await?;
+    let peer = relayed.map_or(peer, |client| SocketAddr::new(client, peer.port()));
+    if let Some(wanted) = &attach
+        && relayed.is_none()
+        && state.shells.get(&wanted.shell).is_none()
+    {
+        let locate_state = state.clone();
+        let id = wanted.shell.clone();
+        let found =
+            tokio::task::spawn_blocking(move || locate_state.services.locate_remote_shell(&id, &locate_state.node.id))
+                .await
+                .map_err(|join_error| ApiError::internal(&join_error))??;
+        if let Some((_, node_url)) = found {
+            return relay::relay(request, state, peer, key, &node_url).await;
+        }
     }
     let authorization = request
         .headers()

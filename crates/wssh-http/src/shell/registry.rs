@@ -873,6 +873,8 @@ pub(crate) struct Registry {
     next_single: AtomicU64,
     /// Whether the access watchdog runs.
     watching: AtomicBool,
+    /// Wakes the cluster heartbeat: a shell started or ended.
+    pub(crate) changed: Notify,
 }
 
 /// A go_ws_sh shell watched for its owner's access; unwatched when dropped.
@@ -996,6 +998,7 @@ impl Registry {
         });
         super::audit::started(auth, &owner, &shell.id, session, size.cols, size.rows, recorded);
         self.lock().insert(shell.id.clone(), shell.clone());
+        self.changed.notify_one();
         let detach_timeout = spec.detach_timeout_seconds.map_or(self.settings.detach_timeout, Duration::from_secs);
         tokio::spawn(shell.clone().run(process, detach_timeout, self.clone()));
         Ok((shell, attachment))
@@ -1065,6 +1068,7 @@ impl Registry {
 
     fn remove(&self, id: &str) {
         self.lock().remove(id);
+        self.changed.notify_one();
     }
 }
 
