@@ -160,10 +160,16 @@ try {
   await page.click('#tabs button[data-view=account]');
   await page.locator('#view-account:not([hidden])').waitFor();
   const makeToken = async (description, days) => {
+    const before = await page.inputValue('#own-token-secret');
     await page.fill('#own-token-form input[name=description]', description);
     await page.selectOption('#own-token-form select[name=days]', days);
     await page.click('#own-token-form button[type=submit]');
     await page.locator('#own-token-secret-box:not([hidden])').waitFor();
+    // The box may still show the previous token's secret until this one's reply arrives.
+    await page.waitForFunction(
+      (previous) => document.querySelector('#own-token-secret').value !== previous,
+      before,
+    );
     const secret = await page.inputValue('#own-token-secret');
     if (secret.length < 20) throw new Error(`no token secret shown: ${secret}`);
     const row = page.locator('#own-token-table tbody tr', { hasText: description });
