@@ -615,7 +615,10 @@
 
   /** Puts the open shell in the page's URL, so that a reload or a bookmark comes back to it. */
   function rememberShell() {
-    const query = terminal.shell ? `?${new URLSearchParams({ session: terminal.name, shell: terminal.shell })}` : '';
+    const fields = { session: terminal.name, shell: terminal.shell };
+    // A watcher stays a watcher after a reload.
+    if (terminal.mode === 'observe' && !terminal.share) fields.mode = 'observe';
+    const query = terminal.shell ? `?${new URLSearchParams(fields)}` : '';
     history.replaceState(null, '', `${location.pathname}${query}${terminal.share ? location.hash : ''}`);
   }
 
@@ -915,7 +918,10 @@
       try {
         await refresh();
         await enter();
-        if (wanted.get('session') && wanted.get('shell')) openTerminal(wanted.get('session'), { shell: wanted.get('shell') });
+        if (wanted.get('session') && wanted.get('shell')) {
+          const mode = wanted.get('mode') === 'observe' ? 'observe' : 'control';
+          openTerminal(wanted.get('session'), { shell: wanted.get('shell'), mode });
+        }
         return;
       } catch {
         localStorage.removeItem(LOGIN_HINT);

@@ -10,7 +10,9 @@
 //!
 //! In front of it, admission: at most `capacity` hashes queued or running, at most
 //! `per_address` of them for one client address, and the last `reserved` places only for
-//! addresses with no recent failed login. A hash that would exceed these is refused at once
+//! trusted attempts: from an address the account signed in from before (within 30 days) that
+//! has no recent failed login. A flood from fresh addresses, however many, therefore never
+//! takes the places a returning user needs. A hash that would exceed these is refused at once
 //! ([`AuthError::Busy`]) instead of waiting behind a flood.
 
 use std::collections::HashMap;
@@ -25,7 +27,7 @@ pub struct HashQueueLimits {
     pub capacity: usize,
     /// Of those, at most this many for one client address.
     pub per_address: usize,
-    /// Of the capacity, this many places only for addresses without recent failed logins.
+    /// Of the capacity, this many places only for trusted attempts (see [`Requester`]).
     pub reserved: usize,
 }
 
@@ -46,8 +48,9 @@ impl HashQueueLimits {
 /// Who asks for a hash.
 #[derive(Debug, Clone)]
 pub(crate) enum Requester {
-    /// A login from a client address (its throttle key), which has or has not failed lately.
-    Client { address: String, has_failed: bool },
+    /// A login from a client address (its throttle key); `trusted` when the account signed
+    /// in from it before and it has not failed lately.
+    Client { address: String, trusted: bool },
     /// The server itself or an authenticated administrator (a new password).
     Internal,
 }
@@ -163,8 +166,8 @@ impl HashQueue {
                 }
                 None
             }
-            Requester::Client { address, has_failed } => {
-                let open = if *has_failed { limits.capacity - limits.reserved } else { limits.capacity };
+            Requester::Client { address, trusted } => {
+                let open = if *trusted { limits.capacity } else { limits.capacity - limits.reserved };
                 let mine = admission.per_address.get(address).copied().unwrap_or(0);
                 if admission.total >= open || mine >= limits.per_address {
                     return None;
@@ -202,23 +205,23 @@ mod tests {
 
     use super::*;
 
-    fn client(address: &str, has_failed: bool) -> Requester {
-        Requester::Client { address: address.into(), has_failed }
+    fn client(address: &str, trusted: bool) -> Requester {
+        Requester::Client { address: address.into(), trusted }
     }
 
     #[test]
     fn admission_is_bounded_per_address_and_keeps_a_reserve() {
         let queue = HashQueue::new(1, HashQueueLimits { capacity: 4, per_address: 2, reserved: 1 });
-        let a1 = queue.admit(&client("a", true)).unwrap();
-        let _a2 = queue.admit(&client("a", true)).unwrap();
-        assert!(queue.admit(&client("a", true)).is_none(), "per address");
-        let _b1 = queue.admit(&client("b", true)).unwrap();
-        assert!(queue.admit(&client("c", true)).is_none(), "the last place is reserved");
-        let _c1 = queue.admit(&client("c", false)).unwrap();
-        assert!(queue.admit(&client("d", false)).is_none(), "full");
+        let a1 = queue.admit(&client("a", false)).unwrap();
+        let _a2 = queue.admit(&client("a", false)).unwrap();
+        assert!(queue.admit(&client("a", false)).is_none(), "per address");
+        let _b1 = queue.admit(&client("b", false)).unwrap();
+        assert!(queue.admit(&client("c", false)).is_none(), "the last place is reserved");
+        let _c1 = queue.admit(&client("c", true)).unwrap();
+        assert!(queue.admit(&client("d", true)).is_none(), "full");
         assert!(queue.admit(&Requester::Internal).is_none(), "full for everyone");
         drop(a1);
-        assert!(queue.admit(&client("a", false)).is_some(), "a place given back is reused");
+        assert!(queue.admit(&client("a", true)).is_some(), "a place given back is reused");
     }
 
     #[test]
@@ -236,8 +239,8 @@ mod tests {
             })
         };
         wait.recv().unwrap();
-        assert!(matches!(queue.run(&client("x", false), || 1), Err(AuthError::Busy { .. })));
+        assert!(matches!(queue.run(&client("x", true), || 1), Err(AuthError::Busy { .. })));
         assert_eq!(blocker.join().unwrap().unwrap(), 7);
-        assert_eq!(queue.run(&client("x", false), || 1).unwrap(), 1);
+        assert_eq!(queue.run(&client("x", true), || 1).unwrap(), 1);
     }
 }

@@ -609,7 +609,7 @@ impl Authenticator {
         })?;
         let requester = Requester::Client {
             address: crate::throttle::address_key(client),
-            has_failed: standing.address_has_failed,
+            trusted: standing.address_is_known && !standing.address_has_failed,
         };
         let user = self.store.find_user(username)?;
         let (stored, presented_form) = match (form, &user) {

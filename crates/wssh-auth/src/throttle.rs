@@ -35,6 +35,8 @@ const FIRST_DELAY: Duration = Duration::from_secs(60);
 pub struct Standing {
     /// Whether a login from this address failed within the window (for any account).
     pub address_has_failed: bool,
+    /// Whether the account signed in from this address lately (a known address).
+    pub address_is_known: bool,
 }
 
 /// The throttle's limits.
@@ -162,25 +164,18 @@ impl LoginThrottle {
         let now = now_ms();
         let (account, address) = (account_key(username), address_key(client));
         let times = store.login_failures(&account, &address, now - millis(self.lookback()), self.fetch_limit())?;
-        let mut lookup_error = None;
-        let known = || match store.is_known_address(&account, &address, now - millis(KNOWN_FOR)) {
-            Ok(known) => known,
-            Err(error) => {
-                lookup_error = Some(error);
-                false
-            }
-        };
-        let verdict = self.verdict(&times, known, now);
-        if let Some(error) = lookup_error {
-            return Err(error.into());
-        }
+        let known = store.is_known_address(&account, &address, now - millis(KNOWN_FOR))?;
+        let verdict = self.verdict(&times, || known, now);
         match verdict {
             Some(wait) => Err(AuthError::TooManyAttempts {
                 retry_after_seconds: u64::try_from(wait).unwrap_or(0).div_ceil(1000).max(1),
             }),
             None => {
                 let since = now - millis(self.window);
-                Ok(Standing { address_has_failed: times.address.iter().any(|time| *time >= since) })
+                Ok(Standing {
+                    address_has_failed: times.address.iter().any(|time| *time >= since),
+                    address_is_known: known,
+                })
             }
         }
     }

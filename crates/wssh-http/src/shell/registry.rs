@@ -206,7 +206,7 @@ impl History {
             chunk_start += (chunk.len() - 1) as u64;
             next = chunk_start;
         }
-        Next::Frames(frames, next)
+        Next::Frames(coalesce(frames), next)
     }
 
     /// The bytes held, from the first one on (for a client that needs all of them).
@@ -215,6 +215,44 @@ impl History {
         self.chunks.iter().flat_map(|chunk| chunk[1..].to_vec()).collect()
     }
 }
+
+/// Joins consecutive small data frames into frames of up to [`FRAME_LIMIT`] bytes: the
+/// terminal hands output over in reads of a few kilobytes, and a WebSocket message per read
+/// would cost a write and a client wakeup each. A frame that is large enough alone is passed
+/// on as it is, without a copy.
+fn coalesce(frames: Vec<Bytes>) -> Vec<Bytes> {
+    if frames.len() < 2 {
+        return frames;
+    }
+    let mut joined = Vec::with_capacity(frames.len());
+    let mut group: Vec<Bytes> = Vec::new();
+    let mut group_bytes = 0;
+    let flush = |group: &mut Vec<Bytes>, joined: &mut Vec<Bytes>| match group.len() {
+        0 => {}
+        1 => joined.extend(group.drain(..)),
+        _ => {
+            let mut frame = Vec::with_capacity(1 + group.iter().map(|frame| frame.len() - 1).sum::<usize>());
+            frame.push(DATA_TAG);
+            for part in group.drain(..) {
+                frame.extend_from_slice(&part[1..]);
+            }
+            joined.push(Bytes::from(frame));
+        }
+    };
+    for frame in frames {
+        if group_bytes + frame.len() - 1 > FRAME_LIMIT {
+            flush(&mut group, &mut joined);
+            group_bytes = 0;
+        }
+        group_bytes += frame.len() - 1;
+        group.push(frame);
+    }
+    flush(&mut group, &mut joined);
+    joined
+}
+
+/// The largest data frame [`coalesce`] makes.
+const FRAME_LIMIT: usize = 64 * 1024;
 
 /// A native data frame: the tag, then `output`.
 fn data_frame(output: &[u8]) -> Bytes {
@@ -307,6 +345,12 @@ struct State {
     resizes: VecDeque<(u64, WindowSize)>,
     /// Share links.
     shares: Vec<Share>,
+    /// Output that left the history but is not yet fed to `screen` (data frames), from offset
+    /// `unfed_start` on: the emulator runs only when a restore needs it or output is
+    /// interactive, never for every byte of bulk output (see [`State::defer`]).
+    unfed: VecDeque<Bytes>,
+    unfed_start: u64,
+    unfed_bytes: usize,
     /// The leading controller's offset when the program stopped waiting for it (stalled):
     /// the program is not held at that offset again.
     released: Option<u64>,
@@ -322,6 +366,12 @@ impl std::fmt::Debug for State {
             .finish_non_exhaustive()
     }
 }
+
+/// Output kept for the screen beyond the history, at most (see [`State::defer`]).
+const UNFED_LIMIT: usize = 1 << 20;
+/// A read of output smaller than this is taken as interactive: deferred output is fed to the
+/// screen then.
+const INTERACTIVE_OUTPUT: usize = 1024;
 
 /// Size changes remembered for the screen at most; older ones are applied early.
 const MAX_RESIZES: usize = 256;
@@ -349,6 +399,36 @@ impl State {
                 offset += take as u64;
             }
         }
+    }
+
+    /// Keeps output that left the history (starting at `offset`) for the screen, to be fed
+    /// later. Past [`UNFED_LIMIT`] the oldest is dropped unfed: a screen is drawn by its last
+    /// output, so the restore after a long flood is made from the newest megabyte before the
+    /// history's start (a mode set before that, such as the alternate screen, may be lost).
+    fn defer(&mut self, offset: u64, evicted: Vec<Bytes>) {
+        if self.unfed.is_empty() {
+            self.unfed_start = offset;
+        }
+        for chunk in evicted {
+            self.unfed_bytes += chunk.len() - 1;
+            self.unfed.push_back(chunk);
+        }
+        while self.unfed_bytes > UNFED_LIMIT && self.unfed.len() > 1 {
+            if let Some(chunk) = self.unfed.pop_front() {
+                self.unfed_bytes -= chunk.len() - 1;
+                self.unfed_start += (chunk.len() - 1) as u64;
+            }
+        }
+    }
+
+    /// Feeds the screen everything deferred.
+    fn feed(&mut self) {
+        if self.unfed.is_empty() {
+            return;
+        }
+        let chunks: Vec<Bytes> = self.unfed.drain(..).collect();
+        self.unfed_bytes = 0;
+        self.forget(self.unfed_start, &chunks);
     }
 
     /// The terminal bytes that draw the screen as it stood at the history's first byte.
@@ -625,7 +705,8 @@ impl LiveShell {
     /// The offset of the first byte held, and terminal bytes that draw the screen as it stood
     /// there: what a client behind the history gets before output goes on from that offset.
     pub(crate) fn restore_point(&self) -> (u64, Vec<u8>) {
-        let state = self.lock();
+        let mut state = self.lock();
+        state.feed();
         (state.history.start(), state.restore())
     }
 
@@ -778,7 +859,12 @@ impl LiveShell {
             let before = state.history.start();
             let evicted = state.history.push(output);
             if !evicted.is_empty() {
-                state.forget(before, &evicted);
+                state.defer(before, evicted);
+            }
+            // Interactive output is cheap to emulate as it comes; bulk output waits (and past
+            // the limit, is dropped from what the screen is rebuilt from).
+            if output.len() < INTERACTIVE_OUTPUT {
+                state.feed();
             }
             state.history.end()
         };
@@ -986,6 +1072,9 @@ impl Registry {
                 screen_size: size,
                 resizes: VecDeque::new(),
                 shares: Vec::new(),
+                unfed: VecDeque::new(),
+                unfed_start: 0,
+                unfed_bytes: 0,
                 released: None,
             }),
             progress: watch::Sender::new(Progress { end: 0, ended: None }),
