@@ -229,7 +229,7 @@ fn coalesce(frames: Vec<Bytes>) -> Vec<Bytes> {
     let mut group_bytes = 0;
     let flush = |group: &mut Vec<Bytes>, joined: &mut Vec<Bytes>| match group.len() {
         0 => {}
-        1 => joined.extend(group.drain(..)),
+        1 => joined.append(group),
         _ => {
             let mut frame = Vec::with_capacity(1 + group.iter().map(|frame| frame.len() - 1).sum::<usize>());
             frame.push(DATA_TAG);
