@@ -110,7 +110,8 @@ pub(crate) async fn run(args: ServeArgs) -> Result<(), BoxError> {
         }
     };
     let certificates: Vec<_> = plan.listeners.iter().filter_map(|listener| listener.tls.clone()).collect();
-    serve(state, listeners, metrics_listeners, certificates, signals).await
+    let shared_database = !matches!(plan.database, Database::Sqlite(_));
+    serve(state, listeners, metrics_listeners, certificates, signals, shared_database).await
 }
 
 /// What `--check` prints.
@@ -435,6 +436,7 @@ async fn serve(
     metrics_listeners: Vec<TcpListener>,
     certificates: Vec<Arc<ReloadableCertificate>>,
     mut signals: Signals,
+    shared_database: bool,
 ) -> Result<(), BoxError> {
     if listeners.is_empty() {
         return Err("no listener configured".into());
@@ -478,7 +480,11 @@ async fn serve(
         });
     }
 
-    if let Some(url) = first_url {
+    // The shell registry is for nodes sharing one PostgreSQL; an embedded SQLite database
+    // has one server (its data directory is locked), whose shells are all in memory.
+    if let Some(url) = first_url
+        && shared_database
+    {
         state.start_heartbeat(url);
     }
     // Under systemd (Type=notify): ready now. Elsewhere this does nothing.
