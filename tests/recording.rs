@@ -41,74 +41,14 @@ async fn open_framed(server: &Server, session: &str, authorization: &str, cols: 
     conn
 }
 
-// go_ws_sh's framing, client side, written from docs/protocol.md: a gzipped protobuf `wsmsg`
-// (field 1 the type, field 2 the data); type 1 carries JSON, type 2 an Avro record.
-
-fn varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8 & 0x7f) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-fn read_varint(input: &mut &[u8]) -> u64 {
-    let mut value = 0;
-    for shift in (0..64).step_by(7) {
-        let byte = input[0];
-        *input = &input[1..];
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            break;
-        }
-    }
-    value
-}
-
-fn gows_message(kind: u8, data: &[u8]) -> Vec<u8> {
-    let mut message = vec![0x08, kind, 0x12];
-    varint(&mut message, data.len() as u64);
-    message.extend_from_slice(data);
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    std::io::Write::write_all(&mut encoder, &message).unwrap();
-    encoder.finish().unwrap()
-}
-
-fn avro_pair(kind: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    varint(&mut out, (kind.len() as u64) << 1);
-    out.extend_from_slice(kind.as_bytes());
-    varint(&mut out, (body.len() as u64) << 1);
-    out.extend_from_slice(body);
-    out
-}
+use support::gows::{FromServer, avro as avro_pair, decode_server, wsmsg as gows_message};
 
 /// The stdout bytes of a go_ws_sh server frame, if it carries any.
 fn gows_stdout(frame: &[u8]) -> Option<Vec<u8>> {
-    let mut plain = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(frame), &mut plain).expect("gzip");
-    let mut input = plain.as_slice();
-    let (mut kind, mut data) = (0, Vec::new());
-    while !input.is_empty() {
-        match read_varint(&mut input) {
-            0x08 => kind = read_varint(&mut input),
-            0x12 => {
-                let length = read_varint(&mut input) as usize;
-                data = input[..length].to_vec();
-                input = &input[length..];
-            }
-            other => panic!("unexpected protobuf tag {other}"),
-        }
+    match decode_server(frame) {
+        FromServer::Stdout(bytes) => Some(bytes),
+        FromServer::Text(_) => None,
     }
-    if kind != 2 {
-        return None;
-    }
-    let mut record = data.as_slice();
-    let length = (read_varint(&mut record) >> 1) as usize;
-    assert_eq!(&record[..length], b"stdout");
-    record = &record[length..];
-    let length = (read_varint(&mut record) >> 1) as usize;
-    Some(record[..length].to_vec())
 }
 
 impl Conn {

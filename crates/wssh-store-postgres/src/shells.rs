@@ -7,28 +7,6 @@ use wssh_store::{Heartbeat, ShellClientRecord, ShellRecord, ShellRegistryStore, 
 
 use crate::{PgStore, backend, get};
 
-/// The clients of a shell as stored: a JSON array of `{"user", "mode"}`.
-fn clients_json(clients: &[ShellClientRecord]) -> String {
-    let list: Vec<serde_json::Value> =
-        clients.iter().map(|client| serde_json::json!({ "user": client.user, "mode": client.mode })).collect();
-    serde_json::Value::Array(list).to_string()
-}
-
-/// Reads [`clients_json`] back; anything unreadable reads as no clients.
-fn clients_from_json(text: &str) -> Vec<ShellClientRecord> {
-    let Ok(serde_json::Value::Array(list)) = serde_json::from_str::<serde_json::Value>(text) else {
-        return Vec::new();
-    };
-    list.iter()
-        .filter_map(|client| {
-            Some(ShellClientRecord {
-                user: client.get("user")?.as_str()?.to_owned(),
-                mode: client.get("mode")?.as_str()?.to_owned(),
-            })
-        })
-        .collect()
-}
-
 fn record(row: &Row) -> Result<(ShellRecord, String), StoreError> {
     let clients: String = get(row, 9)?;
     let cols: i32 = get(row, 6)?;
@@ -45,7 +23,7 @@ fn record(row: &Row) -> Result<(ShellRecord, String), StoreError> {
             cols: u16::try_from(cols).unwrap_or(0),
             rows: u16::try_from(rows).unwrap_or(0),
             output_bytes: output_bytes.unsigned_abs(),
-            clients: clients_from_json(&clients),
+            clients: ShellClientRecord::list_from_json(&clients),
             detached_since: get(row, 10)?,
         },
         get(row, 11)?,
@@ -96,7 +74,7 @@ impl ShellRegistryStore for PgStore {
                         &i32::from(shell.cols),
                         &i32::from(shell.rows),
                         &output_bytes,
-                        &clients_json(&shell.clients),
+                        &ShellClientRecord::list_to_json(&shell.clients),
                         &shell.detached_since,
                     ],
                 )

@@ -7,28 +7,6 @@ use wssh_store::{Heartbeat, ShellClientRecord, ShellRecord, ShellRegistryStore, 
 
 use crate::SqliteStore;
 
-/// The clients of a shell as stored: a JSON array of `{"user", "mode"}`.
-fn clients_json(clients: &[ShellClientRecord]) -> String {
-    let list: Vec<serde_json::Value> =
-        clients.iter().map(|client| serde_json::json!({ "user": client.user, "mode": client.mode })).collect();
-    serde_json::Value::Array(list).to_string()
-}
-
-/// Reads [`clients_json`] back; anything unreadable reads as no clients.
-fn clients_from_json(text: &str) -> Vec<ShellClientRecord> {
-    let Ok(serde_json::Value::Array(list)) = serde_json::from_str::<serde_json::Value>(text) else {
-        return Vec::new();
-    };
-    list.iter()
-        .filter_map(|client| {
-            Some(ShellClientRecord {
-                user: client.get("user")?.as_str()?.to_owned(),
-                mode: client.get("mode")?.as_str()?.to_owned(),
-            })
-        })
-        .collect()
-}
-
 fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ShellRecord, String)> {
     let clients: String = row.get(9)?;
     Ok((
@@ -42,7 +20,7 @@ fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(ShellRecord, String)> {
             cols: row.get(6)?,
             rows: row.get(7)?,
             output_bytes: row.get::<_, i64>(8)?.unsigned_abs(),
-            clients: clients_from_json(&clients),
+            clients: ShellClientRecord::list_from_json(&clients),
             detached_since: row.get(10)?,
         },
         row.get(11)?,
@@ -96,7 +74,7 @@ impl ShellRegistryStore for SqliteStore {
                         shell.cols,
                         shell.rows,
                         i64::try_from(shell.output_bytes).unwrap_or(i64::MAX),
-                        clients_json(&shell.clients),
+                        ShellClientRecord::list_to_json(&shell.clients),
                         shell.detached_since,
                     ],
                 )

@@ -16,6 +16,30 @@ pub struct ShellClientRecord {
     pub mode: String,
 }
 
+impl ShellClientRecord {
+    /// A list of clients as both stores keep it: a JSON array of `{"user", "mode"}`.
+    pub fn list_to_json(clients: &[ShellClientRecord]) -> String {
+        let list: Vec<serde_json::Value> =
+            clients.iter().map(|client| serde_json::json!({ "user": client.user, "mode": client.mode })).collect();
+        serde_json::Value::Array(list).to_string()
+    }
+
+    /// Reads [`ShellClientRecord::list_to_json`] back; anything unreadable reads as no clients.
+    pub fn list_from_json(text: &str) -> Vec<ShellClientRecord> {
+        let Ok(serde_json::Value::Array(list)) = serde_json::from_str::<serde_json::Value>(text) else {
+            return Vec::new();
+        };
+        list.iter()
+            .filter_map(|client| {
+                Some(ShellClientRecord {
+                    user: client.get("user")?.as_str()?.to_owned(),
+                    mode: client.get("mode")?.as_str()?.to_owned(),
+                })
+            })
+            .collect()
+    }
+}
+
 /// A live shell as the registry holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShellRecord {
