@@ -70,6 +70,34 @@ async fn node_modules(web: &Path) {
     assert!(status.success(), "`npm ci` in web/ failed ({status})");
 }
 
+/// Runs `web/e2e/NAME.mjs` in chromium against the page at `url` as the admin on session `sh`
+/// (screenshots in `target/e2e`), with `extra` environment; prints its output and returns it
+/// with its stdout.
+async fn run_script(web: &Path, name: &str, url: String, extra: &[(&str, &str)]) -> (std::process::Output, String) {
+    let screenshots = project_root().join("target/e2e");
+    let output = tokio::process::Command::new("node")
+        .arg(web.join(format!("e2e/{name}.mjs")))
+        .current_dir(web)
+        .env("WSSH_URL", url)
+        .env("WSSH_USER", "admin")
+        .env("WSSH_PASSWORD", ADMIN_PASSWORD)
+        .env("WSSH_SESSION", "sh")
+        .env("WSSH_SCREENSHOTS", &screenshots)
+        .env("WSSH_CHROMIUM", chromium())
+        .envs(extra.iter().copied())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(180), output)
+        .await
+        .expect("the browser script finishes within 180 s")
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("--- web/e2e/{name}.mjs stdout\n{stdout}--- stderr\n{stderr}");
+    (output, stdout)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sign_in_type_resize_sign_out_in_chromium() {
     let browser = chromium();
@@ -178,7 +206,7 @@ async fn sign_in_type_resize_sign_out_in_chromium() {
 /// off again with a code, own tokens with an expiry made (secret shown once), listed and revoked.
 #[tokio::test]
 async fn account_page_and_settings_under_a_base_path_in_chromium() {
-    let browser = chromium();
+    chromium(); // Fails at once, before a server starts, when Chromium is missing.
     let root = project_root();
     let web = root.join("web");
     node_modules(&web).await;
@@ -191,27 +219,8 @@ async fn account_page_and_settings_under_a_base_path_in_chromium() {
     std::fs::write(temp.path().join("config.json"), config.to_string()).unwrap();
     let server =
         Server::spawn(temp.path(), &["--config", "config.json", "--data-dir", "data", "--base-path", "/tools/wssh"]);
-    let screenshots = root.join("target/e2e");
-    let output = tokio::process::Command::new("node")
-        .arg(web.join("e2e/account.mjs"))
-        .current_dir(&web)
-        .env("WSSH_URL", format!("{}/tools/wssh/", server.base()))
-        .env("WSSH_USER", "admin")
-        .env("WSSH_PASSWORD", ADMIN_PASSWORD)
-        .env("WSSH_NEW_PASSWORD", "a-new-password-9")
-        .env("WSSH_SESSION", "sh")
-        .env("WSSH_SCREENSHOTS", &screenshots)
-        .env("WSSH_CHROMIUM", &browser)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(180), output)
-        .await
-        .expect("the browser script finishes within 180 s")
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    eprintln!("--- web/e2e/account.mjs stdout\n{stdout}--- stderr\n{stderr}");
+    let extra = [("WSSH_NEW_PASSWORD", "a-new-password-9")];
+    let (output, stdout) = run_script(&web, "account", format!("{}/tools/wssh/", server.base()), &extra).await;
     assert!(output.status.success(), "the account browser test failed; server log:\n{}", server.log());
     assert!(stdout.contains("e2e: account steps passed"));
 
@@ -253,7 +262,7 @@ async fn account_page_and_settings_under_a_base_path_in_chromium() {
 /// live recorded shell is watched from the Recordings view in observe mode.
 #[tokio::test]
 async fn recordings_play_and_audit_in_chromium() {
-    let browser = chromium();
+    chromium(); // Fails at once, before a server starts, when Chromium is missing.
     let root = project_root();
     let web = root.join("web");
     node_modules(&web).await;
@@ -274,25 +283,7 @@ async fn recordings_play_and_audit_in_chromium() {
     );
 
     let screenshots = root.join("target/e2e");
-    let output = tokio::process::Command::new("node")
-        .arg(web.join("e2e/recordings.mjs"))
-        .current_dir(&web)
-        .env("WSSH_URL", server.base())
-        .env("WSSH_USER", "admin")
-        .env("WSSH_PASSWORD", ADMIN_PASSWORD)
-        .env("WSSH_SESSION", "sh")
-        .env("WSSH_SCREENSHOTS", &screenshots)
-        .env("WSSH_CHROMIUM", &browser)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(180), output)
-        .await
-        .expect("the browser script finishes within 180 s")
-        .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    eprintln!("--- web/e2e/recordings.mjs stdout\n{stdout}--- stderr\n{stderr}");
+    let (output, stdout) = run_script(&web, "recordings", server.base(), &[]).await;
     assert!(output.status.success(), "the recordings browser test failed; server log:\n{}", server.log());
     assert!(stdout.contains("e2e: recordings steps passed"));
     assert!(screenshots.join("recordings-01-played.png").is_file());

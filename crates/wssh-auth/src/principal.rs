@@ -44,6 +44,11 @@ impl Principal {
         if owner == self.user_id || self.permissions.contains(permission) { Ok(()) } else { Err(AuthError::NotOwner) }
     }
 
+    /// Whether the credential it came with ran out by itself by `now` (see `expires_at`).
+    pub fn has_expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|expiry| expiry <= now)
+    }
+
     /// Whether the principal holds `permission`.
     pub fn can(&self, permission: Permission) -> bool {
         self.permissions.contains(permission)

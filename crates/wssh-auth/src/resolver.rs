@@ -115,20 +115,6 @@ enum ResolvedKey {
     Login(LoginId),
 }
 
-/// A token or login resolved from the store: who it is, and until when it is valid.
-#[derive(Debug, Clone)]
-struct Resolved {
-    principal: Principal,
-    /// The token's or login's expiry, checked on every use.
-    expires_at: Option<Timestamp>,
-}
-
-impl Resolved {
-    fn is_valid(&self, now: Timestamp) -> bool {
-        self.expires_at.is_none_or(|expiry| now < expiry)
-    }
-}
-
 /// Checks credentials against the store. Its methods block (argon2, storage): call them from
 /// a blocking thread.
 pub struct Authenticator {
@@ -138,8 +124,9 @@ pub struct Authenticator {
     password_policy: PasswordPolicy,
     jwt: JwtKeys,
     lifetimes: LoginLifetimes,
-    /// Tokens and logins resolved recently, so a busy client costs no storage reads.
-    resolved: StoreCache<ResolvedKey, Resolved>,
+    /// Tokens and logins resolved recently, so a busy client costs no storage reads (each
+    /// principal carries its credential's expiry, checked on every use).
+    resolved: StoreCache<ResolvedKey, Principal>,
     /// The audit log.
     audit: Auditor,
     /// Password logins by outcome, for the metrics.
@@ -393,8 +380,8 @@ impl Authenticator {
     }
 
     fn cached(&self, key: &ResolvedKey, generation: u64) -> Option<Principal> {
-        let resolved = self.resolved.get(key, generation)?;
-        resolved.is_valid(Timestamp::now()).then_some(resolved.principal)
+        let principal = self.resolved.get(key, generation)?;
+        (!principal.has_expired(Timestamp::now())).then_some(principal)
     }
 
     /// Resolves an access JWT from the store, and keeps the result (see
@@ -419,8 +406,7 @@ impl Authenticator {
             method: AuthMethod::Login(login.id),
             expires_at: Some(login.expires_at),
         };
-        let resolved = Resolved { principal: principal.clone(), expires_at: Some(login.expires_at) };
-        self.resolved.insert(ResolvedKey::Login(claims.login_id()), resolved, generation);
+        self.resolved.insert(ResolvedKey::Login(claims.login_id()), principal.clone(), generation);
         Ok(principal)
     }
 
@@ -769,8 +755,7 @@ impl Authenticator {
             method: AuthMethod::Token(token.identifier),
             expires_at: token.expires_at,
         };
-        let resolved = Resolved { principal: principal.clone(), expires_at: token.expires_at };
-        self.resolved.insert(ResolvedKey::Token(presented), resolved, generation);
+        self.resolved.insert(ResolvedKey::Token(presented), principal.clone(), generation);
         Ok(principal)
     }
 

@@ -550,7 +550,7 @@ impl LiveShell {
         for client in &state.clients {
             let ended = match &client.holder {
                 Holder::Share(id) => !state.shares.iter().any(|share| &share.id == id && share.live_at(now)),
-                Holder::User(principal) => principal.expires_at.is_some_and(|expiry| expiry <= now),
+                Holder::User(principal) => principal.has_expired(now),
             };
             if ended {
                 client.kick.notify_one();
@@ -562,16 +562,7 @@ impl LiveShell {
     /// that each attached user's credential still works and still allows its mode (or
     /// disconnects that client). A failing store decides nothing.
     fn recheck(&self, auth: &Authenticator, checked: &mut Checked) {
-        let owner = *checked.owners.entry(self.owner_id).or_insert_with(|| {
-            match auth.user_holds(self.owner_id, wssh_core::shells::OWNER_KEEPS_WITH) {
-                Ok(holds) => Some(holds),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot check a shell's owner");
-                    None
-                }
-            }
-        });
-        match owner {
+        match checked.owner_holds(auth, self.owner_id) {
             Some(true) => {}
             Some(false) => {
                 tracing::info!(shell = %short(&self.id), user = %self.owner, "the owner's access ended, shell ended");
@@ -590,16 +581,7 @@ impl LiveShell {
             })
             .collect();
         for (principal, mode, kick) in clients {
-            let key = (principal.user_id, format!("{:?}", principal.method));
-            let now = checked.clients.entry(key).or_insert_with(|| match auth.recheck(&principal) {
-                Ok(now) => Some(Some(now)),
-                Err(wssh_auth::AuthError::InvalidCredentials) => Some(None),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot check a shell client's credential");
-                    None
-                }
-            });
-            let allowed = match now {
+            let allowed = match checked.credential(auth, &principal) {
                 Some(Some(now)) => may_attach(now, self, mode),
                 Some(None) => false,
                 None => true,
@@ -906,17 +888,35 @@ impl Checked {
     /// Whether the owner of a shell that ends with its connection keeps it: the user still
     /// holds what an owner must, and the credential still works. A failing store keeps it.
     fn keeps(&mut self, auth: &Authenticator, owner: &Principal) -> bool {
-        let holds = *self
-            .owners
-            .entry(owner.user_id)
-            .or_insert_with(|| auth.user_holds(owner.user_id, wssh_core::shells::OWNER_KEEPS_WITH).ok());
-        let key = (owner.user_id, format!("{:?}", owner.method));
-        let credential = self.clients.entry(key).or_insert_with(|| match auth.recheck(owner) {
+        self.owner_holds(auth, owner.user_id) != Some(false) && !matches!(self.credential(auth, owner), Some(None))
+    }
+
+    /// Whether the user still exists, is enabled and holds what an owner must (asked once per
+    /// pass); `None` when the store failed.
+    fn owner_holds(&mut self, auth: &Authenticator, user_id: UserId) -> Option<bool> {
+        *self.owners.entry(user_id).or_insert_with(|| {
+            match auth.user_holds(user_id, wssh_core::shells::OWNER_KEEPS_WITH) {
+                Ok(holds) => Some(holds),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot check a shell's owner");
+                    None
+                }
+            }
+        })
+    }
+
+    /// The standing now of the credential `principal` came with (asked once per pass per
+    /// credential): `Some(None)` when it no longer works, `None` when the store failed.
+    fn credential(&mut self, auth: &Authenticator, principal: &Principal) -> &Option<Option<Principal>> {
+        let key = (principal.user_id, format!("{:?}", principal.method));
+        self.clients.entry(key).or_insert_with(|| match auth.recheck(principal) {
             Ok(now) => Some(Some(now)),
             Err(wssh_auth::AuthError::InvalidCredentials) => Some(None),
-            Err(_) => None,
-        });
-        holds != Some(false) && !matches!(credential, Some(None))
+            Err(error) => {
+                tracing::warn!(%error, "cannot check a shell client's credential");
+                None
+            }
+        })
     }
 }
 
@@ -1114,7 +1114,7 @@ impl Registry {
             }
             let now = Timestamp::now();
             for (owner, kick) in &single {
-                if owner.expires_at.is_some_and(|expiry| expiry <= now) {
+                if owner.has_expired(now) {
                     kick.notify_one();
                 }
             }
