@@ -389,10 +389,23 @@ impl PtyReader {
     /// `consume` runs while the thread's buffer is lent to it: it must not read a terminal
     /// itself. A `limit` of 0 reads as 1.
     pub async fn read_with<T>(&self, limit: usize, consume: impl FnOnce(&[u8]) -> T) -> io::Result<Option<T>> {
+        self.read_with_held(limit, || (), consume).await
+    }
+
+    /// [`PtyReader::read_with`], holding what `hold` returns (a lock's guard) from before the
+    /// read until `consume` has returned: tasks that read one terminal in turn, each under the
+    /// same lock, keep its output in order (a read and what is done with it are one step).
+    pub async fn read_with_held<G, T>(
+        &self,
+        limit: usize,
+        hold: impl Fn() -> G,
+        consume: impl FnOnce(&[u8]) -> T,
+    ) -> io::Result<Option<T>> {
         let limit = limit.max(1);
         let mut consume = Some(consume);
         let consumed = self
             .when_readable(|fd| {
+                let _held = hold();
                 SCRATCH.with_borrow_mut(|scratch| {
                     if scratch.len() < limit {
                         scratch.resize(limit, 0);

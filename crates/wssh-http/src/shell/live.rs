@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use super::framing::{ClientMessage, Framing};
 use super::output::Sink;
-use super::registry::{Attachment, LiveShell, Mode, Next, ShellEnd, short};
+use super::registry::{Attachment, LiveShell, Mode, Next, Progress, READ_CHUNK, STALL_LIMIT, ShellEnd, short};
 use super::{Delivered, IDLE_TIMEOUT, PING_INTERVAL, PING_SEND_LIMIT, close, next_message};
 
 /// Native message types of live shells (server → client).
@@ -141,6 +141,93 @@ fn json_frame(tag: u8, value: &serde_json::Value) -> Bytes {
     Bytes::from(frame)
 }
 
+/// Sends one frame; `false` once the client is gone. Each frame taken is noted in `delivered`.
+async fn send_frame<S>(sink: &Sink<S>, delivered: &Delivered, frame: Bytes) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let sent = sink.lock().await.send(Message::Binary(frame)).await.is_ok();
+    if sent {
+        delivered.now();
+    }
+    sent
+}
+
+/// While `attachment`'s client holds the shell's reading turn (see
+/// [`LiveShell::take_reading`]): reads the terminal and sends what it read at once, from
+/// `offset` on. Returns the offset reached once the client no longer reads (the terminal
+/// closed, the shell is ending, another task appended first, or the client stopped taking
+/// output for [`STALL_LIMIT`]: the program runs on without it); `None` when the client is gone.
+async fn read_and_send<S>(
+    shell: &LiveShell,
+    attachment: &Attachment,
+    progress: &mut tokio::sync::watch::Receiver<Progress>,
+    mut offset: u64,
+    (sink, delivered): (&Sink<S>, &Delivered),
+) -> Option<u64>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let client = attachment.id;
+    loop {
+        progress.borrow_and_update();
+        if !shell.reads(client) {
+            return Some(offset);
+        }
+        match shell.read(offset) {
+            Next::Frames(frames, next) => {
+                for frame in frames {
+                    let sending = send_frame(sink, delivered, frame);
+                    tokio::pin!(sending);
+                    // One look first: a send that completes at once needs no timer.
+                    let first = std::future::poll_fn(|cx| {
+                        std::task::Poll::Ready(std::future::Future::poll(sending.as_mut(), cx))
+                    })
+                    .await;
+                    let sent = match first {
+                        std::task::Poll::Ready(sent) => sent,
+                        std::task::Poll::Pending => tokio::select! {
+                            sent = &mut sending => sent,
+                            () = tokio::time::sleep(STALL_LIMIT) => {
+                                shell.give_back_reading(client, Some(offset));
+                                sending.await
+                            }
+                        },
+                    };
+                    if !sent {
+                        shell.give_back_reading(client, None);
+                        return None;
+                    }
+                }
+                offset = next;
+                shell.sent(attachment, Mode::Control, offset);
+                continue;
+            }
+            Next::Gap => {
+                shell.give_back_reading(client, None);
+                return Some(offset);
+            }
+            Next::Nothing => {}
+        }
+        tokio::select! {
+            biased;
+            read = shell.read_output(READ_CHUNK) => {
+                if read.is_none() {
+                    shell.give_back_reading(client, None);
+                    return Some(offset);
+                }
+            }
+            // Another task appended, or the shell is ending: look again.
+            changed = progress.changed() => {
+                if changed.is_err() {
+                    shell.give_back_reading(client, None);
+                    return Some(offset);
+                }
+            }
+        }
+    }
+}
+
 /// The output task: the shell message, then output from `offset` on as the shell makes it,
 /// with a gap notice and a restore whenever the client is behind what the history holds.
 /// Returns how the shell ended once everything it wrote was sent; `None` when the client is
@@ -156,13 +243,7 @@ async fn forward<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let send = async |frame: Bytes| -> bool {
-        let sent = sink.lock().await.send(Message::Binary(frame)).await.is_ok();
-        if sent {
-            delivered.now();
-        }
-        sent
-    };
+    let send = async |frame: Bytes| -> bool { send_frame(&sink, &delivered, frame).await };
     let mut progress = shell.watch();
     let (start, _) = shell.span();
     // A gap still to announce: (the offset asked for, where output goes on, the screen there).
@@ -210,6 +291,10 @@ where
             Next::Nothing => match seen.ended {
                 Some(end) => return Some(end),
                 None => {
+                    if mode == Mode::Control && shell.take_reading(&attachment) {
+                        offset = read_and_send(&shell, &attachment, &mut progress, offset, (&sink, &delivered)).await?;
+                        continue;
+                    }
                     if progress.changed().await.is_err() {
                         return None;
                     }

@@ -18,12 +18,12 @@ use tokio::sync::{Notify, watch};
 use wssh_auth::{Authenticator, Principal};
 use wssh_domain::audit::AuditEvent;
 use wssh_domain::{Timestamp, UserId};
-use wssh_pty::{PtyProcess, PtyWriter, WindowSize};
+use wssh_pty::{PtyProcess, PtyReader, PtyWriter, WindowSize};
 
 /// The tag of a native data frame; history chunks are kept as ready-made data frames.
 const DATA_TAG: u8 = 0;
 /// Bytes read from the PTY at once, at most.
-const READ_CHUNK: usize = 64 * 1024;
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 /// What one chunk costs beside its bytes, charged against the history's limit so that many
 /// small chunks cannot hold more memory than the limit says.
 const CHUNK_OVERHEAD: usize = 64;
@@ -38,7 +38,9 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 const HANGUP_GRACE: Duration = Duration::from_secs(2);
 /// How long the program waits for a controlling client that has stopped taking output before
 /// it runs on without it (that client later gets a gap notice and a restore).
-const STALL_LIMIT: Duration = Duration::from_secs(3);
+pub(crate) const STALL_LIMIT: Duration = Duration::from_secs(3);
+/// `LiveShell::reading_client` when the shell's own task reads the terminal.
+const NO_READER: u64 = u64::MAX;
 
 /// Server settings for live shells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -351,6 +353,12 @@ struct State {
     unfed: VecDeque<Bytes>,
     unfed_start: u64,
     unfed_bytes: usize,
+    /// Bytes fed to `screen` for interactive output in the current [`FEED_WINDOW`], and when
+    /// that window ends (see [`State::feed_due`]).
+    window_fed: usize,
+    window_end: Option<std::time::Instant>,
+    /// When output last came in a bulk read (while some is deferred).
+    last_bulk: Option<std::time::Instant>,
     /// The leading controller's offset when the program stopped waiting for it (stalled):
     /// the program is not held at that offset again.
     released: Option<u64>,
@@ -370,13 +378,42 @@ impl std::fmt::Debug for State {
 /// Output kept for the screen beyond the history, at most (see [`State::defer`]).
 const UNFED_LIMIT: usize = 1 << 20;
 /// A read of output smaller than this is taken as interactive: deferred output is fed to the
-/// screen then.
+/// screen then, within [`FEED_BUDGET`].
 const INTERACTIVE_OUTPUT: usize = 1024;
+/// Deferred output fed to the screen for interactive reads per [`FEED_WINDOW`] while bulk output
+/// goes on, at most (once bulk output has stopped for a window, everything deferred is fed): a
+/// flood of output, whose reads are often small too when the server reads faster than the
+/// program writes, costs the emulator a quarter of a megabyte a second, not every byte (the
+/// emulator is far slower than the terminal).
+const FEED_BUDGET: usize = 256 * 1024;
+const FEED_WINDOW: Duration = Duration::from_secs(1);
 
 /// Size changes remembered for the screen at most; older ones are applied early.
 const MAX_RESIZES: usize = 256;
 
 impl State {
+    /// A new shell's state: an empty history of about `history_bytes`, one client.
+    fn new(history_bytes: usize, size: WindowSize, first: ClientInfo) -> Self {
+        State {
+            history: History::new(history_bytes),
+            size,
+            clients: vec![first],
+            next_client: 1,
+            detached_since: None,
+            screen: None,
+            screen_size: size,
+            resizes: VecDeque::new(),
+            shares: Vec::new(),
+            unfed: VecDeque::new(),
+            unfed_start: 0,
+            unfed_bytes: 0,
+            window_fed: 0,
+            window_end: None,
+            last_bulk: None,
+            released: None,
+        }
+    }
+
     /// Feeds output that fell out of the history (starting at `offset`) to the screen,
     /// applying each size change where it happened.
     fn forget(&mut self, mut offset: u64, evicted: &[Bytes]) {
@@ -421,12 +458,32 @@ impl State {
         }
     }
 
+    /// Whether output deferred so far should be fed to the screen now, after a read of
+    /// `output` bytes: for interactive output, within the budget of the current window, or
+    /// whatever is deferred once bulk output has stopped for a window.
+    fn feed_due(&mut self, output: usize) -> bool {
+        if self.unfed.is_empty() {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        if output >= INTERACTIVE_OUTPUT {
+            self.last_bulk = Some(now);
+            return false;
+        }
+        if self.window_end.is_none_or(|end| now >= end) {
+            self.window_end = Some(now + FEED_WINDOW);
+            self.window_fed = 0;
+        }
+        self.window_fed + self.unfed_bytes <= FEED_BUDGET || self.last_bulk.is_none_or(|at| now - at >= FEED_WINDOW)
+    }
+
     /// Feeds the screen everything deferred.
     fn feed(&mut self) {
         if self.unfed.is_empty() {
             return;
         }
         let chunks: Vec<Bytes> = self.unfed.drain(..).collect();
+        self.window_fed += self.unfed_bytes;
         self.unfed_bytes = 0;
         self.forget(self.unfed_start, &chunks);
     }
@@ -461,7 +518,17 @@ pub(crate) struct LiveShell {
     pub(crate) pid: u32,
     state: Mutex<State>,
     progress: watch::Sender<Progress>,
+    reader: PtyReader,
     writer: PtyWriter,
+    /// Held across each read of the terminal and its append to the history: the shell's task
+    /// and a reading client take turns without reordering output.
+    read_turn: Mutex<()>,
+    /// The client whose output task reads the terminal itself and sends inline (see
+    /// [`LiveShell::take_reading`]), or [`NO_READER`].
+    reading_client: AtomicU64,
+    /// Set once a read found the terminal closed on the program's side, or the shell's task
+    /// drains the last output: no client takes the reading turn after.
+    terminal_closed: AtomicBool,
     /// Wakes the shell's task: clients changed, or the shell is to end.
     wake: Notify,
     /// Wakes the shell's task: a controlling client was sent more output.
@@ -508,6 +575,10 @@ impl LiveShell {
         });
         state.detached_since = None;
         drop(state);
+        if self.reading_client.swap(NO_READER, Ordering::AcqRel) != NO_READER {
+            // The reading client notices at its next look.
+            self.progress.send_modify(|_| {});
+        }
         self.wake.notify_one();
         attachment
     }
@@ -601,6 +672,7 @@ impl LiveShell {
             self.audit_client(&info.holder, event);
         }
         state.clients.retain(|info| info.id != client);
+        let _ = self.reading_client.compare_exchange(client, NO_READER, Ordering::AcqRel, Ordering::Acquire);
         if state.clients.is_empty() {
             state.detached_since = Some((Timestamp::now(), tokio::time::Instant::now()));
         }
@@ -751,7 +823,6 @@ impl LiveShell {
     /// shell is asked to end, or it has been without clients for the detach timeout; then ends
     /// the program's session and tells the clients.
     async fn run(self: Arc<Self>, mut process: PtyProcess, detach_timeout: Duration, registry: Arc<Registry>) {
-        let reader = process.reader();
         let mut closed = false;
         // While held: the offset waited for, and until when.
         let mut waiting: Option<(u64, tokio::time::Instant)> = None;
@@ -786,10 +857,9 @@ impl LiveShell {
                     }
                 };
                 tokio::select! {
-                    read = reader.read_with(room, |output| self.append(output)), if !closed && room > 0 => match read {
-                        Ok(Some(())) => {}
-                        Ok(None) | Err(_) => closed = true,
-                    },
+                    read = self.read_output(room), if !closed && room > 0 && !self.client_reads() => {
+                        closed = read.is_none();
+                    }
                     status = &mut exited => break Some(status),
                     () = self.wake.notified() => {}
                     () = self.drained.notified(), if waiting.is_some() => {}
@@ -803,14 +873,18 @@ impl LiveShell {
                 }
             }
         };
+        // From here on only this task reads (a reading client notices at its next look).
+        self.terminal_closed.store(true, Ordering::Release);
+        self.reading_client.store(NO_READER, Ordering::Release);
+        self.progress.send_modify(|_| {});
         let (end, exit_status) = match ending {
             Some(_) => {
                 // The last output: until the terminal closes or pauses, and only so long.
                 let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
                 while !closed {
                     let wait = DRAIN_QUIET.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-                    match tokio::time::timeout(wait, reader.read_with(READ_CHUNK, |output| self.append(output))).await {
-                        Ok(Ok(Some(()))) => {}
+                    match tokio::time::timeout(wait, self.read_output(READ_CHUNK)).await {
+                        Ok(Some(_)) => {}
                         _ => closed = true,
                     }
                 }
@@ -834,6 +908,74 @@ impl LiveShell {
         self.progress.send_modify(|progress| progress.ended = Some(end));
     }
 
+    /// Waits for output, reads what is there (at most `limit` bytes) and appends it to the
+    /// history, as one step under the read turn; the count, or `None` once the terminal is
+    /// closed (or reading it failed).
+    pub(crate) async fn read_output(&self, limit: usize) -> Option<usize> {
+        let hold = || self.read_turn.lock().unwrap_or_else(PoisonError::into_inner);
+        let read = self
+            .reader
+            .read_with_held(limit, hold, |output| {
+                self.append(output);
+                output.len()
+            })
+            .await;
+        match read {
+            Ok(Some(count)) => Some(count),
+            Ok(None) | Err(_) => {
+                self.terminal_closed.store(true, Ordering::Release);
+                None
+            }
+        }
+    }
+
+    /// Lets the only client, controlling and sent all output so far, read the terminal itself
+    /// and send what it reads at once, instead of the shell's task reading into the history
+    /// and waking the client's task: one task and no hand-over on the output path of a single
+    /// client, as a shell without history would have (it still appends to the history). A
+    /// second client's attaching takes the turn back, so that a reading client never keeps
+    /// others' tasks waiting behind it on its worker. Whether the client now reads.
+    pub(crate) fn take_reading(&self, attachment: &Attachment) -> bool {
+        if self.terminal_closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let state = self.lock();
+        if state.clients.len() != 1
+            || attachment.cursor.load(Ordering::Acquire) != state.history.end()
+            || self
+                .reading_client
+                .compare_exchange(NO_READER, attachment.id, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return false;
+        }
+        drop(state);
+        // The shell's task stops reading at its next look.
+        self.wake.notify_one();
+        true
+    }
+
+    /// Whether `client` still reads the terminal.
+    pub(crate) fn reads(&self, client: u64) -> bool {
+        self.reading_client.load(Ordering::Acquire) == client
+    }
+
+    /// `client` stops reading the terminal; the shell's task reads again. `stalled_at`: the
+    /// client stopped taking output at this offset, and the program is not held for it there.
+    pub(crate) fn give_back_reading(&self, client: u64, stalled_at: Option<u64>) {
+        if self.reading_client.compare_exchange(client, NO_READER, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            if let Some(offset) = stalled_at {
+                self.lock().released = Some(offset);
+            }
+            self.wake.notify_one();
+        }
+    }
+
+    /// Whether a client reads the terminal (the shell's task does not).
+    fn client_reads(&self) -> bool {
+        self.reading_client.load(Ordering::Acquire) != NO_READER
+    }
+
     /// Puts output into the history and tells the clients.
     fn append(&self, output: &[u8]) {
         let end = {
@@ -845,7 +987,7 @@ impl LiveShell {
             }
             // Interactive output is cheap to emulate as it comes; bulk output waits (and past
             // the limit, is dropped from what the screen is rebuilt from).
-            if output.len() < INTERACTIVE_OUTPUT {
+            if state.feed_due(output.len()) {
                 state.feed();
             }
             state.history.end()
@@ -1062,23 +1204,13 @@ impl Registry {
             session: session.to_owned(),
             created_at: Timestamp::now(),
             pid: process.pid(),
-            state: Mutex::new(State {
-                history: History::new(self.settings.history_bytes),
-                size,
-                clients: vec![first],
-                next_client: 1,
-                detached_since: None,
-                screen: None,
-                screen_size: size,
-                resizes: VecDeque::new(),
-                shares: Vec::new(),
-                unfed: VecDeque::new(),
-                unfed_start: 0,
-                unfed_bytes: 0,
-                released: None,
-            }),
+            state: Mutex::new(State::new(self.settings.history_bytes, size, first)),
             progress: watch::Sender::new(Progress { end: 0, ended: None }),
+            reader: process.reader(),
             writer: process.writer(),
+            read_turn: Mutex::new(()),
+            reading_client: AtomicU64::new(NO_READER),
+            terminal_closed: AtomicBool::new(false),
             wake: Notify::new(),
             drained: Notify::new(),
             end_requested: AtomicBool::new(false),
@@ -1234,5 +1366,53 @@ mod tests {
         assert_eq!(a.len(), 22);
         assert_ne!(a, b);
         assert!(a.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'));
+    }
+
+    /// Output pushed through a state's history as `append` does it; whether the screen was fed.
+    fn append(state: &mut State, output: &[u8]) -> bool {
+        let before = state.history.start();
+        let evicted = state.history.push(output);
+        if !evicted.is_empty() {
+            state.defer(before, evicted);
+        }
+        let due = state.feed_due(output.len());
+        if due {
+            state.feed();
+        }
+        due
+    }
+
+    #[test]
+    fn a_flood_feeds_the_screen_within_the_budget_and_the_rest_once_it_stops() {
+        let client = ClientInfo {
+            id: 0,
+            user: "alice".into(),
+            mode: Mode::Control,
+            holder: Holder::Share("x".into()),
+            kick: Arc::new(Notify::new()),
+            cursor: Arc::new(AtomicU64::new(0)),
+        };
+        let mut state = State::new(64 * 1024, WindowSize { cols: 80, rows: 24 }, client);
+        // Interactive output that fits the history defers nothing, so feeds nothing.
+        assert!(!append(&mut state, b"$ "));
+        // A flood: bulk reads with small ones between them, as a fast program gives.
+        let line = b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n";
+        let bulk: Vec<u8> = line.iter().copied().cycle().take(32 * 1024).collect();
+        let mut fed = 0;
+        for _ in 0..200 {
+            assert!(!append(&mut state, &bulk), "a bulk read never feeds the emulator");
+            let before = state.window_fed;
+            if append(&mut state, &bulk[..512]) {
+                fed += state.window_fed - before;
+            }
+        }
+        // 6.5 MB went through; the emulator got at most its budget of it.
+        assert!(fed <= FEED_BUDGET, "fed {fed} bytes during the flood");
+        assert!(state.unfed_bytes > FEED_BUDGET, "the rest waits: {}", state.unfed_bytes);
+        // Once bulk output has stopped for a window, the next interactive read feeds the rest.
+        state.last_bulk = Some(std::time::Instant::now() - FEED_WINDOW);
+        assert!(append(&mut state, b"$ "));
+        assert_eq!(state.unfed_bytes, 0);
+        assert!(state.screen.is_some());
     }
 }
