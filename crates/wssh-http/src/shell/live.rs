@@ -93,6 +93,15 @@ pub(super) async fn serve<S>(
         output.abort();
     }
     shell.detach(client);
+    // Boxed: the connection's task is only as large as its long wait above.
+    Box::pin(last_words(sink, stream, &shell, ending)).await;
+}
+
+/// What the client is told as its connection ends, and how long it is given.
+async fn last_words<S>(sink: Sink<S>, mut stream: SplitStream<WebSocketStream<S>>, shell: &LiveShell, ending: Ending)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     match ending {
         Ending::ShellEnded(end) => {
             let last_words = async {
@@ -153,6 +162,36 @@ where
     sent
 }
 
+/// Sends one frame for the client that reads the terminal, at `offset`; a send that has not
+/// completed after [`STALL_LIMIT`] gives the reading turn back (the program runs on without
+/// this client) and then goes on waiting. `false` once the client is gone.
+async fn send_watched<S>(
+    shell: &LiveShell,
+    client: u64,
+    offset: u64,
+    (sink, delivered): (&Sink<S>, &Delivered),
+    frame: Bytes,
+) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let sending = send_frame(sink, delivered, frame);
+    tokio::pin!(sending);
+    // One look first: a send that completes at once needs no timer.
+    let first =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(std::future::Future::poll(sending.as_mut(), cx))).await;
+    match first {
+        std::task::Poll::Ready(sent) => sent,
+        std::task::Poll::Pending => tokio::select! {
+            sent = &mut sending => sent,
+            () = tokio::time::sleep(STALL_LIMIT) => {
+                shell.give_back_reading(client, Some(offset));
+                sending.await
+            }
+        },
+    }
+}
+
 /// While `attachment`'s client holds the shell's reading turn (see
 /// [`LiveShell::take_reading`]): reads the terminal and sends what it read at once, from
 /// `offset` on. Returns the offset reached once the client no longer reads (the terminal
@@ -177,24 +216,8 @@ where
         match shell.read(offset) {
             Next::Frames(frames, next) => {
                 for frame in frames {
-                    let sending = send_frame(sink, delivered, frame);
-                    tokio::pin!(sending);
-                    // One look first: a send that completes at once needs no timer.
-                    let first = std::future::poll_fn(|cx| {
-                        std::task::Poll::Ready(std::future::Future::poll(sending.as_mut(), cx))
-                    })
-                    .await;
-                    let sent = match first {
-                        std::task::Poll::Ready(sent) => sent,
-                        std::task::Poll::Pending => tokio::select! {
-                            sent = &mut sending => sent,
-                            () = tokio::time::sleep(STALL_LIMIT) => {
-                                shell.give_back_reading(client, Some(offset));
-                                sending.await
-                            }
-                        },
-                    };
-                    if !sent {
+                    // Boxed: an idle client's task is only as large as its wait for output.
+                    if !Box::pin(send_watched(shell, client, offset, (sink, delivered), frame)).await {
                         shell.give_back_reading(client, None);
                         return None;
                     }
@@ -243,7 +266,8 @@ async fn forward<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let send = async |frame: Bytes| -> bool { send_frame(&sink, &delivered, frame).await };
+    // Boxed: an idle client's task is only as large as its wait for output.
+    let send = async |frame: Bytes| -> bool { Box::pin(send_frame(&sink, &delivered, frame)).await };
     let mut progress = shell.watch();
     let (start, _) = shell.span();
     // A gap still to announce: (the offset asked for, where output goes on, the screen there).
@@ -253,8 +277,8 @@ where
     });
     let mut offset = gap.as_ref().map_or(requested, |(_, from, _)| *from);
     shell.sent(&attachment, mode, offset);
-    let hello = serde_json::json!({ "shell": shell.id, "offset": offset, "mode": mode });
-    if !send(json_frame(SHELL_TAG, &hello)).await {
+    let hello = json_frame(SHELL_TAG, &serde_json::json!({ "shell": shell.id, "offset": offset, "mode": mode }));
+    if !send(hello).await {
         return None;
     }
     let mut ended_at: Option<tokio::time::Instant> = None;

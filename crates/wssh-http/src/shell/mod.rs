@@ -253,11 +253,11 @@ pub(crate) async fn open(
     response.extensions_mut().insert(LoggedUser(username.clone()));
 
     let shell_guard = state.shell_opened();
-    let mut stopping = state.stopping();
+    let stopping = state.stopping();
     let span = tracing::info_span!("shell", client = %peer.ip());
     tokio::spawn(tracing::Instrument::instrument(
         async move {
-            let _open = shell_guard;
+            let open = shell_guard;
             match hyper::upgrade::on(request).await {
                 Ok(upgraded) => {
                     let config = WebSocketConfig::default()
@@ -267,12 +267,17 @@ pub(crate) async fn open(
                         .write_buffer_size(0);
                     let io = state.metrics.count_shell_bytes(TokioIo::new(upgraded));
                     let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+                    // A live shell's client goes on in a task of its own, as large as serving
+                    // needs: this one, with what upgrading and starting took, ends here.
                     match (framing, attached, owner, spec) {
-                        (_, Some(attached), _, _) => run_attach(socket, attached, &mut stopping).await,
+                        (_, Some(attached), _, _) => go_on(open, attach_client(socket, attached), stopping),
                         (Framing::Native, None, Some(owner), Some(spec)) => {
-                            run_live(socket, spec, owner, &state, &mut stopping).await;
+                            if let Some(client) = Box::pin(start_live(socket, spec, owner, &state)).await {
+                                go_on(open, client, stopping);
+                            }
                         }
                         (Framing::GoWsSh, None, Some(owner), Some(spec)) => {
+                            let _open = open;
                             let _running = state.metrics.gows_shell_running();
                             let Some(trail) = trail else { return };
                             let watch = state.shells.watch_single(owner, &state.auth);
@@ -288,6 +293,32 @@ pub(crate) async fn open(
         span,
     ));
     Ok(response)
+}
+
+/// A connection attached to a live shell, ready to be served.
+struct LiveClient<S> {
+    sink: output::Sink<S>,
+    stream: futures_util::stream::SplitStream<WebSocketStream<S>>,
+    shell: Arc<LiveShell>,
+    attachment: registry::Attachment,
+    mode: Mode,
+    offset: u64,
+}
+
+/// Serves a live shell's client in a task of its own (in the current span), counted as an
+/// open shell connection until it ends; the server's stopping ends it with 1001.
+fn go_on<S>(open: crate::ShellGuard, client: LiveClient<S>, mut stopping: tokio::sync::watch::Receiver<bool>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(tracing::Instrument::in_current_span(async move {
+        let _open = open;
+        let LiveClient { sink, stream, shell, attachment, mode, offset } = client;
+        tokio::select! {
+            () = live::serve(sink.clone(), stream, shell, attachment, mode, offset) => {}
+            () = server_stopping(&mut stopping) => Box::pin(going_away(&sink)).await,
+        }
+    }));
 }
 
 /// What `?shell=ID&offset=N&mode=…` asked for.
@@ -663,18 +694,19 @@ where
 }
 
 /// A new live shell (native framing): the program starts as on any connection, and is kept
-/// in the registry for clients to come back to.
-async fn run_live<S>(
+/// in the registry for clients to come back to. Its first client, to be served; `None` when
+/// the program could not start (the client was told why).
+async fn start_live<S>(
     socket: WebSocketStream<S>,
     spec: SessionSpec,
     owner: wssh_auth::Principal,
     state: &SharedState,
-    stopping: &mut tokio::sync::watch::Receiver<bool>,
-) where
+) -> Option<LiveClient<S>>
+where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut stream) = socket.split();
-    let Some((process, size)) = start_program(&mut sink, &mut stream, Framing::Native, &spec).await else { return };
+    let (process, size) = start_program(&mut sink, &mut stream, Framing::Native, &spec).await?;
     let pid = process.pid();
     let username = owner.username.to_string();
     let record = |id: &str| recording::begin(state, id, &owner, &spec, size);
@@ -686,34 +718,24 @@ async fn run_live<S>(
             let reason = error.to_string();
             let _ = sink.send(Message::Binary(Framing::Native.rejected(&reason))).await;
             let _ = sink.send(close(CloseCode::Policy, reason)).await;
-            return;
+            return None;
         }
     };
     tracing::info!(session = %spec.name, user = username, pid, shell = %registry::short(&shell.id), "shell started");
     let sink = Arc::new(Mutex::new(sink));
-    tokio::select! {
-        () = live::serve(sink.clone(), stream, shell, attachment, Mode::Control, 0) => {}
-        () = server_stopping(stopping) => going_away(&sink).await,
-    }
+    Some(LiveClient { sink, stream, shell, attachment, mode: Mode::Control, offset: 0 })
 }
 
-/// Another connection to a live shell.
-async fn run_attach<S>(
-    socket: WebSocketStream<S>,
-    attached: Attached,
-    stopping: &mut tokio::sync::watch::Receiver<bool>,
-) where
+/// Another connection to a live shell, attached and ready to be served.
+fn attach_client<S>(socket: WebSocketStream<S>, attached: Attached) -> LiveClient<S>
+where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let Attached { shell, holder, mode, offset } = attached;
     let (sink, stream) = socket.split();
     let attachment = shell.attach(holder, mode, offset);
     tracing::info!(shell = %registry::short(&shell.id), ?mode, "client attached");
-    let sink = Arc::new(Mutex::new(sink));
-    tokio::select! {
-        () = live::serve(sink.clone(), stream, shell, attachment, mode, offset) => {}
-        () = server_stopping(stopping) => going_away(&sink).await,
-    }
+    LiveClient { sink: Arc::new(Mutex::new(sink)), stream, shell, attachment, mode, offset }
 }
 
 /// The server is stopping: the client is told so with 1001 (going away) and a reason.

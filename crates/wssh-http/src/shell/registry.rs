@@ -822,7 +822,7 @@ impl LiveShell {
     /// The shell's task: reads the terminal into the history until the program exits, the
     /// shell is asked to end, or it has been without clients for the detach timeout; then ends
     /// the program's session and tells the clients.
-    async fn run(self: Arc<Self>, mut process: PtyProcess, detach_timeout: Duration, registry: Arc<Registry>) {
+    async fn run(self: Arc<Self>, mut process: Box<PtyProcess>, detach_timeout: Duration, registry: Arc<Registry>) {
         let mut closed = false;
         // While held: the offset waited for, and until when.
         let mut waiting: Option<(u64, tokio::time::Instant)> = None;
@@ -831,9 +831,10 @@ impl LiveShell {
             tokio::pin!(exited);
             loop {
                 let deadline = self.lock().detached_since.map(|(_, since)| since + detach_timeout);
+                // Timers boxed, made only when armed: an attached idle shell's task carries none.
                 let detached = async {
                     match deadline {
-                        Some(deadline) => tokio::time::sleep_until(deadline).await,
+                        Some(deadline) => Box::pin(tokio::time::sleep_until(deadline)).await,
                         None => std::future::pending().await,
                     }
                 };
@@ -852,12 +853,14 @@ impl LiveShell {
                 let room = room.unwrap_or(0);
                 let stalled = async {
                     match waiting {
-                        Some((_, until)) => tokio::time::sleep_until(until).await,
+                        Some((_, until)) => Box::pin(tokio::time::sleep_until(until)).await,
                         None => std::future::pending().await,
                     }
                 };
                 tokio::select! {
-                    read = self.read_output(room), if !closed && room > 0 && !self.client_reads() => {
+                    // Boxed, and made only when reading: the wait for output is large, and a
+                    // shell whose client reads the terminal itself does not wait for any.
+                    read = async { Box::pin(self.read_output(room)).await }, if !closed && room > 0 && !self.client_reads() => {
                         closed = read.is_none();
                     }
                     status = &mut exited => break Some(status),
@@ -877,28 +880,32 @@ impl LiveShell {
         self.terminal_closed.store(true, Ordering::Release);
         self.reading_client.store(NO_READER, Ordering::Release);
         self.progress.send_modify(|_| {});
-        let (end, exit_status) = match ending {
-            Some(_) => {
-                // The last output: until the terminal closes or pauses, and only so long.
-                let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
-                while !closed {
-                    let wait = DRAIN_QUIET.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-                    match tokio::time::timeout(wait, self.read_output(READ_CHUNK)).await {
-                        Ok(Some(_)) => {}
-                        _ => closed = true,
-                    }
+        // Boxed: the shell's task is only as large as its long wait above.
+        Box::pin(self.finish(process, ending.is_some(), closed, registry)).await;
+    }
+
+    /// The end of the shell's task: the last output when the program exited by itself
+    /// (`exited`), the program's session ended, the clients told.
+    async fn finish(&self, mut process: Box<PtyProcess>, exited: bool, mut closed: bool, registry: Arc<Registry>) {
+        let (end, exit_status) = if exited {
+            // The last output: until the terminal closes or pauses, and only so long.
+            let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
+            while !closed {
+                let wait = DRAIN_QUIET.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+                match tokio::time::timeout(wait, self.read_output(READ_CHUNK)).await {
+                    Ok(Some(_)) => {}
+                    _ => closed = true,
                 }
-                let status = process.terminate(Duration::from_millis(100)).await;
-                let exit_status = super::audit::exit_status(status.as_ref().ok());
-                super::audit::record(&self.auth, None, AuditEvent::ShellEnded { shell: self.id.clone(), exit_status });
-                (ShellEnd::Exited(status.ok().and_then(|status| status.code()).unwrap_or(-1)), exit_status)
             }
-            None => {
-                let status = process.terminate(HANGUP_GRACE).await;
-                let exit_status = super::audit::exit_status(status.as_ref().ok());
-                super::audit::record(&self.auth, None, AuditEvent::ShellEnded { shell: self.id.clone(), exit_status });
-                (ShellEnd::Ended, exit_status)
-            }
+            let status = process.terminate(Duration::from_millis(100)).await;
+            let exit_status = super::audit::exit_status(status.as_ref().ok());
+            super::audit::record(&self.auth, None, AuditEvent::ShellEnded { shell: self.id.clone(), exit_status });
+            (ShellEnd::Exited(status.ok().and_then(|status| status.code()).unwrap_or(-1)), exit_status)
+        } else {
+            let status = process.terminate(HANGUP_GRACE).await;
+            let exit_status = super::audit::exit_status(status.as_ref().ok());
+            super::audit::record(&self.auth, None, AuditEvent::ShellEnded { shell: self.id.clone(), exit_status });
+            (ShellEnd::Ended, exit_status)
         };
         registry.remove(&self.id);
         if let Some(recording) = self.recording.lock().unwrap_or_else(PoisonError::into_inner).take() {
@@ -1221,7 +1228,8 @@ impl Registry {
         self.lock().insert(shell.id.clone(), shell.clone());
         self.changed.notify_one();
         let detach_timeout = spec.detach_timeout_seconds.map_or(self.settings.detach_timeout, Duration::from_secs);
-        tokio::spawn(shell.clone().run(process, detach_timeout, self.clone()));
+        // The process boxed: the task keeps it for its whole life.
+        tokio::spawn(shell.clone().run(Box::new(process), detach_timeout, self.clone()));
         Ok((shell, attachment))
     }
 
