@@ -514,6 +514,41 @@ async fn a_controller_that_pauses_gets_every_byte_even_past_a_small_history() {
 }
 
 #[tokio::test]
+async fn clients_joining_and_leaving_mid_flood_each_get_every_byte_in_order() {
+    // A shell's only controlling client reads the terminal itself; a second client attaching
+    // takes that turn back to the shell's task, and its leaving lets the first take it again,
+    // all while output pours: neither stream may lose, double or reorder a byte.
+    let server = server_with(json!({ "shell_history_bytes": 16 * 1024 * 1024 }));
+    let mut owner = open(&server, "/bash", &admin_basic()).await.unwrap();
+    let id = owner.id();
+    owner.type_text("seq 1 1000000; echo DONE-$((40+2))\r").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut joined = 0;
+    for threshold in [200_000, 1_500_000, 3_000_000, 4_500_000] {
+        while owner.output.len() < threshold {
+            assert!(owner.pump(deadline).await, "closed early");
+        }
+        // Another client, from the shell's first byte, reads a while and leaves.
+        let url = format!("/bash?shell={id}&mode=observe&offset=0");
+        let mut observer = open(&server, &url, &admin_basic()).await.unwrap();
+        while observer.output.len() < threshold / 2 {
+            assert!(observer.pump(deadline).await, "observer closed early");
+        }
+        assert!(owner.output.starts_with(&observer.output) || observer.output.starts_with(&owner.output));
+        assert_eq!(observer.gaps, Vec::<Value>::new());
+        joined += 1;
+    }
+    owner.read_until("DONE-42").await;
+    assert_eq!(joined, 4);
+    assert_eq!(owner.gaps, Vec::<Value>::new());
+    assert!(seq_part(&owner.output, "DONE-42") == seq_text(1_000_000), "the controller got every byte, once, in order");
+    // A last observer from offset 0 gets the very same stream.
+    let mut last = open(&server, &format!("/bash?shell={id}&mode=observe&offset=0"), &admin_basic()).await.unwrap();
+    last.read_until("DONE-42").await;
+    assert!(seq_part(&last.output, "DONE-42") == seq_text(1_000_000), "the history holds the same bytes");
+}
+
+#[tokio::test]
 async fn an_observer_that_takes_nothing_holds_neither_the_program_nor_the_controller() {
     let server = server_with(json!({ "shell_history_bytes": 64 * 1024 }));
     let mut owner = open(&server, "/bash", &admin_basic()).await.unwrap();
