@@ -162,6 +162,15 @@ where
     sent
 }
 
+/// Gives the reading turn back when dropped (a no-op when it was given back already).
+struct TurnHeld<'a>(&'a LiveShell, u64);
+
+impl Drop for TurnHeld<'_> {
+    fn drop(&mut self) {
+        self.0.give_back_reading(self.1, None);
+    }
+}
+
 /// Sends one frame for the client that reads the terminal, at `offset`; a send that has not
 /// completed after [`STALL_LIMIT`] gives the reading turn back (the program runs on without
 /// this client) and then goes on waiting. `false` once the client is gone.
@@ -194,9 +203,11 @@ where
 
 /// While `attachment`'s client holds the shell's reading turn (see
 /// [`LiveShell::take_reading`]): reads the terminal and sends what it read at once, from
-/// `offset` on. Returns the offset reached once the client no longer reads (the terminal
-/// closed, the shell is ending, another task appended first, or the client stopped taking
-/// output for [`STALL_LIMIT`]: the program runs on without it); `None` when the client is gone.
+/// `offset` on (and whatever else the history holds past it). Returns the offset reached once
+/// the client no longer reads (the terminal closed, the shell is ending, another client
+/// attached, or the client stopped taking output for [`STALL_LIMIT`]: the program runs on
+/// without it); `None` when the client is gone. However it stops, even cancelled, the turn
+/// is given back.
 async fn read_and_send<S>(
     shell: &LiveShell,
     attachment: &Attachment,
@@ -208,9 +219,9 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let client = attachment.id;
+    let _turn = TurnHeld(shell, client);
     loop {
-        progress.borrow_and_update();
-        if !shell.reads(client) {
+        if progress.borrow_and_update().ended.is_some() || !shell.reads(client) {
             return Some(offset);
         }
         match shell.read(offset) {
@@ -234,7 +245,7 @@ where
         }
         tokio::select! {
             biased;
-            read = shell.read_output(READ_CHUNK) => {
+            read = shell.read_output(READ_CHUNK, Some(client)) => {
                 if read.is_none() {
                     shell.give_back_reading(client, None);
                     return Some(offset);

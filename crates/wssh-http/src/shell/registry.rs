@@ -527,7 +527,8 @@ pub(crate) struct LiveShell {
     /// [`LiveShell::take_reading`]), or [`NO_READER`].
     reading_client: AtomicU64,
     /// Set once a read found the terminal closed on the program's side, or the shell's task
-    /// drains the last output: no client takes the reading turn after.
+    /// left its main loop (the program exited, or the shell is ending): no client takes the
+    /// reading turn after.
     terminal_closed: AtomicBool,
     /// Wakes the shell's task: clients changed, or the shell is to end.
     wake: Notify,
@@ -574,8 +575,10 @@ impl LiveShell {
             cursor: attachment.cursor.clone(),
         });
         state.detached_since = None;
+        // Under the state's lock, as `append` looks: from here on every append wakes clients.
+        let was_read = self.reading_client.swap(NO_READER, Ordering::AcqRel) != NO_READER;
         drop(state);
-        if self.reading_client.swap(NO_READER, Ordering::AcqRel) != NO_READER {
+        if was_read {
             // The reading client notices at its next look.
             self.progress.send_modify(|_| {});
         }
@@ -819,9 +822,10 @@ impl LiveShell {
         }
     }
 
-    /// The shell's task: reads the terminal into the history until the program exits, the
-    /// shell is asked to end, or it has been without clients for the detach timeout; then ends
-    /// the program's session and tells the clients.
+    /// The shell's task: reads the terminal into the history (while no client holds the
+    /// reading turn) until the program exits, the shell is asked to end, or it has been
+    /// without clients for the detach timeout; then ends the program's session and tells the
+    /// clients.
     async fn run(self: Arc<Self>, mut process: Box<PtyProcess>, detach_timeout: Duration, registry: Arc<Registry>) {
         let mut closed = false;
         // While held: the offset waited for, and until when.
@@ -860,7 +864,7 @@ impl LiveShell {
                 tokio::select! {
                     // Boxed, and made only when reading: the wait for output is large, and a
                     // shell whose client reads the terminal itself does not wait for any.
-                    read = async { Box::pin(self.read_output(room)).await }, if !closed && room > 0 && !self.client_reads() => {
+                    read = async { Box::pin(self.read_output(room, None)).await }, if !closed && room > 0 && !self.client_reads() => {
                         closed = read.is_none();
                     }
                     status = &mut exited => break Some(status),
@@ -892,7 +896,7 @@ impl LiveShell {
             let deadline = tokio::time::Instant::now() + DRAIN_LIMIT;
             while !closed {
                 let wait = DRAIN_QUIET.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-                match tokio::time::timeout(wait, self.read_output(READ_CHUNK)).await {
+                match tokio::time::timeout(wait, self.read_output(READ_CHUNK, None)).await {
                     Ok(Some(_)) => {}
                     _ => closed = true,
                 }
@@ -918,12 +922,13 @@ impl LiveShell {
     /// Waits for output, reads what is there (at most `limit` bytes) and appends it to the
     /// history, as one step under the read turn; the count, or `None` once the terminal is
     /// closed (or reading it failed).
-    pub(crate) async fn read_output(&self, limit: usize) -> Option<usize> {
+    /// `reader`: the client that holds the reading turn, when it is the one reading.
+    pub(crate) async fn read_output(&self, limit: usize, reader: Option<u64>) -> Option<usize> {
         let hold = || self.read_turn.lock().unwrap_or_else(PoisonError::into_inner);
         let read = self
             .reader
             .read_with_held(limit, hold, |output| {
-                self.append(output);
+                self.append(output, reader);
                 output.len()
             })
             .await;
@@ -947,7 +952,10 @@ impl LiveShell {
             return false;
         }
         let state = self.lock();
+        // The only client must be this one: a task that outlived its client's detaching
+        // must not take a turn nobody would give back.
         if state.clients.len() != 1
+            || state.clients[0].id != attachment.id
             || attachment.cursor.load(Ordering::Acquire) != state.history.end()
             || self
                 .reading_client
@@ -957,6 +965,12 @@ impl LiveShell {
             return false;
         }
         drop(state);
+        // The shell's task may have left its loop meanwhile (it sets `terminal_closed`, then
+        // takes the turn back): then the turn is not taken.
+        if self.terminal_closed.load(Ordering::Acquire) {
+            self.give_back_reading(attachment.id, None);
+            return false;
+        }
         // The shell's task stops reading at its next look.
         self.wake.notify_one();
         true
@@ -983,10 +997,13 @@ impl LiveShell {
         self.reading_client.load(Ordering::Acquire) != NO_READER
     }
 
-    /// Puts output into the history and tells the clients.
-    fn append(&self, output: &[u8]) {
-        let end = {
+    /// Puts output into the history and tells the clients; `reader`: the client appending what
+    /// it read itself, which, while it still holds the turn, is the only client and needs no
+    /// telling (a wake-up of its own task per read would cost a poll each).
+    fn append(&self, output: &[u8], reader: Option<u64>) {
+        let (end, quiet) = {
             let mut state = self.lock();
+            let quiet = reader.is_some_and(|client| self.reading_client.load(Ordering::Acquire) == client);
             let before = state.history.start();
             let evicted = state.history.push(output);
             if !evicted.is_empty() {
@@ -997,12 +1014,19 @@ impl LiveShell {
             if state.feed_due(output.len()) {
                 state.feed();
             }
-            state.history.end()
+            (state.history.end(), quiet)
         };
         if let Some(recording) = self.recording.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
             recording.output(output);
         }
-        self.progress.send_modify(|progress| progress.end = end);
+        if quiet {
+            self.progress.send_if_modified(|progress| {
+                progress.end = end;
+                false
+            });
+        } else {
+            self.progress.send_modify(|progress| progress.end = end);
+        }
     }
 }
 
