@@ -849,14 +849,20 @@ async fn a_disabled_or_deleted_user_loses_their_shells_within_a_second() {
     assert!(!alive(bob_pid));
 }
 
+/// The administrator's new shell, once its shell answers.
+async fn ready_shell(server: &Server) -> Conn {
+    let mut owner = open(server, "/bash", &admin_basic()).await.unwrap();
+    owner.type_text("echo ready-$((5+5))\r").await;
+    owner.read_until("ready-10").await;
+    owner
+}
+
 #[tokio::test]
 async fn a_revoked_token_disconnects_its_client_within_a_second() {
     let server = server_with(json!({}));
     let client = server.client();
     let (identifier, token) = support::login(&client, "admin", ADMIN_PASSWORD).await;
-    let mut owner = open(&server, "/bash", &admin_basic()).await.unwrap();
-    owner.type_text("echo ready-$((5+5))\r").await;
-    owner.read_until("ready-10").await;
+    let mut owner = ready_shell(&server).await;
     let mut by_token = open(&server, &format!("/bash?shell={}", owner.id()), &format!("Bearer {token}")).await.unwrap();
     by_token.read_until("ready-10").await;
     let body = json!({ "authorization": support::admin(), "token": { "identifier": identifier } });
@@ -875,9 +881,7 @@ async fn a_token_that_expires_disconnects_its_client_within_a_second_of_its_expi
     let server = server_with(json!({}));
     let client = server.client();
     let (identifier, token) = support::login(&client, "admin", ADMIN_PASSWORD).await;
-    let mut owner = open(&server, "/bash", &admin_basic()).await.unwrap();
-    owner.type_text("echo ready-$((5+5))\r").await;
-    owner.read_until("ready-10").await;
+    let mut owner = ready_shell(&server).await;
     // The token expires in about three seconds: the clock moves, nothing stored changes.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
     let changed = server.execute_sql(

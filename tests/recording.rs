@@ -149,6 +149,17 @@ fn config() -> Value {
     config
 }
 
+/// Whether each shell start in the audit log (newest first) says the shell was recorded.
+async fn started_recorded(client: &Client, admin: &str) -> Vec<bool> {
+    let started = call(client, "GET", "/api/audit?kind=shell.started", admin).await;
+    started.json["data"]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["recorded"].as_bool().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn a_recorded_shell_plays_back_byte_for_byte_and_only_for_those_allowed() {
     let server = Server::start_with(config());
@@ -237,13 +248,7 @@ async fn a_recorded_shell_plays_back_byte_for_byte_and_only_for_those_allowed() 
         (of("recording.read", "admin"), of("recording.read", "bob"), of("recording.deleted", "admin")),
         (1, 1, 1)
     );
-    let started = call(&client, "GET", "/api/audit?kind=shell.started", &admin).await;
-    let recorded: Vec<bool> = started.json["data"]["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|event| event["recorded"].as_bool().unwrap())
-        .collect();
+    let recorded = started_recorded(&client, &admin).await;
     assert_eq!(recorded, [true, false, true], "newest first: bob's, plain, the first");
 }
 
@@ -363,13 +368,7 @@ async fn a_template_marked_through_the_api_records_shells_of_both_framings() {
     let mut unrecorded = open_framed(&server, "made", &admin, 80, 24, true).await;
     unrecorded.type_text("exit\n").await;
     unrecorded.read(None).await;
-    let started = call(&client, "GET", "/api/audit?kind=shell.started", &admin).await;
-    let recorded: Vec<bool> = started.json["data"]["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|event| event["recorded"].as_bool().unwrap())
-        .collect();
+    let recorded = started_recorded(&client, &admin).await;
     assert_eq!(recorded, [false, true, true], "newest first");
     assert_eq!(list(&client, &admin, "").await["total"], 2);
 

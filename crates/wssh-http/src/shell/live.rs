@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use super::framing::{ClientMessage, Framing};
-use super::output::Sink;
+use super::output::{Sink, send_frame};
 use super::registry::{Attachment, LiveShell, Mode, Next, Progress, READ_CHUNK, STALL_LIMIT, ShellEnd, short};
 use super::{Delivered, IDLE_TIMEOUT, PING_INTERVAL, PING_SEND_LIMIT, close, next_message};
 
@@ -150,18 +150,6 @@ fn json_frame(tag: u8, value: &serde_json::Value) -> Bytes {
     Bytes::from(frame)
 }
 
-/// Sends one frame; `false` once the client is gone. Each frame taken is noted in `delivered`.
-async fn send_frame<S>(sink: &Sink<S>, delivered: &Delivered, frame: Bytes) -> bool
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let sent = sink.lock().await.send(Message::Binary(frame)).await.is_ok();
-    if sent {
-        delivered.now();
-    }
-    sent
-}
-
 /// Gives the reading turn back when dropped (a no-op when it was given back already).
 struct TurnHeld<'a>(&'a LiveShell, u64);
 
@@ -229,7 +217,6 @@ where
                 for frame in frames {
                     // Boxed: an idle client's task is only as large as its wait for output.
                     if !Box::pin(send_watched(shell, client, offset, (sink, delivered), frame)).await {
-                        shell.give_back_reading(client, None);
                         return None;
                     }
                 }
@@ -237,24 +224,20 @@ where
                 shell.sent(attachment, Mode::Control, offset);
                 continue;
             }
-            Next::Gap => {
-                shell.give_back_reading(client, None);
-                return Some(offset);
-            }
+            Next::Gap => return Some(offset),
             Next::Nothing => {}
         }
         tokio::select! {
             biased;
+            // Every way out gives the turn back (`TurnHeld`).
             read = shell.read_output(READ_CHUNK, Some(client)) => {
                 if read.is_none() {
-                    shell.give_back_reading(client, None);
                     return Some(offset);
                 }
             }
             // Another task appended, or the shell is ending: look again.
             changed = progress.changed() => {
                 if changed.is_err() {
-                    shell.give_back_reading(client, None);
                     return Some(offset);
                 }
             }

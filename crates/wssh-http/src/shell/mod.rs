@@ -260,13 +260,7 @@ pub(crate) async fn open(
             let open = shell_guard;
             match hyper::upgrade::on(request).await {
                 Ok(upgraded) => {
-                    let config = WebSocketConfig::default()
-                        .max_message_size(Some(2 * MAX_MESSAGE_BYTES))
-                        .max_frame_size(Some(2 * MAX_MESSAGE_BYTES))
-                        .read_buffer_size(INPUT_BUFFER)
-                        .write_buffer_size(0);
-                    let io = state.metrics.count_shell_bytes(TokioIo::new(upgraded));
-                    let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+                    let socket = server_socket(&state, upgraded).await;
                     // A live shell's client goes on in a task of its own, as large as serving
                     // needs: this one, with what upgrading and starting took, ends here.
                     match (framing, attached, owner, spec) {
@@ -293,6 +287,22 @@ pub(crate) async fn open(
         span,
     ));
     Ok(response)
+}
+
+/// A shell client's upgraded connection as a WebSocket, the server's side: shell messages'
+/// size limits, a small input buffer, no write buffer (every frame goes out at once), its
+/// bytes counted for the metrics.
+async fn server_socket(
+    state: &SharedState,
+    upgraded: hyper::upgrade::Upgraded,
+) -> WebSocketStream<crate::metrics::CountingIo<TokioIo<hyper::upgrade::Upgraded>>> {
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(2 * MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(2 * MAX_MESSAGE_BYTES))
+        .read_buffer_size(INPUT_BUFFER)
+        .write_buffer_size(0);
+    let io = state.metrics.count_shell_bytes(TokioIo::new(upgraded));
+    WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await
 }
 
 /// A connection attached to a live shell, ready to be served.

@@ -84,6 +84,19 @@ pub(super) async fn forward<S>(
     }
 }
 
+/// Sends one frame on a shell's socket; `false` once the client is gone. Each frame taken is
+/// noted in `delivered`.
+pub(super) async fn send_frame<S>(sink: &Sink<S>, delivered: &Delivered, frame: Bytes) -> bool
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let sent = sink.lock().await.send(Message::Binary(frame)).await.is_ok();
+    if sent {
+        delivered.now();
+    }
+    sent
+}
+
 /// Where output goes.
 struct Output<S> {
     framing: Framing,
@@ -106,11 +119,7 @@ where
 
     /// Sends one frame; `false` once the client is gone.
     async fn send(&self, frame: Bytes) -> bool {
-        let sent = self.sink.lock().await.send(Message::Binary(frame)).await.is_ok();
-        if sent {
-            self.delivered.now();
-        }
-        sent
+        send_frame(&self.sink, &self.delivered, frame).await
     }
 
     /// Sends what a pump reads, until it stops: why it stopped (`None` if the client is gone),

@@ -458,6 +458,23 @@ impl State {
         }
     }
 
+    /// Puts output into the history; what falls out of it is kept for the screen, which is fed
+    /// when due. Whether the screen was fed.
+    fn take_output(&mut self, output: &[u8]) -> bool {
+        let before = self.history.start();
+        let evicted = self.history.push(output);
+        if !evicted.is_empty() {
+            self.defer(before, evicted);
+        }
+        // Interactive output is cheap to emulate as it comes; bulk output waits (and past the
+        // limit, is dropped from what the screen is rebuilt from).
+        let due = self.feed_due(output.len());
+        if due {
+            self.feed();
+        }
+        due
+    }
+
     /// Whether output deferred so far should be fed to the screen now, after a read of
     /// `output` bytes: for interactive output, within the budget of the current window, or
     /// whatever is deferred once bulk output has stopped for a window.
@@ -1004,16 +1021,7 @@ impl LiveShell {
         let (end, quiet) = {
             let mut state = self.lock();
             let quiet = reader.is_some_and(|client| self.reading_client.load(Ordering::Acquire) == client);
-            let before = state.history.start();
-            let evicted = state.history.push(output);
-            if !evicted.is_empty() {
-                state.defer(before, evicted);
-            }
-            // Interactive output is cheap to emulate as it comes; bulk output waits (and past
-            // the limit, is dropped from what the screen is rebuilt from).
-            if state.feed_due(output.len()) {
-                state.feed();
-            }
+            state.take_output(output);
             (state.history.end(), quiet)
         };
         if let Some(recording) = self.recording.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
@@ -1400,20 +1408,6 @@ mod tests {
         assert!(a.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'));
     }
 
-    /// Output pushed through a state's history as `append` does it; whether the screen was fed.
-    fn append(state: &mut State, output: &[u8]) -> bool {
-        let before = state.history.start();
-        let evicted = state.history.push(output);
-        if !evicted.is_empty() {
-            state.defer(before, evicted);
-        }
-        let due = state.feed_due(output.len());
-        if due {
-            state.feed();
-        }
-        due
-    }
-
     #[test]
     fn a_flood_feeds_the_screen_within_the_budget_and_the_rest_once_it_stops() {
         let client = ClientInfo {
@@ -1426,15 +1420,15 @@ mod tests {
         };
         let mut state = State::new(64 * 1024, WindowSize { cols: 80, rows: 24 }, client);
         // Interactive output that fits the history defers nothing, so feeds nothing.
-        assert!(!append(&mut state, b"$ "));
+        assert!(!state.take_output(b"$ "));
         // A flood: bulk reads with small ones between them, as a fast program gives.
         let line = b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n";
         let bulk: Vec<u8> = line.iter().copied().cycle().take(32 * 1024).collect();
         let mut fed = 0;
         for _ in 0..200 {
-            assert!(!append(&mut state, &bulk), "a bulk read never feeds the emulator");
+            assert!(!state.take_output(&bulk), "a bulk read never feeds the emulator");
             let before = state.window_fed;
-            if append(&mut state, &bulk[..512]) {
+            if state.take_output(&bulk[..512]) {
                 fed += state.window_fed - before;
             }
         }
@@ -1443,7 +1437,7 @@ mod tests {
         assert!(state.unfed_bytes > FEED_BUDGET, "the rest waits: {}", state.unfed_bytes);
         // Once bulk output has stopped for a window, the next interactive read feeds the rest.
         state.last_bulk = Some(std::time::Instant::now() - FEED_WINDOW);
-        assert!(append(&mut state, b"$ "));
+        assert!(state.take_output(b"$ "));
         assert_eq!(state.unfed_bytes, 0);
         assert!(state.screen.is_some());
     }

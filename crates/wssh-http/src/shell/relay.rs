@@ -14,16 +14,15 @@ use futures_util::{SinkExt, StreamExt};
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use super::close;
 use super::framing::{MAX_MESSAGE_BYTES, NATIVE_SUBPROTOCOL};
-use super::{INPUT_BUFFER, close};
 use crate::SharedState;
 use crate::error::ApiError;
 use crate::respond::{Body, empty};
@@ -140,13 +139,7 @@ pub(crate) async fn relay(
                 return;
             }
         };
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(2 * MAX_MESSAGE_BYTES))
-            .max_frame_size(Some(2 * MAX_MESSAGE_BYTES))
-            .read_buffer_size(INPUT_BUFFER)
-            .write_buffer_size(0);
-        let io = state.metrics.count_shell_bytes(TokioIo::new(upgraded));
-        let client = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+        let client = super::server_socket(&state, upgraded).await;
         tracing::debug!("client relayed to the node that runs its shell");
         pipe(client, upstream, &mut stopping).await;
     });
