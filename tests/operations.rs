@@ -994,9 +994,21 @@ fn must_replace(text: &str, from: &str, to: &str) -> String {
     text.replace(from, to)
 }
 
-/// A free loopback port (bound, then released).
+/// A free port on every address (bound, then released) for a proxy to listen on.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    // Below the kernel's ephemeral range (32768 and up on Linux): a port the kernel hands out
+    // (to the other tests' listeners and connections, run in parallel) could be taken again
+    // between this look and the proxy's bind, which is on every address.
+    use std::hash::{BuildHasher, Hasher};
+    for _ in 0..1000 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        let port = 20_000 + (hasher.finish() % 12_000) as u16;
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000")
 }
 
 /// A program the proxy tests need; missing, the test fails with the way to install it.
