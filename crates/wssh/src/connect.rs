@@ -84,7 +84,8 @@ pub(crate) struct ConnectArgs {
     #[arg(long)]
     pub(crate) insecure: bool,
     /// Attach to this live shell (its id, from `wssh shells`) instead of starting a new one.
-    #[arg(long, value_name = "ID")]
+    /// (An id may begin with `-`: it is taken as the value all the same.)
+    #[arg(long, value_name = "ID", allow_hyphen_values = true)]
     pub(crate) attach: Option<String>,
     /// With --attach: watch only. Nothing typed is sent; Ctrl-C ends watching.
     #[arg(long, requires = "attach")]

@@ -236,3 +236,19 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn a_shell_id_that_begins_with_a_dash_is_taken_as_the_attach_value() {
+        let cli = Cli::try_parse_from(["wssh", "connect", "http://127.0.0.1:1/bash", "--attach", "-rTb7", "--observe"])
+            .expect("parsed");
+        let Command::Connect(args) = cli.command else { panic!("not connect") };
+        assert_eq!(args.attach.as_deref(), Some("-rTb7"));
+        assert!(args.observe);
+    }
+}
