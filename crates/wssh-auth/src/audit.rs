@@ -72,6 +72,9 @@ impl Auditor {
     /// Records `event`, done by `actor` (`None`: by no one signed in, or by the server). A
     /// failure to store it is logged, never raised: the action it describes has happened.
     pub fn record(&self, actor: Option<Actor>, event: AuditEvent) {
+        // With a stream, the store's append and the stream's line happen under its lock, so
+        // that the stream's order is the log's (events are recorded from many threads).
+        let stream = self.stream.as_ref().map(|stream| stream.lock().unwrap_or_else(PoisonError::into_inner));
         let at_ms = now_ms();
         let record = match self.store.append_audit(at_ms, actor.as_ref(), &event) {
             Ok(record) => record,
@@ -80,10 +83,9 @@ impl Auditor {
                 AuditRecord { id: 0, at_ms, actor, event }
             }
         };
-        if let Some(stream) = &self.stream {
+        if let Some(mut stream) = stream {
             let Ok(mut line) = serde_json::to_vec(&record) else { return };
             line.push(b'\n');
-            let mut stream = stream.lock().unwrap_or_else(PoisonError::into_inner);
             if let Err(error) = stream.write_all(&line).and_then(|()| stream.flush()) {
                 tracing::error!(%error, "cannot write to the audit stream");
             }
