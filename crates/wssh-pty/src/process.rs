@@ -355,6 +355,9 @@ pub struct PtyReader {
 thread_local! {
     /// The buffer [`PtyReader::read_with`] reads into: one per thread, not one per terminal.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The buffer [`PtyReader::read_framed_with_held`] reads into: one per thread, taken by
+    /// its consumer when it keeps what was read (then the next read allocates another).
+    static FRAME: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl PtyReader {
@@ -419,6 +422,48 @@ impl PtyReader {
     }
 }
 
+impl PtyReader {
+    /// [`PtyReader::read_with_held`], reading into a buffer that `consume` may keep: the
+    /// thread's buffer holds `head` (a frame's header, say) and then the output read (at most
+    /// `limit` bytes, at least one), and `consume` gets the buffer itself. Taking it
+    /// (`std::mem::take`) keeps the output without copying it; the next read on this thread
+    /// then allocates a new buffer (never zeroed: the kernel writes it). What `consume` leaves
+    /// is reused.
+    pub async fn read_framed_with_held<G, T>(
+        &self,
+        head: &[u8],
+        limit: usize,
+        hold: impl Fn() -> G,
+        consume: impl FnOnce(&mut Vec<u8>) -> T,
+    ) -> io::Result<Option<T>> {
+        let mut consume = Some(consume);
+        let consumed = self
+            .when_readable(|fd| {
+                let _held = hold();
+                read_frame(fd, head, limit, || consume.take())
+            })
+            .await?;
+        Ok(consumed.flatten())
+    }
+}
+
+/// Reads what is available (at most `limit` bytes, at least one) into the thread's frame
+/// buffer after `head`, and hands the buffer to the consumer `take` gives; `None` when nothing
+/// was read (end of file) or there was no consumer left.
+fn read_frame<T, C: FnOnce(&mut Vec<u8>) -> T>(
+    fd: &OwnedFd,
+    head: &[u8],
+    limit: usize,
+    take: impl FnOnce() -> Option<C>,
+) -> io::Result<Option<T>> {
+    FRAME.with_borrow_mut(|frame| {
+        frame.clear();
+        frame.extend_from_slice(head);
+        let count = read_available_into(fd, frame, limit.max(1))?;
+        Ok((count > 0).then(|| take().map(|consume| consume(frame))).flatten())
+    })
+}
+
 /// What [`PtyReader::read_blocking`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockingRead {
@@ -477,6 +522,35 @@ fn read_available(fd: &OwnedFd, buffer: &mut [u8]) -> io::Result<usize> {
             Err(Errno::EINTR) => continue,
             Err(_) if filled > 0 => break,
             Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(filled)
+}
+
+/// [`read_available`] into the spare capacity of `buffer` (at most `limit` bytes, appended),
+/// without initialising it first; the count appended.
+fn read_available_into(fd: &OwnedFd, buffer: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
+    buffer.reserve(limit);
+    let start = buffer.len();
+    let mut filled = 0;
+    while filled < limit {
+        let spare = &mut buffer.spare_capacity_mut()[..limit - filled];
+        // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by `buffer`; read(2)
+        // writes at most that many and reports how many it wrote, and only those are then
+        // counted as initialised (`set_len` below).
+        let count = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        match usize::try_from(count) {
+            Ok(0) => break,
+            Ok(count) => {
+                filled += count;
+                // SAFETY: the kernel initialised these `count` bytes right after the old length.
+                unsafe { buffer.set_len(start + filled) };
+            }
+            Err(_) => match Errno::last() {
+                Errno::EINTR => continue,
+                _ if filled > 0 => break,
+                error => return Err(error.into()),
+            },
         }
     }
     Ok(filled)

@@ -94,6 +94,35 @@ async fn read_with_hands_over_bounded_chunks_in_order_then_none() {
 }
 
 #[tokio::test]
+async fn read_framed_keeps_the_head_and_taken_buffers_hold_their_output_uncopied() {
+    // Every other buffer is taken (kept as read), the rest left for reuse: the output comes out
+    // whole and in order either way, each buffer starting with the head, none over its limit.
+    let process = PtyCommand::new("seq").args(["1", "60000"]).spawn().unwrap();
+    let reader = process.reader();
+    let lock = std::sync::Mutex::new(());
+    let (mut output, mut kept, mut reads) = (Vec::new(), 0, 0);
+    loop {
+        let hold = || lock.lock().unwrap();
+        let read = reader
+            .read_framed_with_held(b"HD", 8192, hold, |frame| {
+                reads += 1;
+                assert!(frame.starts_with(b"HD"), "the head comes first");
+                assert!(frame.len() > 2 && frame.len() <= 2 + 8192, "{}", frame.len());
+                if reads % 2 == 0 { std::mem::take(frame) } else { frame.clone() }
+            })
+            .await
+            .unwrap();
+        let Some(frame) = read else { break };
+        kept += usize::from(reads % 2 == 0);
+        output.extend_from_slice(&frame[2..]);
+    }
+    assert!(kept > 0, "some buffers were taken");
+    let text = String::from_utf8(output).unwrap();
+    let numbers: Vec<u32> = text.lines().map(|line| line.trim_end_matches('\r').parse().unwrap()).collect();
+    assert_eq!(numbers, (1..=60_000).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn read_blocking_appends_bounded_chunks_times_out_when_quiet_then_reports_closed() {
     // `read` waits for a line, so the terminal is quiet until it gets one.
     let process = PtyCommand::new("sh").args(["-c", "read line; seq 1 50000"]).spawn().unwrap();

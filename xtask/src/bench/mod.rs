@@ -116,6 +116,10 @@ pub(crate) struct Args {
     /// `--compare "--workers 2"`.
     #[arg(long, allow_hyphen_values = true)]
     compare: Option<String>,
+    /// Also measure this other wssh binary (an older build, say) as targets of their own in
+    /// every figure, with `--compare`'s arguments if given: an A/B of two builds in one run.
+    #[arg(long)]
+    compare_binary: Option<std::path::PathBuf>,
 }
 
 impl Args {
@@ -234,6 +238,9 @@ fn run_release(args: &Args) -> ExitCode {
     if let Some(compare) = &args.compare {
         release.arg("--compare").arg(compare);
     }
+    if let Some(binary) = &args.compare_binary {
+        release.arg("--compare-binary").arg(binary);
+    }
     match release.status() {
         Ok(status) if status.success() => ExitCode::SUCCESS,
         Ok(status) => status.code().and_then(|code| u8::try_from(code).ok()).map_or(ExitCode::FAILURE, ExitCode::from),
@@ -303,8 +310,17 @@ fn bench(args: &Args) -> Result<()> {
     let mut peers = peers;
     peers.skipped.extend(skipped_postgres);
     let on_postgres = postgres.map(|postgres| launch.on_postgres(postgres));
-    let compared = (!compare.is_empty())
-        .then(|| Launch::new(launch.binary.clone(), work.0.clone(), launch.programs.clone(), compare));
+    let compared = match &args.compare_binary {
+        Some(binary) => {
+            let binary = std::path::absolute(binary)?;
+            Some(
+                Launch::new(binary.clone(), work.0.clone(), launch.programs.clone(), compare)
+                    .labelled(&format!(" [{}]", binary.display())),
+            )
+        }
+        None => (!compare.is_empty())
+            .then(|| Launch::new(launch.binary.clone(), work.0.clone(), launch.programs.clone(), compare)),
+    };
     let report = runtime.block_on(measure(launch, compared, on_postgres, peers, parameters, machine, date))?;
     // The throwaway PostgreSQL cluster (if any) is stopped when the last launch goes.
     println!("{}", report.table());

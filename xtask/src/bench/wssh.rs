@@ -41,7 +41,7 @@ pub(crate) fn build(root: &Path) -> Result<PathBuf> {
 }
 
 /// What starting a server needs; every server started gets a fresh folder under `work`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Launch {
     /// The release binary.
     pub(crate) binary: PathBuf,
@@ -93,6 +93,13 @@ impl Launch {
             extra_sessions: Vec::new(),
             label: String::new(),
         })
+    }
+
+    /// The same servers with `label` added to their targets' names.
+    pub(crate) fn labelled(self: Arc<Self>, label: &str) -> Arc<Launch> {
+        let mut launch = Arc::unwrap_or_clone(self);
+        launch.label.push_str(label);
+        Arc::new(launch)
     }
 
     /// The same servers, each on a fresh database of `postgres`.

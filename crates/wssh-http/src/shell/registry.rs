@@ -157,24 +157,40 @@ impl History {
     }
 
     /// Appends output; returns the chunks that fell out of the history.
+    #[cfg(test)]
     pub(crate) fn push(&mut self, output: &[u8]) -> Vec<Bytes> {
+        let mut frame = Vec::with_capacity(1 + output.len());
+        frame.push(DATA_TAG);
+        frame.extend_from_slice(output);
+        self.push_frame(&mut frame)
+    }
+
+    /// Appends a data frame (the tag, then output); returns the chunks that fell out of the
+    /// history. Small output is copied into the last chunk while that stays small (echoes);
+    /// otherwise the frame itself becomes a chunk: taken out of `frame`, not copied.
+    pub(crate) fn push_frame(&mut self, frame: &mut Vec<u8>) -> Vec<Bytes> {
+        let output = frame.get(1..).unwrap_or_default();
         if output.is_empty() {
             return Vec::new();
         }
+        let length = output.len();
         match self.chunks.back_mut() {
-            Some(last) if last.len() - 1 + output.len() <= MERGE_LIMIT => {
-                let mut merged = Vec::with_capacity(last.len() + output.len());
+            Some(last) if last.len() - 1 + length <= MERGE_LIMIT => {
+                let mut merged = Vec::with_capacity(last.len() + length);
                 merged.extend_from_slice(last);
                 merged.extend_from_slice(output);
                 *last = Bytes::from(merged);
-                self.charged += output.len();
+                self.charged += length;
             }
             _ => {
-                self.chunks.push_back(data_frame(output));
-                self.charged += output.len() + CHUNK_OVERHEAD;
+                let mut chunk = std::mem::take(frame);
+                // In place: the allocator gives the unused end back without moving the output.
+                chunk.shrink_to_fit();
+                self.chunks.push_back(Bytes::from(chunk));
+                self.charged += length + CHUNK_OVERHEAD;
             }
         }
-        self.end += output.len() as u64;
+        self.end += length as u64;
         let mut evicted = Vec::new();
         while self.charged > self.limit && self.chunks.len() > 1 {
             let Some(chunk) = self.chunks.pop_front() else { break };
@@ -458,17 +474,26 @@ impl State {
         }
     }
 
-    /// Puts output into the history; what falls out of it is kept for the screen, which is fed
-    /// when due. Whether the screen was fed.
+    /// [`State::take_frame`] for output as bytes.
+    #[cfg(test)]
     fn take_output(&mut self, output: &[u8]) -> bool {
+        let mut frame = vec![DATA_TAG];
+        frame.extend_from_slice(output);
+        self.take_frame(&mut frame)
+    }
+
+    /// Puts a data frame of output into the history (see [`History::push_frame`]); what falls
+    /// out of it is kept for the screen, which is fed when due. Whether the screen was fed.
+    fn take_frame(&mut self, frame: &mut Vec<u8>) -> bool {
+        let length = frame.len().saturating_sub(1);
         let before = self.history.start();
-        let evicted = self.history.push(output);
+        let evicted = self.history.push_frame(frame);
         if !evicted.is_empty() {
             self.defer(before, evicted);
         }
         // Interactive output is cheap to emulate as it comes; bulk output waits (and past the
         // limit, is dropped from what the screen is rebuilt from).
-        let due = self.feed_due(output.len());
+        let due = self.feed_due(length);
         if due {
             self.feed();
         }
@@ -942,11 +967,13 @@ impl LiveShell {
     /// `reader`: the client that holds the reading turn, when it is the one reading.
     pub(crate) async fn read_output(&self, limit: usize, reader: Option<u64>) -> Option<usize> {
         let hold = || self.read_turn.lock().unwrap_or_else(PoisonError::into_inner);
+        // Read as a data frame, which the history keeps as it is: bulk output is not copied.
         let read = self
             .reader
-            .read_with_held(limit, hold, |output| {
-                self.append(output, reader);
-                output.len()
+            .read_framed_with_held(&[DATA_TAG], limit, hold, |frame| {
+                let count = frame.len() - 1;
+                self.append(frame, reader);
+                count
             })
             .await;
         match read {
@@ -1017,16 +1044,17 @@ impl LiveShell {
     /// Puts output into the history and tells the clients; `reader`: the client appending what
     /// it read itself, which, while it still holds the turn, is the only client and needs no
     /// telling (a wake-up of its own task per read would cost a poll each).
-    fn append(&self, output: &[u8], reader: Option<u64>) {
+    /// `frame`: a data frame (the tag, then output), which the history may take.
+    fn append(&self, frame: &mut Vec<u8>, reader: Option<u64>) {
+        if let Some(recording) = self.recording.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            recording.output(&frame[1..]);
+        }
         let (end, quiet) = {
             let mut state = self.lock();
             let quiet = reader.is_some_and(|client| self.reading_client.load(Ordering::Acquire) == client);
-            state.take_output(output);
+            state.take_frame(frame);
             (state.history.end(), quiet)
         };
-        if let Some(recording) = self.recording.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
-            recording.output(output);
-        }
         if quiet {
             self.progress.send_if_modified(|progress| {
                 progress.end = end;
