@@ -29,6 +29,9 @@ pub(crate) const READ_CHUNK: usize = 64 * 1024;
 const CHUNK_OVERHEAD: usize = 64;
 /// Small outputs (echoes) are merged into the last chunk while it stays this small.
 const MERGE_LIMIT: usize = 4096;
+/// A read at least this large is kept in the buffer it was read into (see
+/// [`History::push_frame`]); smaller ones are copied.
+const TAKE_FRAME: usize = 16 * 1024;
 /// Frames handed to a client per look at the history, at most.
 const BATCH: usize = 64;
 /// How long output may pause while it drains after the program exits, and how long at most.
@@ -166,8 +169,10 @@ impl History {
     }
 
     /// Appends a data frame (the tag, then output); returns the chunks that fell out of the
-    /// history. Small output is copied into the last chunk while that stays small (echoes);
-    /// otherwise the frame itself becomes a chunk: taken out of `frame`, not copied.
+    /// history. Small output is copied into the last chunk while that stays small (echoes),
+    /// or into a chunk of its own size (so that an idle shell holds no read buffer); bulk
+    /// output ([`TAKE_FRAME`] bytes or more) becomes a chunk as it is: taken out of `frame`,
+    /// not copied.
     pub(crate) fn push_frame(&mut self, frame: &mut Vec<u8>) -> Vec<Bytes> {
         let output = frame.get(1..).unwrap_or_default();
         if output.is_empty() {
@@ -181,6 +186,10 @@ impl History {
                 merged.extend_from_slice(output);
                 *last = Bytes::from(merged);
                 self.charged += length;
+            }
+            _ if length < TAKE_FRAME => {
+                self.chunks.push_back(data_frame(output));
+                self.charged += length + CHUNK_OVERHEAD;
             }
             _ => {
                 let mut chunk = std::mem::take(frame);
@@ -1400,6 +1409,38 @@ mod tests {
             assert_eq!(collect(&history, offset), all[offset as usize..], "from {offset}");
         }
         assert_eq!(history.bytes(), all);
+    }
+
+    #[test]
+    fn bulk_frames_are_kept_as_read_and_small_output_is_copied() {
+        let mut history = History::new(8 << 20);
+        let frame_of = |output: &[u8], capacity: usize| {
+            let mut frame = Vec::with_capacity(capacity);
+            frame.push(DATA_TAG);
+            frame.extend_from_slice(output);
+            frame
+        };
+        // Small output: copied into a chunk of its size, the read buffer left for the next read.
+        let mut small = frame_of(b"$ ", 64 * 1024);
+        history.push_frame(&mut small);
+        assert_eq!(small, [DATA_TAG, b'$', b' '], "left as it was");
+        // Merged into that chunk while it stays small.
+        let mut echo = frame_of(b"ls", 64 * 1024);
+        history.push_frame(&mut echo);
+        assert_eq!(history.chunks.len(), 1);
+        // Bulk output: the buffer itself becomes the chunk, shrunk to what was read.
+        let bulk: Vec<u8> = (0..40_000u32).map(|index| (index % 251) as u8).collect();
+        let mut read = frame_of(&bulk, 64 * 1024);
+        let address = read.as_ptr();
+        history.push_frame(&mut read);
+        assert!(read.is_empty() && read.capacity() == 0, "taken");
+        let kept = history.chunks.back().unwrap();
+        assert_eq!(kept.as_ptr(), address, "not copied");
+        assert_eq!(kept.len(), 1 + bulk.len());
+        let mut all = b"$ ls".to_vec();
+        all.extend_from_slice(&bulk);
+        assert_eq!(history.bytes(), all);
+        assert_eq!(collect(&history, 3), all[3..]);
     }
 
     #[test]
