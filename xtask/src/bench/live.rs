@@ -172,6 +172,16 @@ pub(crate) async fn end_shell(access: &ApiAccess, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// [`end_shell`] for a shell that may have ended by itself already (its server ends a shell
+/// with its last connection): a 404 is fine too.
+pub(crate) async fn end_shell_unless_ended(access: &ApiAccess, id: &str) -> Result<()> {
+    let reply = api(access, http::Method::DELETE, &format!("/api/shells/{id}")).await?;
+    if !(200..300).contains(&reply.status) && reply.status != 404 {
+        return Err(format!("DELETE /api/shells/{id} answered {}", reply.status).into());
+    }
+    Ok(())
+}
+
 /// One API request with the token, on a new connection.
 async fn api(access: &ApiAccess, method: http::Method, path: &str) -> Result<super::http::Reply> {
     let request = super::http::request(method, access.addr, path, Some(&access.bearer), None)?;

@@ -154,7 +154,8 @@ async fn big_cat_once(recorded: &WsshTarget) -> Result<BigCat> {
     let rss_end_kib = rss_kib(pid)?;
     rss_samples_kib.push(rss_end_kib);
     socket.close().await;
-    super::live::end_shell(&access, &shell).await?;
+    // The figure's servers end a shell with its connection; the close may have done it.
+    super::live::end_shell_unless_ended(&access, &shell).await?;
     // The recording is finished once the shell has ended.
     let recording_bytes = wait_for_recording(&access.folder.join("data")).await;
     drop(instance);
