@@ -1001,9 +1001,9 @@ fn free_port() -> u16 {
     // between this look and the proxy's bind, which is on every address.
     use std::hash::{BuildHasher, Hasher};
     for _ in 0..1000 {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u32(std::process::id());
-        let port = 20_000 + (hasher.finish() % 12_000) as u16;
+        // A random number: the hasher's keys are.
+        let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let port = 20_000 + (random % 12_000) as u16;
         if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
             return port;
         }

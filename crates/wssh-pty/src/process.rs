@@ -353,10 +353,9 @@ pub struct PtyReader {
 }
 
 thread_local! {
-    /// The buffer [`PtyReader::read_with`] reads into: one per thread, not one per terminal.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// The buffer [`PtyReader::read_framed_with_held`] reads into: one per thread, taken by
-    /// its consumer when it keeps what was read (then the next read allocates another).
+    /// The buffer [`PtyReader::read_with`] and [`PtyReader::read_framed_with_held`] read into:
+    /// one per thread, not one per terminal; taken by a consumer that keeps what was read
+    /// (then the next read allocates another).
     static FRAME: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -392,43 +391,17 @@ impl PtyReader {
     /// `consume` runs while the thread's buffer is lent to it: it must not read a terminal
     /// itself. A `limit` of 0 reads as 1.
     pub async fn read_with<T>(&self, limit: usize, consume: impl FnOnce(&[u8]) -> T) -> io::Result<Option<T>> {
-        self.read_with_held(limit, || (), consume).await
+        self.read_framed_with_held(&[], limit, || (), |buffer| consume(buffer)).await
     }
 
     /// [`PtyReader::read_with`], holding what `hold` returns (a lock's guard) from before the
-    /// read until `consume` has returned: tasks that read one terminal in turn, each under the
-    /// same lock, keep its output in order (a read and what is done with it are one step).
-    pub async fn read_with_held<G, T>(
-        &self,
-        limit: usize,
-        hold: impl Fn() -> G,
-        consume: impl FnOnce(&[u8]) -> T,
-    ) -> io::Result<Option<T>> {
-        let limit = limit.max(1);
-        let mut consume = Some(consume);
-        let consumed = self
-            .when_readable(|fd| {
-                let _held = hold();
-                SCRATCH.with_borrow_mut(|scratch| {
-                    if scratch.len() < limit {
-                        scratch.resize(limit, 0);
-                    }
-                    let count = read_available(fd, &mut scratch[..limit])?;
-                    Ok((count > 0).then(|| consume.take().map(|consume| consume(&scratch[..count]))).flatten())
-                })
-            })
-            .await?;
-        Ok(consumed.flatten())
-    }
-}
-
-impl PtyReader {
-    /// [`PtyReader::read_with_held`], reading into a buffer that `consume` may keep: the
-    /// thread's buffer holds `head` (a frame's header, say) and then the output read (at most
-    /// `limit` bytes, at least one), and `consume` gets the buffer itself. Taking it
-    /// (`std::mem::take`) keeps the output without copying it; the next read on this thread
-    /// then allocates a new buffer (never zeroed: the kernel writes it). What `consume` leaves
-    /// is reused.
+    /// read until `consume` has returned (tasks that read one terminal in turn, each under the
+    /// same lock, keep its output in order: a read and what is done with it are one step),
+    /// and reading into a buffer that `consume` may keep: the thread's buffer holds `head` (a
+    /// frame's header, say) and then the output read (at most `limit` bytes, at least one),
+    /// and `consume` gets the buffer itself. Taking it (`std::mem::take`) keeps the output
+    /// without copying it; the next read on this thread then allocates a new buffer (never
+    /// zeroed: the kernel writes it). What `consume` leaves is reused.
     pub async fn read_framed_with_held<G, T>(
         &self,
         head: &[u8],
@@ -436,32 +409,21 @@ impl PtyReader {
         hold: impl Fn() -> G,
         consume: impl FnOnce(&mut Vec<u8>) -> T,
     ) -> io::Result<Option<T>> {
+        let limit = limit.max(1);
         let mut consume = Some(consume);
         let consumed = self
             .when_readable(|fd| {
                 let _held = hold();
-                read_frame(fd, head, limit, || consume.take())
+                FRAME.with_borrow_mut(|frame| {
+                    frame.clear();
+                    frame.extend_from_slice(head);
+                    let count = read_available_into(fd, frame, limit)?;
+                    Ok((count > 0).then(|| consume.take().map(|consume| consume(frame))).flatten())
+                })
             })
             .await?;
         Ok(consumed.flatten())
     }
-}
-
-/// Reads what is available (at most `limit` bytes, at least one) into the thread's frame
-/// buffer after `head`, and hands the buffer to the consumer `take` gives; `None` when nothing
-/// was read (end of file) or there was no consumer left.
-fn read_frame<T, C: FnOnce(&mut Vec<u8>) -> T>(
-    fd: &OwnedFd,
-    head: &[u8],
-    limit: usize,
-    take: impl FnOnce() -> Option<C>,
-) -> io::Result<Option<T>> {
-    FRAME.with_borrow_mut(|frame| {
-        frame.clear();
-        frame.extend_from_slice(head);
-        let count = read_available_into(fd, frame, limit.max(1))?;
-        Ok((count > 0).then(|| take().map(|consume| consume(frame))).flatten())
-    })
 }
 
 /// What [`PtyReader::read_blocking`] found.
@@ -496,11 +458,7 @@ impl PtyReader {
                 Err(Errno::EINTR) => continue,
                 Err(error) => return Err(error.into()),
             }
-            let start = buffer.len();
-            buffer.resize(start + limit.max(1), 0);
-            let read = read_available(fd, &mut buffer[start..]);
-            buffer.truncate(start + *read.as_ref().unwrap_or(&0));
-            match read {
+            match read_available_into(fd, buffer, limit.max(1)) {
                 Ok(0) => return Ok(BlockingRead::Closed),
                 Ok(count) => return Ok(BlockingRead::Read(count)),
                 Err(error) if error.raw_os_error() == Some(libc::EIO) => return Ok(BlockingRead::Closed),
@@ -514,17 +472,10 @@ impl PtyReader {
 /// Reads until `buffer` is full or nothing more is available; `WouldBlock` only when nothing
 /// was read at all.
 fn read_available(fd: &OwnedFd, buffer: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match nix::unistd::read(fd.as_fd(), &mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(count) => filled += count,
-            Err(Errno::EINTR) => continue,
-            Err(_) if filled > 0 => break,
-            Err(error) => return Err(error.into()),
-        }
-    }
-    Ok(filled)
+    // SAFETY: the same memory, seen as possibly uninitialised: `read_available_uninit` only
+    // ever stores bytes read(2) wrote, so the slice stays initialised.
+    let uninit = unsafe { &mut *(std::ptr::from_mut(buffer) as *mut [std::mem::MaybeUninit<u8>]) };
+    read_available_uninit(fd, uninit)
 }
 
 /// [`read_available`] into the spare capacity of `buffer` (at most `limit` bytes, appended),
@@ -532,20 +483,24 @@ fn read_available(fd: &OwnedFd, buffer: &mut [u8]) -> io::Result<usize> {
 fn read_available_into(fd: &OwnedFd, buffer: &mut Vec<u8>, limit: usize) -> io::Result<usize> {
     buffer.reserve(limit);
     let start = buffer.len();
+    let count = read_available_uninit(fd, &mut buffer.spare_capacity_mut()[..limit])?;
+    // SAFETY: the kernel initialised these `count` bytes right after the old length.
+    unsafe { buffer.set_len(start + count) };
+    Ok(count)
+}
+
+/// [`read_available`] into memory that may be uninitialised: the bytes before the count
+/// returned are initialised, by the kernel.
+fn read_available_uninit(fd: &OwnedFd, buffer: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
     let mut filled = 0;
-    while filled < limit {
-        let spare = &mut buffer.spare_capacity_mut()[..limit - filled];
-        // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by `buffer`; read(2)
-        // writes at most that many and reports how many it wrote, and only those are then
-        // counted as initialised (`set_len` below).
-        let count = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+    while filled < buffer.len() {
+        let rest = &mut buffer[filled..];
+        // SAFETY: `rest` is writable memory of `rest.len()` bytes; read(2) writes at most that
+        // many and says how many it wrote.
+        let count = unsafe { libc::read(fd.as_raw_fd(), rest.as_mut_ptr().cast(), rest.len()) };
         match usize::try_from(count) {
             Ok(0) => break,
-            Ok(count) => {
-                filled += count;
-                // SAFETY: the kernel initialised these `count` bytes right after the old length.
-                unsafe { buffer.set_len(start + filled) };
-            }
+            Ok(count) => filled += count,
             Err(_) => match Errno::last() {
                 Errno::EINTR => continue,
                 _ if filled > 0 => break,

@@ -165,18 +165,20 @@ pub(crate) async fn list_shells(access: &ApiAccess) -> Result<Vec<ListedShell>> 
 
 /// `DELETE /api/shells/{id}`: ends the shell.
 pub(crate) async fn end_shell(access: &ApiAccess, id: &str) -> Result<()> {
-    let reply = api(access, http::Method::DELETE, &format!("/api/shells/{id}")).await?;
-    if !(200..300).contains(&reply.status) {
-        return Err(format!("DELETE /api/shells/{id} answered {}", reply.status).into());
-    }
-    Ok(())
+    delete_shell(access, id, false).await
 }
 
 /// [`end_shell`] for a shell that may have ended by itself already (its server ends a shell
 /// with its last connection): a 404 is fine too.
 pub(crate) async fn end_shell_unless_ended(access: &ApiAccess, id: &str) -> Result<()> {
+    delete_shell(access, id, true).await
+}
+
+/// `DELETE /api/shells/{id}`; `gone_is_fine`: a 404 counts as done.
+async fn delete_shell(access: &ApiAccess, id: &str, gone_is_fine: bool) -> Result<()> {
     let reply = api(access, http::Method::DELETE, &format!("/api/shells/{id}")).await?;
-    if !(200..300).contains(&reply.status) && reply.status != 404 {
+    let done = (200..300).contains(&reply.status) || (gone_is_fine && reply.status == 404);
+    if !done {
         return Err(format!("DELETE /api/shells/{id} answered {}", reply.status).into());
     }
     Ok(())

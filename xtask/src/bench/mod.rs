@@ -310,17 +310,13 @@ fn bench(args: &Args) -> Result<()> {
     let mut peers = peers;
     peers.skipped.extend(skipped_postgres);
     let on_postgres = postgres.map(|postgres| launch.on_postgres(postgres));
-    let compared = match &args.compare_binary {
-        Some(binary) => {
-            let binary = std::path::absolute(binary)?;
-            Some(
-                Launch::new(binary.clone(), work.0.clone(), launch.programs.clone(), compare)
-                    .labelled(&format!(" [{}]", binary.display())),
-            )
-        }
-        None => (!compare.is_empty())
-            .then(|| Launch::new(launch.binary.clone(), work.0.clone(), launch.programs.clone(), compare)),
-    };
+    // Another build (named by its path), or this one with other arguments.
+    let compared_binary = args.compare_binary.as_deref().map(std::path::absolute).transpose()?;
+    let compared = (compared_binary.is_some() || !compare.is_empty()).then(|| {
+        let binary = compared_binary.clone().unwrap_or_else(|| launch.binary.clone());
+        let label = compared_binary.as_ref().map_or_else(String::new, |binary| format!(" [{}]", binary.display()));
+        Launch::new(binary, work.0.clone(), launch.programs.clone(), compare).labelled(&label)
+    });
     let report = runtime.block_on(measure(launch, compared, on_postgres, peers, parameters, machine, date))?;
     // The throwaway PostgreSQL cluster (if any) is stopped when the last launch goes.
     println!("{}", report.table());
