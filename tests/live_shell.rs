@@ -644,6 +644,41 @@ async fn a_client_behind_the_history_gets_a_gap_notice_and_the_screen_of_a_full_
     assert!(at_from.screen().alternate_screen());
 }
 
+#[tokio::test]
+async fn modes_set_before_a_long_flood_are_in_the_restore() {
+    // The modes are set once, then far more output than the history and the megabyte the
+    // screen is redrawn from: the restore still has them.
+    let server = server_with(json!({ "shell_history_bytes": 64 * 1024 }));
+    let mut conn = open(&server, "/bash", &admin_basic()).await.unwrap();
+    conn.type_text("echo start-$((9*9))\r").await;
+    conn.read_until("start-81").await;
+    let id = conn.id();
+    let program = "printf '\\e[?1049h\\e[?25l\\e[?2004h\\e[?1h'; seq 1 600000; printf '\\e[H\\e[2Jflood-%d' $((6*7)); sleep 1000\r";
+    conn.type_text(program).await;
+    conn.read_until("flood-42").await;
+    drop(conn);
+
+    let mut conn = open(&server, &format!("/bash?shell={id}&offset=0"), &admin_basic()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while conn.restores.is_empty() {
+        assert!(conn.pump(deadline).await);
+    }
+    assert!(conn.first_offset() > 4_000_000, "the flood went far past the history");
+    let mut at_from = vt100::Parser::new(24, 80, 0);
+    at_from.process(&conn.restores[0]);
+    let screen = at_from.screen();
+    assert!(screen.alternate_screen(), "the alternate screen is on");
+    assert!(screen.hide_cursor(), "the cursor is hidden");
+    assert!(screen.bracketed_paste(), "bracketed paste is on");
+    assert!(screen.application_cursor(), "cursor keys are in application mode");
+    // Its contents come from the flood's end before the history.
+    let rows: Vec<String> = screen.rows(0, 80).collect();
+    let numbers: Vec<u64> = rows.iter().filter_map(|row| row.trim().parse().ok()).collect();
+    let consecutive = numbers.windows(2).filter(|pair| pair[1] == pair[0] + 1).count();
+    assert!(consecutive >= 20, "{rows:#?}");
+    conn.read_until("flood-42").await;
+}
+
 /// Creates a user through `POST /user` (seed 004) and returns its id.
 async fn new_user(server: &Server, username: &str, password: &str) -> i64 {
     let body = json!({ "username": username, "password": password });

@@ -12,6 +12,7 @@ pub(crate) mod api;
 mod audit;
 pub(crate) mod framing;
 mod live;
+mod modes;
 mod output;
 pub(crate) mod recording;
 pub(crate) mod registry;

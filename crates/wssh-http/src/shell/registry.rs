@@ -20,6 +20,8 @@ use wssh_domain::audit::AuditEvent;
 use wssh_domain::{Timestamp, UserId};
 use wssh_pty::{PtyProcess, PtyReader, PtyWriter, WindowSize};
 
+use super::modes::ModeScanner;
+
 /// The tag of a native data frame; history chunks are kept as ready-made data frames.
 const DATA_TAG: u8 = 0;
 /// Bytes read from the PTY at once, at most.
@@ -387,6 +389,8 @@ struct State {
     /// The leading controller's offset when the program stopped waiting for it (stalled):
     /// the program is not held at that offset again.
     released: Option<u64>,
+    /// Follows the output dropped unfed (see [`State::defer`]) for the modes it sets.
+    modes: ModeScanner,
 }
 
 impl std::fmt::Debug for State {
@@ -436,14 +440,17 @@ impl State {
             window_end: None,
             last_bulk: None,
             released: None,
+            modes: ModeScanner::default(),
         }
     }
 
     /// Feeds output that fell out of the history (starting at `offset`) to the screen,
     /// applying each size change where it happened.
     fn forget(&mut self, mut offset: u64, evicted: &[Bytes]) {
-        let size = self.screen_size;
-        let screen = self.screen.get_or_insert_with(|| Box::new(vt100::Parser::new(size.rows, size.cols, 0)));
+        // Output dropped before this may have ended inside an escape sequence this continues.
+        let unfinished = self.modes.take_unfinished();
+        self.screen().process(&unfinished);
+        let Some(screen) = self.screen.as_mut() else { return };
         for chunk in evicted {
             let mut bytes = &chunk[1..];
             while !bytes.is_empty() {
@@ -466,7 +473,8 @@ impl State {
     /// Keeps output that left the history (starting at `offset`) for the screen, to be fed
     /// later. Past [`UNFED_LIMIT`] the oldest is dropped unfed: a screen is drawn by its last
     /// output, so the restore after a long flood is made from the newest megabyte before the
-    /// history's start (a mode set before that, such as the alternate screen, may be lost).
+    /// history's start, and of what was dropped the screen is given only the sequences that
+    /// set modes (the alternate screen, say), which would otherwise be lost with it.
     fn defer(&mut self, offset: u64, evicted: Vec<Bytes>) {
         if self.unfed.is_empty() {
             self.unfed_start = offset;
@@ -475,12 +483,23 @@ impl State {
             self.unfed_bytes += chunk.len() - 1;
             self.unfed.push_back(chunk);
         }
+        let mut modes = Vec::new();
         while self.unfed_bytes > UNFED_LIMIT && self.unfed.len() > 1 {
             if let Some(chunk) = self.unfed.pop_front() {
+                self.modes.scan(&chunk[1..], &mut modes);
                 self.unfed_bytes -= chunk.len() - 1;
                 self.unfed_start += (chunk.len() - 1) as u64;
             }
         }
+        if !modes.is_empty() {
+            self.screen().process(&modes);
+        }
+    }
+
+    /// The emulator the restore is drawn from, made at the size the shell had where it stands.
+    fn screen(&mut self) -> &mut vt100::Parser {
+        let size = self.screen_size;
+        self.screen.get_or_insert_with(|| Box::new(vt100::Parser::new(size.rows, size.cols, 0)))
     }
 
     /// [`State::take_frame`] for output as bytes.
