@@ -408,6 +408,15 @@ async fn attaching_is_refused_clearly() {
     assert_eq!(open(&server, &format!("/bash?shell={id}&offset=99999999"), &auth).await.err(), Some(400));
     assert_eq!(open(&server, &format!("/bash?shell={id}&offset=x"), &auth).await.err(), Some(400));
     assert_eq!(open(&server, &format!("/bash?shell={id}&mode=boss"), &auth).await.err(), Some(400));
+    // Each parameter once: a proxy that checks the first `mode` must not be bypassed by a second.
+    for twice in [
+        format!("/bash?shell={id}&mode=observe&mode=control"),
+        format!("/bash?shell=AAAAAAAAAAAAAAAAAAAAAA&shell={id}"),
+        format!("/bash?shell={id}&offset=0&offset=1"),
+    ] {
+        assert_eq!(open(&server, &twice, &auth).await.err(), Some(400), "{twice}");
+    }
+    assert!(open(&server, &format!("/bash?shell={id}&mode=observe&offset=0"), &auth).await.is_ok());
     create_user(&server.client(), "mallory", "mallory-pw").await;
     assert_eq!(
         open(&server, &format!("/bash?shell={id}"), &basic("mallory", "mallory-pw")).await.err(),
@@ -679,6 +688,25 @@ async fn modes_set_before_a_long_flood_are_in_the_restore() {
     conn.read_until("flood-42").await;
 }
 
+#[tokio::test]
+async fn a_message_over_the_size_limit_closes_its_connection_with_1009_and_the_shell_goes_on() {
+    let server = server_with(json!({}));
+    let mut owner = open(&server, "/bash", &admin_basic()).await.unwrap();
+    owner.type_text("echo ready-$((5+5))\r").await;
+    owner.read_until("ready-10").await;
+    let id = owner.id();
+    let mut other = open(&server, &format!("/bash?shell={id}"), &admin_basic()).await.unwrap();
+    // The header of a masked binary frame announcing 3 MiB, written as it is.
+    let mut header = vec![0x82, 0x80 | 127];
+    header.extend_from_slice(&(3u64 << 20).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    tokio::io::AsyncWriteExt::write_all(other.socket.get_mut(), &header).await.unwrap();
+    assert_eq!(other.read_to_close().await, 1009);
+    assert!(other.errors.iter().any(|error| error.contains("larger than")), "{:?}", other.errors);
+    owner.type_text("echo still-$((3+3))\r").await;
+    owner.read_until("still-6").await;
+}
+
 /// Creates a user through `POST /user` (seed 004) and returns its id.
 async fn new_user(server: &Server, username: &str, password: &str) -> i64 {
     let body = json!({ "username": username, "password": password });
@@ -785,6 +813,11 @@ async fn share_links_open_their_shell_in_their_mode_until_revoked_or_expired() {
     assert!(!String::from_utf8_lossy(&guest.output).contains("guest-2"));
     assert_eq!(open(&server, &format!("/bash?shell={id}&mode=control"), &bearer).await.err(), Some(403));
     assert_eq!(open(&server, "/bash", &bearer).await.err(), Some(401));
+    // Asked for another shell, or one that does not exist, it opens nothing (not its own).
+    let other = open(&server, "/bash", &alice).await.unwrap();
+    assert_eq!(open(&server, &format!("/bash?shell={}", other.id()), &bearer).await.err(), Some(401));
+    assert_eq!(open(&server, "/bash?shell=AAAAAAAAAAAAAAAAAAAAAA", &bearer).await.err(), Some(401));
+    drop(other);
     let client = server.client();
     assert_eq!(client.raw("GET", "/api/shells", &[("authorization", &bearer)], Vec::new()).await.status, 401);
 
@@ -820,7 +853,13 @@ async fn share_links_open_their_shell_in_their_mode_until_revoked_or_expired() {
     assert_eq!(open(&server, &format!("/bash?shell={id}"), &short_bearer).await.err(), Some(401));
 
     // Bad requests, and other people's shells.
-    for body in [json!({ "mode": "boss" }), json!({ "expires_in": 0 }), json!({ "expires_in": "soon" })] {
+    for body in [
+        json!({ "mode": "boss" }),
+        json!({ "expires_in": 0 }),
+        json!({ "expires_in": "soon" }),
+        json!({ "expires_in": "60" }),
+        json!({ "expires_in": 60.5 }),
+    ] {
         let reply = client.json("POST", &format!("/api/shells/{id}/shares"), &[("authorization", &alice)], &body).await;
         assert_eq!(reply.status, 400, "{body}: {}", reply.text);
     }

@@ -181,6 +181,9 @@ fn answer(call: &Call<'_>, state: &SharedState, principal: &Principal) -> Result
                     Mode::parse(&text).ok_or_else(|| ApiError::bad_request("mode must be control or observe"))?
                 }
             };
+            if object.get("expires_in").is_some_and(|value| !value.is_number()) {
+                return Err(ApiError::bad_request("expires_in must be an integer"));
+            }
             let seconds =
                 input::integer_field(&object, &["expires_in"], "expires_in")?.unwrap_or(DEFAULT_SHARE_SECONDS);
             if !(1..=MAX_SHARE_SECONDS).contains(&seconds) {

@@ -54,6 +54,14 @@ pub(crate) enum FrameError {
     Empty,
 }
 
+impl FrameError {
+    /// The close code a connection refused for this error ends with.
+    pub(crate) fn close_code(&self) -> tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode {
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+        if matches!(self, FrameError::TooLarge) { CloseCode::Size } else { CloseCode::Protocol }
+    }
+}
+
 /// Which framing a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Framing {

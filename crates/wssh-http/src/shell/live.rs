@@ -34,7 +34,7 @@ enum Ending {
     /// The client went away or closed.
     ClientGone,
     /// The client sent something malformed.
-    Rejected(String),
+    Rejected(String, CloseCode),
     /// The client's credential stopped working.
     AccessEnded,
 }
@@ -84,7 +84,7 @@ pub(super) async fn serve<S>(
                         shell.resize(wssh_pty::WindowSize { cols, rows });
                     }
                 }
-                Some(Err(error)) => break Ending::Rejected(error.to_string()),
+                Some(Err(error)) => break Ending::Rejected(error.to_string(), error.close_code()),
                 None => break Ending::ClientGone,
             },
         }
@@ -130,12 +130,12 @@ where
         Ending::ClientGone => {
             tracing::info!(shell = %short(&shell.id), session = %shell.session, "client detached");
         }
-        Ending::Rejected(reason) => {
+        Ending::Rejected(reason, code) => {
             tracing::info!(shell = %short(&shell.id), reason, "malformed frame, client detached");
             let last_words = async {
                 let mut sink = sink.lock().await;
                 let _ = sink.send(Message::Binary(Framing::Native.rejected(&reason))).await;
-                let _ = sink.send(close(CloseCode::Protocol, reason.clone())).await;
+                let _ = sink.send(close(code, reason.clone())).await;
             };
             let _ = tokio::time::timeout(Duration::from_millis(500), last_words).await;
         }

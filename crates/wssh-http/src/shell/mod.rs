@@ -192,13 +192,14 @@ pub(crate) async fn open(
     let lookup_state = state.clone();
     let native = offer.native;
     let attach_requested = attach.is_some();
+    let wanted_shell = attach.as_ref().map(|wanted| wanted.shell.clone());
     let (access, spec) = tokio::task::spawn_blocking(move || -> Result<(Access, Option<SessionSpec>), ApiError> {
         if let Some(token) = share_token {
-            // A share token opens its own shell and nothing else.
+            // A share token opens its own shell, asked for by its id, and nothing else.
             let (shell, share) = lookup_state
                 .shells
                 .find_share(&token)
-                .filter(|(shell, _)| attach_requested && shell.session == name)
+                .filter(|(shell, _)| wanted_shell.as_deref() == Some(shell.id.as_str()) && shell.session == name)
                 .ok_or(AuthError::InvalidCredentials)?;
             return Ok((Access::Share(shell, share), None));
         }
@@ -344,6 +345,16 @@ impl Attach {
     fn parse(query: Option<&str>) -> Result<Option<Attach>, ApiError> {
         let (mut shell, mut offset, mut mode) = (None, None, None);
         for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            // One of each: a second one would be read differently by whatever sits in front.
+            let given = match &*key {
+                "shell" => shell.is_some(),
+                "offset" => offset.is_some(),
+                "mode" => mode.is_some(),
+                _ => false,
+            };
+            if given {
+                return Err(ApiError::bad_request(format!("{key} is given more than once")));
+            }
             match &*key {
                 "shell" => shell = Some(value.into_owned()),
                 "offset" => {
@@ -386,6 +397,9 @@ impl Attach {
                 (shell, Holder::User(principal), mode)
             }
             Access::Share(shell, share) => {
+                if shell.id != self.shell {
+                    return Err(AuthError::InvalidCredentials.into());
+                }
                 let mode = self.mode.unwrap_or(share.mode);
                 if mode != share.mode {
                     return Err(ApiError::new(StatusCode::FORBIDDEN, "This share link does not allow that mode"));
@@ -442,7 +456,7 @@ enum Ending {
     /// The client went away or closed.
     ClientGone,
     /// The client sent something malformed.
-    Rejected(String),
+    Rejected(String, CloseCode),
     /// The server is stopping.
     ServerStopping,
     /// The owner's credential or access ended.
@@ -543,7 +557,7 @@ async fn run_shell<S>(
                             recording.resize(size);
                         }
                     }
-                    Some(Err(error)) => break Ending::Rejected(error.to_string()),
+                    Some(Err(error)) => break Ending::Rejected(error.to_string(), error.close_code()),
                     None => break Ending::ClientGone,
                 },
             }
@@ -623,7 +637,7 @@ async fn run_shell<S>(
             trail.ended(status.as_ref().ok());
             tracing::info!(session = %spec.name, user = username, pid, "access ended, shell ended");
         }
-        Ending::Rejected(reason) => {
+        Ending::Rejected(reason, code) => {
             output.abort();
             trail.detached();
             let status = process.terminate(HANGUP_GRACE).await;
@@ -633,7 +647,7 @@ async fn run_shell<S>(
             let last_words = async {
                 let mut sink = sink.lock().await;
                 let _ = sink.send(Message::Binary(framing.rejected(&reason))).await;
-                let _ = sink.send(close(CloseCode::Protocol, reason.clone())).await;
+                let _ = sink.send(close(code, reason.clone())).await;
             };
             let _ = tokio::time::timeout(DRAIN_TIMEOUT, last_words).await;
         }
@@ -802,6 +816,8 @@ where
             Ok(Message::Binary(payload)) => return Some(framing.decode(&payload)),
             // go_ws_sh ignores the opcode; so do we.
             Ok(Message::Text(text)) => return Some(framing.decode(text.as_bytes())),
+            // Too large for the limits set in `server_socket`: refused as such (close 1009).
+            Err(tokio_tungstenite::tungstenite::Error::Capacity(_)) => return Some(Err(framing::FrameError::TooLarge)),
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
         }
