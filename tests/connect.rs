@@ -360,10 +360,12 @@ async fn piped_input_ends_with_end_of_file_and_the_program_exits() {
     assert!(stdout.contains("piped-42"), "{stdout:?}");
 }
 
-/// A TCP proxy in front of the server whose connections can all be cut at once.
+/// A TCP proxy in front of the server whose connections can all be cut at once, and which
+/// can turn every new connection away (as a server that is down does).
 struct Proxy {
     addr: std::net::SocketAddr,
     cut: tokio::sync::watch::Sender<u64>,
+    refusing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Proxy {
@@ -372,8 +374,13 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let (cut, _) = tokio::sync::watch::channel(0u64);
         let cuts = cut.clone();
+        let refusing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let refuse = refusing.clone();
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                if refuse.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue;
+                }
                 let mut cut = cuts.subscribe();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = tokio::net::TcpStream::connect(upstream).await else { return };
@@ -384,7 +391,12 @@ impl Proxy {
                 });
             }
         });
-        Proxy { addr, cut }
+        Proxy { addr, cut, refusing }
+    }
+
+    /// Turns every new connection away from now on.
+    fn refuse(&self) {
+        self.refusing.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Drops every connection open now (as a lost network does).
@@ -422,6 +434,34 @@ async fn a_dropped_connection_is_resumed_on_its_own_with_a_notice() {
 }
 
 #[tokio::test]
+async fn ctrl_c_stops_reconnecting_and_leaves_the_shell_running() {
+    let server = Server::start();
+    let proxy = Proxy::start(server.addr).await;
+    let command = connect(&format!("http://{}/bash", proxy.addr), &["--user", "admin"], WindowSize::default())
+        .env("WSSH_PASSWORD", ADMIN_PASSWORD);
+    let mut terminal = Terminal::spawn(command);
+    terminal.type_text("echo one-$((1+1))\r").await;
+    terminal.read_until("one-2").await;
+
+    // The server is out of reach: the client keeps trying, says why, and Ctrl-C stops it.
+    proxy.refuse();
+    proxy.cut();
+    terminal.read_until("Ctrl-C stops trying").await;
+    terminal.read_until("still trying").await;
+    terminal.type_text("\u{3}").await;
+    assert_eq!(terminal.exit_code().await, 130, "{}", terminal.text());
+    assert!(terminal.text().contains("detached from shell"), "{}", terminal.text());
+
+    // The shell is still there to come back to.
+    let listed = Command::new(WSSH)
+        .args(["shells", &format!("http://{}", server.addr), "--user", "admin"])
+        .env("WSSH_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).lines().count() == 2, "{listed:?}");
+}
+
+#[tokio::test]
 async fn shells_are_listed_attached_to_and_observed() {
     let server = Server::start();
     let url = format!("http://{}/bash", server.addr);
@@ -453,14 +493,46 @@ async fn shells_are_listed_attached_to_and_observed() {
     watcher.read_until("one-2").await;
     watcher.type_text("echo observer-$((2+3))\r").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // Output as the program wrote it: the observer's terminal is raw too (no `\r` added).
+    first.type_text("stty -opost; printf 'AB\\nCD-%d\\n' $((3+4)); stty opost\r").await;
     first.type_text("echo two-$((2+2))\r").await;
     first.read_until("two-4").await;
     watcher.read_until("two-4").await;
     assert!(!first.text().contains("observer"), "an observer's typing reached the shell: {}", first.text());
+    assert!(!watcher.text().contains("observer"), "an observer's typing was echoed: {}", watcher.text());
+    assert!(watcher.text().contains("AB\nCD-7\n"), "{:?}", watcher.text());
 
-    // A second controller reaches the same shell.
-    let mut second =
-        Terminal::spawn(with_password(connect(&url, &["--attach", &id, "--user", "admin"], WindowSize::default())));
+    // Another observer stops watching with Ctrl-C; the shell goes on.
+    let mut quitter = Terminal::spawn(with_password(connect(
+        &url,
+        &["--attach", &id, "--observe", "--user", "admin"],
+        WindowSize::default(),
+    )));
+    quitter.read_until("two-4").await;
+    quitter.type_text("\u{3}").await;
+    assert_eq!(quitter.exit_code().await, 130, "{}", quitter.text());
+    assert!(quitter.text().contains("stopped watching shell"), "{}", quitter.text());
+
+    // Piped input into an attached shell: it runs, and the client detaches without ending it.
+    let temp = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run_piped(
+        temp.path(),
+        &[&url, "--attach", &id, "--user", "admin"],
+        &[("WSSH_PASSWORD", ADMIN_PASSWORD)],
+        "echo piped-$((6*7))\n",
+    );
+    assert_eq!(code, 0, "stdout {stdout:?} stderr {stderr:?}");
+    assert!(stdout.contains("piped-42"), "{stdout:?}");
+    assert!(stderr.contains("detached from shell"), "{stderr:?}");
+    first.read_until("piped-42").await;
+
+    // A second controller reaches the same shell, with only the server's address given.
+    let server_url = format!("http://{}", server.addr);
+    let mut second = Terminal::spawn(with_password(connect(
+        &server_url,
+        &["--attach", &id, "--user", "admin"],
+        WindowSize::default(),
+    )));
     second.read_until("two-4").await;
     second.type_text("echo again=$$\r").await;
     second.read_until(&format!("again={pid}")).await;

@@ -53,12 +53,21 @@ const INPUT_BATCH: usize = 64 * 1024;
 const END_OF_TRANSMISSION: u8 = 0x04;
 /// How often Ctrl-D is sent again after standard input ended.
 const EOF_REPEAT: Duration = Duration::from_millis(500);
+/// Ctrl-C: ends watching (observers), and stops reconnecting while the connection is down.
+const INTERRUPT_KEY: u8 = 0x03;
+/// How often the client pings the server; a connection silent for [`SILENCE_LIMIT`] (a link
+/// that died without a reset: a laptop lid, a NAT timeout) is taken for dropped.
+const PING_EVERY: Duration = Duration::from_secs(10);
+const SILENCE_LIMIT: Duration = Duration::from_secs(30);
+/// With `--attach` and piped input: once the input has ended, output is shown until it has
+/// been quiet this long, then the client detaches (the shell goes on).
+const QUIET_BEFORE_DETACH: Duration = Duration::from_secs(1);
 
 /// Options of `wssh connect`.
 #[derive(clap::Args)]
 pub(crate) struct ConnectArgs {
     /// The shell to open: http://HOST:PORT/SESSION (https:// for TLS). May be left out when
-    /// --config names the server and the session.
+    /// --config names the server and the session. With --attach, http://HOST:PORT is enough.
     pub(crate) url: Option<String>,
     /// Log in as this user; the password comes from the --password-env variable, else the
     /// config file, else a prompt on the terminal.
@@ -90,6 +99,54 @@ pub(crate) struct ConnectArgs {
     /// With --attach: watch only. Nothing typed is sent; Ctrl-C ends watching.
     #[arg(long, requires = "attach")]
     pub(crate) observe: bool,
+}
+
+/// Options of `wssh shells`.
+#[derive(clap::Args)]
+pub(crate) struct ShellsArgs {
+    /// The server: http://HOST:PORT (https:// for TLS). May be left out when --config names
+    /// the server.
+    pub(crate) url: Option<String>,
+    /// Log in as this user; the password comes from the --password-env variable, else the
+    /// config file, else a prompt on the terminal.
+    #[arg(long, short = 'u', value_name = "NAME")]
+    pub(crate) user: Option<String>,
+    /// The environment variable holding the password.
+    #[arg(long, value_name = "VAR", default_value = "WSSH_PASSWORD")]
+    pub(crate) password_env: String,
+    /// Log in with this access token instead of a password.
+    #[arg(long, value_name = "SECRET")]
+    pub(crate) token: Option<String>,
+    /// The token's identifier (for go_ws_sh tokens, which need one).
+    #[arg(long, value_name = "ID")]
+    pub(crate) identifier: Option<String>,
+    /// go_ws_sh's client-config.json: server and credentials; flags override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Trust the certificates in this PEM file (https) instead of the system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ca: Option<PathBuf>,
+    /// Accept any server certificate (https). Only for testing.
+    #[arg(long)]
+    pub(crate) insecure: bool,
+}
+
+impl From<ShellsArgs> for ConnectArgs {
+    fn from(args: ShellsArgs) -> ConnectArgs {
+        let ShellsArgs { url, user, password_env, token, identifier, config, ca, insecure } = args;
+        ConnectArgs { url, user, password_env, token, identifier, config, ca, insecure, attach: None, observe: false }
+    }
+}
+
+impl std::fmt::Debug for ShellsArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShellsArgs")
+            .field("url", &self.url)
+            .field("user", &self.user)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for ConnectArgs {
@@ -170,6 +227,9 @@ enum Outcome {
     ServerError(String),
     /// The connection ended without an exit code; the close reason, if any.
     Dropped(Option<String>),
+    /// The client left a live shell that goes on: a signal (Ctrl-C, SIGTERM…) or, with
+    /// `--attach`, the end of piped input (`signal` is then `None`).
+    Detached { shell: String, signal: Option<i32>, observe: bool },
     /// It never started.
     Failed(ConnectError),
 }
@@ -183,6 +243,15 @@ pub(crate) async fn run(args: ConnectArgs) -> ExitCode {
         Outcome::Interrupted(Interrupted::Signal(signal)) => {
             eprintln!("wssh: session ended by signal {signal}");
             ExitCode::from(u8::try_from(128 + signal).unwrap_or(u8::MAX))
+        }
+        Outcome::Detached { shell, signal, observe } => {
+            let left = if observe { "stopped watching" } else { "detached from" };
+            let why = signal.map(|signal| format!(" (signal {signal})")).unwrap_or_default();
+            eprintln!("wssh: {left} shell {shell}{why}; it goes on until it ends or its detach timeout passes");
+            if !observe {
+                eprintln!("wssh: to come back: wssh connect URL --attach {shell}");
+            }
+            signal.map_or(ExitCode::SUCCESS, |signal| ExitCode::from(u8::try_from(128 + signal).unwrap_or(u8::MAX)))
         }
         Outcome::Interrupted(Interrupted::PromptCancelled) => {
             eprintln!("wssh: cancelled");
@@ -216,7 +285,12 @@ async fn connect_and_run(args: &ConnectArgs) -> Outcome {
         Ok(signals) => signals,
         Err(error) => return Outcome::Failed(ConnectError::Local(format!("cannot install signal handlers: {error}"))),
     };
-    let plan = match target::plan(args, |name| std::env::var(name).ok()) {
+    // Attaching needs only the server: the shell's own session is looked up below.
+    let planned = match &args.attach {
+        Some(_) => target::plan_server(args, |name| std::env::var(name).ok()),
+        None => target::plan(args, |name| std::env::var(name).ok()),
+    };
+    let mut plan = match planned {
         Ok(plan) => plan,
         Err(error) => return Outcome::Failed(error),
     };
@@ -230,6 +304,23 @@ async fn connect_and_run(args: &ConnectArgs) -> Outcome {
         Ok(authorization) => authorization,
         Err(outcome) => return outcome,
     };
+    if let Some(id) = &args.attach {
+        let session = tokio::select! {
+            session = shell_session(&plan, &authorization, id) => session,
+            signal = signals.next() => return Outcome::Interrupted(Interrupted::Signal(signal)),
+        };
+        match session {
+            Ok(Some(session)) => plan.target.path = target::with_session(&plan.target.path, &session),
+            // Not listed (another node's, say): the URL's session is tried as given.
+            Ok(None) if target::has_session(&plan.target.path) => {}
+            Ok(None) => {
+                return Outcome::Failed(ConnectError::Usage(format!(
+                    "no live shell {id} that you may attach to (`wssh shells` lists them)"
+                )));
+            }
+            Err(outcome) => return outcome,
+        }
+    }
     let mut resume = Resume { shell: args.attach.clone(), offset: 0, observe: args.observe };
     let query = resume.query();
     let socket = tokio::select! {
@@ -241,34 +332,40 @@ async fn connect_and_run(args: &ConnectArgs) -> Outcome {
         signal = signals.next() => return Outcome::Interrupted(Interrupted::Signal(signal)),
     };
 
-    // An observer sends nothing, so the terminal stays as it is (Ctrl-C ends watching).
-    let raw = if resume.observe {
-        None
-    } else {
-        match TermiosGuard::raw_stdin() {
-            Ok(raw) => raw,
-            Err(error) => {
-                return Outcome::Failed(ConnectError::Local(format!("cannot put the terminal in raw mode: {error}")));
-            }
+    // Raw for observers too: the output is drawn as the program wrote it, and nothing typed
+    // is echoed into it (an observer's Ctrl-C ends watching: see `watch_keys`).
+    let raw = match TermiosGuard::raw_stdin() {
+        Ok(raw) => raw,
+        Err(error) => {
+            return Outcome::Failed(ConnectError::Local(format!("cannot put the terminal in raw mode: {error}")));
         }
     };
     let interactive = raw.is_some();
     // Input outlives connections: what is typed while reconnecting goes out once back.
     let (outgoing, mut queued) = mpsc::channel::<Message>(16);
-    let input = (!resume.observe).then(|| tokio::spawn(forward_input(outgoing, interactive)));
+    let attaching = args.attach.is_some();
+    let input = if resume.observe {
+        interactive.then(|| tokio::spawn(watch_keys()))
+    } else {
+        Some(tokio::spawn(forward_input(outgoing, interactive, attaching)))
+    };
+    let rules = Rules { detach_when_input_ends: attaching && !interactive && !resume.observe };
+    let mut held = Vec::new();
     let mut socket = socket;
     let outcome = loop {
-        match shell(socket, &mut signals, &mut queued, &mut resume).await {
+        match shell(socket, &mut signals, &mut queued, &mut held, &mut resume, rules).await {
             Session::Over(outcome) => break outcome,
             Session::Dropped(reason) => {
-                if resume.shell.is_none() {
-                    break Outcome::Dropped(reason);
-                }
-                eprint!("\r\nwssh: connection lost; reconnecting…\r\n");
-                match reconnect(&plan, &authorization, &resume, &mut signals).await {
+                let Some(id) = resume.shell.clone() else { break Outcome::Dropped(reason) };
+                let stop = if resume.observe { "Ctrl-C stops watching" } else { "Ctrl-C stops trying" };
+                eprint!("\r\nwssh: connection lost; reconnecting… ({stop}; the shell goes on)\r\n");
+                match reconnect(&plan, &authorization, &resume, &mut signals, &mut queued, &mut held).await {
                     Ok(again) => {
                         eprint!("wssh: reconnected\r\n");
                         socket = again;
+                    }
+                    Err(Outcome::Interrupted(Interrupted::Signal(signal))) => {
+                        break Outcome::Detached { shell: id, signal: Some(signal), observe: resume.observe };
                     }
                     Err(outcome) => break outcome,
                 }
@@ -299,8 +396,8 @@ async fn authorization(plan: &Plan, signals: &mut Signals) -> Result<String, Out
 
 /// `wssh shells`: the live shells the caller may see, one line each. Exit status 0, or 1
 /// when listing fails (one line on stderr says why).
-pub(crate) async fn list_shells(args: ConnectArgs) -> ExitCode {
-    match shells_table(&args).await {
+pub(crate) async fn list_shells(args: ShellsArgs) -> ExitCode {
+    match shells_table(&ConnectArgs::from(args)).await {
         Ok(table) => {
             let mut stdout = tokio::io::stdout();
             let _ = stdout.write_all(table.as_bytes()).await;
@@ -318,14 +415,35 @@ pub(crate) async fn list_shells(args: ConnectArgs) -> ExitCode {
 
 /// Fetches `GET /api/shells` and lays it out.
 async fn shells_table(args: &ConnectArgs) -> Result<String, Outcome> {
-    use http_body_util::BodyExt;
     let mut signals = Signals::install()
         .map_err(|error| Outcome::Failed(ConnectError::Local(format!("signal handlers: {error}"))))?;
     let plan = target::plan_server(args, |name| std::env::var(name).ok()).map_err(Outcome::Failed)?;
     let authorization = authorization(&plan, &mut signals).await?;
+    let listing = tokio::select! {
+        listing = fetch_shells(&plan, &authorization) => listing?,
+        signal = signals.next() => return Err(Outcome::Interrupted(Interrupted::Signal(signal))),
+    };
+    Ok(format_shells(&listing))
+}
+
+/// The session of the live shell `id`, if the caller may see it.
+async fn shell_session(plan: &Plan, authorization: &str, id: &str) -> Result<Option<String>, Outcome> {
+    let listing = fetch_shells(plan, authorization).await?;
+    Ok(listing["shells"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|shell| shell["id"] == id)
+        .and_then(|shell| shell["session"].as_str())
+        .map(str::to_owned))
+}
+
+/// `GET /api/shells`: the live shells the caller may see, as the server lists them.
+async fn fetch_shells(plan: &Plan, authorization: &str) -> Result<serde_json::Value, Outcome> {
+    use http_body_util::BodyExt;
     let failed = |reason: String| Outcome::Failed(ConnectError::Handshake { uri: plan.target.uri(), reason });
     let fetch = async {
-        let stream = open_stream(&plan).await.map_err(Outcome::Failed)?;
+        let stream = open_stream(plan).await.map_err(Outcome::Failed)?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
             .map_err(|error| failed(error.to_string()))?;
@@ -333,7 +451,7 @@ async fn shells_table(args: &ConnectArgs) -> Result<String, Outcome> {
         let host = target::authority(&plan.target.host, plan.target.port);
         let request = http::Request::get("/api/shells")
             .header(http::header::HOST, host)
-            .header(http::header::AUTHORIZATION, authorization.as_str())
+            .header(http::header::AUTHORIZATION, authorization)
             .body(http_body_util::Empty::<bytes::Bytes>::new())
             .map_err(|error| failed(error.to_string()))?;
         let response = sender.send_request(request).await.map_err(|error| failed(error.to_string()))?;
@@ -349,11 +467,9 @@ async fn shells_table(args: &ConnectArgs) -> Result<String, Outcome> {
         }
         serde_json::from_slice::<serde_json::Value>(&body).map_err(|error| failed(error.to_string()))
     };
-    let listing = tokio::select! {
-        listing = tokio::time::timeout(CONNECT_TIMEOUT, fetch) => listing.map_err(|_| Outcome::Failed(ConnectError::Timeout(plan.target.uri())))??,
-        signal = signals.next() => return Err(Outcome::Interrupted(Interrupted::Signal(signal))),
-    };
-    Ok(format_shells(&listing))
+    tokio::time::timeout(CONNECT_TIMEOUT, fetch)
+        .await
+        .map_err(|_| Outcome::Failed(ConnectError::Timeout(plan.target.uri())))?
 }
 
 /// One line per shell: id, session, owner, size, output, clients, and whether it is detached.
@@ -414,34 +530,76 @@ impl Resume {
 }
 
 /// Dials again until the shell answers, a refusal says it never will (the shell is gone, the
-/// credentials no longer work), [`RECONNECT_FOR`] passes, or a signal comes.
+/// credentials no longer work), [`RECONNECT_FOR`] passes, or a signal comes. Input typed
+/// meanwhile is `held` for the next connection, except Ctrl-C, which stops trying (as a
+/// SIGINT would). Each new reason for failing is shown once.
 async fn reconnect(
     plan: &Plan,
     authorization: &str,
     resume: &Resume,
     signals: &mut Signals,
+    queued: &mut mpsc::Receiver<Message>,
+    held: &mut Vec<Message>,
 ) -> Result<WebSocketStream<Box<dyn Io>>, Outcome> {
     let started = tokio::time::Instant::now();
     let mut pause = Duration::from_millis(250);
+    let mut input_open = true;
+    let mut last_reason = String::new();
     loop {
         let query = resume.query();
-        let attempt = tokio::select! {
-            attempt = tokio::time::timeout(CONNECT_TIMEOUT, dial(plan, authorization, &query)) => attempt,
-            signal = signals.next() => return Err(Outcome::Interrupted(Interrupted::Signal(signal))),
+        let attempt = tokio::time::timeout(CONNECT_TIMEOUT, dial(plan, authorization, &query));
+        tokio::pin!(attempt);
+        let attempt = loop {
+            tokio::select! {
+                attempt = &mut attempt => break attempt,
+                signal = signals.next() => return Err(Outcome::Interrupted(Interrupted::Signal(signal))),
+                message = queued.recv(), if input_open && held.len() < HELD_LIMIT => match message {
+                    Some(message) if is_interrupt(&message) => {
+                        return Err(Outcome::Interrupted(Interrupted::Signal(libc::SIGINT)));
+                    }
+                    Some(message) => held.push(message),
+                    None => input_open = false,
+                },
+            }
         };
-        match attempt {
+        let error = match attempt {
             Ok(Ok(socket)) => return Ok(socket),
             Ok(Err(error @ ConnectError::Refused { .. })) => return Err(Outcome::Failed(error)),
-            Ok(Err(_)) | Err(_) if started.elapsed() < RECONNECT_FOR => {}
+            Ok(Err(error)) if started.elapsed() < RECONNECT_FOR => error,
             Ok(Err(error)) => return Err(Outcome::Failed(error)),
+            Err(_) if started.elapsed() < RECONNECT_FOR => ConnectError::Timeout(plan.target.uri()),
             Err(_) => return Err(Outcome::Failed(ConnectError::Timeout(plan.target.uri()))),
+        };
+        let reason = one_line(&error.to_string());
+        if reason != last_reason {
+            eprint!("wssh: {reason}; still trying\r\n");
+            last_reason = reason;
         }
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            signal = signals.next() => return Err(Outcome::Interrupted(Interrupted::Signal(signal))),
+        let sleep = tokio::time::sleep(pause);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => break,
+                signal = signals.next() => return Err(Outcome::Interrupted(Interrupted::Signal(signal))),
+                message = queued.recv(), if input_open && held.len() < HELD_LIMIT => match message {
+                    Some(message) if is_interrupt(&message) => {
+                        return Err(Outcome::Interrupted(Interrupted::Signal(libc::SIGINT)));
+                    }
+                    Some(message) => held.push(message),
+                    None => input_open = false,
+                },
+            }
         }
         pause = (pause * 2).min(RECONNECT_PAUSE_MAX);
     }
+}
+
+/// Input messages held while reconnecting, at most (then the input waits).
+const HELD_LIMIT: usize = 64;
+
+/// Whether an input message holds Ctrl-C.
+fn is_interrupt(message: &Message) -> bool {
+    matches!(message, Message::Binary(frame) if frame.first() == Some(&FRAME_DATA) && frame[1..].contains(&INTERRUPT_KEY))
 }
 
 /// A byte stream: TCP or TLS over TCP.
@@ -540,8 +698,19 @@ enum Ending {
     Broken(Option<String>),
     /// A signal.
     Signal(i32),
+    /// The input ended and the output went quiet ([`Rules::detach_when_input_ends`]).
+    InputDone,
     /// Standard output failed.
     Local(String),
+}
+
+/// How a connection is served, beyond what it is told.
+#[derive(Debug, Clone, Copy)]
+struct Rules {
+    /// Leave the shell (close, exit 0) once the input has ended and output has been quiet
+    /// for [`QUIET_BEFORE_DETACH`]: `--attach` with piped input, which must not end a shell
+    /// others may be using.
+    detach_when_input_ends: bool,
 }
 
 /// How one connection ended.
@@ -553,31 +722,43 @@ enum Session {
 }
 
 /// One connection: output flows to standard output (and is counted in `resume`), while what
-/// is `queued` (input, window changes) goes out, until the server closes, the connection
-/// drops, or a signal arrives. A live shell's messages keep `resume` up to date; a gap is
-/// announced on standard error and its restore drawn.
+/// is `held` from before and then `queued` (input, window changes) goes out, until the server
+/// closes, the connection drops or goes silent, or a signal arrives. A live shell's messages
+/// keep `resume` up to date; a gap is announced on standard error and its restore drawn.
 async fn shell<S>(
     socket: WebSocketStream<S>,
     signals: &mut Signals,
     queued: &mut mpsc::Receiver<Message>,
+    held: &mut Vec<Message>,
     resume: &mut Resume,
+    rules: Rules,
 ) -> Session
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sink, mut stream) = socket.split();
     // Back to a shell we had: it gets our size again (controllers only; a new shell gets it
-    // from the input task's first message).
+    // from the input task's first message), then what was typed meanwhile.
     if resume.shell.is_some() && !resume.observe && sink.send(resize_frame(terminal::window_size())).await.is_err() {
         return Session::Dropped(None);
+    }
+    while !held.is_empty() {
+        if sink.send(held.remove(0)).await.is_err() {
+            return Session::Dropped(None);
+        }
     }
     let mut stdout = tokio::io::stdout();
     let mut exit_code = None;
     let mut error_text: Option<String> = None;
     let mut input_open = true;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let mut last_heard = tokio::time::Instant::now();
+    let quiet = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(quiet);
+    let mut waiting_for_quiet = false;
     let ending = loop {
         tokio::select! {
-            message = stream.next() => match message {
+            message = stream.next() => { last_heard = tokio::time::Instant::now(); match message {
                 Some(Ok(Message::Binary(frame))) => match frame.split_first() {
                     Some((&FRAME_DATA, output)) => {
                         let written = async {
@@ -588,6 +769,9 @@ where
                             break Ending::Local(format!("cannot write to standard output: {error}"));
                         }
                         resume.offset += output.len() as u64;
+                        if waiting_for_quiet {
+                            quiet.as_mut().reset(tokio::time::Instant::now() + QUIET_BEFORE_DETACH);
+                        }
                     }
                     Some((&FRAME_SHELL, body)) => {
                         if let Ok(hello) = serde_json::from_slice::<serde_json::Value>(body) {
@@ -629,7 +813,7 @@ where
                 Some(Ok(_)) => {}
                 Some(Err(error)) => break Ending::Broken(Some(error.to_string())),
                 None => break Ending::Broken(None),
-            },
+            }},
             message = queued.recv(), if input_open => match message {
                 Some(message) => {
                     if let Err(error) = sink.send(message).await {
@@ -637,8 +821,23 @@ where
                     }
                 }
                 // The input task is gone (observers have none): only output flows.
-                None => input_open = false,
+                None => {
+                    input_open = false;
+                    if rules.detach_when_input_ends {
+                        waiting_for_quiet = true;
+                        quiet.as_mut().reset(tokio::time::Instant::now() + QUIET_BEFORE_DETACH);
+                    }
+                }
             },
+            () = &mut quiet, if waiting_for_quiet => break Ending::InputDone,
+            _ = ping.tick() => {
+                if last_heard.elapsed() >= SILENCE_LIMIT {
+                    break Ending::Broken(Some(format!("no word from the server for {} s", SILENCE_LIMIT.as_secs())));
+                }
+                if let Err(error) = sink.send(Message::Ping(Vec::new().into())).await {
+                    break Ending::Broken(Some(error.to_string()));
+                }
+            }
             signal = signals.next() => break Ending::Signal(signal),
         }
     };
@@ -647,7 +846,7 @@ where
             // Reading on lets tungstenite send its reply to the close.
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, async { while stream.next().await.is_some() {} }).await;
         }
-        Ending::Signal(_) | Ending::Local(_) => {
+        Ending::Signal(_) | Ending::Local(_) | Ending::InputDone => {
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(None))).await;
         }
         Ending::Broken(_) => {}
@@ -655,7 +854,13 @@ where
 
     Session::Over(match (exit_code, ending) {
         (Some(code), _) => Outcome::Exited(code),
-        (None, Ending::Signal(signal)) => Outcome::Interrupted(Interrupted::Signal(signal)),
+        (None, Ending::Signal(signal)) => match &resume.shell {
+            Some(shell) => Outcome::Detached { shell: shell.clone(), signal: Some(signal), observe: resume.observe },
+            None => Outcome::Interrupted(Interrupted::Signal(signal)),
+        },
+        (None, Ending::InputDone) => {
+            Outcome::Detached { shell: resume.shell.clone().unwrap_or_default(), signal: None, observe: resume.observe }
+        }
         (None, Ending::Local(reason)) => Outcome::Failed(ConnectError::Local(reason)),
         (None, Ending::Broken(reason)) if error_text.is_none() => return Session::Dropped(reason),
         (None, Ending::ServerClosed(reason) | Ending::Broken(reason)) => match error_text {
@@ -670,8 +875,10 @@ where
 /// a shell reading from the remote terminal (`echo ls | wssh connect …`), and again every
 /// [`EOF_REPEAT`] while the session lasts: a Ctrl-D that reaches the terminal while the
 /// program is not reading it as end of file (bash's line editor starting, or a command
-/// running) is lost, and an input that has ended stays ended.
-async fn forward_input(outgoing: mpsc::Sender<Message>, interactive: bool) {
+/// running) is lost, and an input that has ended stays ended. When `attaching`, the end of
+/// input is not passed on (the shell is not ours alone): the task ends instead, and the
+/// connection detaches once output goes quiet.
+async fn forward_input(outgoing: mpsc::Sender<Message>, interactive: bool, attaching: bool) {
     let mut window_changes = WindowChanges::install();
     if outgoing.send(resize_frame(terminal::window_size())).await.is_err() {
         return;
@@ -708,6 +915,9 @@ async fn forward_input(outgoing: mpsc::Sender<Message>, interactive: bool) {
                     if interactive {
                         continue;
                     }
+                    if attaching {
+                        return;
+                    }
                     ended = true;
                     data_frame(&[END_OF_TRANSMISSION])
                 }
@@ -715,6 +925,18 @@ async fn forward_input(outgoing: mpsc::Sender<Message>, interactive: bool) {
             () = window_changes.next() => resize_frame(terminal::window_size()),
         };
         if outgoing.send(message).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// An observer's keys (its terminal is raw): Ctrl-C ends watching, as SIGINT would; anything
+/// else is ignored (an observer sends nothing).
+async fn watch_keys() {
+    let Ok(mut stdin) = terminal::read_stdin() else { return };
+    while let Some(keys) = stdin.recv().await {
+        if keys.contains(&INTERRUPT_KEY) {
+            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT);
             return;
         }
     }

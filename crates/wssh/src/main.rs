@@ -51,7 +51,7 @@ enum Command {
     /// Print the manual page (roff), e.g. `wssh man > /usr/local/share/man/man1/wssh.1`.
     Man,
     /// List the live shells you may attach to: wssh shells http://HOST:PORT
-    Shells(connect::ConnectArgs),
+    Shells(connect::ShellsArgs),
 }
 
 /// Writes `bytes` to standard output.

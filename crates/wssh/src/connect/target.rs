@@ -39,6 +39,20 @@ impl Target {
     }
 }
 
+/// Whether a request path names a session (more than `/`).
+pub(crate) fn has_session(path: &str) -> bool {
+    !path.split('?').next().unwrap_or_default().trim_matches('/').is_empty()
+}
+
+/// `path` with its last segment (the session) replaced by `session`, percent-encoded; any
+/// query dropped. `/` and `` become `/SESSION`; `/base/other` becomes `/base/SESSION`.
+pub(crate) fn with_session(path: &str, session: &str) -> String {
+    let path = path.split('?').next().unwrap_or_default().trim_end_matches('/');
+    let prefix = path.rsplit_once('/').map_or("", |(prefix, _)| prefix);
+    let session: String = percent_encoding::utf8_percent_encode(session, percent_encoding::NON_ALPHANUMERIC).collect();
+    format!("{prefix}/{session}")
+}
+
 /// `host:port`, with brackets around an IPv6 address.
 pub(crate) fn authority(host: &str, port: u16) -> String {
     if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
@@ -256,8 +270,11 @@ fn plan_inner(
     let target = match (&args.url, config) {
         (Some(url), _) => parse_url(url)?,
         (None, Some(config)) => config.target()?,
-        (None, None) => {
+        (None, None) if needs_session => {
             return Err(ConnectError::Usage("give a URL (http://HOST:PORT/SESSION) or --config FILE".into()));
+        }
+        (None, None) => {
+            return Err(ConnectError::Usage("give the server's URL (http://HOST:PORT) or --config FILE".into()));
         }
     };
     if needs_session && (target.path == "/" || target.path.is_empty()) {
