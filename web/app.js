@@ -200,6 +200,7 @@
       $('#signin-password').value = '';
       $('#signin-otp').value = '';
       await enter();
+      openWantedShell();
     } catch (error) {
       notice(`Sign-in failed: ${error.message}`);
     } finally {
@@ -214,6 +215,7 @@
     try {
       await enter();
       $('#signin-token').value = '';
+      openWantedShell();
     } catch (error) {
       forget();
       notice(`Sign-in failed: ${error.message}`);
@@ -619,7 +621,18 @@
     // A watcher stays a watcher after a reload.
     if (terminal.mode === 'observe' && !terminal.share) fields.mode = 'observe';
     const query = terminal.shell ? `?${new URLSearchParams(fields)}` : '';
-    history.replaceState(null, '', `${location.pathname}${query}${terminal.share ? location.hash : ''}`);
+    // A share link's token stays in the fragment (never sent to a server), so a reload works.
+    const fragment = terminal.share ? `#${new URLSearchParams({ share: terminal.share })}` : '';
+    history.replaceState(null, '', `${location.pathname}${query}${fragment}`);
+  }
+
+  // The shell the page's URL asked for (a reload, a bookmark, a pasted link), opened once
+  // signed in, however that happens.
+  let wantedShell = null;
+  function openWantedShell() {
+    const wanted = wantedShell;
+    wantedShell = null;
+    if (wanted) openTerminal(wanted.session, { shell: wanted.shell, mode: wanted.mode });
   }
 
   function openTerminal(name, { shell = null, share = null, mode = 'control' } = {}) {
@@ -829,6 +842,7 @@
     $('#term-mode').hidden = true;
     $('#term-share').hidden = true;
     $('#share-link').hidden = true;
+    $('#share-label').hidden = true;
     $('#share-link').value = '';
     document.title = 'wssh';
     if (location.search) history.replaceState(null, '', location.pathname);
@@ -860,8 +874,13 @@
       });
       $('#share-link').value = made.link;
       $('#share-link').hidden = false;
+      $('#share-label').hidden = false;
       $('#share-link').select();
-      if (navigator.clipboard) navigator.clipboard.writeText(made.link).catch(() => {});
+      let copied = false;
+      if (navigator.clipboard) copied = await navigator.clipboard.writeText(made.link).then(() => true, () => false);
+      $('#share-label').textContent = copied
+        ? 'Share link (copied — send it to them):'
+        : 'Share link (copy it and send it to them):';
     } catch (error) {
       notice(error.message);
     }
@@ -914,14 +933,15 @@
       openTerminal(wanted.get('session'), { shell: wanted.get('shell'), share });
       return;
     }
+    if (wanted.get('session') && wanted.get('shell')) {
+      const mode = wanted.get('mode') === 'observe' ? 'observe' : 'control';
+      wantedShell = { session: wanted.get('session'), shell: wanted.get('shell'), mode };
+    }
     if (localStorage.getItem(LOGIN_HINT)) {
       try {
         await refresh();
         await enter();
-        if (wanted.get('session') && wanted.get('shell')) {
-          const mode = wanted.get('mode') === 'observe' ? 'observe' : 'control';
-          openTerminal(wanted.get('session'), { shell: wanted.get('shell'), mode });
-        }
+        openWantedShell();
         return;
       } catch {
         localStorage.removeItem(LOGIN_HINT);

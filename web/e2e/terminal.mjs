@@ -216,7 +216,38 @@ try {
   if (/intruder/.test(await screen()) || /intruder/.test(await guestScreen())) {
     throw new Error('an observer\'s typing reached the shell');
   }
+  step('the guest reloads: the share link still opens the shell, read-only');
+  await guest.reload();
+  await guest.waitForFunction(() => document.querySelector('#term-status').textContent === 'connected');
+  await guest.locator('#term-mode:not([hidden])').waitFor();
+  await guestWaits(/^owner-4\s*$/m, 'the earlier output after the reload');
+  if (!/#share=wsshs_[0-9a-f]{64}$/.test(guest.url())) throw new Error(`the share token left the URL: ${guest.url()}`);
+  await guest.reload();
+  await guest.waitForFunction(() => document.querySelector('#term-status').textContent === 'connected');
+  await guestWaits(/^owner-4\s*$/m, 'the earlier output after a second reload');
   await guestContext.close();
+  check();
+
+  step('a shell\'s URL opened signed out: signing in attaches to that shell');
+  const freshContext = await browser.newContext({ viewport: { width: 1000, height: 600 } });
+  const fresh = await freshContext.newPage();
+  fresh.on('pageerror', (error) => problems.push(`fresh page error: ${error.stack || error}`));
+  await fresh.goto(shellUrl);
+  await fresh.locator('#signin-username').waitFor();
+  await fresh.fill('#signin-username', username);
+  await fresh.fill('#signin-password', password);
+  await fresh.click('#signin-submit');
+  await fresh.waitForFunction(() => document.querySelector('#term-status').textContent === 'connected');
+  const freshScreen = () =>
+    fresh.evaluate(() =>
+      Array.from(document.querySelectorAll('#terminal .xterm-rows > div'), (row) => row.textContent.replace(/\u00a0/g, ' ')).join('\n'),
+    );
+  const freshDeadline = Date.now() + 15_000;
+  while (!/^owner-4\s*$/m.test(await freshScreen())) {
+    if (Date.now() > freshDeadline) throw new Error(`signing in did not attach to the shell:\n${await freshScreen()}`);
+    await fresh.waitForTimeout(100);
+  }
+  await freshContext.close();
   check();
 
   if (process.env.WSSH_DROP) {
