@@ -552,3 +552,52 @@ async fn shells_are_listed_attached_to_and_observed() {
     assert_eq!(gone.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&gone.stderr).contains("404"), "{}", String::from_utf8_lossy(&gone.stderr));
 }
+
+#[tokio::test]
+async fn piped_input_into_a_busy_shell_detaches_within_the_limit_and_a_share_token_attaches_by_session() {
+    let server = Server::start();
+    let url = format!("http://{}/bash", server.addr);
+    let mut owner = Terminal::spawn(
+        connect(&url, &["--user", "admin"], WindowSize::default()).env("WSSH_PASSWORD", ADMIN_PASSWORD),
+    );
+    owner.type_text("echo pid=$$; echo one-$((1+1))\r").await;
+    let pid = number_after(&owner.read_until("one-2").await, "pid=");
+    let listed = Command::new(WSSH)
+        .args(["shells", &format!("http://{}", server.addr), "--user", "admin"])
+        .env("WSSH_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let id = table.lines().nth(1).and_then(|line| line.split_whitespace().next()).unwrap_or_else(|| panic!("{table}"));
+
+    // A shell that never goes quiet: piped input still detaches, within its limit.
+    owner.type_text("while :; do echo tick; sleep 0.2; done\r").await;
+    owner.read_until("tick").await;
+    let temp = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (code, _, stderr) =
+        run_piped(temp.path(), &[&url, "--attach", id, "--user", "admin"], &[("WSSH_PASSWORD", ADMIN_PASSWORD)], "");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("detached from shell"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
+    owner.type_text("\u{3}").await;
+
+    // A share token cannot list shells, but attaches with the session in the URL.
+    let auth = format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("admin:{ADMIN_PASSWORD}"))
+    );
+    let reply = server
+        .client()
+        .json("POST", &format!("/api/shells/{id}/shares"), &[("authorization", &auth)], &json!({ "mode": "control" }))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    let token = reply.json["token"].as_str().unwrap().to_owned();
+    let mut guest = Terminal::spawn(connect(&url, &["--token", &token, "--attach", id], WindowSize::default()));
+    guest.read_until("one-2").await;
+    guest.type_text("echo guest=$$\r").await;
+    guest.read_until(&format!("guest={pid}")).await;
+    guest.type_text("exit 3\r").await;
+    assert_eq!(guest.exit_code().await, 3, "{}", guest.text());
+    assert_eq!(owner.exit_code().await, 3, "{}", owner.text());
+}

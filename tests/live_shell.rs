@@ -863,6 +863,9 @@ async fn share_links_open_their_shell_in_their_mode_until_revoked_or_expired() {
         let reply = client.json("POST", &format!("/api/shells/{id}/shares"), &[("authorization", &alice)], &body).await;
         assert_eq!(reply.status, 400, "{body}: {}", reply.text);
     }
+    // A null expiry is the default one.
+    let defaulted = share(&server, &alice, &id, json!({ "expires_in": null })).await;
+    assert_eq!(defaulted["mode"], "observe");
     new_user(&server, "bob", "bob-pw-1").await;
     let bob = basic("bob", "bob-pw-1");
     let reply = client.json("POST", &format!("/api/shells/{id}/shares"), &[("authorization", &bob)], &json!({})).await;

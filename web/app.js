@@ -873,6 +873,7 @@
         expires_in: minutes * 60,
       });
       $('#share-link').value = made.link;
+      $('#share-label').textContent = 'Share link:';
       $('#share-link').hidden = false;
       $('#share-label').hidden = false;
       $('#share-link').select();

@@ -62,6 +62,8 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(30);
 /// With `--attach` and piped input: once the input has ended, output is shown until it has
 /// been quiet this long, then the client detaches (the shell goes on).
 const QUIET_BEFORE_DETACH: Duration = Duration::from_secs(1);
+/// …or this long after the input ended at most (a shell others use may never go quiet).
+const DETACH_WAIT_MAX: Duration = Duration::from_secs(10);
 
 /// Options of `wssh connect`.
 #[derive(clap::Args)]
@@ -207,6 +209,13 @@ pub(crate) enum ConnectError {
     Local(String),
 }
 
+impl ConnectError {
+    /// A 404 from the server.
+    fn is_not_found(&self) -> bool {
+        matches!(self, ConnectError::Refused { status, .. } if status.starts_with("404"))
+    }
+}
+
 /// What ended the session other than the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Interrupted {
@@ -304,32 +313,53 @@ async fn connect_and_run(args: &ConnectArgs) -> Outcome {
         Ok(authorization) => authorization,
         Err(outcome) => return outcome,
     };
-    if let Some(id) = &args.attach {
+    // Attaching with only the server's address: the shell's session is looked up.
+    if let Some(id) = &args.attach
+        && !target::has_session(&plan.target.path)
+    {
         let session = tokio::select! {
             session = shell_session(&plan, &authorization, id) => session,
             signal = signals.next() => return Outcome::Interrupted(Interrupted::Signal(signal)),
         };
         match session {
             Ok(Some(session)) => plan.target.path = target::with_session(&plan.target.path, &session),
-            // Not listed (another node's, say): the URL's session is tried as given.
-            Ok(None) if target::has_session(&plan.target.path) => {}
             Ok(None) => {
                 return Outcome::Failed(ConnectError::Usage(format!(
                     "no live shell {id} that you may attach to (`wssh shells` lists them)"
+                )));
+            }
+            Err(Outcome::Failed(error)) => {
+                return Outcome::Failed(ConnectError::Usage(format!(
+                    "cannot look up the shell's session ({error}): give it in the URL, http://HOST:PORT/SESSION"
                 )));
             }
             Err(outcome) => return outcome,
         }
     }
     let mut resume = Resume { shell: args.attach.clone(), offset: 0, observe: args.observe };
-    let query = resume.query();
-    let socket = tokio::select! {
-        connected = tokio::time::timeout(CONNECT_TIMEOUT, dial(&plan, &authorization, &query)) => match connected {
-            Ok(Ok(socket)) => socket,
+    let mut looked_up = false;
+    let socket = loop {
+        let query = resume.query();
+        let connected = tokio::select! {
+            connected = tokio::time::timeout(CONNECT_TIMEOUT, dial(&plan, &authorization, &query)) => connected,
+            signal = signals.next() => return Outcome::Interrupted(Interrupted::Signal(signal)),
+        };
+        match connected {
+            Ok(Ok(socket)) => break socket,
+            // The URL named another session than the shell's: look it up, and try that once.
+            Ok(Err(error @ ConnectError::Refused { .. })) if error.is_not_found() && !looked_up => {
+                looked_up = true;
+                let Some(id) = &args.attach else { return Outcome::Failed(error) };
+                match shell_session(&plan, &authorization, id).await {
+                    Ok(Some(session)) if target::with_session(&plan.target.path, &session) != plan.target.path => {
+                        plan.target.path = target::with_session(&plan.target.path, &session);
+                    }
+                    _ => return Outcome::Failed(error),
+                }
+            }
             Ok(Err(error)) => return Outcome::Failed(error),
             Err(_) => return Outcome::Failed(ConnectError::Timeout(plan.target.uri())),
-        },
-        signal = signals.next() => return Outcome::Interrupted(Interrupted::Signal(signal)),
+        }
     };
 
     // Raw for observers too: the output is drawn as the program wrote it, and nothing typed
@@ -350,7 +380,7 @@ async fn connect_and_run(args: &ConnectArgs) -> Outcome {
         Some(tokio::spawn(forward_input(outgoing, interactive, attaching)))
     };
     let rules = Rules { detach_when_input_ends: attaching && !interactive && !resume.observe };
-    let mut held = Vec::new();
+    let mut held = Held { interactive, ..Held::default() };
     let mut socket = socket;
     let outcome = loop {
         match shell(socket, &mut signals, &mut queued, &mut held, &mut resume, rules).await {
@@ -438,8 +468,32 @@ async fn shell_session(plan: &Plan, authorization: &str, id: &str) -> Result<Opt
         .map(str::to_owned))
 }
 
-/// `GET /api/shells`: the live shells the caller may see, as the server lists them.
+/// `GET /api/shells`: the live shells the caller may see, as the server lists them. The URL's
+/// path may be the server's base path, a session under it, or a session: each prefix is tried,
+/// longest first, while the answer is 404.
 async fn fetch_shells(plan: &Plan, authorization: &str) -> Result<serde_json::Value, Outcome> {
+    let mut bases = Vec::new();
+    let mut base = plan.target.path.split('?').next().unwrap_or_default().trim_end_matches('/');
+    loop {
+        bases.push(base.to_owned());
+        match base.rsplit_once('/') {
+            Some((prefix, _)) => base = prefix,
+            None => break,
+        }
+    }
+    bases.dedup();
+    let mut last = None;
+    for base in &bases {
+        match fetch_shells_at(plan, authorization, base).await {
+            Err(Outcome::Failed(error)) if error.is_not_found() => last = Some(error),
+            other => return other,
+        }
+    }
+    Err(Outcome::Failed(last.unwrap_or_else(|| ConnectError::Usage("no shell listing found".into()))))
+}
+
+/// `GET {base}/api/shells`.
+async fn fetch_shells_at(plan: &Plan, authorization: &str, base: &str) -> Result<serde_json::Value, Outcome> {
     use http_body_util::BodyExt;
     let failed = |reason: String| Outcome::Failed(ConnectError::Handshake { uri: plan.target.uri(), reason });
     let fetch = async {
@@ -449,7 +503,7 @@ async fn fetch_shells(plan: &Plan, authorization: &str) -> Result<serde_json::Va
             .map_err(|error| failed(error.to_string()))?;
         tokio::spawn(connection);
         let host = target::authority(&plan.target.host, plan.target.port);
-        let request = http::Request::get("/api/shells")
+        let request = http::Request::get(format!("{base}/api/shells"))
             .header(http::header::HOST, host)
             .header(http::header::AUTHORIZATION, authorization)
             .body(http_body_util::Empty::<bytes::Bytes>::new())
@@ -539,7 +593,7 @@ async fn reconnect(
     resume: &Resume,
     signals: &mut Signals,
     queued: &mut mpsc::Receiver<Message>,
-    held: &mut Vec<Message>,
+    held: &mut Held,
 ) -> Result<WebSocketStream<Box<dyn Io>>, Outcome> {
     let started = tokio::time::Instant::now();
     let mut pause = Duration::from_millis(250);
@@ -553,11 +607,8 @@ async fn reconnect(
             tokio::select! {
                 attempt = &mut attempt => break attempt,
                 signal = signals.next() => return Err(Outcome::Interrupted(Interrupted::Signal(signal))),
-                message = queued.recv(), if input_open && held.len() < HELD_LIMIT => match message {
-                    Some(message) if is_interrupt(&message) => {
-                        return Err(Outcome::Interrupted(Interrupted::Signal(libc::SIGINT)));
-                    }
-                    Some(message) => held.push(message),
+                message = queued.recv(), if input_open => match message {
+                    Some(message) => held.take(message)?,
                     None => input_open = false,
                 },
             }
@@ -581,11 +632,8 @@ async fn reconnect(
             tokio::select! {
                 () = &mut sleep => break,
                 signal = signals.next() => return Err(Outcome::Interrupted(Interrupted::Signal(signal))),
-                message = queued.recv(), if input_open && held.len() < HELD_LIMIT => match message {
-                    Some(message) if is_interrupt(&message) => {
-                        return Err(Outcome::Interrupted(Interrupted::Signal(libc::SIGINT)));
-                    }
-                    Some(message) => held.push(message),
+                message = queued.recv(), if input_open => match message {
+                    Some(message) => held.take(message)?,
                     None => input_open = false,
                 },
             }
@@ -594,12 +642,36 @@ async fn reconnect(
     }
 }
 
-/// Input messages held while reconnecting, at most (then the input waits).
-const HELD_LIMIT: usize = 64;
+/// Input held while reconnecting, at most; what comes beyond it is dropped, once said.
+const HELD_LIMIT: usize = 64 * 1024;
 
-/// Whether an input message holds Ctrl-C.
-fn is_interrupt(message: &Message) -> bool {
-    matches!(message, Message::Binary(frame) if frame.first() == Some(&FRAME_DATA) && frame[1..].contains(&INTERRUPT_KEY))
+/// Input and window changes that came while the connection was down, for the next one.
+#[derive(Debug, Default)]
+struct Held {
+    messages: std::collections::VecDeque<Message>,
+    bytes: usize,
+    /// Typing goes to a terminal: Ctrl-C among it stops reconnecting.
+    interactive: bool,
+    dropped: bool,
+}
+
+impl Held {
+    /// Keeps `message` for the next connection; typed Ctrl-C stops reconnecting instead.
+    fn take(&mut self, message: Message) -> Result<(), Outcome> {
+        let Message::Binary(frame) = &message else { return Ok(()) };
+        if self.interactive && frame.first() == Some(&FRAME_DATA) && frame[1..].contains(&INTERRUPT_KEY) {
+            return Err(Outcome::Interrupted(Interrupted::Signal(libc::SIGINT)));
+        }
+        if self.bytes + frame.len() > HELD_LIMIT {
+            if !std::mem::replace(&mut self.dropped, true) {
+                eprint!("wssh: too much typed while disconnected; the rest is dropped\r\n");
+            }
+            return Ok(());
+        }
+        self.bytes += frame.len();
+        self.messages.push_back(message);
+        Ok(())
+    }
 }
 
 /// A byte stream: TCP or TLS over TCP.
@@ -729,7 +801,7 @@ async fn shell<S>(
     socket: WebSocketStream<S>,
     signals: &mut Signals,
     queued: &mut mpsc::Receiver<Message>,
-    held: &mut Vec<Message>,
+    held: &mut Held,
     resume: &mut Resume,
     rules: Rules,
 ) -> Session
@@ -742,23 +814,27 @@ where
     if resume.shell.is_some() && !resume.observe && sink.send(resize_frame(terminal::window_size())).await.is_err() {
         return Session::Dropped(None);
     }
-    while !held.is_empty() {
-        if sink.send(held.remove(0)).await.is_err() {
+    while let Some(message) = held.messages.front() {
+        // Taken off only once sent: a connection that drops now keeps it for the next one.
+        if sink.send(message.clone()).await.is_err() {
             return Session::Dropped(None);
         }
+        held.messages.pop_front();
     }
+    *held = Held { interactive: held.interactive, ..Held::default() };
     let mut stdout = tokio::io::stdout();
     let mut exit_code = None;
     let mut error_text: Option<String> = None;
     let mut input_open = true;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = tokio::time::Instant::now();
     let quiet = tokio::time::sleep(Duration::MAX);
     tokio::pin!(quiet);
-    let mut waiting_for_quiet = false;
+    let mut detach_by = None;
     let ending = loop {
         tokio::select! {
-            message = stream.next() => { last_heard = tokio::time::Instant::now(); match message {
+            message = stream.next() => { match message {
                 Some(Ok(Message::Binary(frame))) => match frame.split_first() {
                     Some((&FRAME_DATA, output)) => {
                         let written = async {
@@ -769,8 +845,8 @@ where
                             break Ending::Local(format!("cannot write to standard output: {error}"));
                         }
                         resume.offset += output.len() as u64;
-                        if waiting_for_quiet {
-                            quiet.as_mut().reset(tokio::time::Instant::now() + QUIET_BEFORE_DETACH);
+                        if let Some(by) = detach_by {
+                            quiet.as_mut().reset((tokio::time::Instant::now() + QUIET_BEFORE_DETACH).min(by));
                         }
                     }
                     Some((&FRAME_SHELL, body)) => {
@@ -813,29 +889,38 @@ where
                 Some(Ok(_)) => {}
                 Some(Err(error)) => break Ending::Broken(Some(error.to_string())),
                 None => break Ending::Broken(None),
-            }},
+            }
+            // After the message is handled: writing it out may have waited on standard output.
+            last_heard = tokio::time::Instant::now();
+            },
             message = queued.recv(), if input_open => match message {
                 Some(message) => {
-                    if let Err(error) = sink.send(message).await {
-                        break Ending::Broken(Some(error.to_string()));
+                    // A link that died without a reset takes nothing once its buffers are full.
+                    match tokio::time::timeout(SILENCE_LIMIT, sink.send(message)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => break Ending::Broken(Some(error.to_string())),
+                        Err(_) => break Ending::Broken(Some("the server took no input for 30 s".into())),
                     }
                 }
                 // The input task is gone (observers have none): only output flows.
                 None => {
                     input_open = false;
                     if rules.detach_when_input_ends {
-                        waiting_for_quiet = true;
-                        quiet.as_mut().reset(tokio::time::Instant::now() + QUIET_BEFORE_DETACH);
+                        let now = tokio::time::Instant::now();
+                        detach_by = Some(now + DETACH_WAIT_MAX);
+                        quiet.as_mut().reset(now + QUIET_BEFORE_DETACH);
                     }
                 }
             },
-            () = &mut quiet, if waiting_for_quiet => break Ending::InputDone,
+            () = &mut quiet, if detach_by.is_some() => break Ending::InputDone,
             _ = ping.tick() => {
                 if last_heard.elapsed() >= SILENCE_LIMIT {
                     break Ending::Broken(Some(format!("no word from the server for {} s", SILENCE_LIMIT.as_secs())));
                 }
-                if let Err(error) = sink.send(Message::Ping(Vec::new().into())).await {
-                    break Ending::Broken(Some(error.to_string()));
+                match tokio::time::timeout(SILENCE_LIMIT, sink.send(Message::Ping(Vec::new().into()))).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => break Ending::Broken(Some(error.to_string())),
+                    Err(_) => break Ending::Broken(Some("the server took nothing for 30 s".into())),
                 }
             }
             signal = signals.next() => break Ending::Signal(signal),

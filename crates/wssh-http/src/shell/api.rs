@@ -181,7 +181,7 @@ fn answer(call: &Call<'_>, state: &SharedState, principal: &Principal) -> Result
                     Mode::parse(&text).ok_or_else(|| ApiError::bad_request("mode must be control or observe"))?
                 }
             };
-            if object.get("expires_in").is_some_and(|value| !value.is_number()) {
+            if object.get("expires_in").is_some_and(|value| !value.is_number() && !value.is_null()) {
                 return Err(ApiError::bad_request("expires_in must be an integer"));
             }
             let seconds =

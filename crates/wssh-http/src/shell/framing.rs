@@ -20,6 +20,9 @@ use prost::Message as _;
 
 /// The largest decompressed message accepted; protects against gzip bombs.
 pub(crate) const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// The largest WebSocket message or frame a shell connection takes (a gzip message may be
+/// larger than what it holds, up to this).
+pub(crate) const MAX_WIRE_BYTES: usize = 2 * MAX_MESSAGE_BYTES;
 
 /// The subprotocol that selects the native framing.
 pub(crate) const NATIVE_SUBPROTOCOL: &str = "wssh.v1";
@@ -40,6 +43,9 @@ pub(crate) enum FrameError {
     Gzip,
     #[error("message larger than {MAX_MESSAGE_BYTES} bytes")]
     TooLarge,
+    /// A WebSocket message or frame over the connection's limit ([`MAX_WIRE_BYTES`]).
+    #[error("message larger than {MAX_WIRE_BYTES} bytes")]
+    OverLimit,
     #[error("not a protobuf wsmsg")]
     Protobuf,
     #[error("unknown message type {0}")]
@@ -58,7 +64,7 @@ impl FrameError {
     /// The close code a connection refused for this error ends with.
     pub(crate) fn close_code(&self) -> tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode {
         use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-        if matches!(self, FrameError::TooLarge) { CloseCode::Size } else { CloseCode::Protocol }
+        if matches!(self, FrameError::OverLimit) { CloseCode::Size } else { CloseCode::Protocol }
     }
 }
 

@@ -39,7 +39,7 @@ use wssh_auth::{AuthError, Credentials};
 use wssh_domain::{Permission, SessionSpec};
 use wssh_pty::{PtyCommand, WindowSize};
 
-use self::framing::{ClientMessage, Framing, MAX_MESSAGE_BYTES, NATIVE_SUBPROTOCOL};
+use self::framing::{ClientMessage, Framing, MAX_WIRE_BYTES, NATIVE_SUBPROTOCOL};
 use self::registry::{Holder, LiveShell, Mode};
 use crate::SharedState;
 use crate::error::ApiError;
@@ -299,8 +299,8 @@ async fn server_socket(
     upgraded: hyper::upgrade::Upgraded,
 ) -> WebSocketStream<crate::metrics::CountingIo<TokioIo<hyper::upgrade::Upgraded>>> {
     let config = WebSocketConfig::default()
-        .max_message_size(Some(2 * MAX_MESSAGE_BYTES))
-        .max_frame_size(Some(2 * MAX_MESSAGE_BYTES))
+        .max_message_size(Some(MAX_WIRE_BYTES))
+        .max_frame_size(Some(MAX_WIRE_BYTES))
         .read_buffer_size(INPUT_BUFFER)
         .write_buffer_size(0);
     let io = state.metrics.count_shell_bytes(TokioIo::new(upgraded));
@@ -817,7 +817,9 @@ where
             // go_ws_sh ignores the opcode; so do we.
             Ok(Message::Text(text)) => return Some(framing.decode(text.as_bytes())),
             // Too large for the limits set in `server_socket`: refused as such (close 1009).
-            Err(tokio_tungstenite::tungstenite::Error::Capacity(_)) => return Some(Err(framing::FrameError::TooLarge)),
+            Err(tokio_tungstenite::tungstenite::Error::Capacity(_)) => {
+                return Some(Err(framing::FrameError::OverLimit));
+            }
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
         }

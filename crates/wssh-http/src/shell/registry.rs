@@ -447,9 +447,10 @@ impl State {
     /// Feeds output that fell out of the history (starting at `offset`) to the screen,
     /// applying each size change where it happened.
     fn forget(&mut self, mut offset: u64, evicted: &[Bytes]) {
-        // Output dropped before this may have ended inside an escape sequence this continues.
-        let unfinished = self.modes.take_unfinished();
-        self.screen().process(&unfinished);
+        // Where the output dropped before this left the modes (and an escape sequence it may
+        // have ended inside, which this continues).
+        let modes = self.modes.take();
+        self.screen().process(&modes);
         let Some(screen) = self.screen.as_mut() else { return };
         for chunk in evicted {
             let mut bytes = &chunk[1..];
@@ -473,8 +474,8 @@ impl State {
     /// Keeps output that left the history (starting at `offset`) for the screen, to be fed
     /// later. Past [`UNFED_LIMIT`] the oldest is dropped unfed: a screen is drawn by its last
     /// output, so the restore after a long flood is made from the newest megabyte before the
-    /// history's start, and of what was dropped the screen is given only the sequences that
-    /// set modes (the alternate screen, say), which would otherwise be lost with it.
+    /// history's start, and of what was dropped the screen is given only where it left the
+    /// modes (the alternate screen, say), which would otherwise be lost with it.
     fn defer(&mut self, offset: u64, evicted: Vec<Bytes>) {
         if self.unfed.is_empty() {
             self.unfed_start = offset;
@@ -483,16 +484,12 @@ impl State {
             self.unfed_bytes += chunk.len() - 1;
             self.unfed.push_back(chunk);
         }
-        let mut modes = Vec::new();
         while self.unfed_bytes > UNFED_LIMIT && self.unfed.len() > 1 {
             if let Some(chunk) = self.unfed.pop_front() {
-                self.modes.scan(&chunk[1..], &mut modes);
+                self.modes.scan(&chunk[1..]);
                 self.unfed_bytes -= chunk.len() - 1;
                 self.unfed_start += (chunk.len() - 1) as u64;
             }
-        }
-        if !modes.is_empty() {
-            self.screen().process(&modes);
         }
     }
 

@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::close;
-use super::framing::{MAX_MESSAGE_BYTES, NATIVE_SUBPROTOCOL};
+use super::framing::{MAX_WIRE_BYTES, NATIVE_SUBPROTOCOL};
 use crate::SharedState;
 use crate::error::ApiError;
 use crate::respond::{Body, empty};
@@ -100,9 +100,7 @@ pub(crate) async fn relay(
         .await
         .map_err(|_| unreachable())?
         .map_err(|_| unreachable())?;
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(2 * MAX_MESSAGE_BYTES))
-        .max_frame_size(Some(2 * MAX_MESSAGE_BYTES));
+    let config = WebSocketConfig::default().max_message_size(Some(MAX_WIRE_BYTES)).max_frame_size(Some(MAX_WIRE_BYTES));
     let handshake = tokio_tungstenite::client_async_with_config(upstream, stream, Some(config));
     let upstream = match tokio::time::timeout(CONNECT_TIMEOUT, handshake).await {
         Err(_) => return Err(unreachable()),

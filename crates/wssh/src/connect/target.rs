@@ -39,15 +39,18 @@ impl Target {
     }
 }
 
-/// Whether a request path names a session (more than `/`).
+/// Whether a request path names a session: something after its last `/` (`/bash`,
+/// `/base/bash`; not `/` or `/base/`).
 pub(crate) fn has_session(path: &str) -> bool {
-    !path.split('?').next().unwrap_or_default().trim_matches('/').is_empty()
+    let path = path.split('?').next().unwrap_or_default();
+    !path.rsplit('/').next().unwrap_or_default().is_empty()
 }
 
-/// `path` with its last segment (the session) replaced by `session`, percent-encoded; any
-/// query dropped. `/` and `` become `/SESSION`; `/base/other` becomes `/base/SESSION`.
+/// `path` naming `session` (percent-encoded) instead: after a trailing `/` it is appended
+/// (`/` and `/base/` become `/SESSION` and `/base/SESSION`), else it replaces the last segment
+/// (`/base/other` becomes `/base/SESSION`); any query is dropped.
 pub(crate) fn with_session(path: &str, session: &str) -> String {
-    let path = path.split('?').next().unwrap_or_default().trim_end_matches('/');
+    let path = path.split('?').next().unwrap_or_default();
     let prefix = path.rsplit_once('/').map_or("", |(prefix, _)| prefix);
     let session: String = percent_encoding::utf8_percent_encode(session, percent_encoding::NON_ALPHANUMERIC).collect();
     format!("{prefix}/{session}")
@@ -335,6 +338,18 @@ fn resolve_relative(path: &Path, config_dir: Option<&Path>) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_names_a_session_after_its_last_slash() {
+        for (path, named) in [("/bash", true), ("/base/bash", true), ("/", false), ("", false), ("/base/", false)] {
+            assert_eq!(has_session(path), named, "{path}");
+        }
+        assert_eq!(with_session("/", "bash"), "/bash");
+        assert_eq!(with_session("", "bash"), "/bash");
+        assert_eq!(with_session("/base/", "bash"), "/base/bash");
+        assert_eq!(with_session("/base/other?x=1", "my shell"), "/base/my%20shell");
+        assert_eq!(with_session("/other", "bash"), "/bash");
+    }
 
     fn args(url: Option<&str>) -> ConnectArgs {
         ConnectArgs {
