@@ -65,12 +65,9 @@ const QUIET_BEFORE_DETACH: Duration = Duration::from_secs(1);
 /// …or this long after the input ended at most (a shell others use may never go quiet).
 const DETACH_WAIT_MAX: Duration = Duration::from_secs(10);
 
-/// Options of `wssh connect`.
+/// How `wssh connect` and `wssh shells` log in and trust the server.
 #[derive(clap::Args)]
-pub(crate) struct ConnectArgs {
-    /// The shell to open: http://HOST:PORT/SESSION (https:// for TLS). May be left out when
-    /// --config names the server and the session. With --attach, http://HOST:PORT is enough.
-    pub(crate) url: Option<String>,
+pub(crate) struct LoginArgs {
     /// Log in as this user; the password comes from the --password-env variable, else the
     /// config file, else a prompt on the terminal.
     #[arg(long, short = 'u', value_name = "NAME")]
@@ -94,6 +91,30 @@ pub(crate) struct ConnectArgs {
     /// Accept any server certificate (https). Only for testing.
     #[arg(long)]
     pub(crate) insecure: bool,
+}
+
+impl std::fmt::Debug for LoginArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginArgs")
+            .field("user", &self.user)
+            .field("password_env", &self.password_env)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("identifier", &self.identifier)
+            .field("config", &self.config)
+            .field("ca", &self.ca)
+            .field("insecure", &self.insecure)
+            .finish()
+    }
+}
+
+/// Options of `wssh connect`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ConnectArgs {
+    /// The shell to open: http://HOST:PORT/SESSION (https:// for TLS). May be left out when
+    /// --config names the server and the session. With --attach, http://HOST:PORT is enough.
+    pub(crate) url: Option<String>,
+    #[command(flatten)]
+    pub(crate) login: LoginArgs,
     /// Attach to this live shell (its id, from `wssh shells`) instead of starting a new one.
     /// (An id may begin with `-`: it is taken as the value all the same.)
     #[arg(long, value_name = "ID", allow_hyphen_values = true)]
@@ -104,67 +125,18 @@ pub(crate) struct ConnectArgs {
 }
 
 /// Options of `wssh shells`.
-#[derive(clap::Args)]
+#[derive(Debug, clap::Args)]
 pub(crate) struct ShellsArgs {
     /// The server: http://HOST:PORT (https:// for TLS). May be left out when --config names
     /// the server.
     pub(crate) url: Option<String>,
-    /// Log in as this user; the password comes from the --password-env variable, else the
-    /// config file, else a prompt on the terminal.
-    #[arg(long, short = 'u', value_name = "NAME")]
-    pub(crate) user: Option<String>,
-    /// The environment variable holding the password.
-    #[arg(long, value_name = "VAR", default_value = "WSSH_PASSWORD")]
-    pub(crate) password_env: String,
-    /// Log in with this access token instead of a password.
-    #[arg(long, value_name = "SECRET")]
-    pub(crate) token: Option<String>,
-    /// The token's identifier (for go_ws_sh tokens, which need one).
-    #[arg(long, value_name = "ID")]
-    pub(crate) identifier: Option<String>,
-    /// go_ws_sh's client-config.json: server and credentials; flags override it.
-    #[arg(long, short = 'c', value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
-    /// Trust the certificates in this PEM file (https) instead of the system's roots.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) ca: Option<PathBuf>,
-    /// Accept any server certificate (https). Only for testing.
-    #[arg(long)]
-    pub(crate) insecure: bool,
+    #[command(flatten)]
+    pub(crate) login: LoginArgs,
 }
 
 impl From<ShellsArgs> for ConnectArgs {
-    fn from(args: ShellsArgs) -> ConnectArgs {
-        let ShellsArgs { url, user, password_env, token, identifier, config, ca, insecure } = args;
-        ConnectArgs { url, user, password_env, token, identifier, config, ca, insecure, attach: None, observe: false }
-    }
-}
-
-impl std::fmt::Debug for ShellsArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ShellsArgs")
-            .field("url", &self.url)
-            .field("user", &self.user)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for ConnectArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConnectArgs")
-            .field("url", &self.url)
-            .field("user", &self.user)
-            .field("password_env", &self.password_env)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("identifier", &self.identifier)
-            .field("config", &self.config)
-            .field("ca", &self.ca)
-            .field("insecure", &self.insecure)
-            .field("attach", &self.attach.as_ref().map(|_| "<shell id>"))
-            .field("observe", &self.observe)
-            .finish()
+    fn from(ShellsArgs { url, login }: ShellsArgs) -> ConnectArgs {
+        ConnectArgs { url, login, attach: None, observe: false }
     }
 }
 

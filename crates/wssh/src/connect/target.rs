@@ -242,15 +242,15 @@ pub(crate) fn parse_url(url: &str) -> Result<Target, ConnectError> {
 /// Merges the URL, the config file and the flags into a [`Plan`]. `env` looks up environment
 /// variables (the password variable), so tests can do without the real environment.
 pub(crate) fn plan(args: &ConnectArgs, env: impl Fn(&str) -> Option<String>) -> Result<Plan, ConnectError> {
-    let config = args.config.as_deref().map(ClientConfig::load).transpose()?;
-    let config_dir = args.config.as_deref().and_then(Path::parent).map(Path::to_owned);
+    let config = args.login.config.as_deref().map(ClientConfig::load).transpose()?;
+    let config_dir = args.login.config.as_deref().and_then(Path::parent).map(Path::to_owned);
     plan_with(args, config.as_ref(), config_dir.as_deref(), env)
 }
 
 /// As [`plan`], for a call on the server as a whole (`wssh shells`): the URL needs no session.
 pub(crate) fn plan_server(args: &ConnectArgs, env: impl Fn(&str) -> Option<String>) -> Result<Plan, ConnectError> {
-    let config = args.config.as_deref().map(ClientConfig::load).transpose()?;
-    let config_dir = args.config.as_deref().and_then(Path::parent).map(Path::to_owned);
+    let config = args.login.config.as_deref().map(ClientConfig::load).transpose()?;
+    let config_dir = args.login.config.as_deref().and_then(Path::parent).map(Path::to_owned);
     plan_inner(args, config.as_ref(), config_dir.as_deref(), env, false)
 }
 
@@ -286,13 +286,14 @@ fn plan_inner(
 
     let from_file = config.map(|config| &config.credentials);
     let nonempty = |value: &str| (!value.is_empty()).then(|| value.to_owned());
-    let login = if let Some(token) = &args.token {
-        let identifier = args.identifier.clone().or_else(|| from_file.and_then(|file| nonempty(&file.identifier)));
+    let login = if let Some(token) = &args.login.token {
+        let identifier =
+            args.login.identifier.clone().or_else(|| from_file.and_then(|file| nonempty(&file.identifier)));
         Login::Token { token: token.clone(), identifier }
-    } else if let Some(username) = &args.user {
+    } else if let Some(username) = &args.login.user {
         let file_password =
             from_file.filter(|file| file.username == *username).and_then(|file| nonempty(&file.password));
-        let password = env(&args.password_env).filter(|password| !password.is_empty()).or(file_password);
+        let password = env(&args.login.password_env).filter(|password| !password.is_empty()).or(file_password);
         Login::Password { username: username.clone(), password }
     } else {
         match from_file {
@@ -304,11 +305,11 @@ fn plan_inner(
                 }
                 Login::Token {
                     token: file.token.clone(),
-                    identifier: args.identifier.clone().or_else(|| nonempty(&file.identifier)),
+                    identifier: args.login.identifier.clone().or_else(|| nonempty(&file.identifier)),
                 }
             }
             Some(file) if !file.username.is_empty() => {
-                let password = env(&args.password_env)
+                let password = env(&args.login.password_env)
                     .filter(|password| !password.is_empty())
                     .or_else(|| nonempty(&file.password));
                 Login::Password { username: file.username.clone(), password }
@@ -318,11 +319,11 @@ fn plan_inner(
     };
 
     let server = config.map(|config| &config.servers);
-    let ca = args.ca.clone().or_else(|| {
+    let ca = args.login.ca.clone().or_else(|| {
         let ca = server.map(|server| server.ca.trim()).filter(|ca| !ca.is_empty())?;
         Some(resolve_relative(Path::new(ca), config_dir))
     });
-    let insecure = args.insecure || server.is_some_and(|server| server.insecure);
+    let insecure = args.login.insecure || server.is_some_and(|server| server.insecure);
     Ok(Plan { target, login, trust: TrustSettings { ca, insecure } })
 }
 
@@ -354,13 +355,15 @@ mod tests {
     fn args(url: Option<&str>) -> ConnectArgs {
         ConnectArgs {
             url: url.map(str::to_owned),
-            user: None,
-            password_env: "WSSH_PASSWORD".into(),
-            token: None,
-            identifier: None,
-            config: None,
-            ca: None,
-            insecure: false,
+            login: crate::connect::LoginArgs {
+                user: None,
+                password_env: "WSSH_PASSWORD".into(),
+                token: None,
+                identifier: None,
+                config: None,
+                ca: None,
+                insecure: false,
+            },
             attach: None,
             observe: false,
         }
@@ -389,7 +392,7 @@ mod tests {
     #[test]
     fn a_url_needs_a_session() {
         let mut arguments = args(Some("http://h:1"));
-        arguments.user = Some("admin".into());
+        arguments.login.user = Some("admin".into());
         assert!(plan_with(&arguments, None, None, no_env).is_err());
     }
 
@@ -397,13 +400,13 @@ mod tests {
     fn flags_choose_the_credentials() {
         let mut arguments = args(Some("http://h:1/sh"));
         assert!(plan_with(&arguments, None, None, no_env).is_err(), "no credentials at all");
-        arguments.user = Some("admin".into());
+        arguments.login.user = Some("admin".into());
         let env = |name: &str| (name == "WSSH_PASSWORD").then(|| "pw".to_owned());
         let plan = plan_with(&arguments, None, None, env).unwrap();
         assert_eq!(plan.login, Login::Password { username: "admin".into(), password: Some("pw".into()) });
         let plan = plan_with(&arguments, None, None, no_env).unwrap();
         assert_eq!(plan.login, Login::Password { username: "admin".into(), password: None });
-        arguments.token = Some("wssh_x".into());
+        arguments.login.token = Some("wssh_x".into());
         let plan = plan_with(&arguments, None, None, env).unwrap();
         assert_eq!(plan.login, Login::Token { token: "wssh_x".into(), identifier: None });
     }
@@ -428,8 +431,8 @@ mod tests {
 
         // Flags override the file.
         let mut arguments = args(Some("http://other:1/sh"));
-        arguments.user = Some("bob".into());
-        arguments.insecure = true;
+        arguments.login.user = Some("bob".into());
+        arguments.login.insecure = true;
         let env = |_: &str| Some("secret".to_owned());
         let plan = plan_with(&arguments, Some(&config), None, env).unwrap();
         assert_eq!(plan.target.uri(), "ws://other:1/sh");
