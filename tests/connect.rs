@@ -597,6 +597,19 @@ async fn piped_input_into_a_busy_shell_detaches_within_the_limit_and_a_share_tok
     guest.read_until("one-2").await;
     guest.type_text("echo guest=$$\r").await;
     guest.read_until(&format!("guest={pid}")).await;
+    // An observe link without --observe: the client says it is watching only, and Ctrl-C ends it.
+    let reply = server
+        .client()
+        .json("POST", &format!("/api/shells/{id}/shares"), &[("authorization", &auth)], &json!({ "mode": "observe" }))
+        .await;
+    let observe_token = reply.json["token"].as_str().unwrap().to_owned();
+    let mut watcher =
+        Terminal::spawn(connect(&url, &["--token", &observe_token, "--attach", id], WindowSize::default()));
+    watcher.read_until("watching only").await;
+    watcher.type_text("\u{3}").await;
+    assert_eq!(watcher.exit_code().await, 130, "{}", watcher.text());
+    assert!(watcher.text().contains("stopped watching shell"), "{}", watcher.text());
+
     guest.type_text("exit 3\r").await;
     assert_eq!(guest.exit_code().await, 3, "{}", guest.text());
     assert_eq!(owner.exit_code().await, 3, "{}", owner.text());

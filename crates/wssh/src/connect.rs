@@ -351,7 +351,7 @@ async fn connect_and_run(args: &ConnectArgs) -> Outcome {
     } else {
         Some(tokio::spawn(forward_input(outgoing, interactive, attaching)))
     };
-    let rules = Rules { detach_when_input_ends: attaching && !interactive && !resume.observe };
+    let rules = Rules { detach_when_input_ends: attaching && !interactive && !resume.observe, interactive };
     let mut held = Held { interactive, ..Held::default() };
     let mut socket = socket;
     let outcome = loop {
@@ -593,7 +593,11 @@ async fn reconnect(
             Err(_) if started.elapsed() < RECONNECT_FOR => ConnectError::Timeout(plan.target.uri()),
             Err(_) => return Err(Outcome::Failed(ConnectError::Timeout(plan.target.uri()))),
         };
-        let reason = one_line(&error.to_string());
+        let reason = match &error {
+            // Without the address and the shell's id, which every try repeats.
+            ConnectError::Handshake { reason, .. } => one_line(reason),
+            other => one_line(&other.to_string()),
+        };
         if reason != last_reason {
             eprint!("wssh: {reason}; still trying\r\n");
             last_reason = reason;
@@ -634,7 +638,9 @@ impl Held {
         if self.interactive && frame.first() == Some(&FRAME_DATA) && frame[1..].contains(&INTERRUPT_KEY) {
             return Err(Outcome::Interrupted(Interrupted::Signal(libc::SIGINT)));
         }
-        if self.bytes + frame.len() > HELD_LIMIT {
+        // Past the limit everything after is dropped, not only what does not fit: the program
+        // gets a clean beginning of the input, never input with a hole in it.
+        if self.dropped || self.bytes + frame.len() > HELD_LIMIT {
             if !std::mem::replace(&mut self.dropped, true) {
                 eprint!("wssh: too much typed while disconnected; the rest is dropped\r\n");
             }
@@ -755,6 +761,9 @@ struct Rules {
     /// for [`QUIET_BEFORE_DETACH`]: `--attach` with piped input, which must not end a shell
     /// others may be using.
     detach_when_input_ends: bool,
+    /// Standard input is a terminal (in raw mode): a Ctrl-C typed while only watching ends
+    /// the session.
+    interactive: bool,
 }
 
 /// How one connection ended.
@@ -829,6 +838,11 @@ where
                             if let Some(offset) = hello["offset"].as_u64() {
                                 resume.offset = offset;
                             }
+                            // A link that only lets its holder watch: say so, and act as an observer.
+                            if hello["mode"] == "observe" && !resume.observe {
+                                resume.observe = true;
+                                eprint!("\r\nwssh: watching only (read-only); Ctrl-C stops watching\r\n");
+                            }
                         }
                     }
                     Some((&FRAME_GAP, body)) => {
@@ -866,6 +880,12 @@ where
             last_heard = tokio::time::Instant::now();
             },
             message = queued.recv(), if input_open => match message {
+                // Watching only: nothing is sent, and a typed Ctrl-C ends the session.
+                Some(Message::Binary(frame)) if resume.observe => {
+                    if rules.interactive && frame.first() == Some(&FRAME_DATA) && frame[1..].contains(&INTERRUPT_KEY) {
+                        break Ending::Signal(libc::SIGINT);
+                    }
+                }
                 Some(message) => {
                     // A link that died without a reset takes nothing once its buffers are full.
                     match tokio::time::timeout(SILENCE_LIMIT, sink.send(message)).await {
@@ -1002,6 +1022,20 @@ async fn watch_keys() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_held_while_disconnected_is_a_clean_beginning_and_ctrl_c_stops() {
+        let mut held = Held { interactive: true, ..Held::default() };
+        let big = data_frame(&vec![b'x'; HELD_LIMIT - 100]);
+        assert!(held.take(big).is_ok());
+        assert!(held.take(data_frame(&[b'y'; 200])).is_ok(), "over the limit: dropped");
+        assert!(held.take(data_frame(b"ls\r")).is_ok(), "it would fit, but comes after a hole");
+        assert_eq!(held.messages.len(), 1);
+        assert!(held.take(data_frame(b"\x03")).is_err(), "Ctrl-C from a terminal stops");
+        let mut piped = Held::default();
+        assert!(piped.take(data_frame(b"\x03")).is_ok(), "piped input may hold any byte");
+        assert_eq!(piped.messages.len(), 1);
+    }
 
     #[test]
     fn frames() {

@@ -384,6 +384,8 @@ struct State {
     /// that window ends (see [`State::feed_due`]).
     window_fed: usize,
     window_end: Option<std::time::Instant>,
+    /// Output read in the current window.
+    window_output: usize,
     /// When output last came in a bulk read (while some is deferred).
     last_bulk: Option<std::time::Instant>,
     /// The leading controller's offset when the program stopped waiting for it (stalled):
@@ -438,6 +440,7 @@ impl State {
             unfed_bytes: 0,
             window_fed: 0,
             window_end: None,
+            window_output: 0,
             last_bulk: None,
             released: None,
             modes: ModeScanner::default(),
@@ -527,19 +530,25 @@ impl State {
 
     /// Whether output deferred so far should be fed to the screen now, after a read of
     /// `output` bytes: for interactive output, within the budget of the current window, or
-    /// whatever is deferred once bulk output has stopped for a window.
+    /// whatever is deferred once bulk output has stopped for a window. Output counts as bulk
+    /// when it comes in a large read, or when the window has already seen more than the budget
+    /// (a flood the server reads in small pieces, as `yes` gives: small reads alone would let
+    /// the emulator take every byte of it, and sequences such as the alternate screen's cost
+    /// the emulator a whole screen each).
     fn feed_due(&mut self, output: usize) -> bool {
-        if self.unfed.is_empty() {
-            return false;
-        }
         let now = std::time::Instant::now();
-        if output >= INTERACTIVE_OUTPUT {
-            self.last_bulk = Some(now);
-            return false;
-        }
         if self.window_end.is_none_or(|end| now >= end) {
             self.window_end = Some(now + FEED_WINDOW);
             self.window_fed = 0;
+            self.window_output = 0;
+        }
+        self.window_output += output;
+        if self.unfed.is_empty() {
+            return false;
+        }
+        if output >= INTERACTIVE_OUTPUT || self.window_output > FEED_BUDGET {
+            self.last_bulk = Some(now);
+            return false;
         }
         self.window_fed + self.unfed_bytes <= FEED_BUDGET || self.last_bulk.is_none_or(|at| now - at >= FEED_WINDOW)
     }
@@ -1522,8 +1531,38 @@ mod tests {
         assert!(state.unfed_bytes > FEED_BUDGET, "the rest waits: {}", state.unfed_bytes);
         // Once bulk output has stopped for a window, the next interactive read feeds the rest.
         state.last_bulk = Some(std::time::Instant::now() - FEED_WINDOW);
+        state.window_end = Some(std::time::Instant::now());
         assert!(state.take_output(b"$ "));
         assert_eq!(state.unfed_bytes, 0);
         assert!(state.screen.is_some());
+    }
+
+    #[test]
+    fn a_flood_in_small_reads_feeds_the_screen_within_the_budget_too() {
+        let client = ClientInfo {
+            id: 0,
+            user: "alice".into(),
+            mode: Mode::Control,
+            holder: Holder::Share("x".into()),
+            kick: Arc::new(Notify::new()),
+            cursor: Arc::new(AtomicU64::new(0)),
+        };
+        let mut state = State::new(64 * 1024, WindowSize { cols: 80, rows: 24 }, client);
+        // `yes $'\e[?1049h\e[?1049l'` read 512 bytes at a time, never one large read: 8 MB.
+        let piece: Vec<u8> = b"\x1b[?1049h\x1b[?1049l\n".iter().copied().cycle().take(512).collect();
+        let mut fed = 0;
+        let started = std::time::Instant::now();
+        for _ in 0..16_000 {
+            let before = state.window_fed;
+            if state.take_output(&piece) {
+                // A new window starts its count afresh.
+                fed += if state.window_fed >= before { state.window_fed - before } else { state.window_fed };
+            }
+        }
+        let windows = started.elapsed().as_secs() as usize + 1;
+        assert!(fed <= (windows + 1) * FEED_BUDGET, "fed {fed} bytes of an 8 MB flood in {windows} windows");
+        // Whatever the flood left, a restore still knows the alternate screen is off.
+        state.feed();
+        assert!(!state.screen.as_ref().unwrap().screen().alternate_screen());
     }
 }
