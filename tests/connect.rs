@@ -412,13 +412,30 @@ fn number_after(text: &str, key: &str) -> u32 {
         .unwrap_or_else(|| panic!("no {key} in {text:?}"))
 }
 
-#[tokio::test]
-async fn a_dropped_connection_is_resumed_on_its_own_with_a_notice() {
-    let server = Server::start();
+/// `wssh shells` as admin: its table (it must succeed).
+fn list_shells(server: &Server) -> String {
+    let listed = Command::new(WSSH)
+        .args(["shells", &format!("http://{}", server.addr), "--user", "admin"])
+        .env("WSSH_PASSWORD", ADMIN_PASSWORD)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.status.success(), "{table} {}", String::from_utf8_lossy(&listed.stderr));
+    table
+}
+
+/// `wssh connect` as admin to the server's bash through a [`Proxy`].
+async fn connected_through_a_proxy(server: &Server) -> (Proxy, Terminal) {
     let proxy = Proxy::start(server.addr).await;
     let command = connect(&format!("http://{}/bash", proxy.addr), &["--user", "admin"], WindowSize::default())
         .env("WSSH_PASSWORD", ADMIN_PASSWORD);
-    let mut terminal = Terminal::spawn(command);
+    (proxy, Terminal::spawn(command))
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_resumed_on_its_own_with_a_notice() {
+    let server = Server::start();
+    let (proxy, mut terminal) = connected_through_a_proxy(&server).await;
     terminal.type_text("echo pid=$$; echo one-$((1+1))\r").await;
     let output = terminal.read_until("one-2").await;
     let pid = number_after(&output, "pid=");
@@ -436,10 +453,7 @@ async fn a_dropped_connection_is_resumed_on_its_own_with_a_notice() {
 #[tokio::test]
 async fn ctrl_c_stops_reconnecting_and_leaves_the_shell_running() {
     let server = Server::start();
-    let proxy = Proxy::start(server.addr).await;
-    let command = connect(&format!("http://{}/bash", proxy.addr), &["--user", "admin"], WindowSize::default())
-        .env("WSSH_PASSWORD", ADMIN_PASSWORD);
-    let mut terminal = Terminal::spawn(command);
+    let (proxy, mut terminal) = connected_through_a_proxy(&server).await;
     terminal.type_text("echo one-$((1+1))\r").await;
     terminal.read_until("one-2").await;
 
@@ -453,12 +467,8 @@ async fn ctrl_c_stops_reconnecting_and_leaves_the_shell_running() {
     assert!(terminal.text().contains("detached from shell"), "{}", terminal.text());
 
     // The shell is still there to come back to.
-    let listed = Command::new(WSSH)
-        .args(["shells", &format!("http://{}", server.addr), "--user", "admin"])
-        .env("WSSH_PASSWORD", ADMIN_PASSWORD)
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&listed.stdout).lines().count() == 2, "{listed:?}");
+    let table = list_shells(&server);
+    assert_eq!(table.lines().count(), 2, "{table}");
 }
 
 #[tokio::test]
@@ -471,13 +481,7 @@ async fn shells_are_listed_attached_to_and_observed() {
     let pid = number_after(&first.read_until("one-2").await, "pid=");
 
     // `wssh shells` lists it.
-    let listed = Command::new(WSSH)
-        .args(["shells", &format!("http://{}", server.addr), "--user", "admin"])
-        .env("WSSH_PASSWORD", ADMIN_PASSWORD)
-        .output()
-        .unwrap();
-    let table = String::from_utf8_lossy(&listed.stdout).into_owned();
-    assert!(listed.status.success(), "{table} {}", String::from_utf8_lossy(&listed.stderr));
+    let table = list_shells(&server);
     let line = table.lines().find(|line| line.contains("admin/control")).unwrap_or_else(|| panic!("{table}"));
     let columns: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(&columns[1..4], ["bash", "admin", "80x24"], "{table}");
@@ -562,12 +566,7 @@ async fn piped_input_into_a_busy_shell_detaches_within_the_limit_and_a_share_tok
     );
     owner.type_text("echo pid=$$; echo one-$((1+1))\r").await;
     let pid = number_after(&owner.read_until("one-2").await, "pid=");
-    let listed = Command::new(WSSH)
-        .args(["shells", &format!("http://{}", server.addr), "--user", "admin"])
-        .env("WSSH_PASSWORD", ADMIN_PASSWORD)
-        .output()
-        .unwrap();
-    let table = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let table = list_shells(&server);
     let id = table.lines().nth(1).and_then(|line| line.split_whitespace().next()).unwrap_or_else(|| panic!("{table}"));
 
     // A shell that never goes quiet: piped input still detaches, within its limit.

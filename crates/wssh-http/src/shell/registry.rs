@@ -1502,8 +1502,8 @@ mod tests {
         assert!(a.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'));
     }
 
-    #[test]
-    fn a_flood_feeds_the_screen_within_the_budget_and_the_rest_once_it_stops() {
+    /// A shell's state with a 64 KiB history and one client.
+    fn small_state() -> State {
         let client = ClientInfo {
             id: 0,
             user: "alice".into(),
@@ -1512,7 +1512,12 @@ mod tests {
             kick: Arc::new(Notify::new()),
             cursor: Arc::new(AtomicU64::new(0)),
         };
-        let mut state = State::new(64 * 1024, WindowSize { cols: 80, rows: 24 }, client);
+        State::new(64 * 1024, WindowSize { cols: 80, rows: 24 }, client)
+    }
+
+    #[test]
+    fn a_flood_feeds_the_screen_within_the_budget_and_the_rest_once_it_stops() {
+        let mut state = small_state();
         // Interactive output that fits the history defers nothing, so feeds nothing.
         assert!(!state.take_output(b"$ "));
         // A flood: bulk reads with small ones between them, as a fast program gives.
@@ -1539,15 +1544,7 @@ mod tests {
 
     #[test]
     fn a_flood_in_small_reads_feeds_the_screen_within_the_budget_too() {
-        let client = ClientInfo {
-            id: 0,
-            user: "alice".into(),
-            mode: Mode::Control,
-            holder: Holder::Share("x".into()),
-            kick: Arc::new(Notify::new()),
-            cursor: Arc::new(AtomicU64::new(0)),
-        };
-        let mut state = State::new(64 * 1024, WindowSize { cols: 80, rows: 24 }, client);
+        let mut state = small_state();
         // `yes $'\e[?1049h\e[?1049l'` read 512 bytes at a time, never one large read: 8 MB.
         let piece: Vec<u8> = b"\x1b[?1049h\x1b[?1049l\n".iter().copied().cycle().take(512).collect();
         let mut fed = 0;
