@@ -335,7 +335,7 @@ async fn connect_and_run(args: &ConnectArgs) -> Outcome {
     };
 
     // Raw for observers too: the output is drawn as the program wrote it, and nothing typed
-    // is echoed into it (an observer's Ctrl-C ends watching: see `watch_keys`).
+    // is echoed into it (an observer's Ctrl-C ends watching: see `shell`).
     let raw = match TermiosGuard::raw_stdin() {
         Ok(raw) => raw,
         Err(error) => {
@@ -346,11 +346,8 @@ async fn connect_and_run(args: &ConnectArgs) -> Outcome {
     // Input outlives connections: what is typed while reconnecting goes out once back.
     let (outgoing, mut queued) = mpsc::channel::<Message>(16);
     let attaching = args.attach.is_some();
-    let input = if resume.observe {
-        interactive.then(|| tokio::spawn(watch_keys()))
-    } else {
-        Some(tokio::spawn(forward_input(outgoing, interactive, attaching)))
-    };
+    // Observers too: their keys are read for Ctrl-C, and nothing they type is sent (`shell`).
+    let input = tokio::spawn(forward_input(outgoing, interactive, attaching));
     let rules = Rules { detach_when_input_ends: attaching && !interactive && !resume.observe, interactive };
     let mut held = Held { interactive, ..Held::default() };
     let mut socket = socket;
@@ -374,9 +371,7 @@ async fn connect_and_run(args: &ConnectArgs) -> Outcome {
             }
         }
     };
-    if let Some(input) = input {
-        input.abort();
-    }
+    input.abort();
     // Back to the saved modes before the caller prints anything.
     drop(raw);
     outcome
@@ -795,6 +790,10 @@ where
     if resume.shell.is_some() && !resume.observe && sink.send(resize_frame(terminal::window_size())).await.is_err() {
         return Session::Dropped(None);
     }
+    // Watching only: what was typed meanwhile is not sent.
+    if resume.observe {
+        held.messages.clear();
+    }
     while let Some(message) = held.messages.front() {
         // Taken off only once sent: a connection that drops now keeps it for the next one.
         if sink.send(message.clone()).await.is_err() {
@@ -1002,18 +1001,6 @@ async fn forward_input(outgoing: mpsc::Sender<Message>, interactive: bool, attac
             () = window_changes.next() => resize_frame(terminal::window_size()),
         };
         if outgoing.send(message).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// An observer's keys (its terminal is raw): Ctrl-C ends watching, as SIGINT would; anything
-/// else is ignored (an observer sends nothing).
-async fn watch_keys() {
-    let Ok(mut stdin) = terminal::read_stdin() else { return };
-    while let Some(keys) = stdin.recv().await {
-        if keys.contains(&INTERRUPT_KEY) {
-            let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT);
             return;
         }
     }
