@@ -6,6 +6,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::chart::{self, Caption, Chart};
+use super::stats::{median, median_interval};
 use super::system::Machine;
 use super::target::Result;
 use super::{
@@ -132,6 +133,29 @@ fn reference<T>(figures: &[T], name: &str, target: fn(&T) -> &str, value: fn(&T)
     figures.iter().find(|figure| target(figure) == name).map(value)
 }
 
+/// The throughput targets to compare run by run: every target against the raw PTY, and a
+/// target `--compare` or `--compare-binary` added (its name is another's with a suffix)
+/// against the one it repeats, as (numerator, denominator).
+fn same_round_pairs(figures: &[throughput::Figure]) -> Vec<(&throughput::Figure, &throughput::Figure)> {
+    let raw = figures.iter().find(|figure| figure.target == RAW_PTY);
+    let mut pairs = Vec::new();
+    for figure in figures.iter().filter(|figure| figure.target != RAW_PTY) {
+        if let Some(raw) = raw {
+            pairs.push((figure, raw));
+        }
+        let repeated = figures
+            .iter()
+            .filter(|base| figure.target.starts_with(&format!("{} [", base.target)))
+            .max_by_key(|base| base.target.len());
+        if let Some(base) = repeated {
+            pairs.push((base, figure));
+        }
+    }
+    pairs
+}
+
+/// The ceiling's name in the throughput figure.
+const RAW_PTY: &str = "raw PTY";
 /// The wssh row the ratios of the per-shell figures are taken against.
 const NATIVE: &str = "wssh native";
 /// The same, with a token (the way browsers connect).
@@ -176,6 +200,33 @@ impl Report {
                     or_dash(figure.frames_per_mb, 1),
                     or_dash(figure.wire_per_payload, 4)
                 );
+            }
+            let pairs = same_round_pairs(&self.throughput);
+            if !pairs.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "\nSame-round ratios of throughput (one per run, taken within the run's round, so that the \
+                     machine's drift between rounds cancels): their median, and a 95 % interval for it\n"
+                );
+                let _ = writeln!(out, "| ratio | median | 95 % interval |");
+                let _ = writeln!(out, "|---|---:|---:|");
+                for (numerator, denominator) in pairs {
+                    let ratios: Vec<f64> = numerator
+                        .runs
+                        .iter()
+                        .zip(&denominator.runs)
+                        .map(|(top, bottom)| top.bytes_per_second / bottom.bytes_per_second)
+                        .collect();
+                    let interval = median_interval(&ratios)
+                        .map_or_else(|| "–".to_owned(), |(low, high)| format!("{low:.3} – {high:.3}"));
+                    let _ = writeln!(
+                        out,
+                        "| {} ÷ {} | {:.3} | {interval} |",
+                        numerator.target,
+                        denominator.target,
+                        median(&ratios)
+                    );
+                }
             }
         }
         if !self.echo.is_empty() {
@@ -229,7 +280,7 @@ impl Report {
             for figure in &self.shells {
                 let rss: Vec<f64> =
                     figure.runs.iter().filter_map(|run| run.server_rss_kib).map(|kib| kib as f64 / 1024.0).collect();
-                let rss = (!rss.is_empty()).then(|| super::stats::median(&rss));
+                let rss = (!rss.is_empty()).then(|| median(&rss));
                 let _ = writeln!(
                     out,
                     "| {} | {} | {:.2} | {:.2} | {} | {} |",

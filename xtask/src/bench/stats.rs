@@ -22,6 +22,28 @@ pub(crate) fn percentile(values: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// A distribution-free 95 % confidence interval for the median of `values`: the order
+/// statistics whose ranks a binomial(n, ½) count puts outside with at most 2.5 % on each side.
+/// `None` with fewer than six values (no such interval exists).
+pub(crate) fn median_interval(values: &[f64]) -> Option<(f64, f64)> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    // P(count ≤ k) for a binomial(n, ½) count, summed term by term (n is a run count: small).
+    let mut term = 0.5f64.powi(i32::try_from(n).ok()?);
+    let mut below = 0.0;
+    let mut rank = None;
+    for k in 0..n {
+        below += term;
+        if below > 0.025 {
+            break;
+        }
+        rank = Some(k);
+        term *= (n - k) as f64 / (k + 1) as f64;
+    }
+    rank.map(|k| (sorted[k], sorted[n - 1 - k]))
+}
+
 /// Splits `total` samples into `rounds` near-equal shares that add up to `total`.
 pub(crate) fn shares(total: usize, rounds: usize) -> Vec<usize> {
     let rounds = rounds.max(1);
@@ -41,6 +63,17 @@ mod tests {
         assert_eq!(percentile(&hundred, 99.0), 99.0);
         assert_eq!(percentile(&[7.0], 99.0), 7.0);
         assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn median_intervals_take_the_binomial_ranks() {
+        // Five values cannot give a 95 % interval: even the extremes leave 2 × 1/32 outside.
+        assert_eq!(median_interval(&[1.0, 2.0, 3.0, 4.0, 5.0]), None);
+        // Six: the extremes (each side 1/64 ≤ 2.5 %).
+        assert_eq!(median_interval(&[6.0, 1.0, 5.0, 2.0, 4.0, 3.0]), Some((1.0, 6.0)));
+        // Twenty-one: ranks 6 and 16 (P(count ≤ 5) = 1.3 %, P(count ≤ 6) = 3.9 %).
+        let values: Vec<f64> = (1..=21).rev().map(f64::from).collect();
+        assert_eq!(median_interval(&values), Some((6.0, 16.0)));
     }
 
     #[test]
