@@ -17,6 +17,10 @@ const SEQUENCE_LIMIT: usize = 64;
 const MODE_LIMIT: usize = 64;
 
 const ESC: u8 = 0x1b;
+/// Cancel and substitute: either ends an escape sequence unfinished.
+const CAN: u8 = 0x18;
+const SUB: u8 = 0x1a;
+const DEL: u8 = 0x7f;
 
 /// Follows escape sequences across the output it is given, chunk after chunk, and remembers
 /// where the modes they set ended up.
@@ -57,6 +61,16 @@ impl ModeScanner {
             self.sequence.push(ESC);
             return;
         }
+        if matches!(byte, CAN | SUB) {
+            // Cancels the sequence, as it does in a terminal.
+            self.sequence.clear();
+            return;
+        }
+        if byte < 0x20 || byte == DEL {
+            // Other controls inside a sequence are carried out by terminals (DEL is ignored),
+            // which go on with the sequence.
+            return;
+        }
         if self.sequence.len() == 1 {
             match byte {
                 b'[' => self.sequence.push(byte),
@@ -86,14 +100,13 @@ impl ModeScanner {
             0x40..=0x7e => {
                 if let Some(parameters) = self.sequence.strip_prefix(b"\x1b[?")
                     && matches!(byte, b'h' | b'l')
+                    && let Some(parameters) = private_parameters(parameters)
                 {
                     let parameters = parameters.to_vec();
                     self.remember(&parameters, byte == b'h');
                 }
                 self.sequence.clear();
             }
-            // Controls inside a sequence are carried out by terminals, which go on with it.
-            0x00..=0x1f => {}
             _ => self.sequence.clear(),
         }
     }
@@ -108,6 +121,16 @@ impl ModeScanner {
                 self.private.insert(mode, on);
             }
         }
+    }
+
+    /// Follows output the emulator is given itself, only for the escape sequence it may end
+    /// inside (the modes it sets are the emulator's already): output dropped right after it
+    /// then continues that sequence here as it would have there. Called after [`Self::take`].
+    pub(crate) fn follow_fed(&mut self, output: &[u8]) {
+        self.scan(output);
+        self.reset = false;
+        self.private.clear();
+        self.keypad = None;
     }
 
     /// The sequences that put a terminal's modes where the output scanned so far left them
@@ -130,6 +153,18 @@ impl ModeScanner {
         bytes.append(&mut self.sequence);
         bytes
     }
+}
+
+/// The parameters of a DEC private sequence (what follows `ESC [ ?`, final byte excluded), as
+/// the emulator takes them: intermediates after them (`$`, say) do not matter, but a private
+/// marker among them (`<`, `=`, `>`, `?`), or a parameter after an intermediate, makes the
+/// whole sequence one that is ignored (`None`).
+fn private_parameters(bytes: &[u8]) -> Option<&[u8]> {
+    let end = bytes.iter().position(|byte| (0x20..=0x2f).contains(byte)).unwrap_or(bytes.len());
+    let (parameters, intermediates) = bytes.split_at(end);
+    let ignored = parameters.iter().any(|byte| (0x3c..=0x3f).contains(byte))
+        || intermediates.iter().any(|byte| (0x30..=0x3f).contains(byte));
+    (!ignored).then_some(parameters)
 }
 
 #[cfg(test)]
@@ -177,6 +212,102 @@ mod tests {
         long.extend(std::iter::repeat_n(b'1', 200));
         long.push(b'h');
         assert!(scan_in_pieces(&long, 7).is_empty());
+    }
+
+    /// The modes a fresh emulator ends up in.
+    fn modes_of(emulator: &vt100::Parser) -> [bool; 5] {
+        let screen = emulator.screen();
+        [
+            screen.alternate_screen(),
+            screen.hide_cursor(),
+            screen.application_cursor(),
+            screen.application_keypad(),
+            screen.bracketed_paste(),
+        ]
+    }
+
+    #[test]
+    fn strings_and_controls_are_read_as_the_emulator_reads_them() {
+        // Strings (DCS, OSC, APC, PM, SOS) end at an escape, as in the VT500 state machine the
+        // emulator (and xterm.js) follow: tmux's pass-through doubles the escape, so the mode
+        // it wraps is a real one to them too. Text inside a string sets nothing.
+        let outputs: [&[u8]; 8] = [
+            b"\x1bPtmux;\x1b\x1b[?1049h\x1b\\",
+            b"\x1bP[?1049h\x1b\\\x1b[?25l",
+            b"\x1b]0;title [?1049h\x07\x1b[?2004h",
+            b"\x1b]2;\x1b[?1h\x07",
+            b"\x1b_[?1049h\x1b\\\x1b=",
+            b"\x1b^\x1b[?25l\x1b\\\x1bX[?1h\x1b\\",
+            b"\x1b[?10\r49h\x1b[?25\x18l\x1b[?2004\x1a;h",
+            b"\x1b[?1049h\x1b[?1049;25l\x1b[?1;2004h\x1b>\x1b=\x1bc\x1b[?1049h",
+        ];
+        for output in outputs {
+            let mut direct = vt100::Parser::new(24, 80, 0);
+            direct.process(output);
+            for piece in 1..=output.len() {
+                let mut replayed = vt100::Parser::new(24, 80, 0);
+                replayed.process(&scan_in_pieces(output, piece));
+                assert_eq!(
+                    modes_of(&replayed),
+                    modes_of(&direct),
+                    "{:?} in pieces of {piece}",
+                    String::from_utf8_lossy(output)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn random_output_leaves_the_same_modes_through_the_scanner_as_through_the_emulator() {
+        // Pieces of sequences, strings, controls and text, strung together at random.
+        let pieces: [&[u8]; 23] = [
+            b"\x1b", b"\x1b[?", b"[", b"?", b"1049", b"25", b"2004", b"h", b"l", b";", b"\x18", b"\x1a", b"\r",
+            b"\x7f", b"\x1bP", b"\x1b]0;", b"\x07", b"\x1b\\", b"=", b">", b"c", b"text ", b"$",
+        ];
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        for case in 0..20_000 {
+            let output: Vec<u8> = (0..1 + next(12)).flat_map(|_| pieces[next(pieces.len())].iter().copied()).collect();
+            let mut direct = vt100::Parser::new(24, 80, 0);
+            direct.process(&output);
+            let piece = 1 + next(output.len());
+            let mut replayed = vt100::Parser::new(24, 80, 0);
+            replayed.process(&scan_in_pieces(&output, piece));
+            assert_eq!(
+                modes_of(&replayed),
+                modes_of(&direct),
+                "case {case}: {:?} in pieces of {piece}",
+                String::from_utf8_lossy(&output)
+            );
+        }
+    }
+
+    #[test]
+    fn a_sequence_cut_where_fed_output_ends_is_continued_in_the_dropped_output() {
+        let mut emulator = vt100::Parser::new(24, 80, 0);
+        let mut scanner = ModeScanner::default();
+        // The emulator is given output ending inside a sequence, the rest is dropped.
+        emulator.process(b"$ vim\r\n\x1b[?10");
+        scanner.follow_fed(b"$ vim\r\n\x1b[?10");
+        scanner.scan(b"49h\x1b[?25l~\r\n~\r\n");
+        emulator.process(&scanner.take());
+        emulator.process(b"~\r\n");
+        assert!(emulator.screen().alternate_screen() && emulator.screen().hide_cursor());
+        // A sequence the fed output ended inside and that nothing dropped continued: handing it
+        // over again changes nothing.
+        scanner.follow_fed(b"\x1b[?20");
+        emulator.process(b"\x1b[?20");
+        emulator.process(&scanner.take());
+        emulator.process(b"04h");
+        assert!(emulator.screen().bracketed_paste());
+        // Modes the fed output set are not handed over again.
+        scanner.follow_fed(b"\x1b[?1049l");
+        assert!(scanner.take().is_empty());
     }
 
     #[test]

@@ -468,6 +468,7 @@ impl State {
                     None => bytes.len(),
                 };
                 screen.process(&bytes[..take]);
+                self.modes.follow_fed(&bytes[..take]);
                 bytes = &bytes[take..];
                 offset += take as u64;
             }
@@ -1540,6 +1541,25 @@ mod tests {
         assert!(state.take_output(b"$ "));
         assert_eq!(state.unfed_bytes, 0);
         assert!(state.screen.is_some());
+    }
+
+    #[test]
+    fn a_mode_sequence_split_between_fed_and_dropped_output_reaches_the_screen() {
+        let mut state = small_state();
+        let frame = |bytes: &[u8]| {
+            let mut frame = vec![DATA_TAG];
+            frame.extend_from_slice(bytes);
+            Bytes::from(frame)
+        };
+        // Fed: output that ends inside `ESC [ ? 1049 h`.
+        state.defer(0, vec![frame(b"$ vim\r\n\x1b[?10")]);
+        state.feed();
+        // Dropped unfed: the rest of that sequence, then over a megabyte more.
+        let flood: Vec<u8> = b"49h~\r\n".iter().copied().chain(std::iter::repeat_n(b'x', UNFED_LIMIT)).collect();
+        state.defer(11, vec![frame(&flood), frame(b"~\r\n")]);
+        assert!(state.unfed.len() == 1, "the flood was dropped unfed");
+        state.feed();
+        assert!(state.screen.as_ref().unwrap().screen().alternate_screen());
     }
 
     #[test]
