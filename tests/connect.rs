@@ -528,6 +528,8 @@ async fn shells_are_listed_attached_to_and_observed() {
     assert_eq!(code, 0, "stdout {stdout:?} stderr {stderr:?}");
     assert!(stdout.contains("piped-42"), "{stdout:?}");
     assert!(stderr.contains("detached from shell"), "{stderr:?}");
+    // How to come back, with the URL given (not a placeholder).
+    assert!(stderr.contains(&format!("to come back: wssh connect {url} --attach {id}")), "{stderr:?}");
     first.read_until("piped-42").await;
 
     // A second controller reaches the same shell, with only the server's address given.

@@ -406,7 +406,13 @@ async fn attaching_is_refused_clearly() {
     let auth = admin_basic();
     assert_eq!(open(&server, "/bash?shell=AAAAAAAAAAAAAAAAAAAAAA", &auth).await.err(), Some(404));
     assert_eq!(open(&server, &format!("/bash?shell={id}&offset=99999999"), &auth).await.err(), Some(400));
-    assert_eq!(open(&server, &format!("/bash?shell={id}&offset=x"), &auth).await.err(), Some(400));
+    for offset in ["x", "%2B5", "-1", "", "5.0"] {
+        assert_eq!(
+            open(&server, &format!("/bash?shell={id}&offset={offset}"), &auth).await.err(),
+            Some(400),
+            "{offset}"
+        );
+    }
     assert_eq!(open(&server, &format!("/bash?shell={id}&mode=boss"), &auth).await.err(), Some(400));
     // Each parameter once: a proxy that checks the first `mode` must not be bypassed by a second.
     for twice in [

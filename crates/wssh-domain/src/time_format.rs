@@ -13,6 +13,15 @@ impl Timestamp {
         Timestamp(seconds)
     }
 
+    /// The end of a lifetime of `lifetime` starting now, rounded up to the next whole second:
+    /// something that works until then (`now < end`, in whole seconds) works for at least
+    /// `lifetime`, never a fraction of a second less.
+    pub fn end_of(lifetime: std::time::Duration) -> Self {
+        let end = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().saturating_add(lifetime);
+        let seconds = i64::try_from(end.as_secs()).unwrap_or(i64::MAX);
+        Timestamp(if end.subsec_nanos() > 0 { seconds.saturating_add(1) } else { seconds })
+    }
+
     /// Seconds since the Unix epoch.
     pub const fn unix_seconds(self) -> i64 {
         self.0
@@ -36,6 +45,19 @@ impl Timestamp {
 #[cfg(test)]
 mod tests {
     use super::Timestamp;
+
+    #[test]
+    fn a_lifetime_ends_no_earlier_than_it_says() {
+        use std::time::{Duration, SystemTime, UNIX_EPOCH};
+        for _ in 0..50 {
+            let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+            let end = Timestamp::end_of(Duration::from_secs(2));
+            let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+            assert!(end.0 as f64 >= before + 2.0, "{} ends before {before} + 2 s", end.0);
+            assert!((end.0 as f64) < after + 3.0, "{} ends a second or more late", end.0);
+            std::thread::sleep(Duration::from_millis(7));
+        }
+    }
 
     #[test]
     fn formats_rfc3339() {

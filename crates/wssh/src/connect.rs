@@ -230,7 +230,7 @@ pub(crate) async fn run(args: ConnectArgs) -> ExitCode {
             let why = signal.map(|signal| format!(" (signal {signal})")).unwrap_or_default();
             eprintln!("wssh: {left} shell {shell}{why}; it goes on until it ends or its detach timeout passes");
             if !observe {
-                eprintln!("wssh: to come back: wssh connect URL --attach {shell}");
+                eprintln!("wssh: to come back: wssh connect {} --attach {shell}", come_back_to(&args));
             }
             signal.map_or(ExitCode::SUCCESS, |signal| ExitCode::from(u8::try_from(128 + signal).unwrap_or(u8::MAX)))
         }
@@ -522,6 +522,17 @@ fn format_shells(listing: &serde_json::Value) -> String {
         out.push('\n');
     }
     out
+}
+
+/// How to name the server again in the command that attaches to a detached shell: the URL as
+/// given, without its query or fragment (the session is in its path, and nothing secret is
+/// printed: credentials are never in it), or the config file that named the server.
+fn come_back_to(args: &ConnectArgs) -> String {
+    match (&args.url, &args.login.config) {
+        (Some(url), _) => url.split(['?', '#']).next().unwrap_or_default().to_owned(),
+        (None, Some(config)) => format!("--config {}", config.display()),
+        (None, None) => "URL".to_owned(),
+    }
 }
 
 /// Where a live shell's connection stands, to come back to it.

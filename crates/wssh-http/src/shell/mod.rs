@@ -358,10 +358,14 @@ impl Attach {
             match &*key {
                 "shell" => shell = Some(value.into_owned()),
                 "offset" => {
+                    // Digits only: `u64::from_str` would also take a leading `+`.
+                    let digits = !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit());
                     offset = Some(
                         value
                             .parse::<u64>()
-                            .map_err(|_| ApiError::bad_request("offset must be a whole number of bytes"))?,
+                            .ok()
+                            .filter(|_| digits)
+                            .ok_or_else(|| ApiError::bad_request("offset must be a whole number of bytes"))?,
                     );
                 }
                 "mode" => {

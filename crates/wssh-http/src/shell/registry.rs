@@ -771,13 +771,12 @@ impl LiveShell {
         }
         let secret = wssh_auth::secret::generate_token_secret();
         let token = format!("{SHARE_PREFIX}{}", secret.trim_start_matches(wssh_auth::secret::TOKEN_PREFIX));
-        let lifetime = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
         let share = Share {
             id: new_id()[..11].to_owned(),
             mode,
             created_by: by.to_owned(),
             created_at: now,
-            expires_at: Timestamp(now.0.saturating_add(lifetime)),
+            expires_at: Timestamp::end_of(lifetime),
             hash: wssh_auth::secret::hash_token_secret(&token),
         };
         state.shares.push(share.clone());
