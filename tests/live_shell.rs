@@ -444,7 +444,8 @@ async fn shells_are_listed_and_ended_through_the_api() {
     let server = server_with(json!({}));
     let mut conn = open(&server, "/bash", &admin_basic()).await.unwrap();
     conn.resize(100, 30).await;
-    conn.type_text("echo shell=$$; echo listed-$((3+3))\r").await;
+    // The shell ignores SIGHUP, so it takes the whole grace (2 s) to go once ended.
+    conn.type_text("trap '' HUP; echo shell=$$; echo listed-$((3+3))\r").await;
     conn.read_until("listed-6").await;
     let shell_pid = number_after(&conn.output, "shell=");
     let client = server.client();
@@ -486,6 +487,12 @@ async fn shells_are_listed_and_ended_through_the_api() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(client.raw("DELETE", &path, &[("authorization", &auth)], Vec::new()).await.status, 204);
+    // Gone at once from what anyone sees, while its process still takes its grace to go.
+    let reply = client.raw("GET", "/api/shells", &[("authorization", &auth)], Vec::new()).await;
+    assert_eq!(reply.json["shells"], json!([]), "an ended shell is not listed");
+    assert!(alive(shell_pid), "the grace has not passed yet");
+    assert_eq!(open(&server, &format!("/bash?shell={id}"), &auth).await.err(), Some(404));
+    assert_eq!(client.raw("DELETE", &path, &[("authorization", &auth)], Vec::new()).await.status, 404);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while alive(shell_pid) && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;

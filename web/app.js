@@ -669,9 +669,10 @@
       if (terminal.mode === 'control') sendFrame(0x00, Uint8Array.from(data, (c) => c.charCodeAt(0) & 0xff));
     });
     term.onResize(() => sendResize());
-    // The window title follows the program's (OSC 0 and 2).
+    // The window title follows the program's (OSC 0 and 2): exactly what it sets, as a
+    // terminal window's would be.
     term.onTitleChange((title) => {
-      document.title = title ? `${title} — wssh` : 'wssh';
+      document.title = title || 'wssh';
     });
     terminal.observer = new ResizeObserver(() => fitTerminal());
     terminal.observer.observe($('#terminal'));
@@ -702,6 +703,7 @@
     const superseded = () => attempt !== terminal.attempt || !terminal.term;
     if (!automatic) $('#term-reconnect').hidden = true;
     termStatus(automatic ? 'connection lost — reconnecting…' : 'connecting…', automatic);
+    terminal.replaced = false;
     let secret;
     if (terminal.share) {
       secret = terminal.share;
@@ -730,6 +732,7 @@
         }
         if (!exists) {
           terminal.shell = null;
+          terminal.replaced = true;
           rememberShell();
           if (automatic) {
             termStatus('connection lost: the shell has ended. Press Enter or Reconnect for a new shell', true);
@@ -759,7 +762,8 @@
       terminal.pause = 500;
       fitTerminal();
       sendResize(); // the first frame of a new shell must be a resize
-      termStatus('connected');
+      // Asked for a shell that has ended (a stale link or list): say that this one is new.
+      termStatus(terminal.replaced ? 'connected to a new shell: the one asked for has ended' : 'connected');
       $('#term-reconnect').hidden = true;
       terminal.term.focus();
     });

@@ -176,7 +176,7 @@ try {
 
   step('the window title follows the program (OSC 0)');
   await type("printf '\\033]0;%s\\007' e2e-title");
-  await page.waitForFunction(() => document.title.includes('e2e-title'));
+  await page.waitForFunction(() => document.title === 'e2e-title');
   check();
 
   step('a share link lets a second browser watch, but not type');

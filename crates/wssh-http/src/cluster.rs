@@ -91,7 +91,8 @@ pub(crate) async fn heartbeat(state: SharedState) {
     let mut failing = false;
     loop {
         let Some(url) = state.node.url() else { return };
-        let records: Vec<ShellRecord> = state.shells.all().iter().map(|shell| record(&state.node.id, shell)).collect();
+        let records: Vec<ShellRecord> =
+            state.shells.all_live().iter().map(|shell| record(&state.node.id, shell)).collect();
         let beat_state = state.clone();
         let beat = tokio::task::spawn_blocking(move || {
             beat_state.services.cluster_heartbeat(&beat_state.node.id, &url, &records)

@@ -139,7 +139,7 @@ fn list(state: &AppState, principal: &Principal, others: &[ShellRecord]) -> Resp
     let node = state.node.id.as_str();
     let mut shells: Vec<(i64, String, serde_json::Value)> = state
         .shells
-        .all()
+        .all_live()
         .iter()
         .filter(|shell| may_see(principal, shell))
         .map(|shell| {
@@ -160,7 +160,7 @@ fn answer(call: &Call<'_>, state: &SharedState, principal: &Principal) -> Result
     let managed = |id: &str| {
         state
             .shells
-            .get(id)
+            .get_live(id)
             .filter(|shell| may_manage(principal, shell))
             .ok_or_else(|| ApiError::not_found("Shell not found"))
     };
@@ -169,6 +169,8 @@ fn answer(call: &Call<'_>, state: &SharedState, principal: &Principal) -> Result
         (&Method::DELETE, [id]) => {
             let shell = managed(id)?;
             shell.end();
+            // Other nodes stop listing it at once too, not at the next heartbeat.
+            state.shells.changed.notify_one();
             tracing::info!(shell = %super::registry::short(&shell.id), by = %principal.username, "shell ended on request");
             Ok(respond::empty(StatusCode::NO_CONTENT))
         }

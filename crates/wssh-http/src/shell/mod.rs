@@ -390,7 +390,7 @@ impl Attach {
             Access::User(principal) => {
                 let shell = state
                     .shells
-                    .get(&self.shell)
+                    .get_live(&self.shell)
                     .filter(|shell| shell.session == session)
                     .filter(|shell| registry::may_attach(&principal, shell, Mode::Observe))
                     .ok_or_else(not_found)?;

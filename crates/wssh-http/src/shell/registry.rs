@@ -825,6 +825,13 @@ impl LiveShell {
         self.wake.notify_one();
     }
 
+    /// Whether the shell is over or on its way out (asked to end, or its program gone): it is
+    /// no longer listed, attached to, or opened by its share links, though its last clients
+    /// may still be taking its last output.
+    pub(crate) fn ending(&self) -> bool {
+        self.end_requested.load(Ordering::Relaxed) || self.progress.borrow().ended.is_some()
+    }
+
     /// A receiver of the shell's progress.
     pub(crate) fn watch(&self) -> watch::Receiver<Progress> {
         self.progress.subscribe()
@@ -1374,19 +1381,30 @@ impl Registry {
         }
     }
 
+    /// The shell `id`, ending or not.
     pub(crate) fn get(&self, id: &str) -> Option<Arc<LiveShell>> {
         self.lock().get(id).cloned()
     }
 
-    /// Every live shell.
+    /// Every shell, ending ones too.
     pub(crate) fn all(&self) -> Vec<Arc<LiveShell>> {
         self.lock().values().cloned().collect()
+    }
+
+    /// The shell `id` unless it is ending: what attaching and listing see.
+    pub(crate) fn get_live(&self, id: &str) -> Option<Arc<LiveShell>> {
+        self.get(id).filter(|shell| !shell.ending())
+    }
+
+    /// Every shell but the ending ones: what listings show.
+    pub(crate) fn all_live(&self) -> Vec<Arc<LiveShell>> {
+        self.lock().values().filter(|shell| !shell.ending()).cloned().collect()
     }
 
     /// The shell and live share link that `token` (a share token) opens.
     pub(crate) fn find_share(&self, token: &str) -> Option<(Arc<LiveShell>, Share)> {
         let hash = wssh_auth::secret::hash_token_secret(token);
-        self.all().into_iter().find_map(|shell| shell.share_with_hash(&hash).map(|share| (shell, share)))
+        self.all_live().into_iter().find_map(|shell| shell.share_with_hash(&hash).map(|share| (shell, share)))
     }
 
     fn remove(&self, id: &str) {
