@@ -249,10 +249,17 @@ async fn a_shell_opened_on_a_is_listed_on_every_node_and_ended_through_b() {
     let reply = b.client().raw("DELETE", &path, &[("authorization", &bob)], Vec::new()).await;
     assert_eq!(reply.status, 404, "{}", reply.text);
 
-    // The administrator ends it through B: A ends it, its client is told.
+    // The administrator ends it through B: A ends it, its client is told. From the answer on
+    // no node lists it, and a second request finds nothing to end.
     let reply = b.client().raw("DELETE", &path, &[("authorization", &admin_basic())], Vec::new()).await;
     assert_eq!(reply.status, 204, "{}", reply.text);
     let started = Instant::now();
+    for node in [&b, &c] {
+        let listed = shells(node, &admin_basic()).await;
+        assert!(listed.iter().all(|shell| shell["id"] != json!(id)), "still listed: {listed:?}");
+    }
+    let reply = b.client().raw("DELETE", &path, &[("authorization", &admin_basic())], Vec::new()).await;
+    assert_eq!(reply.status, 404, "{}", reply.text);
     assert_eq!(conn.read_to_close().await, 1001);
     eprintln!("ended through B after {:?}", started.elapsed());
     assert!(started.elapsed() < Duration::from_secs(5));

@@ -97,7 +97,7 @@ impl ShellRegistryStore for PgStore {
                 "SELECT s.id, s.node, s.owner, s.owner_id, s.session, s.created_at, s.cols, s.rows,
                         s.output_bytes, s.clients, s.detached_since, n.url
                  FROM live_shells s JOIN cluster_nodes n ON n.id = s.node
-                 WHERE n.last_seen >= $1 ORDER BY s.created_at, s.id",
+                 WHERE n.last_seen >= $1 AND NOT s.end_requested ORDER BY s.created_at, s.id",
                 &[&alive_since_ms],
             )
             .map_err(backend)?;
@@ -107,7 +107,7 @@ impl ShellRegistryStore for PgStore {
     fn request_shell_end(&self, id: &str) -> Result<bool, StoreError> {
         let changed = self
             .connection()?
-            .execute("UPDATE live_shells SET end_requested = TRUE WHERE id = $1", &[&id])
+            .execute("UPDATE live_shells SET end_requested = TRUE WHERE id = $1 AND NOT end_requested", &[&id])
             .map_err(backend)?;
         Ok(changed > 0)
     }

@@ -101,7 +101,7 @@ impl ShellRegistryStore for SqliteStore {
                 "SELECT s.id, s.node, s.owner, s.owner_id, s.session, s.created_at, s.cols, s.rows,
                         s.output_bytes, s.clients, s.detached_since, n.url
                  FROM live_shells s JOIN cluster_nodes n ON n.id = s.node
-                 WHERE n.last_seen >= ?1 ORDER BY s.created_at, s.id",
+                 WHERE n.last_seen >= ?1 AND s.end_requested = 0 ORDER BY s.created_at, s.id",
             )
             .map_err(StoreError::backend)?;
         statement
@@ -114,7 +114,7 @@ impl ShellRegistryStore for SqliteStore {
     fn request_shell_end(&self, id: &str) -> Result<bool, StoreError> {
         let connection = self.pool.get().map_err(StoreError::backend)?;
         let changed = connection
-            .execute("UPDATE live_shells SET end_requested = 1 WHERE id = ?1", [id])
+            .execute("UPDATE live_shells SET end_requested = 1 WHERE id = ?1 AND end_requested = 0", [id])
             .map_err(StoreError::backend)?;
         Ok(changed > 0)
     }

@@ -87,10 +87,11 @@ pub trait ShellRegistryStore: Send + Sync {
     /// Records the node as alive with exactly `heartbeat.shells`, forgets dead nodes with their
     /// shells, and returns the ids of the node's shells that another node asked to end.
     fn heartbeat(&self, heartbeat: &Heartbeat<'_>) -> Result<Vec<String>, StoreError>;
-    /// Every shell of the nodes seen since `alive_since_ms`, each with its node's URL.
+    /// Every shell of the nodes seen since `alive_since_ms` that no node asked to end, each
+    /// with its node's URL.
     fn cluster_shells(&self, alive_since_ms: i64) -> Result<Vec<(ShellRecord, String)>, StoreError>;
     /// Asks the node that runs shell `id` to end it at its next heartbeat; `false` when the
-    /// registry has no such shell.
+    /// registry has no such shell, or it was asked already.
     fn request_shell_end(&self, id: &str) -> Result<bool, StoreError>;
     /// Forgets the node and its shells (it is stopping).
     fn leave_cluster(&self, node: &str) -> Result<(), StoreError>;

@@ -283,19 +283,24 @@ pub fn the_shell_registry_follows_heartbeats(store: &dyn Store) {
     assert_eq!(ids, [("s1", "a", "http://a:1"), ("s2", "a", "http://a:1"), ("s3", "b", "http://b:1")]);
     assert_eq!(listed[0].0, shell("s1", "a"));
 
-    // A's next heartbeat without s2 forgets it and updates s1; an end request for s1 comes
-    // back to A (and only to A) until s1 is gone.
+    // A's next heartbeat without s2 forgets it and updates s1.
     let mut changed = shell("s1", "a");
     changed.cols = 120;
     changed.clients.clear();
     changed.detached_since = Some(1_700_000_100);
-    assert!(store.request_shell_end("s1").unwrap());
-    assert!(!store.request_shell_end("nothing").unwrap());
-    assert!(beat("b", 11_000, &[shell("s3", "b")]).is_empty());
-    assert_eq!(beat("a", 11_000, std::slice::from_ref(&changed)), ["s1"]);
-    let listed = store.cluster_shells(8_000).unwrap();
+    assert!(beat("a", 10_500, std::slice::from_ref(&changed)).is_empty());
+    let listed = store.cluster_shells(7_500).unwrap();
     assert_eq!(listed.len(), 2);
     assert_eq!(listed[0].0, changed);
+    // An end request for s1 comes back to A (and only to A) until s1 is gone; from the
+    // request on, s1 is no longer listed, and a second request finds nothing to ask.
+    assert!(store.request_shell_end("s1").unwrap());
+    assert!(!store.request_shell_end("s1").unwrap());
+    assert!(!store.request_shell_end("nothing").unwrap());
+    let listed = store.cluster_shells(7_500).unwrap();
+    assert_eq!(listed.iter().map(|(shell, _)| shell.id.as_str()).collect::<Vec<_>>(), ["s3"]);
+    assert!(beat("b", 11_000, &[shell("s3", "b")]).is_empty());
+    assert_eq!(beat("a", 11_000, std::slice::from_ref(&changed)), ["s1"]);
     assert!(beat("a", 11_500, &[]).is_empty());
 
     // B stops beating: seen too long ago, it is not listed, and the next heartbeat of another

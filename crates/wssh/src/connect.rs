@@ -526,11 +526,13 @@ fn format_shells(listing: &serde_json::Value) -> String {
 
 /// How to name the server again in the command that attaches to a detached shell: the URL as
 /// given, without its query or fragment (the session is in its path, and nothing secret is
-/// printed: credentials are never in it), or the config file that named the server.
+/// printed: credentials are never in it), and the config file given with it, if any.
 fn come_back_to(args: &ConnectArgs) -> String {
-    match (&args.url, &args.login.config) {
-        (Some(url), _) => url.split(['?', '#']).next().unwrap_or_default().to_owned(),
-        (None, Some(config)) => format!("--config {}", config.display()),
+    let url = args.url.as_deref().map(|url| url.split(['?', '#']).next().unwrap_or_default().to_owned());
+    let config = args.login.config.as_ref().map(|config| format!("--config {}", config.display()));
+    match (url, config) {
+        (Some(url), Some(config)) => format!("{url} {config}"),
+        (Some(only), None) | (None, Some(only)) => only,
         (None, None) => "URL".to_owned(),
     }
 }

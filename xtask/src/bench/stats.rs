@@ -29,17 +29,18 @@ pub(crate) fn median_interval(values: &[f64]) -> Option<(f64, f64)> {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
-    // P(count ≤ k) for a binomial(n, ½) count, summed term by term (n is a run count: small).
-    let mut term = 0.5f64.powi(i32::try_from(n).ok()?);
+    // P(count ≤ k) for a binomial(n, ½) count, summed term by term, each term kept as its
+    // logarithm (½ⁿ alone underflows past a thousand values).
+    let mut log_term = -(n as f64) * std::f64::consts::LN_2;
     let mut below = 0.0;
     let mut rank = None;
-    for k in 0..n {
-        below += term;
+    for k in 0..n / 2 {
+        below += log_term.exp();
         if below > 0.025 {
             break;
         }
         rank = Some(k);
-        term *= (n - k) as f64 / (k + 1) as f64;
+        log_term += ((n - k) as f64 / (k + 1) as f64).ln();
     }
     rank.map(|k| (sorted[k], sorted[n - 1 - k]))
 }
@@ -74,6 +75,10 @@ mod tests {
         // Twenty-one: ranks 6 and 16 (P(count ≤ 5) = 1.3 %, P(count ≤ 6) = 3.9 %).
         let values: Vec<f64> = (1..=21).rev().map(f64::from).collect();
         assert_eq!(median_interval(&values), Some((6.0, 16.0)));
+        // Many values: about n/2 ∓ 1.96·√n/2, and never upside down.
+        let values: Vec<f64> = (1..=2000).map(f64::from).collect();
+        let (low, high) = median_interval(&values).unwrap();
+        assert!((950.0..=960.0).contains(&low) && (1040.0..=1050.0).contains(&high), "{low} – {high}");
     }
 
     #[test]

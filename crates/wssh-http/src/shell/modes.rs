@@ -9,12 +9,60 @@
 //! sequences however many the output held, so a program that sets modes in a loop costs the
 //! emulator nothing more.
 
-use std::collections::BTreeMap;
-
 /// The longest escape sequence followed (longer ones are not mode changes anyone sends).
-const SEQUENCE_LIMIT: usize = 64;
-/// Distinct DEC private modes remembered at most (terminals know a few dozen).
-const MODE_LIMIT: usize = 64;
+const SEQUENCE_LIMIT: usize = 256;
+/// Parameters of one sequence taken at most, as the emulator's parser (`vte`) takes them.
+const PARAMETER_LIMIT: usize = 32;
+/// The DEC private modes the emulator keeps (`vt100`'s DECSET and DECRST): application
+/// cursor keys, origin, the mouse modes and encodings, cursor visibility, the alternate screens,
+/// bracketed paste. Others change nothing in a restore, so they are not remembered.
+const KNOWN_MODES: [u16; 12] = [1, 6, 9, 25, 47, 1000, 1002, 1003, 1005, 1006, 1049, 2004];
+/// Modes that are values of one setting each: the mouse mode (press; press and release; button
+/// motion; any motion) and the mouse encoding (UTF-8; SGR). Setting one replaces the others;
+/// resetting one returns to the default only when it is the one set.
+const MOUSE_MODES: [u16; 4] = [9, 1000, 1002, 1003];
+const MOUSE_ENCODINGS: [u16; 2] = [1005, 1006];
+
+/// Where output left a setting of several modes ([`MOUSE_MODES`], [`MOUSE_ENCODINGS`]),
+/// starting from a terminal in an unknown state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Setting {
+    /// This mode is set (`None`: the default, none of them).
+    Set(Option<u16>),
+    /// Only resets came: whatever was set before stays, unless it is one of these.
+    Reset(Vec<u16>),
+}
+
+impl Setting {
+    /// The setting after `mode` is set or reset.
+    fn change(setting: Option<Setting>, mode: u16, on: bool) -> Setting {
+        match (setting, on) {
+            (_, true) => Setting::Set(Some(mode)),
+            (Some(Setting::Set(now)), false) => Setting::Set(now.filter(|&now| now != mode)),
+            (Some(Setting::Reset(mut modes)), false) => {
+                if !modes.contains(&mode) {
+                    modes.push(mode);
+                }
+                Setting::Reset(modes)
+            }
+            (None, false) => Setting::Reset(vec![mode]),
+        }
+    }
+
+    /// The sequences that bring a terminal there from any state; `default` is one of the
+    /// setting's modes, set and reset to get to the default.
+    fn sequences(&self, default: u16, bytes: &mut Vec<u8>) {
+        match self {
+            Setting::Set(Some(mode)) => bytes.extend_from_slice(format!("\x1b[?{mode}h").as_bytes()),
+            Setting::Set(None) => bytes.extend_from_slice(format!("\x1b[?{default}h\x1b[?{default}l").as_bytes()),
+            Setting::Reset(modes) => {
+                for mode in modes {
+                    bytes.extend_from_slice(format!("\x1b[?{mode}l").as_bytes());
+                }
+            }
+        }
+    }
+}
 
 const ESC: u8 = 0x1b;
 /// Cancel and substitute: either ends an escape sequence unfinished.
@@ -30,8 +78,13 @@ pub(crate) struct ModeScanner {
     sequence: Vec<u8>,
     /// A full reset (`ESC c`) came: it goes first, and undoes what came before it.
     reset: bool,
-    /// Each DEC private mode set (`true`) or reset since, by number, last value only.
-    private: BTreeMap<u16, bool>,
+    /// Each known DEC private mode set (`true`) or reset since, its last value only, in the
+    /// order of those last changes (the mouse modes and the alternate screens act on one
+    /// another, so their order matters).
+    private: Vec<(u16, bool)>,
+    /// The mouse mode and the mouse encoding, when output changed them.
+    mouse: Option<Setting>,
+    encoding: Option<Setting>,
     /// The keypad mode last set: application (`ESC =`, `true`) or numeric (`ESC >`).
     keypad: Option<bool>,
 }
@@ -66,9 +119,9 @@ impl ModeScanner {
             self.sequence.clear();
             return;
         }
-        if byte < 0x20 || byte == DEL {
-            // Other controls inside a sequence are carried out by terminals (DEL is ignored),
-            // which go on with the sequence.
+        if !(0x20..DEL).contains(&byte) {
+            // Other controls inside a sequence are carried out by terminals, and DEL and bytes
+            // past ASCII are ignored: the sequence goes on.
             return;
         }
         if self.sequence.len() == 1 {
@@ -79,6 +132,8 @@ impl ModeScanner {
                 b'c' => {
                     self.reset = true;
                     self.private.clear();
+                    self.mouse = None;
+                    self.encoding = None;
                     self.keypad = None;
                 }
                 _ => {}
@@ -113,12 +168,17 @@ impl ModeScanner {
 
     /// `ESC [ ? P1 ; P2 … h|l`: each mode's new value.
     fn remember(&mut self, parameters: &[u8], on: bool) {
-        for parameter in parameters.split(|&byte| byte == b';') {
+        for parameter in parameters.split(|&byte| byte == b';').take(PARAMETER_LIMIT) {
             let Some(mode) = std::str::from_utf8(parameter).ok().and_then(|text| text.parse::<u16>().ok()) else {
                 continue;
             };
-            if self.private.len() < MODE_LIMIT || self.private.contains_key(&mode) {
-                self.private.insert(mode, on);
+            if MOUSE_MODES.contains(&mode) {
+                self.mouse = Some(Setting::change(self.mouse.take(), mode, on));
+            } else if MOUSE_ENCODINGS.contains(&mode) {
+                self.encoding = Some(Setting::change(self.encoding.take(), mode, on));
+            } else if KNOWN_MODES.contains(&mode) {
+                self.private.retain(|&(known, _)| known != mode);
+                self.private.push((mode, on));
             }
         }
     }
@@ -130,6 +190,8 @@ impl ModeScanner {
         self.scan(output);
         self.reset = false;
         self.private.clear();
+        self.mouse = None;
+        self.encoding = None;
         self.keypad = None;
     }
 
@@ -144,6 +206,12 @@ impl ModeScanner {
         }
         for (mode, on) in std::mem::take(&mut self.private) {
             bytes.extend_from_slice(format!("\x1b[?{mode}{}", if on { 'h' } else { 'l' }).as_bytes());
+        }
+        if let Some(mouse) = self.mouse.take() {
+            mouse.sequences(MOUSE_MODES[0], &mut bytes);
+        }
+        if let Some(encoding) = self.encoding.take() {
+            encoding.sequences(MOUSE_ENCODINGS[0], &mut bytes);
         }
         match self.keypad.take() {
             Some(true) => bytes.extend_from_slice(b"\x1b="),
@@ -183,7 +251,9 @@ mod tests {
     fn where_modes_ended_up_is_picked_out_of_any_output_however_it_is_split() {
         let output = b"text\x1b[?1049h\x1b[1;31mred\x1b[0m\x1b[?25l\x1b[2J\x1b=more\x1b[?1000;1006h\
                        \x1b[?1\r;2004h\x1b[?1049l\x1b[?1049\x1b[?7lend\x1b>\x1b[12h\x1b(B\x1b[?1049h";
-        let expected: &[u8] = b"\x1b[?1h\x1b[?7l\x1b[?25l\x1b[?1000h\x1b[?1006h\x1b[?1049h\x1b[?2004h\x1b>";
+        // Known modes only (7, autowrap, is not one the emulator keeps), in the order of their
+        // last changes, then the mouse mode and encoding.
+        let expected: &[u8] = b"\x1b[?25l\x1b[?1h\x1b[?2004h\x1b[?1049h\x1b[?1000h\x1b[?1006h\x1b>";
         for piece in 1..=output.len() {
             assert_eq!(scan_in_pieces(output, piece), expected, "in pieces of {piece}");
         }
@@ -205,7 +275,8 @@ mod tests {
         let looped = b"\x1b[?1049h\x1b[?1049l\x1bc".repeat(10_000);
         assert_eq!(scan_in_pieces(&looped, 4096), b"\x1bc");
         let many: Vec<u8> = (0..5_000u32).flat_map(|mode| format!("\x1b[?{mode}h").into_bytes()).collect();
-        assert_eq!(scan_in_pieces(&many, 4096).iter().filter(|&&byte| byte == ESC).count(), MODE_LIMIT);
+        // Six modes of their own, and one of the mouse modes and of the encodings.
+        assert_eq!(scan_in_pieces(&many, 4096).iter().filter(|&&byte| byte == ESC).count(), 8);
         let text: Vec<u8> = (0..100_000u32).map(|index| b'a' + (index % 26) as u8).collect();
         assert!(scan_in_pieces(&text, 4096).is_empty());
         let mut long = b"\x1b[?".to_vec();
@@ -215,15 +286,19 @@ mod tests {
     }
 
     /// The modes a fresh emulator ends up in.
-    fn modes_of(emulator: &vt100::Parser) -> [bool; 5] {
+    fn modes_of(emulator: &vt100::Parser) -> ([bool; 5], vt100::MouseProtocolMode, vt100::MouseProtocolEncoding) {
         let screen = emulator.screen();
-        [
-            screen.alternate_screen(),
-            screen.hide_cursor(),
-            screen.application_cursor(),
-            screen.application_keypad(),
-            screen.bracketed_paste(),
-        ]
+        (
+            [
+                screen.alternate_screen(),
+                screen.hide_cursor(),
+                screen.application_cursor(),
+                screen.application_keypad(),
+                screen.bracketed_paste(),
+            ],
+            screen.mouse_protocol_mode(),
+            screen.mouse_protocol_encoding(),
+        )
     }
 
     #[test]
@@ -231,7 +306,10 @@ mod tests {
         // Strings (DCS, OSC, APC, PM, SOS) end at an escape, as in the VT500 state machine the
         // emulator (and xterm.js) follow: tmux's pass-through doubles the escape, so the mode
         // it wraps is a real one to them too. Text inside a string sets nothing.
-        let outputs: [&[u8]; 8] = [
+        let outputs: [&[u8]; 10] = [
+            // Modes that act on one another: the order of their last changes decides.
+            b"\x1b[?1003h\x1b[?1000h\x1b[?1006h\x1b[?1005h\x1b[?1049h\x1b[?47l",
+            b"\x1b[?1000h\x1b[?1002h\x1b[?1000l\x1b[?9h\x1b[?1002l",
             b"\x1bPtmux;\x1b\x1b[?1049h\x1b\\",
             b"\x1bP[?1049h\x1b\\\x1b[?25l",
             b"\x1b]0;title [?1049h\x07\x1b[?2004h",
@@ -260,9 +338,45 @@ mod tests {
     #[test]
     fn random_output_leaves_the_same_modes_through_the_scanner_as_through_the_emulator() {
         // Pieces of sequences, strings, controls and text, strung together at random.
-        let pieces: [&[u8]; 23] = [
-            b"\x1b", b"\x1b[?", b"[", b"?", b"1049", b"25", b"2004", b"h", b"l", b";", b"\x18", b"\x1a", b"\r",
-            b"\x7f", b"\x1bP", b"\x1b]0;", b"\x07", b"\x1b\\", b"=", b">", b"c", b"text ", b"$",
+        let pieces: [&[u8]; 38] = [
+            b"\x1b",
+            b"\x1b[?",
+            b"[",
+            b"?",
+            b"1049",
+            b"47",
+            b"25",
+            b"2004",
+            b"1000",
+            b"1002",
+            b"1003",
+            b"9",
+            b"1005",
+            b"1006",
+            b"h",
+            b"l",
+            b";",
+            b"\x18",
+            b"\x1a",
+            b"\r",
+            b"\x7f",
+            b"\x80",
+            "\u{e9}".as_bytes(),
+            b"\x1bP",
+            b"\x1b]0;",
+            b"\x07",
+            b"\x1b\\",
+            b"=",
+            b">",
+            b"c",
+            b"$",
+            b"\x1b[?1000h",
+            b"\x1b[?1003h",
+            b"\x1b[?1000l",
+            b"\x1b[?1005h",
+            b"\x1b[?1006h",
+            b"\x1b[?47l",
+            b"\x1b[?1049h",
         ];
         let mut state: u64 = 0x2545_f491_4f6c_dd1d;
         let mut next = |bound: usize| {
@@ -275,13 +389,22 @@ mod tests {
             let output: Vec<u8> = (0..1 + next(12)).flat_map(|_| pieces[next(pieces.len())].iter().copied()).collect();
             let mut direct = vt100::Parser::new(24, 80, 0);
             direct.process(&output);
+            // The emulator is fed a first part itself (a terminal in any state, maybe inside a
+            // sequence), and is given for the rest only what the scanner hands over.
+            let fed = next(output.len() + 1);
             let piece = 1 + next(output.len());
             let mut replayed = vt100::Parser::new(24, 80, 0);
-            replayed.process(&scan_in_pieces(&output, piece));
+            let mut scanner = ModeScanner::default();
+            replayed.process(&output[..fed]);
+            scanner.follow_fed(&output[..fed]);
+            for part in output[fed..].chunks(piece) {
+                scanner.scan(part);
+            }
+            replayed.process(&scanner.take());
             assert_eq!(
                 modes_of(&replayed),
                 modes_of(&direct),
-                "case {case}: {:?} in pieces of {piece}",
+                "case {case}: {:?} fed up to {fed}, the rest in pieces of {piece}",
                 String::from_utf8_lossy(&output)
             );
         }

@@ -825,11 +825,13 @@ impl LiveShell {
         self.wake.notify_one();
     }
 
-    /// Whether the shell is over or on its way out (asked to end, or its program gone): it is
-    /// no longer listed, attached to, or opened by its share links, though its last clients
-    /// may still be taking its last output.
+    /// Whether the shell is being ended (on request, by its detach timeout, or because its
+    /// owner lost access): it is no longer listed, attached to, opened by its share links or
+    /// counted against the limits, while its program takes its grace to go. (A shell whose
+    /// program exited by itself stays attachable while its last output drains, so that a
+    /// client coming back then still gets that output and the exit status.)
     pub(crate) fn ending(&self) -> bool {
-        self.end_requested.load(Ordering::Relaxed) || self.progress.borrow().ended.is_some()
+        self.end_requested.load(Ordering::Relaxed)
     }
 
     /// A receiver of the shell's progress.
@@ -959,7 +961,11 @@ impl LiveShell {
                             self.lock().released = Some(lead);
                         }
                     }
-                    () = detached => break None,
+                    () = detached => {
+                        // Ending from now on: no longer listed or attached to.
+                        self.end_requested.store(true, Ordering::Relaxed);
+                        break None;
+                    }
                 }
             }
         };
@@ -1269,10 +1275,12 @@ impl Registry {
     /// Whether `owner` may start another shell.
     pub(crate) fn check_limits(&self, owner: &str) -> Result<(), StartError> {
         let shells = self.lock();
-        if shells.len() >= self.settings.max_total {
+        // Shells being ended do not count: they are gone within their grace.
+        let counted = || shells.values().filter(|shell| !shell.ending());
+        if counted().count() >= self.settings.max_total {
             return Err(StartError::Total(self.settings.max_total));
         }
-        if shells.values().filter(|shell| shell.owner == owner).count() >= self.settings.max_per_user {
+        if counted().filter(|shell| shell.owner == owner).count() >= self.settings.max_per_user {
             return Err(StartError::PerUser(self.settings.max_per_user));
         }
         Ok(())
@@ -1573,7 +1581,7 @@ mod tests {
         state.feed();
         // Dropped unfed: the rest of that sequence, then over a megabyte more.
         let flood: Vec<u8> = b"49h~\r\n".iter().copied().chain(std::iter::repeat_n(b'x', UNFED_LIMIT)).collect();
-        state.defer(11, vec![frame(&flood), frame(b"~\r\n")]);
+        state.defer(12, vec![frame(&flood), frame(b"~\r\n")]);
         assert!(state.unfed.len() == 1, "the flood was dropped unfed");
         state.feed();
         assert!(state.screen.as_ref().unwrap().screen().alternate_screen());
