@@ -104,15 +104,11 @@ pub(crate) async fn heartbeat(state: SharedState) {
                     tracing::info!("cluster heartbeat written again");
                     failing = false;
                 }
-                for id in &ending {
-                    if let Some(shell) = state.shells.get(id) {
-                        tracing::info!(shell = %crate::shell::registry::short(id), "shell ended on another node's request");
+                for id in ending {
+                    if let Some(shell) = state.shells.get(&id) {
+                        tracing::info!(shell = %crate::shell::registry::short(&id), "shell ended on another node's request");
                         shell.end();
                     }
-                }
-                if !ending.is_empty() {
-                    // Its registry rows go at once (the next heartbeat leaves them out).
-                    state.shells.changed.notify_one();
                 }
             }
             Ok(Err(error)) if !failing => {

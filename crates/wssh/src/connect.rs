@@ -537,6 +537,11 @@ fn come_back_to(args: &ConnectArgs) -> String {
     }
 }
 
+/// Whether an input frame holds a Ctrl-C (typed, when standard input is a terminal).
+fn typed_interrupt(frame: &[u8]) -> bool {
+    frame.first() == Some(&FRAME_DATA) && frame[1..].contains(&INTERRUPT_KEY)
+}
+
 /// Where a live shell's connection stands, to come back to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Resume {
@@ -643,7 +648,7 @@ impl Held {
     /// Keeps `message` for the next connection; typed Ctrl-C stops reconnecting instead.
     fn take(&mut self, message: Message) -> Result<(), Outcome> {
         let Message::Binary(frame) = &message else { return Ok(()) };
-        if self.interactive && frame.first() == Some(&FRAME_DATA) && frame[1..].contains(&INTERRUPT_KEY) {
+        if self.interactive && typed_interrupt(frame) {
             return Err(Outcome::Interrupted(Interrupted::Signal(libc::SIGINT)));
         }
         // Past the limit everything after is dropped, not only what does not fit: the program
@@ -894,7 +899,7 @@ where
             message = queued.recv(), if input_open => match message {
                 // Watching only: nothing is sent, and a typed Ctrl-C ends the session.
                 Some(Message::Binary(frame)) if resume.observe => {
-                    if rules.interactive && frame.first() == Some(&FRAME_DATA) && frame[1..].contains(&INTERRUPT_KEY) {
+                    if rules.interactive && typed_interrupt(&frame) {
                         break Ending::Signal(libc::SIGINT);
                     }
                 }

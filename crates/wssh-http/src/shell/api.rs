@@ -169,8 +169,6 @@ fn answer(call: &Call<'_>, state: &SharedState, principal: &Principal) -> Result
         (&Method::DELETE, [id]) => {
             let shell = managed(id)?;
             shell.end();
-            // Other nodes stop listing it at once too, not at the next heartbeat.
-            state.shells.changed.notify_one();
             tracing::info!(shell = %super::registry::short(&shell.id), by = %principal.username, "shell ended on request");
             Ok(respond::empty(StatusCode::NO_CONTENT))
         }

@@ -359,12 +359,10 @@ impl Attach {
                 "shell" => shell = Some(value.into_owned()),
                 "offset" => {
                     // Digits only: `u64::from_str` would also take a leading `+`.
-                    let digits = !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit());
                     offset = Some(
-                        value
-                            .parse::<u64>()
-                            .ok()
-                            .filter(|_| digits)
+                        Some(&value)
+                            .filter(|value| value.bytes().all(|byte| byte.is_ascii_digit()))
+                            .and_then(|value| value.parse::<u64>().ok())
                             .ok_or_else(|| ApiError::bad_request("offset must be a whole number of bytes"))?,
                     );
                 }

@@ -78,9 +78,15 @@ pub(crate) struct ModeScanner {
     sequence: Vec<u8>,
     /// A full reset (`ESC c`) came: it goes first, and undoes what came before it.
     reset: bool,
-    /// Each known DEC private mode set (`true`) or reset since, its last value only, in the
-    /// order of those last changes (the mouse modes and the alternate screens act on one
-    /// another, so their order matters).
+    /// Where the modes were changed to since (or since the reset).
+    modes: Modes,
+}
+
+/// The modes output changed, and where to.
+#[derive(Debug, Default)]
+struct Modes {
+    /// Each known DEC private mode set (`true`) or reset, its last value only, in the order of
+    /// those last changes (the alternate screens act on one another, so their order matters).
     private: Vec<(u16, bool)>,
     /// The mouse mode and the mouse encoding, when output changed them.
     mouse: Option<Setting>,
@@ -127,14 +133,11 @@ impl ModeScanner {
         if self.sequence.len() == 1 {
             match byte {
                 b'[' => self.sequence.push(byte),
-                b'=' => self.keypad = Some(true),
-                b'>' => self.keypad = Some(false),
+                b'=' => self.modes.keypad = Some(true),
+                b'>' => self.modes.keypad = Some(false),
                 b'c' => {
                     self.reset = true;
-                    self.private.clear();
-                    self.mouse = None;
-                    self.encoding = None;
-                    self.keypad = None;
+                    self.modes = Modes::default();
                 }
                 _ => {}
             }
@@ -157,8 +160,7 @@ impl ModeScanner {
                     && matches!(byte, b'h' | b'l')
                     && let Some(parameters) = private_parameters(parameters)
                 {
-                    let parameters = parameters.to_vec();
-                    self.remember(&parameters, byte == b'h');
+                    self.modes.remember(parameters, byte == b'h');
                 }
                 self.sequence.clear();
             }
@@ -166,6 +168,31 @@ impl ModeScanner {
         }
     }
 
+    /// Follows output the emulator is given itself, only for the escape sequence it may end
+    /// inside (the modes it sets are the emulator's already): output dropped right after it
+    /// then continues that sequence here as it would have there. Called after [`Self::take`].
+    pub(crate) fn follow_fed(&mut self, output: &[u8]) {
+        self.scan(output);
+        self.reset = false;
+        self.modes = Modes::default();
+    }
+
+    /// The sequences that put a terminal's modes where the output scanned so far left them
+    /// (nothing when it set none), in place of that output; the scanner starts afresh,
+    /// except inside an escape sequence the output ended in, which is handed over too: the
+    /// output given to the emulator next continues it.
+    pub(crate) fn take(&mut self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        if std::mem::take(&mut self.reset) {
+            bytes.extend_from_slice(b"\x1bc");
+        }
+        std::mem::take(&mut self.modes).sequences(&mut bytes);
+        bytes.append(&mut self.sequence);
+        bytes
+    }
+}
+
+impl Modes {
     /// `ESC [ ? P1 ; P2 … h|l`: each mode's new value.
     fn remember(&mut self, parameters: &[u8], on: bool) {
         for parameter in parameters.split(|&byte| byte == b';').take(PARAMETER_LIMIT) {
@@ -183,43 +210,22 @@ impl ModeScanner {
         }
     }
 
-    /// Follows output the emulator is given itself, only for the escape sequence it may end
-    /// inside (the modes it sets are the emulator's already): output dropped right after it
-    /// then continues that sequence here as it would have there. Called after [`Self::take`].
-    pub(crate) fn follow_fed(&mut self, output: &[u8]) {
-        self.scan(output);
-        self.reset = false;
-        self.private.clear();
-        self.mouse = None;
-        self.encoding = None;
-        self.keypad = None;
-    }
-
-    /// The sequences that put a terminal's modes where the output scanned so far left them
-    /// (nothing when it set none), in place of that output; the scanner starts afresh,
-    /// except inside an escape sequence the output ended in, which is handed over too: the
-    /// output given to the emulator next continues it.
-    pub(crate) fn take(&mut self) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        if std::mem::take(&mut self.reset) {
-            bytes.extend_from_slice(b"\x1bc");
-        }
-        for (mode, on) in std::mem::take(&mut self.private) {
+    /// The sequences that bring a terminal's modes here.
+    fn sequences(self, bytes: &mut Vec<u8>) {
+        for (mode, on) in self.private {
             bytes.extend_from_slice(format!("\x1b[?{mode}{}", if on { 'h' } else { 'l' }).as_bytes());
         }
-        if let Some(mouse) = self.mouse.take() {
-            mouse.sequences(MOUSE_MODES[0], &mut bytes);
+        if let Some(mouse) = self.mouse {
+            mouse.sequences(MOUSE_MODES[0], bytes);
         }
-        if let Some(encoding) = self.encoding.take() {
-            encoding.sequences(MOUSE_ENCODINGS[0], &mut bytes);
+        if let Some(encoding) = self.encoding {
+            encoding.sequences(MOUSE_ENCODINGS[0], bytes);
         }
-        match self.keypad.take() {
+        match self.keypad {
             Some(true) => bytes.extend_from_slice(b"\x1b="),
             Some(false) => bytes.extend_from_slice(b"\x1b>"),
             None => {}
         }
-        bytes.append(&mut self.sequence);
-        bytes
     }
 }
 

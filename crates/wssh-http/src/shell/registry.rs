@@ -969,6 +969,12 @@ impl LiveShell {
                 }
             }
         };
+        if self.ending() {
+            // However it came to end (a request here or through another node, the detach
+            // timeout, the owner's access), it leaves the cluster's listings now, not at the
+            // next heartbeat.
+            registry.changed.notify_one();
+        }
         // From here on only this task reads (a reading client notices at its next look).
         self.terminal_closed.store(true, Ordering::Release);
         self.reading_client.store(NO_READER, Ordering::Release);
@@ -1215,7 +1221,7 @@ pub(crate) struct Registry {
     next_single: AtomicU64,
     /// Whether the access watchdog runs.
     watching: AtomicBool,
-    /// Wakes the cluster heartbeat: a shell started or ended.
+    /// Wakes the cluster heartbeat: a shell started, is being ended, or ended.
     pub(crate) changed: Notify,
 }
 
