@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 use super::framing::{ClientMessage, Framing};
 use super::output::{Sink, send_frame};
-use super::registry::{Attachment, LiveShell, Mode, Next, Progress, READ_CHUNK, STALL_LIMIT, ShellEnd, short};
+use super::registry::{Attachment, LiveShell, Mode, Next, Progress, READ_CHUNK, ShellEnd, short};
 use super::{Delivered, IDLE_TIMEOUT, PING_INTERVAL, PING_SEND_LIMIT, close, next_message};
 
 /// Native message types of live shells (server → client).
@@ -155,37 +155,28 @@ struct TurnHeld<'a>(&'a LiveShell, u64);
 
 impl Drop for TurnHeld<'_> {
     fn drop(&mut self) {
-        self.0.give_back_reading(self.1, None);
+        self.0.give_back_reading(self.1);
     }
 }
 
-/// Sends one frame for the client that reads the terminal, at `offset`; a send that has not
-/// completed after [`STALL_LIMIT`] gives the reading turn back (the program runs on without
-/// this client) and then goes on waiting. `false` once the client is gone.
-async fn send_watched<S>(
-    shell: &LiveShell,
-    client: u64,
-    offset: u64,
-    (sink, delivered): (&Sink<S>, &Delivered),
-    frame: Bytes,
-) -> bool
+/// Sends one frame for the client that reads the terminal; a send that cannot complete at
+/// once (the client's socket is full) gives the reading turn back first, so that the shell's
+/// task reads on while this client takes its time: a client never holds the program. `false`
+/// once the client is gone.
+async fn send_reading<S>(shell: &LiveShell, client: u64, (sink, delivered): (&Sink<S>, &Delivered), frame: Bytes) -> bool
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let sending = send_frame(sink, delivered, frame);
     tokio::pin!(sending);
-    // One look first: a send that completes at once needs no timer.
     let first =
         std::future::poll_fn(|cx| std::task::Poll::Ready(std::future::Future::poll(sending.as_mut(), cx))).await;
     match first {
         std::task::Poll::Ready(sent) => sent,
-        std::task::Poll::Pending => tokio::select! {
-            sent = &mut sending => sent,
-            () = tokio::time::sleep(STALL_LIMIT) => {
-                shell.give_back_reading(client, Some(offset));
-                sending.await
-            }
-        },
+        std::task::Poll::Pending => {
+            shell.give_back_reading(client);
+            sending.await
+        }
     }
 }
 
@@ -193,9 +184,8 @@ where
 /// [`LiveShell::take_reading`]): reads the terminal and sends what it read at once, from
 /// `offset` on (and whatever else the history holds past it). Returns the offset reached once
 /// the client no longer reads (the terminal closed, the shell is ending, another client
-/// attached, or the client stopped taking output for [`STALL_LIMIT`]: the program runs on
-/// without it); `None` when the client is gone. However it stops, even cancelled, the turn
-/// is given back.
+/// attached, or the client's socket was full: the program runs on without it); `None` when
+/// the client is gone. However it stops, even cancelled, the turn is given back.
 async fn read_and_send<S>(
     shell: &LiveShell,
     attachment: &Attachment,
@@ -216,12 +206,11 @@ where
             Next::Frames(frames, next) => {
                 for frame in frames {
                     // Boxed: an idle client's task is only as large as its wait for output.
-                    if !Box::pin(send_watched(shell, client, offset, (sink, delivered), frame)).await {
+                    if !Box::pin(send_reading(shell, client, (sink, delivered), frame)).await {
                         return None;
                     }
                 }
                 offset = next;
-                shell.sent(attachment, Mode::Control, offset);
                 continue;
             }
             Next::Gap => return Some(offset),
@@ -270,7 +259,6 @@ where
         (requested, from, screen)
     });
     let mut offset = gap.as_ref().map_or(requested, |(_, from, _)| *from);
-    shell.sent(&attachment, mode, offset);
     let hello = json_frame(SHELL_TAG, &serde_json::json!({ "shell": shell.id, "offset": offset, "mode": mode }));
     if !send(hello).await {
         return None;
@@ -298,18 +286,16 @@ where
                     }
                 }
                 offset = next;
-                shell.sent(&attachment, mode, offset);
             }
             Next::Gap => {
                 let (from, screen) = shell.restore_point();
                 gap = Some((offset, from, screen));
                 offset = from;
-                shell.sent(&attachment, mode, offset);
             }
             Next::Nothing => match seen.ended {
                 Some(end) => return Some(end),
                 None => {
-                    if mode == Mode::Control && shell.take_reading(&attachment) {
+                    if mode == Mode::Control && shell.take_reading(&attachment, offset) {
                         offset = read_and_send(&shell, &attachment, &mut progress, offset, (&sink, &delivered)).await?;
                         continue;
                     }

@@ -760,7 +760,7 @@ where
 {
     let Attached { shell, holder, mode, offset } = attached;
     let (sink, stream) = socket.split();
-    let attachment = shell.attach(holder, mode, offset);
+    let attachment = shell.attach(holder, mode);
     tracing::info!(shell = %registry::short(&shell.id), ?mode, "client attached");
     LiveClient { sink: Arc::new(Mutex::new(sink)), stream, shell, attachment, mode, offset }
 }

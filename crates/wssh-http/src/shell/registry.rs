@@ -41,9 +41,6 @@ const DRAIN_QUIET: Duration = Duration::from_millis(500);
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// How long a detached or deleted shell's programs get between SIGHUP and SIGKILL.
 const HANGUP_GRACE: Duration = Duration::from_secs(2);
-/// How long the program waits for a controlling client that has stopped taking output before
-/// it runs on without it (that client later gets a gap notice and a restore).
-pub(crate) const STALL_LIMIT: Duration = Duration::from_secs(3);
 /// `LiveShell::reading_client` when the shell's own task reads the terminal.
 const NO_READER: u64 = u64::MAX;
 
@@ -341,8 +338,6 @@ pub(crate) struct ClientInfo {
     holder: Holder,
     /// Disconnects it: its credential stopped working.
     kick: Arc<Notify>,
-    /// The offset of the next byte it has yet to be sent.
-    cursor: Arc<AtomicU64>,
 }
 
 /// What a connection gets when it attaches to a shell.
@@ -352,8 +347,6 @@ pub(crate) struct Attachment {
     pub(crate) id: u64,
     /// Notified when the client's credential stopped working.
     pub(crate) kick: Arc<Notify>,
-    /// Where the connection records how far it has sent output (see [`LiveShell::sent`]).
-    pub(crate) cursor: Arc<AtomicU64>,
 }
 
 /// What changes in a shell, under one lock.
@@ -388,9 +381,6 @@ struct State {
     window_output: usize,
     /// When output last came in a bulk read (while some is deferred).
     last_bulk: Option<std::time::Instant>,
-    /// The leading controller's offset when the program stopped waiting for it (stalled):
-    /// the program is not held at that offset again.
-    released: Option<u64>,
     /// Follows the output dropped unfed (see [`State::defer`]) for the modes it sets.
     modes: ModeScanner,
 }
@@ -442,7 +432,6 @@ impl State {
             window_end: None,
             window_output: 0,
             last_bulk: None,
-            released: None,
             modes: ModeScanner::default(),
         }
     }
@@ -609,8 +598,6 @@ pub(crate) struct LiveShell {
     terminal_closed: AtomicBool,
     /// Wakes the shell's task: clients changed, or the shell is to end.
     wake: Notify,
-    /// Wakes the shell's task: a controlling client was sent more output.
-    drained: Notify,
     end_requested: AtomicBool,
     /// Where the shell's audit events go.
     auth: Arc<Authenticator>,
@@ -636,12 +623,12 @@ impl LiveShell {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds a client that will be sent output from `offset` on.
-    pub(crate) fn attach(&self, holder: Holder, mode: Mode, offset: u64) -> Attachment {
+    /// Adds a client.
+    pub(crate) fn attach(&self, holder: Holder, mode: Mode) -> Attachment {
         let mut state = self.lock();
         let id = state.next_client;
         state.next_client += 1;
-        let attachment = Attachment { id, kick: Arc::new(Notify::new()), cursor: Arc::new(AtomicU64::new(offset)) };
+        let attachment = Attachment { id, kick: Arc::new(Notify::new()) };
         self.audit_client(&holder, AuditEvent::ShellAttached { shell: self.id.clone(), mode: mode.name().into() });
         state.clients.push(ClientInfo {
             id,
@@ -649,7 +636,6 @@ impl LiveShell {
             mode,
             holder,
             kick: attachment.kick.clone(),
-            cursor: attachment.cursor.clone(),
         });
         state.detached_since = None;
         // Under the state's lock, as `append` looks: from here on every append wakes clients.
@@ -661,36 +647,6 @@ impl LiveShell {
         }
         self.wake.notify_one();
         attachment
-    }
-
-    /// A client was sent output up to `offset`: a controlling client's progress lets a
-    /// program that waits for it go on.
-    pub(crate) fn sent(&self, attachment: &Attachment, mode: Mode, offset: u64) {
-        attachment.cursor.store(offset, Ordering::Release);
-        if mode == Mode::Control {
-            self.drained.notify_one();
-        }
-    }
-
-    /// How much output may be read now: the leading controlling client (the one furthest on)
-    /// may fall at most a quarter of the history behind, so that what it needs next is always
-    /// still held. Observers and clients further back never hold the program, and with no
-    /// controller attached it runs free. `Err` with that client's offset when nothing may be
-    /// read until it takes more.
-    fn room(&self) -> Result<usize, u64> {
-        let state = self.lock();
-        let lead = state
-            .clients
-            .iter()
-            .filter(|client| client.mode == Mode::Control)
-            .map(|client| client.cursor.load(Ordering::Acquire))
-            .max();
-        let Some(lead) = lead.filter(|lead| state.released != Some(*lead)) else { return Ok(READ_CHUNK) };
-        let behind = state.history.end().saturating_sub(lead);
-        match ((state.history.limit / 4).max(MERGE_LIMIT) as u64).saturating_sub(behind) {
-            0 => Err(lead),
-            room => Ok(READ_CHUNK.min(room as usize)),
-        }
     }
 
     /// Disconnects the clients whose credential ran out by itself: a share link revoked or
@@ -913,8 +869,6 @@ impl LiveShell {
     /// clients.
     async fn run(self: Arc<Self>, mut process: Box<PtyProcess>, detach_timeout: Duration, registry: Arc<Registry>) {
         let mut closed = false;
-        // While held: the offset waited for, and until when.
-        let mut waiting: Option<(u64, tokio::time::Instant)> = None;
         let ending = {
             let exited = process.wait();
             tokio::pin!(exited);
@@ -930,37 +884,16 @@ impl LiveShell {
                 if self.end_requested.load(Ordering::Relaxed) {
                     break None;
                 }
-                // Back-pressure: the program is not read (so it blocks writing) while the
-                // leading controller is far behind, for as long as that client keeps taking
-                // output; a client that stops taking it is waited for only STALL_LIMIT.
-                let room = self.room();
-                waiting = match (room, waiting) {
-                    (Ok(_), _) => None,
-                    (Err(lead), Some((waited, until))) if waited == lead => Some((lead, until)),
-                    (Err(lead), _) => Some((lead, tokio::time::Instant::now() + STALL_LIMIT)),
-                };
-                let room = room.unwrap_or(0);
-                let stalled = async {
-                    match waiting {
-                        Some((_, until)) => Box::pin(tokio::time::sleep_until(until)).await,
-                        None => std::future::pending().await,
-                    }
-                };
+                // The program is read at its own pace, whatever the clients do: one that falls
+                // behind what the history holds gets a gap notice and the screen.
                 tokio::select! {
                     // Boxed, and made only when reading: the wait for output is large, and a
                     // shell whose client reads the terminal itself does not wait for any.
-                    read = async { Box::pin(self.read_output(room, None)).await }, if !closed && room > 0 && !self.client_reads() => {
+                    read = async { Box::pin(self.read_output(READ_CHUNK, None)).await }, if !closed && !self.client_reads() => {
                         closed = read.is_none();
                     }
                     status = &mut exited => break Some(status),
                     () = self.wake.notified() => {}
-                    () = self.drained.notified(), if waiting.is_some() => {}
-                    () = stalled => {
-                        if let Some((lead, _)) = waiting.take() {
-                            tracing::debug!(shell = %short(&self.id), lead, "controlling client stalled; the program runs on");
-                            self.lock().released = Some(lead);
-                        }
-                    }
                     () = detached => {
                         // Ending from now on: no longer listed or attached to.
                         self.end_requested.store(true, Ordering::Relaxed);
@@ -1043,8 +976,9 @@ impl LiveShell {
     /// and waking the client's task: one task and no hand-over on the output path of a single
     /// client, as a shell without history would have (it still appends to the history). A
     /// second client's attaching takes the turn back, so that a reading client never keeps
-    /// others' tasks waiting behind it on its worker. Whether the client now reads.
-    pub(crate) fn take_reading(&self, attachment: &Attachment) -> bool {
+    /// others' tasks waiting behind it on its worker. `sent`: the offset the client has been
+    /// sent output up to. Whether the client now reads.
+    pub(crate) fn take_reading(&self, attachment: &Attachment, sent: u64) -> bool {
         if self.terminal_closed.load(Ordering::Acquire) {
             return false;
         }
@@ -1053,7 +987,7 @@ impl LiveShell {
         // must not take a turn nobody would give back.
         if state.clients.len() != 1
             || state.clients[0].id != attachment.id
-            || attachment.cursor.load(Ordering::Acquire) != state.history.end()
+            || sent != state.history.end()
             || self
                 .reading_client
                 .compare_exchange(NO_READER, attachment.id, Ordering::AcqRel, Ordering::Acquire)
@@ -1065,7 +999,7 @@ impl LiveShell {
         // The shell's task may have left its loop meanwhile (it sets `terminal_closed`, then
         // takes the turn back): then the turn is not taken.
         if self.terminal_closed.load(Ordering::Acquire) {
-            self.give_back_reading(attachment.id, None);
+            self.give_back_reading(attachment.id);
             return false;
         }
         // The shell's task stops reading at its next look.
@@ -1078,13 +1012,9 @@ impl LiveShell {
         self.reading_client.load(Ordering::Acquire) == client
     }
 
-    /// `client` stops reading the terminal; the shell's task reads again. `stalled_at`: the
-    /// client stopped taking output at this offset, and the program is not held for it there.
-    pub(crate) fn give_back_reading(&self, client: u64, stalled_at: Option<u64>) {
+    /// `client` stops reading the terminal; the shell's task reads again.
+    pub(crate) fn give_back_reading(&self, client: u64) {
         if self.reading_client.compare_exchange(client, NO_READER, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-            if let Some(offset) = stalled_at {
-                self.lock().released = Some(offset);
-            }
             self.wake.notify_one();
         }
     }
@@ -1307,14 +1237,13 @@ impl Registry {
         self.check_limits(owner.username.as_str())?;
         self.ensure_watching(auth);
         let session = spec.name.as_str();
-        let attachment = Attachment { id: 0, kick: Arc::new(Notify::new()), cursor: Arc::new(AtomicU64::new(0)) };
+        let attachment = Attachment { id: 0, kick: Arc::new(Notify::new()) };
         let first = ClientInfo {
             id: 0,
             user: owner.username.to_string(),
             mode: Mode::Control,
             holder: Holder::User(owner.clone()),
             kick: attachment.kick.clone(),
-            cursor: attachment.cursor.clone(),
         };
         let id = new_id();
         let recording = record(&id);
@@ -1334,7 +1263,6 @@ impl Registry {
             reading_client: AtomicU64::new(NO_READER),
             terminal_closed: AtomicBool::new(false),
             wake: Notify::new(),
-            drained: Notify::new(),
             end_requested: AtomicBool::new(false),
             auth: auth.clone(),
             recording: Mutex::new(recording),
@@ -1542,7 +1470,6 @@ mod tests {
             mode: Mode::Control,
             holder: Holder::Share("x".into()),
             kick: Arc::new(Notify::new()),
-            cursor: Arc::new(AtomicU64::new(0)),
         };
         State::new(64 * 1024, WindowSize { cols: 80, rows: 24 }, client)
     }
