@@ -599,17 +599,17 @@ async fn clients_joining_and_leaving_mid_flood_each_get_every_byte_in_order() {
 
 #[tokio::test]
 async fn an_observer_that_takes_nothing_holds_neither_the_program_nor_the_controller() {
-    // 23 MB of output through an 8 MiB history: far more than an observer that takes nothing
+    // 41 MB of output through a 16 MiB history: far more than an observer that takes nothing
     // can have buffered, while the controller, taking it as it comes, stays within the history.
-    let server = server_with(json!({ "shell_history_bytes": 8 * 1024 * 1024 }));
+    let server = server_with(json!({ "shell_history_bytes": 16 * 1024 * 1024 }));
     let mut owner = open(&server, "/bash", &admin_basic()).await.unwrap();
     let id = owner.id();
     let mut observer = open_small(&server, &format!("/bash?shell={id}&mode=observe"), &admin_basic()).await.unwrap();
-    owner.type_text("seq 1 3000000; echo DONE-$((40+2))\r").await;
+    owner.type_text("seq 1 5000000; echo DONE-$((40+2))\r").await;
     // The observer reads nothing meanwhile.
     owner.read_until("DONE-42").await;
     assert_eq!(owner.gaps, Vec::<Value>::new());
-    assert!(seq_part(&owner.output, "DONE-42") == seq_text(3_000_000), "the controller got every byte");
+    assert!(seq_part(&owner.output, "DONE-42") == seq_text(5_000_000), "the controller got every byte");
     // The observer fell behind the history: it is told so and goes on from there.
     observer.read_until("DONE-42").await;
     assert_eq!(observer.gaps.len(), 1, "one gap notice: {:?}", observer.gaps);
@@ -635,9 +635,11 @@ async fn a_controller_that_stops_taking_output_does_not_hold_the_program() {
     }
     // Reading again, the client finds a gap notice and the screen, then the rest.
     conn.read_until("DONE-42").await;
-    assert_eq!(conn.gaps.len(), 1, "the stalled client fell behind: {:?}", conn.gaps);
-    assert!(conn.gaps[0]["from"].as_u64().unwrap() > conn.gaps[0]["requested"].as_u64().unwrap());
-    assert_eq!(conn.restores.len(), 1);
+    assert!(!conn.gaps.is_empty(), "the stalled client fell behind");
+    for gap in &conn.gaps {
+        assert!(gap["from"].as_u64().unwrap() > gap["requested"].as_u64().unwrap(), "{gap}");
+    }
+    assert_eq!(conn.restores.len(), conn.gaps.len(), "a restore after every gap notice");
 }
 
 #[tokio::test]

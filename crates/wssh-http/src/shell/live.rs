@@ -159,10 +159,10 @@ impl Drop for TurnHeld<'_> {
     }
 }
 
-/// Sends one frame for the client that reads the terminal; a send that cannot complete at
-/// once (the client's socket is full) gives the reading turn back first, so that the shell's
-/// task reads on while this client takes its time: a client never holds the program. `false`
-/// once the client is gone.
+/// Sends one frame for the client that reads the terminal; a send that does not complete on
+/// its first poll (the client's socket is full, mostly; also a busy sink or the task's spent
+/// budget) gives the reading turn back first, so that the shell's task reads on while this
+/// client takes its time: a client never holds the program. `false` once the client is gone.
 async fn send_reading<S>(shell: &LiveShell, client: u64, (sink, delivered): (&Sink<S>, &Delivered), frame: Bytes) -> bool
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -184,8 +184,9 @@ where
 /// [`LiveShell::take_reading`]): reads the terminal and sends what it read at once, from
 /// `offset` on (and whatever else the history holds past it). Returns the offset reached once
 /// the client no longer reads (the terminal closed, the shell is ending, another client
-/// attached, or the client's socket was full: the program runs on without it); `None` when
-/// the client is gone. However it stops, even cancelled, the turn is given back.
+/// attached, a send did not complete at once: the program runs on without it, or the client
+/// fell behind the history); `None` when the client is gone. However it stops, even
+/// cancelled, the turn is given back.
 async fn read_and_send<S>(
     shell: &LiveShell,
     attachment: &Attachment,

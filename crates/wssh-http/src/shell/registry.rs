@@ -34,8 +34,11 @@ const MERGE_LIMIT: usize = 4096;
 /// A read at least this large is kept in the buffer it was read into (see
 /// [`History::push_frame`]); smaller ones are copied.
 const TAKE_FRAME: usize = 16 * 1024;
-/// Frames handed to a client per look at the history, at most.
+/// Frames handed to a client per look at the history, at most, and their bytes at most (beyond
+/// the first frame): what a client that stopped taking output keeps alive after it left the
+/// history.
 const BATCH: usize = 64;
+const BATCH_BYTES: usize = 256 * 1024;
 /// How long output may pause while it drains after the program exits, and how long at most.
 const DRAIN_QUIET: Duration = Duration::from_millis(500);
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
@@ -209,7 +212,8 @@ impl History {
         evicted
     }
 
-    /// What a client whose next byte is `offset` gets: at most [`BATCH`] frames.
+    /// What a client whose next byte is `offset` gets: at most [`BATCH`] frames, and at most
+    /// [`BATCH_BYTES`] once past the first.
     pub(crate) fn read(&self, offset: u64) -> Next {
         if offset < self.start {
             return Next::Gap;
@@ -227,6 +231,9 @@ impl History {
         let mut frames = Vec::new();
         let mut next = offset;
         for chunk in self.chunks.iter().skip(index).take(BATCH) {
+            if next - offset >= BATCH_BYTES as u64 {
+                break;
+            }
             let skip = (next - chunk_start) as usize;
             frames.push(if skip == 0 { chunk.clone() } else { data_frame(&chunk[1 + skip..]) });
             chunk_start += (chunk.len() - 1) as u64;
@@ -596,7 +603,8 @@ pub(crate) struct LiveShell {
     /// left its main loop (the program exited, or the shell is ending): no client takes the
     /// reading turn after.
     terminal_closed: AtomicBool,
-    /// Wakes the shell's task: clients changed, or the shell is to end.
+    /// Wakes the shell's task: clients changed, a client took or gave back the reading turn,
+    /// or the shell is to end.
     wake: Notify,
     end_requested: AtomicBool,
     /// Where the shell's audit events go.
@@ -1377,6 +1385,19 @@ mod tests {
             offset = next;
         }
         out
+    }
+
+    #[test]
+    fn a_look_at_the_history_takes_a_bounded_batch() {
+        let mut history = History::new(8 << 20);
+        for _ in 0..40 {
+            history.push_frame(&mut [&[DATA_TAG][..], &[b'x'; 60 * 1024][..]].concat());
+        }
+        let Next::Frames(frames, next) = history.read(100) else { panic!("output is held") };
+        let taken: usize = frames.iter().map(|frame| frame.len() - 1).sum();
+        assert_eq!(taken as u64, next - 100);
+        assert!(taken >= BATCH_BYTES && taken < BATCH_BYTES + 60 * 1024, "{taken} bytes in one look");
+        assert_eq!(collect(&history, 100).len(), 40 * 60 * 1024 - 100, "the rest comes in later looks");
     }
 
     #[test]
