@@ -611,3 +611,33 @@ fn basic(user: &str, password: &str) -> String {
         base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{user}:{password}"))
     )
 }
+
+/// RFC 6455 §5.5.1: a client that closes gets the server's close frame back, on both framings,
+/// rather than a dropped connection (which browsers and `ws` report as 1006).
+#[tokio::test]
+async fn a_client_that_closes_gets_the_close_handshake_answered() {
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    let server = server_with_sh();
+    for native in [false, true] {
+        let mut shell = token_shell(&server, native).await;
+        shell.resize(80, 24).await;
+        shell.type_text("echo ready-$((6*7))\r").await;
+        shell.read_until("ready-42").await;
+        let bye = CloseFrame { code: CloseCode::Normal, reason: "bye".into() };
+        shell.socket.send(Message::Close(Some(bye))).await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match shell.socket.next().await {
+                    Some(Ok(Message::Close(frame))) => return Ok(frame),
+                    Some(Ok(_)) => {}
+                    other => return Err(format!("{other:?}")),
+                }
+            }
+        })
+        .await
+        .expect("the close is answered within 5 s");
+        let frame = answer.unwrap_or_else(|error| panic!("no close frame came back (native: {native}): {error}"));
+        assert_eq!(frame.map(|frame| frame.code), Some(CloseCode::Normal), "native: {native}");
+    }
+}

@@ -128,6 +128,7 @@ where
             let _ = tokio::time::timeout(Duration::from_millis(500), last_words).await;
         }
         Ending::ClientGone => {
+            super::answer_close(&sink).await;
             tracing::info!(shell = %short(&shell.id), session = %shell.session, "client detached");
         }
         Ending::Rejected(reason, code) => {

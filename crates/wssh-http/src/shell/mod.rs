@@ -606,6 +606,7 @@ async fn run_shell<S>(
         }
         Ending::ClientGone => {
             output.abort();
+            answer_close(&sink).await;
             trail.detached();
             let status = process.terminate(HANGUP_GRACE).await;
             finish_recording(status.as_ref().ok());
@@ -763,6 +764,17 @@ where
     let attachment = shell.attach(holder, mode);
     tracing::info!(shell = %registry::short(&shell.id), ?mode, "client attached");
     LiveClient { sink: Arc::new(Mutex::new(sink)), stream, shell, attachment, mode, offset }
+}
+
+/// The client left: when it closed with a close frame, the reply that tungstenite queued on
+/// reading it is sent (RFC 6455 §5.5.1: a client that starts the close handshake gets the
+/// server's close back, not a dropped connection); a connection already gone has nothing to
+/// send. Only [`DRAIN_TIMEOUT`] is given.
+async fn answer_close<S>(sink: &Mutex<futures_util::stream::SplitSink<WebSocketStream<S>, Message>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, async { sink.lock().await.flush().await }).await;
 }
 
 /// The server is stopping: the client is told so with 1001 (going away) and a reason.
