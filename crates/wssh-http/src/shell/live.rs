@@ -54,7 +54,7 @@ pub(super) async fn serve<S>(
     let delivered = Arc::new(Delivered::new());
     let kick = attachment.kick.clone();
     let client = attachment.id;
-    let mut output = tokio::spawn(forward(shell.clone(), sink.clone(), delivered.clone(), attachment, mode, offset));
+    let mut output = tokio::spawn(forward(shell.clone(), sink.clone(), delivered.clone(), client, mode, offset));
     let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
     let mut last_heard = tokio::time::Instant::now();
     let ending = loop {
@@ -181,7 +181,7 @@ where
     }
 }
 
-/// While `attachment`'s client holds the shell's reading turn (see
+/// While `client` holds the shell's reading turn (see
 /// [`LiveShell::take_reading`]): reads the terminal and sends what it read at once, from
 /// `offset` on (and whatever else the history holds past it). Returns the offset reached once
 /// the client no longer reads (the terminal closed, the shell is ending, another client
@@ -190,7 +190,7 @@ where
 /// cancelled, the turn is given back.
 async fn read_and_send<S>(
     shell: &LiveShell,
-    attachment: &Attachment,
+    client: u64,
     progress: &mut tokio::sync::watch::Receiver<Progress>,
     mut offset: u64,
     (sink, delivered): (&Sink<S>, &Delivered),
@@ -198,7 +198,6 @@ async fn read_and_send<S>(
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let client = attachment.id;
     let _turn = TurnHeld(shell, client);
     loop {
         if progress.borrow_and_update().ended.is_some() || !shell.reads(client) {
@@ -244,7 +243,7 @@ async fn forward<S>(
     shell: Arc<LiveShell>,
     sink: Sink<S>,
     delivered: Arc<Delivered>,
-    attachment: Attachment,
+    client: u64,
     mode: Mode,
     requested: u64,
 ) -> Option<ShellEnd>
@@ -297,8 +296,8 @@ where
             Next::Nothing => match seen.ended {
                 Some(end) => return Some(end),
                 None => {
-                    if mode == Mode::Control && shell.take_reading(&attachment, offset) {
-                        offset = read_and_send(&shell, &attachment, &mut progress, offset, (&sink, &delivered)).await?;
+                    if mode == Mode::Control && shell.take_reading(client, offset) {
+                        offset = read_and_send(&shell, client, &mut progress, offset, (&sink, &delivered)).await?;
                         continue;
                     }
                     if progress.changed().await.is_err() {

@@ -889,7 +889,7 @@ impl LiveShell {
                         None => std::future::pending().await,
                     }
                 };
-                if self.end_requested.load(Ordering::Relaxed) {
+                if self.ending() {
                     break None;
                 }
                 // The program is read at its own pace, whatever the clients do: one that falls
@@ -984,9 +984,9 @@ impl LiveShell {
     /// and waking the client's task: one task and no hand-over on the output path of a single
     /// client, as a shell without history would have (it still appends to the history). A
     /// second client's attaching takes the turn back, so that a reading client never keeps
-    /// others' tasks waiting behind it on its worker. `sent`: the offset the client has been
+    /// others' tasks waiting behind it on its worker. `sent`: the offset `client` has been
     /// sent output up to. Whether the client now reads.
-    pub(crate) fn take_reading(&self, attachment: &Attachment, sent: u64) -> bool {
+    pub(crate) fn take_reading(&self, client: u64, sent: u64) -> bool {
         if self.terminal_closed.load(Ordering::Acquire) {
             return false;
         }
@@ -994,11 +994,11 @@ impl LiveShell {
         // The only client must be this one: a task that outlived its client's detaching
         // must not take a turn nobody would give back.
         if state.clients.len() != 1
-            || state.clients[0].id != attachment.id
+            || state.clients[0].id != client
             || sent != state.history.end()
             || self
                 .reading_client
-                .compare_exchange(NO_READER, attachment.id, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(NO_READER, client, Ordering::AcqRel, Ordering::Acquire)
                 .is_err()
         {
             return false;
@@ -1007,7 +1007,7 @@ impl LiveShell {
         // The shell's task may have left its loop meanwhile (it sets `terminal_closed`, then
         // takes the turn back): then the turn is not taken.
         if self.terminal_closed.load(Ordering::Acquire) {
-            self.give_back_reading(attachment.id);
+            self.give_back_reading(client);
             return false;
         }
         // The shell's task stops reading at its next look.
