@@ -1066,3 +1066,47 @@ async fn two_hundred_idle_detached_shells_stay_small() {
     eprintln!("server RSS {before} KiB then {after} KiB: {per_shell:.1} KiB per idle detached shell");
     assert!(per_shell <= 16.0, "{per_shell:.1} KiB per idle detached shell");
 }
+
+#[tokio::test]
+async fn a_shells_memory_stays_within_its_history_whatever_its_clients_do() {
+    // An 8 MiB history, a controller and six observers that take nothing, and ~100 MB of
+    // output: the server may hold the history, the screen's pending output and a bounded batch
+    // per client, never the flood.
+    const HISTORY: u64 = 8 * 1024 * 1024;
+    let server = server_with(json!({ "shell_history_bytes": HISTORY }));
+    let mut owner = open_small(&server, "/bash", &admin_basic()).await.unwrap();
+    let id = owner.id();
+    let mut stalled = Vec::new();
+    for _ in 0..6 {
+        stalled.push(open_small(&server, &format!("/bash?shell={id}&mode=observe&offset=0"), &admin_basic()).await.unwrap());
+    }
+    owner.type_text("echo ready-$((6*7))\r").await;
+    owner.read_until("ready-42").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = rss_kib(server.pid());
+    owner.type_text("seq 1 12000000; echo DONE-$((40+2))\r").await;
+    // Nobody reads while the program writes; the server's memory is sampled until it ends.
+    let whole = seq_text(12_000_000).len() as u64;
+    let mut peak = before;
+    let started = std::time::Instant::now();
+    while listed_output(&server, &id).await <= whole {
+        assert!(started.elapsed() < Duration::from_secs(120), "the program never reached its end");
+        peak = peak.max(rss_kib(server.pid()));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    peak = peak.max(rss_kib(server.pid()));
+    let grown = peak.saturating_sub(before);
+    eprintln!("server RSS {before} KiB, peak {peak} KiB: grew {grown} KiB for {whole} bytes of output");
+    assert!(grown * 1024 <= HISTORY + 8 * 1024 * 1024, "the server grew {grown} KiB");
+    // Every client, reading at last, is told what it missed and goes on to the end.
+    owner.read_until("DONE-42").await;
+    for observer in &mut stalled {
+        observer.read_until("DONE-42").await;
+        // Once or more: a batch that was already on its way can let it look again meanwhile.
+        assert!(!observer.gaps.is_empty(), "the observer fell behind the history");
+        assert_eq!(observer.restores.len(), observer.gaps.len(), "a restore after every gap notice");
+        for gap in &observer.gaps {
+            assert!(gap["from"].as_u64().unwrap() > gap["requested"].as_u64().unwrap(), "{gap}");
+        }
+    }
+}
