@@ -1082,7 +1082,9 @@ async fn a_shells_memory_stays_within_its_history_whatever_its_clients_do() {
     let id = owner.id();
     let mut stalled = Vec::new();
     for _ in 0..6 {
-        stalled.push(open_small(&server, &format!("/bash?shell={id}&mode=observe&offset=0"), &admin_basic()).await.unwrap());
+        stalled.push(
+            open_small(&server, &format!("/bash?shell={id}&mode=observe&offset=0"), &admin_basic()).await.unwrap(),
+        );
     }
     owner.type_text("echo ready-$((6*7))\r").await;
     owner.read_until("ready-42").await;

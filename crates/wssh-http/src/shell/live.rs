@@ -164,7 +164,12 @@ impl Drop for TurnHeld<'_> {
 /// its first poll (the client's socket is full, mostly; also a busy sink or the task's spent
 /// budget) gives the reading turn back first, so that the shell's task reads on while this
 /// client takes its time: a client never holds the program. `false` once the client is gone.
-async fn send_reading<S>(shell: &LiveShell, client: u64, (sink, delivered): (&Sink<S>, &Delivered), frame: Bytes) -> bool
+async fn send_reading<S>(
+    shell: &LiveShell,
+    client: u64,
+    (sink, delivered): (&Sink<S>, &Delivered),
+    frame: Bytes,
+) -> bool
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {

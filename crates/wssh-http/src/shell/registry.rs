@@ -638,13 +638,7 @@ impl LiveShell {
         state.next_client += 1;
         let attachment = Attachment { id, kick: Arc::new(Notify::new()) };
         self.audit_client(&holder, AuditEvent::ShellAttached { shell: self.id.clone(), mode: mode.name().into() });
-        state.clients.push(ClientInfo {
-            id,
-            user: holder.label(),
-            mode,
-            holder,
-            kick: attachment.kick.clone(),
-        });
+        state.clients.push(ClientInfo { id, user: holder.label(), mode, holder, kick: attachment.kick.clone() });
         state.detached_since = None;
         // Under the state's lock, as `append` looks: from here on every append wakes clients.
         let was_read = self.reading_client.swap(NO_READER, Ordering::AcqRel) != NO_READER;
@@ -996,10 +990,7 @@ impl LiveShell {
         if state.clients.len() != 1
             || state.clients[0].id != client
             || sent != state.history.end()
-            || self
-                .reading_client
-                .compare_exchange(NO_READER, client, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
+            || self.reading_client.compare_exchange(NO_READER, client, Ordering::AcqRel, Ordering::Acquire).is_err()
         {
             return false;
         }
