@@ -969,6 +969,56 @@ async fn a_disabled_or_deleted_user_loses_their_shells_within_a_second() {
     assert!(!alive(bob_pid));
 }
 
+#[tokio::test]
+async fn an_owner_who_loses_sessions_connect_loses_their_shells_within_a_second() {
+    let server = server_with(json!({}));
+    let client = server.client();
+    let alice_id = new_user(&server, "alice", "alice-pw-1").await;
+    let mut attached = open(&server, "/bash", &basic("alice", "alice-pw-1")).await.unwrap();
+    attached.type_text("echo shell=$$; echo ready-$((5+5))\r").await;
+    attached.read_until("ready-10").await;
+    let pid = number_after(&attached.output, "shell=");
+    // Bound to `guest` only: no `sessions:connect` any more.
+    let roles = client
+        .raw("GET", "/role/list?roleKey=guest&pageSize=100", &[("authorization", &admin_basic())], Vec::new())
+        .await;
+    assert_eq!(roles.status, 200, "{}", roles.text);
+    let guest = roles.json["data"]["list"].as_array().unwrap().iter().find(|role| role["roleKey"] == "guest").unwrap()
+        ["roleId"]
+        .clone();
+    let bind = format!("/user/{alice_id}/bind");
+    let reply = client.json("POST", &bind, &[("authorization", &admin_basic())], &json!([guest])).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(closed_within(&mut attached).await < Duration::from_millis(1500));
+    assert_eq!(attached.closed, Some(1001), "the shell ended");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while alive(pid) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!alive(pid), "the shell of an owner without sessions:connect survived");
+}
+
+#[tokio::test]
+async fn a_login_that_ends_disconnects_its_client_within_a_second() {
+    let server = server_with(json!({}));
+    let client = server.client();
+    let login = json!({ "username": "admin", "password": ADMIN_PASSWORD });
+    let reply = client.json("POST", "/auth/login", &[], &login).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let (access, refresh) = (reply.header("authorization").to_owned(), reply.header("x-refresh-token").to_owned());
+    let mut owner = ready_shell(&server).await;
+    let mut by_login = open(&server, &format!("/bash?shell={}", owner.id()), &access).await.unwrap();
+    by_login.read_until("ready-10").await;
+    let headers = [("authorization", access.as_str()), ("x-refresh-token", refresh.as_str())];
+    let reply = client.raw("POST", "/auth/logout", &headers, Vec::new()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(closed_within(&mut by_login).await < Duration::from_millis(1500));
+    assert_eq!(by_login.closed, Some(1008));
+    assert_eq!(by_login.errors, ["access ended"]);
+    owner.type_text("echo still-$((3+3))\r").await;
+    owner.read_until("still-6").await;
+}
+
 /// The administrator's new shell, once its shell answers.
 async fn ready_shell(server: &Server) -> Conn {
     let mut owner = open(server, "/bash", &admin_basic()).await.unwrap();
