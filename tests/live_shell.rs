@@ -440,6 +440,45 @@ async fn attaching_is_refused_clearly() {
     }
 }
 
+/// A new native shell that the server refuses before the upgrade: its status and body.
+async fn refused_start(server: &Server, authorization: &str) -> (u16, String) {
+    let mut request = format!("ws://{}/bash", server.addr).into_client_request().unwrap();
+    request.headers_mut().insert("sec-websocket-protocol", "wssh.v1".parse().unwrap());
+    request.headers_mut().insert("authorization", authorization.parse().unwrap());
+    match tokio_tungstenite::client_async(request, TcpStream::connect(server.addr).await.unwrap()).await {
+        Err(WsError::Http(response)) => (
+            response.status().as_u16(),
+            String::from_utf8_lossy(response.body().as_deref().unwrap_or_default()).into_owned(),
+        ),
+        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[tokio::test]
+async fn live_shells_beyond_a_limit_are_refused_naming_the_limit() {
+    let server = server_with(json!({ "shell_limit_per_user": 2, "shell_limit_total": 3 }));
+    create_user(&server.client(), "alice", "alice-pw-1").await;
+    let alice = basic("alice", "alice-pw-1");
+    // Two of alice's shells, one attached and one detached: both count.
+    let first = open(&server, "/bash", &alice).await.unwrap();
+    drop(open(&server, "/bash", &alice).await.unwrap());
+    let (status, body) = refused_start(&server, &alice).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("Live shell limit per user reached (2)"), "{body}");
+    // The administrator takes the server's last one.
+    let _admins = open(&server, "/bash", &admin_basic()).await.unwrap();
+    let (status, body) = refused_start(&server, &admin_basic()).await;
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("Live shell limit of the server reached (3)"), "{body}");
+    // A shell being ended no longer counts.
+    let path = format!("/api/shells/{}", first.id());
+    let reply = server.client().raw("DELETE", &path, &[("authorization", &admin_basic())], Vec::new()).await;
+    assert_eq!(reply.status, 204, "{}", reply.text);
+    let mut again = open(&server, "/bash", &alice).await.expect("a place again");
+    again.type_text("echo again-$((4+4))\r").await;
+    again.read_until("again-8").await;
+}
+
 #[tokio::test]
 async fn shells_are_listed_and_ended_through_the_api() {
     let server = server_with(json!({}));
