@@ -275,6 +275,21 @@ try {
   await page.click('#term-back');
   await page.locator('#shells-body button[data-shell]').first().waitFor();
   await shot('05e-live-shells');
+  // Attach from the list: the page opens that very shell (its id in the URL) and types into it.
+  const listed = await page.locator('#shells-body button[data-shell]').first().getAttribute('data-shell');
+  await page.locator(`#shells-body button[data-shell="${listed}"]`).click();
+  await page.waitForFunction(() => document.querySelector('#term-status').textContent === 'connected');
+  if (new URL(page.url()).searchParams.get('shell') !== listed) {
+    throw new Error(`attaching to ${listed} opened ${page.url()}`);
+  }
+  await type('echo listed-$((5+6))');
+  await waitForScreen(/^listed-11\s*$/m, 'listed-11');
+  // End it from the list: the list, read again from the server, no longer has it.
+  await page.click('#term-back');
+  const row = page.locator(`#shells-body tr:has(button[data-shell="${listed}"])`);
+  await row.waitFor();
+  await row.locator('button.danger').click();
+  await row.waitFor({ state: 'detached' });
   check();
 
   step('administrators manage sessions, users and tokens');
