@@ -3,9 +3,9 @@
 //! type and read back, resize and see `stty size` follow, reload and find the same live shell
 //! (same `$$`, earlier output on screen), the window title following OSC 0, a share link
 //! opened in a second browser context that sees the output but cannot type, lose the
-//! connection to a server restart and reconnect, the live shells listed (one attached to and one
-//! ended from the list), sign out and find the
-//! old access token refused. Screenshots go to `target/e2e/`; any browser console error fails the test.
+//! connection to a server restart and reconnect, the live shells listed (one attached to from
+//! the list, then ended there), sign out and find the old access token refused. Screenshots go
+//! to `target/e2e/`; any browser console error fails the test.
 //!
 //! Needs `/usr/bin/chromium` (or `WSSH_CHROMIUM`) and Node.js with npm; `.ci/run` installs
 //! them. `web/node_modules` is filled with `npm ci` when playwright-core is missing.
