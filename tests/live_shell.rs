@@ -1052,8 +1052,14 @@ async fn a_login_that_ends_disconnects_its_client_within_a_second() {
     let reply = client.raw("POST", "/auth/logout", &headers, Vec::new()).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert!(closed_within(&mut by_login).await < Duration::from_millis(1500));
-    assert_eq!(by_login.closed, Some(1008));
-    assert_eq!(by_login.errors, ["access ended"]);
+    access_ended(&by_login, &mut owner).await;
+}
+
+/// `client` was told `access ended` and closed with 1008, while the shell and its owner's
+/// connection carry on.
+async fn access_ended(client: &Conn, owner: &mut Conn) {
+    assert_eq!(client.closed, Some(1008));
+    assert_eq!(client.errors, ["access ended"]);
     owner.type_text("echo still-$((3+3))\r").await;
     owner.read_until("still-6").await;
 }
@@ -1078,11 +1084,7 @@ async fn a_revoked_token_disconnects_its_client_within_a_second() {
     let reply = client.json("DELETE", "/tokens", &[], &body).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert!(closed_within(&mut by_token).await < Duration::from_millis(1500));
-    assert_eq!(by_token.closed, Some(1008));
-    assert_eq!(by_token.errors, ["access ended"]);
-    // The shell and its owner's connection carry on.
-    owner.type_text("echo still-$((3+3))\r").await;
-    owner.read_until("still-6").await;
+    access_ended(&by_token, &mut owner).await;
 }
 
 #[tokio::test]
@@ -1110,10 +1112,7 @@ async fn a_token_that_expires_disconnects_its_client_within_a_second_of_its_expi
     let expiry = Duration::from_secs(now.as_secs() + 4);
     assert!(closed_at < expiry + Duration::from_millis(1000), "closed {:?} after the expiry", closed_at - expiry);
     assert!(closed_at + Duration::from_secs(1) >= expiry, "closed before the token expired");
-    assert_eq!(by_token.closed, Some(1008));
-    assert_eq!(by_token.errors, ["access ended"]);
-    owner.type_text("echo still-$((3+3))\r").await;
-    owner.read_until("still-6").await;
+    access_ended(&by_token, &mut owner).await;
 }
 
 fn rss_kib(pid: u32) -> u64 {
